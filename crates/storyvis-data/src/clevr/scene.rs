@@ -1,0 +1,459 @@
+//! CLEVR-SV scenes: object attributes, placement, and the paper's per-frame encodings.
+//!
+//! World frame: z up, ground plane z = 0, objects placed in [-3, 3]² as in CLEVR. A story is
+//! `FRAMES` scenes that share a camera; frame t shows objects 1..=t.
+//!
+//! Per-frame encoding (StoryGAN's CLEVR-SV): 4 object slots × 18 numbers
+//! (one-hot shape 3, colour 8, material 2, size 2, then x, y, z) + 3 camera numbers = 75,
+//! slots filled cumulatively. The 15-d label is the OR of the one-hots present.
+
+use crate::rng::Rng;
+
+/// Frames (and objects) per story.
+pub const FRAMES: usize = 4;
+/// Numbers per object slot: 3 + 8 + 2 + 2 one-hots and x, y, z.
+pub const SLOT_LEN: usize = 18;
+/// One-hot part of a slot; also the label length.
+pub const LABEL_LEN: usize = 15;
+pub const VECTOR_LEN: usize = FRAMES * SLOT_LEN + 3;
+
+pub const SHAPES: [&str; 3] = ["cube", "sphere", "cylinder"];
+pub const COLORS: [&str; 8] = ["gray", "red", "blue", "green", "brown", "purple", "cyan", "yellow"];
+pub const MATERIALS: [&str; 2] = ["rubber", "metal"];
+pub const SIZES: [&str; 2] = ["large", "small"];
+
+/// Names of the 15 label entries, in vector order.
+pub fn label_names() -> Vec<String> {
+    let groups: [(&str, &[&str]); 4] =
+        [("shape", &SHAPES), ("color", &COLORS), ("material", &MATERIALS), ("size", &SIZES)];
+    groups
+        .iter()
+        .flat_map(|(g, names)| names.iter().map(move |n| format!("{g}:{n}")))
+        .collect()
+}
+
+/// Radius of a large / small object (CLEVR's values).
+pub const RADII: [f64; 2] = [0.7, 0.35];
+
+/// Placement rules, as CLEVR uses them.
+#[derive(Clone, Copy, Debug)]
+pub struct Placement {
+    /// Objects lie in [-extent, extent]² on the ground.
+    pub extent: f64,
+    /// Minimum gap between the footprints of two objects.
+    pub min_gap: f64,
+    /// Minimum separation of any two objects along the camera's left-right and front-back
+    /// axes, so that every spatial relation used in a sentence is unambiguous.
+    pub min_axis_gap: f64,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Placement { extent: 3.0, min_gap: 0.25, min_axis_gap: 0.4 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Object {
+    pub shape: usize,
+    pub color: usize,
+    pub material: usize,
+    pub size: usize,
+    /// Centre on the ground plane.
+    pub x: f64,
+    pub y: f64,
+    /// Rotation about z, radians (matters for cubes only; not part of the encoding).
+    pub angle: f64,
+}
+
+impl Object {
+    pub fn radius(&self) -> f64 {
+        RADII[self.size]
+    }
+    /// Half the side of a cube of this size (CLEVR shrinks cubes by √2 so that their
+    /// footprint diagonal equals the radius of the other shapes).
+    pub fn cube_half_side(&self) -> f64 {
+        self.radius() / std::f64::consts::SQRT_2
+    }
+    /// Height of the object's centre above the ground: the slot's z.
+    pub fn z(&self) -> f64 {
+        if SHAPES[self.shape] == "cube" { self.cube_half_side() } else { self.radius() }
+    }
+    /// "large red metal cube".
+    pub fn noun_phrase(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            SIZES[self.size], COLORS[self.color], MATERIALS[self.material], SHAPES[self.shape]
+        )
+    }
+    fn one_hots(&self) -> [f32; LABEL_LEN] {
+        let mut v = [0f32; LABEL_LEN];
+        v[self.shape] = 1.0;
+        v[3 + self.color] = 1.0;
+        v[11 + self.material] = 1.0;
+        v[13 + self.size] = 1.0;
+        v
+    }
+}
+
+/// The camera: CLEVR's default view with a per-story jitter of its position.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Camera {
+    /// Offset added to the default camera position: the 3 camera numbers of the encoding.
+    pub jitter: [f64; 3],
+}
+
+/// Default camera position (CLEVR: behind-right of the scene, looking down ~30° at the
+/// origin).
+pub const CAMERA_BASE: [f64; 3] = [7.5, -7.0, 5.5];
+pub const CAMERA_JITTER: f64 = 0.5;
+/// Field of view, horizontal and vertical (frames are square).
+pub const FOV_DEGREES: f64 = 36.0;
+
+fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+fn normalize(a: [f64; 3]) -> [f64; 3] {
+    let n = dot(a, a).sqrt();
+    [a[0] / n, a[1] / n, a[2] / n]
+}
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+}
+
+/// The camera's orthonormal frame: where it is and which way it looks.
+#[derive(Clone, Copy, Debug)]
+pub struct ViewBasis {
+    pub eye: [f64; 3],
+    pub forward: [f64; 3],
+    pub right: [f64; 3],
+    pub up: [f64; 3],
+    /// tan(FOV / 2).
+    pub tan_half: f64,
+}
+
+impl Camera {
+    pub fn position(&self) -> [f64; 3] {
+        [
+            CAMERA_BASE[0] + self.jitter[0],
+            CAMERA_BASE[1] + self.jitter[1],
+            CAMERA_BASE[2] + self.jitter[2],
+        ]
+    }
+    pub fn basis(&self) -> ViewBasis {
+        let eye = self.position();
+        let forward = normalize(sub([0.0; 3], eye));
+        let right = normalize(cross(forward, [0.0, 0.0, 1.0]));
+        let up = cross(right, forward);
+        ViewBasis { eye, forward, right, up, tan_half: (FOV_DEGREES.to_radians() / 2.0).tan() }
+    }
+
+    /// Image-plane coordinates of a world point, in [-1, 1]² when inside the frame (x to
+    /// the right, y upwards), and its depth along the view direction.
+    pub fn project(&self, p: [f64; 3]) -> (f64, f64, f64) {
+        let b = self.basis();
+        let d = sub(p, b.eye);
+        let depth = dot(d, b.forward);
+        (dot(d, b.right) / depth / b.tan_half, dot(d, b.up) / depth / b.tan_half, depth)
+    }
+
+    /// Whether the object's bounding sphere projects entirely inside the frame.
+    pub fn sees_whole(&self, o: &Object) -> bool {
+        let (u, v, depth) = self.project([o.x, o.y, o.z()]);
+        // Bounding radius: √2·r covers the cylinder (radius r, half height r) and the cube.
+        let reach = std::f64::consts::SQRT_2 * o.radius() / depth / self.basis().tan_half;
+        depth > 0.0 && u.abs() + reach <= 1.0 && v.abs() + reach <= 1.0
+    }
+
+    /// Unit vectors on the ground plane pointing to the camera's right and away from it
+    /// ("behind"): the axes of CLEVR's spatial relations.
+    pub fn ground_axes(&self) -> ([f64; 2], [f64; 2]) {
+        let p = self.position();
+        let (fx, fy) = (-p[0], -p[1]);
+        let n = (fx * fx + fy * fy).sqrt();
+        let behind = [fx / n, fy / n];
+        let right = [behind[1], -behind[0]];
+        (right, behind)
+    }
+    /// (right, behind) coordinates of a ground point in the camera's ground frame.
+    pub fn to_view(&self, x: f64, y: f64) -> (f64, f64) {
+        let (r, b) = self.ground_axes();
+        (x * r[0] + y * r[1], x * b[0] + y * b[1])
+    }
+}
+
+/// One story's content: a camera and `FRAMES` objects, object t first visible in frame t.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Story {
+    pub camera: Camera,
+    pub objects: Vec<Object>,
+}
+
+impl Story {
+    /// Samples attributes and a placement that satisfies `rules` (rejection sampling, as CLEVR
+    /// does). Returns `None` if no placement was found in the attempt budget.
+    pub fn sample(rng: &mut Rng, rules: &Placement) -> Option<Story> {
+        let j = CAMERA_JITTER;
+        let camera = Camera { jitter: [rng.range(-j, j), rng.range(-j, j), rng.range(-j, j)] };
+        let mut objects: Vec<Object> = Vec::with_capacity(FRAMES);
+        let mut tries = 0;
+        while objects.len() < FRAMES {
+            tries += 1;
+            if tries > 1000 {
+                return None;
+            }
+            let size = rng.below(2);
+            let r = RADII[size];
+            let lim = rules.extent - r;
+            let candidate = Object {
+                shape: rng.below(3),
+                color: rng.below(8),
+                material: rng.below(2),
+                size,
+                x: rng.range(-lim, lim),
+                y: rng.range(-lim, lim),
+                angle: rng.range(0.0, std::f64::consts::TAU),
+            };
+            if camera.sees_whole(&candidate)
+                && objects.iter().all(|o| placement_ok(&camera, o, &candidate, rules))
+            {
+                objects.push(candidate);
+            }
+        }
+        Some(Story { camera, objects })
+    }
+
+    /// The 75-d vector of frame `t` (0-based): slots 0..=t filled.
+    pub fn vector(&self, t: usize) -> [f32; VECTOR_LEN] {
+        encode_frame(&self.objects[..=t], &self.camera)
+    }
+
+    /// The 15-d label of frame `t` (0-based).
+    pub fn label(&self, t: usize) -> [u8; LABEL_LEN] {
+        label_of(&self.vector(t))
+    }
+}
+
+/// Whether `b` may join a scene holding `a` under `rules`.
+pub fn placement_ok(camera: &Camera, a: &Object, b: &Object, rules: &Placement) -> bool {
+    let d = ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt();
+    if d - a.radius() - b.radius() < rules.min_gap {
+        return false;
+    }
+    let (ar, ab) = camera.to_view(a.x, a.y);
+    let (br, bb) = camera.to_view(b.x, b.y);
+    (ar - br).abs() >= rules.min_axis_gap && (ab - bb).abs() >= rules.min_axis_gap
+}
+
+/// Encodes the objects present in a frame (slot order = order of appearance).
+pub fn encode_frame(objects: &[Object], camera: &Camera) -> [f32; VECTOR_LEN] {
+    assert!(objects.len() <= FRAMES);
+    let mut v = [0f32; VECTOR_LEN];
+    for (slot, o) in objects.iter().enumerate() {
+        let base = slot * SLOT_LEN;
+        v[base..base + LABEL_LEN].copy_from_slice(&o.one_hots());
+        v[base + 15] = o.x as f32;
+        v[base + 16] = o.y as f32;
+        v[base + 17] = o.z() as f32;
+    }
+    for k in 0..3 {
+        v[FRAMES * SLOT_LEN + k] = camera.jitter[k] as f32;
+    }
+    v
+}
+
+/// The 15-d label: OR over the slots of their one-hot parts.
+pub fn label_of(vector: &[f32]) -> [u8; LABEL_LEN] {
+    let mut label = [0u8; LABEL_LEN];
+    for slot in 0..FRAMES {
+        let base = slot * SLOT_LEN;
+        for (k, l) in label.iter_mut().enumerate() {
+            if vector[base + k] > 0.5 {
+                *l = 1;
+            }
+        }
+    }
+    label
+}
+
+/// Decodes the objects in a 75-d vector: one per slot whose one-hot groups each have exactly
+/// one hot entry (argmax > 0.5). Returns (slot index, object) pairs; empty slots are skipped.
+/// Errors name the slot whose one-hots are malformed (hot entries in some groups only).
+pub fn decode_frame(vector: &[f32]) -> Result<(Vec<(usize, Object)>, Camera), String> {
+    if vector.len() != VECTOR_LEN {
+        return Err(format!("expected {VECTOR_LEN} numbers, found {}", vector.len()));
+    }
+    if let Some(bad) = vector.iter().position(|v| !v.is_finite()) {
+        return Err(format!("entry {bad} is not a finite number"));
+    }
+    let mut out = Vec::new();
+    for slot in 0..FRAMES {
+        let s = &vector[slot * SLOT_LEN..(slot + 1) * SLOT_LEN];
+        let groups = [(0, 3), (3, 8), (11, 2), (13, 2)];
+        let picks: Vec<Option<usize>> = groups
+            .iter()
+            .map(|&(start, n)| {
+                let g = &s[start..start + n];
+                let (i, m) = g.iter().enumerate().fold((0, f32::MIN), |acc, (i, &v)| {
+                    if v > acc.1 { (i, v) } else { acc }
+                });
+                (m > 0.5).then_some(i)
+            })
+            .collect();
+        match picks.iter().filter(|p| p.is_some()).count() {
+            0 => continue,
+            4 => {}
+            _ => return Err(format!("slot {slot} has one-hots in only some of its groups")),
+        }
+        let p: Vec<usize> = picks.into_iter().map(Option::unwrap).collect();
+        out.push((
+            slot,
+            Object {
+                shape: p[0],
+                color: p[1],
+                material: p[2],
+                size: p[3],
+                x: s[15] as f64,
+                y: s[16] as f64,
+                angle: 0.0,
+            },
+        ));
+    }
+    let c = &vector[FRAMES * SLOT_LEN..];
+    let camera = Camera { jitter: [c[0] as f64, c[1] as f64, c[2] as f64] };
+    Ok((out, camera))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stories(n: u64) -> Vec<Story> {
+        (0..n)
+            .map(|i| Story::sample(&mut Rng::for_item(3, i), &Placement::default()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn vector_layout_is_cumulative_with_one_hot_sums() {
+        for s in stories(50) {
+            for t in 0..FRAMES {
+                let v = s.vector(t);
+                for slot in 0..FRAMES {
+                    let sl = &v[slot * SLOT_LEN..(slot + 1) * SLOT_LEN];
+                    let filled = slot <= t;
+                    for (start, n) in [(0, 3), (3, 8), (11, 2), (13, 2)] {
+                        let sum: f32 = sl[start..start + n].iter().sum();
+                        assert_eq!(sum, if filled { 1.0 } else { 0.0 });
+                        assert!(sl[start..start + n].iter().all(|&x| x == 0.0 || x == 1.0));
+                    }
+                    if filled {
+                        let o = &s.objects[slot];
+                        assert_eq!(sl[o.shape], 1.0);
+                        assert_eq!(sl[3 + o.color], 1.0);
+                        assert_eq!(sl[11 + o.material], 1.0);
+                        assert_eq!(sl[13 + o.size], 1.0);
+                        assert_eq!((sl[15], sl[16], sl[17]), (o.x as f32, o.y as f32, o.z() as f32));
+                        // Earlier frames carry the same slot unchanged (cumulative filling).
+                        if t > 0 && slot < t {
+                            let prev = s.vector(t - 1);
+                            assert_eq!(sl, &prev[slot * SLOT_LEN..(slot + 1) * SLOT_LEN]);
+                        }
+                    } else {
+                        assert!(sl.iter().all(|&x| x == 0.0));
+                    }
+                }
+                let cam = &v[72..75];
+                assert_eq!(cam, &s.camera.jitter.map(|j| j as f32)[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn label_is_or_of_present_one_hots() {
+        for s in stories(50) {
+            for t in 0..FRAMES {
+                let label = s.label(t);
+                let mut expect = [0u8; LABEL_LEN];
+                for o in &s.objects[..=t] {
+                    expect[o.shape] = 1;
+                    expect[3 + o.color] = 1;
+                    expect[11 + o.material] = 1;
+                    expect[13 + o.size] = 1;
+                }
+                assert_eq!(label, expect);
+            }
+            // Labels only grow through a story.
+            for t in 1..FRAMES {
+                let (a, b) = (s.label(t - 1), s.label(t));
+                assert!(a.iter().zip(&b).all(|(x, y)| x <= y));
+            }
+        }
+    }
+
+    #[test]
+    fn placement_rules_hold() {
+        let rules = Placement::default();
+        for s in stories(200) {
+            for (i, a) in s.objects.iter().enumerate() {
+                let r = a.radius();
+                assert!(a.x.abs() <= rules.extent - r && a.y.abs() <= rules.extent - r);
+                for b in &s.objects[i + 1..] {
+                    let d = ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt();
+                    assert!(d - a.radius() - b.radius() >= rules.min_gap);
+                    let (ar, ab) = s.camera.to_view(a.x, a.y);
+                    let (br, bb) = s.camera.to_view(b.x, b.y);
+                    assert!((ar - br).abs() >= rules.min_axis_gap);
+                    assert!((ab - bb).abs() >= rules.min_axis_gap);
+                }
+            }
+            assert!(s.camera.jitter.iter().all(|j| j.abs() <= CAMERA_JITTER));
+            assert!(s.objects.iter().all(|o| s.camera.sees_whole(o)));
+        }
+    }
+
+    #[test]
+    fn projection_puts_the_look_at_point_in_the_centre() {
+        let cam = Camera { jitter: [0.3, -0.2, 0.1] };
+        let (u, v, d) = cam.project([0.0; 3]);
+        assert!(u.abs() < 1e-12 && v.abs() < 1e-12 && d > 0.0);
+        // A point to the camera's right projects right; a raised point projects up.
+        let (right, _) = cam.ground_axes();
+        assert!(cam.project([right[0], right[1], 0.0]).0 > 0.0);
+        assert!(cam.project([0.0, 0.0, 1.0]).1 > 0.0);
+        // Far outside the scene is outside the frame.
+        let far = Object { shape: 1, color: 0, material: 0, size: 0, x: -9.0, y: -9.0, angle: 0.0 };
+        assert!(!cam.sees_whole(&far));
+    }
+
+    #[test]
+    fn decode_inverts_encode() {
+        for s in stories(20) {
+            let (objs, cam) = decode_frame(&s.vector(FRAMES - 1)).unwrap();
+            assert_eq!(objs.len(), FRAMES);
+            for ((slot, o), want) in objs.iter().zip(&s.objects) {
+                assert_eq!(s.objects[*slot].shape, o.shape);
+                assert_eq!((o.shape, o.color, o.material, o.size), (want.shape, want.color, want.material, want.size));
+                assert!((o.x - want.x).abs() < 1e-5 && (o.y - want.y).abs() < 1e-5);
+            }
+            assert!((cam.jitter[0] - s.camera.jitter[0]).abs() < 1e-6);
+        }
+        let mut bad = [0f32; VECTOR_LEN];
+        bad[0] = 1.0; // a shape but no colour, material or size
+        assert!(decode_frame(&bad).unwrap_err().contains("slot 0"));
+        assert!(decode_frame(&[0.0; 74]).is_err());
+    }
+
+    #[test]
+    fn label_names_match_layout() {
+        let n = label_names();
+        assert_eq!(n.len(), LABEL_LEN);
+        assert_eq!(n[0], "shape:cube");
+        assert_eq!(n[3], "color:gray");
+        assert_eq!(n[11], "material:rubber");
+        assert_eq!(n[14], "size:small");
+    }
+}

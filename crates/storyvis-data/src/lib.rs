@@ -1,0 +1,10 @@
+//! Datasets for storyvis, free of libtorch: the CLEVR-SV renderer and importer, the on-disk
+//! dataset format with atomic writes, and contact sheets.
+
+pub mod atomic;
+pub mod clevr;
+pub mod dataset;
+pub mod npy;
+pub mod pickle;
+pub mod rng;
+pub mod sheet;
