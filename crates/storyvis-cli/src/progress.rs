@@ -32,7 +32,7 @@ impl Progress {
         match &self.bar {
             Some(b) => b.inc(1),
             None => {
-                let step = (self.total / 10).max(1);
+                let step = self.total.div_ceil(10).max(1);
                 if n % step == 0 || n == self.total {
                     eprintln!("{}: {n}/{}", self.what, self.total);
                 }

@@ -1,0 +1,88 @@
+//! The `storyvis` binary end to end: what a user types, what they get, and the errors.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn storyvis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_storyvis")).args(args).output().expect("storyvis runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Runs and expects failure with `want` in the message, exit code `code`, and no panic.
+fn fails(args: &[&str], code: i32, want: &str) {
+    let o = storyvis(args);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {t}");
+    assert!(t.contains(want), "{args:?}: expected {want:?} in: {t}");
+    assert!(!t.contains("panicked"), "{args:?} panicked: {t}");
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn prepare_then_show_writes_a_contact_sheet() {
+    let root = tempfile::tempdir().unwrap();
+    let ds = root.path().join("ds");
+    let o = storyvis(&["prepare", "clevr-sv", "--out", p(&ds), "--stories", "3", "--seed", "4", "--size", "32"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("rendered 3 CLEVR-SV stories"));
+    let sheet = root.path().join("sheet.png");
+    let o = storyvis(&["show", p(&ds), "--stories", "2", "--out", p(&sheet)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let img = image::open(&sheet).unwrap();
+    // Two rows of four frames, each frame scaled up to 192 px.
+    assert!(img.width() >= 4 * 192 && img.height() >= 2 * 192, "{:?}", (img.width(), img.height()));
+}
+
+#[test]
+fn import_via_the_cli() {
+    let root = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../storyvis-data/tests/fixtures/clevr-sv-original");
+    let out = root.path().join("imported");
+    let o = storyvis(&["prepare", "clevr-sv", "--import", p(&src), "--out", p(&out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("imported 3 stories"));
+    assert!(out.join("manifest.jsonl").is_file());
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_leaves_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let ds = root.path().join("ds");
+    let d = p(&ds);
+    fails(&["prepare", "clevr-sv", "--out", d, "--stories", "0"], 1, "--stories must be between 1");
+    fails(&["prepare", "clevr-sv", "--out", d, "--stories", "2", "--size", "4"], 1, "--size must be between 16 and 1024");
+    fails(&["prepare", "clevr-sv", "--out", d, "--stories", "2", "--split", "2"], 1, "--split must be a fraction");
+    fails(&["prepare", "clevr-sv", "--out", d], 2, "--stories");
+    fails(&["prepare", "clevr-sv", "--out", d, "--stories", "2", "--import", "x"], 2, "cannot be used with");
+    fails(&["prepare", "clevr-sv", "--out", d, "--stories", "many"], 2, "invalid value");
+    assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0, "a failed prepare left files");
+
+    fs::create_dir(&ds).unwrap();
+    fs::write(ds.join("notes.txt"), "mine").unwrap();
+    fails(&["prepare", "clevr-sv", "--out", d, "--stories", "1"], 1, "exists and is not empty; pass --force");
+    assert_eq!(fs::read_to_string(ds.join("notes.txt")).unwrap(), "mine");
+
+    let file = root.path().join("a-file");
+    fs::write(&file, "x").unwrap();
+    fails(&["prepare", "clevr-sv", "--out", p(&file.join("ds")), "--stories", "1"], 1, "cannot create");
+
+    fails(&["show", p(&root.path().join("missing")), "--out", "x.png"], 1, "does not exist");
+    fails(&["show", d, "--out", p(&root.path().join("s.png"))], 1, "manifest.jsonl");
+    fails(&["prepare", "clevr-sv", "--import", p(&root.path().join("nope")), "--out", p(&root.path().join("o"))], 1, "not a directory");
+    fails(&["doctor", "--device", "gpu"], 1, "use cpu, cuda or cuda:N");
+}
+
+#[test]
+fn doctor_reports_a_working_libtorch() {
+    let o = storyvis(&["doctor"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("libtorch     2.11.0") && t.contains("matmul matches"), "{t}");
+}
