@@ -256,6 +256,16 @@ pub fn load(data: &[u8]) -> Result<Value> {
     }
 }
 
+/// The memo key of a PUT / GET opcode: text, one byte, four bytes, or (MEMOIZE) the next free.
+fn memo_key(r: &mut Reader, m: &Machine, op: u8) -> Result<usize> {
+    match op {
+        b'p' | b'g' => r.line()?.parse().context("bad memo key"),
+        b'q' | b'h' => Ok(r.u8()? as usize),
+        b'r' | b'j' => r.uint(4),
+        _ => Ok(m.memo.len()),
+    }
+}
+
 fn step(r: &mut Reader, m: &mut Machine, op: u8) -> Result<()> {
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).context("string is not UTF-8");
     match op {
@@ -416,32 +426,12 @@ fn step(r: &mut Reader, m: &mut Machine, op: u8) -> Result<()> {
             let state = m.pop()?;
             m.modify_top(|obj| build(obj, state))?;
         }
-        b'p' => {
-            let k = r.line()?.parse().context("bad PUT key")?;
+        b'p' | b'q' | b'r' | 0x94 => {
+            let k = memo_key(r, m, op)?;
             m.memoize(k)?;
         }
-        b'q' => {
-            let k = r.u8()? as usize;
-            m.memoize(k)?;
-        }
-        b'r' => {
-            let k = r.uint(4)?;
-            m.memoize(k)?;
-        }
-        0x94 => {
-            let k = m.memo.len();
-            m.memoize(k)?;
-        }
-        b'g' => {
-            let k = r.line()?.parse().context("bad GET key")?;
-            m.get(k)?;
-        }
-        b'h' => {
-            let k = r.u8()? as usize;
-            m.get(k)?;
-        }
-        b'j' => {
-            let k = r.uint(4)?;
+        b'g' | b'h' | b'j' => {
+            let k = memo_key(r, m, op)?;
             m.get(k)?;
         }
         other => bail!("unsupported pickle opcode 0x{other:02x}"),
