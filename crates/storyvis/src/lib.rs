@@ -1,5 +1,13 @@
 //! storyvis: text-conditioned GANs (StoryGAN and its relatives) on libtorch through tch.
 //!
-//! The data and metrics live in libtorch-free crates; this one holds what runs on a device.
+//! The data and metrics live in libtorch-free crates; this one holds what runs on a device:
+//! the networks (`models`), their building blocks (`nn`), text encoding, losses, the optimiser,
+//! configuration, checkpoints, training and sampling.
 
+pub mod config;
 pub mod device;
+pub mod loss;
+pub mod models;
+pub mod nn;
+pub mod optim;
+pub mod text;

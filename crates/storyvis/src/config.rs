@@ -1,0 +1,278 @@
+//! Training and model configuration: TOML presets (`presets/*.toml`, compiled in), an optional
+//! user file, and `--set key=value` overrides, resolved into one validated `Config`. Unknown
+//! keys and out-of-range values are errors that say what is allowed.
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Presets shipped with storyvis: (name, TOML).
+pub const PRESETS: [(&str, &str); 3] = [
+    ("storygan-clevr", include_str!("../../../presets/storygan-clevr.toml")),
+    ("storygan-small", include_str!("../../../presets/storygan-small.toml")),
+    ("storygan-tiny", include_str!("../../../presets/storygan-tiny.toml")),
+];
+
+/// Which model of the StoryGAN paper's Table 1 (SPEC §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// The full model: story encoder, GRU + Text2Gist context encoder, D_I and D_S.
+    Storygan,
+    /// Text2Gist replaced by concatenating s_t and h0.
+    Svc,
+    /// The concatenation of SVC replaced by the filter network: Filter(s_t) * h0.
+    Svfn,
+    /// Each frame on its own from [s_t ; CA(s_t) ; noise]; no story or context encoder, no D_S.
+    Imagegan,
+}
+
+/// How o_t is formed from i_t and h_t.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Gist {
+    /// The paper: K one-dimensional filters from i_t convolved with h_t.
+    Paper,
+    /// The reference code: a 15×15 filter from h_t convolved with a 15×15 map of s_t, then
+    /// downsampled to a 4×4 feature map.
+    Reference,
+}
+
+/// How the image discriminator joins image features and the condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fuse {
+    Concat,
+    Product,
+}
+
+/// What a frame's text s_t is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextInput {
+    /// English sentences through the vocabulary and the learned sentence encoder.
+    Sentence,
+    /// The paper's 75-number attribute vectors.
+    Vector,
+}
+
+/// What to do when a loss is NaN or infinite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NonFinite {
+    Abort,
+    Skip,
+    Rollback,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The preset this config started from.
+    pub preset: String,
+
+    // Model.
+    pub variant: Variant,
+    pub gist: Gist,
+    pub text: TextInput,
+    /// Frames (and sentences) per story, T.
+    pub frames: usize,
+    pub image_size: i64,
+    /// Word embedding width of the sentence encoder.
+    pub word_dim: i64,
+    /// Sentence encoding width (s_t) in sentence mode; vector mode uses the vector length.
+    pub sentence_dim: i64,
+    pub noise_dim: i64,
+    /// Width of i_t (the GRU state).
+    pub context_dim: i64,
+    /// Width of h0 and h_t.
+    pub story_dim: i64,
+    /// Paper gist: number K and length L of the 1-d filters.
+    pub gist_filters: i64,
+    pub gist_filter_len: i64,
+    /// Generator channels at 4×4 (halved by each of the four up-blocks).
+    pub ngf: i64,
+    /// Discriminator base channels (64×64 → 4×4 with ndf, 2ndf, 4ndf, 8ndf).
+    pub ndf: i64,
+    pub fuse: Fuse,
+    /// Width of E_img(X) and E_txt(S) in the story discriminator.
+    pub story_embed_dim: i64,
+
+    // Objective.
+    /// α: weight of the image GAN loss.
+    pub image_weight: f64,
+    /// β: weight of the story GAN loss.
+    pub story_weight: f64,
+    pub kl_weight: f64,
+    /// Auxiliary multi-label classifier: weight on real images in the D loss.
+    pub aux_real_weight: f64,
+    /// ... and on generated images in the G loss.
+    pub aux_fake_weight: f64,
+    /// Sentence mode: weight of a loss that asks the sentence encoding to predict the
+    /// frame's labels (a supervised signal for the encoder besides the GAN).
+    pub text_aux_weight: f64,
+
+    // Training.
+    pub story_batch: i64,
+    pub image_batch: i64,
+    /// Generator updates per discriminator update.
+    pub g_steps: usize,
+    pub lr_g: f64,
+    pub lr_d: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// The learning rate halves every this many epochs.
+    pub lr_halve_epochs: usize,
+    pub epochs: usize,
+    /// If > 0, stop after this many iterations instead (tiny runs, tests).
+    pub max_steps: usize,
+    pub seed: u64,
+    pub checkpoint_every: usize,
+    pub sample_every: usize,
+    pub log_every: usize,
+    pub nonfinite: NonFinite,
+    pub max_rollbacks: usize,
+}
+
+fn preset_text(name: &str) -> Result<&'static str> {
+    PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .with_context(|| {
+            let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+            format!("unknown preset {name:?}; presets: {}", names.join(", "))
+        })
+}
+
+/// Parses a `--set` value as TOML (numbers, booleans, quoted strings), falling back to a bare
+/// string so that `--set variant=svc` works.
+fn parse_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    }
+}
+
+impl Config {
+    /// Preset, then the user's file, then `--set` overrides; then validation.
+    pub fn resolve(preset: &str, file: Option<&Path>, sets: &[String]) -> Result<Config> {
+        let mut table: toml::Table = preset_text(preset)?.parse().with_context(|| format!("preset {preset}"))?;
+        table.insert("preset".into(), toml::Value::String(preset.into()));
+        if let Some(f) = file {
+            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+            let user: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", f.display()))?;
+            for (k, v) in user {
+                ensure!(table.contains_key(&k), "{}: unknown config key {k:?}", f.display());
+                table.insert(k, v);
+            }
+        }
+        for s in sets {
+            let (k, v) = s.split_once('=').with_context(|| format!("--set {s:?}: expected key=value"))?;
+            let k = k.trim();
+            ensure!(table.contains_key(k), "--set {s:?}: unknown config key {k:?}");
+            table.insert(k.into(), parse_value(v.trim()));
+        }
+        Self::from_table(table)
+    }
+
+    fn from_table(table: toml::Table) -> Result<Config> {
+        let cfg: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("config: {}", e.message()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads a resolved config (as saved in runs and checkpoints).
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+        Self::from_table(table).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("config serialises")
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        fn range<T: PartialOrd + std::fmt::Display>(name: &str, v: T, lo: T, hi: T) -> Result<()> {
+            if v < lo || v > hi {
+                bail!("config: {name} = {v} is out of range ({lo} to {hi})");
+            }
+            Ok(())
+        }
+        range("frames", self.frames, 1, 16)?;
+        ensure!(self.image_size == 64, "config: image_size = {} is not supported (64)", self.image_size);
+        range("word_dim", self.word_dim, 1, 4096)?;
+        range("sentence_dim", self.sentence_dim, 1, 4096)?;
+        range("noise_dim", self.noise_dim, 1, 4096)?;
+        range("context_dim", self.context_dim, 1, 4096)?;
+        range("story_dim", self.story_dim, 1, 4096)?;
+        range("gist_filters", self.gist_filters, 1, 256)?;
+        range("gist_filter_len", self.gist_filter_len, 1, 63)?;
+        ensure!(self.gist_filter_len % 2 == 1, "config: gist_filter_len must be odd (got {})", self.gist_filter_len);
+        range("ngf", self.ngf, 16, 8192)?;
+        ensure!(self.ngf % 16 == 0, "config: ngf must be a multiple of 16 (got {})", self.ngf);
+        range("ndf", self.ndf, 1, 1024)?;
+        range("story_embed_dim", self.story_embed_dim, 1, 8192)?;
+        for (n, v) in [
+            ("image_weight", self.image_weight),
+            ("story_weight", self.story_weight),
+            ("kl_weight", self.kl_weight),
+            ("aux_real_weight", self.aux_real_weight),
+            ("aux_fake_weight", self.aux_fake_weight),
+            ("text_aux_weight", self.text_aux_weight),
+        ] {
+            range(n, v, 0.0, 100.0)?;
+        }
+        range("story_batch", self.story_batch, 2, 4096)?;
+        range("image_batch", self.image_batch, 2, 4096)?;
+        range("g_steps", self.g_steps, 1, 16)?;
+        range("lr_g", self.lr_g, 1e-7, 1.0)?;
+        range("lr_d", self.lr_d, 1e-7, 1.0)?;
+        range("beta1", self.beta1, 0.0, 0.999999)?;
+        range("beta2", self.beta2, 0.0, 0.999999)?;
+        range("lr_halve_epochs", self.lr_halve_epochs, 1, 1_000_000)?;
+        range("epochs", self.epochs, 1, 1_000_000)?;
+        range("checkpoint_every", self.checkpoint_every, 1, usize::MAX)?;
+        range("sample_every", self.sample_every, 1, usize::MAX)?;
+        range("log_every", self.log_every, 1, usize::MAX)?;
+        Ok(())
+    }
+
+    /// Whether this model has a story discriminator.
+    pub fn has_story_d(&self) -> bool {
+        self.variant != Variant::Imagegan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_resolve_and_round_trip() {
+        for (name, _) in PRESETS {
+            let c = Config::resolve(name, None, &[]).unwrap();
+            assert_eq!(c.preset, name);
+            let back: Config = toml::from_str(&c.to_toml()).unwrap();
+            assert_eq!(back, c);
+        }
+    }
+
+    #[test]
+    fn overrides_and_errors() {
+        let c = Config::resolve("storygan-tiny", None, &["variant=svc".into(), "lr_g = 0.001".into()]).unwrap();
+        assert_eq!((c.variant, c.lr_g), (Variant::Svc, 0.001));
+        let err = |sets: &[&str]| {
+            let s: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            format!("{:#}", Config::resolve("storygan-tiny", None, &s).unwrap_err())
+        };
+        assert!(err(&["colour=red"]).contains("unknown config key \"colour\""));
+        assert!(err(&["lr_g=5"]).contains("lr_g = 5 is out of range"));
+        assert!(err(&["variant=dalle"]).contains("unknown variant"));
+        assert!(err(&["ngf=100"]).contains("multiple of 16"));
+        assert!(err(&["story_batch"]).contains("expected key=value"));
+        assert!(format!("{:#}", Config::resolve("nope", None, &[]).unwrap_err()).contains("storygan-tiny"));
+    }
+}

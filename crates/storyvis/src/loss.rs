@@ -1,0 +1,91 @@
+//! The GAN objective's terms (SPEC §1 "Objective"), each a function of logits so that it can be
+//! checked on constructed values.
+
+use tch::{Kind, Reduction, Tensor};
+
+fn bce(logits: &Tensor, target: f64) -> Tensor {
+    let t = logits.full_like(target);
+    logits.binary_cross_entropy_with_logits(&t, None::<Tensor>, None::<Tensor>, Reduction::Mean)
+}
+
+/// Matching-aware discriminator loss: real pairs → 1, fake and mismatched ("wrong") pairs → 0;
+/// loss = real + ½ (fake + wrong).
+pub fn discriminator(real: &Tensor, fake: &Tensor, wrong: &Tensor) -> Tensor {
+    bce(real, 1.0) + 0.5 * (bce(fake, 0.0) + bce(wrong, 0.0))
+}
+
+/// Non-saturating generator loss: −log D(fake).
+pub fn generator(fake: &Tensor) -> Tensor {
+    bce(fake, 1.0)
+}
+
+/// KL(N(μ, σ²) ‖ N(0, I)) = −½ · mean(1 + log σ² − μ² − σ²).
+pub fn kl(mu: &Tensor, logvar: &Tensor) -> Tensor {
+    let terms: Tensor = 1.0 + logvar - mu.square() - logvar.exp();
+    terms.mean(Kind::Float) * -0.5
+}
+
+/// Multi-label classification loss (the auxiliary heads): mean binary cross-entropy.
+pub fn multi_label(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits.binary_cross_entropy_with_logits(labels, None::<Tensor>, None::<Tensor>, Reduction::Mean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn f(t: &Tensor) -> f64 {
+        t.double_value(&[])
+    }
+    fn t(v: &[f32]) -> Tensor {
+        Tensor::from_slice(v)
+    }
+    fn log_sigmoid(x: f64) -> f64 {
+        -(1.0 + (-x).exp()).ln()
+    }
+
+    #[test]
+    fn matching_aware_terms_on_constructed_logits() {
+        // All logits 0: every term is log 2.
+        let z = t(&[0.0, 0.0]);
+        assert!((f(&discriminator(&z, &z, &z)) - 2.0 * 2f64.ln()).abs() < 1e-6);
+        // A perfect discriminator (large margins) has loss near 0; a fooled one pays.
+        let (hi, lo) = (t(&[20.0, 20.0]), t(&[-20.0, -20.0]));
+        assert!(f(&discriminator(&hi, &lo, &lo)) < 1e-6);
+        assert!(f(&discriminator(&lo, &hi, &hi)) > 39.0);
+        // Closed form on mixed logits: real a, fake b, wrong c.
+        let (a, b, c) = ([1.5f32, -0.5], [0.3f32, 2.0], [-1.0f32, 0.7]);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let real = mean(&a.map(|x| -log_sigmoid(x as f64)));
+        let fake = mean(&b.map(|x| -log_sigmoid(-x as f64)));
+        let wrong = mean(&c.map(|x| -log_sigmoid(-x as f64)));
+        let want = real + 0.5 * (fake + wrong);
+        assert!((f(&discriminator(&t(&a), &t(&b), &t(&c))) - want).abs() < 1e-6);
+        let g = mean(&b.map(|x| -log_sigmoid(x as f64)));
+        assert!((f(&generator(&t(&b))) - g).abs() < 1e-6);
+    }
+
+    #[test]
+    fn kl_equals_the_closed_form() {
+        tch::manual_seed(7);
+        let mu = Tensor::randn([6, 5], (Kind::Float, Device::Cpu));
+        let logvar = Tensor::randn([6, 5], (Kind::Float, Device::Cpu));
+        let m = Vec::<f64>::try_from(mu.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+        let lv = Vec::<f64>::try_from(logvar.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+        // KL per dimension for N(μ, σ²) vs N(0, 1): ½(σ² + μ² − 1 − log σ²); averaged.
+        let want: f64 = m.iter().zip(&lv).map(|(m, l)| 0.5 * (l.exp() + m * m - 1.0 - l)).sum::<f64>() / m.len() as f64;
+        assert!((f(&kl(&mu, &logvar)) - want).abs() < 1e-5);
+        // Zero exactly at the prior.
+        let zero = Tensor::zeros([3, 4], (Kind::Float, Device::Cpu));
+        assert_eq!(f(&kl(&zero, &zero)), 0.0);
+    }
+
+    #[test]
+    fn multi_label_closed_form() {
+        let logits = t(&[2.0, -1.0]);
+        let labels = t(&[1.0, 1.0]);
+        let want = -(log_sigmoid(2.0) + log_sigmoid(-1.0)) / 2.0;
+        assert!((f(&multi_label(&logits, &labels)) - want).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,3 @@
+//! The models, one folder or file per paper.
+
+pub mod storygan;

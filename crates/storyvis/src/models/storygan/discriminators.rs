@@ -1,0 +1,111 @@
+//! StoryGAN's discriminators (SPEC §1): the image discriminator D_I on {s_t, h0, x_t} with its
+//! auxiliary multi-label classifier, and the story discriminator
+//! D_S = σ(wᵀ(E_img(X) ⊙ E_txt(S)) + b).
+
+use crate::config::Fuse;
+use crate::nn::{bn1d, bn2d, conv, leaky, linear};
+use tch::nn::{self, Module, ModuleT};
+use tch::Tensor;
+
+/// 64×64 → 4×4 strided convolutions (64→32→16→8→4), leaky ReLU 0.2, batch-norm on every
+/// layer but the first.
+#[derive(Debug)]
+struct ImageEncoder {
+    convs: Vec<nn::Conv2D>,
+    bns: Vec<nn::BatchNorm>,
+}
+
+impl ImageEncoder {
+    fn new(p: nn::Path, ndf: i64) -> ImageEncoder {
+        let widths = [3, ndf, 2 * ndf, 4 * ndf, 8 * ndf];
+        ImageEncoder {
+            convs: (0..4).map(|i| conv(&p / format!("conv{i}"), widths[i], widths[i + 1], 4, 2, 1)).collect(),
+            bns: (1..4).map(|i| bn2d(&p / format!("bn{i}"), widths[i + 1])).collect(),
+        }
+    }
+    /// [N, 3, 64, 64] → [N, 8ndf, 4, 4]
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut h = leaky(&self.convs[0].forward(x));
+        for (c, bn) in self.convs[1..].iter().zip(&self.bns) {
+            h = leaky(&bn.forward_t(&c.forward(&h), train));
+        }
+        h
+    }
+}
+
+#[derive(Debug)]
+pub struct ImageDiscriminator {
+    encoder: ImageEncoder,
+    fuse: Fuse,
+    cond: nn::Linear,
+    cond_bn: nn::BatchNorm,
+    joint: nn::Conv2D,
+    joint_bn: nn::BatchNorm,
+    out: nn::Conv2D,
+    classifier: nn::Conv2D,
+}
+
+impl ImageDiscriminator {
+    pub fn new(p: nn::Path, ndf: i64, text_dim: i64, story_dim: i64, labels: i64, fuse: Fuse) -> ImageDiscriminator {
+        let c = 8 * ndf;
+        let joint_in = match fuse {
+            Fuse::Product => c,
+            Fuse::Concat => 2 * c,
+        };
+        ImageDiscriminator {
+            encoder: ImageEncoder::new(&p / "encoder", ndf),
+            fuse,
+            cond: linear(&p / "cond", text_dim + story_dim, c, false),
+            cond_bn: bn1d(&p / "cond_bn", c),
+            joint: conv(&p / "joint", joint_in, c, 3, 1, 1),
+            joint_bn: bn2d(&p / "joint_bn", c),
+            out: nn::conv2d(&p / "out", c, 1, 4, nn::ConvConfig { stride: 4, ws_init: crate::nn::INIT, ..Default::default() }),
+            classifier: nn::conv2d(&p / "classifier", c, labels, 4, nn::ConvConfig { stride: 4, ws_init: crate::nn::INIT, ..Default::default() }),
+        }
+    }
+
+    /// Images [N, 3, 64, 64], sentence s_t [N, text_dim], story condition h [N, story_dim]
+    /// → (logit [N], label logits [N, labels]).
+    pub fn forward_t(&self, x: &Tensor, s: &Tensor, h: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let feat = self.encoder.forward_t(x, train);
+        let n = feat.size()[0];
+        let labels = self.classifier.forward(&feat).view([n, -1]);
+        // The condition [s_t ; h0], projected and tiled to 4×4.
+        let c = leaky(&self.cond_bn.forward_t(&self.cond.forward(&Tensor::cat(&[s, h], 1)), train));
+        let tiled = c.view([n, -1, 1, 1]).expand([n, c.size()[1], 4, 4], false);
+        let joint = match self.fuse {
+            Fuse::Product => leaky(&self.joint_bn.forward_t(&self.joint.forward(&feat), train)) * tiled,
+            Fuse::Concat => leaky(&self.joint_bn.forward_t(&self.joint.forward(&Tensor::cat(&[&feat, &tiled], 1)), train)),
+        };
+        (self.out.forward(&joint).view([n]), labels)
+    }
+}
+
+#[derive(Debug)]
+pub struct StoryDiscriminator {
+    encoder: ImageEncoder,
+    image_embed: nn::Linear,
+    text_embed: nn::Linear,
+    out: nn::Linear,
+}
+
+impl StoryDiscriminator {
+    pub fn new(p: nn::Path, ndf: i64, frames: i64, text_dim: i64, embed: i64) -> StoryDiscriminator {
+        StoryDiscriminator {
+            encoder: ImageEncoder::new(&p / "encoder", ndf),
+            image_embed: linear(&p / "image_embed", frames * 8 * ndf * 16, embed, true),
+            text_embed: linear(&p / "text_embed", frames * text_dim, embed, true),
+            out: linear(&p / "out", embed, 1, true),
+        }
+    }
+
+    /// Stories [B, T, 3, 64, 64] and their sentences [B, T, text_dim] → logit [B]
+    /// (D_S is its sigmoid).
+    pub fn forward_t(&self, x: &Tensor, s: &Tensor, train: bool) -> Tensor {
+        let b = x.size()[0];
+        let feats = self.encoder.forward_t(&x.flatten(0, 1), train).view([b, -1]); // E_img: frames concatenated
+        let e_img = self.image_embed.forward(&feats);
+        let e_txt = self.text_embed.forward(&s.reshape([b, -1]));
+        self.out.forward(&(e_img * e_txt)).view([b])
+    }
+}

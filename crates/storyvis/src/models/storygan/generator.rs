@@ -1,0 +1,313 @@
+//! StoryGAN's generator (SPEC §1): story encoder, context encoder (GRU + Text2Gist), image
+//! generator; and the paper's baselines as variants of the same code.
+
+use crate::config::{Config, Gist, Variant};
+use crate::loss;
+use crate::nn::{bn1d, bn2d, conv, dynamic_conv1d, dynamic_conv2d, leaky, linear, GruCell, UpBlock};
+use crate::text::SentenceEncoder;
+use tch::nn::{self, Module, ModuleT};
+use tch::{Kind, Tensor};
+
+/// Side of the reference gist's filter and sentence map.
+const REF_MAP: i64 = 15;
+
+/// What a story's text is, batched.
+pub enum TextBatch {
+    /// Word ids [B, T, L] (sentence mode).
+    Ids(Tensor),
+    /// Attribute vectors [B, T, V] (vector mode).
+    Vectors(Tensor),
+}
+
+/// Text2Gist (SPEC §1):
+///   z_t = σ(W_z i_t + U_z h_{t−1} + b_z)
+///   r_t = σ(W_r i_t + U_r h_{t−1} + b_r)
+///   h_t = (1 − z_t) ⊙ h_{t−1} + z_t ⊙ tanh(W_h i_t + U_h (r_t ⊙ h_{t−1}) + b_h)
+#[derive(Debug)]
+pub struct Text2Gist {
+    pub w_z: nn::Linear,
+    pub w_r: nn::Linear,
+    pub w_h: nn::Linear,
+    pub u_z: nn::Linear,
+    pub u_r: nn::Linear,
+    pub u_h: nn::Linear,
+}
+
+impl Text2Gist {
+    pub fn new(p: nn::Path, input: i64, state: i64) -> Text2Gist {
+        Text2Gist {
+            w_z: linear(&p / "w_z", input, state, true),
+            w_r: linear(&p / "w_r", input, state, true),
+            w_h: linear(&p / "w_h", input, state, true),
+            u_z: linear(&p / "u_z", state, state, false),
+            u_r: linear(&p / "u_r", state, state, false),
+            u_h: linear(&p / "u_h", state, state, false),
+        }
+    }
+
+    /// i [B, input], h [B, state] → h_t [B, state].
+    pub fn step(&self, i: &Tensor, h: &Tensor) -> Tensor {
+        let z = (self.w_z.forward(i) + self.u_z.forward(h)).sigmoid();
+        let r = (self.w_r.forward(i) + self.u_r.forward(h)).sigmoid();
+        let candidate = (self.w_h.forward(i) + self.u_h.forward(&(&r * h))).tanh();
+        (1.0 - &z) * h + z * candidate
+    }
+}
+
+/// Filter(x): linear, batch-norm, tanh, reshaped to K one-dimensional filters of length L.
+#[derive(Debug)]
+struct FilterNet {
+    fc: nn::Linear,
+    bn: nn::BatchNorm,
+    k: i64,
+    l: i64,
+}
+
+impl FilterNet {
+    fn new(p: nn::Path, input: i64, k: i64, l: i64) -> FilterNet {
+        FilterNet { fc: linear(&p / "fc", input, k * l, false), bn: bn1d(&p / "bn", k * l), k, l }
+    }
+    /// [B, input] → [B, K, L]
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.bn.forward_t(&self.fc.forward(x), train).tanh().view([-1, self.k, self.l])
+    }
+}
+
+/// The reference code's gist: a 15×15 filter from h_t over a 15×15 map of s_t, downsampled
+/// to a [C, 4, 4] feature map.
+#[derive(Debug)]
+struct ReferenceGist {
+    filter: nn::Linear,
+    filter_bn: nn::BatchNorm,
+    map: nn::Linear,
+    map_bn: nn::BatchNorm,
+    down1: nn::Conv2D,
+    down1_bn: nn::BatchNorm,
+    down2: nn::Conv2D,
+    down2_bn: nn::BatchNorm,
+}
+
+impl ReferenceGist {
+    fn new(p: nn::Path, text_dim: i64, story_dim: i64, channels: i64) -> ReferenceGist {
+        let n = REF_MAP * REF_MAP;
+        ReferenceGist {
+            filter: linear(&p / "filter", story_dim, n, false),
+            filter_bn: bn1d(&p / "filter_bn", n),
+            map: linear(&p / "map", text_dim, n, false),
+            map_bn: bn1d(&p / "map_bn", n),
+            down1: conv(&p / "down1", 1, channels, 3, 2, 1), // 15 → 8
+            down1_bn: bn2d(&p / "down1_bn", channels),
+            down2: conv(&p / "down2", channels, channels, 4, 2, 1), // 8 → 4
+            down2_bn: bn2d(&p / "down2_bn", channels),
+        }
+    }
+    /// s [B, text_dim], h [B, story_dim] → [B, C, 4, 4]
+    fn forward_t(&self, s: &Tensor, h: &Tensor, train: bool) -> Tensor {
+        let filt = self.filter_bn.forward_t(&self.filter.forward(h), train).view([-1, 1, REF_MAP, REF_MAP]);
+        let map = self.map_bn.forward_t(&self.map.forward(s), train).view([-1, 1, REF_MAP, REF_MAP]);
+        let x = dynamic_conv2d(&map, &filt);
+        let x = self.down1_bn.forward_t(&self.down1.forward(&x), train);
+        let x = leaky(&x);
+        leaky(&self.down2_bn.forward_t(&self.down2.forward(&x), train))
+    }
+}
+
+/// The per-frame inputs of the image generator, and what the discriminators and losses need.
+pub struct Context {
+    /// Decoder vector input per frame [B, T, F].
+    pub vec: Tensor,
+    /// Reference gist feature maps [B, T, C, 4, 4].
+    pub map: Option<Tensor>,
+    /// The story condition the image discriminator sees per frame (h0, or CA(s_t) for
+    /// ImageGAN) [B, T, story_dim].
+    pub cond: Tensor,
+    /// The KL term of the conditioning augmentation.
+    pub kl: Tensor,
+}
+
+#[derive(Debug)]
+pub struct Generator {
+    variant: Variant,
+    noise_dim: i64,
+    context_dim: i64,
+    story_dim: i64,
+    pub text_dim: i64,
+    sentence: Option<SentenceEncoder>,
+    /// Sentence mode: predicts a frame's labels from its sentence encoding.
+    pub text_labels: Option<nn::Linear>,
+    /// Story encoder: [s_1 … s_T] → (μ, log σ²); ImageGAN: s_t → (μ_t, log σ_t²).
+    encoder: nn::Linear,
+    gru: Option<GruCell>,
+    text2gist: Option<Text2Gist>,
+    filter: Option<FilterNet>,
+    reference: Option<ReferenceGist>,
+    fc: nn::Linear,
+    fc_bn: nn::BatchNorm,
+    fc_channels: i64,
+    ups: Vec<UpBlock>,
+    to_rgb: nn::Conv2D,
+}
+
+impl Generator {
+    /// `vocab`: vocabulary size (sentence mode); `vector_len`: attribute vector length
+    /// (vector mode); `labels`: label count for the text head.
+    pub fn new(p: nn::Path, cfg: &Config, vocab: i64, vector_len: i64, labels: i64) -> Generator {
+        use crate::config::TextInput;
+        let (sentence, text_dim) = match cfg.text {
+            TextInput::Sentence => (Some(SentenceEncoder::new(&p / "sentence", vocab, cfg.word_dim, cfg.sentence_dim)), cfg.sentence_dim),
+            TextInput::Vector => (None, vector_len),
+        };
+        let text_labels = (cfg.text == TextInput::Sentence && cfg.text_aux_weight > 0.0).then(|| linear(&p / "text_labels", text_dim, labels, true));
+        let (t, nz, ci, cs) = (cfg.frames as i64, cfg.noise_dim, cfg.context_dim, cfg.story_dim);
+        let (k, l) = (cfg.gist_filters, cfg.gist_filter_len);
+        let v = cfg.variant;
+        let encoder = match v {
+            Variant::Imagegan => linear(&p / "encoder", text_dim, 2 * cs, true),
+            _ => linear(&p / "encoder", t * text_dim, 2 * cs, true),
+        };
+        let gru = (v != Variant::Imagegan).then(|| GruCell::new(&p / "gru", text_dim + nz, ci));
+        let text2gist = (v == Variant::Storygan).then(|| Text2Gist::new(&p / "text2gist", ci, cs));
+        let reference_gist = v == Variant::Storygan && cfg.gist == Gist::Reference;
+        let map_channels = if reference_gist { cfg.ngf / 2 } else { 0 };
+        let filter = match v {
+            Variant::Storygan if !reference_gist => Some(FilterNet::new(&p / "filter", ci, k, l)),
+            Variant::Svfn => Some(FilterNet::new(&p / "filter", text_dim, k, l)),
+            _ => None,
+        };
+        let reference = reference_gist.then(|| ReferenceGist::new(&p / "reference_gist", text_dim, cs, map_channels));
+        let fc_in = match v {
+            Variant::Storygan if reference_gist => ci + cs,
+            Variant::Storygan | Variant::Svfn => k * cs + ci + cs,
+            Variant::Svc => ci + text_dim + cs,
+            Variant::Imagegan => text_dim + cs + nz,
+        };
+        let fc_channels = cfg.ngf - map_channels;
+        let ngf = cfg.ngf;
+        let ups = (0..4).map(|i| UpBlock::new(&p / format!("up{i}"), ngf >> i, ngf >> (i + 1))).collect();
+        Generator {
+            variant: v,
+            noise_dim: nz,
+            context_dim: ci,
+            story_dim: cs,
+            text_dim,
+            sentence,
+            text_labels,
+            encoder,
+            gru,
+            text2gist,
+            filter,
+            reference,
+            fc: linear(&p / "fc", fc_in, fc_channels * 16, false),
+            fc_bn: bn1d(&p / "fc_bn", fc_channels * 16),
+            fc_channels,
+            ups,
+            to_rgb: conv(&p / "to_rgb", ngf / 16, 3, 3, 1, 1),
+        }
+    }
+
+    /// The story's text as s_t vectors [B, T, text_dim].
+    pub fn encode_text(&self, text: &TextBatch) -> Tensor {
+        match (text, &self.sentence) {
+            (TextBatch::Ids(ids), Some(enc)) => {
+                let s = ids.size();
+                enc.forward(&ids.view([s[0] * s[1], s[2]])).view([s[0], s[1], -1])
+            }
+            (TextBatch::Vectors(v), None) => v.shallow_clone(),
+            _ => panic!("text input does not match the model's text mode"),
+        }
+    }
+
+    /// Conditioning augmentation: (μ, log σ²) from x, a sample μ + σ ⊙ ε, and KL.
+    fn augment(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let stats = self.encoder.forward(x).chunk(2, -1);
+        let (mu, logvar) = (&stats[0], &stats[1]);
+        let sample = mu + (logvar * 0.5).exp() * mu.randn_like();
+        (sample, loss::kl(mu, logvar))
+    }
+
+    /// The context encoder over a story's sentence vectors s [B, T, text_dim].
+    pub fn context(&self, s: &Tensor, train: bool) -> Context {
+        let (b, t) = (s.size()[0], s.size()[1]);
+        let opts = (Kind::Float, s.device());
+        if self.variant == Variant::Imagegan {
+            let (c, kl) = self.augment(s); // [B, T, story_dim]
+            let z = Tensor::randn([b, t, self.noise_dim], opts);
+            let vec = Tensor::cat(&[s.shallow_clone(), c.shallow_clone(), z], -1);
+            return Context { vec, map: None, cond: c, kl };
+        }
+        let (h0, kl) = self.augment(&s.reshape([b, -1]));
+        let gru = self.gru.as_ref().expect("gru");
+        let mut g = Tensor::randn([b, self.context_dim], opts); // g_0 ~ N(0, I)
+        let mut h = h0.shallow_clone();
+        let (mut vecs, mut maps) = (Vec::new(), Vec::new());
+        for step in 0..t {
+            let s_t = s.select(1, step);
+            let eps = Tensor::randn([b, self.noise_dim], opts); // fresh ε_t every step
+            g = gru.step(&Tensor::cat(&[&s_t, &eps], 1), &g);
+            let i_t = &g;
+            let v = match self.variant {
+                Variant::Storygan => {
+                    h = self.text2gist.as_ref().expect("text2gist").step(i_t, &h);
+                    match (&self.filter, &self.reference) {
+                        (Some(f), _) => {
+                            let o_t = dynamic_conv1d(&h, &f.forward_t(i_t, train)).view([b, -1]); // Filter(i_t) * h_t
+                            Tensor::cat(&[&o_t, i_t, &h0], 1)
+                        }
+                        (None, Some(r)) => {
+                            maps.push(r.forward_t(&s_t, &h, train));
+                            Tensor::cat(&[i_t, &h0], 1)
+                        }
+                        _ => unreachable!("a StoryGAN has one gist"),
+                    }
+                }
+                Variant::Svc => Tensor::cat(&[i_t, &s_t, &h0], 1),
+                Variant::Svfn => {
+                    let f = self.filter.as_ref().expect("filter");
+                    let o_t = dynamic_conv1d(&h0, &f.forward_t(&s_t, train)).view([b, -1]); // Filter(s_t) * h0
+                    Tensor::cat(&[&o_t, i_t, &h0], 1)
+                }
+                Variant::Imagegan => unreachable!(),
+            };
+            vecs.push(v);
+        }
+        let cond = h0.unsqueeze(1).expand([b, t, self.story_dim], false);
+        let map = (!maps.is_empty()).then(|| Tensor::stack(&maps, 1));
+        Context { vec: Tensor::stack(&vecs, 1), map, cond, kl }
+    }
+
+    /// The image generator: vec [N, F] (+ map [N, C, 4, 4]) → images [N, 3, 64, 64] in [−1, 1].
+    pub fn decode(&self, vec: &Tensor, map: Option<&Tensor>, train: bool) -> Tensor {
+        let x = self.fc_bn.forward_t(&self.fc.forward(vec), train).relu().view([-1, self.fc_channels, 4, 4]);
+        let mut x = match map {
+            Some(m) => Tensor::cat(&[&x, m], 1),
+            None => x,
+        };
+        for up in &self.ups {
+            x = up.forward_t(&x, train);
+        }
+        self.to_rgb.forward(&x).tanh()
+    }
+
+    /// All T frames of each story: [B, T, 3, 64, 64].
+    pub fn decode_story(&self, ctx: &Context, train: bool) -> Tensor {
+        let (b, t) = (ctx.vec.size()[0], ctx.vec.size()[1]);
+        let map = ctx.map.as_ref().map(|m| m.flatten(0, 1));
+        self.decode(&ctx.vec.flatten(0, 1), map.as_ref(), train).view([b, t, 3, 64, 64])
+    }
+
+    /// One chosen frame per story: frames [B] (i64) → [B, 3, 64, 64].
+    pub fn decode_frames(&self, ctx: &Context, frames: &Tensor, train: bool) -> Tensor {
+        let pick = |x: &Tensor| {
+            let b = x.size()[0];
+            let rows = Tensor::arange(b, (Kind::Int64, x.device()));
+            x.index(&[Some(rows), Some(frames.shallow_clone())])
+        };
+        let map = ctx.map.as_ref().map(pick);
+        self.decode(&pick(&ctx.vec), map.as_ref(), train)
+    }
+
+    #[cfg(test)]
+    pub fn text2gist(&self) -> &Text2Gist {
+        self.text2gist.as_ref().expect("StoryGAN variant")
+    }
+}

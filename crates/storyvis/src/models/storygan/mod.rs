@@ -1,0 +1,165 @@
+//! StoryGAN: A Sequential Conditional GAN for Story Visualization (Li et al., CVPR 2019).
+//!
+//! `generator.rs` holds the story encoder, the context encoder (GRU + Text2Gist) and the image
+//! generator; `discriminators.rs` the image and story discriminators. Each network has its own
+//! variable store so that each has its own optimiser and checkpoint file.
+
+pub mod discriminators;
+pub mod generator;
+
+use crate::config::Config;
+use discriminators::{ImageDiscriminator, StoryDiscriminator};
+use generator::Generator;
+use tch::nn::VarStore;
+use tch::Device;
+
+/// Sizes the networks take from the data rather than the config.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DataShape {
+    /// Vocabulary size (sentence mode).
+    pub vocab: i64,
+    /// Attribute vector length (vector mode).
+    pub vector_len: i64,
+    pub labels: i64,
+}
+
+pub struct StoryGan {
+    pub g_vs: VarStore,
+    pub g: Generator,
+    pub di_vs: VarStore,
+    pub di: ImageDiscriminator,
+    pub ds_vs: Option<VarStore>,
+    pub ds: Option<StoryDiscriminator>,
+}
+
+impl StoryGan {
+    pub fn new(cfg: &Config, shape: DataShape, device: Device) -> StoryGan {
+        let g_vs = VarStore::new(device);
+        let g = Generator::new(g_vs.root(), cfg, shape.vocab, shape.vector_len, shape.labels);
+        let di_vs = VarStore::new(device);
+        let di = ImageDiscriminator::new(di_vs.root(), cfg.ndf, g.text_dim, cfg.story_dim, shape.labels, cfg.fuse);
+        let (ds_vs, ds) = if cfg.has_story_d() {
+            let vs = VarStore::new(device);
+            let d = StoryDiscriminator::new(vs.root(), cfg.ndf, cfg.frames as i64, g.text_dim, cfg.story_embed_dim);
+            (Some(vs), Some(d))
+        } else {
+            (None, None)
+        };
+        StoryGan { g_vs, g, di_vs, di, ds_vs, ds }
+    }
+
+    /// (name, store) for every network, in checkpoint order.
+    pub fn stores(&self) -> Vec<(&'static str, &VarStore)> {
+        let mut v = vec![("generator", &self.g_vs), ("image_d", &self.di_vs)];
+        if let Some(s) = &self.ds_vs {
+            v.push(("story_d", s));
+        }
+        v
+    }
+
+    pub fn stores_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
+        let mut v = vec![("generator", &mut self.g_vs), ("image_d", &mut self.di_vs)];
+        if let Some(s) = &mut self.ds_vs {
+            v.push(("story_d", s));
+        }
+        v
+    }
+}
+
+/// Parameter count of a store.
+pub fn parameters(vs: &VarStore) -> i64 {
+    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Variant};
+    use generator::TextBatch;
+    use tch::{Kind, Tensor};
+
+    fn tiny(sets: &[&str]) -> Config {
+        let s: Vec<String> = sets.iter().map(|x| x.to_string()).collect();
+        Config::resolve("storygan-tiny", None, &s).unwrap()
+    }
+    const SHAPE: DataShape = DataShape { vocab: 20, vector_len: 75, labels: 15 };
+
+    #[test]
+    fn every_variant_produces_stories_and_scores_them() {
+        for sets in [
+            vec![],
+            vec!["gist=reference"],
+            vec!["variant=svc"],
+            vec!["variant=svfn"],
+            vec!["variant=imagegan"],
+            vec!["text=vector", "fuse=concat"],
+        ] {
+            tch::manual_seed(0);
+            let cfg = tiny(&sets);
+            let m = StoryGan::new(&cfg, SHAPE, Device::Cpu);
+            let (b, t) = (3, 4);
+            let text = match cfg.text {
+                crate::config::TextInput::Sentence => TextBatch::Ids(Tensor::randint_low(2, 20, [b, t, 6], (Kind::Int64, Device::Cpu))),
+                crate::config::TextInput::Vector => TextBatch::Vectors(Tensor::rand([b, t, 75], (Kind::Float, Device::Cpu))),
+            };
+            let s = m.g.encode_text(&text);
+            let ctx = m.g.context(&s, true);
+            let story = m.g.decode_story(&ctx, true);
+            assert_eq!(story.size(), [b, t, 3, 64, 64], "{sets:?}");
+            assert!(story.abs().max().double_value(&[]) <= 1.0);
+            let frames = Tensor::from_slice(&[0i64, 3, 1]);
+            let one = m.g.decode_frames(&ctx, &frames, true);
+            assert_eq!(one.size(), [b, 3, 64, 64]);
+            let (logit, labels) = m.di.forward_t(&one, &s.select(1, 0), &ctx.cond.select(1, 0), true);
+            assert_eq!((logit.size(), labels.size()), (vec![b], vec![b, 15]));
+            assert_eq!(m.ds.is_some(), cfg.variant != Variant::Imagegan);
+            if let Some(ds) = &m.ds {
+                assert_eq!(ds.forward_t(&story, &s, true).size(), [b]);
+            }
+            assert!(ctx.kl.double_value(&[]) >= 0.0);
+        }
+    }
+
+    #[test]
+    fn text2gist_step_equals_a_hand_computation() {
+        tch::manual_seed(5);
+        let cfg = tiny(&[]);
+        let m = StoryGan::new(&cfg, SHAPE, Device::Cpu);
+        let cell = m.g.text2gist();
+        let (ci, cs) = (cfg.context_dim as usize, cfg.story_dim as usize);
+        let i = Tensor::randn([1, ci as i64], (Kind::Float, Device::Cpu));
+        let h = Tensor::randn([1, cs as i64], (Kind::Float, Device::Cpu));
+        let got = Vec::<f64>::try_from(cell.step(&i, &h).to_kind(Kind::Double).flatten(0, -1)).unwrap();
+        let v = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+        let (iv, hv) = (v(&i), v(&h));
+        // y = W x (+ b), W stored [out, in].
+        let apply = |l: &tch::nn::Linear, x: &[f64]| -> Vec<f64> {
+            let w = v(&l.ws);
+            let b = l.bs.as_ref().map(v).unwrap_or_else(|| vec![0.0; cs]);
+            (0..cs).map(|o| b[o] + (0..x.len()).map(|j| w[o * x.len() + j] * x[j]).sum::<f64>()).collect()
+        };
+        let sig = |a: f64| 1.0 / (1.0 + (-a).exp());
+        let (wz, uz) = (apply(&cell.w_z, &iv), apply(&cell.u_z, &hv));
+        let (wr, ur) = (apply(&cell.w_r, &iv), apply(&cell.u_r, &hv));
+        let z: Vec<f64> = (0..cs).map(|k| sig(wz[k] + uz[k])).collect();
+        let r: Vec<f64> = (0..cs).map(|k| sig(wr[k] + ur[k])).collect();
+        let rh: Vec<f64> = (0..cs).map(|k| r[k] * hv[k]).collect();
+        let (wh, uh) = (apply(&cell.w_h, &iv), apply(&cell.u_h, &rh));
+        for k in 0..cs {
+            let want = (1.0 - z[k]) * hv[k] + z[k] * (wh[k] + uh[k]).tanh();
+            assert!((got[k] - want).abs() < 1e-5, "unit {k}: {} vs {want}", got[k]);
+        }
+    }
+
+    #[test]
+    fn reference_widths_match_the_reference_code() {
+        // The reference CLEVR generator starts from 1536 channels at 4×4 (GF_DIM 192 × 8).
+        let cfg = Config::resolve("storygan-clevr", None, &[]).unwrap();
+        let m = StoryGan::new(&cfg, SHAPE, Device::Cpu);
+        let g = parameters(&m.g_vs);
+        let di = parameters(&m.di_vs);
+        // Same order of magnitude as the reference (G 35.0 M, D_I 12.2 M parameters).
+        assert!((20_000_000..60_000_000).contains(&g), "G has {g}");
+        assert!((5_000_000..25_000_000).contains(&di), "D_I has {di}");
+    }
+}

@@ -1,0 +1,188 @@
+//! Building blocks shared by the models: DCGAN-style initialisation, a GRU cell, up-blocks,
+//! and the per-sample ("dynamic") convolutions at the heart of StoryGAN's Text2Gist.
+
+use tch::nn::{self, Module, ModuleT};
+use tch::Tensor;
+
+/// N(0, 0.02), the DCGAN / StoryGAN weight initialisation.
+pub const INIT: nn::Init = nn::Init::Randn { mean: 0.0, stdev: 0.02 };
+
+pub fn linear(p: nn::Path, i: i64, o: i64, bias: bool) -> nn::Linear {
+    let bs_init = bias.then_some(nn::Init::Const(0.0));
+    nn::linear(p, i, o, nn::LinearConfig { ws_init: INIT, bs_init, bias })
+}
+
+pub fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
+    nn::conv2d(p, i, o, k, nn::ConvConfig { stride, padding, bias: false, ws_init: INIT, ..Default::default() })
+}
+
+/// Batch-norm with γ ~ N(1, 0.02), β = 0 (StoryGAN's init).
+fn bn_config() -> nn::BatchNormConfig {
+    nn::BatchNormConfig { ws_init: nn::Init::Randn { mean: 1.0, stdev: 0.02 }, bs_init: nn::Init::Const(0.0), ..Default::default() }
+}
+pub fn bn2d(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(p, c, bn_config())
+}
+pub fn bn1d(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm1d(p, c, bn_config())
+}
+
+/// Leaky ReLU with slope 0.2 (the discriminators').
+pub fn leaky(x: &Tensor) -> Tensor {
+    x.maximum(&(x * 0.2))
+}
+
+/// A GRU cell (Cho et al. 2014):
+///   r = σ(W_r x + U_r h), z = σ(W_z x + U_z h), n = tanh(W_n x + r ⊙ (U_n h)),
+///   h' = (1 − z) ⊙ n + z ⊙ h.
+#[derive(Debug)]
+pub struct GruCell {
+    input: nn::Linear,  // x → [r, z, n] pre-activations
+    hidden: nn::Linear, // h → [r, z, n]
+    pub hidden_dim: i64,
+}
+
+impl GruCell {
+    pub fn new(p: nn::Path, input_dim: i64, hidden_dim: i64) -> GruCell {
+        GruCell {
+            input: linear(&p / "input", input_dim, 3 * hidden_dim, true),
+            hidden: linear(&p / "hidden", hidden_dim, 3 * hidden_dim, true),
+            hidden_dim,
+        }
+    }
+
+    /// x: [B, input_dim], h: [B, hidden_dim] → [B, hidden_dim].
+    pub fn step(&self, x: &Tensor, h: &Tensor) -> Tensor {
+        let gi = self.input.forward(x).chunk(3, 1);
+        let gh = self.hidden.forward(h).chunk(3, 1);
+        let r = (&gi[0] + &gh[0]).sigmoid();
+        let z = (&gi[1] + &gh[1]).sigmoid();
+        let n = (&gi[2] + &r * &gh[2]).tanh();
+        (1.0 - &z) * n + z * h
+    }
+}
+
+/// Nearest ×2, 3×3 conv, batch-norm, ReLU: one generator up-block.
+#[derive(Debug)]
+pub struct UpBlock {
+    conv: nn::Conv2D,
+    bn: nn::BatchNorm,
+}
+
+impl UpBlock {
+    pub fn new(p: nn::Path, i: i64, o: i64) -> UpBlock {
+        UpBlock { conv: conv(&p / "conv", i, o, 3, 1, 1), bn: bn2d(&p / "bn", o) }
+    }
+    /// [N, i, H, W] → [N, o, 2H, 2W]
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let (h, w) = (x.size()[2], x.size()[3]);
+        let up = x.upsample_nearest2d([2 * h, 2 * w], None, None);
+        self.bn.forward_t(&self.conv.forward(&up), train).relu()
+    }
+}
+
+/// Each sample's own bank of 1-d filters applied to its own signal ("same" padding):
+/// signal [B, D], filters [B, K, L] (L odd) → [B, K, D], where
+/// out[b, k, d] = Σ_j filters[b, k, j] · signal[b, d + j − L/2] (cross-correlation, as
+/// convolution layers compute it). Done as one grouped convolution: the batch becomes the
+/// channel axis and each group sees one sample.
+pub fn dynamic_conv1d(signal: &Tensor, filters: &Tensor) -> Tensor {
+    let (b, d) = (signal.size()[0], signal.size()[1]);
+    let (k, l) = (filters.size()[1], filters.size()[2]);
+    let x = signal.view([1, b, d]);
+    let w = filters.reshape([b * k, 1, l]);
+    x.conv1d(&w, None::<Tensor>, [1], [l / 2], [1], b).view([b, k, d])
+}
+
+/// The 2-d counterpart: maps [B, 1, H, W], filters [B, 1, kh, kw] (odd) → [B, 1, H, W].
+pub fn dynamic_conv2d(maps: &Tensor, filters: &Tensor) -> Tensor {
+    let s = maps.size();
+    let f = filters.size();
+    let x = maps.view([1, s[0], s[2], s[3]]);
+    let w = filters.view([s[0], 1, f[2], f[3]]);
+    x.conv2d(&w, None::<Tensor>, [1, 1], [f[2] / 2, f[3] / 2], [1, 1], s[0]).view([s[0], 1, s[2], s[3]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn to_vec(t: &Tensor) -> Vec<f64> {
+        Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap()
+    }
+
+    #[test]
+    fn dynamic_conv1d_equals_a_naive_loop() {
+        tch::manual_seed(1);
+        let (b, k, l, d) = (5, 3, 5, 11);
+        let signal = Tensor::randn([b, d], (Kind::Float, Device::Cpu));
+        let filters = Tensor::randn([b, k, l], (Kind::Float, Device::Cpu));
+        let got = to_vec(&dynamic_conv1d(&signal, &filters));
+        let (s, f) = (to_vec(&signal), to_vec(&filters));
+        let (b, k, l, d) = (b as usize, k as usize, l as usize, d as usize);
+        for bi in 0..b {
+            for ki in 0..k {
+                for di in 0..d {
+                    let mut want = 0.0;
+                    for j in 0..l {
+                        let pos = di as i64 + j as i64 - (l / 2) as i64;
+                        if (0..d as i64).contains(&pos) {
+                            want += f[(bi * k + ki) * l + j] * s[bi * d + pos as usize];
+                        }
+                    }
+                    let g = got[(bi * k + ki) * d + di];
+                    assert!((g - want).abs() < 1e-5, "b{bi} k{ki} d{di}: {g} vs {want}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dynamic_conv2d_equals_a_naive_loop() {
+        tch::manual_seed(2);
+        let (b, h, w, kh) = (3usize, 7usize, 6usize, 3usize);
+        let maps = Tensor::randn([b as i64, 1, h as i64, w as i64], (Kind::Float, Device::Cpu));
+        let filt = Tensor::randn([b as i64, 1, kh as i64, kh as i64], (Kind::Float, Device::Cpu));
+        let got = to_vec(&dynamic_conv2d(&maps, &filt));
+        let (m, f) = (to_vec(&maps), to_vec(&filt));
+        for bi in 0..b {
+            for y in 0..h {
+                for x in 0..w {
+                    let mut want = 0.0;
+                    for dy in 0..kh {
+                        for dx in 0..kh {
+                            let (yy, xx) = (y as i64 + dy as i64 - 1, x as i64 + dx as i64 - 1);
+                            if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w {
+                                want += f[(bi * kh + dy) * kh + dx] * m[(bi * h + yy as usize) * w + xx as usize];
+                            }
+                        }
+                    }
+                    assert!((got[(bi * h + y) * w + x] - want).abs() < 1e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gru_cell_matches_its_equations() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cell = GruCell::new(vs.root() / "g", 3, 2);
+        let x = Tensor::randn([1, 3], (Kind::Float, Device::Cpu));
+        let h = Tensor::randn([1, 2], (Kind::Float, Device::Cpu));
+        let got = to_vec(&cell.step(&x, &h));
+        let (wi, bi) = (to_vec(&cell.input.ws), to_vec(cell.input.bs.as_ref().unwrap()));
+        let (wh, bh) = (to_vec(&cell.hidden.ws), to_vec(cell.hidden.bs.as_ref().unwrap()));
+        let (xv, hv) = (to_vec(&x), to_vec(&h));
+        let pre = |w: &[f64], b: &[f64], v: &[f64], row: usize| b[row] + (0..v.len()).map(|j| w[row * v.len() + j] * v[j]).sum::<f64>();
+        let sig = |a: f64| 1.0 / (1.0 + (-a).exp());
+        for i in 0..2 {
+            let r = sig(pre(&wi, &bi, &xv, i) + pre(&wh, &bh, &hv, i));
+            let z = sig(pre(&wi, &bi, &xv, 2 + i) + pre(&wh, &bh, &hv, 2 + i));
+            let n = (pre(&wi, &bi, &xv, 4 + i) + r * pre(&wh, &bh, &hv, 4 + i)).tanh();
+            let want = (1.0 - z) * n + z * hv[i];
+            assert!((got[i] - want).abs() < 1e-6, "{} vs {want}", got[i]);
+        }
+    }
+}
