@@ -2,7 +2,12 @@
 
 mod progress;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use storyvis::config::Config;
+use storyvis::sample::{self, Fit, Format};
+use storyvis::train::{self, Start, TrainRequest};
 use clap::{Args, Parser, Subcommand};
 use progress::Progress;
 use std::path::PathBuf;
@@ -35,12 +40,82 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Train a model from a preset (StoryGAN and its baselines) on a prepared dataset.
+    Train(TrainArgs),
+    /// Draw a typed story with a trained model: one PNG strip per seed.
+    Generate(GenerateArgs),
     /// Check the libtorch runtime: version, threads, devices, and a computation on the device.
     Doctor {
         /// cpu, cuda or cuda:N
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Preset: storygan-clevr (the reference configuration), storygan-small, storygan-tiny.
+    #[arg(long)]
+    preset: String,
+    /// A TOML file of config keys overriding the preset.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override one config key: --set lr_g=0.0001 --set variant=svc.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// The dataset (made by `storyvis prepare`).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Where numbered run directories go.
+    #[arg(long, default_value = "runs")]
+    runs: PathBuf,
+    /// Continue a run: `latest` (the newest run of this preset) or a run/checkpoint directory.
+    #[arg(long, value_name = "latest|DIR")]
+    resume: Option<String>,
+    /// Print the resolved config and exit.
+    #[arg(long)]
+    dry_run: bool,
+    /// cpu, cuda or cuda:N
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// A run directory (its latest checkpoint) or a checkpoint directory.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The story: one sentence per frame, separated by periods.
+    #[arg(long, required_unless_present = "story_file", conflicts_with = "story_file")]
+    story: Option<String>,
+    /// Read the story from a UTF-8 text file.
+    #[arg(long)]
+    story_file: Option<PathBuf>,
+    /// Seeds: N, A-B or a comma list; one picture per seed.
+    #[arg(long, default_value = "0-3")]
+    seeds: String,
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// strip: frames left to right with the sentences; frames: a PNG per frame.
+    #[arg(long, value_enum, default_value = "strip")]
+    format: FormatArg,
+    /// Repeat the last sentence when the story is shorter than the model's T.
+    #[arg(long, conflicts_with = "truncate")]
+    pad: bool,
+    /// Drop sentences beyond the model's T.
+    #[arg(long)]
+    truncate: bool,
+    /// Unknown words are errors (by default they are reported and drawn as unknown).
+    #[arg(long)]
+    strict_vocab: bool,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Strip,
+    Frames,
 }
 
 #[derive(Subcommand)]
@@ -115,8 +190,88 @@ fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
     Ok(())
 }
 
+fn train(a: TrainArgs) -> Result<()> {
+    let config = Config::resolve(&a.preset, a.config.as_deref(), &a.sets)?;
+    if a.dry_run {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    let data = a.data.context("--data DIR is required (a dataset made by `storyvis prepare`)")?;
+    let device = storyvis::device::parse_device(&a.device)?;
+    let start = match a.resume.as_deref() {
+        None => Start::Fresh { runs: a.runs },
+        Some("latest") => Start::Resume(train::latest_run(&a.runs, &a.preset)?),
+        Some(dir) => Start::Resume(PathBuf::from(dir)),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // First Ctrl-C: finish the iteration, save, exit. Second: exit at once.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this iteration (Ctrl-C again to quit at once)");
+    });
+    let progress = std::cell::RefCell::new(None::<Progress>);
+    let started = Instant::now();
+    let outcome = train::train(TrainRequest { config, data, start, device }, &|step, total, stats| {
+        let mut p = progress.borrow_mut();
+        let bar = p.get_or_insert_with(|| Progress::new((total - step + 1) as u64, "training"));
+        bar.tick();
+        if let Some(s) = stats {
+            bar.note(&format!(
+                "step {} d_image {:.3} d_story {:.3} g {:.3} D(real) {:.2} D(fake) {:.2} {:.2}s/it",
+                s.step, s.loss_d_image, s.loss_d_story, s.loss_g, s.d_real, s.d_fake, s.seconds_per_iteration
+            ));
+        }
+    }, &stop)?;
+    if let Some(p) = progress.borrow().as_ref() {
+        p.finish();
+    }
+    println!(
+        "{} after {} iterations in {:.0}s: run {}, checkpoint {}",
+        if outcome.interrupted { "stopped" } else { "trained" },
+        outcome.steps,
+        started.elapsed().as_secs_f64(),
+        outcome.run_dir.display(),
+        outcome.checkpoint.display()
+    );
+    Ok(())
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    let text = match (&a.story, &a.story_file) {
+        (Some(s), _) => s.clone(),
+        (None, Some(f)) => {
+            let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+            String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", f.display()))?
+        }
+        (None, None) => bail!("give --story or --story-file"),
+    };
+    let seeds = sample::parse_seeds(&a.seeds)?;
+    let fit = if a.pad { Fit::Pad } else if a.truncate { Fit::Truncate } else { Fit::Exact };
+    let device = storyvis::device::parse_device(&a.device)?;
+    let model = sample::load(&a.checkpoint, device)?;
+    let story = sample::prepare(&model, &text, fit, a.strict_vocab)?;
+    if !story.unknown.is_empty() {
+        eprintln!("warning: unknown words (not in the training vocabulary, drawn as unknown): {}", story.unknown.join(", "));
+    }
+    let format = match a.format {
+        FormatArg::Strip => Format::Strip,
+        FormatArg::Frames => Format::Frames,
+    };
+    let files = sample::generate(&model, &story, &seeds, &a.out, format)?;
+    for f in &files {
+        println!("{}", f.display());
+    }
+    eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Train(a) => train(a),
+        Command::Generate(a) => generate(a),
         Command::Prepare { dataset: Prepare::ClevrSv(a) } => prepare_clevr_sv(a),
         Command::Show { dir, stories, out } => {
             let ds = Dataset::open(&dir)?;

@@ -40,6 +40,14 @@ impl Progress {
         }
     }
 
+    /// A status line: the bar's message on a terminal, a printed line otherwise.
+    pub fn note(&self, text: &str) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();

@@ -4,10 +4,15 @@
 //! the networks (`models`), their building blocks (`nn`), text encoding, losses, the optimiser,
 //! configuration, checkpoints, training and sampling.
 
+pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod device;
 pub mod loss;
 pub mod models;
 pub mod nn;
 pub mod optim;
+pub mod plot;
+pub mod sample;
 pub mod text;
+pub mod train;

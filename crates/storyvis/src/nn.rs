@@ -94,6 +94,12 @@ pub fn dynamic_conv1d(signal: &Tensor, filters: &Tensor) -> Tensor {
     x.conv1d(&w, None::<Tensor>, [1], [l / 2], [1], b).view([b, k, d])
 }
 
+/// Picks one entry per row along dimension 1: x [B, T, ...], index [B] → [B, ...].
+pub fn pick_frames(x: &Tensor, index: &Tensor) -> Tensor {
+    let rows = Tensor::arange(x.size()[0], (tch::Kind::Int64, x.device()));
+    x.index(&[Some(rows), Some(index.to_device(x.device()))])
+}
+
 /// The 2-d counterpart: maps [B, 1, H, W], filters [B, 1, kh, kw] (odd) → [B, 1, H, W].
 pub fn dynamic_conv2d(maps: &Tensor, filters: &Tensor) -> Tensor {
     let s = maps.size();

@@ -3,7 +3,7 @@
 
 use crate::config::{Config, Gist, Variant};
 use crate::loss;
-use crate::nn::{bn1d, bn2d, conv, dynamic_conv1d, dynamic_conv2d, leaky, linear, GruCell, UpBlock};
+use crate::nn::{bn1d, bn2d, conv, dynamic_conv1d, dynamic_conv2d, leaky, linear, pick_frames, GruCell, UpBlock};
 use crate::text::SentenceEncoder;
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
@@ -297,13 +297,8 @@ impl Generator {
 
     /// One chosen frame per story: frames [B] (i64) → [B, 3, 64, 64].
     pub fn decode_frames(&self, ctx: &Context, frames: &Tensor, train: bool) -> Tensor {
-        let pick = |x: &Tensor| {
-            let b = x.size()[0];
-            let rows = Tensor::arange(b, (Kind::Int64, x.device()));
-            x.index(&[Some(rows), Some(frames.shallow_clone())])
-        };
-        let map = ctx.map.as_ref().map(pick);
-        self.decode(&pick(&ctx.vec), map.as_ref(), train)
+        let map = ctx.map.as_ref().map(|m| pick_frames(m, frames));
+        self.decode(&pick_frames(&ctx.vec, frames), map.as_ref(), train)
     }
 
     #[cfg(test)]

@@ -14,7 +14,7 @@ use tch::nn::VarStore;
 use tch::Device;
 
 /// Sizes the networks take from the data rather than the config.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DataShape {
     /// Vocabulary size (sentence mode).
     pub vocab: i64,

@@ -1,0 +1,184 @@
+//! Checkpoints (GUIDE §5): one directory per step holding the weights (safetensors), the
+//! optimiser state, the training position, the resolved config and the vocabulary, with a
+//! SHA-256 digest of every file. Written to a temporary directory, fsynced and renamed; the
+//! `latest` pointer is updated last. Loading checks the digests and every tensor's name and
+//! shape, with errors that name the file.
+
+use crate::config::Config;
+use crate::models::storygan::{DataShape, StoryGan};
+use crate::optim::Adam;
+use crate::text::Vocab;
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use storyvis_data::atomic::{self, StagedDir};
+use tch::nn::VarStore;
+use tch::Tensor;
+
+pub const FORMAT: &str = "storyvis-checkpoint";
+pub const MANIFEST: &str = "checkpoint.json";
+pub const CONFIG: &str = "config.toml";
+pub const VOCAB: &str = "vocab.json";
+const OPTIMIZER: &str = "optimizer.safetensors";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    /// Training iterations completed.
+    pub step: usize,
+    /// Roll-backs after non-finite losses so far (part of the random stream).
+    pub rollbacks: usize,
+    /// Sizes taken from the data (vocabulary, vector and label lengths).
+    pub shape: DataShape,
+    /// Adam step count per network.
+    pub adam_steps: BTreeMap<String, i64>,
+    /// File name → SHA-256 (hex).
+    pub files: BTreeMap<String, String>,
+}
+
+fn sha256(path: &Path) -> Result<String> {
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    Tensor::write_safetensors(tensors, path).with_context(|| format!("cannot write {}", path.display()))?;
+    fs::File::open(path).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync {}", path.display()))
+}
+
+fn named(vs: &VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+pub fn step_name(step: usize) -> String {
+    format!("step-{step:07}")
+}
+
+/// Writes `checkpoints/step-NNNNNNN/` and points `checkpoints/latest` at it.
+/// What a checkpoint records besides the networks.
+pub struct Snapshot<'a> {
+    pub cfg: &'a Config,
+    pub vocab: &'a Vocab,
+    pub shape: DataShape,
+    pub step: usize,
+    pub rollbacks: usize,
+}
+
+pub fn save(root: &Path, model: &StoryGan, optimizers: &[(&str, &Adam)], snap: &Snapshot) -> Result<PathBuf> {
+    let (cfg, vocab, step) = (snap.cfg, snap.vocab, snap.step);
+    let dest = root.join(step_name(step));
+    let stage = StagedDir::new(&dest, true)?;
+    let dir = stage.path();
+    for (name, vs) in model.stores() {
+        write_tensors(&dir.join(format!("{name}.safetensors")), &named(vs))?;
+    }
+    let state: Vec<(String, Tensor)> = optimizers.iter().flat_map(|(n, o)| o.state(n)).collect();
+    write_tensors(&dir.join(OPTIMIZER), &state)?;
+    atomic::write_synced(&dir.join(CONFIG), cfg.to_toml().as_bytes())?;
+    atomic::write_synced(&dir.join(VOCAB), vocab.save_json().as_bytes())?;
+    let mut files = BTreeMap::new();
+    for e in fs::read_dir(dir)? {
+        let p = e?.path();
+        files.insert(p.file_name().unwrap().to_string_lossy().into_owned(), sha256(&p)?);
+    }
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version: 1,
+        step,
+        rollbacks: snap.rollbacks,
+        shape: snap.shape,
+        adam_steps: optimizers.iter().map(|(n, o)| (n.to_string(), o.step)).collect(),
+        files,
+    };
+    atomic::write_synced(&dir.join(MANIFEST), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    stage.commit()?;
+    atomic::write_file(&root.join("latest"), step_name(step).as_bytes())?;
+    Ok(dest)
+}
+
+/// A checkpoint directory from a run directory (its latest checkpoint), a `checkpoints/`
+/// directory, or a checkpoint directory itself.
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    ensure!(path.exists(), "checkpoint {} does not exist", path.display());
+    if path.join(MANIFEST).is_file() {
+        return Ok(path.to_path_buf());
+    }
+    for root in [path.join("checkpoints"), path.to_path_buf()] {
+        let latest = root.join("latest");
+        if latest.is_file() {
+            let name = fs::read_to_string(&latest).with_context(|| format!("cannot read {}", latest.display()))?;
+            let dir = root.join(name.trim());
+            ensure!(dir.join(MANIFEST).is_file(), "{} points at {}, which is not a checkpoint", latest.display(), dir.display());
+            return Ok(dir);
+        }
+    }
+    bail!("{} is neither a checkpoint nor a run directory with checkpoints", path.display())
+}
+
+/// Reads a checkpoint's manifest and verifies every file's digest.
+pub fn verify(dir: &Path) -> Result<Manifest> {
+    let path = dir.join(MANIFEST);
+    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let m: Manifest = serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?;
+    ensure!(m.format == FORMAT && m.version == 1, "{} is not a storyvis checkpoint (version 1)", path.display());
+    for (name, digest) in &m.files {
+        let f = dir.join(name);
+        ensure!(f.is_file(), "checkpoint file {} is missing", f.display());
+        let got = sha256(&f)?;
+        ensure!(&got == digest, "checkpoint file {} is corrupt or truncated (digest mismatch)", f.display());
+    }
+    Ok(m)
+}
+
+pub fn load_config(dir: &Path) -> Result<(Config, Vocab)> {
+    let cfg = Config::load(&dir.join(CONFIG))?;
+    let vpath = dir.join(VOCAB);
+    let vocab = Vocab::load_json(&fs::read_to_string(&vpath).with_context(|| format!("cannot read {}", vpath.display()))?)
+        .with_context(|| format!("in {}", vpath.display()))?;
+    Ok((cfg, vocab))
+}
+
+fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    Ok(Tensor::read_safetensors(path).with_context(|| format!("cannot read {}", path.display()))?.into_iter().collect())
+}
+
+/// Copies a file's tensors into a store: names and shapes must match exactly.
+pub fn load_store(vs: &mut VarStore, path: &Path) -> Result<()> {
+    let src = read_tensors(path)?;
+    let vars = vs.variables();
+    for name in src.keys() {
+        ensure!(vars.contains_key(name), "{} holds {name:?}, which this model lacks (a checkpoint of another preset or variant?)", path.display());
+    }
+    tch::no_grad(|| -> Result<()> {
+        for (name, mut var) in vars {
+            let t = src.get(&name).with_context(|| format!("{} lacks {name:?} (a checkpoint of another preset or variant?)", path.display()))?;
+            ensure!(t.size() == var.size(), "{}: {name:?} has shape {:?}, the model {:?}", path.display(), t.size(), var.size());
+            var.copy_(&t.to_device(var.device()).to_kind(var.kind()));
+        }
+        Ok(())
+    })
+}
+
+/// Loads every network's weights.
+pub fn load_model(dir: &Path, model: &mut StoryGan) -> Result<()> {
+    for (name, vs) in model.stores_mut() {
+        load_store(vs, &dir.join(format!("{name}.safetensors")))?;
+    }
+    Ok(())
+}
+
+pub fn load_optimizers(dir: &Path, manifest: &Manifest, optimizers: &mut [(&str, &mut Adam)]) -> Result<()> {
+    let state = read_tensors(&dir.join(OPTIMIZER))?;
+    for (name, opt) in optimizers.iter_mut() {
+        let step = *manifest.adam_steps.get(*name).with_context(|| format!("checkpoint has no optimizer state for {name}"))?;
+        opt.load_state(name, &state, step)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! A story dataset in memory as tensors, and the batches training draws from it.
+
+use crate::config::{Config, TextInput};
+use crate::models::storygan::generator::TextBatch;
+use crate::text::Vocab;
+use anyhow::{ensure, Context, Result};
+use rayon::prelude::*;
+use storyvis_data::clevr::scene::{LABEL_LEN, SLOT_LEN};
+use storyvis_data::dataset::{Dataset, StoryRecord};
+use tch::{Device, Kind, Tensor};
+
+/// Frame side the models generate.
+pub const IMAGE_SIZE: i64 = 64;
+
+/// Stories as tensors (on the CPU; batches move to the device).
+pub struct StoryData {
+    /// [N, T, 3, 64, 64] u8.
+    pub images: Tensor,
+    /// Sentence mode: word ids [N, T, L]; vector mode: attribute vectors [N, T, V].
+    pub text: Tensor,
+    pub text_mode: TextInput,
+    /// Frame labels (objects present) [N, T, labels] f32.
+    pub labels: Tensor,
+    /// One-hots of the object each frame adds (slot t of its vector) [N, T, 15] f32: what
+    /// its sentence names.
+    pub added: Tensor,
+    pub ids: Vec<String>,
+    pub sentences: Vec<Vec<String>>,
+}
+
+/// One batch on the device.
+pub struct Batch {
+    /// [B, T, 3, 64, 64] in [−1, 1].
+    pub images: Tensor,
+    pub text: TextBatch,
+    pub labels: Tensor,
+    pub added: Tensor,
+}
+
+/// u8 images → floats in [−1, 1].
+pub fn to_unit(images: &Tensor) -> Tensor {
+    images.to_kind(Kind::Float) / 127.5 - 1.0
+}
+
+/// Images in [−1, 1] [3, H, W] → RGB8 bytes, row-major.
+pub fn to_rgb8(image: &Tensor) -> Vec<u8> {
+    let x = ((image.to_device(Device::Cpu).detach() + 1.0) * 127.5).round().clamp(0.0, 255.0);
+    let hwc = x.to_kind(Kind::Uint8).permute([1, 2, 0]).contiguous();
+    Vec::<u8>::try_from(hwc.flatten(0, -1)).expect("u8 image")
+}
+
+/// Checks that a dataset fits a model config.
+pub fn check_compatible(ds: &Dataset, cfg: &Config) -> Result<()> {
+    let h = &ds.header;
+    ensure!(
+        h.frames_per_story == cfg.frames,
+        "the dataset at {} has {} frames per story, the model {} (T must match)",
+        ds.dir.display(),
+        h.frames_per_story,
+        cfg.frames
+    );
+    ensure!(
+        h.image_size as i64 == IMAGE_SIZE,
+        "the dataset's frames are {0}×{0}; the models generate {IMAGE_SIZE}×{IMAGE_SIZE} (prepare with --size {IMAGE_SIZE})",
+        h.image_size
+    );
+    Ok(())
+}
+
+impl StoryData {
+    pub fn load(ds: &Dataset, stories: &[&StoryRecord], cfg: &Config, vocab: &Vocab) -> Result<StoryData> {
+        check_compatible(ds, cfg)?;
+        ensure!(!stories.is_empty(), "no stories to load from {}", ds.dir.display());
+        let t = cfg.frames;
+        let frames: Vec<Vec<u8>> = stories
+            .par_iter()
+            .map(|s| {
+                let mut bytes = Vec::with_capacity(t * 3 * 64 * 64);
+                for f in &s.frames {
+                    let img = ds.load_image(f)?;
+                    // HWC → CHW
+                    let raw = img.as_raw();
+                    for c in 0..3 {
+                        bytes.extend(raw.iter().skip(c).step_by(3));
+                    }
+                }
+                Ok(bytes)
+            })
+            .collect::<Result<_>>()?;
+        let n = stories.len() as i64;
+        let images = Tensor::from_slice(&frames.concat()).view([n, t as i64, 3, IMAGE_SIZE, IMAGE_SIZE]);
+        let sentences: Vec<Vec<String>> = stories.iter().map(|s| s.frames.iter().map(|f| f.sentence.clone()).collect()).collect();
+        let text = match cfg.text {
+            TextInput::Sentence => {
+                let flat: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
+                let ids = vocab.batch(&flat).context("encoding the dataset's sentences")?;
+                let l = ids.size()[1];
+                ids.view([n, t as i64, l])
+            }
+            TextInput::Vector => {
+                let v: Vec<f32> = stories.iter().flat_map(|s| s.frames.iter().flat_map(|f| f.vector.iter().copied())).collect();
+                Tensor::from_slice(&v).view([n, t as i64, -1])
+            }
+        };
+        let labels: Vec<f32> = stories.iter().flat_map(|s| s.frames.iter().flat_map(|f| f.label.iter().map(|&x| x as f32))).collect();
+        let added: Vec<f32> = stories
+            .iter()
+            .flat_map(|s| {
+                s.frames.iter().enumerate().flat_map(|(k, f)| {
+                    let start = (k * SLOT_LEN).min(f.vector.len());
+                    let end = (start + LABEL_LEN).min(f.vector.len());
+                    let mut slot = f.vector[start..end].to_vec();
+                    slot.resize(LABEL_LEN, 0.0);
+                    slot
+                })
+            })
+            .collect();
+        Ok(StoryData {
+            images,
+            text,
+            text_mode: cfg.text,
+            labels: Tensor::from_slice(&labels).view([n, t as i64, -1]),
+            added: Tensor::from_slice(&added).view([n, t as i64, LABEL_LEN as i64]),
+            ids: stories.iter().map(|s| s.id.clone()).collect(),
+            sentences,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The stories at `index` on `device`.
+    pub fn batch(&self, index: &[i64], device: Device) -> Batch {
+        let idx = Tensor::from_slice(index);
+        let text = self.text.index_select(0, &idx).to_device(device);
+        Batch {
+            images: to_unit(&self.images.index_select(0, &idx).to_device(device)),
+            text: match self.text_mode {
+                TextInput::Sentence => TextBatch::Ids(text),
+                TextInput::Vector => TextBatch::Vectors(text),
+            },
+            labels: self.labels.index_select(0, &idx).to_device(device),
+            added: self.added.index_select(0, &idx).to_device(device),
+        }
+    }
+}

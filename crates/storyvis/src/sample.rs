@@ -1,0 +1,186 @@
+//! Drawing stories with a trained generator: `storyvis generate`. Typed text is split into
+//! sentences, checked against the model (T, vocabulary, lengths) before anything is written,
+//! and drawn once per seed as a strip (frames left to right, sentences underneath) or as one
+//! PNG per frame.
+
+use crate::checkpoint;
+use crate::config::{Config, TextInput};
+use crate::data::to_rgb8;
+use crate::models::storygan::generator::{Generator, TextBatch};
+use crate::text::{tokenize, Vocab};
+use anyhow::{bail, ensure, Context, Result};
+use std::path::{Path, PathBuf};
+use storyvis_data::sheet::{paper, save_png, StripLayout};
+use tch::nn::VarStore;
+use tch::Device;
+
+/// Longest sentence accepted, in bytes.
+pub const MAX_SENTENCE_BYTES: usize = 1000;
+/// Longest story accepted, in bytes.
+pub const MAX_STORY_BYTES: usize = 64 * 1024;
+/// Most seeds one call draws.
+pub const MAX_SEEDS: usize = 1000;
+
+/// What to do when the story's sentence count differs from the model's T.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fit {
+    Exact,
+    /// Repeat the last sentence up to T.
+    Pad,
+    /// Keep the first T sentences.
+    Truncate,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Strip,
+    Frames,
+}
+
+/// A trained generator ready to draw.
+pub struct Loaded {
+    pub cfg: Config,
+    pub vocab: Vocab,
+    pub checkpoint: PathBuf,
+    g: Generator,
+    _vs: VarStore,
+    device: Device,
+}
+
+pub fn load(path: &Path, device: Device) -> Result<Loaded> {
+    let dir = checkpoint::resolve(path)?;
+    let manifest = checkpoint::verify(&dir)?;
+    let (cfg, vocab) = checkpoint::load_config(&dir)?;
+    let mut vs = VarStore::new(device);
+    let s = manifest.shape;
+    let g = Generator::new(vs.root(), &cfg, s.vocab, s.vector_len, s.labels);
+    checkpoint::load_store(&mut vs, &dir.join("generator.safetensors"))?;
+    Ok(Loaded { cfg, vocab, checkpoint: dir, g, _vs: vs, device })
+}
+
+/// Splits a story into sentences at '.', '!', '?' and line breaks.
+pub fn split_sentences(text: &str) -> Vec<String> {
+    text.split(['.', '!', '?', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(|s| format!("{s}.")).collect()
+}
+
+/// A story checked against a model.
+#[derive(Debug)]
+pub struct Prepared {
+    pub sentences: Vec<String>,
+    /// Words the vocabulary lacks (drawn as unknown), for the caller to report.
+    pub unknown: Vec<String>,
+}
+
+pub fn prepare(model: &Loaded, text: &str, fit: Fit, strict_vocab: bool) -> Result<Prepared> {
+    ensure!(
+        model.cfg.text == TextInput::Sentence,
+        "this checkpoint was trained on attribute vectors, not sentences; typed stories need a model with text = \"sentence\""
+    );
+    ensure!(text.len() <= MAX_STORY_BYTES, "the story is {} bytes long; at most {MAX_STORY_BYTES} are allowed", text.len());
+    let mut sentences = split_sentences(text);
+    ensure!(!sentences.is_empty(), "the story is empty: give {} sentences separated by periods", model.cfg.frames);
+    for (i, s) in sentences.iter().enumerate() {
+        ensure!(s.len() <= MAX_SENTENCE_BYTES, "sentence {} is {} bytes long; at most {MAX_SENTENCE_BYTES} are allowed", i + 1, s.len());
+        ensure!(!tokenize(s).is_empty(), "sentence {} has no words", i + 1);
+    }
+    let t = model.cfg.frames;
+    match (sentences.len().cmp(&t), fit) {
+        (std::cmp::Ordering::Equal, _) => {}
+        (std::cmp::Ordering::Less, Fit::Pad) => {
+            let last = sentences.last().expect("non-empty").clone();
+            sentences.resize(t, last);
+        }
+        (std::cmp::Ordering::Greater, Fit::Truncate) => sentences.truncate(t),
+        (_, _) => bail!("the story has {} sentences; this model draws {t} (pass --pad or --truncate to fit)", sentences.len()),
+    }
+    let mut unknown = Vec::new();
+    for (i, s) in sentences.iter().enumerate() {
+        let e = model.vocab.encode(s);
+        ensure!(e.unknown.len() < e.ids.len(), "sentence {} ({s:?}) has no word the model knows", i + 1);
+        for w in e.unknown {
+            if !unknown.contains(&w) {
+                unknown.push(w);
+            }
+        }
+    }
+    if strict_vocab && !unknown.is_empty() {
+        bail!("unknown words (not in the training vocabulary): {}", unknown.join(", "));
+    }
+    Ok(Prepared { sentences, unknown })
+}
+
+/// Parses "0-3", "7" or "1,5,9".
+pub fn parse_seeds(spec: &str) -> Result<Vec<u64>> {
+    let mut seeds = Vec::new();
+    for part in spec.split(',').map(str::trim) {
+        let bad = || format!("bad seeds {spec:?}: use N, A-B or a comma list");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u64, u64) = (a.trim().parse().with_context(bad)?, b.trim().parse().with_context(bad)?);
+                ensure!(a <= b, "bad seed range {part:?}: start after end");
+                ensure!(b - a < MAX_SEEDS as u64, "at most {MAX_SEEDS} seeds per call");
+                seeds.extend(a..=b);
+            }
+            None => seeds.push(part.parse().with_context(bad)?),
+        }
+    }
+    ensure!(seeds.len() <= MAX_SEEDS, "at most {MAX_SEEDS} seeds per call");
+    Ok(seeds)
+}
+
+/// Draws the story once per seed into `out`; returns the files written.
+pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, format: Format) -> Result<Vec<PathBuf>> {
+    let refs: Vec<&str> = story.sentences.iter().map(String::as_str).collect();
+    let t = refs.len() as i64;
+    let ids = model.vocab.batch(&refs)?;
+    let l = ids.size()[1];
+    let text = TextBatch::Ids(ids.view([1, t, l]).to_device(model.device));
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut written = Vec::new();
+    for &seed in seeds {
+        tch::manual_seed(seed as i64);
+        let frames = tch::no_grad(|| {
+            let s = model.g.encode_text(&text);
+            let ctx = model.g.context(&s, false);
+            model.g.decode_story(&ctx, false)
+        });
+        let images: Vec<image::RgbImage> = (0..t)
+            .map(|f| image::RgbImage::from_raw(64, 64, to_rgb8(&frames.get(0).get(f))).expect("64×64 frame"))
+            .collect();
+        match format {
+            Format::Frames => {
+                for (f, img) in images.iter().enumerate() {
+                    let p = out.join(format!("seed{seed:04}-frame{}.png", f + 1));
+                    save_png(img, &p)?;
+                    written.push(p);
+                }
+            }
+            Format::Strip => {
+                let layout = StripLayout::for_frame_size(64);
+                let mut sheet = paper(layout.width(t as u32), layout.row_height() + layout.gap);
+                let strip: Vec<_> = images.into_iter().zip(story.sentences.iter().cloned()).collect();
+                layout.draw_row(&mut sheet, layout.gap, &format!("seed {seed}"), &strip);
+                let p = out.join(format!("seed{seed:04}.png"));
+                save_png(&sheet, &p)?;
+                written.push(p);
+            }
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_and_seeds() {
+        assert_eq!(split_sentences("A red cube. a blue one!\n\nthird?  "), ["A red cube.", "a blue one.", "third."]);
+        assert!(split_sentences(" ... \n").is_empty());
+        assert_eq!(parse_seeds("0-3").unwrap(), [0, 1, 2, 3]);
+        assert_eq!(parse_seeds("5, 9").unwrap(), [5, 9]);
+        assert!(parse_seeds("3-1").is_err());
+        assert!(parse_seeds("x").is_err());
+        assert!(parse_seeds("0-100000").is_err());
+    }
+}

@@ -1,0 +1,498 @@
+//! The StoryGAN training loop (SPEC §1 "Objective"): each iteration samples a story batch and an
+//! independent image batch, updates the image discriminator, then the story discriminator, then
+//! the generator `g_steps` times. The loop owns the run directory: resolved config, vocabulary,
+//! `stats.jsonl`, sample grids, the loss curve and checkpoints.
+//!
+//! Randomness is a function of (seed, step, roll-backs): the noise stream is reseeded every
+//! iteration and batches are drawn from per-epoch permutations, so a resumed run continues
+//! exactly where the straight run would be.
+
+use crate::checkpoint;
+use crate::config::{Config, NonFinite, TextInput};
+use crate::data::{check_compatible, to_rgb8, Batch, StoryData};
+use crate::loss;
+use crate::models::storygan::{parameters, DataShape, StoryGan};
+use crate::nn::pick_frames;
+use crate::optim::Adam;
+use crate::plot::line_chart;
+use crate::text::Vocab;
+use anyhow::{bail, ensure, Context, Result};
+use serde::Serialize;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use storyvis_data::dataset::{Dataset, Split};
+use storyvis_data::rng::Rng;
+use storyvis_data::sheet::{paper, save_png, StripLayout};
+use tch::{Device, Kind, Tensor};
+
+/// Stories shown in the sample grids.
+const SAMPLE_STORIES: usize = 4;
+
+/// Where a run starts.
+pub enum Start {
+    /// A new numbered run directory under `runs`.
+    Fresh { runs: PathBuf },
+    /// Continue from a checkpoint (a run directory or a checkpoint directory).
+    Resume(PathBuf),
+}
+
+pub struct TrainRequest {
+    pub config: Config,
+    pub data: PathBuf,
+    pub start: Start,
+    pub device: Device,
+}
+
+/// One logged line of `stats.jsonl`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    pub step: usize,
+    pub epoch: usize,
+    pub lr_g: f64,
+    pub loss_d_image: f64,
+    pub loss_d_story: f64,
+    pub loss_g: f64,
+    pub loss_kl: f64,
+    pub loss_text: f64,
+    /// Mean D_I(real) and D_I(fake) (probabilities).
+    pub d_real: f64,
+    pub d_fake: f64,
+    /// Per-label accuracy of D_I's auxiliary classifier on real frames.
+    pub aux_accuracy: f64,
+    pub seconds_per_iteration: f64,
+}
+
+/// What a run ended with.
+pub struct Outcome {
+    pub run_dir: PathBuf,
+    pub checkpoint: PathBuf,
+    pub steps: usize,
+    pub interrupted: bool,
+}
+
+/// Mixes seeds into one (SplitMix64 finaliser).
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A fresh numbered run directory `runs/NNNNN-<preset>`; never reuses a number.
+pub fn new_run_dir(runs: &Path, preset: &str) -> Result<PathBuf> {
+    fs::create_dir_all(runs).with_context(|| format!("cannot create {}", runs.display()))?;
+    let mut next = 0;
+    for e in fs::read_dir(runs)? {
+        let name = e?.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name.split('-').next().and_then(|n| n.parse::<u32>().ok()) {
+            next = next.max(n + 1);
+        }
+    }
+    loop {
+        let dir = runs.join(format!("{next:05}-{preset}"));
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => next += 1,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+        }
+    }
+}
+
+/// The newest run directory under `runs` made from `preset`.
+pub fn latest_run(runs: &Path, preset: &str) -> Result<PathBuf> {
+    let mut best: Option<(u32, PathBuf)> = None;
+    for e in fs::read_dir(runs).with_context(|| format!("no runs in {}", runs.display()))? {
+        let p = e?.path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if let Some((n, rest)) = name.split_once('-') {
+            if let (Ok(n), true) = (n.parse::<u32>(), rest == preset) {
+                if best.as_ref().is_none_or(|b| n > b.0) {
+                    best = Some((n, p));
+                }
+            }
+        }
+    }
+    best.map(|b| b.1).with_context(|| format!("no run of preset {preset} under {} to resume", runs.display()))
+}
+
+struct Trainer {
+    cfg: Config,
+    device: Device,
+    model: StoryGan,
+    opt_g: Adam,
+    opt_di: Adam,
+    opt_ds: Option<Adam>,
+    train: StoryData,
+    samples: StoryData,
+    vocab: Vocab,
+    shape: DataShape,
+    run_dir: PathBuf,
+    iters_per_epoch: usize,
+}
+
+/// The losses of one iteration, as numbers.
+struct StepLosses {
+    d_image: f64,
+    d_story: f64,
+    g: f64,
+    kl: f64,
+    text: f64,
+    d_real: f64,
+    d_fake: f64,
+    aux_accuracy: f64,
+}
+
+fn value(t: &Tensor) -> f64 {
+    t.double_value(&[])
+}
+
+impl Trainer {
+    fn total_steps(&self) -> usize {
+        if self.cfg.max_steps > 0 { self.cfg.max_steps } else { self.cfg.epochs * self.iters_per_epoch }
+    }
+
+    fn lr(&self, base: f64, epoch: usize) -> f64 {
+        base * 0.5f64.powi((epoch / self.cfg.lr_halve_epochs) as i32)
+    }
+
+    /// The story indices of iteration `step` (a per-epoch permutation of the training set)
+    /// and the image batch's (story, frame) picks.
+    fn draw(&self, step: usize) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+        let n = self.train.len();
+        let b = self.cfg.story_batch as usize;
+        let epoch = step / self.iters_per_epoch;
+        let k = step % self.iters_per_epoch;
+        let mut perm: Vec<i64> = (0..n as i64).collect();
+        let mut rng = Rng::for_item(mix(self.cfg.seed, 1), epoch as u64);
+        for i in (1..n).rev() {
+            perm.swap(i, rng.below(i + 1));
+        }
+        let stories = (0..b).map(|j| perm[(k * b + j) % n]).collect();
+        let mut rng = Rng::for_item(mix(self.cfg.seed, 2), step as u64);
+        let bi = self.cfg.image_batch as usize;
+        let img_stories = (0..bi).map(|_| rng.below(n) as i64).collect();
+        let frames = (0..bi).map(|_| rng.below(self.cfg.frames) as i64).collect();
+        (stories, img_stories, frames)
+    }
+
+    /// One iteration; returns None when a loss was not finite and the policy is to skip.
+    fn iteration(&mut self, step: usize, rollbacks: usize) -> Result<Option<StepLosses>> {
+        let cfg = self.cfg.clone();
+        tch::manual_seed(mix(mix(cfg.seed, step as u64), rollbacks as u64 + 3) as i64);
+        let epoch = step / self.iters_per_epoch;
+        let (lr_g, lr_d) = (self.lr(cfg.lr_g, epoch), self.lr(cfg.lr_d, epoch));
+        let (story_idx, img_idx, frames) = self.draw(step);
+        let story = self.train.batch(&story_idx, self.device);
+        let img = self.train.batch(&img_idx, self.device);
+        let frames = Tensor::from_slice(&frames).to_device(self.device);
+        let (alpha, beta) = (cfg.image_weight, cfg.story_weight);
+        let finite = |name: &str, x: f64| -> Result<bool> {
+            if x.is_finite() {
+                return Ok(true);
+            }
+            match cfg.nonfinite {
+                NonFinite::Skip => Ok(false),
+                _ => bail!("non-finite {name} loss ({x}) at step {step}"),
+            }
+        };
+
+        let fwd = self.generate(&story, &img, &frames);
+        let real_img = pick_frames(&img.images, &frames);
+        let labels_t = pick_frames(&img.labels, &frames);
+        let (s_t, h_t) = (pick_frames(&fwd.s_img, &frames).detach(), pick_frames(&fwd.cond_img, &frames).detach());
+
+        // Image discriminator: real + ½(fake + wrong), wrong = text shifted by one; plus the
+        // auxiliary classifier on real frames.
+        self.opt_di.zero_grad();
+        let (real, real_cls) = self.model.di.forward_t(&real_img, &s_t, &h_t, true);
+        let (fake, _) = self.model.di.forward_t(&fwd.fake_img.detach(), &s_t, &h_t, true);
+        let (wrong, _) = self.model.di.forward_t(&real_img, &s_t.roll([1], [0]), &h_t.roll([1], [0]), true);
+        let loss_di = alpha * loss::discriminator(&real, &fake, &wrong) + cfg.aux_real_weight * loss::multi_label(&real_cls, &labels_t);
+        let d_image = value(&loss_di);
+        if !finite("image discriminator", d_image)? {
+            return Ok(None);
+        }
+        loss_di.backward();
+        self.opt_di.step(lr_d);
+        let d_real = value(&real.sigmoid().mean(Kind::Float));
+        let d_fake = value(&fake.sigmoid().mean(Kind::Float));
+        let aux_accuracy = value(&real_cls.gt(0.0).to_kind(Kind::Float).eq_tensor(&labels_t).to_kind(Kind::Float).mean(Kind::Float));
+
+        // Story discriminator, the same way over whole stories.
+        let mut d_story = 0.0;
+        if let (Some(ds), Some(opt)) = (&self.model.ds, &mut self.opt_ds) {
+            opt.zero_grad();
+            let s = fwd.s_story.detach();
+            let real = ds.forward_t(&story.images, &s, true);
+            let fake = ds.forward_t(&fwd.fake_story.detach(), &s, true);
+            let wrong = ds.forward_t(&story.images, &s.roll([1], [0]), true);
+            let l = beta * loss::discriminator(&real, &fake, &wrong);
+            d_story = value(&l);
+            if !finite("story discriminator", d_story)? {
+                return Ok(None);
+            }
+            l.backward();
+            opt.step(lr_d);
+        }
+
+        // Generator steps (the first reuses this iteration's forward pass).
+        let (mut g_total, mut kl_total, mut text_total) = (0.0, 0.0, 0.0);
+        let mut fwd = Some(fwd);
+        for _ in 0..cfg.g_steps {
+            let f = match fwd.take() {
+                Some(f) => f,
+                None => self.generate(&story, &img, &frames),
+            };
+            self.opt_g.zero_grad();
+            let s_t = pick_frames(&f.s_img, &frames).detach();
+            let h_t = pick_frames(&f.cond_img, &frames).detach();
+            let (fake, fake_cls) = self.model.di.forward_t(&f.fake_img, &s_t, &h_t, true);
+            let mut l = alpha * loss::generator(&fake) + cfg.aux_fake_weight * loss::multi_label(&fake_cls, &labels_t);
+            if let Some(ds) = &self.model.ds {
+                l = l + beta * loss::generator(&ds.forward_t(&f.fake_story, &f.s_story.detach(), true));
+            }
+            let kl = &f.kl_story + &f.kl_img;
+            l = l + cfg.kl_weight * &kl;
+            if let Some(head) = &self.model.g.text_labels {
+                // Each sentence names the object its frame adds.
+                let t = loss::multi_label(&tch::nn::Module::forward(head, &f.s_story), &story.added);
+                text_total += value(&t);
+                l = l + cfg.text_aux_weight * t;
+            }
+            let g = value(&l);
+            if !finite("generator", g)? {
+                return Ok(None);
+            }
+            l.backward();
+            self.opt_g.step(lr_g);
+            g_total += g;
+            kl_total += value(&kl);
+        }
+        let n = cfg.g_steps as f64;
+        Ok(Some(StepLosses { d_image, d_story, g: g_total / n, kl: kl_total / n, text: text_total / n, d_real, d_fake, aux_accuracy }))
+    }
+
+    /// The generator's forward pass on both batches.
+    fn generate(&self, story: &Batch, img: &Batch, frames: &Tensor) -> Forward {
+        let g = &self.model.g;
+        let s_story = g.encode_text(&story.text);
+        let ctx = g.context(&s_story, true);
+        let fake_story = g.decode_story(&ctx, true);
+        let s_img = g.encode_text(&img.text);
+        let ctx_img = g.context(&s_img, true);
+        let fake_img = g.decode_frames(&ctx_img, frames, true);
+        Forward { s_story, fake_story, kl_story: ctx.kl, s_img, cond_img: ctx_img.cond, fake_img, kl_img: ctx_img.kl }
+    }
+
+    /// A grid: per held-out story, its ground truth frames and then the generated ones.
+    fn sample_grid(&self, step: usize) -> Result<()> {
+        let n = self.samples.len() as i64;
+        let batch = self.samples.batch(&(0..n).collect::<Vec<_>>(), self.device);
+        tch::manual_seed(mix(self.cfg.seed, 0x5A) as i64);
+        let fake = tch::no_grad(|| {
+            let s = self.model.g.encode_text(&batch.text);
+            let ctx = self.model.g.context(&s, false);
+            self.model.g.decode_story(&ctx, false)
+        });
+        let t = self.cfg.frames;
+        let layout = StripLayout::for_frame_size(64);
+        let mut sheet = paper(layout.width(2 * t as u32), n as u32 * layout.row_height() + layout.gap);
+        for i in 0..n {
+            let mut strip = Vec::new();
+            for (which, src) in [(0, &batch.images), (1, &fake)] {
+                for f in 0..t {
+                    let rgb = to_rgb8(&src.get(i).get(f as i64));
+                    let img = image::RgbImage::from_raw(64, 64, rgb).expect("64×64 frame");
+                    let caption = if which == 0 { self.samples.sentences[i as usize][f].clone() } else { String::new() };
+                    strip.push((img, caption));
+                }
+            }
+            let title = format!("story {}: ground truth | generated (step {step})", self.samples.ids[i as usize]);
+            layout.draw_row(&mut sheet, layout.gap + i as u32 * layout.row_height(), &title, &strip);
+        }
+        save_png(&sheet, &self.run_dir.join("samples").join(format!("{}.png", checkpoint::step_name(step))))
+    }
+
+    fn save(&self, step: usize, rollbacks: usize) -> Result<PathBuf> {
+        let mut opts: Vec<(&str, &Adam)> = vec![("generator", &self.opt_g), ("image_d", &self.opt_di)];
+        if let Some(o) = &self.opt_ds {
+            opts.push(("story_d", o));
+        }
+        let snap = checkpoint::Snapshot { cfg: &self.cfg, vocab: &self.vocab, shape: self.shape, step, rollbacks };
+        checkpoint::save(&self.run_dir.join("checkpoints"), &self.model, &opts, &snap)
+    }
+
+    /// Restores weights and optimiser state; returns (step, roll-backs).
+    fn restore(&mut self, dir: &Path) -> Result<(usize, usize)> {
+        let manifest = checkpoint::verify(dir)?;
+        checkpoint::load_model(dir, &mut self.model)?;
+        let mut opts: Vec<(&str, &mut Adam)> = vec![("generator", &mut self.opt_g), ("image_d", &mut self.opt_di)];
+        if let Some(o) = &mut self.opt_ds {
+            opts.push(("story_d", o));
+        }
+        checkpoint::load_optimizers(dir, &manifest, &mut opts)?;
+        Ok((manifest.step, manifest.rollbacks))
+    }
+}
+
+struct Forward {
+    s_story: Tensor,
+    fake_story: Tensor,
+    kl_story: Tensor,
+    s_img: Tensor,
+    cond_img: Tensor,
+    fake_img: Tensor,
+    kl_img: Tensor,
+}
+
+/// Writes the loss-curve PNG from `stats.jsonl`.
+pub fn plot_losses(run_dir: &Path) -> Result<()> {
+    let text = fs::read_to_string(run_dir.join("stats.jsonl")).unwrap_or_default();
+    let keys = ["loss_d_image", "loss_d_story", "loss_g", "loss_kl", "loss_text"];
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = keys.iter().map(|k| (k.to_string(), vec![])).collect();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let step = v["step"].as_f64().unwrap_or(f64::NAN);
+        for (k, s) in keys.iter().zip(series.iter_mut()) {
+            s.1.push((step, v[*k].as_f64().unwrap_or(f64::NAN)));
+        }
+    }
+    series.retain(|(_, p)| p.iter().any(|(_, y)| *y != 0.0));
+    save_png(&line_chart("training losses", &series), &run_dir.join("loss.png"))
+}
+
+/// Runs training. `on_step(step, total)` is called after every iteration; `stop` asks the loop
+/// to save a checkpoint and return after the current iteration.
+pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), stop: &AtomicBool) -> Result<Outcome> {
+    let ds = Dataset::open(&req.data)?;
+    let (mut cfg, resume_from, run_dir, vocab) = match &req.start {
+        Start::Fresh { runs } => {
+            check_compatible(&ds, &req.config)?;
+            let vocab = Vocab::build(ds.split(Split::Train).flat_map(|s| s.frames.iter().map(|f| f.sentence.as_str())));
+            (req.config.clone(), None, new_run_dir(runs, &req.config.preset)?, vocab)
+        }
+        Start::Resume(path) => {
+            let dir = checkpoint::resolve(path)?;
+            checkpoint::verify(&dir)?;
+            let (cfg, vocab) = checkpoint::load_config(&dir)?;
+            ensure!(
+                cfg.preset == req.config.preset,
+                "the checkpoint {} is from preset {}, not {}",
+                dir.display(),
+                cfg.preset,
+                req.config.preset
+            );
+            let run_dir = dir.parent().and_then(Path::parent).map(Path::to_path_buf).context("checkpoint outside a run directory")?;
+            (cfg, Some(dir), run_dir, vocab)
+        }
+    };
+    // A resumed run may change how long it runs, nothing else.
+    if resume_from.is_some() {
+        cfg.max_steps = req.config.max_steps;
+        cfg.epochs = req.config.epochs;
+    }
+    check_compatible(&ds, &cfg)?;
+    let train_stories: Vec<_> = ds.split(Split::Train).collect();
+    ensure!(train_stories.len() >= 2, "{} has {} training stories; at least 2 are needed", ds.dir.display(), train_stories.len());
+    let mut sample_stories: Vec<_> = ds.split(Split::Test).take(SAMPLE_STORIES).collect();
+    if sample_stories.is_empty() {
+        sample_stories = train_stories.iter().take(SAMPLE_STORIES).copied().collect();
+    }
+    if cfg.text == TextInput::Sentence {
+        ensure!(!vocab.is_empty(), "the training sentences contain no words");
+    }
+    let train = StoryData::load(&ds, &train_stories, &cfg, &vocab)?;
+    let samples = StoryData::load(&ds, &sample_stories, &cfg, &vocab)?;
+    let shape = DataShape {
+        vocab: vocab.len(),
+        vector_len: ds.header.vector_len as i64,
+        labels: ds.header.label_names.len() as i64,
+    };
+    tch::manual_seed(cfg.seed as i64);
+    let model = StoryGan::new(&cfg, shape, req.device);
+    let opt_g = Adam::new(&model.g_vs, cfg.beta1, cfg.beta2);
+    let opt_di = Adam::new(&model.di_vs, cfg.beta1, cfg.beta2);
+    let opt_ds = model.ds_vs.as_ref().map(|vs| Adam::new(vs, cfg.beta1, cfg.beta2));
+    let iters_per_epoch = (train.len() / cfg.story_batch as usize).max(1);
+    let mut t = Trainer { cfg, device: req.device, model, opt_g, opt_di, opt_ds, train, samples, vocab, shape, run_dir, iters_per_epoch };
+
+    let (mut step, mut rollbacks) = (0, 0);
+    match &resume_from {
+        Some(dir) => (step, rollbacks) = t.restore(dir)?,
+        None => {
+            storyvis_data::atomic::write_file(&t.run_dir.join("config.toml"), t.cfg.to_toml().as_bytes())?;
+            storyvis_data::atomic::write_file(&t.run_dir.join("vocab.json"), t.vocab.save_json().as_bytes())?;
+            let mut info = serde_json::json!({"data": ds.dir.display().to_string(), "train_stories": t.train.len(), "parameters": {}});
+            for (name, vs) in t.model.stores() {
+                info["parameters"][name] = parameters(vs).into();
+            }
+            storyvis_data::atomic::write_file(&t.run_dir.join("run.json"), serde_json::to_string_pretty(&info)?.as_bytes())?;
+        }
+    }
+    let total = t.total_steps();
+    let mut stats_file = fs::OpenOptions::new().create(true).append(true).open(t.run_dir.join("stats.jsonl"))?;
+    let mut last_ckpt = resume_from.clone();
+    let mut timer = Instant::now();
+    let mut since_log = 0usize;
+    let mut interrupted = false;
+    while step < total {
+        if stop.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        let losses = match t.iteration(step, rollbacks) {
+            Ok(l) => l,
+            Err(e) if t.cfg.nonfinite == NonFinite::Rollback && e.to_string().starts_with("non-finite") => {
+                rollbacks += 1;
+                ensure!(rollbacks <= t.cfg.max_rollbacks, "{e:#}; gave up after {} roll-backs", t.cfg.max_rollbacks);
+                let dir = last_ckpt.clone().with_context(|| format!("{e:#}; no checkpoint to roll back to"))?;
+                eprintln!("warning: {e:#}; rolling back to {}", dir.display());
+                (step, _) = t.restore(&dir)?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        step += 1;
+        since_log += 1;
+        let mut logged = None;
+        if let Some(l) = losses {
+            if step % t.cfg.log_every == 0 || step == total {
+                let s = Stats {
+                    step,
+                    epoch: (step - 1) / t.iters_per_epoch,
+                    lr_g: t.lr(t.cfg.lr_g, (step - 1) / t.iters_per_epoch),
+                    loss_d_image: l.d_image,
+                    loss_d_story: l.d_story,
+                    loss_g: l.g,
+                    loss_kl: l.kl,
+                    loss_text: l.text,
+                    d_real: l.d_real,
+                    d_fake: l.d_fake,
+                    aux_accuracy: l.aux_accuracy,
+                    seconds_per_iteration: timer.elapsed().as_secs_f64() / since_log as f64,
+                };
+                writeln!(stats_file, "{}", serde_json::to_string(&s)?)?;
+                (timer, since_log) = (Instant::now(), 0);
+                logged = Some(s);
+            }
+        } else {
+            eprintln!("warning: non-finite loss at step {step}; iteration skipped");
+        }
+        if step % t.cfg.sample_every == 0 || step == total {
+            t.sample_grid(step)?;
+            plot_losses(&t.run_dir)?;
+        }
+        if step % t.cfg.checkpoint_every == 0 || step == total {
+            last_ckpt = Some(t.save(step, rollbacks)?);
+        }
+        on_step(step, total, logged.as_ref());
+    }
+    if last_ckpt.as_ref().is_none_or(|c| !c.ends_with(checkpoint::step_name(step))) {
+        last_ckpt = Some(t.save(step, rollbacks)?);
+        plot_losses(&t.run_dir)?;
+    }
+    Ok(Outcome { run_dir: t.run_dir, checkpoint: last_ckpt.expect("saved"), steps: step, interrupted })
+}
