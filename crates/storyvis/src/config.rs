@@ -111,6 +111,9 @@ pub struct Config {
     /// Sentence mode: weight of a loss that asks the sentence encoding to predict the
     /// frame's labels (a supervised signal for the encoder besides the GAN).
     pub text_aux_weight: f64,
+    /// Sentence mode: the share of the GAN's gradient that reaches the sentence encoder
+    /// (1 = all of it, 0 = the encoder learns from its label head alone).
+    pub text_gan_gradient: f64,
 
     // Training.
     pub story_batch: i64,
@@ -119,6 +122,9 @@ pub struct Config {
     pub g_steps: usize,
     pub lr_g: f64,
     pub lr_d: f64,
+    /// Sentence mode: learning rate of the sentence encoder and its label head (a recurrent
+    /// encoder learns too slowly at the GAN's rate).
+    pub lr_text: f64,
     pub beta1: f64,
     pub beta2: f64,
     /// The learning rate halves every this many epochs.
@@ -178,7 +184,9 @@ impl Config {
     }
 
     fn from_table(table: toml::Table) -> Result<Config> {
-        let cfg: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("config: {}", e.message()))?;
+        // Through text, so that a type error quotes the offending line (and so its key).
+        let text = toml::to_string(&table).context("config")?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("config: {e}"))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -230,6 +238,8 @@ impl Config {
         range("g_steps", self.g_steps, 1, 16)?;
         range("lr_g", self.lr_g, 1e-7, 1.0)?;
         range("lr_d", self.lr_d, 1e-7, 1.0)?;
+        range("lr_text", self.lr_text, 1e-7, 1.0)?;
+        range("text_gan_gradient", self.text_gan_gradient, 0.0, 1.0)?;
         range("beta1", self.beta1, 0.0, 0.999999)?;
         range("beta2", self.beta2, 0.0, 0.999999)?;
         range("lr_halve_epochs", self.lr_halve_epochs, 1, 1_000_000)?;

@@ -12,6 +12,14 @@ pub fn linear(p: nn::Path, i: i64, o: i64, bias: bool) -> nn::Linear {
     nn::linear(p, i, o, nn::LinearConfig { ws_init: INIT, bs_init, bias })
 }
 
+/// U(−1/√fan_in, 1/√fan_in) weights and biases, PyTorch's default for recurrent cells and
+/// linear layers. The recurrent parts use it: N(0, 0.02) shrinks a signal at every step.
+pub fn recurrent_linear(p: nn::Path, i: i64, o: i64, bias: bool) -> nn::Linear {
+    let k = 1.0 / (i as f64).sqrt();
+    let init = nn::Init::Uniform { lo: -k, up: k };
+    nn::linear(p, i, o, nn::LinearConfig { ws_init: init, bs_init: bias.then_some(init), bias })
+}
+
 pub fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
     nn::conv2d(p, i, o, k, nn::ConvConfig { stride, padding, bias: false, ws_init: INIT, ..Default::default() })
 }
@@ -45,8 +53,8 @@ pub struct GruCell {
 impl GruCell {
     pub fn new(p: nn::Path, input_dim: i64, hidden_dim: i64) -> GruCell {
         GruCell {
-            input: linear(&p / "input", input_dim, 3 * hidden_dim, true),
-            hidden: linear(&p / "hidden", hidden_dim, 3 * hidden_dim, true),
+            input: recurrent_linear(&p / "input", input_dim, 3 * hidden_dim, true),
+            hidden: recurrent_linear(&p / "hidden", hidden_dim, 3 * hidden_dim, true),
             hidden_dim,
         }
     }

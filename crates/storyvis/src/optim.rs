@@ -16,8 +16,9 @@ pub struct Adam {
 }
 
 impl Adam {
-    pub fn new(vs: &VarStore, beta1: f64, beta2: f64) -> Adam {
-        let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    /// Over the trainable variables of `vs` whose names `keep` accepts.
+    pub fn new(vs: &VarStore, beta1: f64, beta2: f64, keep: impl Fn(&str) -> bool) -> Adam {
+        let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(n, t)| t.requires_grad() && keep(n)).collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
         let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
@@ -90,7 +91,7 @@ mod tests {
     fn matches_the_adam_equations_on_a_scalar() {
         let vs = VarStore::new(Device::Cpu);
         let x = vs.root().var("x", &[1], nn::Init::Const(1.0));
-        let mut opt = Adam::new(&vs, 0.9, 0.999);
+        let mut opt = Adam::new(&vs, 0.9, 0.999, |_| true);
         let (mut m, mut v, mut p) = (0.0f64, 0.0f64, 1.0f64);
         for t in 1..=5 {
             opt.zero_grad();

@@ -169,6 +169,22 @@ pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, for
     Ok(written)
 }
 
+/// Mean absolute difference, in [0, 1] pixel units, between the frames the model draws for
+/// `stories` (their own sentences, noise from `seed`) and the stories' real frames.
+pub fn pixel_error(model: &Loaded, ds: &storyvis_data::dataset::Dataset, stories: &[&storyvis_data::dataset::StoryRecord], seed: u64) -> Result<f64> {
+    let data = crate::data::StoryData::load(ds, stories, &model.cfg, &model.vocab)?;
+    let index: Vec<i64> = (0..data.len() as i64).collect();
+    let batch = data.batch(&index, model.device);
+    tch::manual_seed(seed as i64);
+    let fake = tch::no_grad(|| {
+        let s = model.g.encode_text(&batch.text);
+        let ctx = model.g.context(&s, false);
+        model.g.decode_story(&ctx, false)
+    });
+    // Both in [−1, 1]: halve the difference for [0, 1] units.
+    Ok((fake - &batch.images).abs().mean(tch::Kind::Float).double_value(&[]) / 2.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

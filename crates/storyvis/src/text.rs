@@ -1,7 +1,7 @@
 //! Text: a vocabulary built from the training sentences, and the learned sentence encoder
 //! (word embeddings and a bidirectional GRU, trained with the GAN).
 
-use crate::nn::{linear, GruCell};
+use crate::nn::{recurrent_linear, GruCell};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -118,10 +118,10 @@ pub struct SentenceEncoder {
 impl SentenceEncoder {
     pub fn new(p: nn::Path, vocab: i64, word_dim: i64, dim: i64) -> SentenceEncoder {
         SentenceEncoder {
-            embed: nn::embedding(&p / "embed", vocab, word_dim, nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.1 }, ..Default::default() }),
+            embed: nn::embedding(&p / "embed", vocab, word_dim, nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 1.0 }, ..Default::default() }),
             forward_gru: GruCell::new(&p / "forward", word_dim, dim),
             backward_gru: GruCell::new(&p / "backward", word_dim, dim),
-            out: linear(&p / "out", 2 * dim, dim, true),
+            out: recurrent_linear(&p / "out", 2 * dim, dim, true),
         }
     }
 

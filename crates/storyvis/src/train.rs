@@ -123,6 +123,8 @@ struct Trainer {
     device: Device,
     model: StoryGan,
     opt_g: Adam,
+    /// Sentence mode: the sentence encoder and its label head, at `lr_text`.
+    opt_text: Option<Adam>,
     opt_di: Adam,
     opt_ds: Option<Adam>,
     train: StoryData,
@@ -183,7 +185,7 @@ impl Trainer {
         let cfg = self.cfg.clone();
         tch::manual_seed(mix(mix(cfg.seed, step as u64), rollbacks as u64 + 3) as i64);
         let epoch = step / self.iters_per_epoch;
-        let (lr_g, lr_d) = (self.lr(cfg.lr_g, epoch), self.lr(cfg.lr_d, epoch));
+        let (lr_g, lr_d, lr_text) = (self.lr(cfg.lr_g, epoch), self.lr(cfg.lr_d, epoch), self.lr(cfg.lr_text, epoch));
         let (story_idx, img_idx, frames) = self.draw(step);
         let story = self.train.batch(&story_idx, self.device);
         let img = self.train.batch(&img_idx, self.device);
@@ -247,6 +249,9 @@ impl Trainer {
                 None => self.generate(&story, &img, &frames),
             };
             self.opt_g.zero_grad();
+            if let Some(o) = &mut self.opt_text {
+                o.zero_grad();
+            }
             let s_t = pick_frames(&f.s_img, &frames).detach();
             let h_t = pick_frames(&f.cond_img, &frames).detach();
             let (fake, fake_cls) = self.model.di.forward_t(&f.fake_img, &s_t, &h_t, true);
@@ -268,6 +273,9 @@ impl Trainer {
             }
             l.backward();
             self.opt_g.step(lr_g);
+            if let Some(o) = &mut self.opt_text {
+                o.step(lr_text);
+            }
             g_total += g;
             kl_total += value(&kl);
         }
@@ -278,11 +286,14 @@ impl Trainer {
     /// The generator's forward pass on both batches.
     fn generate(&self, story: &Batch, img: &Batch, frames: &Tensor) -> Forward {
         let g = &self.model.g;
+        // The encodings G sees pass on only a share of the GAN's gradient to the encoder.
+        let k = self.cfg.text_gan_gradient;
+        let scaled = |s: &Tensor| s.detach() * (1.0 - k) + s * k;
         let s_story = g.encode_text(&story.text);
-        let ctx = g.context(&s_story, true);
+        let ctx = g.context(&scaled(&s_story), true);
         let fake_story = g.decode_story(&ctx, true);
         let s_img = g.encode_text(&img.text);
-        let ctx_img = g.context(&s_img, true);
+        let ctx_img = g.context(&scaled(&s_img), true);
         let fake_img = g.decode_frames(&ctx_img, frames, true);
         Forward { s_story, fake_story, kl_story: ctx.kl, s_img, cond_img: ctx_img.cond, fake_img, kl_img: ctx_img.kl }
     }
@@ -318,6 +329,9 @@ impl Trainer {
 
     fn save(&self, step: usize, rollbacks: usize) -> Result<PathBuf> {
         let mut opts: Vec<(&str, &Adam)> = vec![("generator", &self.opt_g), ("image_d", &self.opt_di)];
+        if let Some(o) = &self.opt_text {
+            opts.push(("text", o));
+        }
         if let Some(o) = &self.opt_ds {
             opts.push(("story_d", o));
         }
@@ -330,6 +344,9 @@ impl Trainer {
         let manifest = checkpoint::verify(dir)?;
         checkpoint::load_model(dir, &mut self.model)?;
         let mut opts: Vec<(&str, &mut Adam)> = vec![("generator", &mut self.opt_g), ("image_d", &mut self.opt_di)];
+        if let Some(o) = &mut self.opt_text {
+            opts.push(("text", o));
+        }
         if let Some(o) = &mut self.opt_ds {
             opts.push(("story_d", o));
         }
@@ -346,6 +363,11 @@ struct Forward {
     cond_img: Tensor,
     fake_img: Tensor,
     kl_img: Tensor,
+}
+
+/// The generator's text-encoder variables (trained at `lr_text`).
+fn is_text(name: &str) -> bool {
+    name.starts_with("sentence.") || name.starts_with("text_labels.")
 }
 
 /// Writes the loss-curve PNG from `stats.jsonl`.
@@ -413,11 +435,12 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     };
     tch::manual_seed(cfg.seed as i64);
     let model = StoryGan::new(&cfg, shape, req.device);
-    let opt_g = Adam::new(&model.g_vs, cfg.beta1, cfg.beta2);
-    let opt_di = Adam::new(&model.di_vs, cfg.beta1, cfg.beta2);
-    let opt_ds = model.ds_vs.as_ref().map(|vs| Adam::new(vs, cfg.beta1, cfg.beta2));
+    let opt_g = Adam::new(&model.g_vs, cfg.beta1, cfg.beta2, |n| !is_text(n));
+    let opt_text = (cfg.text == TextInput::Sentence).then(|| Adam::new(&model.g_vs, cfg.beta1, cfg.beta2, is_text));
+    let opt_di = Adam::new(&model.di_vs, cfg.beta1, cfg.beta2, |_| true);
+    let opt_ds = model.ds_vs.as_ref().map(|vs| Adam::new(vs, cfg.beta1, cfg.beta2, |_| true));
     let iters_per_epoch = (train.len() / cfg.story_batch as usize).max(1);
-    let mut t = Trainer { cfg, device: req.device, model, opt_g, opt_di, opt_ds, train, samples, vocab, shape, run_dir, iters_per_epoch };
+    let mut t = Trainer { cfg, device: req.device, model, opt_g, opt_text, opt_di, opt_ds, train, samples, vocab, shape, run_dir, iters_per_epoch };
 
     let (mut step, mut rollbacks) = (0, 0);
     match &resume_from {

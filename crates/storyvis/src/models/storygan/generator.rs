@@ -3,7 +3,7 @@
 
 use crate::config::{Config, Gist, Variant};
 use crate::loss;
-use crate::nn::{bn1d, bn2d, conv, dynamic_conv1d, dynamic_conv2d, leaky, linear, pick_frames, GruCell, UpBlock};
+use crate::nn::{bn1d, bn2d, conv, dynamic_conv1d, dynamic_conv2d, leaky, linear, pick_frames, recurrent_linear, GruCell, UpBlock};
 use crate::text::SentenceEncoder;
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
@@ -36,12 +36,12 @@ pub struct Text2Gist {
 impl Text2Gist {
     pub fn new(p: nn::Path, input: i64, state: i64) -> Text2Gist {
         Text2Gist {
-            w_z: linear(&p / "w_z", input, state, true),
-            w_r: linear(&p / "w_r", input, state, true),
-            w_h: linear(&p / "w_h", input, state, true),
-            u_z: linear(&p / "u_z", state, state, false),
-            u_r: linear(&p / "u_r", state, state, false),
-            u_h: linear(&p / "u_h", state, state, false),
+            w_z: recurrent_linear(&p / "w_z", input, state, true),
+            w_r: recurrent_linear(&p / "w_r", input, state, true),
+            w_h: recurrent_linear(&p / "w_h", input, state, true),
+            u_z: recurrent_linear(&p / "u_z", state, state, false),
+            u_r: recurrent_linear(&p / "u_r", state, state, false),
+            u_h: recurrent_linear(&p / "u_h", state, state, false),
         }
     }
 

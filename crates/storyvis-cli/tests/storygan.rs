@@ -1,0 +1,131 @@
+//! StoryGAN through the CLI: prepare → train storygan-tiny → generate, resume, and the errors a
+//! user can run into.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn storyvis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_storyvis")).args(args).env("OMP_NUM_THREADS", "1").output().expect("storyvis runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = storyvis(args);
+    assert!(o.status.success(), "{args:?}: {}", text(&o));
+    text(&o)
+}
+
+fn fails(args: &[&str], want: &str) {
+    let o = storyvis(args);
+    let t = text(&o);
+    assert!(!o.status.success(), "{args:?} succeeded: {t}");
+    assert!(t.contains(want), "{args:?}: expected {want:?} in: {t}");
+    assert!(!t.contains("panicked"), "{args:?} panicked: {t}");
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A small dataset and a storygan-tiny run of a few iterations on it.
+fn trained(root: &Path) -> (PathBuf, PathBuf) {
+    let data = root.join("data");
+    ok(&["prepare", "clevr-sv", "--out", p(&data), "--stories", "8", "--seed", "2", "--supersample", "1"]);
+    let runs = root.join("runs");
+    let out = ok(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=4", "--set", "checkpoint_every=2"]);
+    assert!(out.contains("trained after 4 iterations"), "{out}");
+    (data, runs.join("00000-storygan-tiny"))
+}
+
+const STORY: &str = "there is a large red metal cube in the middle of the scene. a small blue rubber sphere is to the left of the large red metal cube. someone adds a small green rubber cylinder behind the small blue rubber sphere. a large yellow metal sphere appears in front of the large red metal cube.";
+
+#[test]
+fn prepare_train_generate() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, run) = trained(root.path());
+    for f in ["config.toml", "vocab.json", "stats.jsonl", "loss.png", "run.json", "samples/step-0000004.png", "checkpoints/latest", "checkpoints/step-0000002/checkpoint.json", "checkpoints/step-0000004/generator.safetensors"] {
+        assert!(run.join(f).exists(), "run lacks {f}");
+    }
+    let stats = fs::read_to_string(run.join("stats.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(stats.lines().next().unwrap()).unwrap();
+    for k in ["loss_d_image", "loss_d_story", "loss_g", "d_real", "d_fake", "aux_accuracy", "seconds_per_iteration"] {
+        assert!(first[k].is_number(), "stats lack {k}: {first}");
+    }
+
+    // Frames: T PNGs per seed.
+    let out = root.path().join("frames");
+    ok(&["generate", "--checkpoint", p(&run), "--story", STORY, "--seeds", "0-1", "--out", p(&out), "--format", "frames"]);
+    for seed in 0..2 {
+        for t in 1..=4 {
+            let f = out.join(format!("seed{seed:04}-frame{t}.png"));
+            assert_eq!(image::open(&f).unwrap().width(), 64, "{}", f.display());
+        }
+    }
+    // Strips, from a story file; the same seed draws the same picture.
+    let story_file = root.path().join("story.txt");
+    fs::write(&story_file, STORY.replace(". ", ".\n")).unwrap();
+    let strips = root.path().join("strips");
+    ok(&["generate", "--checkpoint", p(&run), "--story-file", p(&story_file), "--seeds", "3", "--out", p(&strips)]);
+    let again = root.path().join("again");
+    ok(&["generate", "--checkpoint", p(&run), "--story", STORY, "--seeds", "3", "--out", p(&again)]);
+    assert_eq!(fs::read(strips.join("seed0003.png")).unwrap(), fs::read(again.join("seed0003.png")).unwrap());
+
+    // Resume: `latest` continues the newest run of the preset to a longer end.
+    let more = ok(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&run.parent().unwrap().to_path_buf()), "--resume", "latest", "--set", "max_steps=6"]);
+    assert!(more.contains("trained after 6 iterations") && more.contains("00000-storygan-tiny"), "{more}");
+}
+
+#[test]
+fn config_errors_and_dry_run() {
+    let resolved = ok(&["train", "--preset", "storygan-small", "--dry-run", "--set", "lr_g=0.0001"]);
+    assert!(resolved.contains("preset = \"storygan-small\"") && resolved.contains("lr_g = 0.0001"), "{resolved}");
+    fails(&["train", "--preset", "storygan-tiny", "--dry-run", "--set", "learning_rate=1"], "unknown config key \"learning_rate\"");
+    fails(&["train", "--preset", "storygan-tiny", "--dry-run", "--set", "g_steps=0"], "g_steps = 0 is out of range");
+    fails(&["train", "--preset", "storygan-huge"], "unknown preset");
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    fs::write(cfg.path(), "ngf = \"wide\"\n").unwrap();
+    fails(&["train", "--preset", "storygan-tiny", "--dry-run", "--config", p(cfg.path())], "ngf");
+}
+
+#[test]
+fn bad_stories_and_checkpoints_are_clear_errors_that_write_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, run) = trained(root.path());
+    let out = root.path().join("out");
+    let gen = |story: &str, extra: &[&str], want: &str| {
+        let mut args = vec!["generate", "--checkpoint", p(&run), "--story", story, "--out", p(&out)];
+        args.extend_from_slice(extra);
+        fails(&args, want);
+    };
+    gen("", &[], "the story is empty");
+    gen(" . . ", &[], "the story is empty");
+    gen("a red cube. a blue sphere.", &[], "the story has 2 sentences; this model draws 4");
+    let long = format!("a {} cube. b. c. d.", "very ".repeat(2100));
+    gen(&long, &[], "sentence 1 is 10");
+    gen("zorp blip. quux. frob. glorp.", &[], "has no word the model knows");
+    gen(STORY.replace("cube in", "dragon in").as_str(), &["--strict-vocab"], "unknown words");
+    assert!(!out.exists(), "a failed generate wrote {}", out.display());
+
+    // --pad / --truncate fit a story to T.
+    ok(&["generate", "--checkpoint", p(&run), "--story", "a large red metal cube.", "--pad", "--seeds", "0", "--out", p(&out)]);
+    let five = format!("{STORY} a small gray rubber cube is behind the large red metal cube.");
+    ok(&["generate", "--checkpoint", p(&run), "--story", &five, "--truncate", "--seeds", "0", "--out", p(&out)]);
+
+    let bad = root.path().join("latin1.txt");
+    fs::write(&bad, b"a caf\xe9 cube.").unwrap();
+    fails(&["generate", "--checkpoint", p(&run), "--story-file", p(&bad), "--out", p(&out)], "is not UTF-8 text");
+    fails(&["generate", "--checkpoint", p(&root.path().join("nope")), "--story", STORY], "does not exist");
+    fails(&["generate", "--checkpoint", p(&data), "--story", STORY], "neither a checkpoint nor a run directory");
+
+    // A truncated weights file is named; a dataset with another T is refused.
+    let g = run.join("checkpoints/step-0000004/generator.safetensors");
+    let bytes = fs::read(&g).unwrap();
+    fs::write(&g, &bytes[..100]).unwrap();
+    fails(&["generate", "--checkpoint", p(&run), "--story", STORY], "generator.safetensors is corrupt or truncated");
+    fails(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&root.path().join("r")), "--set", "frames=3"], "4 frames per story, the model 3");
+    fails(&["train", "--preset", "storygan-tiny", "--runs", p(&root.path().join("r"))], "--data DIR is required");
+}
