@@ -192,6 +192,9 @@ fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
 
 fn train(a: TrainArgs) -> Result<()> {
     let config = Config::resolve(&a.preset, a.config.as_deref(), &a.sets)?;
+    if a.resume.is_some() && a.config.is_some() {
+        bail!("--config cannot be used with --resume: a resumed run keeps its config (--set may change {})", storyvis::config::RESUMABLE.join(", "));
+    }
     if a.dry_run {
         print!("{}", config.to_toml());
         return Ok(());
@@ -214,7 +217,7 @@ fn train(a: TrainArgs) -> Result<()> {
     });
     let progress = std::cell::RefCell::new(None::<Progress>);
     let started = Instant::now();
-    let outcome = train::train(TrainRequest { config, data, start, device }, &|step, total, stats| {
+    let outcome = train::train(TrainRequest { config, overrides: a.sets, data, start, device }, &|step, total, stats| {
         let mut p = progress.borrow_mut();
         let bar = p.get_or_insert_with(|| Progress::new((total - step + 1) as u64, "training"));
         bar.tick();

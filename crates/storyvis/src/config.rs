@@ -161,6 +161,22 @@ fn parse_value(raw: &str) -> toml::Value {
     }
 }
 
+/// Keys a resumed run may change.
+pub const RESUMABLE: [&str; 7] = ["max_steps", "epochs", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks"];
+
+fn apply_sets(table: &mut toml::Table, sets: &[String], allowed: Option<&[&str]>) -> Result<()> {
+    for s in sets {
+        let (k, v) = s.split_once('=').with_context(|| format!("--set {s:?}: expected key=value"))?;
+        let k = k.trim();
+        ensure!(table.contains_key(k), "--set {s:?}: unknown config key {k:?}");
+        if let Some(keys) = allowed {
+            ensure!(keys.contains(&k), "--set {k}: a resumed run keeps its config; only {} may change", keys.join(", "));
+        }
+        table.insert(k.into(), parse_value(v.trim()));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Preset, then the user's file, then `--set` overrides; then validation.
     pub fn resolve(preset: &str, file: Option<&Path>, sets: &[String]) -> Result<Config> {
@@ -174,12 +190,15 @@ impl Config {
                 table.insert(k, v);
             }
         }
-        for s in sets {
-            let (k, v) = s.split_once('=').with_context(|| format!("--set {s:?}: expected key=value"))?;
-            let k = k.trim();
-            ensure!(table.contains_key(k), "--set {s:?}: unknown config key {k:?}");
-            table.insert(k.into(), parse_value(v.trim()));
-        }
+        apply_sets(&mut table, sets, None)?;
+        Self::from_table(table)
+    }
+
+    /// This config with `--set` overrides of the keys a resumed run may change (how long it
+    /// runs and how it reports); any other key is an error.
+    pub fn resumed_with(&self, sets: &[String]) -> Result<Config> {
+        let mut table: toml::Table = self.to_toml().parse().context("config")?;
+        apply_sets(&mut table, sets, Some(&RESUMABLE))?;
         Self::from_table(table)
     }
 

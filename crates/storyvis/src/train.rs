@@ -40,7 +40,10 @@ pub enum Start {
 }
 
 pub struct TrainRequest {
+    /// The resolved config of a fresh run; on resume, only its preset is checked.
     pub config: Config,
+    /// On resume: `--set` overrides applied to the checkpoint's config (`Config::RESUMABLE`).
+    pub overrides: Vec<String>,
     pub data: PathBuf,
     pub start: Start,
     pub device: Device,
@@ -390,11 +393,11 @@ pub fn plot_losses(run_dir: &Path) -> Result<()> {
 /// to save a checkpoint and return after the current iteration.
 pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), stop: &AtomicBool) -> Result<Outcome> {
     let ds = Dataset::open(&req.data)?;
-    let (mut cfg, resume_from, run_dir, vocab) = match &req.start {
+    let (cfg, resume_from, run_dir, vocab) = match &req.start {
         Start::Fresh { runs } => {
             check_compatible(&ds, &req.config)?;
             let vocab = Vocab::build(ds.split(Split::Train).flat_map(|s| s.frames.iter().map(|f| f.sentence.as_str())));
-            (req.config.clone(), None, new_run_dir(runs, &req.config.preset)?, vocab)
+            (req.config.clone(), None, runs.clone(), vocab)
         }
         Start::Resume(path) => {
             let dir = checkpoint::resolve(path)?;
@@ -408,14 +411,9 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
                 req.config.preset
             );
             let run_dir = dir.parent().and_then(Path::parent).map(Path::to_path_buf).context("checkpoint outside a run directory")?;
-            (cfg, Some(dir), run_dir, vocab)
+            (cfg.resumed_with(&req.overrides)?, Some(dir), run_dir, vocab)
         }
     };
-    // A resumed run may change how long it runs, nothing else.
-    if resume_from.is_some() {
-        cfg.max_steps = req.config.max_steps;
-        cfg.epochs = req.config.epochs;
-    }
     check_compatible(&ds, &cfg)?;
     let train_stories: Vec<_> = ds.split(Split::Train).collect();
     ensure!(train_stories.len() >= 2, "{} has {} training stories; at least 2 are needed", ds.dir.display(), train_stories.len());
@@ -440,6 +438,8 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     let opt_di = Adam::new(&model.di_vs, cfg.beta1, cfg.beta2, |_| true);
     let opt_ds = model.ds_vs.as_ref().map(|vs| Adam::new(vs, cfg.beta1, cfg.beta2, |_| true));
     let iters_per_epoch = (train.len() / cfg.story_batch as usize).max(1);
+    // A fresh run's numbered directory is made only once the data has loaded.
+    let run_dir = if resume_from.is_some() { run_dir } else { new_run_dir(&run_dir, &cfg.preset)? };
     let mut t = Trainer { cfg, device: req.device, model, opt_g, opt_text, opt_di, opt_ds, train, samples, vocab, shape, run_dir, iters_per_epoch };
 
     let (mut step, mut rollbacks) = (0, 0);
