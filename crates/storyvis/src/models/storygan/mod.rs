@@ -158,6 +158,8 @@ mod tests {
         let m = StoryGan::new(&cfg, SHAPE, Device::Cpu);
         let g = parameters(&m.g_vs);
         let di = parameters(&m.di_vs);
+        let ds = parameters(m.ds_vs.as_ref().unwrap());
+        eprintln!("storygan-clevr parameters: G {g}, D_I {di}, D_S {ds}");
         // Same order of magnitude as the reference (G 35.0 M, D_I 12.2 M parameters).
         assert!((20_000_000..60_000_000).contains(&g), "G has {g}");
         assert!((5_000_000..25_000_000).contains(&di), "D_I has {di}");
