@@ -139,11 +139,7 @@ pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, for
     let mut written = Vec::new();
     for &seed in seeds {
         tch::manual_seed(seed as i64);
-        let frames = tch::no_grad(|| {
-            let s = model.g.encode_text(&text);
-            let ctx = model.g.context(&s, false);
-            model.g.decode_story(&ctx, false)
-        });
+        let frames = model.g.draw(&text);
         let images: Vec<image::RgbImage> = (0..t)
             .map(|f| image::RgbImage::from_raw(64, 64, to_rgb8(&frames.get(0).get(f))).expect("64×64 frame"))
             .collect();
@@ -176,11 +172,7 @@ pub fn pixel_error(model: &Loaded, ds: &storyvis_data::dataset::Dataset, stories
     let index: Vec<i64> = (0..data.len() as i64).collect();
     let batch = data.batch(&index, model.device);
     tch::manual_seed(seed as i64);
-    let fake = tch::no_grad(|| {
-        let s = model.g.encode_text(&batch.text);
-        let ctx = model.g.context(&s, false);
-        model.g.decode_story(&ctx, false)
-    });
+    let fake = model.g.draw(&batch.text);
     // Both in [−1, 1]: halve the difference for [0, 1] units.
     Ok((fake - &batch.images).abs().mean(tch::Kind::Float).double_value(&[]) / 2.0)
 }

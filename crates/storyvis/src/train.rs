@@ -306,11 +306,7 @@ impl Trainer {
         let n = self.samples.len() as i64;
         let batch = self.samples.batch(&(0..n).collect::<Vec<_>>(), self.device);
         tch::manual_seed(mix(self.cfg.seed, 0x5A) as i64);
-        let fake = tch::no_grad(|| {
-            let s = self.model.g.encode_text(&batch.text);
-            let ctx = self.model.g.context(&s, false);
-            self.model.g.decode_story(&ctx, false)
-        });
+        let fake = self.model.g.draw(&batch.text);
         let t = self.cfg.frames;
         let layout = StripLayout::for_frame_size(64);
         let mut sheet = paper(layout.width(2 * t as u32), n as u32 * layout.row_height() + layout.gap);

@@ -13,6 +13,14 @@ use tch::{Device, Tensor};
 /// libtorch's random generator is global: training tests take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Takes the turn and pins libtorch to one thread, so that results (summation order) do not
+/// depend on the machine's core count.
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    guard
+}
+
 fn dataset(dir: &Path, stories: usize, split: f64) {
     let opts = GenerateOptions { stories, seed: 3, split, supersample: 1, ..GenerateOptions::default() };
     generate(&opts, dir, false, &|| {}).unwrap();
@@ -31,7 +39,7 @@ fn run(config: Config, data: &Path, start: Start) -> storyvis::train::Outcome {
 
 #[test]
 fn tiny_overfits_a_four_story_set() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     dataset(&data, 4, 1.0);
@@ -65,7 +73,7 @@ fn tensors(path: &Path) -> Vec<(String, Tensor)> {
 
 #[test]
 fn resume_continues_exactly() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     dataset(&data, 12, 0.75);
@@ -100,7 +108,7 @@ fn resume_continues_exactly() {
 
 #[test]
 fn a_checkpoint_of_another_preset_or_a_damaged_one_is_refused() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     dataset(&data, 6, 0.5);

@@ -301,6 +301,16 @@ impl Generator {
         self.decode(&pick_frames(&ctx.vec, frames), map.as_ref(), train)
     }
 
+    /// Draws whole stories as a user sees them: eval mode (batch-norm running statistics), no
+    /// gradients. [B, T, 3, 64, 64]
+    pub fn draw(&self, text: &TextBatch) -> Tensor {
+        tch::no_grad(|| {
+            let s = self.encode_text(text);
+            let ctx = self.context(&s, false);
+            self.decode_story(&ctx, false)
+        })
+    }
+
     #[cfg(test)]
     pub fn text2gist(&self) -> &Text2Gist {
         self.text2gist.as_ref().expect("StoryGAN variant")
