@@ -1,0 +1,19 @@
+//! Metrics for storyvis, free of libtorch so they test fast and can be checked against other
+//! implementations: SSIM and PSNR between images, multi-label precision / recall / F1 and
+//! exact-match accuracy, the Fréchet distance between Gaussians fitted to feature sets, and the
+//! Inception-score formula over class probabilities.
+//!
+//! Everything computes in f64 whatever the input precision.
+
+mod error;
+pub mod frechet;
+pub mod inception;
+pub mod linalg;
+pub mod multilabel;
+pub mod ssim;
+
+pub use error::MetricError;
+pub use frechet::{frechet_distance, Gaussian};
+pub use inception::inception_score;
+pub use multilabel::MultiLabelCounts;
+pub use ssim::{psnr, ssim, ImageShape};
