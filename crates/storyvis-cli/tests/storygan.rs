@@ -1,45 +1,10 @@
 //! StoryGAN through the CLI: prepare → train storygan-tiny → generate, resume, and the errors a
 //! user can run into.
 
+mod common;
+
+use common::{fails, ok, p, trained};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn storyvis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_storyvis")).args(args).env("OMP_NUM_THREADS", "1").output().expect("storyvis runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = storyvis(args);
-    assert!(o.status.success(), "{args:?}: {}", text(&o));
-    text(&o)
-}
-
-fn fails(args: &[&str], want: &str) {
-    let o = storyvis(args);
-    let t = text(&o);
-    assert!(!o.status.success(), "{args:?} succeeded: {t}");
-    assert!(t.contains(want), "{args:?}: expected {want:?} in: {t}");
-    assert!(!t.contains("panicked"), "{args:?} panicked: {t}");
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// A small dataset and a storygan-tiny run of a few iterations on it.
-fn trained(root: &Path) -> (PathBuf, PathBuf) {
-    let data = root.join("data");
-    ok(&["prepare", "clevr-sv", "--out", p(&data), "--stories", "8", "--seed", "2", "--supersample", "1"]);
-    let runs = root.join("runs");
-    let out = ok(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=4", "--set", "checkpoint_every=2"]);
-    assert!(out.contains("trained after 4 iterations"), "{out}");
-    (data, runs.join("00000-storygan-tiny"))
-}
 
 const STORY: &str = "there is a large red metal cube in the middle of the scene. a small blue rubber sphere is to the left of the large red metal cube. someone adds a small green rubber cylinder behind the small blue rubber sphere. a large yellow metal sphere appears in front of the large red metal cube.";
 

@@ -74,21 +74,16 @@ pub struct Snapshot<'a> {
 pub fn save(root: &Path, model: &StoryGan, optimizers: &[(&str, &Adam)], snap: &Snapshot) -> Result<PathBuf> {
     let (cfg, vocab, step) = (snap.cfg, snap.vocab, snap.step);
     let dest = root.join(step_name(step));
-    let stage = StagedDir::new(&dest, true)?;
-    let dir = stage.path();
-    for (name, vs) in model.stores() {
-        write_tensors(&dir.join(format!("{name}.safetensors")), &named(vs))?;
-    }
-    let state: Vec<(String, Tensor)> = optimizers.iter().flat_map(|(n, o)| o.state(n)).collect();
-    write_tensors(&dir.join(OPTIMIZER), &state)?;
-    atomic::write_synced(&dir.join(CONFIG), cfg.to_toml().as_bytes())?;
-    atomic::write_synced(&dir.join(VOCAB), vocab.save_json().as_bytes())?;
-    let mut files = BTreeMap::new();
-    for e in fs::read_dir(dir)? {
-        let p = e?.path();
-        files.insert(p.file_name().unwrap().to_string_lossy().into_owned(), sha256(&p)?);
-    }
-    let manifest = Manifest {
+    let fill = |dir: &Path| -> Result<()> {
+        for (name, vs) in model.stores() {
+            write_store(&dir.join(format!("{name}.safetensors")), vs)?;
+        }
+        let state: Vec<(String, Tensor)> = optimizers.iter().flat_map(|(n, o)| o.state(n)).collect();
+        write_tensors(&dir.join(OPTIMIZER), &state)?;
+        atomic::write_synced(&dir.join(CONFIG), cfg.to_toml().as_bytes())?;
+        atomic::write_synced(&dir.join(VOCAB), vocab.save_json().as_bytes())
+    };
+    write_dir(&dest, true, fill, |files| Manifest {
         format: FORMAT.into(),
         version: 1,
         step,
@@ -96,11 +91,46 @@ pub fn save(root: &Path, model: &StoryGan, optimizers: &[(&str, &Adam)], snap: &
         shape: snap.shape,
         adam_steps: optimizers.iter().map(|(n, o)| (n.to_string(), o.step)).collect(),
         files,
-    };
-    atomic::write_synced(&dir.join(MANIFEST), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
-    stage.commit()?;
+    })?;
     atomic::write_file(&root.join("latest"), step_name(step).as_bytes())?;
     Ok(dest)
+}
+
+/// Writes a store's variables, sorted by name, as safetensors (fsynced).
+pub fn write_store(path: &Path, vs: &VarStore) -> Result<()> {
+    write_tensors(path, &named(vs))
+}
+
+/// Writes a checkpoint-style directory atomically: `fill` writes the files into a staging
+/// directory, `manifest` turns their SHA-256 digests into the `checkpoint.json` written beside
+/// them, and the directory is renamed into place (replacing an old one only if `replace`).
+pub fn write_dir<M: Serialize>(
+    dest: &Path,
+    replace: bool,
+    fill: impl FnOnce(&Path) -> Result<()>,
+    manifest: impl FnOnce(BTreeMap<String, String>) -> M,
+) -> Result<()> {
+    let stage = StagedDir::new(dest, replace)?;
+    let dir = stage.path();
+    fill(dir)?;
+    let mut files = BTreeMap::new();
+    for e in fs::read_dir(dir)? {
+        let p = e?.path();
+        files.insert(p.file_name().unwrap().to_string_lossy().into_owned(), sha256(&p)?);
+    }
+    atomic::write_synced(&dir.join(MANIFEST), serde_json::to_string_pretty(&manifest(files))?.as_bytes())?;
+    stage.commit()
+}
+
+/// Checks that every listed file exists with its digest.
+pub fn check_digests(dir: &Path, files: &BTreeMap<String, String>) -> Result<()> {
+    for (name, digest) in files {
+        let f = dir.join(name);
+        ensure!(f.is_file(), "checkpoint file {} is missing", f.display());
+        let got = sha256(&f)?;
+        ensure!(&got == digest, "checkpoint file {} is corrupt or truncated (digest mismatch)", f.display());
+    }
+    Ok(())
 }
 
 /// A checkpoint directory from a run directory (its latest checkpoint), a `checkpoints/`
@@ -128,12 +158,7 @@ pub fn verify(dir: &Path) -> Result<Manifest> {
     let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let m: Manifest = serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?;
     ensure!(m.format == FORMAT && m.version == 1, "{} is not a storyvis checkpoint (version 1)", path.display());
-    for (name, digest) in &m.files {
-        let f = dir.join(name);
-        ensure!(f.is_file(), "checkpoint file {} is missing", f.display());
-        let got = sha256(&f)?;
-        ensure!(&got == digest, "checkpoint file {} is corrupt or truncated (digest mismatch)", f.display());
-    }
+    check_digests(dir, &m.files)?;
     Ok(m)
 }
 

@@ -67,28 +67,40 @@ pub fn check_compatible(ds: &Dataset, cfg: &Config) -> Result<()> {
     Ok(())
 }
 
+/// The stories' frames as u8 tensors [N, T, 3, 64, 64], decoded in parallel.
+pub fn load_images(ds: &Dataset, stories: &[&StoryRecord]) -> Result<Tensor> {
+    let t = ds.header.frames_per_story as i64;
+    let frames: Vec<Vec<u8>> = stories
+        .par_iter()
+        .map(|s| {
+            let mut bytes = Vec::with_capacity(s.frames.len() * 3 * 64 * 64);
+            for f in &s.frames {
+                let img = ds.load_image(f)?;
+                // HWC → CHW
+                let raw = img.as_raw();
+                for c in 0..3 {
+                    bytes.extend(raw.iter().skip(c).step_by(3));
+                }
+            }
+            Ok(bytes)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Tensor::from_slice(&frames.concat()).view([stories.len() as i64, t, 3, IMAGE_SIZE, IMAGE_SIZE]))
+}
+
+/// The stories' frame labels (objects present) as f32 [N · T · labels], flat.
+pub fn load_labels(stories: &[&StoryRecord]) -> Tensor {
+    let labels: Vec<f32> = stories.iter().flat_map(|s| s.frames.iter().flat_map(|f| f.label.iter().map(|&x| x as f32))).collect();
+    Tensor::from_slice(&labels)
+}
+
 impl StoryData {
     pub fn load(ds: &Dataset, stories: &[&StoryRecord], cfg: &Config, vocab: &Vocab) -> Result<StoryData> {
         check_compatible(ds, cfg)?;
         ensure!(!stories.is_empty(), "no stories to load from {}", ds.dir.display());
         let t = cfg.frames;
-        let frames: Vec<Vec<u8>> = stories
-            .par_iter()
-            .map(|s| {
-                let mut bytes = Vec::with_capacity(t * 3 * 64 * 64);
-                for f in &s.frames {
-                    let img = ds.load_image(f)?;
-                    // HWC → CHW
-                    let raw = img.as_raw();
-                    for c in 0..3 {
-                        bytes.extend(raw.iter().skip(c).step_by(3));
-                    }
-                }
-                Ok(bytes)
-            })
-            .collect::<Result<_>>()?;
         let n = stories.len() as i64;
-        let images = Tensor::from_slice(&frames.concat()).view([n, t as i64, 3, IMAGE_SIZE, IMAGE_SIZE]);
+        let images = load_images(ds, stories)?;
         let sentences: Vec<Vec<String>> = stories.iter().map(|s| s.frames.iter().map(|f| f.sentence.clone()).collect()).collect();
         let text = match cfg.text {
             TextInput::Sentence => {
@@ -102,7 +114,6 @@ impl StoryData {
                 Tensor::from_slice(&v).view([n, t as i64, -1])
             }
         };
-        let labels: Vec<f32> = stories.iter().flat_map(|s| s.frames.iter().flat_map(|f| f.label.iter().map(|&x| x as f32))).collect();
         let added: Vec<f32> = stories
             .iter()
             .flat_map(|s| {
@@ -119,7 +130,7 @@ impl StoryData {
             images,
             text,
             text_mode: cfg.text,
-            labels: Tensor::from_slice(&labels).view([n, t as i64, -1]),
+            labels: load_labels(stories).view([n, t as i64, -1]),
             added: Tensor::from_slice(&added).view([n, t as i64, LABEL_LEN as i64]),
             ids: stories.iter().map(|s| s.id.clone()).collect(),
             sentences,

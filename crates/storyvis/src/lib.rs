@@ -5,9 +5,11 @@
 //! configuration, checkpoints, training and sampling.
 
 pub mod checkpoint;
+pub mod classifier;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod eval;
 pub mod loss;
 pub mod models;
 pub mod nn;

@@ -42,6 +42,8 @@ pub struct Loaded {
     pub cfg: Config,
     pub vocab: Vocab,
     pub checkpoint: PathBuf,
+    /// Training iterations behind the weights.
+    pub step: usize,
     g: Generator,
     _vs: VarStore,
     device: Device,
@@ -55,7 +57,19 @@ pub fn load(path: &Path, device: Device) -> Result<Loaded> {
     let s = manifest.shape;
     let g = Generator::new(vs.root(), &cfg, s.vocab, s.vector_len, s.labels);
     checkpoint::load_store(&mut vs, &dir.join("generator.safetensors"))?;
-    Ok(Loaded { cfg, vocab, checkpoint: dir, g, _vs: vs, device })
+    Ok(Loaded { cfg, vocab, checkpoint: dir, step: manifest.step, g, _vs: vs, device })
+}
+
+impl Loaded {
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Stories [B, T, 3, 64, 64] in [−1, 1] for a text batch, in eval mode (noise from the
+    /// current libtorch seed).
+    pub fn draw(&self, text: &TextBatch) -> tch::Tensor {
+        self.g.draw(text)
+    }
 }
 
 /// Splits a story into sentences at '.', '!', '?' and line breaks.
@@ -139,7 +153,7 @@ pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, for
     let mut written = Vec::new();
     for &seed in seeds {
         tch::manual_seed(seed as i64);
-        let frames = model.g.draw(&text);
+        let frames = model.draw(&text);
         let images: Vec<image::RgbImage> = (0..t)
             .map(|f| image::RgbImage::from_raw(64, 64, to_rgb8(&frames.get(0).get(f))).expect("64×64 frame"))
             .collect();
@@ -172,7 +186,7 @@ pub fn pixel_error(model: &Loaded, ds: &storyvis_data::dataset::Dataset, stories
     let index: Vec<i64> = (0..data.len() as i64).collect();
     let batch = data.batch(&index, model.device);
     tch::manual_seed(seed as i64);
-    let fake = model.g.draw(&batch.text);
+    let fake = model.draw(&batch.text);
     // Both in [−1, 1]: halve the difference for [0, 1] units.
     Ok((fake - &batch.images).abs().mean(tch::Kind::Float).double_value(&[]) / 2.0)
 }

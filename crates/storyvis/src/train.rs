@@ -171,10 +171,7 @@ impl Trainer {
         let epoch = step / self.iters_per_epoch;
         let k = step % self.iters_per_epoch;
         let mut perm: Vec<i64> = (0..n as i64).collect();
-        let mut rng = Rng::for_item(mix(self.cfg.seed, 1), epoch as u64);
-        for i in (1..n).rev() {
-            perm.swap(i, rng.below(i + 1));
-        }
+        Rng::for_item(mix(self.cfg.seed, 1), epoch as u64).shuffle(&mut perm);
         let stories = (0..b).map(|j| perm[(k * b + j) % n]).collect();
         let mut rng = Rng::for_item(mix(self.cfg.seed, 2), step as u64);
         let bi = self.cfg.image_batch as usize;

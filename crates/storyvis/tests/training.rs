@@ -134,3 +134,27 @@ fn a_checkpoint_of_another_preset_or_a_damaged_one_is_refused() {
     assert!(e.contains("4 frames per story, the model 3"), "{e}");
     assert!(!root.path().join("r2").exists(), "a refused run left a directory");
 }
+
+#[test]
+fn attribute_classifier_learns_its_frames() {
+    use storyvis::classifier::{count, frames_of, score_with, AttributeClassifier, Fit};
+    use storyvis_data::dataset::Split;
+    let _turn = turn();
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), 4, 0.5);
+    let ds = Dataset::open(dir.path()).unwrap();
+    let stories: Vec<_> = ds.split(Split::Train).collect();
+    let (images, labels) = frames_of(&ds, &stories).unwrap(); // 8 frames
+    tch::manual_seed(0);
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let net = AttributeClassifier::new(vs.root(), labels.size()[1]);
+    let before = count(&score_with(&net, &images, Device::Cpu).predictions(15), &labels).unwrap();
+    let losses = std::cell::RefCell::new(Vec::new());
+    let fit = Fit { steps: 120, batch: 8, lr: 1e-3, seed: 0, device: Device::Cpu };
+    fit.run(&net, &vs, &images, &labels, &|_, _, l| losses.borrow_mut().push(l));
+    let after = count(&score_with(&net, &images, Device::Cpu).predictions(15), &labels).unwrap();
+    let l = losses.borrow();
+    eprintln!("loss {:.4} → {:.4}; micro F1 {:.3} → {:.3}, exact {:.3}", l[0], l[l.len() - 1], before.micro().f1, after.micro().f1, after.exact_match());
+    assert!(l[l.len() - 1] < l[0] / 5.0);
+    assert!(after.micro().f1 > 0.95 && after.exact_match() >= 0.75, "F1 {} exact {}", after.micro().f1, after.exact_match());
+}

@@ -1,0 +1,43 @@
+//! Helpers the CLI tests share: run the binary, expect success or a clear error, and a
+//! small trained storygan-tiny run.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn storyvis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_storyvis")).args(args).env("OMP_NUM_THREADS", "1").output().expect("storyvis runs")
+}
+
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+pub fn ok(args: &[&str]) -> String {
+    let o = storyvis(args);
+    assert!(o.status.success(), "{args:?}: {}", text(&o));
+    text(&o)
+}
+
+pub fn fails(args: &[&str], want: &str) {
+    let o = storyvis(args);
+    let t = text(&o);
+    assert!(!o.status.success(), "{args:?} succeeded: {t}");
+    assert!(t.contains(want), "{args:?}: expected {want:?} in: {t}");
+    assert!(!t.contains("panicked"), "{args:?} panicked: {t}");
+}
+
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A small dataset and a storygan-tiny run of a few iterations on it.
+pub fn trained(root: &Path) -> (PathBuf, PathBuf) {
+    let data = root.join("data");
+    ok(&["prepare", "clevr-sv", "--out", p(&data), "--stories", "8", "--seed", "2", "--supersample", "1"]);
+    let runs = root.join("runs");
+    let out = ok(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=4", "--set", "checkpoint_every=2"]);
+    assert!(out.contains("trained after 4 iterations"), "{out}");
+    (data, runs.join("00000-storygan-tiny"))
+}
+

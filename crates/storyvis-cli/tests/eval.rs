@@ -1,0 +1,58 @@
+//! `train-classifier` and `eval` through the CLI: a tiny run scored against a tiny classifier,
+//! compared with itself, and the errors.
+
+mod common;
+
+use common::{fails, ok, p, storyvis};
+use std::fs;
+
+#[test]
+fn classifier_then_eval_with_compare() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    // Half the stories held out, so that eval has several.
+    ok(&["prepare", "clevr-sv", "--out", p(&data), "--stories", "12", "--seed", "4", "--supersample", "1", "--split", "0.5"]);
+    let runs = root.path().join("runs");
+    ok(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=2"]);
+    let run = runs.join("00000-storygan-tiny");
+    let clf = root.path().join("classifier");
+    let said = ok(&["train-classifier", "--data", p(&data), "--out", p(&clf), "--steps", "20", "--batch", "8"]);
+    assert!(said.contains("held-out real frames (24)"), "{said}");
+    fails(&["train-classifier", "--data", p(&data), "--out", p(&clf), "--steps", "1"], "exists and is not empty");
+
+    let out = root.path().join("eval");
+    let o = storyvis(&[
+        "eval", "--checkpoint", p(&run), "--compare", p(&run.join("checkpoints/step-0000002")), "--data", p(&data),
+        "--classifier", p(&clf), "--stories", "100", "--seeds", "2", "--out", p(&out),
+    ]);
+    assert!(o.status.success());
+    let table = String::from_utf8(o.stdout).unwrap();
+    assert!(table.contains("| 00000-storygan-tiny | storygan | 2 |") && table.contains("| real frames |"), "{table}");
+    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(fs::read_to_string(out.join("eval.md")).unwrap(), table);
+    assert_eq!((report["stories"].as_u64(), report["seeds"].as_u64()), (Some(6), Some(2)));
+    let models = report["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    // The same weights drawn with the same seeds score the same, whatever the path given.
+    for k in ["ssim", "psnr", "micro_f1", "frechet", "inception_score", "consistency"] {
+        assert_eq!(models[0][k], models[1][k], "{k}");
+    }
+    let m = &models[0];
+    assert_eq!(m["frames"].as_u64(), Some(6 * 4 * 2));
+    let ssim = m["ssim"].as_f64().unwrap();
+    assert!(ssim > -1.0 && ssim < 0.99, "SSIM {ssim}");
+    assert!(m["psnr"].as_f64().unwrap().is_finite() && m["frechet"].as_f64().unwrap() > 0.0);
+    let is = m["inception_score"].as_f64().unwrap();
+    assert!((1.0..=15.0).contains(&is), "IS {is}");
+    // The real-frames row is the classifier's own held-out score: the same frames.
+    let manifest: serde_json::Value = serde_json::from_str(&fs::read_to_string(clf.join("checkpoint.json")).unwrap()).unwrap();
+    assert_eq!(report["real"]["micro_f1"], manifest["held_out"]["micro_f1"]);
+    assert!(report["real"]["ssim"].is_null());
+
+    fails(&["eval", "--checkpoint", p(&run), "--data", p(&data), "--classifier", p(&root.path().join("none"))], "train-classifier");
+    fails(&["eval", "--checkpoint", p(&run), "--data", p(&data), "--classifier", p(&clf), "--seeds", "0"], "must be positive");
+    let w = clf.join("classifier.safetensors");
+    let bytes = fs::read(&w).unwrap();
+    fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+    fails(&["eval", "--checkpoint", p(&run), "--data", p(&data), "--classifier", p(&clf)], "classifier.safetensors is corrupt or truncated");
+}

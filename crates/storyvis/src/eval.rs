@@ -1,0 +1,326 @@
+//! `storyvis eval`: draws held-out stories with trained generators and scores them (SPEC §7).
+//!
+//! Per model: SSIM and PSNR of every generated frame against its ground-truth frame (the
+//! StoryGAN CLEVR-SV metric); the attribute classifier's verdicts on generated frames against
+//! the true labels (micro/macro F1, exact-match frame accuracy, story accuracy: all T frames
+//! exact); the Fréchet distance between classifier features of real and generated frames and
+//! the Inception-score formula over its label probabilities (classifier numbers, not
+//! Inception-v3 ones); and a consistency score: of the labels detected at frame t, the share
+//! still detected at t + 1 (CLEVR-SV stories only add objects, so real stories score 1 up to
+//! classifier error).
+//!
+//! Every model draws the same stories with the same seeds; a "real frames" row shows what the
+//! classifier-based numbers are on the ground truth itself.
+
+use crate::classifier::{count, Classifier, Scored};
+use crate::data::StoryData;
+use crate::sample::{self, Loaded};
+use anyhow::{ensure, Context, Result};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use storyvis_data::dataset::{Dataset, Split, StoryRecord};
+use storyvis_metrics::{frechet_distance, inception_score, psnr, ssim, Gaussian, ImageShape};
+use tch::{Device, Kind, Tensor};
+
+/// Stories drawn per generator call.
+const DRAW_BATCH: usize = 100;
+/// Splits of the Inception-score formula (as the original code).
+const IS_SPLITS: usize = 10;
+const FRAME: ImageShape = ImageShape { channels: 3, height: 64, width: 64 };
+
+pub struct EvalRequest {
+    /// Runs or checkpoints to score, in table order.
+    pub checkpoints: Vec<PathBuf>,
+    pub data: PathBuf,
+    pub classifier: PathBuf,
+    /// The first N held-out stories (all when larger).
+    pub stories: usize,
+    /// Noise seeds 0..K per story.
+    pub seeds: usize,
+    pub device: Device,
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scores {
+    pub name: String,
+    pub checkpoint: String,
+    pub variant: String,
+    pub step: usize,
+    /// Mean SSIM and PSNR (dB) over generated frames; absent for the real frames.
+    pub ssim: Option<f64>,
+    pub psnr: Option<f64>,
+    pub precision: f64,
+    pub recall: f64,
+    pub micro_f1: f64,
+    pub macro_f1: f64,
+    pub frame_accuracy: f64,
+    pub story_accuracy: f64,
+    /// Classifier-feature Fréchet distance to the real frames; absent for the real frames.
+    pub frechet: Option<f64>,
+    pub inception_score: f64,
+    pub inception_score_std: f64,
+    pub consistency: f64,
+    pub frames: usize,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    pub data: String,
+    pub stories: usize,
+    pub seeds: usize,
+    pub frames_per_story: usize,
+    pub classifier: String,
+    pub note: String,
+    pub real: Scores,
+    pub models: Vec<Scores>,
+}
+
+/// Of the labels detected at frame t, the share still detected at t + 1 (numerator,
+/// denominator), over stories of `t` frames whose predictions are consecutive rows.
+fn consistency_counts(predictions: &[Vec<bool>], t: usize) -> (u64, u64) {
+    let (mut kept, mut seen) = (0, 0);
+    for story in predictions.chunks(t) {
+        for pair in story.windows(2) {
+            for (now, next) in pair[0].iter().zip(&pair[1]) {
+                if *now {
+                    seen += 1;
+                    kept += u64::from(*next);
+                }
+            }
+        }
+    }
+    (kept, seen)
+}
+
+/// The classifier-based part of a row, from its verdicts on frames in story order.
+fn classifier_scores(name: &str, scored: &Scored, labels: &Tensor, t: usize) -> Result<Scores> {
+    let l = labels.size()[1] as usize;
+    let predictions = scored.predictions(l);
+    let counts = count(&predictions, labels)?;
+    let truth: Vec<f32> = Vec::try_from(labels.flatten(0, -1))?;
+    let exact: Vec<bool> = predictions
+        .iter()
+        .zip(truth.chunks(l))
+        .map(|(p, row)| p.iter().zip(row).all(|(&a, &b)| a == (b > 0.5)))
+        .collect();
+    let stories = exact.chunks(t).filter(|s| s.iter().all(|&e| e)).count();
+    let (kept, seen) = consistency_counts(&predictions, t);
+    let splits = IS_SPLITS.min(predictions.len());
+    // The formula needs distributions: each frame's label probabilities, normalised.
+    let normalised: Vec<f32> = scored
+        .probabilities
+        .chunks(l)
+        .flat_map(|r| {
+            let s: f32 = r.iter().sum::<f32>().max(f32::MIN_POSITIVE);
+            r.iter().map(move |&p| p / s).collect::<Vec<_>>()
+        })
+        .collect();
+    let (is_mean, is_std) = inception_score(&normalised, l, splits)?;
+    let (micro, mac) = (counts.micro(), counts.macro_avg());
+    Ok(Scores {
+        name: name.to_string(),
+        checkpoint: String::new(),
+        variant: String::new(),
+        step: 0,
+        ssim: None,
+        psnr: None,
+        precision: micro.precision,
+        recall: micro.recall,
+        micro_f1: micro.f1,
+        macro_f1: mac.f1,
+        frame_accuracy: counts.exact_match(),
+        story_accuracy: stories as f64 / (predictions.len() / t).max(1) as f64,
+        frechet: None,
+        inception_score: is_mean,
+        inception_score_std: is_std,
+        consistency: if seen == 0 { 0.0 } else { kept as f64 / seen as f64 },
+        frames: predictions.len(),
+        seconds: 0.0,
+    })
+}
+
+/// A run directory's name (`00003-storygan-small`), or the checkpoint path.
+fn display_name(path: &Path, loaded: &Loaded) -> String {
+    let run = loaded.checkpoint.parent().and_then(Path::parent);
+    match run.and_then(Path::file_name) {
+        Some(n) if loaded.checkpoint.parent().and_then(Path::file_name).is_some_and(|c| c == "checkpoints") => {
+            n.to_string_lossy().into_owned()
+        }
+        _ => path.display().to_string(),
+    }
+}
+
+/// Frames [N, 3, 64, 64] in [−1, 1] → flat [0, 1] values, frame by frame.
+fn unit_frames(x: &Tensor) -> Vec<f32> {
+    let y = ((x.to_device(Device::Cpu).to_kind(Kind::Float) + 1.0) / 2.0).clamp(0.0, 1.0);
+    Vec::try_from(y.flatten(0, -1)).expect("f32 frames")
+}
+
+/// Scores one generator; `on_batch` is called after each drawn batch.
+fn score_model(
+    path: &Path,
+    ds: &Dataset,
+    stories: &[&StoryRecord],
+    seeds: usize,
+    classifier: &Classifier,
+    real: &(Vec<f32>, Gaussian, Tensor),
+    device: Device,
+    on_batch: &dyn Fn(),
+) -> Result<Scores> {
+    let started = Instant::now();
+    let model = sample::load(path, device)?;
+    let data = StoryData::load(ds, stories, &model.cfg, &model.vocab)
+        .with_context(|| format!("the data does not fit {}", model.checkpoint.display()))?;
+    let t = model.cfg.frames;
+    let (real_pixels, real_gaussian, labels) = real;
+    let mut fakes = Vec::new();
+    for seed in 0..seeds {
+        tch::manual_seed(seed as i64);
+        for start in (0..data.len()).step_by(DRAW_BATCH) {
+            let index: Vec<i64> = (start..(start + DRAW_BATCH).min(data.len())).map(|i| i as i64).collect();
+            let batch = data.batch(&index, device);
+            let fake = tch::no_grad(|| model.draw(&batch.text)); // [B, T, 3, 64, 64]
+            fakes.push(fake.flatten(0, 1).to_device(Device::Cpu));
+            on_batch();
+        }
+    }
+    let fake = Tensor::cat(&fakes, 0); // [seeds · N · T, 3, 64, 64]
+    let pixels = unit_frames(&fake);
+    let per_frame = FRAME.len();
+    let frames_per_seed = real_pixels.len() / per_frame;
+    let pairs: Vec<(f64, f64)> = pixels
+        .par_chunks(per_frame)
+        .enumerate()
+        .map(|(i, f)| {
+            let g = &real_pixels[(i % frames_per_seed) * per_frame..][..per_frame];
+            Ok((ssim(f, g, FRAME, 1.0)?, psnr(f, g, FRAME, 1.0)?))
+        })
+        .collect::<Result<_, storyvis_metrics::MetricError>>()?;
+    let n = pairs.len() as f64;
+    let scored = classifier.score(&fake);
+    let all_labels = labels.repeat([seeds as i64, 1]);
+    let mut row = classifier_scores(&display_name(path, &model), &scored, &all_labels, t)?;
+    let gaussian = Gaussian::fit(&scored.features, classifier.manifest.features as usize)?;
+    row.checkpoint = model.checkpoint.display().to_string();
+    row.variant = format!("{:?}", model.cfg.variant).to_lowercase();
+    row.step = model.step;
+    row.ssim = Some(pairs.iter().map(|p| p.0).sum::<f64>() / n);
+    row.psnr = Some(pairs.iter().map(|p| p.1).sum::<f64>() / n);
+    row.frechet = Some(frechet_distance(real_gaussian, &gaussian)?);
+    row.seconds = started.elapsed().as_secs_f64();
+    Ok(row)
+}
+
+/// Batches `eval` will draw in all (for a progress bar).
+pub fn total_batches(req: &EvalRequest, stories: usize) -> usize {
+    req.checkpoints.len() * req.seeds * stories.div_ceil(DRAW_BATCH)
+}
+
+/// The held-out stories `eval` uses.
+pub fn held_out(ds: &Dataset, limit: usize) -> Vec<&StoryRecord> {
+    ds.split(Split::Test).take(limit).collect()
+}
+
+pub fn evaluate(req: &EvalRequest, on_batch: &dyn Fn(usize)) -> Result<EvalReport> {
+    ensure!(!req.checkpoints.is_empty(), "nothing to evaluate: give --checkpoint");
+    ensure!(req.stories > 0 && req.seeds > 0, "--stories and --seeds must be positive");
+    let ds = Dataset::open(&req.data)?;
+    let stories = held_out(&ds, req.stories);
+    ensure!(stories.len() >= 2, "{} has {} held-out stories; eval needs at least 2", req.data.display(), stories.len());
+    let classifier = Classifier::load(&req.classifier, req.device)?;
+    ensure!(
+        classifier.manifest.labels == ds.header.label_names,
+        "the classifier at {} knows other labels than the dataset at {}",
+        req.classifier.display(),
+        req.data.display()
+    );
+    let t = ds.header.frames_per_story;
+    let images = crate::data::load_images(&ds, &stories)?.flatten(0, 1); // [N·T, 3, 64, 64] u8
+    let labels = crate::data::load_labels(&stories).view([images.size()[0], -1]);
+    let started = Instant::now();
+    let real_frames = crate::data::to_unit(&images);
+    let scored = classifier.score(&real_frames);
+    let mut real = classifier_scores("real frames", &scored, &labels, t)?;
+    real.seconds = started.elapsed().as_secs_f64();
+    let gaussian = Gaussian::fit(&scored.features, classifier.manifest.features as usize)?;
+    let pixels: Vec<f32> = Vec::<u8>::try_from(images.flatten(0, -1))?.iter().map(|&v| v as f32 / 255.0).collect();
+    let reference = (pixels, gaussian, labels);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let tick = || on_batch(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+    let models = req
+        .checkpoints
+        .iter()
+        .map(|p| score_model(p, &ds, &stories, req.seeds, &classifier, &reference, req.device, &tick))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(EvalReport {
+        data: req.data.display().to_string(),
+        stories: stories.len(),
+        seeds: req.seeds,
+        frames_per_story: t,
+        classifier: classifier.dir.display().to_string(),
+        note: "F1, accuracies, consistency, the Fréchet distance and IS use storyvis' CLEVR-SV attribute classifier \
+               (features and label probabilities), not Inception-v3: they are not comparable to FID/IS numbers of other papers."
+            .into(),
+        real,
+        models,
+    })
+}
+
+fn cell(v: Option<f64>, digits: usize) -> String {
+    v.map_or("—".into(), |x| format!("{x:.digits$}"))
+}
+
+/// The report as a markdown table, one row per model and the real frames last.
+pub fn markdown(report: &EvalReport) -> String {
+    let mut s = format!(
+        "{} held-out stories of {} × {} seed(s), {} frames each; classifier {}.\n\n",
+        report.stories, report.data, report.seeds, report.frames_per_story, report.classifier
+    );
+    s.push_str("| model | variant | step | SSIM ↑ | PSNR ↑ | F1 micro ↑ | F1 macro ↑ | frame acc. ↑ | story acc. ↑ | FD (clf) ↓ | IS (clf) | consistency ↑ |\n");
+    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in report.models.iter().chain(std::iter::once(&report.real)) {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {:.3} ± {:.3} | {:.4} |\n",
+            r.name,
+            if r.variant.is_empty() { "—" } else { &r.variant },
+            if r.ssim.is_none() { "—".to_string() } else { r.step.to_string() },
+            cell(r.ssim, 4),
+            cell(r.psnr, 2),
+            r.micro_f1,
+            r.macro_f1,
+            r.frame_accuracy,
+            r.story_accuracy,
+            cell(r.frechet, 3),
+            r.inception_score,
+            r.inception_score_std,
+            r.consistency,
+        ));
+    }
+    s.push_str(&format!("\n{}\n", report.note));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consistency_counts_labels_kept_to_the_next_frame() {
+        // Two stories of 3 frames over 2 labels.
+        let p = |a: bool, b: bool| vec![a, b];
+        let preds = vec![
+            p(true, false),
+            p(true, true),
+            p(false, true), // label 0 dropped at frame 3
+            p(false, false),
+            p(true, false),
+            p(true, false),
+        ];
+        // Story 1: frame1→2 keeps 1 of 1, frame2→3 keeps 1 of 2; story 2: 0 of 0, then 1 of 1.
+        assert_eq!(consistency_counts(&preds, 3), (3, 4));
+    }
+}
