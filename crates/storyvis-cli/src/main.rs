@@ -363,12 +363,11 @@ fn evaluate(a: EvalArgs) -> Result<()> {
     let mut checkpoints = vec![a.checkpoint];
     checkpoints.extend(a.compare);
     let req = EvalRequest { checkpoints, data: a.data, classifier: a.classifier, stories: a.stories, seeds: a.seeds, device };
-    let ds = Dataset::open(&req.data)?;
-    let total = eval::total_batches(&req, eval::held_out(&ds, req.stories).len());
-    drop(ds);
-    let progress = Progress::new(total as u64, "drawing");
-    let result = eval::evaluate(&req, &|_| progress.tick());
-    progress.finish();
+    let progress = std::cell::OnceCell::new();
+    let result = eval::evaluate(&req, &|_, total| progress.get_or_init(|| Progress::new(total as u64, "drawing")).tick());
+    if let Some(p) = progress.get() {
+        p.finish();
+    }
     let report = result?;
     let table = eval::markdown(&report);
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;

@@ -104,12 +104,13 @@ pub fn write_store(path: &Path, vs: &VarStore) -> Result<()> {
 /// Writes a checkpoint-style directory atomically: `fill` writes the files into a staging
 /// directory, `manifest` turns their SHA-256 digests into the `checkpoint.json` written beside
 /// them, and the directory is renamed into place (replacing an old one only if `replace`).
+/// Returns the manifest written.
 pub fn write_dir<M: Serialize>(
     dest: &Path,
     replace: bool,
     fill: impl FnOnce(&Path) -> Result<()>,
     manifest: impl FnOnce(BTreeMap<String, String>) -> M,
-) -> Result<()> {
+) -> Result<M> {
     let stage = StagedDir::new(dest, replace)?;
     let dir = stage.path();
     fill(dir)?;
@@ -118,8 +119,10 @@ pub fn write_dir<M: Serialize>(
         let p = e?.path();
         files.insert(p.file_name().unwrap().to_string_lossy().into_owned(), sha256(&p)?);
     }
-    atomic::write_synced(&dir.join(MANIFEST), serde_json::to_string_pretty(&manifest(files))?.as_bytes())?;
-    stage.commit()
+    let manifest = manifest(files);
+    atomic::write_synced(&dir.join(MANIFEST), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    stage.commit()?;
+    Ok(manifest)
 }
 
 /// Checks that every listed file exists with its digest.

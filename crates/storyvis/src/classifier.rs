@@ -140,10 +140,6 @@ impl Classifier {
         Ok(Classifier { manifest, dir: path.to_path_buf(), net, _vs: vs, device })
     }
 
-    pub fn labels(&self) -> usize {
-        self.manifest.labels.len()
-    }
-
     /// Scores frames [N, 3, 64, 64] in [−1, 1] (any device) in batches.
     pub fn score(&self, frames: &Tensor) -> Scored {
         score_with(&self.net, frames, self.device)
@@ -259,7 +255,7 @@ pub fn train_classifier(req: &ClassifierRequest, on_step: &dyn Fn(usize, usize, 
     let manifest = |files| ClassifierManifest {
         format: FORMAT.into(),
         version: 1,
-        labels: names.clone(),
+        labels: names,
         features: FEATURES,
         data: req.data.display().to_string(),
         data_seed: ds.header.source.get("seed").and_then(|s| s.as_u64()),
@@ -274,11 +270,5 @@ pub fn train_classifier(req: &ClassifierRequest, on_step: &dyn Fn(usize, usize, 
         },
         files,
     };
-    let mut written = None;
-    checkpoint::write_dir(&req.out, req.force, |dir| checkpoint::write_store(&dir.join(WEIGHTS), &vs), |files| {
-        let m = manifest(files);
-        written = Some(m.clone());
-        m
-    })?;
-    Ok(written.expect("manifest written"))
+    checkpoint::write_dir(&req.out, req.force, |dir| checkpoint::write_store(&dir.join(WEIGHTS), &vs), manifest)
 }

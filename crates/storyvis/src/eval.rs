@@ -215,21 +215,12 @@ fn score_model(
     Ok(row)
 }
 
-/// Batches `eval` will draw in all (for a progress bar).
-pub fn total_batches(req: &EvalRequest, stories: usize) -> usize {
-    req.checkpoints.len() * req.seeds * stories.div_ceil(DRAW_BATCH)
-}
-
-/// The held-out stories `eval` uses.
-pub fn held_out(ds: &Dataset, limit: usize) -> Vec<&StoryRecord> {
-    ds.split(Split::Test).take(limit).collect()
-}
-
-pub fn evaluate(req: &EvalRequest, on_batch: &dyn Fn(usize)) -> Result<EvalReport> {
+/// Scores every model of `req`; `on_batch(done, total)` after each batch of stories drawn.
+pub fn evaluate(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Result<EvalReport> {
     ensure!(!req.checkpoints.is_empty(), "nothing to evaluate: give --checkpoint");
     ensure!(req.stories > 0 && req.seeds > 0, "--stories and --seeds must be positive");
     let ds = Dataset::open(&req.data)?;
-    let stories = held_out(&ds, req.stories);
+    let stories: Vec<&StoryRecord> = ds.split(Split::Test).take(req.stories).collect();
     ensure!(stories.len() >= 2, "{} has {} held-out stories; eval needs at least 2", req.data.display(), stories.len());
     let classifier = Classifier::load(&req.classifier, req.device)?;
     ensure!(
@@ -249,8 +240,9 @@ pub fn evaluate(req: &EvalRequest, on_batch: &dyn Fn(usize)) -> Result<EvalRepor
     let gaussian = Gaussian::fit(&scored.features, classifier.manifest.features as usize)?;
     let pixels: Vec<f32> = Vec::<u8>::try_from(images.flatten(0, -1))?.iter().map(|&v| v as f32 / 255.0).collect();
     let reference = (pixels, gaussian, labels);
+    let total = req.checkpoints.len() * req.seeds * stories.len().div_ceil(DRAW_BATCH);
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let tick = || on_batch(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+    let tick = || on_batch(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
     let models = req
         .checkpoints
         .iter()
