@@ -49,5 +49,5 @@ done
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
 python3 bench/table1_report.py runs/table1/eval/eval.json \
     --command "bench/table1.sh --steps $steps --preset $preset --data $data --stories $stories --seeds $seeds --device $device" \
-    --machine "$machine" --device "$device" --seconds $(( $(date +%s) - started )) > RESULTS.md
+    --machine "$machine" --device "$device" --seconds $(( $(date +%s) - started )) --into RESULTS.md
 echo "wrote RESULTS.md"

@@ -1,10 +1,32 @@
 #!/usr/bin/env python3
-"""Writes RESULTS.md from the eval.json of bench/table1.sh (Python standard library only).
+"""Writes the Table 1 section of RESULTS.md from the eval.json of bench/table1.sh (Python
+standard library only). The section sits between two marker comments; the rest of RESULTS.md
+(other results) is kept.
 
-usage: table1_report.py EVAL_JSON --command CMD --machine TEXT --device D --seconds S
+usage: table1_report.py EVAL_JSON --command CMD --machine TEXT --device D --seconds S [--into RESULTS.md]
 """
 import argparse
 import json
+import os
+
+BEGIN, END = "<!-- table1:begin -->", "<!-- table1:end -->"
+
+
+def splice(path, section):
+    """RESULTS.md with `section` between the markers (replacing an older one, else appended)."""
+    text = open(path).read() if os.path.exists(path) else "# Results\n"
+    block = f"{BEGIN}\n{section}\n{END}"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 # StoryGAN (Li et al. 2019), Table 1, CLEVR-SV: mean SSIM of generated vs ground-truth frames
 # (the table is an image in the sources; values as commonly quoted, approximate: SPEC §1).
@@ -19,11 +41,11 @@ def main():
     ap.add_argument("--machine", required=True)
     ap.add_argument("--device", required=True)
     ap.add_argument("--seconds", type=int, required=True)
+    ap.add_argument("--into", default="RESULTS.md")
     a = ap.parse_args()
     r = json.load(open(a.eval_json))
     models = r["models"]
     out = []
-    out.append("# Results\n")
     out.append("## StoryGAN Table 1 on CLEVR-SV, side by side\n")
     out.append(f"Command: `{a.command}` (then `storyvis eval` as the script runs it).  ")
     out.append(f"Machine: {a.machine}; device {a.device}; {a.seconds / 3600:.1f} h in all.  ")
@@ -58,7 +80,7 @@ def main():
         out.append(f"**{NAMES[v]}**\n")
         out.append(f"![{v} samples](docs/table1/{v}-samples.png)\n")
         out.append(f"![{v} losses](docs/table1/{v}-loss.png)\n")
-    print("\n".join(out))
+    splice(a.into, "\n".join(out))
 
 
 if __name__ == "__main__":

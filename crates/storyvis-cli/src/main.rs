@@ -2,7 +2,7 @@
 
 mod progress;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use storyvis::classifier::{self, ClassifierRequest};
@@ -51,12 +51,50 @@ enum Command {
     /// Score trained models on held-out stories: SSIM, PSNR, classifier F1 and accuracies,
     /// Fréchet distance, IS and consistency; JSON plus a markdown table.
     Eval(EvalArgs),
+    /// Time training iterations and story sampling of a preset on synthetic data (no dataset
+    /// needed): median milliseconds after a warm-up, parameters, peak memory.
+    Bench(BenchArgs),
+    /// Write a generator-only copy of a checkpoint (weights, config, vocabulary, digests): all
+    /// that `generate` and `eval` need, about a tenth of the size; it cannot be resumed.
+    Export {
+        /// A run directory (its latest checkpoint) or a checkpoint directory.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The directory to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Check the libtorch runtime: version, threads, devices, and a computation on the device.
     Doctor {
         /// cpu, cuda or cuda:N
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Preset to measure (storygan-clevr is the reference configuration).
+    #[arg(long, default_value = "storygan-clevr")]
+    preset: String,
+    /// Override one config key (as for train).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Untimed iterations (and draws) first.
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// Timed training iterations.
+    #[arg(long, default_value_t = 30)]
+    iterations: usize,
+    /// Timed draws of one story.
+    #[arg(long, default_value_t = 50)]
+    draws: usize,
+    /// Write the measurements as JSON here too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// cpu, cuda or cuda:N
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(Args)]
@@ -89,9 +127,10 @@ struct TrainArgs {
 
 #[derive(Args)]
 struct GenerateArgs {
-    /// A run directory (its latest checkpoint) or a checkpoint directory.
+    /// A run directory (its latest checkpoint) or a checkpoint directory; without it, the
+    /// shipped model (models/storygan-default).
     #[arg(long)]
-    checkpoint: PathBuf,
+    checkpoint: Option<PathBuf>,
     /// The story: one sentence per frame, separated by periods.
     #[arg(long, required_unless_present = "story_file", conflicts_with = "story_file")]
     story: Option<String>,
@@ -173,6 +212,21 @@ struct EvalArgs {
 }
 
 const DEFAULT_CLASSIFIER: &str = "models/clevr-classifier";
+const DEFAULT_MODEL: &str = "models/storygan-default";
+
+/// A file shipped in the repository: relative to the working directory if it is there, else
+/// to the checkout the binary was built in (target/<profile>/storyvis → the checkout root).
+fn shipped(path: &str) -> PathBuf {
+    let here = PathBuf::from(path);
+    if here.exists() {
+        return here;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent()?.parent().map(|root| root.join(path)))
+        .filter(|p| p.exists())
+        .unwrap_or(here)
+}
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum FormatArg {
@@ -252,6 +306,60 @@ fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
     Ok(())
 }
 
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 { f64::NAN } else if n % 2 == 1 { s[n / 2] } else { 0.5 * (s[n / 2 - 1] + s[n / 2]) }
+}
+
+/// The process's peak resident memory (Linux), MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<f64>().ok().map(|kb| kb / 1024.0)
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    use storyvis::data::StoryData;
+    ensure!(a.iterations > 0 && a.draws > 0, "--iterations and --draws must be at least 1");
+    let cfg = Config::resolve(&a.preset, None, &a.sets)?;
+    let device = storyvis::device::parse_device(&a.device)?;
+    // CLEVR-SV's shapes: 15 labels, 75-long attribute vectors (5 slots), a 40-word vocabulary.
+    let shape = storyvis::models::storygan::DataShape { vocab: 40, vector_len: 75, labels: 15 };
+    let stories = 4 * cfg.story_batch.max(cfg.image_batch) as usize;
+    let data = StoryData::synthetic(&cfg, shape, stories, cfg.seed);
+    let t = storyvis::train::bench_iterations(cfg.clone(), shape, data, device, a.warmup, a.iterations, a.draws)?;
+    let (train_ms, sample_ms) = (median(&t.train_ms), median(&t.sample_ms));
+    let report = serde_json::json!({
+        "implementation": "storyvis",
+        "preset": a.preset,
+        "overrides": a.sets,
+        "device": format!("{device:?}"),
+        "story_batch": cfg.story_batch,
+        "image_batch": cfg.image_batch,
+        "g_steps": cfg.g_steps,
+        "parameters": t.parameters.iter().map(|(n, p)| (n.to_string(), *p)).collect::<std::collections::BTreeMap<_, _>>(),
+        "warmup": a.warmup,
+        "train_ms": t.train_ms,
+        "train_ms_median": train_ms,
+        "sample_ms": t.sample_ms,
+        "sample_ms_median": sample_ms,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    if let Some(p) = &a.json {
+        storyvis_data::atomic::write_file(p, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    }
+    let params: Vec<String> = t.parameters.iter().map(|(n, p)| format!("{n} {:.2} M", *p as f64 / 1e6)).collect();
+    println!("storyvis bench: {} on {device:?} ({})", a.preset, params.join(", "));
+    println!("train iteration  {train_ms:9.2} ms (median of {}, after {} warm-up)", t.train_ms.len(), a.warmup);
+    println!("draw one story   {sample_ms:9.2} ms (median of {})", t.sample_ms.len());
+    if let Some(m) = peak_rss_mib() {
+        println!("peak host memory {m:9.0} MiB");
+    }
+    Ok(())
+}
+
 fn train(a: TrainArgs) -> Result<()> {
     let config = Config::resolve(&a.preset, a.config.as_deref(), &a.sets)?;
     if a.resume.is_some() && a.config.is_some() {
@@ -316,7 +424,11 @@ fn generate(a: GenerateArgs) -> Result<()> {
     let seeds = sample::parse_seeds(&a.seeds)?;
     let fit = if a.pad { Fit::Pad } else if a.truncate { Fit::Truncate } else { Fit::Exact };
     let device = storyvis::device::parse_device(&a.device)?;
-    let model = sample::load(&a.checkpoint, device)?;
+    let checkpoint = a.checkpoint.clone().unwrap_or_else(|| shipped(DEFAULT_MODEL));
+    let model = sample::load(&checkpoint, device).with_context(|| match &a.checkpoint {
+        Some(_) => "loading the checkpoint".to_string(),
+        None => format!("loading the shipped model {DEFAULT_MODEL} (give --checkpoint to use another)"),
+    })?;
     let story = sample::prepare(&model, &text, fit, a.strict_vocab)?;
     if !story.unknown.is_empty() {
         eprintln!("warning: unknown words (not in the training vocabulary, drawn as unknown): {}", story.unknown.join(", "));
@@ -390,6 +502,13 @@ fn run(cli: Cli) -> Result<()> {
             let img = sheet::contact_sheet(&ds, stories)?;
             sheet::save_png(&img, &out)?;
             println!("wrote {} ({} stories)", out.display(), stories.min(ds.stories.len()));
+            Ok(())
+        }
+        Command::Bench(a) => bench(a),
+        Command::Export { checkpoint, out } => {
+            let m = storyvis::checkpoint::export_generator(&checkpoint, &out)?;
+            let bytes: u64 = m.files.keys().filter_map(|f| std::fs::metadata(out.join(f)).ok()).map(|md| md.len()).sum();
+            println!("exported the generator of step {} to {} ({:.1} MB)", m.step, out.display(), bytes as f64 / 1e6);
             Ok(())
         }
         Command::Doctor { device } => {

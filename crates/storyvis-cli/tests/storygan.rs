@@ -39,6 +39,17 @@ fn prepare_train_generate() {
     ok(&["generate", "--checkpoint", p(&run), "--story", STORY, "--seeds", "3", "--out", p(&again)]);
     assert_eq!(fs::read(strips.join("seed0003.png")).unwrap(), fs::read(again.join("seed0003.png")).unwrap());
 
+    // A generator-only export draws exactly what its checkpoint draws, and cannot be resumed.
+    let export = root.path().join("export");
+    let said = ok(&["export", "--checkpoint", p(&run), "--out", p(&export)]);
+    assert!(said.contains("step 4"), "{said}");
+    assert!(!export.join("image_d.safetensors").exists() && !export.join("optimizer.safetensors").exists());
+    let from_export = root.path().join("from-export");
+    ok(&["generate", "--checkpoint", p(&export), "--story", STORY, "--seeds", "3", "--out", p(&from_export)]);
+    assert_eq!(fs::read(strips.join("seed0003.png")).unwrap(), fs::read(from_export.join("seed0003.png")).unwrap());
+    fails(&["export", "--checkpoint", p(&run), "--out", p(&export)], "already exists");
+    fails(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--resume", p(&export)], "generator-only export");
+
     // Resume: `latest` continues the newest run of the preset to a longer end.
     let more = ok(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&run.parent().unwrap().to_path_buf()), "--resume", "latest", "--set", "max_steps=6"]);
     assert!(more.contains("trained after 6 iterations") && more.contains("00000-storygan-tiny"), "{more}");
@@ -93,4 +104,39 @@ fn bad_stories_and_checkpoints_are_clear_errors_that_write_nothing() {
     fails(&["generate", "--checkpoint", p(&run), "--story", STORY], "generator.safetensors is corrupt or truncated");
     fails(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&root.path().join("r")), "--set", "frames=3"], "4 frames per story, the model 3");
     fails(&["train", "--preset", "storygan-tiny", "--runs", p(&root.path().join("r"))], "--data DIR is required");
+}
+
+#[test]
+fn the_shipped_model_draws_a_typed_story() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("out");
+    let said = ok(&["generate", "--story", STORY, "--seeds", "0", "--out", p(&out)]);
+    assert!(said.contains("storygan-default"), "{said}");
+    let strip = image::open(out.join("seed0000.png")).unwrap();
+    assert!(strip.width() >= 4 * 64, "a strip of 4 frames: {}", strip.width());
+    // It is the storygan-small export that scripts/train-default-model writes.
+    let root_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/storygan-default");
+    let manifest: serde_json::Value = serde_json::from_str(&fs::read_to_string(root_dir.join("checkpoint.json")).unwrap()).unwrap();
+    assert!(manifest["adam_steps"].as_object().unwrap().is_empty() && manifest["step"].as_u64().unwrap() > 1000, "{manifest}");
+    assert!(fs::read_to_string(root_dir.join("config.toml")).unwrap().contains("preset = \"storygan-small\""));
+}
+
+#[test]
+fn bench_times_iterations_and_draws() {
+    let root = tempfile::tempdir().unwrap();
+    let json = root.path().join("bench.json");
+    let said = ok(&["bench", "--preset", "storygan-tiny", "--warmup", "1", "--iterations", "2", "--draws", "3", "--json", p(&json)]);
+    assert!(said.contains("train iteration") && said.contains("draw one story"), "{said}");
+    let r: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    let times = |k: &str| r[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(times("train_ms").len(), 2);
+    assert_eq!(times("sample_ms").len(), 3);
+    assert!(times("train_ms").iter().chain(&times("sample_ms")).all(|&t| t > 0.0));
+    let median = r["train_ms_median"].as_f64().unwrap();
+    let (lo, hi) = (times("train_ms").into_iter().fold(f64::MAX, f64::min), times("train_ms").into_iter().fold(0.0, f64::max));
+    assert!(lo <= median && median <= hi);
+    // The same networks train builds: storygan-tiny's parameter counts.
+    assert!(r["parameters"]["generator"].as_i64().unwrap() > 100_000, "{r}");
+    fails(&["bench", "--preset", "storygan-tiny", "--iterations", "0"], "at least 1");
+    fails(&["bench", "--preset", "storygan-huge"], "storygan-huge");
 }

@@ -23,6 +23,7 @@ pub const MANIFEST: &str = "checkpoint.json";
 pub const CONFIG: &str = "config.toml";
 pub const VOCAB: &str = "vocab.json";
 const OPTIMIZER: &str = "optimizer.safetensors";
+pub const GENERATOR: &str = "generator.safetensors";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +95,29 @@ pub fn save(root: &Path, model: &StoryGan, optimizers: &[(&str, &Adam)], snap: &
     })?;
     atomic::write_file(&root.join("latest"), step_name(step).as_bytes())?;
     Ok(dest)
+}
+
+/// Writes a generator-only copy of the checkpoint at `src` to `dest` (a new directory): the
+/// generator's weights, config and vocabulary with their digests, which is all `generate` and
+/// `eval` read. Without the discriminators and optimiser state it cannot be resumed, and is
+/// about a tenth of the size. Returns its manifest.
+pub fn export_generator(src: &Path, dest: &Path) -> Result<Manifest> {
+    let src = resolve(src)?;
+    let m = verify(&src)?;
+    ensure!(!dest.exists(), "{} already exists; export writes a new directory", dest.display());
+    let keep = [GENERATOR, CONFIG, VOCAB];
+    write_dir(
+        dest,
+        false,
+        |dir| {
+            for name in keep {
+                let bytes = fs::read(src.join(name)).with_context(|| format!("cannot read {}", src.join(name).display()))?;
+                atomic::write_synced(&dir.join(name), &bytes)?;
+            }
+            Ok(())
+        },
+        |files| Manifest { adam_steps: BTreeMap::new(), files, ..m },
+    )
 }
 
 /// Writes a store's variables, sorted by name, as safetensors (fsynced).
@@ -203,6 +227,11 @@ pub fn load_model(dir: &Path, model: &mut StoryGan) -> Result<()> {
 }
 
 pub fn load_optimizers(dir: &Path, manifest: &Manifest, optimizers: &mut [(&str, &mut Adam)]) -> Result<()> {
+    ensure!(
+        !manifest.adam_steps.is_empty(),
+        "{} is a generator-only export: it can draw and be evaluated, but training cannot resume from it",
+        dir.display()
+    );
     let state = read_tensors(&dir.join(OPTIMIZER))?;
     for (name, opt) in optimizers.iter_mut() {
         let step = *manifest.adam_steps.get(*name).with_context(|| format!("checkpoint has no optimizer state for {name}"))?;

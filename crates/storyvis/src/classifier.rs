@@ -211,10 +211,9 @@ impl Fit {
             let x = x.flip([3]).where_self(&flip, &x);
             let (_, logits) = net.forward_t(&x, true);
             let loss = logits.binary_cross_entropy_with_logits::<Tensor>(&y, None, None, tch::Reduction::Mean);
-            adam.zero_grad();
-            loss.backward();
+            let g = Adam::backward(&loss, &[&adam]).remove(0);
             let progress = (step - 1) as f64 / self.steps as f64;
-            adam.step(self.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
+            adam.step(&g, self.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
             on_step(step, self.steps, loss.double_value(&[]));
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::config::{Config, TextInput};
 use crate::models::storygan::generator::TextBatch;
+use crate::models::storygan::DataShape;
 use crate::text::Vocab;
 use anyhow::{ensure, Context, Result};
 use rayon::prelude::*;
@@ -12,7 +13,8 @@ use tch::{Device, Kind, Tensor};
 /// Frame side the models generate.
 pub const IMAGE_SIZE: i64 = 64;
 
-/// Stories as tensors (on the CPU; batches move to the device).
+/// Stories as tensors, on the CPU or (for training on a GPU) wholly on the device, where a
+/// batch is a gather with no host work at all.
 pub struct StoryData {
     /// [N, T, 3, 64, 64] u8.
     pub images: Tensor,
@@ -35,6 +37,16 @@ pub struct Batch {
     pub text: TextBatch,
     pub labels: Tensor,
     pub added: Tensor,
+}
+
+/// Host indices on `device`. To a GPU they go through pinned memory without blocking, so the
+/// host never waits for the device to drain its queue.
+pub fn upload(index: &[i64], device: Device) -> Tensor {
+    let t = Tensor::from_slice(index);
+    match device {
+        Device::Cpu => t,
+        _ => t.pin_memory(device).to_device_(device, Kind::Int64, true, false),
+    }
 }
 
 /// u8 images → floats in [−1, 1].
@@ -137,6 +149,33 @@ impl StoryData {
         })
     }
 
+    /// `n` random stories of a config's shapes (uniform pixels; random attribute vectors, or
+    /// sentences of 12 random word ids; random labels), for benchmarks that need no dataset.
+    pub fn synthetic(cfg: &Config, shape: DataShape, n: usize, seed: u64) -> StoryData {
+        let mut rng = storyvis_data::rng::Rng::new(seed);
+        let (nn, t) = (n as i64, cfg.frames as i64);
+        let bits = |rng: &mut storyvis_data::rng::Rng, len: usize| -> Vec<f32> { (0..len).map(|_| rng.below(2) as f32).collect() };
+        let pixels: Vec<u8> = (0..n * cfg.frames * 3 * 64 * 64).map(|_| rng.below(256) as u8).collect();
+        let text = match cfg.text {
+            TextInput::Sentence => {
+                let ids: Vec<i64> = (0..n * cfg.frames * 12).map(|_| 2 + rng.below((shape.vocab - 2).max(1) as usize) as i64).collect();
+                Tensor::from_slice(&ids).view([nn, t, 12])
+            }
+            TextInput::Vector => Tensor::from_slice(&bits(&mut rng, n * cfg.frames * shape.vector_len as usize)).view([nn, t, shape.vector_len]),
+        };
+        let labels = bits(&mut rng, n * cfg.frames * shape.labels as usize);
+        let added = bits(&mut rng, n * cfg.frames * LABEL_LEN);
+        StoryData {
+            images: Tensor::from_slice(&pixels).view([nn, t, 3, IMAGE_SIZE, IMAGE_SIZE]),
+            text,
+            text_mode: cfg.text,
+            labels: Tensor::from_slice(&labels).view([nn, t, shape.labels]),
+            added: Tensor::from_slice(&added).view([nn, t, LABEL_LEN as i64]),
+            ids: (0..n).map(|i| format!("synthetic-{i}")).collect(),
+            sentences: vec![vec![String::new(); cfg.frames]; n],
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -145,9 +184,20 @@ impl StoryData {
         self.ids.is_empty()
     }
 
+    /// The same stories with their tensors on `device` (a no-op on the CPU).
+    pub fn to_device(self, device: Device) -> StoryData {
+        StoryData {
+            images: self.images.to_device(device),
+            text: self.text.to_device(device),
+            labels: self.labels.to_device(device),
+            added: self.added.to_device(device),
+            ..self
+        }
+    }
+
     /// The stories at `index` on `device`.
     pub fn batch(&self, index: &[i64], device: Device) -> Batch {
-        let idx = Tensor::from_slice(index);
+        let idx = upload(index, self.images.device());
         let text = self.text.index_select(0, &idx).to_device(device);
         Batch {
             images: to_unit(&self.images.index_select(0, &idx).to_device(device)),

@@ -47,6 +47,8 @@ pub fn parse_device(spec: &str) -> Result<Device> {
     let count = tch::Cuda::device_count();
     ensure!(count > 0, "CUDA was asked for, but no CUDA device is visible (nvidia-smi, CUDA_VISIBLE_DEVICES)");
     ensure!((index as i64) < count, "cuda:{index} asked for, but only {count} CUDA device(s) are visible");
+    // Our shapes are fixed per run: let cuDNN time its algorithms once and keep the fastest.
+    tch::Cuda::cudnn_set_benchmark(true);
     Ok(Device::Cuda(index))
 }
 

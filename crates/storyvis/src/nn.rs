@@ -45,8 +45,8 @@ pub fn leaky(x: &Tensor) -> Tensor {
 ///   h' = (1 − z) ⊙ n + z ⊙ h.
 #[derive(Debug)]
 pub struct GruCell {
-    input: nn::Linear,  // x → [r, z, n] pre-activations
-    hidden: nn::Linear, // h → [r, z, n]
+    pub input: nn::Linear,  // x → [r, z, n] pre-activations
+    pub hidden: nn::Linear, // h → [r, z, n]
     pub hidden_dim: i64,
 }
 
@@ -57,6 +57,16 @@ impl GruCell {
             hidden: recurrent_linear(&p / "hidden", hidden_dim, 3 * hidden_dim, true),
             hidden_dim,
         }
+    }
+
+    /// The cell over whole sequences x [B, L, input_dim] from h0 [B, hidden_dim] in one
+    /// libtorch RNN call (cuDNN on a GPU): the states after every step, [B, L, hidden_dim].
+    /// Same equations and weight layout as `step` (PyTorch's GRU: gates r, z, n).
+    pub fn sequence(&self, x: &Tensor, h0: &Tensor) -> Tensor {
+        let bias = |l: &nn::Linear| l.bs.as_ref().expect("GRU biases").shallow_clone();
+        let params = [self.input.ws.shallow_clone(), self.hidden.ws.shallow_clone(), bias(&self.input), bias(&self.hidden)];
+        // `train` only matters for dropout (none here), but cuDNN needs it for a backward pass.
+        x.gru(&h0.unsqueeze(0), &params, true, 1, 0.0, true, false, true).0
     }
 
     /// x: [B, input_dim], h: [B, hidden_dim] → [B, hidden_dim].

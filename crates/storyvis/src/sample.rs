@@ -56,7 +56,7 @@ pub fn load(path: &Path, device: Device) -> Result<Loaded> {
     let mut vs = VarStore::new(device);
     let s = manifest.shape;
     let g = Generator::new(vs.root(), &cfg, s.vocab, s.vector_len, s.labels);
-    checkpoint::load_store(&mut vs, &dir.join("generator.safetensors"))?;
+    checkpoint::load_store(&mut vs, &dir.join(checkpoint::GENERATOR))?;
     Ok(Loaded { cfg, vocab, checkpoint: dir, step: manifest.step, g, _vs: vs, device })
 }
 

@@ -125,21 +125,29 @@ impl SentenceEncoder {
         }
     }
 
-    /// ids [N, L] → [N, dim].
+    /// ids [N, L] (right-padded) → [N, dim]: a GRU reads each sentence forwards and one
+    /// backwards, skipping padding; their last states, joined, go through a linear layer and
+    /// tanh. Each direction is one libtorch RNN call over the whole batch: the backward one
+    /// reads every sentence reversed in place (padding stays at the end), and each state is
+    /// taken at its sentence's last word.
     pub fn forward(&self, ids: &Tensor) -> Tensor {
         let (n, l) = (ids.size()[0], ids.size()[1]);
         let words = self.embed.forward(ids); // [N, L, word_dim]
-        let mask = ids.ne(PAD).to_kind(Kind::Float).unsqueeze(-1); // [N, L, 1]
+        let lengths = ids.ne(PAD).sum_dim_intlist(1, false, Kind::Int64); // [N]
         let d = self.forward_gru.hidden_dim;
-        let zeros = Tensor::zeros([n, d], (Kind::Float, ids.device()));
-        let (mut hf, mut hb) = (zeros.shallow_clone(), zeros);
-        for t in 0..l {
-            let m = mask.select(1, t);
-            hf = &m * self.forward_gru.step(&words.select(1, t), &hf) + (1.0 - &m) * &hf;
-            let tb = l - 1 - t;
-            let mb = mask.select(1, tb);
-            hb = &mb * self.backward_gru.step(&words.select(1, tb), &hb) + (1.0 - &mb) * &hb;
-        }
+        let h0 = Tensor::zeros([n, d], (Kind::Float, ids.device()));
+        // Position p of the reversed sentence reads word len−1−p (p < len), else itself.
+        let pos = Tensor::arange(l, (Kind::Int64, ids.device())).unsqueeze(0);
+        let len = lengths.unsqueeze(1);
+        let reversed = (&len - 1 - &pos).where_self(&pos.lt_tensor(&len), &pos); // [N, L]
+        let words_rev = words.gather(1, &reversed.unsqueeze(-1).expand([n, l, words.size()[2]], false), false);
+        let last = |states: Tensor| -> Tensor {
+            let at = (&lengths - 1).clamp_min(0).view([n, 1, 1]).expand([n, 1, d], false);
+            // A sentence without words keeps the zero state.
+            states.gather(1, &at, false).squeeze_dim(1) * lengths.gt(0).to_kind(Kind::Float).unsqueeze(1)
+        };
+        let hf = last(self.forward_gru.sequence(&words, &h0));
+        let hb = last(self.backward_gru.sequence(&words_rev, &h0));
         self.out.forward(&Tensor::cat(&[hf, hb], 1)).tanh()
     }
 }
@@ -149,6 +157,41 @@ impl SentenceEncoder {
 mod tests {
     use super::*;
     use tch::Device;
+
+    /// The encoder as a naive loop: one cell step per word and direction, padding skipped by
+    /// masking.
+    fn encode_by_steps(enc: &SentenceEncoder, ids: &Tensor) -> Tensor {
+        let (n, l) = (ids.size()[0], ids.size()[1]);
+        let words = enc.embed.forward(ids);
+        let mask = ids.ne(PAD).to_kind(Kind::Float).unsqueeze(-1);
+        let zeros = Tensor::zeros([n, enc.forward_gru.hidden_dim], (Kind::Float, ids.device()));
+        let (mut hf, mut hb) = (zeros.shallow_clone(), zeros);
+        for t in 0..l {
+            let m = mask.select(1, t);
+            hf = &m * enc.forward_gru.step(&words.select(1, t), &hf) + (1.0 - &m) * &hf;
+            let (tb, mb) = (l - 1 - t, mask.select(1, l - 1 - t));
+            hb = &mb * enc.backward_gru.step(&words.select(1, tb), &hb) + (1.0 - &mb) * &hb;
+        }
+        enc.out.forward(&Tensor::cat(&[hf, hb], 1)).tanh()
+    }
+
+    #[test]
+    fn sentence_encoder_equals_the_step_by_step_loop() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let enc = SentenceEncoder::new(vs.root(), 12, 5, 7);
+        // Sentences of 1 to 6 words, right-padded, plus one of padding only.
+        let ids = Tensor::from_slice(&[3i64, 4, 5, 6, 7, 8, 2, 9, 0, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 10, 3, 4, 5, 0]).view([5, 6]);
+        let got = enc.forward(&ids);
+        let want = encode_by_steps(&enc, &ids);
+        let err = (&got - &want).abs().max().double_value(&[]);
+        assert!(err < 1e-6, "max difference {err}");
+        // And the gradients agree.
+        let (g1, g2) = (got.sum(Kind::Float), want.sum(Kind::Float));
+        let w = enc.embed.ws.shallow_clone();
+        let a = Tensor::run_backward(&[g1], &[&w], false, false).remove(0);
+        let b = Tensor::run_backward(&[g2], &[&w], false, false).remove(0);
+        assert!((a - b).abs().max().double_value(&[]) < 1e-6);
+    }
 
     #[test]
     fn tokenize_and_vocab() {

@@ -138,23 +138,58 @@ struct Trainer {
     iters_per_epoch: usize,
 }
 
-/// The losses of one iteration, as numbers.
-struct StepLosses {
-    d_image: f64,
-    d_story: f64,
-    g: f64,
-    kl: f64,
-    text: f64,
-    d_real: f64,
-    d_fake: f64,
-    aux_accuracy: f64,
+/// What an iteration reports, in the order of the tensor it returns: the loss names first
+/// (as errors name them), then D_I's mean outputs and auxiliary accuracy.
+const REPORTED: [&str; 8] = ["image discriminator", "story discriminator", "generator", "KL", "text", "D(real)", "D(fake)", "auxiliary accuracy"];
+
+/// A loss that was not finite, found when the loop read the losses back.
+#[derive(Debug)]
+struct NonFiniteLoss {
+    name: &'static str,
+    value: f64,
+    step: usize,
+}
+
+impl std::fmt::Display for NonFiniteLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "non-finite {} loss ({}) at step {}", self.name, self.value, self.step)
+    }
 }
 
 fn value(t: &Tensor) -> f64 {
     t.double_value(&[])
 }
 
+/// Reads back the iterations' reported values (one host-device synchronisation for all of
+/// them) and checks the losses; returns the newest (step, values).
+fn read_back(pending: &mut Vec<(usize, Tensor)>) -> std::result::Result<Option<(usize, Vec<f64>)>, NonFiniteLoss> {
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    let all = Tensor::stack(&pending.iter().map(|(_, t)| t.shallow_clone()).collect::<Vec<_>>(), 0);
+    let values: Vec<f64> = Vec::try_from(all.to_kind(Kind::Double).flatten(0, -1)).expect("reported values");
+    let steps: Vec<usize> = pending.drain(..).map(|(s, _)| s).collect();
+    for (row, step) in values.chunks(REPORTED.len()).zip(&steps) {
+        if let Some(i) = row[..5].iter().position(|x| !x.is_finite()) {
+            return Err(NonFiniteLoss { name: REPORTED[i], value: row[i], step: *step });
+        }
+    }
+    Ok(steps.last().map(|&s| (s, values[values.len() - REPORTED.len()..].to_vec())))
+}
+
 impl Trainer {
+    /// The networks (seeded by the config) and their optimisers over `train`.
+    fn new(cfg: Config, shape: DataShape, train: StoryData, samples: StoryData, vocab: Vocab, run_dir: PathBuf, device: Device) -> Trainer {
+        tch::manual_seed(cfg.seed as i64);
+        let model = StoryGan::new(&cfg, shape, device);
+        let opt_g = Adam::new(&model.g_vs, cfg.beta1, cfg.beta2, |n| !is_text(n));
+        let opt_text = (cfg.text == TextInput::Sentence).then(|| Adam::new(&model.g_vs, cfg.beta1, cfg.beta2, is_text));
+        let opt_di = Adam::new(&model.di_vs, cfg.beta1, cfg.beta2, |_| true);
+        let opt_ds = model.ds_vs.as_ref().map(|vs| Adam::new(vs, cfg.beta1, cfg.beta2, |_| true));
+        let iters_per_epoch = (train.len() / cfg.story_batch as usize).max(1);
+        Trainer { cfg, device, model, opt_g, opt_text, opt_di, opt_ds, train, samples, vocab, shape, run_dir, iters_per_epoch }
+    }
+
     fn total_steps(&self) -> usize {
         if self.cfg.max_steps > 0 { self.cfg.max_steps } else { self.cfg.epochs * self.iters_per_epoch }
     }
@@ -180,80 +215,81 @@ impl Trainer {
         (stories, img_stories, frames)
     }
 
-    /// One iteration; returns None when a loss was not finite and the policy is to skip.
-    fn iteration(&mut self, step: usize, rollbacks: usize) -> Result<Option<StepLosses>> {
-        let cfg = self.cfg.clone();
-        tch::manual_seed(mix(mix(cfg.seed, step as u64), rollbacks as u64 + 3) as i64);
-        let epoch = step / self.iters_per_epoch;
-        let (lr_g, lr_d, lr_text) = (self.lr(cfg.lr_g, epoch), self.lr(cfg.lr_d, epoch), self.lr(cfg.lr_text, epoch));
+    /// One iteration; returns its `REPORTED` values as one tensor on the device, or None when
+    /// a loss was not finite and the policy is to skip. Only the `skip` policy reads losses
+    /// inside the iteration (it must, to skip the update); otherwise the loop checks them in
+    /// batches, so a GPU iteration never waits for the host.
+    fn iteration(&mut self, step: usize, rollbacks: usize) -> Result<Option<Tensor>> {
+        tch::manual_seed(mix(mix(self.cfg.seed, step as u64), rollbacks as u64 + 3) as i64);
         let (story_idx, img_idx, frames) = self.draw(step);
         let story = self.train.batch(&story_idx, self.device);
         let img = self.train.batch(&img_idx, self.device);
-        let frames = Tensor::from_slice(&frames).to_device(self.device);
+        let frames = crate::data::upload(&frames, self.device);
+        self.update(step, &story, &img, &frames)
+    }
+
+    /// The updates of one iteration on given batches (`frames`: the image batch's frame picks).
+    fn update(&mut self, step: usize, story: &Batch, img: &Batch, frames: &Tensor) -> Result<Option<Tensor>> {
+        let cfg = self.cfg.clone();
+        let epoch = step / self.iters_per_epoch;
+        let (lr_g, lr_d, lr_text) = (self.lr(cfg.lr_g, epoch), self.lr(cfg.lr_d, epoch), self.lr(cfg.lr_text, epoch));
         let (alpha, beta) = (cfg.image_weight, cfg.story_weight);
-        let finite = |name: &str, x: f64| -> Result<bool> {
-            if x.is_finite() {
-                return Ok(true);
+        let eager = cfg.nonfinite == NonFinite::Skip;
+        let skip = |name: &str, loss: &Tensor| {
+            let bad = eager && !value(loss).is_finite();
+            if bad {
+                eprintln!("warning: non-finite {name} loss at step {}; iteration skipped", step + 1);
             }
-            match cfg.nonfinite {
-                NonFinite::Skip => Ok(false),
-                _ => bail!("non-finite {name} loss ({x}) at step {step}"),
-            }
+            bad
         };
 
-        let fwd = self.generate(&story, &img, &frames);
-        let real_img = pick_frames(&img.images, &frames);
-        let labels_t = pick_frames(&img.labels, &frames);
-        let (s_t, h_t) = (pick_frames(&fwd.s_img, &frames).detach(), pick_frames(&fwd.cond_img, &frames).detach());
+        let fwd = self.generate(story, img, frames);
+        let real_img = pick_frames(&img.images, frames);
+        let labels_t = pick_frames(&img.labels, frames);
+        let (s_t, h_t) = (pick_frames(&fwd.s_img, frames).detach(), pick_frames(&fwd.cond_img, frames).detach());
 
         // Image discriminator: real + ½(fake + wrong), wrong = text shifted by one; plus the
         // auxiliary classifier on real frames.
-        self.opt_di.zero_grad();
         let (real, real_cls) = self.model.di.forward_t(&real_img, &s_t, &h_t, true);
         let (fake, _) = self.model.di.forward_t(&fwd.fake_img.detach(), &s_t, &h_t, true);
         let (wrong, _) = self.model.di.forward_t(&real_img, &s_t.roll([1], [0]), &h_t.roll([1], [0]), true);
         let loss_di = alpha * loss::discriminator(&real, &fake, &wrong) + cfg.aux_real_weight * loss::multi_label(&real_cls, &labels_t);
-        let d_image = value(&loss_di);
-        if !finite("image discriminator", d_image)? {
+        if skip(REPORTED[0], &loss_di) {
             return Ok(None);
         }
-        loss_di.backward();
-        self.opt_di.step(lr_d);
-        let d_real = value(&real.sigmoid().mean(Kind::Float));
-        let d_fake = value(&fake.sigmoid().mean(Kind::Float));
-        let aux_accuracy = value(&real_cls.gt(0.0).to_kind(Kind::Float).eq_tensor(&labels_t).to_kind(Kind::Float).mean(Kind::Float));
+        let g = Adam::backward(&loss_di, &[&self.opt_di]).remove(0);
+        self.opt_di.step(&g, lr_d);
+        let d_real = real.sigmoid().mean(Kind::Float).detach();
+        let d_fake = fake.sigmoid().mean(Kind::Float).detach();
+        let aux_accuracy = real_cls.gt(0.0).to_kind(Kind::Float).eq_tensor(&labels_t).to_kind(Kind::Float).mean(Kind::Float);
 
         // Story discriminator, the same way over whole stories.
-        let mut d_story = 0.0;
+        let mut d_story = Tensor::zeros([], (Kind::Float, self.device));
         if let (Some(ds), Some(opt)) = (&self.model.ds, &mut self.opt_ds) {
-            opt.zero_grad();
             let s = fwd.s_story.detach();
             let real = ds.forward_t(&story.images, &s, true);
             let fake = ds.forward_t(&fwd.fake_story.detach(), &s, true);
             let wrong = ds.forward_t(&story.images, &s.roll([1], [0]), true);
             let l = beta * loss::discriminator(&real, &fake, &wrong);
-            d_story = value(&l);
-            if !finite("story discriminator", d_story)? {
+            if skip(REPORTED[1], &l) {
                 return Ok(None);
             }
-            l.backward();
-            opt.step(lr_d);
+            let g = Adam::backward(&l, &[opt]).remove(0);
+            opt.step(&g, lr_d);
+            d_story = l.detach();
         }
 
         // Generator steps (the first reuses this iteration's forward pass).
-        let (mut g_total, mut kl_total, mut text_total) = (0.0, 0.0, 0.0);
+        let zero = || Tensor::zeros([], (Kind::Float, self.device));
+        let (mut g_total, mut kl_total, mut text_total) = (zero(), zero(), zero());
         let mut fwd = Some(fwd);
         for _ in 0..cfg.g_steps {
             let f = match fwd.take() {
                 Some(f) => f,
-                None => self.generate(&story, &img, &frames),
+                None => self.generate(story, img, frames),
             };
-            self.opt_g.zero_grad();
-            if let Some(o) = &mut self.opt_text {
-                o.zero_grad();
-            }
-            let s_t = pick_frames(&f.s_img, &frames).detach();
-            let h_t = pick_frames(&f.cond_img, &frames).detach();
+            let s_t = pick_frames(&f.s_img, frames).detach();
+            let h_t = pick_frames(&f.cond_img, frames).detach();
             let (fake, fake_cls) = self.model.di.forward_t(&f.fake_img, &s_t, &h_t, true);
             let mut l = alpha * loss::generator(&fake) + cfg.aux_fake_weight * loss::multi_label(&fake_cls, &labels_t);
             if let Some(ds) = &self.model.ds {
@@ -264,23 +300,24 @@ impl Trainer {
             if let Some(head) = &self.model.g.text_labels {
                 // Each sentence names the object its frame adds.
                 let t = loss::multi_label(&tch::nn::Module::forward(head, &f.s_story), &story.added);
-                text_total += value(&t);
+                text_total += t.detach();
                 l = l + cfg.text_aux_weight * t;
             }
-            let g = value(&l);
-            if !finite("generator", g)? {
+            if skip(REPORTED[2], &l) {
                 return Ok(None);
             }
-            l.backward();
-            self.opt_g.step(lr_g);
+            let opts: Vec<&Adam> = std::iter::once(&self.opt_g).chain(self.opt_text.as_ref()).collect();
+            let grads = Adam::backward(&l, &opts);
+            self.opt_g.step(&grads[0], lr_g);
             if let Some(o) = &mut self.opt_text {
-                o.step(lr_text);
+                o.step(&grads[1], lr_text);
             }
-            g_total += g;
-            kl_total += value(&kl);
+            g_total += l.detach();
+            kl_total += kl.detach();
         }
         let n = cfg.g_steps as f64;
-        Ok(Some(StepLosses { d_image, d_story, g: g_total / n, kl: kl_total / n, text: text_total / n, d_real, d_fake, aux_accuracy }))
+        let reported = [loss_di.detach(), d_story, g_total / n, kl_total / n, text_total / n, d_real, d_fake, aux_accuracy];
+        Ok(Some(Tensor::stack(&reported, 0)))
     }
 
     /// The generator's forward pass on both batches.
@@ -338,7 +375,6 @@ impl Trainer {
     /// Restores weights and optimiser state; returns (step, roll-backs).
     fn restore(&mut self, dir: &Path) -> Result<(usize, usize)> {
         let manifest = checkpoint::verify(dir)?;
-        checkpoint::load_model(dir, &mut self.model)?;
         let mut opts: Vec<(&str, &mut Adam)> = vec![("generator", &mut self.opt_g), ("image_d", &mut self.opt_di)];
         if let Some(o) = &mut self.opt_text {
             opts.push(("text", o));
@@ -346,7 +382,9 @@ impl Trainer {
         if let Some(o) = &mut self.opt_ds {
             opts.push(("story_d", o));
         }
+        // The optimiser state first: it also tells a generator-only export from a checkpoint.
         checkpoint::load_optimizers(dir, &manifest, &mut opts)?;
+        checkpoint::load_model(dir, &mut self.model)?;
         Ok((manifest.step, manifest.rollbacks))
     }
 }
@@ -417,23 +455,18 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     if cfg.text == TextInput::Sentence {
         ensure!(!vocab.is_empty(), "the training sentences contain no words");
     }
-    let train = StoryData::load(&ds, &train_stories, &cfg, &vocab)?;
+    // On a GPU the whole training set lives on the device (10,000 stories at 64×64: 0.5 GB
+    // of u8), so drawing a batch is a gather there.
+    let train = StoryData::load(&ds, &train_stories, &cfg, &vocab)?.to_device(req.device);
     let samples = StoryData::load(&ds, &sample_stories, &cfg, &vocab)?;
     let shape = DataShape {
         vocab: vocab.len(),
         vector_len: ds.header.vector_len as i64,
         labels: ds.header.label_names.len() as i64,
     };
-    tch::manual_seed(cfg.seed as i64);
-    let model = StoryGan::new(&cfg, shape, req.device);
-    let opt_g = Adam::new(&model.g_vs, cfg.beta1, cfg.beta2, |n| !is_text(n));
-    let opt_text = (cfg.text == TextInput::Sentence).then(|| Adam::new(&model.g_vs, cfg.beta1, cfg.beta2, is_text));
-    let opt_di = Adam::new(&model.di_vs, cfg.beta1, cfg.beta2, |_| true);
-    let opt_ds = model.ds_vs.as_ref().map(|vs| Adam::new(vs, cfg.beta1, cfg.beta2, |_| true));
-    let iters_per_epoch = (train.len() / cfg.story_batch as usize).max(1);
     // A fresh run's numbered directory is made only once the data has loaded.
     let run_dir = if resume_from.is_some() { run_dir } else { new_run_dir(&run_dir, &cfg.preset)? };
-    let mut t = Trainer { cfg, device: req.device, model, opt_g, opt_text, opt_di, opt_ds, train, samples, vocab, shape, run_dir, iters_per_epoch };
+    let mut t = Trainer::new(cfg, shape, train, samples, vocab, run_dir, req.device);
 
     let (mut step, mut rollbacks) = (0, 0);
     match &resume_from {
@@ -454,61 +487,135 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     let mut timer = Instant::now();
     let mut since_log = 0usize;
     let mut interrupted = false;
+    // Reported values not yet read back: read at every log, sample and checkpoint step (so no
+    // non-finite state is ever saved) and at the end.
+    let mut pending: Vec<(usize, Tensor)> = Vec::new();
     while step < total {
         if stop.load(Ordering::SeqCst) {
             interrupted = true;
             break;
         }
-        let losses = match t.iteration(step, rollbacks) {
-            Ok(l) => l,
-            Err(e) if t.cfg.nonfinite == NonFinite::Rollback && e.to_string().starts_with("non-finite") => {
-                rollbacks += 1;
-                ensure!(rollbacks <= t.cfg.max_rollbacks, "{e:#}; gave up after {} roll-backs", t.cfg.max_rollbacks);
-                let dir = last_ckpt.clone().with_context(|| format!("{e:#}; no checkpoint to roll back to"))?;
-                eprintln!("warning: {e:#}; rolling back to {}", dir.display());
-                (step, _) = t.restore(&dir)?;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
+        if let Some(values) = t.iteration(step, rollbacks)? {
+            pending.push((step + 1, values));
+        }
         step += 1;
         since_log += 1;
+        let log = step % t.cfg.log_every == 0 || step == total;
+        let sample = step % t.cfg.sample_every == 0 || step == total;
+        let save = step % t.cfg.checkpoint_every == 0 || step == total;
         let mut logged = None;
-        if let Some(l) = losses {
-            if step % t.cfg.log_every == 0 || step == total {
+        if log || sample || save {
+            let newest = match read_back(&mut pending) {
+                Ok(newest) => newest,
+                Err(e) if t.cfg.nonfinite == NonFinite::Rollback => {
+                    rollbacks += 1;
+                    ensure!(rollbacks <= t.cfg.max_rollbacks, "{e}; gave up after {} roll-backs", t.cfg.max_rollbacks);
+                    let dir = last_ckpt.clone().with_context(|| format!("{e}; no checkpoint to roll back to"))?;
+                    eprintln!("warning: {e}; rolling back to {}", dir.display());
+                    (step, _) = t.restore(&dir)?;
+                    (timer, since_log) = (Instant::now(), 0);
+                    continue;
+                }
+                Err(e) => bail!("{e}"),
+            };
+            if let (true, Some((at, v))) = (log, newest.filter(|(at, _)| *at == step)) {
+                let epoch = (at - 1) / t.iters_per_epoch;
                 let s = Stats {
-                    step,
-                    epoch: (step - 1) / t.iters_per_epoch,
-                    lr_g: t.lr(t.cfg.lr_g, (step - 1) / t.iters_per_epoch),
-                    loss_d_image: l.d_image,
-                    loss_d_story: l.d_story,
-                    loss_g: l.g,
-                    loss_kl: l.kl,
-                    loss_text: l.text,
-                    d_real: l.d_real,
-                    d_fake: l.d_fake,
-                    aux_accuracy: l.aux_accuracy,
+                    step: at,
+                    epoch,
+                    lr_g: t.lr(t.cfg.lr_g, epoch),
+                    loss_d_image: v[0],
+                    loss_d_story: v[1],
+                    loss_g: v[2],
+                    loss_kl: v[3],
+                    loss_text: v[4],
+                    d_real: v[5],
+                    d_fake: v[6],
+                    aux_accuracy: v[7],
                     seconds_per_iteration: timer.elapsed().as_secs_f64() / since_log as f64,
                 };
                 writeln!(stats_file, "{}", serde_json::to_string(&s)?)?;
                 (timer, since_log) = (Instant::now(), 0);
                 logged = Some(s);
             }
-        } else {
-            eprintln!("warning: non-finite loss at step {step}; iteration skipped");
         }
-        if step % t.cfg.sample_every == 0 || step == total {
+        if sample {
             t.sample_grid(step)?;
             plot_losses(&t.run_dir)?;
         }
-        if step % t.cfg.checkpoint_every == 0 || step == total {
+        if save {
             last_ckpt = Some(t.save(step, rollbacks)?);
         }
         on_step(step, total, logged.as_ref());
     }
     if last_ckpt.as_ref().is_none_or(|c| !c.ends_with(checkpoint::step_name(step))) {
+        if let Err(e) = read_back(&mut pending) {
+            bail!("{e}; stopped without saving (the last good checkpoint is kept)");
+        }
         last_ckpt = Some(t.save(step, rollbacks)?);
         plot_losses(&t.run_dir)?;
     }
     Ok(Outcome { run_dir: t.run_dir, checkpoint: last_ckpt.expect("saved"), steps: step, interrupted })
+}
+
+/// What `bench_iterations` measured.
+pub struct IterationTimes {
+    /// Milliseconds per training iteration, each ended by a device synchronisation.
+    pub train_ms: Vec<f64>,
+    /// Milliseconds to draw one story (eval mode, no gradients), synchronised.
+    pub sample_ms: Vec<f64>,
+    /// Parameters per network (generator, image_d, story_d).
+    pub parameters: Vec<(&'static str, i64)>,
+}
+
+/// Times training iterations and story sampling of `cfg` on `data` (after `warmup` untimed
+/// iterations): the loop `train` runs, minus saving and logging.
+pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, device: Device, warmup: usize, iterations: usize, draws: usize) -> Result<IterationTimes> {
+    let sync = || {
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    let vocab = Vocab::from_words(vec!["<pad>".into(), "<unk>".into()]);
+    let samples = StoryData::synthetic(&cfg, shape, 1, cfg.seed + 1);
+    let one = samples.batch(&[0], device);
+    let mut t = Trainer::new(cfg, shape, data.to_device(device), samples, vocab, PathBuf::new(), device);
+    let parameters = t.model.stores().into_iter().map(|(n, vs)| (n, parameters(vs))).collect();
+    let mut train_ms = Vec::with_capacity(iterations);
+    for step in 0..warmup + iterations {
+        sync();
+        let start = Instant::now();
+        let _ = t.iteration(step, 0)?;
+        sync();
+        if step >= warmup {
+            train_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let mut sample_ms = Vec::with_capacity(draws);
+    for i in 0..warmup + draws {
+        sync();
+        let start = Instant::now();
+        let _ = t.model.g.draw(&one.text);
+        sync();
+        if i >= warmup {
+            sample_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(IterationTimes { train_ms, sample_ms, parameters })
+}
+
+/// One iteration on the CPU from the weights in `weights` (generator/image_d/story_d
+/// safetensors), given batches, frame picks and noise (`Generator::feed_noise` order): what the
+/// parity test against the PyTorch implementation (bench/pytorch_storygan.py) runs. Returns the
+/// `REPORTED` values and the networks after the updates.
+pub fn one_iteration(cfg: Config, shape: DataShape, weights: &Path, story: &Batch, img: &Batch, frames: &Tensor, noise: Vec<Tensor>) -> Result<(Vec<f64>, StoryGan)> {
+    let device = Device::Cpu;
+    let vocab = Vocab::from_words(vec!["<pad>".into(), "<unk>".into()]);
+    let data = || StoryData::synthetic(&cfg, shape, 2, 0);
+    let mut t = Trainer::new(cfg.clone(), shape, data(), data(), vocab, PathBuf::new(), device);
+    checkpoint::load_model(weights, &mut t.model)?;
+    t.model.g.feed_noise(noise);
+    let values = t.update(0, story, img, frames)?.context("an iteration skipped its update")?;
+    let values = Vec::<f64>::try_from(values.to_kind(Kind::Double)).context("reported values")?;
+    Ok((values, t.model))
 }

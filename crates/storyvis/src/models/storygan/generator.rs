@@ -146,6 +146,9 @@ pub struct Generator {
     fc_channels: i64,
     ups: Vec<UpBlock>,
     to_rgb: nn::Conv2D,
+    /// Draws to use instead of fresh Gaussian noise, in the order the forward pass makes them
+    /// (`feed_noise`): how a test replays another implementation's noise.
+    fed_noise: std::cell::RefCell<std::collections::VecDeque<Tensor>>,
 }
 
 impl Generator {
@@ -202,6 +205,7 @@ impl Generator {
             fc_channels,
             ups,
             to_rgb: conv(&p / "to_rgb", ngf / 16, 3, 3, 1, 1),
+            fed_noise: Default::default(),
         }
     }
 
@@ -217,32 +221,49 @@ impl Generator {
         }
     }
 
+    /// Queues tensors to stand in for the next Gaussian draws, in order: per context pass the
+    /// conditioning-augmentation ε [B, story_dim], then g_0 [B, context_dim], then ε_t
+    /// [B, noise_dim] for each frame (ImageGAN: ε [B, T, story_dim], then z [B, T, noise_dim]).
+    pub fn feed_noise(&self, noise: impl IntoIterator<Item = Tensor>) {
+        self.fed_noise.borrow_mut().extend(noise);
+    }
+
+    /// N(0, I) of `size`: the next fed tensor if any (its shape must match), else a fresh draw.
+    fn randn(&self, size: &[i64], device: tch::Device) -> Tensor {
+        match self.fed_noise.borrow_mut().pop_front() {
+            Some(t) => {
+                assert_eq!(t.size(), size, "fed noise in the wrong order or shape");
+                t.to_device(device)
+            }
+            None => Tensor::randn(size, (Kind::Float, device)),
+        }
+    }
+
     /// Conditioning augmentation: (μ, log σ²) from x, a sample μ + σ ⊙ ε, and KL.
     fn augment(&self, x: &Tensor) -> (Tensor, Tensor) {
         let stats = self.encoder.forward(x).chunk(2, -1);
         let (mu, logvar) = (&stats[0], &stats[1]);
-        let sample = mu + (logvar * 0.5).exp() * mu.randn_like();
+        let sample = mu + (logvar * 0.5).exp() * self.randn(&mu.size(), mu.device());
         (sample, loss::kl(mu, logvar))
     }
 
     /// The context encoder over a story's sentence vectors s [B, T, text_dim].
     pub fn context(&self, s: &Tensor, train: bool) -> Context {
         let (b, t) = (s.size()[0], s.size()[1]);
-        let opts = (Kind::Float, s.device());
         if self.variant == Variant::Imagegan {
             let (c, kl) = self.augment(s); // [B, T, story_dim]
-            let z = Tensor::randn([b, t, self.noise_dim], opts);
+            let z = self.randn(&[b, t, self.noise_dim], s.device());
             let vec = Tensor::cat(&[s.shallow_clone(), c.shallow_clone(), z], -1);
             return Context { vec, map: None, cond: c, kl };
         }
         let (h0, kl) = self.augment(&s.reshape([b, -1]));
         let gru = self.gru.as_ref().expect("gru");
-        let mut g = Tensor::randn([b, self.context_dim], opts); // g_0 ~ N(0, I)
+        let mut g = self.randn(&[b, self.context_dim], s.device()); // g_0 ~ N(0, I)
         let mut h = h0.shallow_clone();
         let (mut vecs, mut maps) = (Vec::new(), Vec::new());
         for step in 0..t {
             let s_t = s.select(1, step);
-            let eps = Tensor::randn([b, self.noise_dim], opts); // fresh ε_t every step
+            let eps = self.randn(&[b, self.noise_dim], s.device()); // fresh ε_t every step
             g = gru.step(&Tensor::cat(&[&s_t, &eps], 1), &g);
             let i_t = &g;
             let v = match self.variant {
