@@ -81,7 +81,9 @@ impl Adam {
 
     /// One update with learning rate `lr` and the flat gradient `g` (from `backward`):
     ///   m ← β1 m + (1−β1) g,  v ← β2 v + (1−β2) g²,
-    ///   p ← p − lr · m̂ / (√v̂ + ε),  m̂ = m / (1−β1ᵗ),  v̂ = v / (1−β2ᵗ).
+    ///   p ← p − lr · m̂ / (√v̂ + ε),  m̂ = m / (1−β1ᵗ),  v̂ = v / (1−β2ᵗ),
+    /// computed in place as p ← p − (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε), with three
+    /// model-sized temporaries.
     pub fn step(&mut self, g: &Tensor, lr: f64) {
         self.step += 1;
         let bc1 = 1.0 - self.beta1.powi(self.step as i32);
@@ -89,9 +91,11 @@ impl Adam {
         tch::no_grad(|| {
             let _ = self.m.lerp_(g, 1.0 - self.beta1);
             let _ = self.v.g_mul_scalar_(self.beta2);
-            let _ = self.v.g_add_(&(g.square() * (1.0 - self.beta2)));
-            let update = (&self.m / bc1) / ((&self.v / bc2).sqrt() + self.eps) * lr;
-            let _ = self.flat.g_sub_(&update);
+            let _ = self.v.addcmul_(&(g * (1.0 - self.beta2)), g);
+            let mut denom = self.v.sqrt();
+            let _ = denom.g_div_scalar_(bc2.sqrt());
+            let _ = denom.g_add_scalar_(self.eps);
+            let _ = self.flat.addcdiv_(&(&self.m * (-lr / bc1)), &denom);
         });
     }
 
