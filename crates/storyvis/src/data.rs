@@ -150,16 +150,19 @@ impl StoryData {
     }
 
     /// `n` random stories of a config's shapes (uniform pixels; random attribute vectors, or
-    /// sentences of 12 random word ids; random labels), for benchmarks that need no dataset.
+    /// sentences of `WORDS` random word ids; random labels), for benchmarks that need no
+    /// dataset.
     pub fn synthetic(cfg: &Config, shape: DataShape, n: usize, seed: u64) -> StoryData {
+        const WORDS: usize = 12;
+        let side = IMAGE_SIZE as usize;
         let mut rng = storyvis_data::rng::Rng::new(seed);
         let (nn, t) = (n as i64, cfg.frames as i64);
         let bits = |rng: &mut storyvis_data::rng::Rng, len: usize| -> Vec<f32> { (0..len).map(|_| rng.below(2) as f32).collect() };
-        let pixels: Vec<u8> = (0..n * cfg.frames * 3 * 64 * 64).map(|_| rng.below(256) as u8).collect();
+        let pixels: Vec<u8> = (0..n * cfg.frames * 3 * side * side).map(|_| rng.below(256) as u8).collect();
         let text = match cfg.text {
             TextInput::Sentence => {
-                let ids: Vec<i64> = (0..n * cfg.frames * 12).map(|_| 2 + rng.below((shape.vocab - 2).max(1) as usize) as i64).collect();
-                Tensor::from_slice(&ids).view([nn, t, 12])
+                let ids: Vec<i64> = (0..n * cfg.frames * WORDS).map(|_| 2 + rng.below((shape.vocab - 2).max(1) as usize) as i64).collect();
+                Tensor::from_slice(&ids).view([nn, t, WORDS as i64])
             }
             TextInput::Vector => Tensor::from_slice(&bits(&mut rng, n * cfg.frames * shape.vector_len as usize)).view([nn, t, shape.vector_len]),
         };

@@ -45,8 +45,8 @@ pub fn leaky(x: &Tensor) -> Tensor {
 ///   h' = (1 − z) ⊙ n + z ⊙ h.
 #[derive(Debug)]
 pub struct GruCell {
-    pub input: nn::Linear,  // x → [r, z, n] pre-activations
-    pub hidden: nn::Linear, // h → [r, z, n]
+    input: nn::Linear,  // x → [r, z, n] pre-activations
+    hidden: nn::Linear, // h → [r, z, n]
     pub hidden_dim: i64,
 }
 

@@ -141,6 +141,8 @@ struct Trainer {
 /// What an iteration reports, in the order of the tensor it returns: the loss names first
 /// (as errors name them), then D_I's mean outputs and auxiliary accuracy.
 const REPORTED: [&str; 8] = ["image discriminator", "story discriminator", "generator", "KL", "text", "D(real)", "D(fake)", "auxiliary accuracy"];
+/// How many of `REPORTED` are losses (checked for being finite).
+const LOSSES: usize = 5;
 
 /// A loss that was not finite, found when the loop read the losses back.
 #[derive(Debug)]
@@ -170,7 +172,7 @@ fn read_back(pending: &mut Vec<(usize, Tensor)>) -> std::result::Result<Option<(
     let values: Vec<f64> = Vec::try_from(all.to_kind(Kind::Double).flatten(0, -1)).expect("reported values");
     let steps: Vec<usize> = pending.drain(..).map(|(s, _)| s).collect();
     for (row, step) in values.chunks(REPORTED.len()).zip(&steps) {
-        if let Some(i) = row[..5].iter().position(|x| !x.is_finite()) {
+        if let Some(i) = row[..LOSSES].iter().position(|x| !x.is_finite()) {
             return Err(NonFiniteLoss { name: REPORTED[i], value: row[i], step: *step });
         }
     }
@@ -188,6 +190,12 @@ impl Trainer {
         let opt_ds = model.ds_vs.as_ref().map(|vs| Adam::new(vs, cfg.beta1, cfg.beta2, |_| true));
         let iters_per_epoch = (train.len() / cfg.story_batch as usize).max(1);
         Trainer { cfg, device, model, opt_g, opt_text, opt_di, opt_ds, train, samples, vocab, shape, run_dir, iters_per_epoch }
+    }
+
+    /// A trainer with no run directory or vocabulary, for measuring and checking iterations.
+    fn headless(cfg: Config, shape: DataShape, train: StoryData, samples: StoryData, device: Device) -> Trainer {
+        let vocab = Vocab::from_words(vec!["<pad>".into(), "<unk>".into()]);
+        Trainer::new(cfg, shape, train, samples, vocab, PathBuf::new(), device)
     }
 
     fn total_steps(&self) -> usize {
@@ -571,36 +579,35 @@ pub struct IterationTimes {
 /// Times training iterations and story sampling of `cfg` on `data` (after `warmup` untimed
 /// iterations): the loop `train` runs, minus saving and logging.
 pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, device: Device, warmup: usize, iterations: usize, draws: usize) -> Result<IterationTimes> {
-    let sync = || {
-        if let Device::Cuda(i) = device {
-            tch::Cuda::synchronize(i as i64);
+    // Milliseconds of each of `n` calls after `warmup` untimed ones, each between two device
+    // synchronisations.
+    let timed = |n: usize, f: &mut dyn FnMut(usize) -> Result<()>| -> Result<Vec<f64>> {
+        let sync = || {
+            if let Device::Cuda(i) = device {
+                tch::Cuda::synchronize(i as i64);
+            }
+        };
+        let mut ms = Vec::with_capacity(n);
+        for i in 0..warmup + n {
+            sync();
+            let start = Instant::now();
+            f(i)?;
+            sync();
+            if i >= warmup {
+                ms.push(start.elapsed().as_secs_f64() * 1e3);
+            }
         }
+        Ok(ms)
     };
-    let vocab = Vocab::from_words(vec!["<pad>".into(), "<unk>".into()]);
     let samples = StoryData::synthetic(&cfg, shape, 1, cfg.seed + 1);
     let one = samples.batch(&[0], device);
-    let mut t = Trainer::new(cfg, shape, data.to_device(device), samples, vocab, PathBuf::new(), device);
+    let mut t = Trainer::headless(cfg, shape, data.to_device(device), samples, device);
     let parameters = t.model.stores().into_iter().map(|(n, vs)| (n, parameters(vs))).collect();
-    let mut train_ms = Vec::with_capacity(iterations);
-    for step in 0..warmup + iterations {
-        sync();
-        let start = Instant::now();
-        let _ = t.iteration(step, 0)?;
-        sync();
-        if step >= warmup {
-            train_ms.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    let mut sample_ms = Vec::with_capacity(draws);
-    for i in 0..warmup + draws {
-        sync();
-        let start = Instant::now();
+    let train_ms = timed(iterations, &mut |step| t.iteration(step, 0).map(drop))?;
+    let sample_ms = timed(draws, &mut |_| {
         let _ = t.model.g.draw(&one.text);
-        sync();
-        if i >= warmup {
-            sample_ms.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-    }
+        Ok(())
+    })?;
     Ok(IterationTimes { train_ms, sample_ms, parameters })
 }
 
@@ -609,10 +616,8 @@ pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, device: 
 /// parity test against the PyTorch implementation (bench/pytorch_storygan.py) runs. Returns the
 /// `REPORTED` values and the networks after the updates.
 pub fn one_iteration(cfg: Config, shape: DataShape, weights: &Path, story: &Batch, img: &Batch, frames: &Tensor, noise: Vec<Tensor>) -> Result<(Vec<f64>, StoryGan)> {
-    let device = Device::Cpu;
-    let vocab = Vocab::from_words(vec!["<pad>".into(), "<unk>".into()]);
     let data = || StoryData::synthetic(&cfg, shape, 2, 0);
-    let mut t = Trainer::new(cfg.clone(), shape, data(), data(), vocab, PathBuf::new(), device);
+    let mut t = Trainer::headless(cfg.clone(), shape, data(), data(), Device::Cpu);
     checkpoint::load_model(weights, &mut t.model)?;
     t.model.g.feed_noise(noise);
     let values = t.update(0, story, img, frames)?.context("an iteration skipped its update")?;

@@ -37,17 +37,12 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-4 * b.abs().max(1e-2)
 }
 
-/// Generator steps of the fixture's preset (the largest learning rate is lr_text, 2e-3).
-fn cfg_steps(meta: &serde_json::Value) -> usize {
-    let sets: Vec<String> = meta["sets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
-    Config::resolve(meta["preset"].as_str().unwrap(), None, &sets).unwrap().g_steps
-}
-
 fn check(case: &str) {
     let dir = fixtures().join(case);
     let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let sets: Vec<String> = meta["sets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
     let cfg = Config::resolve(meta["preset"].as_str().unwrap(), None, &sets).unwrap();
+    let g_steps = cfg.g_steps;
     let s = &meta["shape"];
     let shape = DataShape { vocab: s["vocab"].as_i64().unwrap(), vector_len: s["vector_len"].as_i64().unwrap(), labels: s["labels"].as_i64().unwrap() };
     let inputs = read(&dir.join("inputs.safetensors"));
@@ -69,8 +64,8 @@ fn check(case: &str) {
     // large share of the weights by ~lr the other way; here at most 1 % may differ, each by
     // no more than the iteration's steps allow.
     // The most a weight can move in one iteration: ±lr per Adam step (bias-corrected), g_steps
-    // generator steps.
-    let bound = 2.0 * cfg_steps(&meta) as f64 * 2e-3 + 1e-5;
+    // generator steps (the largest learning rate is lr_text, 2e-3).
+    let bound = 2.0 * g_steps as f64 * 2e-3 + 1e-5;
     for (net, vs) in model.stores() {
         let after = read(&dir.join("after").join(format!("{net}.safetensors")));
         let vars = vs.variables();
