@@ -221,6 +221,7 @@ class Generator(nn.Module):
             self.text_dim = VECTOR_LEN
         t, nz, ci, cs = cfg["frames"], cfg["noise_dim"], cfg["context_dim"], cfg["story_dim"]
         k, l, ngf = cfg["gist_filters"], cfg["gist_filter_len"], cfg["ngf"]
+        widths = [max(ngf >> i, cfg.get("ngf_min", 0)) for i in range(5)]
         self.noise_dim, self.context_dim, self.story_dim = nz, ci, cs
         self.encoder = linear(t * self.text_dim, 2 * cs, True)
         self.gru = GruCell(self.text_dim + nz, ci)
@@ -236,8 +237,8 @@ class Generator(nn.Module):
         self.fc_channels = ngf - map_channels
         self.fc, self.fc_bn = linear(fc_in, self.fc_channels * 16, False), bn(self.fc_channels * 16, 1)
         for i in range(4):
-            self.add_module(f"up{i}", UpBlock(ngf >> i, ngf >> (i + 1)))
-        self.to_rgb = conv(ngf // 16, 3, 3, 1, 1)
+            self.add_module(f"up{i}", UpBlock(widths[i], widths[i + 1]))
+        self.to_rgb = conv(widths[4], 3, 3, 1, 1)
         # Noise to replay (storyvis' Generator::feed_noise order) and a record of the draws.
         self.fed, self.drawn = [], None
 
@@ -326,7 +327,9 @@ class ImageDiscriminator(nn.Module):
         self.classifier = conv(c, LABELS, 4, 4, 0, bias=True)
 
     def forward(self, x, s, h):
-        feat = self.encoder(x)
+        return self.judge(self.encoder(x), s, h)
+
+    def judge(self, feat, s, h):
         n = feat.shape[0]
         labels = self.classifier(feat).view(n, -1)
         c = leaky(self.cond_bn(self.cond(torch.cat([s, h], 1))))
@@ -348,8 +351,13 @@ class StoryDiscriminator(nn.Module):
         self.out = linear(e, 1, True)
 
     def forward(self, x, s):
-        b = x.shape[0]
-        feats = self.encoder(x.flatten(0, 1)).view(b, -1)
+        return self.judge(self.features(x), s)
+
+    def features(self, x):
+        return self.encoder(x.flatten(0, 1)).view(x.shape[0], -1)
+
+    def judge(self, feats, s):
+        b = feats.shape[0]
         return self.out(self.image_embed(feats) * self.text_embed(s.reshape(b, -1))).view(b)
 
 
@@ -396,9 +404,10 @@ class StoryGan:
         real_img, labels_t = pick(img.images, frames), pick(img.labels, frames)
         s_t, h_t = pick(fwd["s_img"], frames).detach(), pick(fwd["cond_img"], frames).detach()
 
-        real, real_cls = self.di(real_img, s_t, h_t)
+        real_feat = self.di.encoder(real_img)  # real and wrong pairs share the real features
+        real, real_cls = self.di.judge(real_feat, s_t, h_t)
         fake, _ = self.di(fwd["fake_img"].detach(), s_t, h_t)
-        wrong, _ = self.di(real_img, s_t.roll(1, 0), h_t.roll(1, 0))
+        wrong, _ = self.di.judge(real_feat, s_t.roll(1, 0), h_t.roll(1, 0))
         loss_di = alpha * d_loss(real, fake, wrong) + cfg["aux_real_weight"] * F.binary_cross_entropy_with_logits(real_cls, labels_t)
         self.opt_di.zero_grad()
         loss_di.backward()
@@ -407,9 +416,10 @@ class StoryGan:
         aux_accuracy = ((real_cls > 0).float() == labels_t).float().mean()
 
         s = fwd["s_story"].detach()
-        real = self.ds(story.images, s)
+        real_feat = self.ds.features(story.images)
+        real = self.ds.judge(real_feat, s)
         fake = self.ds(fwd["fake_story"].detach(), s)
-        wrong = self.ds(story.images, s.roll(1, 0))
+        wrong = self.ds.judge(real_feat, s.roll(1, 0))
         loss_ds = beta * d_loss(real, fake, wrong)
         self.opt_ds.zero_grad()
         loss_ds.backward()

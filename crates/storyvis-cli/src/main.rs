@@ -95,6 +95,9 @@ struct BenchArgs {
     /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Arithmetic of the forward passes: fp32, tf32 (CUDA tensor cores) or bf16 (autocast).
+    #[arg(long, default_value = "fp32")]
+    precision: storyvis::precision::Precision,
 }
 
 #[derive(Args)]
@@ -123,6 +126,9 @@ struct TrainArgs {
     /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Arithmetic of the forward passes: fp32, tf32 (CUDA tensor cores) or bf16 (autocast).
+    #[arg(long, default_value = "fp32")]
+    precision: storyvis::precision::Precision,
 }
 
 #[derive(Args)]
@@ -195,9 +201,10 @@ struct EvalArgs {
     /// The dataset whose held-out (test) stories are drawn.
     #[arg(long)]
     data: PathBuf,
-    /// The attribute classifier (made by `storyvis train-classifier`).
-    #[arg(long, default_value = DEFAULT_CLASSIFIER)]
-    classifier: PathBuf,
+    /// The attribute classifier (made by `storyvis train-classifier`); without it, the shipped
+    /// one (models/clevr-classifier).
+    #[arg(long)]
+    classifier: Option<PathBuf>,
     /// The first N held-out stories.
     #[arg(long, default_value_t = 1000)]
     stories: usize,
@@ -329,13 +336,14 @@ fn bench(a: BenchArgs) -> Result<()> {
     let shape = storyvis::models::storygan::DataShape { vocab: 40, vector_len: 75, labels: 15 };
     let stories = 4 * cfg.story_batch.max(cfg.image_batch) as usize;
     let data = StoryData::synthetic(&cfg, shape, stories, cfg.seed);
-    let t = storyvis::train::bench_iterations(cfg.clone(), shape, data, device, a.warmup, a.iterations, a.draws)?;
+    let t = storyvis::train::bench_iterations(cfg.clone(), shape, data, device, a.precision, a.warmup, a.iterations, a.draws)?;
     let (train_ms, sample_ms) = (median(&t.train_ms), median(&t.sample_ms));
     let report = serde_json::json!({
         "implementation": "storyvis",
         "preset": a.preset,
         "overrides": a.sets,
         "device": format!("{device:?}"),
+        "precision": a.precision.to_string(),
         "story_batch": cfg.story_batch,
         "image_batch": cfg.image_batch,
         "g_steps": cfg.g_steps,
@@ -351,7 +359,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         storyvis_data::atomic::write_file(p, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     let params: Vec<String> = t.parameters.iter().map(|(n, p)| format!("{n} {:.2} M", *p as f64 / 1e6)).collect();
-    println!("storyvis bench: {} on {device:?} ({})", a.preset, params.join(", "));
+    println!("storyvis bench: {} on {device:?} at {} ({})", a.preset, a.precision, params.join(", "));
     println!("train iteration  {train_ms:9.2} ms (median of {}, after {} warm-up)", t.train_ms.len(), a.warmup);
     println!("draw one story   {sample_ms:9.2} ms (median of {})", t.sample_ms.len());
     if let Some(m) = peak_rss_mib() {
@@ -387,7 +395,7 @@ fn train(a: TrainArgs) -> Result<()> {
     });
     let progress = std::cell::RefCell::new(None::<Progress>);
     let started = Instant::now();
-    let outcome = train::train(TrainRequest { config, overrides: a.sets, data, start, device }, &|step, total, stats| {
+    let outcome = train::train(TrainRequest { config, overrides: a.sets, data, start, device, precision: a.precision }, &|step, total, stats| {
         let mut p = progress.borrow_mut();
         let bar = p.get_or_insert_with(|| Progress::new((total - step + 1) as u64, "training"));
         bar.tick();
@@ -474,7 +482,7 @@ fn evaluate(a: EvalArgs) -> Result<()> {
     let device = storyvis::device::parse_device(&a.device)?;
     let mut checkpoints = vec![a.checkpoint];
     checkpoints.extend(a.compare);
-    let req = EvalRequest { checkpoints, data: a.data, classifier: a.classifier, stories: a.stories, seeds: a.seeds, device };
+    let req = EvalRequest { checkpoints, data: a.data, classifier: a.classifier.unwrap_or_else(|| shipped(DEFAULT_CLASSIFIER)), stories: a.stories, seeds: a.seeds, device };
     let progress = std::cell::OnceCell::new();
     let result = eval::evaluate(&req, &|_, total| progress.get_or_init(|| Progress::new(total as u64, "drawing")).tick());
     if let Some(p) = progress.get() {

@@ -49,6 +49,12 @@ fn classifier_then_eval_with_compare() {
     assert_eq!(report["real"]["micro_f1"], manifest["held_out"]["micro_f1"]);
     assert!(report["real"]["ssim"].is_null());
 
+    // Without --classifier, the shipped one, found from any working directory (the tests run
+    // in crates/storyvis-cli, where models/ is not).
+    let shipped = root.path().join("shipped");
+    let said = ok(&["eval", "--checkpoint", p(&run), "--data", p(&data), "--stories", "2", "--out", p(&shipped)]);
+    assert!(said.contains("| real frames |"), "{said}");
+
     fails(&["eval", "--checkpoint", p(&run), "--data", p(&data), "--classifier", p(&root.path().join("none"))], "train-classifier");
     fails(&["eval", "--checkpoint", p(&run), "--data", p(&data), "--classifier", p(&clf), "--seeds", "0"], "must be positive");
     let w = clf.join("classifier.safetensors");

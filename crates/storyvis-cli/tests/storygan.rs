@@ -20,6 +20,8 @@ fn prepare_train_generate() {
     for k in ["loss_d_image", "loss_d_story", "loss_g", "d_real", "d_fake", "aux_accuracy", "seconds_per_iteration"] {
         assert!(first[k].is_number(), "stats lack {k}: {first}");
     }
+    let info: serde_json::Value = serde_json::from_str(&fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!((info["device"].as_str(), info["precision"].as_str()), (Some("Cpu"), Some("fp32")), "{info}");
 
     // Frames: T PNGs per seed.
     let out = root.path().join("frames");
@@ -137,6 +139,12 @@ fn bench_times_iterations_and_draws() {
     assert!(lo <= median && median <= hi);
     // The same networks train builds: storygan-tiny's parameter counts.
     assert!(r["parameters"]["generator"].as_i64().unwrap() > 100_000, "{r}");
+    assert_eq!(r["precision"], "fp32");
     fails(&["bench", "--preset", "storygan-tiny", "--iterations", "0"], "at least 1");
     fails(&["bench", "--preset", "storygan-huge"], "storygan-huge");
+    // bf16 runs on the CPU too (autocast); TF32 is a CUDA format.
+    let said = ok(&["bench", "--preset", "storygan-tiny", "--warmup", "0", "--iterations", "1", "--draws", "1", "--precision", "bf16", "--json", p(&json)]);
+    assert!(said.contains("at bf16"), "{said}");
+    fails(&["bench", "--preset", "storygan-tiny", "--precision", "tf32"], "needs a CUDA device");
+    fails(&["bench", "--preset", "storygan-tiny", "--precision", "fp16"], "fp32, tf32 or bf16");
 }

@@ -92,6 +92,10 @@ pub struct Config {
     pub gist_filter_len: i64,
     /// Generator channels at 4×4 (halved by each of the four up-blocks).
     pub ngf: i64,
+    /// Fewest channels an up-block of the generator has (0: no floor, ngf/16 at 64×64). A
+    /// floor widens only the late, high-resolution layers, where shapes are drawn.
+    #[serde(default)]
+    pub ngf_min: i64,
     /// Discriminator base channels (64×64 → 4×4 with ndf, 2ndf, 4ndf, 8ndf).
     pub ndf: i64,
     pub fuse: Fuse,
@@ -240,6 +244,7 @@ impl Config {
         ensure!(self.gist_filter_len % 2 == 1, "config: gist_filter_len must be odd (got {})", self.gist_filter_len);
         range("ngf", self.ngf, 16, 8192)?;
         ensure!(self.ngf % 16 == 0, "config: ngf must be a multiple of 16 (got {})", self.ngf);
+        range("ngf_min", self.ngf_min, 0, 8192)?;
         range("ndf", self.ndf, 1, 1024)?;
         range("story_embed_dim", self.story_embed_dim, 1, 8192)?;
         for (n, v) in [
@@ -272,6 +277,12 @@ impl Config {
     /// Whether this model has a story discriminator.
     pub fn has_story_d(&self) -> bool {
         self.variant != Variant::Imagegan
+    }
+
+    /// The generator's channels at 4×4, 8×8, …, 64×64: ngf halved by each up-block, never
+    /// below `ngf_min`.
+    pub fn generator_widths(&self) -> [i64; 5] {
+        std::array::from_fn(|i| (self.ngf >> i).max(self.ngf_min))
     }
 }
 

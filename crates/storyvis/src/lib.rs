@@ -15,6 +15,7 @@ pub mod models;
 pub mod nn;
 pub mod optim;
 pub mod plot;
+pub mod precision;
 pub mod sample;
 pub mod text;
 pub mod train;

@@ -3,7 +3,17 @@
 
 use tch::{Kind, Reduction, Tensor};
 
+/// Every term is computed in at least fp32, whatever precision produced its inputs
+/// (`--precision bf16`).
+fn full(t: &Tensor) -> Tensor {
+    match t.kind() {
+        Kind::BFloat16 | Kind::Half => t.to_kind(Kind::Float),
+        _ => t.shallow_clone(),
+    }
+}
+
 fn bce(logits: &Tensor, target: f64) -> Tensor {
+    let logits = full(logits);
     let t = logits.full_like(target);
     logits.binary_cross_entropy_with_logits(&t, None::<Tensor>, None::<Tensor>, Reduction::Mean)
 }
@@ -21,13 +31,14 @@ pub fn generator(fake: &Tensor) -> Tensor {
 
 /// KL(N(μ, σ²) ‖ N(0, I)) = −½ · mean(1 + log σ² − μ² − σ²).
 pub fn kl(mu: &Tensor, logvar: &Tensor) -> Tensor {
-    let terms: Tensor = 1.0 + logvar - mu.square() - logvar.exp();
+    let (mu, logvar) = (full(mu), full(logvar));
+    let terms: Tensor = 1.0 + &logvar - mu.square() - logvar.exp();
     terms.mean(Kind::Float) * -0.5
 }
 
 /// Multi-label classification loss (the auxiliary heads): mean binary cross-entropy.
 pub fn multi_label(logits: &Tensor, labels: &Tensor) -> Tensor {
-    logits.binary_cross_entropy_with_logits(labels, None::<Tensor>, None::<Tensor>, Reduction::Mean)
+    full(logits).binary_cross_entropy_with_logits(labels, None::<Tensor>, None::<Tensor>, Reduction::Mean)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::models::storygan::{parameters, DataShape, StoryGan};
 use crate::nn::pick_frames;
 use crate::optim::Adam;
 use crate::plot::line_chart;
+use crate::precision::Precision;
 use crate::text::Vocab;
 use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
@@ -47,6 +48,7 @@ pub struct TrainRequest {
     pub data: PathBuf,
     pub start: Start,
     pub device: Device,
+    pub precision: Precision,
 }
 
 /// One logged line of `stats.jsonl`.
@@ -124,6 +126,8 @@ pub fn latest_run(runs: &Path, preset: &str) -> Result<PathBuf> {
 struct Trainer {
     cfg: Config,
     device: Device,
+    /// The arithmetic of the forward passes (`--precision`).
+    precision: Precision,
     model: StoryGan,
     opt_g: Adam,
     /// Sentence mode: the sentence encoder and its label head, at `lr_text`.
@@ -189,7 +193,7 @@ impl Trainer {
         let opt_di = Adam::new(&model.di_vs, cfg.beta1, cfg.beta2, |_| true);
         let opt_ds = model.ds_vs.as_ref().map(|vs| Adam::new(vs, cfg.beta1, cfg.beta2, |_| true));
         let iters_per_epoch = (train.len() / cfg.story_batch as usize).max(1);
-        Trainer { cfg, device, model, opt_g, opt_text, opt_di, opt_ds, train, samples, vocab, shape, run_dir, iters_per_epoch }
+        Trainer { cfg, device, precision: Precision::Fp32, model, opt_g, opt_text, opt_di, opt_ds, train, samples, vocab, shape, run_dir, iters_per_epoch }
     }
 
     /// A trainer with no run directory or vocabulary, for measuring and checking iterations.
@@ -251,6 +255,9 @@ impl Trainer {
             bad
         };
 
+        // Forward passes run in the chosen precision (`amp`); backward passes and the updates
+        // outside it.
+        let amp = self.precision.autocast(self.device)?;
         let fwd = self.generate(story, img, frames);
         let real_img = pick_frames(&img.images, frames);
         let labels_t = pick_frames(&img.labels, frames);
@@ -258,10 +265,14 @@ impl Trainer {
 
         // Image discriminator: real + ½(fake + wrong), wrong = text shifted by one; plus the
         // auxiliary classifier on real frames.
-        let (real, real_cls) = self.model.di.forward_t(&real_img, &s_t, &h_t, true);
-        let (fake, _) = self.model.di.forward_t(&fwd.fake_img.detach(), &s_t, &h_t, true);
-        let (wrong, _) = self.model.di.forward_t(&real_img, &s_t.roll([1], [0]), &h_t.roll([1], [0]), true);
+        // Real and wrong pairs share the real images' features.
+        let di = &self.model.di;
+        let real_feat = di.features(&real_img, true);
+        let (real, real_cls) = di.judge(&real_feat, &s_t, &h_t, true);
+        let (fake, _) = di.forward_t(&fwd.fake_img.detach(), &s_t, &h_t, true);
+        let (wrong, _) = di.judge(&real_feat, &s_t.roll([1], [0]), &h_t.roll([1], [0]), true);
         let loss_di = alpha * loss::discriminator(&real, &fake, &wrong) + cfg.aux_real_weight * loss::multi_label(&real_cls, &labels_t);
+        drop(amp);
         if skip(REPORTED[0], &loss_di) {
             return Ok(None);
         }
@@ -274,11 +285,14 @@ impl Trainer {
         // Story discriminator, the same way over whole stories.
         let mut d_story = Tensor::zeros([], (Kind::Float, self.device));
         if let (Some(ds), Some(opt)) = (&self.model.ds, &mut self.opt_ds) {
+            let amp = self.precision.autocast(self.device)?;
             let s = fwd.s_story.detach();
-            let real = ds.forward_t(&story.images, &s, true);
+            let real_feat = ds.features(&story.images, true);
+            let real = ds.judge(&real_feat, &s);
             let fake = ds.forward_t(&fwd.fake_story.detach(), &s, true);
-            let wrong = ds.forward_t(&story.images, &s.roll([1], [0]), true);
+            let wrong = ds.judge(&real_feat, &s.roll([1], [0]));
             let l = beta * loss::discriminator(&real, &fake, &wrong);
+            drop(amp);
             if skip(REPORTED[1], &l) {
                 return Ok(None);
             }
@@ -292,6 +306,7 @@ impl Trainer {
         let (mut g_total, mut kl_total, mut text_total) = (zero(), zero(), zero());
         let mut fwd = Some(fwd);
         for _ in 0..cfg.g_steps {
+            let amp = self.precision.autocast(self.device)?;
             let f = match fwd.take() {
                 Some(f) => f,
                 None => self.generate(story, img, frames),
@@ -311,6 +326,7 @@ impl Trainer {
                 text_total += t.detach();
                 l = l + cfg.text_aux_weight * t;
             }
+            drop(amp);
             if skip(REPORTED[2], &l) {
                 return Ok(None);
             }
@@ -474,7 +490,9 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     };
     // A fresh run's numbered directory is made only once the data has loaded.
     let run_dir = if resume_from.is_some() { run_dir } else { new_run_dir(&run_dir, &cfg.preset)? };
+    req.precision.apply(req.device)?;
     let mut t = Trainer::new(cfg, shape, train, samples, vocab, run_dir, req.device);
+    t.precision = req.precision;
 
     let (mut step, mut rollbacks) = (0, 0);
     match &resume_from {
@@ -482,7 +500,13 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
         None => {
             storyvis_data::atomic::write_file(&t.run_dir.join("config.toml"), t.cfg.to_toml().as_bytes())?;
             storyvis_data::atomic::write_file(&t.run_dir.join("vocab.json"), t.vocab.save_json().as_bytes())?;
-            let mut info = serde_json::json!({"data": ds.dir.display().to_string(), "train_stories": t.train.len(), "parameters": {}});
+            let mut info = serde_json::json!({
+                "data": ds.dir.display().to_string(),
+                "train_stories": t.train.len(),
+                "device": format!("{:?}", req.device),
+                "precision": req.precision.to_string(),
+                "parameters": {},
+            });
             for (name, vs) in t.model.stores() {
                 info["parameters"][name] = parameters(vs).into();
             }
@@ -578,7 +602,9 @@ pub struct IterationTimes {
 
 /// Times training iterations and story sampling of `cfg` on `data` (after `warmup` untimed
 /// iterations): the loop `train` runs, minus saving and logging.
-pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, device: Device, warmup: usize, iterations: usize, draws: usize) -> Result<IterationTimes> {
+#[allow(clippy::too_many_arguments)]
+pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, device: Device, precision: Precision, warmup: usize, iterations: usize, draws: usize) -> Result<IterationTimes> {
+    precision.apply(device)?;
     // Milliseconds of each of `n` calls after `warmup` untimed ones, each between two device
     // synchronisations.
     let timed = |n: usize, f: &mut dyn FnMut(usize) -> Result<()>| -> Result<Vec<f64>> {
@@ -602,9 +628,11 @@ pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, device: 
     let samples = StoryData::synthetic(&cfg, shape, 1, cfg.seed + 1);
     let one = samples.batch(&[0], device);
     let mut t = Trainer::headless(cfg, shape, data.to_device(device), samples, device);
+    t.precision = precision;
     let parameters = t.model.stores().into_iter().map(|(n, vs)| (n, parameters(vs))).collect();
     let train_ms = timed(iterations, &mut |step| t.iteration(step, 0).map(drop))?;
     let sample_ms = timed(draws, &mut |_| {
+        let _amp = precision.autocast(device)?;
         let _ = t.model.g.draw(&one.text);
         Ok(())
     })?;
@@ -614,10 +642,13 @@ pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, device: 
 /// One iteration on the CPU from the weights in `weights` (generator/image_d/story_d
 /// safetensors), given batches, frame picks and noise (`Generator::feed_noise` order): what the
 /// parity test against the PyTorch implementation (bench/pytorch_storygan.py) runs. Returns the
-/// `REPORTED` values and the networks after the updates.
-pub fn one_iteration(cfg: Config, shape: DataShape, weights: &Path, story: &Batch, img: &Batch, frames: &Tensor, noise: Vec<Tensor>) -> Result<(Vec<f64>, StoryGan)> {
+/// `REPORTED` values and the networks after the updates. `precision`: fp32 for the parity
+/// check; bf16 to compare a bf16 iteration with it.
+#[allow(clippy::too_many_arguments)]
+pub fn one_iteration(cfg: Config, shape: DataShape, weights: &Path, story: &Batch, img: &Batch, frames: &Tensor, noise: Vec<Tensor>, precision: Precision) -> Result<(Vec<f64>, StoryGan)> {
     let data = || StoryData::synthetic(&cfg, shape, 2, 0);
     let mut t = Trainer::headless(cfg.clone(), shape, data(), data(), Device::Cpu);
+    t.precision = precision;
     checkpoint::load_model(weights, &mut t.model)?;
     t.model.g.feed_noise(noise);
     let values = t.update(0, story, img, frames)?.context("an iteration skipped its update")?;

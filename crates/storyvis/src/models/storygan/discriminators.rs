@@ -67,15 +67,25 @@ impl ImageDiscriminator {
     /// Images [N, 3, 64, 64], sentence s_t [N, text_dim], story condition h [N, story_dim]
     /// → (logit [N], label logits [N, labels]).
     pub fn forward_t(&self, x: &Tensor, s: &Tensor, h: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let feat = self.encoder.forward_t(x, train);
+        self.judge(&self.features(x, train), s, h, train)
+    }
+
+    /// The image features [N, 8ndf, 4, 4] that `judge` reads: computed once for images judged
+    /// against several conditions (real and mismatched pairs), as the reference code does.
+    pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
+        self.encoder.forward_t(x, train)
+    }
+
+    /// Image features, sentence s_t and story condition h → (logit [N], label logits [N, labels]).
+    pub fn judge(&self, feat: &Tensor, s: &Tensor, h: &Tensor, train: bool) -> (Tensor, Tensor) {
         let n = feat.size()[0];
-        let labels = self.classifier.forward(&feat).view([n, -1]);
+        let labels = self.classifier.forward(feat).view([n, -1]);
         // The condition [s_t ; h0], projected and tiled to 4×4.
         let c = leaky(&self.cond_bn.forward_t(&self.cond.forward(&Tensor::cat(&[s, h], 1)), train));
         let tiled = c.view([n, -1, 1, 1]).expand([n, c.size()[1], 4, 4], false);
         let joint = match self.fuse {
-            Fuse::Product => leaky(&self.joint_bn.forward_t(&self.joint.forward(&feat), train)) * tiled,
-            Fuse::Concat => leaky(&self.joint_bn.forward_t(&self.joint.forward(&Tensor::cat(&[&feat, &tiled], 1)), train)),
+            Fuse::Product => leaky(&self.joint_bn.forward_t(&self.joint.forward(feat), train)) * tiled,
+            Fuse::Concat => leaky(&self.joint_bn.forward_t(&self.joint.forward(&Tensor::cat(&[feat, &tiled], 1)), train)),
         };
         (self.out.forward(&joint).view([n]), labels)
     }
@@ -102,9 +112,20 @@ impl StoryDiscriminator {
     /// Stories [B, T, 3, 64, 64] and their sentences [B, T, text_dim] → logit [B]
     /// (D_S is its sigmoid).
     pub fn forward_t(&self, x: &Tensor, s: &Tensor, train: bool) -> Tensor {
+        self.judge(&self.features(x, train), s)
+    }
+
+    /// Each story's frame features, concatenated [B, T·8ndf·16]: computed once for stories
+    /// judged against their own and mismatched sentences.
+    pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
         let b = x.size()[0];
-        let feats = self.encoder.forward_t(&x.flatten(0, 1), train).view([b, -1]); // E_img: frames concatenated
-        let e_img = self.image_embed.forward(&feats);
+        self.encoder.forward_t(&x.flatten(0, 1), train).view([b, -1])
+    }
+
+    /// Story features and sentences → logit [B].
+    pub fn judge(&self, feats: &Tensor, s: &Tensor) -> Tensor {
+        let b = feats.size()[0];
+        let e_img = self.image_embed.forward(feats);
         let e_txt = self.text_embed.forward(&s.reshape([b, -1]));
         self.out.forward(&(e_img * e_txt)).view([b])
     }

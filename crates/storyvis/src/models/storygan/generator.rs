@@ -185,8 +185,8 @@ impl Generator {
             Variant::Imagegan => text_dim + cs + nz,
         };
         let fc_channels = cfg.ngf - map_channels;
-        let ngf = cfg.ngf;
-        let ups = (0..4).map(|i| UpBlock::new(&p / format!("up{i}"), ngf >> i, ngf >> (i + 1))).collect();
+        let widths = cfg.generator_widths();
+        let ups = (0..4).map(|i| UpBlock::new(&p / format!("up{i}"), widths[i], widths[i + 1])).collect();
         Generator {
             variant: v,
             noise_dim: nz,
@@ -204,7 +204,7 @@ impl Generator {
             fc_bn: bn1d(&p / "fc_bn", fc_channels * 16),
             fc_channels,
             ups,
-            to_rgb: conv(&p / "to_rgb", ngf / 16, 3, 3, 1, 1),
+            to_rgb: conv(&p / "to_rgb", widths[4], 3, 3, 1, 1),
             fed_noise: Default::default(),
         }
     }

@@ -1,0 +1,85 @@
+// The numeric-precision switches of libtorch that tch 0.24 does not bind: TF32 for CUDA matrix
+// products and convolutions, and autocast with a chosen lower-precision type per device type.
+// A C interface of plain ints, so that no C++ type crosses into Rust; every function catches
+// libtorch's exceptions and reports them as a non-zero return with the message in `err`.
+#include <ATen/Context.h>
+#include <ATen/autocast_mode.h>
+
+#include <cstring>
+#include <exception>
+
+namespace {
+
+void copy_message(const char* what, char* err, size_t len) {
+  if (err == nullptr || len == 0) return;
+  std::strncpy(err, what, len - 1);
+  err[len - 1] = '\0';
+}
+
+// 0: CPU, 1: CUDA (the device types storyvis runs on).
+c10::DeviceType device_type(int device) { return device == 1 ? c10::DeviceType::CUDA : c10::DeviceType::CPU; }
+
+}  // namespace
+
+#define STORYVIS_GUARD(body)                        \
+  try {                                             \
+    body;                                           \
+    return 0;                                       \
+  } catch (const std::exception& e) {               \
+    copy_message(e.what(), err, err_len);           \
+    return 1;                                       \
+  }
+
+extern "C" {
+
+// TF32 on (1) or off (0) for CUDA matrix products and cuDNN convolutions.
+int storyvis_set_tf32(int on, char* err, size_t err_len) {
+  STORYVIS_GUARD({
+    auto p = on ? at::Float32Precision::TF32 : at::Float32Precision::IEEE;
+    at::globalContext().setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL, p);
+    at::globalContext().setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::CONV, p);
+  })
+}
+
+// Whether TF32 is allowed for CUDA matrix products and convolutions (1 each when it is).
+int storyvis_tf32(int* matmul, int* conv, char* err, size_t err_len) {
+  STORYVIS_GUARD({
+    auto& ctx = at::globalContext();
+    *matmul = ctx.float32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL) == at::Float32Precision::TF32;
+    *conv = ctx.float32Precision(at::Float32Backend::CUDA, at::Float32Op::CONV) == at::Float32Precision::TF32;
+  })
+}
+
+// Enters an autocast region to bfloat16 on a device type; `was_enabled` and `was_dtype`
+// receive the state to hand back to storyvis_autocast_exit.
+int storyvis_autocast_enter(int device, int* was_enabled, int* was_dtype, char* err, size_t err_len) {
+  STORYVIS_GUARD({
+    auto t = device_type(device);
+    *was_enabled = at::autocast::is_autocast_enabled(t);
+    *was_dtype = static_cast<int>(at::autocast::get_autocast_dtype(t));
+    at::autocast::set_autocast_dtype(t, at::kBFloat16);
+    at::autocast::set_autocast_enabled(t, true);
+    at::autocast::increment_nesting();
+  })
+}
+
+// Leaves the region: the weight casts it cached are freed when the outermost region ends.
+int storyvis_autocast_exit(int device, int was_enabled, int was_dtype, char* err, size_t err_len) {
+  STORYVIS_GUARD({
+    auto t = device_type(device);
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(t, was_enabled != 0);
+    at::autocast::set_autocast_dtype(t, static_cast<at::ScalarType>(was_dtype));
+  })
+}
+
+// Whether autocast is on for a device type, and whether its lower-precision type is bfloat16.
+int storyvis_autocast_state(int device, int* enabled, int* bf16, char* err, size_t err_len) {
+  STORYVIS_GUARD({
+    auto t = device_type(device);
+    *enabled = at::autocast::is_autocast_enabled(t);
+    *bf16 = at::autocast::get_autocast_dtype(t) == at::kBFloat16;
+  })
+}
+
+}  // extern "C"

@@ -1,0 +1,188 @@
+//! `--precision fp32|tf32|bf16`: how a model's arithmetic runs.
+//!
+//! * `fp32`: IEEE single precision throughout; TF32 is switched off for CUDA matrix products
+//!   and cuDNN convolutions (PyTorch leaves it on for convolutions by default).
+//! * `tf32`: TF32 tensor cores for CUDA matrix products and convolutions (Ampere and newer),
+//!   everything else in fp32. CUDA only.
+//! * `bf16`: autocast to bfloat16 for the forward passes (matrix products and convolutions
+//!   in bf16, reductions and the losses in fp32), weights, gradients and optimiser state in
+//!   fp32. Works on the CPU too, where it is slow without bf16 hardware: a way to check a
+//!   bf16 run, not to speed one up.
+//!
+//! The switches live in a small C++ file (`csrc/precision.cpp`) because tch 0.24 binds neither
+//! the TF32 settings nor autocast's choice of type.
+
+use anyhow::{bail, Result};
+use std::ffi::{c_char, c_int};
+use std::fmt;
+use std::str::FromStr;
+use tch::Device;
+
+extern "C" {
+    fn storyvis_set_tf32(on: c_int, err: *mut c_char, len: usize) -> c_int;
+    fn storyvis_tf32(matmul: *mut c_int, conv: *mut c_int, err: *mut c_char, len: usize) -> c_int;
+    fn storyvis_autocast_enter(device: c_int, was_enabled: *mut c_int, was_dtype: *mut c_int, err: *mut c_char, len: usize) -> c_int;
+    fn storyvis_autocast_exit(device: c_int, was_enabled: c_int, was_dtype: c_int, err: *mut c_char, len: usize) -> c_int;
+    fn storyvis_autocast_state(device: c_int, enabled: *mut c_int, bf16: *mut c_int, err: *mut c_char, len: usize) -> c_int;
+}
+
+/// Calls one of the C functions with an error buffer; a libtorch exception becomes an error.
+fn call(f: impl FnOnce(*mut c_char, usize) -> c_int) -> Result<()> {
+    let mut err = [0 as c_char; 512];
+    if f(err.as_mut_ptr(), err.len()) != 0 {
+        // SAFETY: the C side wrote a NUL-terminated message into the buffer.
+        let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
+        bail!("libtorch: {msg}");
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Tf32,
+    Bf16,
+}
+
+impl FromStr for Precision {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Precision> {
+        match s.trim() {
+            "fp32" => Ok(Precision::Fp32),
+            "tf32" => Ok(Precision::Tf32),
+            "bf16" => Ok(Precision::Bf16),
+            other => bail!("unknown precision {other:?}: use fp32, tf32 or bf16"),
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
+fn device_code(device: Device) -> c_int {
+    match device {
+        Device::Cpu => 0,
+        _ => 1,
+    }
+}
+
+impl Precision {
+    /// Checks that `device` supports this precision and sets the process-wide TF32 switches
+    /// (on for `tf32` only). Call once, before the model runs.
+    pub fn apply(self, device: Device) -> Result<()> {
+        if self == Precision::Tf32 && device == Device::Cpu {
+            bail!("--precision tf32 needs a CUDA device (TF32 is a tensor-core format); on the CPU use fp32 or bf16");
+        }
+        set_tf32(self == Precision::Tf32)
+    }
+
+    /// Runs forward computations in this precision until the guard is dropped: autocast to
+    /// bf16 on `device`'s type for `bf16`, nothing for the others. Drop it before a backward
+    /// pass, as autocast's documentation asks.
+    pub fn autocast(self, device: Device) -> Result<Autocast> {
+        if self != Precision::Bf16 {
+            return Ok(Autocast { restore: None });
+        }
+        let code = device_code(device);
+        let (mut was_enabled, mut was_dtype) = (0, 0);
+        // SAFETY: plain-int out-parameters and an error buffer owned by `call`.
+        call(|err, len| unsafe { storyvis_autocast_enter(code, &mut was_enabled, &mut was_dtype, err, len) })?;
+        Ok(Autocast { restore: Some((code, was_enabled, was_dtype)) })
+    }
+}
+
+/// An autocast region; leaving it restores the state it found.
+#[must_use = "autocast ends when the guard is dropped"]
+pub struct Autocast {
+    restore: Option<(c_int, c_int, c_int)>,
+}
+
+impl Drop for Autocast {
+    fn drop(&mut self) {
+        if let Some((code, enabled, dtype)) = self.restore.take() {
+            // SAFETY: as in `Precision::autocast`; the values came from the matching enter.
+            let left = call(|err, len| unsafe { storyvis_autocast_exit(code, enabled, dtype, err, len) });
+            if let Err(e) = left {
+                eprintln!("warning: leaving autocast: {e:#}");
+            }
+        }
+    }
+}
+
+/// Switches TF32 on or off for CUDA matrix products and cuDNN convolutions.
+pub fn set_tf32(on: bool) -> Result<()> {
+    // SAFETY: an int argument and an error buffer owned by `call`.
+    call(|err, len| unsafe { storyvis_set_tf32(c_int::from(on), err, len) })
+}
+
+/// Whether TF32 is on for CUDA (matrix products, convolutions).
+pub fn tf32() -> Result<(bool, bool)> {
+    let (mut matmul, mut conv) = (0, 0);
+    // SAFETY: plain-int out-parameters and an error buffer owned by `call`.
+    call(|err, len| unsafe { storyvis_tf32(&mut matmul, &mut conv, err, len) })?;
+    Ok((matmul != 0, conv != 0))
+}
+
+/// Whether autocast is on for `device`'s type, and whether it casts to bfloat16.
+pub fn autocast_state(device: Device) -> Result<(bool, bool)> {
+    let (mut enabled, mut bf16) = (0, 0);
+    // SAFETY: plain-int out-parameters and an error buffer owned by `call`.
+    call(|err, len| unsafe { storyvis_autocast_state(device_code(device), &mut enabled, &mut bf16, err, len) })?;
+    Ok((enabled != 0, bf16 != 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::nn::Module;
+    use tch::{Kind, Tensor};
+
+    #[test]
+    fn names_and_devices() {
+        for p in [Precision::Fp32, Precision::Tf32, Precision::Bf16] {
+            assert_eq!(p.to_string().parse::<Precision>().unwrap(), p);
+        }
+        assert!("fp16".parse::<Precision>().unwrap_err().to_string().contains("fp32, tf32 or bf16"));
+        assert!(Precision::Tf32.apply(Device::Cpu).unwrap_err().to_string().contains("CUDA"));
+    }
+
+    #[test]
+    fn tf32_switch_reads_back() {
+        set_tf32(true).unwrap();
+        assert_eq!(tf32().unwrap(), (true, true));
+        Precision::Fp32.apply(Device::Cpu).unwrap();
+        assert_eq!(tf32().unwrap(), (false, false));
+    }
+
+    #[test]
+    fn bf16_autocast_runs_matrix_products_in_bf16_and_restores() {
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let lin = tch::nn::linear(vs.root(), 8, 4, Default::default());
+        let x = Tensor::randn([3, 8], (Kind::Float, Device::Cpu));
+        {
+            let _fp32 = Precision::Fp32.autocast(Device::Cpu).unwrap();
+            assert_eq!(lin.forward(&x).kind(), Kind::Float);
+        }
+        let before = autocast_state(Device::Cpu).unwrap();
+        {
+            let _amp = Precision::Bf16.autocast(Device::Cpu).unwrap();
+            assert_eq!(autocast_state(Device::Cpu).unwrap(), (true, true));
+            let y = lin.forward(&x);
+            assert_eq!(y.kind(), Kind::BFloat16);
+            // The product in bf16 is the fp32 one to bf16's 8 bits of mantissa.
+            let want = tch::no_grad(|| x.matmul(&lin.ws.tr()) + lin.bs.as_ref().unwrap());
+            let err = (y.to_kind(Kind::Float) - &want).abs().max().double_value(&[]);
+            assert!(err > 0.0 && err < 0.05 * want.abs().max().double_value(&[]), "bf16 error {err}");
+        }
+        assert_eq!(autocast_state(Device::Cpu).unwrap(), before);
+        assert_eq!(lin.forward(&x).kind(), Kind::Float);
+    }
+}
