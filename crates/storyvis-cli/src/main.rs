@@ -98,6 +98,9 @@ struct BenchArgs {
     /// Arithmetic of the forward passes: fp32, tf32 (CUDA tensor cores) or bf16 (autocast).
     #[arg(long, default_value = "fp32")]
     precision: storyvis::precision::Precision,
+    /// Run the convolutions in the channels-last (NHWC) memory format.
+    #[arg(long)]
+    channels_last: bool,
 }
 
 #[derive(Args)]
@@ -129,6 +132,9 @@ struct TrainArgs {
     /// Arithmetic of the forward passes: fp32, tf32 (CUDA tensor cores) or bf16 (autocast).
     #[arg(long, default_value = "fp32")]
     precision: storyvis::precision::Precision,
+    /// Run the convolutions in the channels-last (NHWC) memory format.
+    #[arg(long)]
+    channels_last: bool,
 }
 
 #[derive(Args)]
@@ -332,11 +338,12 @@ fn bench(a: BenchArgs) -> Result<()> {
     ensure!(a.iterations > 0 && a.draws > 0, "--iterations and --draws must be at least 1");
     let cfg = Config::resolve(&a.preset, None, &a.sets)?;
     let device = storyvis::device::parse_device(&a.device)?;
+    let runtime = storyvis::precision::Runtime { device, precision: a.precision, channels_last: a.channels_last };
     // CLEVR-SV's shapes: 15 labels, 75-long attribute vectors (5 slots), a 40-word vocabulary.
     let shape = storyvis::models::storygan::DataShape { vocab: 40, vector_len: 75, labels: 15 };
     let stories = 4 * cfg.story_batch.max(cfg.image_batch) as usize;
     let data = StoryData::synthetic(&cfg, shape, stories, cfg.seed);
-    let t = storyvis::train::bench_iterations(cfg.clone(), shape, data, device, a.precision, a.warmup, a.iterations, a.draws)?;
+    let t = storyvis::train::bench_iterations(cfg.clone(), shape, data, runtime, a.warmup, a.iterations, a.draws)?;
     let (train_ms, sample_ms) = (median(&t.train_ms), median(&t.sample_ms));
     let report = serde_json::json!({
         "implementation": "storyvis",
@@ -344,6 +351,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         "overrides": a.sets,
         "device": format!("{device:?}"),
         "precision": a.precision.to_string(),
+        "channels_last": a.channels_last,
         "story_batch": cfg.story_batch,
         "image_batch": cfg.image_batch,
         "g_steps": cfg.g_steps,
@@ -359,7 +367,8 @@ fn bench(a: BenchArgs) -> Result<()> {
         storyvis_data::atomic::write_file(p, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     let params: Vec<String> = t.parameters.iter().map(|(n, p)| format!("{n} {:.2} M", *p as f64 / 1e6)).collect();
-    println!("storyvis bench: {} on {device:?} at {} ({})", a.preset, a.precision, params.join(", "));
+    let layout = if a.channels_last { ", channels-last" } else { "" };
+    println!("storyvis bench: {} on {device:?} at {}{layout} ({})", a.preset, a.precision, params.join(", "));
     println!("train iteration  {train_ms:9.2} ms (median of {}, after {} warm-up)", t.train_ms.len(), a.warmup);
     println!("draw one story   {sample_ms:9.2} ms (median of {})", t.sample_ms.len());
     if let Some(m) = peak_rss_mib() {
@@ -379,6 +388,7 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     let data = a.data.context("--data DIR is required (a dataset made by `storyvis prepare`)")?;
     let device = storyvis::device::parse_device(&a.device)?;
+    let runtime = storyvis::precision::Runtime { device, precision: a.precision, channels_last: a.channels_last };
     let start = match a.resume.as_deref() {
         None => Start::Fresh { runs: a.runs },
         Some("latest") => Start::Resume(train::latest_run(&a.runs, &a.preset)?),
@@ -395,7 +405,7 @@ fn train(a: TrainArgs) -> Result<()> {
     });
     let progress = std::cell::RefCell::new(None::<Progress>);
     let started = Instant::now();
-    let outcome = train::train(TrainRequest { config, overrides: a.sets, data, start, device, precision: a.precision }, &|step, total, stats| {
+    let outcome = train::train(TrainRequest { config, overrides: a.sets, data, start, runtime }, &|step, total, stats| {
         let mut p = progress.borrow_mut();
         let bar = p.get_or_insert_with(|| Progress::new((total - step + 1) as u64, "training"));
         bar.tick();

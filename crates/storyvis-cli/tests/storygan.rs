@@ -21,7 +21,7 @@ fn prepare_train_generate() {
         assert!(first[k].is_number(), "stats lack {k}: {first}");
     }
     let info: serde_json::Value = serde_json::from_str(&fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
-    assert_eq!((info["device"].as_str(), info["precision"].as_str()), (Some("Cpu"), Some("fp32")), "{info}");
+    assert_eq!((info["device"].as_str(), info["precision"].as_str(), info["channels_last"].as_bool()), (Some("Cpu"), Some("fp32"), Some(false)), "{info}");
 
     // Frames: T PNGs per seed.
     let out = root.path().join("frames");
@@ -143,8 +143,10 @@ fn bench_times_iterations_and_draws() {
     fails(&["bench", "--preset", "storygan-tiny", "--iterations", "0"], "at least 1");
     fails(&["bench", "--preset", "storygan-huge"], "storygan-huge");
     // bf16 runs on the CPU too (autocast); TF32 is a CUDA format.
-    let said = ok(&["bench", "--preset", "storygan-tiny", "--warmup", "0", "--iterations", "1", "--draws", "1", "--precision", "bf16", "--json", p(&json)]);
-    assert!(said.contains("at bf16"), "{said}");
+    let said = ok(&["bench", "--preset", "storygan-tiny", "--warmup", "0", "--iterations", "1", "--draws", "1", "--precision", "bf16", "--channels-last", "--json", p(&json)]);
+    assert!(said.contains("at bf16, channels-last"), "{said}");
+    let r: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!((r["precision"].as_str(), r["channels_last"].as_bool()), (Some("bf16"), Some(true)), "{r}");
     fails(&["bench", "--preset", "storygan-tiny", "--precision", "tf32"], "needs a CUDA device");
     fails(&["bench", "--preset", "storygan-tiny", "--precision", "fp16"], "fp32, tf32 or bf16");
 }

@@ -1,5 +1,6 @@
 // The numeric-precision switches of libtorch that tch 0.24 does not bind: TF32 for CUDA matrix
-// products and convolutions, and autocast with a chosen lower-precision type per device type.
+// products and convolutions, autocast with a chosen lower-precision type per device type, and
+// the channels-last memory format.
 // A C interface of plain ints, so that no C++ type crosses into Rust; every function catches
 // libtorch's exceptions and reports them as a non-zero return with the message in `err`.
 #include <ATen/Context.h>
@@ -80,6 +81,17 @@ int storyvis_autocast_state(int device, int* enabled, int* bf16, char* err, size
     *enabled = at::autocast::is_autocast_enabled(t);
     *bf16 = at::autocast::get_autocast_dtype(t) == at::kBFloat16;
   })
+}
+
+// A new tensor (owned by the caller, as tch's tensors are: a heap-allocated at::Tensor) with
+// x's values in the channels-last memory format; differentiable.
+int storyvis_channels_last(const at::Tensor* x, at::Tensor** out, char* err, size_t err_len) {
+  STORYVIS_GUARD({ *out = new at::Tensor(x->contiguous(at::MemoryFormat::ChannelsLast)); })
+}
+
+// Whether x is laid out channels-last.
+int storyvis_is_channels_last(const at::Tensor* x, int* yes, char* err, size_t err_len) {
+  STORYVIS_GUARD({ *yes = x->is_contiguous(at::MemoryFormat::ChannelsLast); })
 }
 
 }  // extern "C"

@@ -9,6 +9,9 @@
 //!   fp32. Works on the CPU too, where it is slow without bf16 hardware: a way to check a
 //!   bf16 run, not to speed one up.
 //!
+//! And `--channels-last`: convolution stacks that take and pass activations in the NHWC memory
+//! format (cuDNN's tensor cores prefer it), through `channels_last`.
+//!
 //! The switches live in a small C++ file (`csrc/precision.cpp`) because tch 0.24 binds neither
 //! the TF32 settings nor autocast's choice of type.
 
@@ -16,13 +19,16 @@ use anyhow::{bail, Result};
 use std::ffi::{c_char, c_int};
 use std::fmt;
 use std::str::FromStr;
-use tch::Device;
+use tch::{Device, Tensor};
+use torch_sys::C_tensor;
 
 extern "C" {
     fn storyvis_set_tf32(on: c_int, err: *mut c_char, len: usize) -> c_int;
     fn storyvis_tf32(matmul: *mut c_int, conv: *mut c_int, err: *mut c_char, len: usize) -> c_int;
     fn storyvis_autocast_enter(device: c_int, was_enabled: *mut c_int, was_dtype: *mut c_int, err: *mut c_char, len: usize) -> c_int;
     fn storyvis_autocast_exit(device: c_int, was_enabled: c_int, was_dtype: c_int, err: *mut c_char, len: usize) -> c_int;
+    fn storyvis_channels_last(x: *const C_tensor, out: *mut *mut C_tensor, err: *mut c_char, len: usize) -> c_int;
+    fn storyvis_is_channels_last(x: *const C_tensor, yes: *mut c_int, err: *mut c_char, len: usize) -> c_int;
     fn storyvis_autocast_state(device: c_int, enabled: *mut c_int, bf16: *mut c_int, err: *mut c_char, len: usize) -> c_int;
 }
 
@@ -35,6 +41,22 @@ fn call(f: impl FnOnce(*mut c_char, usize) -> c_int) -> Result<()> {
         bail!("libtorch: {msg}");
     }
     Ok(())
+}
+
+/// Where and how a model runs: `--device`, `--precision` and `--channels-last` together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Runtime {
+    pub device: Device,
+    pub precision: Precision,
+    /// Convolutions in the channels-last (NHWC) memory format.
+    pub channels_last: bool,
+}
+
+impl Runtime {
+    /// The CPU in fp32, standard layout.
+    pub fn cpu() -> Runtime {
+        Runtime { device: Device::Cpu, precision: Precision::Fp32, channels_last: false }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -139,11 +161,47 @@ pub fn autocast_state(device: Device) -> Result<(bool, bool)> {
     Ok((enabled != 0, bf16 != 0))
 }
 
+/// `x` [N, C, H, W] laid out channels-last (NHWC in memory, the same values and shape);
+/// differentiable.
+pub fn channels_last(x: &Tensor) -> Tensor {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: `x` outlives the call; on success the C side hands over a new at::Tensor, which
+    // `Tensor::from_ptr` owns (and frees) from then on.
+    call(|err, len| unsafe { storyvis_channels_last(x.as_ptr(), &mut out, err, len) }).expect("channels-last copy of a 4-d tensor");
+    unsafe { Tensor::from_ptr(out) }
+}
+
+/// Whether `x` is laid out channels-last.
+pub fn is_channels_last(x: &Tensor) -> bool {
+    let mut yes = 0;
+    // SAFETY: `x` outlives the call; an int out-parameter.
+    call(|err, len| unsafe { storyvis_is_channels_last(x.as_ptr(), &mut yes, err, len) }).expect("a tensor's layout");
+    yes != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tch::nn::Module;
     use tch::{Kind, Tensor};
+
+    #[test]
+    fn channels_last_keeps_values_and_gradients() {
+        let x = Tensor::randn([2, 3, 4, 5], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let y = channels_last(&x);
+        assert!(is_channels_last(&y) && !is_channels_last(&x));
+        assert_eq!(y.size(), x.size());
+        assert_eq!(y.stride(), vec![60, 1, 15, 3]);
+        assert!(y.equal(&x));
+        let w = Tensor::randn([2, 3, 4, 5], (Kind::Float, Device::Cpu));
+        (&y * &w).sum(Kind::Float).backward();
+        assert!(x.grad().equal(&w));
+        // A convolution keeps the layout it is given.
+        let k = Tensor::randn([6, 3, 3, 3], (Kind::Float, Device::Cpu));
+        let c = y.conv2d(&k, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+        assert!(is_channels_last(&c));
+        assert!((c - x.conv2d(&k, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1)).abs().max().double_value(&[]) < 1e-5);
+    }
 
     #[test]
     fn names_and_devices() {

@@ -15,7 +15,7 @@ use crate::models::storygan::{parameters, DataShape, StoryGan};
 use crate::nn::pick_frames;
 use crate::optim::Adam;
 use crate::plot::line_chart;
-use crate::precision::Precision;
+use crate::precision::{Precision, Runtime};
 use crate::text::Vocab;
 use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
@@ -47,8 +47,7 @@ pub struct TrainRequest {
     pub overrides: Vec<String>,
     pub data: PathBuf,
     pub start: Start,
-    pub device: Device,
-    pub precision: Precision,
+    pub runtime: Runtime,
 }
 
 /// One logged line of `stats.jsonl`.
@@ -200,6 +199,15 @@ impl Trainer {
     fn headless(cfg: Config, shape: DataShape, train: StoryData, samples: StoryData, device: Device) -> Trainer {
         let vocab = Vocab::from_words(vec!["<pad>".into(), "<unk>".into()]);
         Trainer::new(cfg, shape, train, samples, vocab, PathBuf::new(), device)
+    }
+
+    /// Runs the networks at `runtime`'s precision and memory format (its device is the
+    /// trainer's).
+    fn set_runtime(&mut self, runtime: Runtime) -> Result<()> {
+        runtime.precision.apply(self.device)?;
+        self.precision = runtime.precision;
+        self.model.set_channels_last(runtime.channels_last);
+        Ok(())
     }
 
     fn total_steps(&self) -> usize {
@@ -481,7 +489,7 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     }
     // On a GPU the whole training set lives on the device (10,000 stories at 64×64: 0.5 GB
     // of u8), so drawing a batch is a gather there.
-    let train = StoryData::load(&ds, &train_stories, &cfg, &vocab)?.to_device(req.device);
+    let train = StoryData::load(&ds, &train_stories, &cfg, &vocab)?.to_device(req.runtime.device);
     let samples = StoryData::load(&ds, &sample_stories, &cfg, &vocab)?;
     let shape = DataShape {
         vocab: vocab.len(),
@@ -490,9 +498,8 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     };
     // A fresh run's numbered directory is made only once the data has loaded.
     let run_dir = if resume_from.is_some() { run_dir } else { new_run_dir(&run_dir, &cfg.preset)? };
-    req.precision.apply(req.device)?;
-    let mut t = Trainer::new(cfg, shape, train, samples, vocab, run_dir, req.device);
-    t.precision = req.precision;
+    let mut t = Trainer::new(cfg, shape, train, samples, vocab, run_dir, req.runtime.device);
+    t.set_runtime(req.runtime)?;
 
     let (mut step, mut rollbacks) = (0, 0);
     match &resume_from {
@@ -503,8 +510,9 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
             let mut info = serde_json::json!({
                 "data": ds.dir.display().to_string(),
                 "train_stories": t.train.len(),
-                "device": format!("{:?}", req.device),
-                "precision": req.precision.to_string(),
+                "device": format!("{:?}", req.runtime.device),
+                "precision": req.runtime.precision.to_string(),
+                "channels_last": req.runtime.channels_last,
                 "parameters": {},
             });
             for (name, vs) in t.model.stores() {
@@ -602,9 +610,8 @@ pub struct IterationTimes {
 
 /// Times training iterations and story sampling of `cfg` on `data` (after `warmup` untimed
 /// iterations): the loop `train` runs, minus saving and logging.
-#[allow(clippy::too_many_arguments)]
-pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, device: Device, precision: Precision, warmup: usize, iterations: usize, draws: usize) -> Result<IterationTimes> {
-    precision.apply(device)?;
+pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, runtime: Runtime, warmup: usize, iterations: usize, draws: usize) -> Result<IterationTimes> {
+    let Runtime { device, precision, .. } = runtime;
     // Milliseconds of each of `n` calls after `warmup` untimed ones, each between two device
     // synchronisations.
     let timed = |n: usize, f: &mut dyn FnMut(usize) -> Result<()>| -> Result<Vec<f64>> {
@@ -628,7 +635,7 @@ pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, device: 
     let samples = StoryData::synthetic(&cfg, shape, 1, cfg.seed + 1);
     let one = samples.batch(&[0], device);
     let mut t = Trainer::headless(cfg, shape, data.to_device(device), samples, device);
-    t.precision = precision;
+    t.set_runtime(runtime)?;
     let parameters = t.model.stores().into_iter().map(|(n, vs)| (n, parameters(vs))).collect();
     let train_ms = timed(iterations, &mut |step| t.iteration(step, 0).map(drop))?;
     let sample_ms = timed(draws, &mut |_| {
@@ -642,14 +649,15 @@ pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, device: 
 /// One iteration on the CPU from the weights in `weights` (generator/image_d/story_d
 /// safetensors), given batches, frame picks and noise (`Generator::feed_noise` order): what the
 /// parity test against the PyTorch implementation (bench/pytorch_storygan.py) runs. Returns the
-/// `REPORTED` values and the networks after the updates. `precision`: fp32 for the parity
-/// check; bf16 to compare a bf16 iteration with it.
+/// `REPORTED` values and the networks after the updates. `runtime`: the CPU in fp32 for the
+/// parity check; bf16 or channels-last to compare those with it.
 #[allow(clippy::too_many_arguments)]
-pub fn one_iteration(cfg: Config, shape: DataShape, weights: &Path, story: &Batch, img: &Batch, frames: &Tensor, noise: Vec<Tensor>, precision: Precision) -> Result<(Vec<f64>, StoryGan)> {
+pub fn one_iteration(cfg: Config, shape: DataShape, weights: &Path, story: &Batch, img: &Batch, frames: &Tensor, noise: Vec<Tensor>, runtime: Runtime) -> Result<(Vec<f64>, StoryGan)> {
+    ensure!(runtime.device == Device::Cpu, "the parity check runs on the CPU");
     let data = || StoryData::synthetic(&cfg, shape, 2, 0);
     let mut t = Trainer::headless(cfg.clone(), shape, data(), data(), Device::Cpu);
-    t.precision = precision;
     checkpoint::load_model(weights, &mut t.model)?;
+    t.set_runtime(runtime)?;
     t.model.g.feed_noise(noise);
     let values = t.update(0, story, img, frames)?.context("an iteration skipped its update")?;
     let values = Vec::<f64>::try_from(values.to_kind(Kind::Double)).context("reported values")?;

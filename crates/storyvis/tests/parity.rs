@@ -9,7 +9,7 @@ use storyvis::config::{Config, TextInput};
 use storyvis::data::Batch;
 use storyvis::models::storygan::generator::TextBatch;
 use storyvis::models::storygan::{DataShape, StoryGan};
-use storyvis::precision::Precision;
+use storyvis::precision::{Precision, Runtime};
 use tch::Tensor;
 
 fn fixtures() -> PathBuf {
@@ -38,10 +38,10 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-4 * b.abs().max(1e-2)
 }
 
-/// One iteration of `case` in `precision` from the fixture's weights, batches and noise: what
+/// One iteration of `case` at `runtime` (on the CPU) from the fixture's weights, batches and noise: what
 /// storyvis reports, what PyTorch reported (fp32), the networks after it and the config's
 /// generator steps.
-fn iterate(case: &str, precision: Precision) -> (Vec<f64>, Vec<f64>, StoryGan, usize) {
+fn iterate(case: &str, runtime: Runtime) -> (Vec<f64>, Vec<f64>, StoryGan, usize) {
     let dir = fixtures().join(case);
     let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let sets: Vec<String> = meta["sets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
@@ -54,16 +54,16 @@ fn iterate(case: &str, precision: Precision) -> (Vec<f64>, Vec<f64>, StoryGan, u
     let mut noise: Vec<(String, Tensor)> = read(&dir.join("noise.safetensors")).into_iter().collect();
     noise.sort_by(|a, b| a.0.cmp(&b.0));
     let noise = noise.into_iter().map(|(_, t)| t).collect();
-    let (got, model) = storyvis::train::one_iteration(cfg, shape, &dir, &story, &img, &inputs["frames"], noise, precision).unwrap();
+    let (got, model) = storyvis::train::one_iteration(cfg, shape, &dir, &story, &img, &inputs["frames"], noise, runtime).unwrap();
     let want: Vec<f64> = meta["reported"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     (got, want, model, g_steps)
 }
 
 const NAMES: [&str; 8] = ["image D loss", "story D loss", "G loss", "KL", "text loss", "D(real)", "D(fake)", "aux accuracy"];
 
-fn check(case: &str) {
+fn check(case: &str, runtime: Runtime) {
     let dir = fixtures().join(case);
-    let (got, want, model, g_steps) = iterate(case, Precision::Fp32);
+    let (got, want, model, g_steps) = iterate(case, runtime);
     for ((name, g), w) in NAMES.iter().zip(&got).zip(&want) {
         assert!(close(*g, *w), "{case}: {name}: storyvis {g}, PyTorch {w}");
     }
@@ -107,12 +107,20 @@ fn check(case: &str) {
 
 #[test]
 fn reference_configuration_matches_pytorch() {
-    check("reference-vectors");
+    check("reference-vectors", Runtime::cpu());
 }
 
 #[test]
 fn sentence_model_matches_pytorch() {
-    check("paper-sentences");
+    check("paper-sentences", Runtime::cpu());
+}
+
+/// The channels-last memory format changes where values sit in memory, not what is computed.
+#[test]
+fn channels_last_matches_pytorch() {
+    for case in ["reference-vectors", "paper-sentences"] {
+        check(case, Runtime { channels_last: true, ..Runtime::cpu() });
+    }
 }
 
 /// `--precision bf16` computes the same iteration to bf16's accuracy: from the same weights,
@@ -122,11 +130,11 @@ fn sentence_model_matches_pytorch() {
 #[test]
 fn bf16_iteration_matches_fp32_to_bf16_accuracy() {
     for case in ["reference-vectors", "paper-sentences"] {
-        let (got, want, model, _) = iterate(case, Precision::Bf16);
+        let (got, want, model, _) = iterate(case, Runtime { precision: Precision::Bf16, ..Runtime::cpu() });
         for ((name, g), w) in NAMES.iter().zip(&got).zip(&want) {
             assert!((g - w).abs() <= 0.02 * w.abs().max(1.0), "{case} bf16: {name}: storyvis {g}, PyTorch fp32 {w}");
         }
-        let (fp32, _, _, _) = iterate(case, Precision::Fp32);
+        let (fp32, _, _, _) = iterate(case, Runtime::cpu());
         assert!(got.iter().zip(&fp32).any(|(a, b)| a != b), "{case}: bf16 reported exactly the fp32 values: autocast did nothing");
         // Adam's first steps move a weight by about ±lr in the direction of its gradient: the
         // bf16 gradients must point the same way as PyTorch's fp32 ones for most weights

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use storyvis::config::Config;
-use storyvis::precision::Precision;
+use storyvis::precision::Runtime;
 use storyvis::sample;
 use storyvis::train::{train, Start, TrainRequest};
 use storyvis_data::clevr::{generate, GenerateOptions};
@@ -35,7 +35,7 @@ fn tiny(sets: &[&str]) -> Config {
 fn run(config: Config, data: &Path, start: Start) -> storyvis::train::Outcome {
     let stop = AtomicBool::new(false);
     let overrides = vec![format!("max_steps={}", config.max_steps)];
-    train(TrainRequest { config, overrides, data: data.to_path_buf(), start, device: Device::Cpu, precision: Precision::Fp32 }, &|_, _, _| {}, &stop).unwrap()
+    train(TrainRequest { config, overrides, data: data.to_path_buf(), start, runtime: Runtime::cpu() }, &|_, _, _| {}, &stop).unwrap()
 }
 
 #[test]
@@ -116,11 +116,11 @@ fn a_checkpoint_of_another_preset_or_a_damaged_one_is_refused() {
     let out = run(tiny(&["max_steps=2"]), &data, Start::Fresh { runs: root.path().join("runs") });
     let stop = AtomicBool::new(false);
     let small = Config::resolve("storygan-small", None, &[]).unwrap();
-    let req = TrainRequest { config: small, overrides: vec![], data: data.clone(), start: Start::Resume(out.run_dir.clone()), device: Device::Cpu, precision: Precision::Fp32 };
+    let req = TrainRequest { config: small, overrides: vec![], data: data.clone(), start: Start::Resume(out.run_dir.clone()), runtime: Runtime::cpu() };
     let e = format!("{:#}", train(req, &|_, _, _| {}, &stop).err().unwrap());
     assert!(e.contains("from preset storygan-tiny, not storygan-small"), "{e}");
     // A resumed run keeps its config.
-    let req = TrainRequest { config: tiny(&[]), overrides: vec!["lr_g=0.1".into()], data: data.clone(), start: Start::Resume(out.run_dir.clone()), device: Device::Cpu, precision: Precision::Fp32 };
+    let req = TrainRequest { config: tiny(&[]), overrides: vec!["lr_g=0.1".into()], data: data.clone(), start: Start::Resume(out.run_dir.clone()), runtime: Runtime::cpu() };
     let e = format!("{:#}", train(req, &|_, _, _| {}, &stop).err().unwrap());
     assert!(e.contains("a resumed run keeps its config"), "{e}");
     // Truncate a weights file: the digest check names it.
@@ -130,7 +130,7 @@ fn a_checkpoint_of_another_preset_or_a_damaged_one_is_refused() {
     let e = format!("{:#}", sample::load(&out.run_dir, Device::Cpu).err().unwrap());
     assert!(e.contains("generator.safetensors is corrupt or truncated"), "{e}");
     // A dataset whose T differs from the model's.
-    let req = TrainRequest { config: tiny(&["frames=3"]), overrides: vec![], data: data.clone(), start: Start::Fresh { runs: root.path().join("r2") }, device: Device::Cpu, precision: Precision::Fp32 };
+    let req = TrainRequest { config: tiny(&["frames=3"]), overrides: vec![], data: data.clone(), start: Start::Fresh { runs: root.path().join("r2") }, runtime: Runtime::cpu() };
     let e = format!("{:#}", train(req, &|_, _, _| {}, &stop).err().unwrap());
     assert!(e.contains("4 frames per story, the model 3"), "{e}");
     assert!(!root.path().join("r2").exists(), "a refused run left a directory");

@@ -13,6 +13,8 @@ use tch::Tensor;
 struct ImageEncoder {
     convs: Vec<nn::Conv2D>,
     bns: Vec<nn::BatchNorm>,
+    /// Run the convolutions in the channels-last memory format.
+    channels_last: bool,
 }
 
 impl ImageEncoder {
@@ -21,15 +23,18 @@ impl ImageEncoder {
         ImageEncoder {
             convs: (0..4).map(|i| conv(&p / format!("conv{i}"), widths[i], widths[i + 1], 4, 2, 1)).collect(),
             bns: (1..4).map(|i| bn2d(&p / format!("bn{i}"), widths[i + 1])).collect(),
+            channels_last: false,
         }
     }
     /// [N, 3, 64, 64] → [N, 8ndf, 4, 4]
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut h = leaky(&self.convs[0].forward(x));
+        let x = if self.channels_last { crate::precision::channels_last(x) } else { x.shallow_clone() };
+        let mut h = leaky(&self.convs[0].forward(&x));
         for (c, bn) in self.convs[1..].iter().zip(&self.bns) {
             h = leaky(&bn.forward_t(&c.forward(&h), train));
         }
-        h
+        // The features leave in the standard layout, whatever the convolutions ran in.
+        h.contiguous()
     }
 }
 
@@ -68,6 +73,11 @@ impl ImageDiscriminator {
     /// → (logit [N], label logits [N, labels]).
     pub fn forward_t(&self, x: &Tensor, s: &Tensor, h: &Tensor, train: bool) -> (Tensor, Tensor) {
         self.judge(&self.features(x, train), s, h, train)
+    }
+
+    /// Run the image encoder's convolutions channels-last.
+    pub fn set_channels_last(&mut self, on: bool) {
+        self.encoder.channels_last = on;
     }
 
     /// The image features [N, 8ndf, 4, 4] that `judge` reads: computed once for images judged
@@ -113,6 +123,11 @@ impl StoryDiscriminator {
     /// (D_S is its sigmoid).
     pub fn forward_t(&self, x: &Tensor, s: &Tensor, train: bool) -> Tensor {
         self.judge(&self.features(x, train), s)
+    }
+
+    /// Run the image encoder's convolutions channels-last.
+    pub fn set_channels_last(&mut self, on: bool) {
+        self.encoder.channels_last = on;
     }
 
     /// Each story's frame features, concatenated [B, T·8ndf·16]: computed once for stories

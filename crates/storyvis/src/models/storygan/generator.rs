@@ -146,6 +146,8 @@ pub struct Generator {
     fc_channels: i64,
     ups: Vec<UpBlock>,
     to_rgb: nn::Conv2D,
+    /// Run the up-blocks in the channels-last memory format (`StoryGan::set_channels_last`).
+    pub channels_last: bool,
     /// Draws to use instead of fresh Gaussian noise, in the order the forward pass makes them
     /// (`feed_noise`): how a test replays another implementation's noise.
     fed_noise: std::cell::RefCell<std::collections::VecDeque<Tensor>>,
@@ -205,6 +207,7 @@ impl Generator {
             fc_channels,
             ups,
             to_rgb: conv(&p / "to_rgb", widths[4], 3, 3, 1, 1),
+            channels_last: false,
             fed_noise: Default::default(),
         }
     }
@@ -303,10 +306,14 @@ impl Generator {
             Some(m) => Tensor::cat(&[&x, m], 1),
             None => x,
         };
+        if self.channels_last {
+            x = crate::precision::channels_last(&x);
+        }
         for up in &self.ups {
             x = up.forward_t(&x, train);
         }
-        self.to_rgb.forward(&x).tanh()
+        // Images leave in the standard layout, whatever the blocks ran in.
+        self.to_rgb.forward(&x).tanh().contiguous()
     }
 
     /// All T frames of each story: [B, T, 3, 64, 64].

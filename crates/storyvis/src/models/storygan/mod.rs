@@ -48,6 +48,17 @@ impl StoryGan {
         StoryGan { g_vs, g, di_vs, di, ds_vs, ds }
     }
 
+    /// Runs every convolution stack in the channels-last memory format (`--channels-last`):
+    /// the same values, another layout in memory. Images and features enter and leave in the
+    /// standard one.
+    pub fn set_channels_last(&mut self, on: bool) {
+        self.g.channels_last = on;
+        self.di.set_channels_last(on);
+        if let Some(ds) = &mut self.ds {
+            ds.set_channels_last(on);
+        }
+    }
+
     /// (name, store) for every network, in checkpoint order.
     pub fn stores(&self) -> Vec<(&'static str, &VarStore)> {
         let mut v = vec![("generator", &self.g_vs), ("image_d", &self.di_vs)];
