@@ -5,8 +5,8 @@ The same architecture, widths, losses and passes as storyvis (crates/storyvis/sr
 storygan/, nn.rs, text.rs, loss.rs and the iteration in train.rs), with the same parameter
 names, so that a storyvis checkpoint's safetensors load into it. It is written the way a
 PyTorch user writes a GAN: `loss.backward()` and `torch.optim.Adam` (PyTorch's default
-multi-tensor implementation), cuDNN benchmark mode on, PyTorch's default TF32 settings (the
-same defaults libtorch gives storyvis), and no `.item()` inside an iteration.
+multi-tensor implementation), cuDNN benchmark mode on, `--precision` and `--channels-last` as
+storyvis', and no `.item()` inside an iteration.
 
     python3 bench/pytorch_storygan.py --preset presets/storygan-clevr.toml --device cuda \
         --warmup 10 --iterations 30 --draws 50 --json out.json
@@ -17,6 +17,7 @@ discriminator step (real, fake, wrong); a story-discriminator step; `g_steps` ge
 bench`): 15 labels, 75-long attribute vectors, a 40-word vocabulary.
 """
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -95,8 +96,18 @@ def dynamic_conv2d(maps, filters):
     return F.conv2d(maps.view(1, b, h, w), filters.view(b, 1, kh, kw), None, 1, (kh // 2, kw // 2), 1, b).view(b, 1, h, w)
 
 
+def full(t):
+    """Losses are computed in fp32 whatever precision made their inputs (as storyvis' loss.rs)."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 def bce(logits, target):
+    logits = full(logits)
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def multi_label(logits, labels):
+    return F.binary_cross_entropy_with_logits(full(logits), labels)
 
 
 def d_loss(real, fake, wrong):
@@ -104,6 +115,7 @@ def d_loss(real, fake, wrong):
 
 
 def kl_loss(mu, logvar):
+    mu, logvar = full(mu), full(logvar)
     return (1.0 + logvar - mu.square() - logvar.exp()).mean() * -0.5
 
 
@@ -239,6 +251,7 @@ class Generator(nn.Module):
         for i in range(4):
             self.add_module(f"up{i}", UpBlock(widths[i], widths[i + 1]))
         self.to_rgb = conv(widths[4], 3, 3, 1, 1)
+        self.channels_last = False
         # Noise to replay (storyvis' Generator::feed_noise order) and a record of the draws.
         self.fed, self.drawn = [], None
 
@@ -282,9 +295,11 @@ class Generator(nn.Module):
         x = torch.relu(self.fc_bn(self.fc(vec))).view(-1, self.fc_channels, 4, 4)
         if map_ is not None:
             x = torch.cat([x, map_], 1)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         for i in range(4):
             x = self._modules[f"up{i}"](x)
-        return torch.tanh(self.to_rgb(x))
+        return torch.tanh(self.to_rgb(x)).contiguous()
 
     def decode_story(self, vec, map_):
         b, t = vec.shape[:2]
@@ -307,12 +322,15 @@ class ImageEncoder(nn.Module):
             self.add_module(f"conv{i}", conv(w[i], w[i + 1], 4, 2, 1))
         for i in range(1, 4):
             self.add_module(f"bn{i}", bn(w[i + 1], 2))
+        self.channels_last = False
 
     def forward(self, x):
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         h = leaky(self.conv0(x))
         for i in range(1, 4):
             h = leaky(self._modules[f"bn{i}"](self._modules[f"conv{i}"](h)))
-        return h
+        return h.contiguous()
 
 
 class ImageDiscriminator(nn.Module):
@@ -370,11 +388,14 @@ class Batch:
 
 
 class StoryGan:
-    def __init__(self, cfg, device):
+    def __init__(self, cfg, device, precision="fp32", channels_last=False):
         self.cfg = cfg
         self.g = Generator(cfg).to(device)
         self.di = ImageDiscriminator(cfg, self.g.text_dim).to(device)
         self.ds = StoryDiscriminator(cfg, self.g.text_dim).to(device)
+        self.device, self.bf16 = torch.device(device), precision == "bf16"
+        for m in (self.g, self.di.encoder, self.ds.encoder):
+            m.channels_last = channels_last
         betas = (cfg["beta1"], cfg["beta2"])
         text = [p for n, p in self.g.named_parameters() if n.startswith(("sentence.", "text_labels."))]
         rest = [p for n, p in self.g.named_parameters() if not n.startswith(("sentence.", "text_labels."))]
@@ -382,6 +403,12 @@ class StoryGan:
         self.opt_text = torch.optim.Adam(text, lr=cfg["lr_text"], betas=betas, eps=1e-8) if text else None
         self.opt_di = torch.optim.Adam(self.di.parameters(), lr=cfg["lr_d"], betas=betas, eps=1e-8)
         self.opt_ds = torch.optim.Adam(self.ds.parameters(), lr=cfg["lr_d"], betas=betas, eps=1e-8)
+
+    def amp(self):
+        """The forward passes' precision: bf16 autocast (storyvis' --precision bf16) or none."""
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def generate(self, story, img, frames):
         k = self.cfg["text_gan_gradient"]
@@ -400,44 +427,46 @@ class StoryGan:
     def iteration(self, story, img, frames):
         cfg = self.cfg
         alpha, beta = cfg["image_weight"], cfg["story_weight"]
-        fwd = self.generate(story, img, frames)
-        real_img, labels_t = pick(img.images, frames), pick(img.labels, frames)
-        s_t, h_t = pick(fwd["s_img"], frames).detach(), pick(fwd["cond_img"], frames).detach()
-
-        real_feat = self.di.encoder(real_img)  # real and wrong pairs share the real features
-        real, real_cls = self.di.judge(real_feat, s_t, h_t)
-        fake, _ = self.di(fwd["fake_img"].detach(), s_t, h_t)
-        wrong, _ = self.di.judge(real_feat, s_t.roll(1, 0), h_t.roll(1, 0))
-        loss_di = alpha * d_loss(real, fake, wrong) + cfg["aux_real_weight"] * F.binary_cross_entropy_with_logits(real_cls, labels_t)
+        with self.amp():  # forward passes in the chosen precision, backward passes outside
+            fwd = self.generate(story, img, frames)
+            real_img, labels_t = pick(img.images, frames), pick(img.labels, frames)
+            s_t, h_t = pick(fwd["s_img"], frames).detach(), pick(fwd["cond_img"], frames).detach()
+            real_feat = self.di.encoder(real_img)  # real and wrong pairs share the real features
+            real, real_cls = self.di.judge(real_feat, s_t, h_t)
+            fake, _ = self.di(fwd["fake_img"].detach(), s_t, h_t)
+            wrong, _ = self.di.judge(real_feat, s_t.roll(1, 0), h_t.roll(1, 0))
+            loss_di = alpha * d_loss(real, fake, wrong) + cfg["aux_real_weight"] * multi_label(real_cls, labels_t)
         self.opt_di.zero_grad()
         loss_di.backward()
         self.opt_di.step()
         d_real, d_fake = torch.sigmoid(real).mean().detach(), torch.sigmoid(fake).mean().detach()
         aux_accuracy = ((real_cls > 0).float() == labels_t).float().mean()
 
-        s = fwd["s_story"].detach()
-        real_feat = self.ds.features(story.images)
-        real = self.ds.judge(real_feat, s)
-        fake = self.ds(fwd["fake_story"].detach(), s)
-        wrong = self.ds.judge(real_feat, s.roll(1, 0))
-        loss_ds = beta * d_loss(real, fake, wrong)
+        with self.amp():
+            s = fwd["s_story"].detach()
+            real_feat = self.ds.features(story.images)
+            real = self.ds.judge(real_feat, s)
+            fake = self.ds(fwd["fake_story"].detach(), s)
+            wrong = self.ds.judge(real_feat, s.roll(1, 0))
+            loss_ds = beta * d_loss(real, fake, wrong)
         self.opt_ds.zero_grad()
         loss_ds.backward()
         self.opt_ds.step()
 
         g_total = kl_total = text_total = torch.zeros(())
         for step in range(cfg["g_steps"]):
-            f = fwd if step == 0 else self.generate(story, img, frames)
-            s_t, h_t = pick(f["s_img"], frames).detach(), pick(f["cond_img"], frames).detach()
-            fake, fake_cls = self.di(f["fake_img"], s_t, h_t)
-            loss = alpha * bce(fake, 1.0) + cfg["aux_fake_weight"] * F.binary_cross_entropy_with_logits(fake_cls, labels_t)
-            loss = loss + beta * bce(self.ds(f["fake_story"], f["s_story"].detach()), 1.0)
-            kl = f["kl_story"] + f["kl_img"]
-            loss = loss + cfg["kl_weight"] * kl
-            if self.opt_text is not None:
-                text = F.binary_cross_entropy_with_logits(self.g.text_labels(f["s_story"]), story.added)
-                text_total = text_total + text.detach()
-                loss = loss + cfg["text_aux_weight"] * text
+            with self.amp():
+                f = fwd if step == 0 else self.generate(story, img, frames)
+                s_t, h_t = pick(f["s_img"], frames).detach(), pick(f["cond_img"], frames).detach()
+                fake, fake_cls = self.di(f["fake_img"], s_t, h_t)
+                loss = alpha * bce(fake, 1.0) + cfg["aux_fake_weight"] * multi_label(fake_cls, labels_t)
+                loss = loss + beta * bce(self.ds(f["fake_story"], f["s_story"].detach()), 1.0)
+                kl = f["kl_story"] + f["kl_img"]
+                loss = loss + cfg["kl_weight"] * kl
+                if self.opt_text is not None:
+                    text = multi_label(self.g.text_labels(f["s_story"]), story.added)
+                    text_total = text_total + text.detach()
+                    loss = loss + cfg["text_aux_weight"] * text
             self.opt_g.zero_grad()
             if self.opt_text is not None:
                 self.opt_text.zero_grad()
@@ -476,14 +505,23 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--draws", type=int, default=50)
+    ap.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
+    ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--json")
     a = ap.parse_args()
     cfg = load_config(a.preset, a.sets)
     device = torch.device(a.device)
     cuda = device.type == "cuda"
+    if a.precision == "tf32" and not cuda:
+        ap.error("--precision tf32 needs a CUDA device")
+    # As storyvis: fp32 is IEEE fp32 for matrix products and convolutions alike (PyTorch's own
+    # default lets cuDNN convolutions use TF32), tf32 allows TF32 for both.
+    fp32_precision = "tf32" if a.precision == "tf32" else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = fp32_precision
+    torch.backends.cudnn.conv.fp32_precision = fp32_precision
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg["seed"])
-    model = StoryGan(cfg, device)
+    model = StoryGan(cfg, device, a.precision, a.channels_last)
     sb, ib = cfg["story_batch"], cfg["image_batch"]
     n = 4 * max(sb, ib)
     data = synthetic(cfg, n, device, cfg["seed"])
@@ -509,7 +547,8 @@ def main():
     for i in range(a.warmup + a.draws):
         sync()
         start = time.perf_counter()
-        model.g.draw(one)
+        with model.amp():
+            model.g.draw(one)
         sync()
         if i >= a.warmup:
             sample_ms.append((time.perf_counter() - start) * 1e3)
@@ -520,6 +559,8 @@ def main():
         preset=a.preset,
         overrides=a.sets,
         device=str(device),
+        precision=a.precision,
+        channels_last=a.channels_last,
         story_batch=sb,
         image_batch=ib,
         g_steps=cfg["g_steps"],
