@@ -5,7 +5,7 @@ The same architecture, widths, losses and passes as storyvis (crates/storyvis/sr
 storygan/, nn.rs, text.rs, loss.rs and the iteration in train.rs), with the same parameter
 names, so that a storyvis checkpoint's safetensors load into it. It is written the way a
 PyTorch user writes a GAN: `loss.backward()` and `torch.optim.Adam` (PyTorch's default
-multi-tensor implementation), cuDNN benchmark mode on, `--precision` and `--channels-last` as
+multi-tensor implementation), cuDNN benchmark mode on, `--precision` and `--memory-format` as
 storyvis', and no `.item()` inside an iteration.
 
     python3 bench/pytorch_storygan.py --preset presets/storygan-clevr.toml --device cuda \
@@ -506,7 +506,8 @@ def main():
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--draws", type=int, default=50)
     ap.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
-    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--memory-format", choices=["auto", "standard", "channels-last"], default="auto",
+                    help="as storyvis: auto is channels-last on the CPU, standard on CUDA")
     ap.add_argument("--json")
     a = ap.parse_args()
     cfg = load_config(a.preset, a.sets)
@@ -521,7 +522,8 @@ def main():
     torch.backends.cudnn.conv.fp32_precision = fp32_precision
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg["seed"])
-    model = StoryGan(cfg, device, a.precision, a.channels_last)
+    channels_last = a.memory_format == "channels-last" or (a.memory_format == "auto" and not cuda)
+    model = StoryGan(cfg, device, a.precision, channels_last)
     sb, ib = cfg["story_batch"], cfg["image_batch"]
     n = 4 * max(sb, ib)
     data = synthetic(cfg, n, device, cfg["seed"])
@@ -560,7 +562,7 @@ def main():
         overrides=a.sets,
         device=str(device),
         precision=a.precision,
-        channels_last=a.channels_last,
+        channels_last=channels_last,
         story_batch=sb,
         image_batch=ib,
         g_steps=cfg["g_steps"],

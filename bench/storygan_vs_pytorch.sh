@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # storyvis against a PyTorch implementation of the same StoryGAN (bench/pytorch_storygan.py),
 # one after the other on the same device:
-#   bench/storygan_vs_pytorch.sh [--device cuda] [--precision fp32|tf32|bf16] [--channels-last]
+#   bench/storygan_vs_pytorch.sh [--device cuda] [--precision fp32|tf32|bf16]
+#                                [--memory-format auto|standard|channels-last]
 #                                [--presets "storygan-clevr storygan-small"] [--out out/bench]
 # Per preset: median train-iteration time (30 iterations after 10 warm-up), median latency of
 # drawing one story (50 draws), and PyTorch's peak allocated CUDA memory (tch exposes no
@@ -9,12 +10,12 @@
 # Needs: a release build (target/release/storyvis) and a python3 with torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-device=cpu precision=fp32 layout=() presets="storygan-clevr storygan-small" out=out/bench
+device=cpu precision=fp32 format=auto presets="storygan-clevr storygan-small" out=out/bench
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --device) device=$2; shift 2 ;;
     --precision) precision=$2; shift 2 ;;
-    --channels-last) layout=(--channels-last); shift ;;
+    --memory-format) format=$2; shift 2 ;;
     --presets) presets=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -22,7 +23,7 @@ while [[ $# -gt 0 ]]; do
 done
 bin=${STORYVIS_BIN:-target/release/storyvis}
 mkdir -p "$out"
-args=(--device "$device" --precision "$precision" "${layout[@]}" --warmup 10 --iterations 30 --draws 50)
+args=(--device "$device" --precision "$precision" --memory-format "$format" --warmup 10 --iterations 30 --draws 50)
 for p in $presets; do
   "$bin" bench --preset "$p" "${args[@]}" --json "$out/storyvis-$p.json"
   python3 bench/pytorch_storygan.py --preset "presets/$p.toml" "${args[@]}" --json "$out/pytorch-$p.json"

@@ -98,9 +98,10 @@ struct BenchArgs {
     /// Arithmetic of the forward passes: fp32, tf32 (CUDA tensor cores) or bf16 (autocast).
     #[arg(long, default_value = "fp32")]
     precision: storyvis::precision::Precision,
-    /// Run the convolutions in the channels-last (NHWC) memory format.
-    #[arg(long)]
-    channels_last: bool,
+    /// Layout of the convolutions' activations: auto (channels-last on the CPU, where it is
+    /// faster; standard on CUDA), standard (NCHW) or channels-last (NHWC).
+    #[arg(long, default_value = "auto")]
+    memory_format: storyvis::precision::MemoryFormat,
 }
 
 #[derive(Args)]
@@ -132,9 +133,10 @@ struct TrainArgs {
     /// Arithmetic of the forward passes: fp32, tf32 (CUDA tensor cores) or bf16 (autocast).
     #[arg(long, default_value = "fp32")]
     precision: storyvis::precision::Precision,
-    /// Run the convolutions in the channels-last (NHWC) memory format.
-    #[arg(long)]
-    channels_last: bool,
+    /// Layout of the convolutions' activations: auto (channels-last on the CPU, where it is
+    /// faster; standard on CUDA), standard (NCHW) or channels-last (NHWC).
+    #[arg(long, default_value = "auto")]
+    memory_format: storyvis::precision::MemoryFormat,
 }
 
 #[derive(Args)]
@@ -338,7 +340,7 @@ fn bench(a: BenchArgs) -> Result<()> {
     ensure!(a.iterations > 0 && a.draws > 0, "--iterations and --draws must be at least 1");
     let cfg = Config::resolve(&a.preset, None, &a.sets)?;
     let device = storyvis::device::parse_device(&a.device)?;
-    let runtime = storyvis::precision::Runtime { device, precision: a.precision, channels_last: a.channels_last };
+    let runtime = storyvis::precision::Runtime { device, precision: a.precision, channels_last: a.memory_format.channels_last(device) };
     // CLEVR-SV's shapes: 15 labels, 75-long attribute vectors (5 slots), a 40-word vocabulary.
     let shape = storyvis::models::storygan::DataShape { vocab: 40, vector_len: 75, labels: 15 };
     let stories = 4 * cfg.story_batch.max(cfg.image_batch) as usize;
@@ -351,7 +353,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         "overrides": a.sets,
         "device": format!("{device:?}"),
         "precision": a.precision.to_string(),
-        "channels_last": a.channels_last,
+        "channels_last": runtime.channels_last,
         "story_batch": cfg.story_batch,
         "image_batch": cfg.image_batch,
         "g_steps": cfg.g_steps,
@@ -367,7 +369,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         storyvis_data::atomic::write_file(p, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     let params: Vec<String> = t.parameters.iter().map(|(n, p)| format!("{n} {:.2} M", *p as f64 / 1e6)).collect();
-    let layout = if a.channels_last { ", channels-last" } else { "" };
+    let layout = if runtime.channels_last { ", channels-last" } else { "" };
     println!("storyvis bench: {} on {device:?} at {}{layout} ({})", a.preset, a.precision, params.join(", "));
     println!("train iteration  {train_ms:9.2} ms (median of {}, after {} warm-up)", t.train_ms.len(), a.warmup);
     println!("draw one story   {sample_ms:9.2} ms (median of {})", t.sample_ms.len());
@@ -388,7 +390,7 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     let data = a.data.context("--data DIR is required (a dataset made by `storyvis prepare`)")?;
     let device = storyvis::device::parse_device(&a.device)?;
-    let runtime = storyvis::precision::Runtime { device, precision: a.precision, channels_last: a.channels_last };
+    let runtime = storyvis::precision::Runtime { device, precision: a.precision, channels_last: a.memory_format.channels_last(device) };
     let start = match a.resume.as_deref() {
         None => Start::Fresh { runs: a.runs },
         Some("latest") => Start::Resume(train::latest_run(&a.runs, &a.preset)?),

@@ -21,7 +21,7 @@ fn prepare_train_generate() {
         assert!(first[k].is_number(), "stats lack {k}: {first}");
     }
     let info: serde_json::Value = serde_json::from_str(&fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
-    assert_eq!((info["device"].as_str(), info["precision"].as_str(), info["channels_last"].as_bool()), (Some("Cpu"), Some("fp32"), Some(false)), "{info}");
+    assert_eq!((info["device"].as_str(), info["precision"].as_str(), info["channels_last"].as_bool()), (Some("Cpu"), Some("fp32"), Some(true)), "{info}");
 
     // Frames: T PNGs per seed.
     let out = root.path().join("frames");
@@ -139,14 +139,18 @@ fn bench_times_iterations_and_draws() {
     assert!(lo <= median && median <= hi);
     // The same networks train builds: storygan-tiny's parameter counts.
     assert!(r["parameters"]["generator"].as_i64().unwrap() > 100_000, "{r}");
-    assert_eq!(r["precision"], "fp32");
+    assert_eq!((r["precision"].as_str(), r["channels_last"].as_bool()), (Some("fp32"), Some(true)), "auto is channels-last on the CPU: {r}");
+    ok(&["bench", "--preset", "storygan-tiny", "--warmup", "0", "--iterations", "1", "--draws", "1", "--memory-format", "standard", "--json", p(&json)]);
+    let r: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["channels_last"].as_bool(), Some(false), "{r}");
     fails(&["bench", "--preset", "storygan-tiny", "--iterations", "0"], "at least 1");
     fails(&["bench", "--preset", "storygan-huge"], "storygan-huge");
     // bf16 runs on the CPU too (autocast); TF32 is a CUDA format.
-    let said = ok(&["bench", "--preset", "storygan-tiny", "--warmup", "0", "--iterations", "1", "--draws", "1", "--precision", "bf16", "--channels-last", "--json", p(&json)]);
+    let said = ok(&["bench", "--preset", "storygan-tiny", "--warmup", "0", "--iterations", "1", "--draws", "1", "--precision", "bf16", "--json", p(&json)]);
     assert!(said.contains("at bf16, channels-last"), "{said}");
     let r: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!((r["precision"].as_str(), r["channels_last"].as_bool()), (Some("bf16"), Some(true)), "{r}");
     fails(&["bench", "--preset", "storygan-tiny", "--precision", "tf32"], "needs a CUDA device");
     fails(&["bench", "--preset", "storygan-tiny", "--precision", "fp16"], "fp32, tf32 or bf16");
+    fails(&["bench", "--preset", "storygan-tiny", "--memory-format", "nhwc"], "auto, standard or channels-last");
 }
