@@ -63,8 +63,8 @@ impl Runtime {
 /// `--memory-format`: the layout of the convolution stacks' activations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum MemoryFormat {
-    /// Channels-last on the CPU (measured 15–17 % faster per `storygan-small` iteration on
-    /// 2 cores, storyvis and PyTorch alike), standard on CUDA (not yet measured there).
+    /// Channels-last on the CPU (a `storygan-small` iteration 6–17 % faster in side-by-side
+    /// runs on 2 cores; BENCHMARKS.md), standard on CUDA (not yet measured there).
     #[default]
     Auto,
     /// NCHW.
