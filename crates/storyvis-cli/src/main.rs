@@ -72,6 +72,28 @@ enum Command {
     },
 }
 
+/// Where and how the networks of `train` and `bench` run.
+#[derive(Args)]
+struct RuntimeArgs {
+    /// cpu, cuda or cuda:N
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Arithmetic of the forward passes: fp32, tf32 (CUDA tensor cores) or bf16 (autocast).
+    #[arg(long, default_value = "fp32")]
+    precision: storyvis::precision::Precision,
+    /// Layout of the convolutions' activations: auto (channels-last on the CPU, where it is
+    /// faster; standard on CUDA), standard (NCHW) or channels-last (NHWC).
+    #[arg(long, default_value = "auto")]
+    memory_format: storyvis::precision::MemoryFormat,
+}
+
+impl RuntimeArgs {
+    fn resolve(&self) -> Result<storyvis::precision::Runtime> {
+        let device = storyvis::device::parse_device(&self.device)?;
+        Ok(storyvis::precision::Runtime { device, precision: self.precision, channels_last: self.memory_format.channels_last(device) })
+    }
+}
+
 #[derive(Args)]
 struct BenchArgs {
     /// Preset to measure (storygan-clevr is the reference configuration).
@@ -92,16 +114,8 @@ struct BenchArgs {
     /// Write the measurements as JSON here too.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// cpu, cuda or cuda:N
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Arithmetic of the forward passes: fp32, tf32 (CUDA tensor cores) or bf16 (autocast).
-    #[arg(long, default_value = "fp32")]
-    precision: storyvis::precision::Precision,
-    /// Layout of the convolutions' activations: auto (channels-last on the CPU, where it is
-    /// faster; standard on CUDA), standard (NCHW) or channels-last (NHWC).
-    #[arg(long, default_value = "auto")]
-    memory_format: storyvis::precision::MemoryFormat,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
 #[derive(Args)]
@@ -127,16 +141,8 @@ struct TrainArgs {
     /// Print the resolved config and exit.
     #[arg(long)]
     dry_run: bool,
-    /// cpu, cuda or cuda:N
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Arithmetic of the forward passes: fp32, tf32 (CUDA tensor cores) or bf16 (autocast).
-    #[arg(long, default_value = "fp32")]
-    precision: storyvis::precision::Precision,
-    /// Layout of the convolutions' activations: auto (channels-last on the CPU, where it is
-    /// faster; standard on CUDA), standard (NCHW) or channels-last (NHWC).
-    #[arg(long, default_value = "auto")]
-    memory_format: storyvis::precision::MemoryFormat,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
 #[derive(Args)]
@@ -339,8 +345,8 @@ fn bench(a: BenchArgs) -> Result<()> {
     use storyvis::data::StoryData;
     ensure!(a.iterations > 0 && a.draws > 0, "--iterations and --draws must be at least 1");
     let cfg = Config::resolve(&a.preset, None, &a.sets)?;
-    let device = storyvis::device::parse_device(&a.device)?;
-    let runtime = storyvis::precision::Runtime { device, precision: a.precision, channels_last: a.memory_format.channels_last(device) };
+    let runtime = a.runtime.resolve()?;
+    let device = runtime.device;
     // CLEVR-SV's shapes: 15 labels, 75-long attribute vectors (5 slots), a 40-word vocabulary.
     let shape = storyvis::models::storygan::DataShape { vocab: 40, vector_len: 75, labels: 15 };
     let stories = 4 * cfg.story_batch.max(cfg.image_batch) as usize;
@@ -352,7 +358,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         "preset": a.preset,
         "overrides": a.sets,
         "device": format!("{device:?}"),
-        "precision": a.precision.to_string(),
+        "precision": runtime.precision.to_string(),
         "channels_last": runtime.channels_last,
         "story_batch": cfg.story_batch,
         "image_batch": cfg.image_batch,
@@ -370,7 +376,7 @@ fn bench(a: BenchArgs) -> Result<()> {
     }
     let params: Vec<String> = t.parameters.iter().map(|(n, p)| format!("{n} {:.2} M", *p as f64 / 1e6)).collect();
     let layout = if runtime.channels_last { ", channels-last" } else { "" };
-    println!("storyvis bench: {} on {device:?} at {}{layout} ({})", a.preset, a.precision, params.join(", "));
+    println!("storyvis bench: {} on {device:?} at {}{layout} ({})", a.preset, runtime.precision, params.join(", "));
     println!("train iteration  {train_ms:9.2} ms (median of {}, after {} warm-up)", t.train_ms.len(), a.warmup);
     println!("draw one story   {sample_ms:9.2} ms (median of {})", t.sample_ms.len());
     if let Some(m) = peak_rss_mib() {
@@ -389,8 +395,7 @@ fn train(a: TrainArgs) -> Result<()> {
         return Ok(());
     }
     let data = a.data.context("--data DIR is required (a dataset made by `storyvis prepare`)")?;
-    let device = storyvis::device::parse_device(&a.device)?;
-    let runtime = storyvis::precision::Runtime { device, precision: a.precision, channels_last: a.memory_format.channels_last(device) };
+    let runtime = a.runtime.resolve()?;
     let start = match a.resume.as_deref() {
         None => Start::Fresh { runs: a.runs },
         Some("latest") => Start::Resume(train::latest_run(&a.runs, &a.preset)?),

@@ -48,7 +48,7 @@ impl StoryGan {
         StoryGan { g_vs, g, di_vs, di, ds_vs, ds }
     }
 
-    /// Runs every convolution stack in the channels-last memory format (`--channels-last`):
+    /// Runs every convolution stack in the channels-last memory format (`--memory-format`):
     /// the same values, another layout in memory. Images and features enter and leave in the
     /// standard one.
     pub fn set_channels_last(&mut self, on: bool) {
