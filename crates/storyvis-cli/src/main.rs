@@ -3,17 +3,18 @@
 mod progress;
 
 use anyhow::{bail, ensure, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use progress::Progress;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use storyvis::classifier::{self, ClassifierRequest};
 use storyvis::config::Config;
 use storyvis::eval::{self, EvalRequest};
 use storyvis::sample::{self, Fit, Format};
+use storyvis::shipped::{DEFAULT_CLASSIFIER, DEFAULT_MODEL};
 use storyvis::train::{self, Start, TrainRequest};
-use clap::{Args, Parser, Subcommand};
-use progress::Progress;
-use std::path::PathBuf;
-use std::time::Instant;
 use storyvis_data::clevr::{self, import::ImportOptions, GenerateOptions};
 use storyvis_data::{atomic, dataset::Dataset, sheet};
 
@@ -232,23 +233,6 @@ struct EvalArgs {
     device: String,
 }
 
-const DEFAULT_CLASSIFIER: &str = "models/clevr-classifier";
-const DEFAULT_MODEL: &str = "models/storygan-default";
-
-/// A file shipped in the repository: relative to the working directory if it is there, else
-/// to the checkout the binary was built in (target/<profile>/storyvis → the checkout root).
-fn shipped(path: &str) -> PathBuf {
-    let here = PathBuf::from(path);
-    if here.exists() {
-        return here;
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent()?.parent().map(|root| root.join(path)))
-        .filter(|p| p.exists())
-        .unwrap_or(here)
-}
-
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum FormatArg {
     Strip,
@@ -288,18 +272,33 @@ struct ClevrSvArgs {
     /// Replace a non-empty output directory.
     #[arg(long)]
     force: bool,
+    /// With --import: fail if any story of the source cannot be imported (by default such
+    /// stories, e.g. frames without a CLEVR_dict.npy entry, are skipped and reported).
+    #[arg(long)]
+    strict: bool,
 }
 
 fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
     let start = Instant::now();
+    ensure!(a.strict <= a.import.is_some(), "--strict applies to --import only (a rendered dataset has no stories to skip)");
     if let Some(src) = a.import {
-        let opts = ImportOptions { size: a.size, split: a.split, seed: a.seed };
+        let opts = ImportOptions { size: a.size, split: a.split, seed: a.seed, strict: a.strict };
         let n = std::fs::read_dir(src.join("images")).map(|d| d.count() as u64 / 4).unwrap_or(0);
         let progress = Progress::new(n.max(1), "importing");
         let result = clevr::import::import(&src, &a.out, a.force, &opts, &|| progress.tick());
         progress.finish();
-        let stories = result?;
-        println!("imported {stories} stories from {} into {} in {:.1}s", src.display(), a.out.display(), start.elapsed().as_secs_f64());
+        let report = result?;
+        println!("imported {} stories from {} into {} in {:.1}s", report.imported, src.display(), a.out.display(), start.elapsed().as_secs_f64());
+        if !report.skipped.is_empty() {
+            eprintln!(
+                "skipped {} {} of the source (--strict makes this an error):",
+                report.skipped.len(),
+                if report.skipped.len() == 1 { "story" } else { "stories" }
+            );
+            for s in &report.skipped {
+                eprintln!("  {}: {}", s.story, s.reason);
+            }
+        }
         return Ok(());
     }
     let opts = GenerateOptions {
@@ -331,7 +330,13 @@ fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();
-    if n == 0 { f64::NAN } else if n % 2 == 1 { s[n / 2] } else { 0.5 * (s[n / 2 - 1] + s[n / 2]) }
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
 }
 
 /// The process's peak resident memory (Linux), MiB.
@@ -385,6 +390,10 @@ fn bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Exit status of a run stopped by Ctrl-C (after saving), as shells report SIGINT: so that
+/// `storyvis train … && next` does not carry on after an interrupted run.
+const INTERRUPTED: i32 = 130;
+
 fn train(a: TrainArgs) -> Result<()> {
     let config = Config::resolve(&a.preset, a.config.as_deref(), &a.sets)?;
     if a.resume.is_some() && a.config.is_some() {
@@ -398,7 +407,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let runtime = a.runtime.resolve()?;
     let start = match a.resume.as_deref() {
         None => Start::Fresh { runs: a.runs },
-        Some("latest") => Start::Resume(train::latest_run(&a.runs, &a.preset)?),
+        Some("latest") => Start::Resume(storyvis::run_dir::latest_run(&a.runs, &a.preset)?),
         Some(dir) => Start::Resume(PathBuf::from(dir)),
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -406,57 +415,74 @@ fn train(a: TrainArgs) -> Result<()> {
     // First Ctrl-C: finish the iteration, save, exit. Second: exit at once.
     let _ = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
+            std::process::exit(INTERRUPTED);
         }
         eprintln!("\nstopping after this iteration (Ctrl-C again to quit at once)");
     });
     let progress = std::cell::RefCell::new(None::<Progress>);
     let started = Instant::now();
-    let outcome = train::train(TrainRequest { config, overrides: a.sets, data, start, runtime }, &|step, total, stats| {
-        let mut p = progress.borrow_mut();
-        let bar = p.get_or_insert_with(|| Progress::new((total - step + 1) as u64, "training"));
-        bar.tick();
-        if let Some(s) = stats {
-            bar.note(&format!(
-                "step {} d_image {:.3} d_story {:.3} g {:.3} D(real) {:.2} D(fake) {:.2} {:.2}s/it",
-                s.step, s.loss_d_image, s.loss_d_story, s.loss_g, s.d_real, s.d_fake, s.seconds_per_iteration
-            ));
-        }
-    }, &stop)?;
+    let outcome = train::train(
+        TrainRequest { config, overrides: a.sets, data, start, runtime },
+        &|step, total, stats| {
+            let mut p = progress.borrow_mut();
+            let bar = p.get_or_insert_with(|| Progress::new(total as u64, "training"));
+            bar.set(step as u64);
+            if let Some(s) = stats {
+                bar.note(&format!(
+                    "step {} d_image {:.3} d_story {:.3} g {:.3} D(real) {:.2} D(fake) {:.2} {:.2}s/it",
+                    s.step, s.loss_d_image, s.loss_d_story, s.loss_g, s.d_real, s.d_fake, s.seconds_per_iteration
+                ));
+            }
+        },
+        &stop,
+    )?;
     if let Some(p) = progress.borrow().as_ref() {
         p.finish();
     }
+    let resumed = if outcome.first_step > 0 { format!(", resumed at step {}", outcome.first_step) } else { String::new() };
     println!(
-        "{} after {} iterations in {:.0}s: run {}, checkpoint {}",
+        "{} at step {} ({} iteration{} run{resumed}) in {:.0}s: run {}, checkpoint {}",
         if outcome.interrupted { "stopped" } else { "trained" },
         outcome.steps,
+        outcome.iterations,
+        if outcome.iterations == 1 { "" } else { "s" },
         started.elapsed().as_secs_f64(),
         outcome.run_dir.display(),
         outcome.checkpoint.display()
     );
+    if outcome.interrupted {
+        eprintln!("interrupted: the checkpoint above is saved; resume with --resume {}", outcome.run_dir.display());
+        std::process::exit(INTERRUPTED);
+    }
     Ok(())
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
     let text = match (&a.story, &a.story_file) {
         (Some(s), _) => s.clone(),
-        (None, Some(f)) => {
-            let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-            String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", f.display()))?
-        }
+        (None, Some(f)) => sample::read_story_file(f)?,
         (None, None) => bail!("give --story or --story-file"),
     };
     let seeds = sample::parse_seeds(&a.seeds)?;
-    let fit = if a.pad { Fit::Pad } else if a.truncate { Fit::Truncate } else { Fit::Exact };
+    let fit = if a.pad {
+        Fit::Pad
+    } else if a.truncate {
+        Fit::Truncate
+    } else {
+        Fit::Exact
+    };
     let device = storyvis::device::parse_device(&a.device)?;
-    let checkpoint = a.checkpoint.clone().unwrap_or_else(|| shipped(DEFAULT_MODEL));
+    let checkpoint = match &a.checkpoint {
+        Some(c) => c.clone(),
+        None => storyvis::shipped::find(DEFAULT_MODEL).context("no --checkpoint given, and the shipped model is missing")?,
+    };
     let model = sample::load(&checkpoint, device).with_context(|| match &a.checkpoint {
         Some(_) => "loading the checkpoint".to_string(),
         None => format!("loading the shipped model {DEFAULT_MODEL} (give --checkpoint to use another)"),
     })?;
     let story = sample::prepare(&model, &text, fit, a.strict_vocab)?;
     if !story.unknown.is_empty() {
-        eprintln!("warning: unknown words (not in the training vocabulary, drawn as unknown): {}", story.unknown.join(", "));
+        eprintln!("warning: unknown words (not in the training vocabulary, drawn as unknown): {}", sample::words(&story.unknown));
     }
     let format = match a.format {
         FormatArg::Strip => Format::Strip,
@@ -499,7 +525,17 @@ fn evaluate(a: EvalArgs) -> Result<()> {
     let device = storyvis::device::parse_device(&a.device)?;
     let mut checkpoints = vec![a.checkpoint];
     checkpoints.extend(a.compare);
-    let req = EvalRequest { checkpoints, data: a.data, classifier: a.classifier.unwrap_or_else(|| shipped(DEFAULT_CLASSIFIER)), stories: a.stories, seeds: a.seeds, device };
+    let req = EvalRequest {
+        checkpoints,
+        data: a.data,
+        classifier: match a.classifier {
+            Some(c) => c,
+            None => storyvis::shipped::find(DEFAULT_CLASSIFIER).context("no --classifier given, and the shipped one is missing")?,
+        },
+        stories: a.stories,
+        seeds: a.seeds,
+        device,
+    };
     let progress = std::cell::OnceCell::new();
     let result = eval::evaluate(&req, &|_, total| progress.get_or_init(|| Progress::new(total as u64, "drawing")).tick());
     if let Some(p) = progress.get() {
@@ -507,7 +543,7 @@ fn evaluate(a: EvalArgs) -> Result<()> {
     }
     let report = result?;
     let table = eval::markdown(&report);
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    atomic::create_dir_all(&a.out)?;
     atomic::write_file(&a.out.join("eval.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
     atomic::write_file(&a.out.join("eval.md"), table.as_bytes())?;
     print!("{table}");

@@ -15,11 +15,7 @@ impl Progress {
     pub fn new(total: u64, what: &str) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new(total);
-            b.set_style(
-                ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
+            b.set_style(ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}").expect("valid template").progress_chars("=> "));
             b.set_message(what.to_string());
             b
         });
@@ -29,8 +25,18 @@ impl Progress {
     /// One item done; thread-safe. Without a terminal, prints a line at each tenth.
     pub fn tick(&self) {
         let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.show(n);
+    }
+
+    /// Sets the count of items done (a resumed run starts part-way).
+    pub fn set(&self, n: u64) {
+        self.done.store(n, Ordering::Relaxed);
+        self.show(n);
+    }
+
+    fn show(&self, n: u64) {
         match &self.bar {
-            Some(b) => b.inc(1),
+            Some(b) => b.set_position(n),
             None => {
                 let step = self.total.div_ceil(10).max(1);
                 if n % step == 0 || n == self.total {

@@ -49,6 +49,29 @@ fn import_via_the_cli() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("imported 3 stories"));
     assert!(out.join("manifest.jsonl").is_file());
+
+    // The published layout with a story CLEVR_dict.npy does not label (as the authors' sample
+    // has 000196): imported without it, and the skip reported; --strict makes it an error.
+    let src2 = root.path().join("published");
+    fs::create_dir_all(src2.join("images")).unwrap();
+    fs::copy(src.join("CLEVR_dict.npy"), src2.join("CLEVR_dict.npy")).unwrap();
+    for e in fs::read_dir(src.join("images")).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), src2.join("images").join(e.file_name())).unwrap();
+    }
+    for t in 1..=4 {
+        fs::copy(src.join(format!("images/CLEVR_new_000100_{t}.png")), src2.join(format!("images/CLEVR_new_000196_{t}.png"))).unwrap();
+    }
+    let out2 = root.path().join("imported2");
+    let o = storyvis(&["prepare", "clevr-sv", "--import", p(&src2), "--out", p(&out2)]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("imported 3 stories") && t.contains("skipped 1 story") && t.contains("000196: no entry for CLEVR_new_000196_1.png"), "{t}");
+    let strict = root.path().join("strict");
+    fails(&["prepare", "clevr-sv", "--import", p(&src2), "--out", p(&strict), "--strict"], 1, "000196");
+    assert!(!strict.exists());
+    fails(&["prepare", "clevr-sv", "--stories", "2", "--out", p(&strict), "--strict"], 1, "--strict applies to --import only");
+    assert!(!strict.exists());
 }
 
 #[test]
@@ -71,7 +94,7 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
 
     let file = root.path().join("a-file");
     fs::write(&file, "x").unwrap();
-    fails(&["prepare", "clevr-sv", "--out", p(&file.join("ds")), "--stories", "1"], 1, "cannot create");
+    fails(&["prepare", "clevr-sv", "--out", p(&file.join("ds")), "--stories", "1"], 1, &format!("{} is not a directory", file.display()));
 
     fails(&["show", p(&root.path().join("missing")), "--out", "x.png"], 1, "does not exist");
     fails(&["show", d, "--out", p(&root.path().join("s.png"))], 1, "manifest.jsonl");
@@ -80,9 +103,19 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
 }
 
 #[test]
-fn doctor_reports_a_working_libtorch() {
+fn doctor_reports_the_libtorch_it_loaded() {
     let o = storyvis(&["doctor"]);
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
-    assert!(t.contains("libtorch     2.11.0") && t.contains("matmul matches"), "{t}");
+    // What setup installed: the torch package's own version file, beside its lib folder.
+    let torch = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.libtorch");
+    let py = fs::read_to_string(torch.join("version.py")).unwrap();
+    let installed = py.lines().find_map(|l| l.strip_prefix("__version__ = ")).unwrap().trim_matches(['\'', '"']);
+    let release = installed.split('+').next().unwrap();
+    let line = t.lines().find(|l| l.starts_with("libtorch")).unwrap();
+    let (version, library) = line["libtorch".len()..].trim().split_once(" loaded from ").unwrap();
+    assert_eq!(version.split('+').next().unwrap(), release, "{t}");
+    let library = Path::new(library.split(" (built for").next().unwrap());
+    assert_eq!(library.canonicalize().unwrap(), torch.join("lib/libtorch_cpu.so").canonicalize().unwrap(), "{t}");
+    assert!(t.contains("matmul matches"), "{t}");
 }

@@ -11,9 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("cannot sync directory {}", dir.display()))
+    File::open(dir).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync directory {}", dir.display()))
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -24,27 +22,33 @@ fn parent_of(path: &Path) -> &Path {
 }
 
 fn file_name(path: &Path) -> Result<String> {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .with_context(|| format!("{} has no file name", path.display()))
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).with_context(|| format!("{} has no file name", path.display()))
+}
+
+/// `fs::create_dir_all` whose error names the part of the path that exists but is not a
+/// directory (the OS only says "File exists").
+pub fn create_dir_all(dir: &Path) -> Result<()> {
+    if let Err(e) = fs::create_dir_all(dir) {
+        if let Some(file) = dir.ancestors().find(|a| a.exists() && !a.is_dir()) {
+            bail!("cannot create {}: {} is not a directory", dir.display(), file.display());
+        }
+        return Err(e).with_context(|| format!("cannot create {}", dir.display()));
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` and fsyncs it (no rename: for files inside a staging directory).
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
+    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Replaces `path` with `bytes` atomically (temp + fsync + rename + fsync of the parent).
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = parent_of(path);
-    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    create_dir_all(parent)?;
     let tmp = parent.join(format!(".{}.tmp-{}", file_name(path)?, std::process::id()));
-    let result = write_synced(&tmp, bytes).and_then(|_| {
-        fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))
-    });
+    let result = write_synced(&tmp, bytes).and_then(|_| fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display())));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -72,28 +76,20 @@ impl StagedDir {
             bail!("{} is a file; the output must be a directory", dest.display());
         }
         if dest.is_dir() {
-            let non_empty = fs::read_dir(dest)
-                .with_context(|| format!("cannot read {}", dest.display()))?
-                .next()
-                .is_some();
+            let non_empty = fs::read_dir(dest).with_context(|| format!("cannot read {}", dest.display()))?.next().is_some();
             if non_empty && !force {
-                bail!(
-                    "{} exists and is not empty; pass --force to replace it",
-                    dest.display()
-                );
+                bail!("{} exists and is not empty; pass --force to replace it", dest.display());
             }
         }
         let parent = parent_of(dest);
-        fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create the output's parent {}", parent.display()))?;
+        create_dir_all(parent)?;
         let name = file_name(dest)?;
         Self::remove_stale(parent, &name);
         let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
         if tmp.exists() {
             fs::remove_dir_all(&tmp).with_context(|| format!("cannot clear {}", tmp.display()))?;
         }
-        fs::create_dir(&tmp)
-            .with_context(|| format!("cannot write to {} (is it writable?)", parent.display()))?;
+        fs::create_dir(&tmp).with_context(|| format!("cannot write to {} (is it writable?)", parent.display()))?;
         Ok(StagedDir { tmp, dest: dest.to_path_buf(), committed: false })
     }
 
@@ -124,8 +120,7 @@ impl StagedDir {
         let old = parent.join(format!(".{}.old-{}", file_name(&self.dest)?, std::process::id()));
         let had_old = self.dest.exists();
         if had_old {
-            fs::rename(&self.dest, &old)
-                .with_context(|| format!("cannot move the old {} aside", self.dest.display()))?;
+            fs::rename(&self.dest, &old).with_context(|| format!("cannot move the old {} aside", self.dest.display()))?;
         }
         if let Err(e) = fs::rename(&self.tmp, &self.dest) {
             if had_old {
@@ -136,8 +131,7 @@ impl StagedDir {
         self.committed = true;
         sync_dir(&parent)?;
         if had_old {
-            fs::remove_dir_all(&old)
-                .with_context(|| format!("cannot remove the replaced {}", old.display()))?;
+            fs::remove_dir_all(&old).with_context(|| format!("cannot remove the replaced {}", old.display()))?;
         }
         Ok(())
     }

@@ -44,7 +44,11 @@ pub enum Split {
 impl Split {
     /// Stories 0..round(n·train_fraction) train, the rest test.
     pub fn of(index: usize, n: usize, train_fraction: f64) -> Split {
-        if (index as f64) < (n as f64 * train_fraction).round() { Split::Train } else { Split::Test }
+        if (index as f64) < (n as f64 * train_fraction).round() {
+            Split::Train
+        } else {
+            Split::Test
+        }
     }
 }
 
@@ -91,10 +95,7 @@ pub struct Dataset {
 
 fn check_relative(p: &str) -> Result<()> {
     let path = Path::new(p);
-    ensure!(
-        !p.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_))),
-        "image path {p:?} must be relative and stay inside the dataset"
-    );
+    ensure!(!p.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_))), "image path {p:?} must be relative and stay inside the dataset");
     Ok(())
 }
 
@@ -104,9 +105,7 @@ impl Dataset {
     pub fn open(dir: &Path) -> Result<Dataset> {
         ensure!(dir.is_dir(), "dataset directory {} does not exist", dir.display());
         let path = dir.join(MANIFEST);
-        let text = fs::read_to_string(&path).with_context(|| {
-            format!("cannot read {} (is {} a storyvis dataset?)", path.display(), dir.display())
-        })?;
+        let text = fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a storyvis dataset?)", path.display(), dir.display()))?;
         let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
         let at = |n: usize| format!("{} line {}", path.display(), n + 1);
         let (n0, first) = lines.next().with_context(|| format!("{} is empty", path.display()))?;
@@ -116,12 +115,7 @@ impl Dataset {
             Err(e) => bail!("{}: not a valid header: {e}", at(n0)),
         };
         ensure!(header.format == FORMAT, "{}: format is {:?}, expected {FORMAT:?}", at(n0), header.format);
-        ensure!(
-            header.version == VERSION,
-            "{}: format version {} is not supported (this storyvis reads version {VERSION})",
-            at(n0),
-            header.version
-        );
+        ensure!(header.version == VERSION, "{}: format version {} is not supported (this storyvis reads version {VERSION})", at(n0), header.version);
         let mut stories = Vec::with_capacity(header.stories);
         for (n, line) in lines {
             let story = match serde_json::from_str::<Line>(line) {
@@ -131,39 +125,20 @@ impl Dataset {
             };
             header.check_story(&story).with_context(|| at(n))?;
             for f in &story.frames {
-                ensure!(
-                    dir.join(&f.image).is_file(),
-                    "{}: image {} is missing",
-                    at(n),
-                    dir.join(&f.image).display()
-                );
+                ensure!(dir.join(&f.image).is_file(), "{}: image {} is missing", at(n), dir.join(&f.image).display());
             }
             stories.push(story);
         }
-        ensure!(
-            stories.len() == header.stories,
-            "{}: header promises {} stories, found {} (truncated?)",
-            path.display(),
-            header.stories,
-            stories.len()
-        );
+        ensure!(stories.len() == header.stories, "{}: header promises {} stories, found {} (truncated?)", path.display(), header.stories, stories.len());
         Ok(Dataset { dir: dir.to_path_buf(), header, stories })
     }
 
     /// Loads one frame as RGB8, checking its size against the header.
     pub fn load_image(&self, frame: &Frame) -> Result<image::RgbImage> {
         let path = self.dir.join(&frame.image);
-        let img = image::open(&path)
-            .with_context(|| format!("cannot read image {}", path.display()))?
-            .to_rgb8();
+        let img = image::open(&path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8();
         let s = self.header.image_size;
-        ensure!(
-            img.dimensions() == (s, s),
-            "image {} is {}×{}, the dataset says {s}×{s}",
-            path.display(),
-            img.width(),
-            img.height()
-        );
+        ensure!(img.dimensions() == (s, s), "image {} is {}×{}, the dataset says {s}×{s}", path.display(), img.width(), img.height());
         Ok(img)
     }
 
@@ -174,23 +149,10 @@ impl Dataset {
 
 impl Header {
     fn check_story(&self, s: &StoryRecord) -> Result<()> {
-        ensure!(
-            s.frames.len() == self.frames_per_story,
-            "story {} has {} frames, the header says {}",
-            s.id,
-            s.frames.len(),
-            self.frames_per_story
-        );
+        ensure!(s.frames.len() == self.frames_per_story, "story {} has {} frames, the header says {}", s.id, s.frames.len(), self.frames_per_story);
         for (t, f) in s.frames.iter().enumerate() {
             check_relative(&f.image)?;
-            ensure!(
-                f.vector.len() == self.vector_len,
-                "story {} frame {}: vector of {} numbers, expected {}",
-                s.id,
-                t + 1,
-                f.vector.len(),
-                self.vector_len
-            );
+            ensure!(f.vector.len() == self.vector_len, "story {} frame {}: vector of {} numbers, expected {}", s.id, t + 1, f.vector.len(), self.vector_len);
             ensure!(
                 f.label.len() == self.label_names.len(),
                 "story {} frame {}: label of {} entries, expected {}",
@@ -216,19 +178,17 @@ pub struct DatasetWriter {
 impl DatasetWriter {
     pub fn create(dest: &Path, force: bool) -> Result<DatasetWriter> {
         let stage = StagedDir::new(dest, force)?;
-        fs::create_dir(stage.path().join("images"))
-            .with_context(|| format!("cannot create images/ in {}", stage.path().display()))?;
+        fs::create_dir(stage.path().join("images")).with_context(|| format!("cannot create images/ in {}", stage.path().display()))?;
         Ok(DatasetWriter { stage })
     }
 
     /// Encodes an RGB8 image as PNG at `rel` (e.g. "images/000001_1.png"). Thread-safe.
     pub fn write_png(&self, rel: &str, rgb: &[u8], size: u32) -> Result<()> {
         check_relative(rel)?;
-        let img = image::RgbImage::from_raw(size, size, rgb.to_vec())
-            .with_context(|| format!("{rel}: {} bytes is not a {size}×{size} RGB image", rgb.len()))?;
+        let img =
+            image::RgbImage::from_raw(size, size, rgb.to_vec()).with_context(|| format!("{rel}: {} bytes is not a {size}×{size} RGB image", rgb.len()))?;
         let mut bytes = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-            .with_context(|| format!("cannot encode {rel}"))?;
+        img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).with_context(|| format!("cannot encode {rel}"))?;
         atomic::write_synced(&self.stage.path().join(rel), &bytes)
     }
 

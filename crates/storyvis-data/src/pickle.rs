@@ -5,9 +5,10 @@
 //! Nothing is executed: globals are recognised by name. NumPy's array reconstructor, `dtype`,
 //! `scalar` and Python 3's `_codecs.encode` (used to carry Python 2 byte strings) are turned
 //! into data; any other global stays an opaque `Value::Object`. Malformed input gives an error
-//! naming the byte offset, never a panic.
+//! naming the byte offset, never a panic, and cannot make the reader use much more memory than
+//! the input's size (see `Machine`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -59,39 +60,160 @@ impl Value {
             _ => None,
         }
     }
+
+    /// What the value is, for messages ("a dict", "an object of numpy.foo"), without its
+    /// contents, which may be large.
+    pub fn kind(&self) -> String {
+        match self {
+            Value::None => "None".into(),
+            Value::Bool(_) => "a bool".into(),
+            Value::Int(_) => "an integer".into(),
+            Value::Float(_) => "a float".into(),
+            Value::Str(_) => "a str".into(),
+            Value::Bytes(_) => "bytes".into(),
+            Value::List(_) => "a list".into(),
+            Value::Tuple(_) => "a tuple".into(),
+            Value::Dict(_) => "a dict".into(),
+            Value::Global(name) => format!("the global {name}"),
+            Value::Dtype(d) => format!("the dtype '{}'", d.name()),
+            Value::Array(_) => "an array".into(),
+            Value::Object(name) => format!("an object of {name}"),
+        }
+    }
 }
 
-/// Decodes raw little/big-endian numeric data of NumPy type `descr` into f64s.
-pub fn numeric_to_f64(raw: &[u8], dtype: &Dtype) -> Result<Vec<f64>> {
-    let big = dtype.order == '>';
-    let (kind, width): (char, usize) = {
-        let mut c = dtype.descr.chars();
-        let k = c.next().context("empty dtype")?;
-        let w = c.as_str().parse().with_context(|| format!("unsupported dtype {:?}", dtype.descr))?;
-        (k, w)
-    };
-    if width == 0 || raw.len() % width != 0 {
-        bail!("{} bytes is not a whole number of {:?} items", raw.len(), dtype.descr);
+impl Dtype {
+    /// A dtype from a NumPy type string with or without its byte order ("<f8", "f8").
+    pub fn from_typestr(s: &str) -> Dtype {
+        match s.chars().next() {
+            Some(order @ ('<' | '>' | '|' | '=')) => Dtype { descr: s[1..].to_string(), order },
+            _ => Dtype { descr: s.to_string(), order: '=' },
+        }
     }
-    raw.chunks_exact(width)
-        .map(|c| {
-            let mut b = [0u8; 8];
-            b[..width].copy_from_slice(c);
-            if big {
-                b[..width].reverse();
+
+    /// The type string with its byte order, as NumPy writes it: "<f8".
+    pub fn name(&self) -> String {
+        format!("{}{}", self.order, self.descr)
+    }
+
+    /// The kind letter and the number after it: "f8" → ('f', 8), "U10" → ('U', 10),
+    /// "M8[ns]" → ('M', 8).
+    fn kind_width(&self) -> Option<(char, usize)> {
+        let mut chars = self.descr.chars();
+        let kind = chars.next()?;
+        let rest = chars.as_str();
+        let (num, unit) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len()));
+        // Only datetimes and timedeltas carry something after the width: their unit.
+        let unit_ok = unit.is_empty() || (matches!(kind, 'M' | 'm') && unit.starts_with('[') && unit.ends_with(']'));
+        Some((kind, num.parse().ok()?)).filter(|_| unit_ok)
+    }
+
+    /// Bytes per item (the width; four per character for unicode), for any NumPy kind.
+    pub fn itemsize(&self) -> Result<usize> {
+        let size = match self.kind_width() {
+            Some(('b' | 'i' | 'u' | 'f' | 'c' | 'S' | 'a' | 'V' | 'm' | 'M' | 'O', w)) => Some(w),
+            Some(('U', w)) => w.checked_mul(4),
+            _ => None,
+        };
+        size.with_context(|| format!("unsupported NumPy dtype '{}'", self.name()))
+    }
+}
+
+/// IEEE 754 binary16: sign, 5 exponent bits (bias 15), 10 fraction bits.
+fn f16_to_f64(h: u16) -> f64 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((h >> 10) & 0x1f);
+    let fraction = f64::from(h & 0x3ff);
+    sign * match exponent {
+        // Subnormal: 0.fraction × 2^-14.
+        0 => fraction * 2f64.powi(-24),
+        0x1f if fraction == 0.0 => f64::INFINITY,
+        0x1f => f64::NAN,
+        e => (1.0 + fraction / 1024.0) * 2f64.powi(e - 15),
+    }
+}
+
+/// Decodes raw numeric data of a NumPy dtype into f64s: booleans, integers of 1, 2, 4 or 8
+/// bytes and IEEE floats of 2, 4 or 8 bytes, in either byte order. Any other dtype (complex,
+/// strings, datetimes, float128, widths such as "i3") is an error naming it.
+pub fn numeric_to_f64(raw: &[u8], dtype: &Dtype) -> Result<Vec<f64>> {
+    let (kind, width) = match dtype.kind_width() {
+        Some(kw @ (('b', 1) | ('i' | 'u', 1 | 2 | 4 | 8) | ('f', 2 | 4 | 8))) => kw,
+        _ => bail!(
+            "unsupported NumPy dtype '{}': only booleans, integers of 1, 2, 4 or 8 bytes and floats of \
+             2, 4 or 8 bytes can be read as numbers",
+            dtype.name()
+        ),
+    };
+    ensure!(raw.len() % width == 0, "{} bytes is not a whole number of '{}' items", raw.len(), dtype.name());
+    let big = dtype.order == '>';
+    let items = raw.chunks_exact(width).map(|c| {
+        // The item's bits as an unsigned integer of its width.
+        let bits = if big { c.iter().fold(0u64, |v, &b| (v << 8) | u64::from(b)) } else { c.iter().rev().fold(0u64, |v, &b| (v << 8) | u64::from(b)) };
+        match (kind, width) {
+            ('f', 2) => f16_to_f64(bits as u16),
+            ('f', 4) => f64::from(f32::from_bits(bits as u32)),
+            ('f', _) => f64::from_bits(bits),
+            ('i', _) => {
+                // Sign-extend from the item's width.
+                let shift = 64 - 8 * width as u32;
+                ((bits << shift) as i64 >> shift) as f64
             }
-            Ok(match (kind, width) {
-                ('f', 8) => f64::from_le_bytes(b),
-                ('f', 4) => f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
-                ('i', w) => {
-                    let shift = 64 - 8 * w as u32;
-                    ((i64::from_le_bytes(b) << shift) >> shift) as f64
-                }
-                ('u', _) | ('b', 1) => u64::from_le_bytes(b) as f64,
-                _ => bail!("unsupported dtype {:?}", dtype.descr),
-            })
+            ('b', _) => f64::from(u8::from(bits != 0)),
+            _ => bits as f64,
+        }
+    });
+    Ok(items.collect())
+}
+
+/// The number of elements of an array of `shape`, or an error if it does not fit a `usize`.
+pub fn element_count(shape: &[usize]) -> Result<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).with_context(|| format!("array shape {shape:?} has too many elements"))
+}
+
+/// Checks that `raw` holds exactly the items of an array of `shape` and `dtype`, and returns
+/// them in C (row-major) order. NumPy writes the raw data of a Fortran-ordered array
+/// (`fortran_order` in a .npy header, `is_fortran` in a pickled array's state) column-major.
+pub fn raw_in_c_order(raw: Vec<u8>, shape: &[usize], dtype: &Dtype, fortran: bool) -> Result<Vec<u8>> {
+    let itemsize = dtype.itemsize()?;
+    let n = element_count(shape)?;
+    let want = n.checked_mul(itemsize).with_context(|| format!("array of shape {shape:?} and dtype '{}' is too large", dtype.name()))?;
+    ensure!(
+        raw.len() == want,
+        "array data of shape {shape:?} and dtype '{}' needs {want} bytes, found {} ({})",
+        dtype.name(),
+        raw.len(),
+        if raw.len() < want { "truncated" } else { "trailing data" }
+    );
+    if !fortran || shape.len() < 2 || want == 0 {
+        return Ok(raw);
+    }
+    // Walk the C-order index (last axis fastest) and copy each item from its Fortran offset
+    // (first axis fastest, strides 1, d0, d0·d1, ...).
+    let strides: Vec<usize> = shape
+        .iter()
+        .scan(1usize, |s, &d| {
+            let stride = *s;
+            *s *= d; // at most n: every dimension is positive here
+            Some(stride)
         })
-        .collect()
+        .collect();
+    let mut index = vec![0usize; shape.len()];
+    let mut offset = 0usize;
+    let mut out = Vec::with_capacity(raw.len());
+    for _ in 0..n {
+        out.extend_from_slice(&raw[offset * itemsize..(offset + 1) * itemsize]);
+        for axis in (0..shape.len()).rev() {
+            index[axis] += 1;
+            offset += strides[axis];
+            if index[axis] < shape[axis] {
+                break;
+            }
+            index[axis] = 0;
+            offset -= strides[axis] * shape[axis];
+        }
+    }
+    Ok(out)
 }
 
 struct Reader<'a> {
@@ -100,6 +222,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// The next `n` bytes; a length beyond the input is an error before anything is allocated.
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
         let end = end.with_context(|| format!("truncated pickle: {n} bytes wanted at offset {}", self.pos))?;
@@ -126,58 +249,181 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// One stack slot: a value and, if it was memoised, its memo key, so that in-place changes
-/// (SETITEM, APPEND, BUILD) reach the memo as they would reach the shared Python object.
-type Slot = (Value, Option<usize>);
+/// Values nest at most this deep: deeper ones would overflow the thread's stack when dropped,
+/// copied or compared (all recursive). `np.save`'s dicts of arrays nest about 5 deep.
+const MAX_DEPTH: usize = 100;
 
-#[derive(Default)]
+/// Copies of values (see `Machine::budget`) may take this many bytes per input byte, plus
+/// `COPY_FLOOR`. An `np.save` pickle copies each value a few times at most (memoised, then
+/// taken into its container), plus small memoised globals and dtypes on each GET.
+const COPY_PER_INPUT_BYTE: usize = 32;
+const COPY_FLOOR: usize = 64 << 20;
+
+/// A stack entry: a value of its own and its nesting depth, or a memoised value in
+/// `Machine::cells`, shared with the memo as a Python object would be, so that in-place changes
+/// (SETITEM, APPEND, BUILD) reach later GETs without copying.
+enum Slot {
+    Own(Value, usize),
+    Cell(usize),
+}
+
 struct Machine {
     stack: Vec<Slot>,
     marks: Vec<usize>,
-    memo: HashMap<usize, Value>,
+    /// Memo key → index in `cells`.
+    memo: HashMap<usize, usize>,
+    /// Memoised values and their nesting depths.
+    cells: Vec<(Value, usize)>,
+    /// Bytes that copies may still take. Everything else the machine holds comes from distinct
+    /// input bytes, but DUP or GET followed by APPEND can double a value per two input bytes.
+    budget: usize,
+}
+
+/// Bytes a copy of `v` takes, roughly.
+fn weight(v: &Value) -> usize {
+    let inner = match v {
+        Value::Str(s) | Value::Global(s) | Value::Object(s) => s.len(),
+        Value::Bytes(b) => b.len(),
+        Value::List(items) | Value::Tuple(items) => items.iter().map(weight).sum(),
+        Value::Dict(pairs) => pairs.iter().map(|(k, v)| weight(k) + weight(v)).sum(),
+        Value::Dtype(d) => d.descr.len(),
+        Value::Array(a) => {
+            a.shape.len() * size_of::<usize>()
+                + match &a.data {
+                    ArrayData::Raw(b) => b.len(),
+                    ArrayData::Objects(items) => items.iter().map(weight).sum(),
+                }
+        }
+        Value::None | Value::Bool(_) | Value::Int(_) | Value::Float(_) => 0,
+    };
+    size_of::<Value>() + inner
+}
+
+/// A copy of `v`, paid from `budget`.
+fn copy(budget: &mut usize, v: &Value) -> Result<Value> {
+    *budget = budget.checked_sub(weight(v)).context(
+        "pickle: copies of shared values would take far more memory than the input's size \
+         (is it made to explode?)",
+    )?;
+    Ok(v.clone())
 }
 
 impl Machine {
+    fn new(input_len: usize) -> Machine {
+        Machine {
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            cells: Vec::new(),
+            budget: input_len.saturating_mul(COPY_PER_INPUT_BYTE).saturating_add(COPY_FLOOR),
+        }
+    }
     fn push(&mut self, v: Value) {
-        self.stack.push((v, None));
+        self.stack.push(Slot::Own(v, 0));
     }
-    fn pop(&mut self) -> Result<Value> {
-        Ok(self.stack.pop().context("pickle stack underflow")?.0)
+    /// Pushes a container whose deepest item is `items_depth` deep.
+    fn push_container(&mut self, v: Value, items_depth: usize) -> Result<()> {
+        let depth = items_depth + 1;
+        ensure!(depth <= MAX_DEPTH, "pickle: values nested more than {MAX_DEPTH} deep");
+        self.stack.push(Slot::Own(v, depth));
+        Ok(())
     }
-    fn pop_mark(&mut self) -> Result<Vec<Value>> {
+    /// A slot's value and depth; a memoised value is copied.
+    fn resolve(&mut self, slot: Slot) -> Result<(Value, usize)> {
+        match slot {
+            Slot::Own(v, d) => Ok((v, d)),
+            Slot::Cell(c) => {
+                let (v, d) = &self.cells[c];
+                Ok((copy(&mut self.budget, v)?, *d))
+            }
+        }
+    }
+    /// The values of `slots` and the depth of the deepest.
+    fn resolve_all(&mut self, slots: Vec<Slot>) -> Result<(Vec<Value>, usize)> {
+        let mut depth = 0;
+        let mut out = Vec::with_capacity(slots.len());
+        for s in slots {
+            let (v, d) = self.resolve(s)?;
+            depth = depth.max(d);
+            out.push(v);
+        }
+        Ok((out, depth))
+    }
+    fn pop_slot(&mut self) -> Result<Slot> {
+        self.stack.pop().context("pickle stack underflow")
+    }
+    fn pop(&mut self) -> Result<(Value, usize)> {
+        let s = self.pop_slot()?;
+        self.resolve(s)
+    }
+    fn pop_value(&mut self) -> Result<Value> {
+        Ok(self.pop()?.0)
+    }
+    /// The slots above the last mark, removed from the stack.
+    fn pop_mark_slots(&mut self) -> Result<Vec<Slot>> {
         let m = self.marks.pop().context("pickle: no mark")?;
-        if m > self.stack.len() {
-            bail!("pickle: mark beyond the stack");
-        }
-        Ok(self.stack.drain(m..).map(|s| s.0).collect())
+        ensure!(m <= self.stack.len(), "pickle: mark beyond the stack");
+        Ok(self.stack.split_off(m))
     }
-    /// Applies `f` to the top value, keeping the memo in step.
-    fn modify_top(&mut self, f: impl FnOnce(&mut Value) -> Result<()>) -> Result<()> {
-        let (v, key) = self.stack.last_mut().context("pickle stack underflow")?;
+    fn pop_mark(&mut self) -> Result<(Vec<Value>, usize)> {
+        let slots = self.pop_mark_slots()?;
+        self.resolve_all(slots)
+    }
+    /// Applies `f` to the top value in place (in its memo cell if it is memoised); what `f`
+    /// adds is at most `depth` deep.
+    fn modify_top(&mut self, depth: usize, f: impl FnOnce(&mut Value) -> Result<()>) -> Result<()> {
+        ensure!(depth <= MAX_DEPTH, "pickle: values nested more than {MAX_DEPTH} deep");
+        let (v, d) = match self.stack.last_mut().context("pickle stack underflow")? {
+            Slot::Own(v, d) => (v, d),
+            Slot::Cell(c) => {
+                let (v, d) = &mut self.cells[*c];
+                (v, d)
+            }
+        };
         f(v)?;
-        if let Some(k) = key {
-            self.memo.insert(*k, v.clone());
-        }
+        *d = (*d).max(depth);
         Ok(())
     }
-    fn memoize(&mut self, key: usize) -> Result<()> {
-        let top = self.stack.last_mut().context("pickle: memo of an empty stack")?;
-        top.1 = Some(key);
-        self.memo.insert(key, top.0.clone());
+    fn dup(&mut self) -> Result<()> {
+        let slot = match self.stack.last().context("pickle stack underflow")? {
+            Slot::Cell(c) => Slot::Cell(*c),
+            Slot::Own(v, d) => Slot::Own(copy(&mut self.budget, v)?, *d),
+        };
+        self.stack.push(slot);
         Ok(())
+    }
+    /// Memoises the top value under `key`: it moves into a cell that the stack then refers to.
+    fn memoize(&mut self, key: usize) -> Result<()> {
+        let cell = match self.stack.pop().context("pickle: memo of an empty stack")? {
+            Slot::Cell(c) => c,
+            Slot::Own(v, d) => {
+                self.cells.push((v, d));
+                self.cells.len() - 1
+            }
+        };
+        self.stack.push(Slot::Cell(cell));
+        self.memo.insert(key, cell);
+        Ok(())
+    }
+    /// The top value, the result of the program: it leaves its memo cell without a copy.
+    fn into_result(mut self) -> Result<Value> {
+        Ok(match self.pop_slot()? {
+            Slot::Own(v, _) => v,
+            Slot::Cell(c) => self.cells.swap_remove(c).0,
+        })
     }
     fn get(&mut self, key: usize) -> Result<()> {
-        let v = self.memo.get(&key).with_context(|| format!("pickle: memo key {key} unset"))?.clone();
-        self.stack.push((v, Some(key)));
+        let cell = *self.memo.get(&key).with_context(|| format!("pickle: memo key {key} unset"))?;
+        self.stack.push(Slot::Cell(cell));
         Ok(())
     }
 }
 
 fn call(callable: Value, args: Value) -> Result<Value> {
-    let Value::Global(name) = callable else { bail!("pickle: call of a non-global {callable:?}") };
+    let Value::Global(name) = callable else { bail!("pickle: call of {}, not of a global", callable.kind()) };
     let args = match args {
         Value::Tuple(a) => a,
-        other => bail!("pickle: arguments of {name} are not a tuple: {other:?}"),
+        other => bail!("pickle: arguments of {name} are {}, not a tuple", other.kind()),
     };
     Ok(match name.as_str() {
         "numpy.core.multiarray._reconstruct" | "numpy._core.multiarray._reconstruct" => {
@@ -185,7 +431,7 @@ fn call(callable: Value, args: Value) -> Result<Value> {
         }
         "numpy.dtype" => {
             let descr = args.first().and_then(Value::as_text).context("pickle: dtype without a type string")?;
-            Value::Dtype(Dtype { descr, order: '=' })
+            Value::Dtype(Dtype::from_typestr(&descr))
         }
         "_codecs.encode" => {
             let s = args.first().and_then(Value::as_text).context("pickle: _codecs.encode without text")?;
@@ -210,25 +456,40 @@ fn call(callable: Value, args: Value) -> Result<Value> {
 fn build(obj: &mut Value, state: Value) -> Result<()> {
     match obj {
         Value::Array(a) => {
-            let Value::Tuple(s) = state else { bail!("pickle: array state is not a tuple") };
+            let Value::Tuple(s) = state else { bail!("pickle: array state is {}, not a tuple", state.kind()) };
             // (version, shape, dtype, is_fortran, data)
-            let [_, shape, dtype, _, data] = <[Value; 5]>::try_from(s)
-                .map_err(|s| anyhow::anyhow!("pickle: array state has {} items, expected 5", s.len()))?;
-            let Value::Tuple(dims) = shape else { bail!("pickle: array shape is not a tuple") };
+            let [_, shape, dtype, fortran, data] = <[Value; 5]>::try_from(s).map_err(|s| anyhow!("pickle: array state has {} items, expected 5", s.len()))?;
+            let Value::Tuple(dims) = shape else { bail!("pickle: array shape is {}, not a tuple", shape.kind()) };
             a.shape = dims
                 .iter()
                 .map(|d| match d {
-                    Value::Int(n) if *n >= 0 => Ok(*n as usize),
-                    other => bail!("pickle: bad array dimension {other:?}"),
+                    Value::Int(n) => usize::try_from(*n).map_err(|_| anyhow!("pickle: negative array dimension {n}")),
+                    other => bail!("pickle: array dimension is {}", other.kind()),
                 })
                 .collect::<Result<_>>()?;
-            let Value::Dtype(d) = dtype else { bail!("pickle: array dtype is {dtype:?}") };
-            a.dtype = Some(d);
-            a.data = match data {
-                Value::List(items) => ArrayData::Objects(items),
-                Value::Bytes(b) => ArrayData::Raw(b),
-                other => ArrayData::Raw(other.as_text().context("pickle: array data")?.chars().map(|c| c as u32 as u8).collect()),
+            let Value::Dtype(d) = dtype else { bail!("pickle: array dtype is {}", dtype.kind()) };
+            let fortran = match fortran {
+                Value::Bool(b) => b,
+                Value::Int(i) => i != 0,
+                other => bail!("pickle: array order flag is {}", other.kind()),
             };
+            a.data = match data {
+                // NumPy pickles the items of object arrays as a list in C order whatever the
+                // layout (its `_getlist_pkl` walks the array's flat iterator).
+                Value::List(items) => {
+                    let n = element_count(&a.shape)?;
+                    ensure!(items.len() == n, "pickle: object array of shape {:?} holds {} items", a.shape, items.len());
+                    ArrayData::Objects(items)
+                }
+                other => {
+                    let raw = match other {
+                        Value::Bytes(b) => b,
+                        other => other.as_text().context("pickle: array data")?.chars().map(|c| c as u32 as u8).collect(),
+                    };
+                    ArrayData::Raw(raw_in_c_order(raw, &a.shape, &d, fortran)?)
+                }
+            };
+            a.dtype = Some(d);
         }
         Value::Dtype(d) => {
             if let Value::Tuple(s) = state {
@@ -245,14 +506,14 @@ fn build(obj: &mut Value, state: Value) -> Result<()> {
 /// Runs a pickle program and returns the object it builds.
 pub fn load(data: &[u8]) -> Result<Value> {
     let mut r = Reader { data, pos: 0 };
-    let mut m = Machine::default();
+    let mut m = Machine::new(data.len());
     loop {
         let at = r.pos;
         let op = r.u8()?;
-        step(&mut r, &mut m, op).with_context(|| format!("pickle opcode 0x{op:02x} at offset {at}"))?;
         if op == b'.' {
-            return m.pop();
+            return m.into_result().with_context(|| format!("pickle STOP at offset {at}"));
         }
+        step(&mut r, &mut m, op).with_context(|| format!("pickle opcode 0x{op:02x} at offset {at}"))?;
     }
 }
 
@@ -275,18 +536,14 @@ fn step(r: &mut Reader, m: &mut Machine, op: u8) -> Result<()> {
         0x95 => {
             r.take(8)?; // FRAME
         }
-        b'.' => {}
         b'(' => m.marks.push(m.stack.len()),
         b'0' => {
-            m.pop()?;
+            m.pop_slot()?;
         }
         b'1' => {
-            m.pop_mark()?;
+            m.pop_mark_slots()?;
         }
-        b'2' => {
-            let top = m.stack.last().context("pickle stack underflow")?.clone();
-            m.stack.push(top);
-        }
+        b'2' => m.dup()?,
         b'N' => m.push(Value::None),
         0x88 => m.push(Value::Bool(true)),
         0x89 => m.push(Value::Bool(false)),
@@ -349,41 +606,45 @@ fn step(r: &mut Reader, m: &mut Machine, op: u8) -> Result<()> {
             };
             m.push(Value::Str(text(r.take(n)?)?));
         }
-        b')' => m.push(Value::Tuple(vec![])),
+        b')' => m.push_container(Value::Tuple(vec![]), 0)?,
         b't' => {
-            let items = m.pop_mark()?;
-            m.push(Value::Tuple(items));
+            let (items, depth) = m.pop_mark()?;
+            m.push_container(Value::Tuple(items), depth)?;
         }
         0x85..=0x87 => {
             let n = (op - 0x84) as usize;
-            if m.stack.len() < n {
-                bail!("pickle stack underflow");
-            }
-            let items = m.stack.split_off(m.stack.len() - n).into_iter().map(|s| s.0).collect();
-            m.push(Value::Tuple(items));
+            let first = m.stack.len().checked_sub(n).context("pickle stack underflow")?;
+            let slots = m.stack.split_off(first);
+            let (items, depth) = m.resolve_all(slots)?;
+            m.push_container(Value::Tuple(items), depth)?;
         }
-        b']' => m.push(Value::List(vec![])),
+        b']' => m.push_container(Value::List(vec![]), 0)?,
         b'l' => {
-            let items = m.pop_mark()?;
-            m.push(Value::List(items));
+            let (items, depth) = m.pop_mark()?;
+            m.push_container(Value::List(items), depth)?;
         }
         b'a' | b'e' => {
-            let items = if op == b'a' { vec![m.pop()?] } else { m.pop_mark()? };
-            m.modify_top(|l| match l {
+            let (items, depth) = if op == b'a' {
+                let (v, d) = m.pop()?;
+                (vec![v], d)
+            } else {
+                m.pop_mark()?
+            };
+            m.modify_top(depth + 1, |l| match l {
                 Value::List(v) => {
                     v.extend(items);
                     Ok(())
                 }
-                other => bail!("append to a non-list {other:?}"),
+                other => bail!("append to {}, not a list", other.kind()),
             })?;
         }
-        b'}' => m.push(Value::Dict(vec![])),
+        b'}' => m.push_container(Value::Dict(vec![]), 0)?,
         b'd' | b'u' | b's' => {
-            let flat = match op {
+            let (flat, depth) = match op {
                 b's' => {
-                    let v = m.pop()?;
-                    let k = m.pop()?;
-                    vec![k, v]
+                    let (v, dv) = m.pop()?;
+                    let (k, dk) = m.pop()?;
+                    (vec![k, v], dv.max(dk))
                 }
                 _ => m.pop_mark()?,
             };
@@ -396,14 +657,14 @@ fn step(r: &mut Reader, m: &mut Machine, op: u8) -> Result<()> {
                 pairs.push((k, v));
             }
             if op == b'd' {
-                m.push(Value::Dict(pairs));
+                m.push_container(Value::Dict(pairs), depth)?;
             } else {
-                m.modify_top(|d| match d {
+                m.modify_top(depth + 1, |d| match d {
                     Value::Dict(v) => {
                         v.extend(pairs);
                         Ok(())
                     }
-                    other => bail!("set item of a non-dict {other:?}"),
+                    other => bail!("set item of {}, not a dict", other.kind()),
                 })?;
             }
         }
@@ -413,18 +674,19 @@ fn step(r: &mut Reader, m: &mut Machine, op: u8) -> Result<()> {
             m.push(Value::Global(format!("{module}.{name}")));
         }
         0x93 => {
-            let name = m.pop()?.as_text().context("STACK_GLOBAL name")?;
-            let module = m.pop()?.as_text().context("STACK_GLOBAL module")?;
+            let name = m.pop_value()?.as_text().context("STACK_GLOBAL name")?;
+            let module = m.pop_value()?.as_text().context("STACK_GLOBAL module")?;
             m.push(Value::Global(format!("{module}.{name}")));
         }
         b'R' | 0x81 => {
-            let args = m.pop()?;
-            let f = m.pop()?;
+            let args = m.pop_value()?;
+            let f = m.pop_value()?;
             m.push(call(f, args)?);
         }
         b'b' => {
-            let state = m.pop()?;
-            m.modify_top(|obj| build(obj, state))?;
+            let (state, depth) = m.pop()?;
+            // The array takes the state's items: no deeper than the state tuple.
+            m.modify_top(depth, |obj| build(obj, state))?;
         }
         b'p' | b'q' | b'r' | 0x94 => {
             let k = memo_key(r, m, op)?;
@@ -437,4 +699,78 @@ fn step(r: &mut Reader, m: &mut Machine, op: u8) -> Result<()> {
         other => bail!("unsupported pickle opcode 0x{other:02x}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A protocol-2 pickle of a 2 × 3 float64 array as NumPy's `__reduce__` writes it, with
+    /// `is_fortran` and the raw data as given.
+    fn pickled_array(fortran: bool, data: &[f64]) -> Vec<u8> {
+        let mut p = b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x00cnumpy\nndarray\nq\x01K\x00\x85C\x01b\x87R".to_vec();
+        // State: (1, (2, 3), dtype('<f8'), is_fortran, data).
+        p.extend(b"(K\x01K\x02K\x03\x86cnumpy\ndtype\n\x8c\x02f8\x89\x88\x87R");
+        p.extend(b"(K\x03\x8c\x01<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb");
+        p.push(if fortran { 0x88 } else { 0x89 });
+        let raw: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        p.push(b'B');
+        p.extend((raw.len() as u32).to_le_bytes());
+        p.extend(raw);
+        p.extend(b"tb.");
+        p
+    }
+
+    fn numbers(v: &Value) -> Vec<f64> {
+        let Value::Array(NdArray { dtype: Some(d), data: ArrayData::Raw(raw), .. }) = v else { panic!("{v:?}") };
+        numeric_to_f64(raw, d).unwrap()
+    }
+
+    #[test]
+    fn pickled_fortran_arrays_are_reordered() {
+        // [[1, 2, 3], [4, 5, 6]] column by column.
+        let v = load(&pickled_array(true, &[1., 4., 2., 5., 3., 6.])).unwrap();
+        assert_eq!(numbers(&v), [1., 2., 3., 4., 5., 6.]);
+        let Value::Array(a) = &v else { unreachable!() };
+        assert_eq!((a.shape.as_slice(), a.dtype.as_ref().unwrap().name()), (&[2, 3][..], "<f8".to_string()));
+        let v = load(&pickled_array(false, &[1., 4., 2., 5., 3., 6.])).unwrap();
+        assert_eq!(numbers(&v), [1., 4., 2., 5., 3., 6.]);
+        let e = format!("{:#}", load(&pickled_array(true, &[1., 2., 3., 4., 5.])).unwrap_err());
+        assert!(e.contains("needs 48 bytes, found 40 (truncated)"), "{e}");
+    }
+
+    #[test]
+    fn memoised_values_are_shared_until_taken() {
+        // l = []; memo[0] = l; l.append(1); [l, memo[0]]: both see the append.
+        let v = load(b"\x80\x02]q\x00K\x01a(h\x00h\x00l.").unwrap();
+        let one = Value::List(vec![Value::Int(1)]);
+        assert_eq!(v, Value::List(vec![one.clone(), one]));
+    }
+
+    #[test]
+    fn inputs_made_to_exhaust_memory_or_the_stack_are_errors() {
+        // DUP and APPEND double a list per two bytes: 2^60 items from 130 bytes.
+        let mut p = b"\x80\x02]".to_vec();
+        p.extend(b"2a".repeat(60));
+        p.push(b'.');
+        let e = format!("{:#}", load(&p).unwrap_err());
+        assert!(e.contains("copies of shared values"), "{e}");
+        // The same through the memo: GET and APPEND.
+        let mut p = b"\x80\x02]q\x00".to_vec();
+        p.extend(b"h\x00a".repeat(60));
+        p.push(b'.');
+        let e = format!("{:#}", load(&p).unwrap_err());
+        assert!(e.contains("copies of shared values"), "{e}");
+        // Lists nested a million deep would overflow the stack when dropped.
+        let mut p = vec![b']'; 1_000_000];
+        p.extend(vec![b'a'; 999_999]);
+        p.push(b'.');
+        let e = format!("{:#}", load(&p).unwrap_err());
+        assert!(e.contains("nested more than 100 deep"), "{e}");
+        // Lengths beyond the input are refused before anything is allocated.
+        for p in [&b"\x80\x04\x8e\xff\xff\xff\xff\xff\xff\xff\x7f."[..], b"B\xff\xff\xff\xff.", b"\x8d\0\0\0\0\0\0\0\x01x."] {
+            let e = format!("{:#}", load(p).unwrap_err());
+            assert!(e.contains("truncated pickle") || e.contains("length out of range"), "{e}");
+        }
+    }
 }

@@ -22,19 +22,14 @@ pub struct Rng {
 impl Rng {
     pub fn new(seed: u64) -> Self {
         let mut sm = seed;
-        let s = [
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-        ];
+        let s = [splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm)];
         Rng { s }
     }
 
     /// An independent stream for item `index` of a run seeded with `seed` (one per story), so
     /// that parallel generation gives the same bytes as sequential generation.
     pub fn for_item(seed: u64, index: u64) -> Self {
-        let mut sm = seed ^ 0x5EED_0F_57_0A_1E5;
+        let mut sm = seed ^ 0x0005_EED0_F570_A1E5;
         let a = splitmix64(&mut sm);
         let mut sm2 = a ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
         Rng::new(splitmix64(&mut sm2))

@@ -118,11 +118,7 @@ pub fn contact_sheet(ds: &Dataset, stories: usize) -> Result<RgbImage> {
     let frames = ds.header.frames_per_story as u32;
     let mut sheet = paper(layout.width(frames), chosen.len() as u32 * layout.row_height() + layout.gap);
     for (row, s) in chosen.iter().enumerate() {
-        let strip = s
-            .frames
-            .iter()
-            .map(|f| Ok((ds.load_image(f)?, f.sentence.clone())))
-            .collect::<Result<Vec<_>>>()?;
+        let strip = s.frames.iter().map(|f| Ok((ds.load_image(f)?, f.sentence.clone()))).collect::<Result<Vec<_>>>()?;
         let title = format!("story {} ({:?})", s.id, s.split).to_lowercase();
         layout.draw_row(&mut sheet, layout.gap + row as u32 * layout.row_height(), &title, &strip);
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use storyvis_data::clevr::import::{import, ImportOptions};
+use storyvis_data::clevr::import::{import, ImportOptions, Skipped};
 use storyvis_data::clevr::render::Renderer;
 use storyvis_data::clevr::scene::{label_of, LABEL_LEN, VECTOR_LEN};
 use storyvis_data::clevr::{generate, sample_story, GenerateOptions};
@@ -71,7 +71,7 @@ fn generated_dataset_reads_back_consistently() {
             assert_eq!(f.label, label_of(&f.vector).to_vec());
             assert_eq!(f.label.len(), LABEL_LEN);
             // Frame t has t + 1 objects: that many filled slots.
-            let filled = (0..4).filter(|k| f.vector[k * 18..k * 18 + 15].iter().any(|&v| v == 1.0)).count();
+            let filled = (0..4).filter(|k| f.vector[k * 18..k * 18 + 15].contains(&1.0)).count();
             assert_eq!(filled, t + 1);
             let img = ds.load_image(f).unwrap();
             assert_eq!(img.dimensions(), (32, 32));
@@ -193,21 +193,30 @@ fn corrupt_dicts_are_errors_not_panics() {
         let mut b = bytes.clone();
         b[pos] ^= 0xA5;
         fs::write(&p, &b).unwrap();
-        let _ = npy::load_dict_of_vectors(&p); // may or may not parse; must not panic
+        // A flip in a number still parses (to another number); anything else is an error
+        // that names the file and says what was wrong with it.
+        match npy::load_dict_of_vectors(&p) {
+            Ok(dict) => assert_eq!(dict.len(), expected_vectors().len(), "flip at {pos} changed the entries"),
+            Err(e) => {
+                let e = format!("{e:#}");
+                assert!(e.contains("d.npy") && e.len() > "d.npy".len() + 20, "flip at {pos}: {e}");
+            }
+        }
     }
 }
 
 fn import_opts() -> ImportOptions {
-    ImportOptions { size: 64, split: 0.67, seed: 0 }
+    ImportOptions { size: 64, split: 0.67, seed: 0, strict: false }
 }
 
 #[test]
 fn imports_the_original_layout() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("imported");
-    let n = import(&fixtures().join("clevr-sv-original"), &out, false, &import_opts(), &|| {}).unwrap();
-    assert_eq!(n, 3);
+    let report = import(&fixtures().join("clevr-sv-original"), &out, false, &import_opts(), &|| {}).unwrap();
+    assert_eq!((report.imported, report.skipped.len()), (3, 0));
     let ds = Dataset::open(&out).unwrap();
+    assert_eq!(ds.header.source["skipped"], serde_json::json!([]));
     let want = expected_vectors();
     assert_eq!(ds.stories.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["000100", "000101", "000102"]);
     assert_eq!(ds.split(Split::Train).count(), 2);
@@ -258,24 +267,206 @@ fn fixture_with_dict(root: &Path, dict: Option<&Path>) -> PathBuf {
 fn import_rejects_bad_sources_and_writes_nothing() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("out");
-    let run = |src: &Path| format!("{:#}", import(src, &out, false, &import_opts(), &|| {}).unwrap_err());
+    let strict = ImportOptions { strict: true, ..import_opts() };
+    let run = |src: &Path, opts: &ImportOptions| format!("{:#}", import(src, &out, false, opts, &|| {}).unwrap_err());
 
     let src = fixture_with_dict(root.path(), Some(&fixtures().join("clevr-sv-dicts/bad_length.npy")));
-    let e = run(&src);
-    assert!(e.contains("CLEVR_new_000100_2.png has 74 numbers, expected 75"), "{e}");
+    let e = run(&src, &strict);
+    assert!(e.contains("story 000100: CLEVR_new_000100_2.png has 74 numbers, expected 75"), "{e}");
+    assert!(e.contains("1 of the 3 stories") && e.contains("without --strict they would be skipped"), "{e}");
 
     fs::remove_file(src.join("CLEVR_dict.npy")).unwrap();
-    assert!(run(&src).contains("has no CLEVR_dict.npy"));
+    assert!(run(&src, &import_opts()).contains("has no CLEVR_dict.npy"));
 
     fs::copy(fixtures().join("clevr-sv-dicts/protocol2.npy"), src.join("CLEVR_dict.npy")).unwrap();
     fs::remove_file(src.join("images/CLEVR_new_000101_3.png")).unwrap();
-    let e = run(&src);
-    assert!(e.contains("story 000101 lacks") && e.contains("CLEVR_new_000101_3.png"), "{e}");
+    let e = run(&src, &strict);
+    assert!(e.contains("story 000101: images/ lacks CLEVR_new_000101_3.png"), "{e}");
+
+    // Nothing importable is an error even without --strict, with the reasons.
+    for s in ["000100", "000102"] {
+        fs::remove_file(src.join(format!("images/CLEVR_new_{s}_1.png"))).unwrap();
+    }
+    let e = run(&src, &import_opts());
+    assert!(e.contains("none of the 3 stories") && e.contains("story 000102: images/ lacks CLEVR_new_000102_1.png"), "{e}");
 
     fs::write(src.join("CLEVR_dict.npy"), b"\x93NUMPY garbage").unwrap();
-    assert!(run(&src).contains("CLEVR_dict.npy"));
-    assert!(run(&root.path().join("nowhere")).contains("not a directory"));
+    assert!(run(&src, &import_opts()).contains("CLEVR_dict.npy"));
+    assert!(run(&root.path().join("nowhere"), &import_opts()).contains("not a directory"));
     assert!(!out.exists());
     let leftovers: Vec<_> = fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("src")]);
+}
+
+/// Copies the four frames of story `from` in `images` as story `to`.
+fn copy_story(images: &Path, from: &str, to: &str) {
+    for t in 1..=4 {
+        fs::copy(images.join(format!("CLEVR_new_{from}_{t}.png")), images.join(format!("CLEVR_new_{to}_{t}.png"))).unwrap();
+    }
+}
+
+fn skipped(story: &str, reason: &str) -> Skipped {
+    Skipped { story: story.into(), reason: reason.into() }
+}
+
+#[test]
+fn stories_that_cannot_be_imported_are_skipped_and_reported() {
+    let root = tempfile::tempdir().unwrap();
+    let src = fixture_with_dict(root.path(), Some(&fixtures().join("clevr-sv-original/CLEVR_dict.npy")));
+    let images = src.join("images");
+    // A story the dict does not label, as in the authors' sample, and one lacking a frame.
+    assert!(!npy::load_dict_of_vectors(&src.join("CLEVR_dict.npy")).unwrap().keys().any(|k| k.contains("000196")));
+    copy_story(&images, "000100", "000196");
+    fs::remove_file(images.join("CLEVR_new_000102_4.png")).unwrap();
+    let want = vec![skipped("000102", "images/ lacks CLEVR_new_000102_4.png"), skipped("000196", "no entry for CLEVR_new_000196_1.png in CLEVR_dict.npy")];
+
+    // --strict: an error naming both, and nothing written.
+    let out = root.path().join("out");
+    let strict = ImportOptions { strict: true, ..import_opts() };
+    let e = format!("{:#}", import(&src, &out, false, &strict, &|| {}).unwrap_err());
+    for s in &want {
+        assert!(e.contains(&format!("story {}: {}", s.story, s.reason)), "{e}");
+    }
+    assert!(e.contains("2 of the 4 stories") && e.contains("without --strict"), "{e}");
+    assert!(!out.exists());
+
+    let ticks = std::sync::atomic::AtomicUsize::new(0);
+    let tick = || {
+        ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    let report = import(&src, &out, false, &import_opts(), &tick).unwrap();
+    assert_eq!((report.imported, &report.skipped), (2, &want));
+    assert_eq!(ticks.into_inner(), 2);
+    let ds = Dataset::open(&out).unwrap();
+    assert_eq!(ds.stories.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["000100", "000101"]);
+    // Splits count the imported stories only: round(2 × 0.67) = 1 for training.
+    assert_eq!(ds.split(Split::Train).count(), 1);
+    // The dataset says what it left out.
+    let recorded = serde_json::json!([
+        {"story": "000102", "reason": want[0].reason},
+        {"story": "000196", "reason": want[1].reason},
+    ]);
+    assert_eq!(ds.header.source["skipped"], recorded);
+    // Skipping does not change the imported stories' bytes.
+    let again = root.path().join("again");
+    import(&src, &again, false, &import_opts(), &|| {}).unwrap();
+    assert!(tree(&out) == tree(&again));
+    let alone = root.path().join("alone");
+    fs::remove_file(images.join("CLEVR_new_000102_1.png")).unwrap();
+    fs::remove_file(images.join("CLEVR_new_000102_2.png")).unwrap();
+    fs::remove_file(images.join("CLEVR_new_000102_3.png")).unwrap();
+    for t in 1..=4 {
+        fs::remove_file(images.join(format!("CLEVR_new_000196_{t}.png"))).unwrap();
+    }
+    assert_eq!(import(&src, &alone, false, &import_opts(), &|| {}).unwrap().skipped, []);
+    assert_eq!(Dataset::open(&alone).unwrap().stories, ds.stories);
+    let (a, b) = (tree(&out), tree(&alone));
+    assert_eq!(a.len(), b.len());
+    for (k, v) in &a {
+        if k.ends_with(".png") {
+            assert!(b[k] == *v, "{k} differs");
+        }
+    }
+
+    // An error lists at most ten stories, then how many more.
+    for n in 200..212 {
+        copy_story(&images, "000100", &format!("000{n}"));
+    }
+    let e = format!("{:#}", import(&src, &root.path().join("x"), false, &strict, &|| {}).unwrap_err());
+    assert!(e.contains("story 000209:") && !e.contains("story 000210:") && e.contains("and 2 more"), "{e}");
+}
+
+/// A v1 .npy of a dict from names to lists of floats, in pickle protocol 2.
+fn dict_npy(entries: &BTreeMap<String, Vec<f64>>) -> Vec<u8> {
+    let mut p = b"\x80\x02}(".to_vec();
+    for (k, v) in entries {
+        p.push(b'X');
+        p.extend((k.len() as u32).to_le_bytes());
+        p.extend(k.as_bytes());
+        p.extend(b"](");
+        for x in v {
+            p.push(b'G');
+            p.extend(x.to_be_bytes());
+        }
+        p.push(b'e');
+    }
+    p.extend(b"u.");
+    let header = "{'descr': '|O', 'fortran_order': False, 'shape': (), }\n";
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(p);
+    bytes
+}
+
+#[test]
+fn stories_with_unusable_vectors_are_skipped() {
+    let mut vectors = expected_vectors();
+    vectors.get_mut("CLEVR_new_000100_2.png").unwrap().pop();
+    let second = vectors["CLEVR_new_000101_2.png"].clone();
+    vectors.insert("CLEVR_new_000101_3.png".into(), second); // frame 3 adds nothing
+    let root = tempfile::tempdir().unwrap();
+    let src = fixture_with_dict(root.path(), None);
+    fs::write(src.join("CLEVR_dict.npy"), dict_npy(&vectors)).unwrap();
+    let out = root.path().join("out");
+    let report = import(&src, &out, false, &import_opts(), &|| {}).unwrap();
+    assert_eq!(report.imported, 1);
+    assert_eq!(
+        report.skipped,
+        [
+            skipped("000100", "CLEVR_new_000100_2.png has 74 numbers, expected 75 (in CLEVR_dict.npy)"),
+            skipped("000101", "CLEVR_new_000101_3.png adds no object to the story"),
+        ]
+    );
+    assert_eq!(Dataset::open(&out).unwrap().stories[0].id, "000102");
+}
+
+/// The authors' published sample, where present beside the workspace (`../shared`, read only;
+/// its files must not be copied into the repository).
+fn real_sample() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/clevr-sv-sample");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        println!("{} is absent: the test of the real sample is skipped", dir.display());
+        None
+    }
+}
+
+#[test]
+fn imports_the_authors_sample_and_skips_an_unlabelled_story() {
+    let Some(sample) = real_sample() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("all");
+    let report = import(&sample, &out, false, &import_opts(), &|| {}).unwrap();
+    assert_eq!((report.imported, report.skipped.len()), (48, 0));
+    let ds = Dataset::open(&out).unwrap();
+    let ids: Vec<String> = (100..148).map(|n| format!("000{n}")).collect();
+    assert_eq!(ds.stories.iter().map(|s| &s.id).collect::<Vec<_>>(), ids.iter().collect::<Vec<_>>());
+    assert_eq!(ds.header.image_size, 64);
+    for s in &ds.stories {
+        for (t, f) in s.frames.iter().enumerate() {
+            assert_eq!(f.vector.len(), VECTOR_LEN);
+            assert_eq!(f.label, label_of(&f.vector).to_vec());
+            assert!(f.label.contains(&1), "{} frame {t} has no label", s.id);
+            assert!(f.sentence.len() > 10, "{} frame {t}: {:?}", s.id, f.sentence);
+        }
+        assert_eq!(ds.load_image(&s.frames[3]).unwrap().dimensions(), (64, 64));
+    }
+
+    // A copy of part of the layout with a story the dict does not label (its story 000196).
+    let src = root.path().join("src");
+    let images = src.join("images");
+    fs::create_dir_all(&images).unwrap();
+    fs::copy(sample.join("CLEVR_dict.npy"), src.join("CLEVR_dict.npy")).unwrap();
+    for n in ["000100", "000101"] {
+        for t in 1..=4 {
+            let name = format!("CLEVR_new_{n}_{t}.png");
+            fs::copy(sample.join("images").join(&name), images.join(&name)).unwrap();
+        }
+    }
+    copy_story(&images, "000100", "000196");
+    let report = import(&src, &root.path().join("part"), false, &import_opts(), &|| {}).unwrap();
+    assert_eq!(report.imported, 2);
+    assert_eq!(report.skipped, [skipped("000196", "no entry for CLEVR_new_000196_1.png in CLEVR_dict.npy")]);
 }

@@ -20,10 +20,7 @@ impl Gaussian {
     /// Fits mean and the unbiased (n − 1) covariance to `features`, `n` rows of `dim` values.
     pub fn fit(features: &[f32], dim: usize) -> Result<Gaussian, MetricError> {
         if dim == 0 || features.len() % dim != 0 {
-            return Err(MetricError::Invalid(format!(
-                "{} feature values do not split into rows of {dim}",
-                features.len()
-            )));
+            return Err(MetricError::Invalid(format!("{} feature values do not split into rows of {dim}", features.len())));
         }
         let n = features.len() / dim;
         if n < 2 {

@@ -11,10 +11,7 @@ use crate::MetricError;
 /// rows are renormalised). Returns `(mean, std)` of the score over `splits` parts.
 pub fn inception_score(probs: &[f32], classes: usize, splits: usize) -> Result<(f64, f64), MetricError> {
     if classes == 0 || probs.len() % classes != 0 {
-        return Err(MetricError::Invalid(format!(
-            "{} probabilities do not split into rows of {classes}",
-            probs.len()
-        )));
+        return Err(MetricError::Invalid(format!("{} probabilities do not split into rows of {classes}", probs.len())));
     }
     let n = probs.len() / classes;
     if splits == 0 || n < splits {
@@ -23,10 +20,8 @@ pub fn inception_score(probs: &[f32], classes: usize, splits: usize) -> Result<(
     let mut rows = Vec::with_capacity(n);
     for (i, row) in probs.chunks(classes).enumerate() {
         let sum: f64 = row.iter().map(|&p| p as f64).sum();
-        if row.iter().any(|&p| !(p >= 0.0)) || (sum - 1.0).abs() > 1e-3 {
-            return Err(MetricError::Invalid(format!(
-                "row {i} is not a probability distribution (sum {sum})"
-            )));
+        if row.iter().any(|&p| p.is_nan() || p < 0.0) || (sum - 1.0).abs() > 1e-3 {
+            return Err(MetricError::Invalid(format!("row {i} is not a probability distribution (sum {sum})")));
         }
         rows.push(row.iter().map(|&p| p as f64 / sum).collect::<Vec<f64>>());
     }

@@ -26,10 +26,12 @@ pub fn matmul(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
 /// Only the symmetric part of `a` is used.
 pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     assert_eq!(a.len(), n * n, "symmetric_eigen: matrix is not n × n");
-    let mut m: Vec<f64> = (0..n * n).map(|idx| {
-        let (i, j) = (idx / n, idx % n);
-        0.5 * (a[i * n + j] + a[j * n + i])
-    }).collect();
+    let mut m: Vec<f64> = (0..n * n)
+        .map(|idx| {
+            let (i, j) = (idx / n, idx % n);
+            0.5 * (a[i * n + j] + a[j * n + i])
+        })
+        .collect();
     let mut v = vec![0.0; n * n];
     for i in 0..n {
         v[i * n + i] = 1.0;
@@ -39,10 +41,7 @@ pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
         return (vec![0.0; n], v);
     }
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| m[i * n + j] * m[i * n + j])
-            .sum::<f64>()
-            .sqrt();
+        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| m[i * n + j] * m[i * n + j]).sum::<f64>().sqrt();
         if off <= 1e-15 * scale {
             break;
         }

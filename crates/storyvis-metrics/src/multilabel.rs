@@ -23,7 +23,11 @@ pub struct Scores {
 }
 
 fn ratio(num: u64, den: u64) -> f64 {
-    if den == 0 { 0.0 } else { num as f64 / den as f64 }
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
 }
 
 impl Scores {
@@ -34,13 +38,7 @@ impl Scores {
 
 impl MultiLabelCounts {
     pub fn new(labels: usize) -> MultiLabelCounts {
-        MultiLabelCounts {
-            true_pos: vec![0; labels],
-            false_pos: vec![0; labels],
-            false_neg: vec![0; labels],
-            samples: 0,
-            exact: 0,
-        }
+        MultiLabelCounts { true_pos: vec![0; labels], false_pos: vec![0; labels], false_neg: vec![0; labels], samples: 0, exact: 0 }
     }
 
     pub fn labels(&self) -> usize {

@@ -89,9 +89,7 @@ pub fn ssim(a: &[f32], b: &[f32], shape: ImageShape, data_range: f64) -> Result<
     check_pair(a, b, shape, data_range)?;
     let ImageShape { channels, height: h, width: w } = shape;
     if h < WINDOW || w < WINDOW {
-        return Err(MetricError::Invalid(format!(
-            "SSIM needs images of at least {WINDOW}×{WINDOW} pixels, got {h}×{w}"
-        )));
+        return Err(MetricError::Invalid(format!("SSIM needs images of at least {WINDOW}×{WINDOW} pixels, got {h}×{w}")));
     }
     let win = gaussian_window();
     let c1 = (K1 * data_range).powi(2);
@@ -113,8 +111,7 @@ pub fn ssim(a: &[f32], b: &[f32], shape: ImageShape, data_range: f64) -> Result<
             let var_x = xx[i] - mx * mx;
             let var_y = yy[i] - my * my;
             let cov = xy[i] - mx * my;
-            sum += (2.0 * mx * my + c1) * (2.0 * cov + c2)
-                / ((mx * mx + my * my + c1) * (var_x + var_y + c2));
+            sum += (2.0 * mx * my + c1) * (2.0 * cov + c2) / ((mx * mx + my * my + c1) * (var_x + var_y + c2));
         }
         total += sum / mu_x.len() as f64;
     }

@@ -37,8 +37,15 @@ fn ssim_and_psnr_match_scikit_image() {
         let (want_ssim, want_psnr) = (case["ssim"].as_f64().unwrap(), case["psnr"].as_f64().unwrap());
         let got_ssim = ssim(&a, &b, shape, 1.0).unwrap();
         let got_psnr = psnr(&a, &b, shape, 1.0).unwrap();
-        assert!((got_ssim - want_ssim).abs() < 1e-4, "{case}: SSIM {got_ssim}");
-        assert!((got_psnr - want_psnr).abs() < 1e-4, "{case}: PSNR {got_psnr}");
-        eprintln!("{} {}: SSIM {got_ssim:.7} (scikit-image {want_ssim:.7})", case["a"], case["b"]);
+        // Measured: SSIM within 2.3e-8, PSNR within 4.2e-7 dB (f32 pixels here, f64 there).
+        assert!((got_ssim - want_ssim).abs() < 1e-7, "{case}: SSIM {got_ssim}");
+        assert!((got_psnr - want_psnr).abs() < 1e-6, "{case}: PSNR {got_psnr}");
+        eprintln!(
+            "{} {}: SSIM {got_ssim:.9} (scikit-image {want_ssim:.9}, diff {:.1e}); PSNR diff {:.1e}",
+            case["a"],
+            case["b"],
+            (got_ssim - want_ssim).abs(),
+            (got_psnr - want_psnr).abs()
+        );
     }
 }

@@ -4,9 +4,12 @@
 // A C interface of plain ints, so that no C++ type crosses into Rust; every function catches
 // libtorch's exceptions and reports them as a non-zero return with the message in `err`.
 #include <ATen/Context.h>
+#include <ATen/Version.h>
 #include <ATen/autocast_mode.h>
+#include <dlfcn.h>
 
 #include <cstring>
+#include <string>
 #include <exception>
 
 namespace {
@@ -28,6 +31,9 @@ c10::DeviceType device_type(int device) { return device == 1 ? c10::DeviceType::
     return 0;                                       \
   } catch (const std::exception& e) {               \
     copy_message(e.what(), err, err_len);           \
+    return 1;                                       \
+  } catch (...) {                                   \
+    copy_message("unknown C++ exception", err, err_len); \
     return 1;                                       \
   }
 
@@ -92,6 +98,24 @@ int storyvis_channels_last(const at::Tensor* x, at::Tensor** out, char* err, siz
 // Whether x is laid out channels-last.
 int storyvis_is_channels_last(const at::Tensor* x, int* yes, char* err, size_t err_len) {
   STORYVIS_GUARD({ *yes = x->is_contiguous(at::MemoryFormat::ChannelsLast); })
+}
+
+// The build settings of the libtorch loaded at run time (at::show_config(), compiled into
+// libtorch_cpu.so itself, so it names that library's version, not the headers'), and the path
+// of that library; both truncated to `len` bytes.
+int storyvis_libtorch_config(char* config, size_t config_len, char* path, size_t path_len, char* err, size_t err_len) {
+  STORYVIS_GUARD({
+    copy_message(at::show_config().c_str(), config, config_len);
+    Dl_info info;
+    const char* where = "";
+    if (dladdr(reinterpret_cast<void*>(&at::show_config), &info) != 0 && info.dli_fname != nullptr) where = info.dli_fname;
+    copy_message(where, path, path_len);
+  })
+}
+
+// Throws a non-std exception: checks that the C boundary turns any exception into an error.
+int storyvis_throw_unknown(char* err, size_t err_len) {
+  STORYVIS_GUARD({ throw 42; })
 }
 
 }  // extern "C"

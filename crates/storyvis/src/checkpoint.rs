@@ -183,6 +183,12 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
 pub fn verify(dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST);
     let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let format = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["format"].as_str().map(str::to_string));
+    ensure!(
+        format.as_deref() != Some(crate::classifier::FORMAT),
+        "{} is an attribute classifier (made by `storyvis train-classifier`), not a model checkpoint; give it to eval as --classifier",
+        dir.display()
+    );
     let m: Manifest = serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?;
     ensure!(m.format == FORMAT && m.version == 1, "{} is not a storyvis checkpoint (version 1)", path.display());
     check_digests(dir, &m.files)?;
@@ -227,11 +233,7 @@ pub fn load_model(dir: &Path, model: &mut StoryGan) -> Result<()> {
 }
 
 pub fn load_optimizers(dir: &Path, manifest: &Manifest, optimizers: &mut [(&str, &mut Adam)]) -> Result<()> {
-    ensure!(
-        !manifest.adam_steps.is_empty(),
-        "{} is a generator-only export: it can draw and be evaluated, but training cannot resume from it",
-        dir.display()
-    );
+    ensure!(!manifest.adam_steps.is_empty(), "{} is a generator-only export: it can draw and be evaluated, but training cannot resume from it", dir.display());
     let state = read_tensors(&dir.join(OPTIMIZER))?;
     for (name, opt) in optimizers.iter_mut() {
         let step = *manifest.adam_steps.get(*name).with_context(|| format!("checkpoint has no optimizer state for {name}"))?;

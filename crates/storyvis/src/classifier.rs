@@ -54,12 +54,7 @@ impl AttributeClassifier {
             }
             input = w;
         }
-        AttributeClassifier {
-            convs,
-            norms,
-            features: linear(&p / "features", input * 16, FEATURES, true),
-            head: linear(&p / "head", FEATURES, labels, true),
-        }
+        AttributeClassifier { convs, norms, features: linear(&p / "features", input * 16, FEATURES, true), head: linear(&p / "head", FEATURES, labels, true) }
     }
 
     /// Images [B, 3, 64, 64] in [−1, 1] → (features [B, FEATURES], logits [B, labels]).
@@ -128,10 +123,14 @@ impl Scored {
 impl Classifier {
     pub fn load(path: &Path, device: Device) -> Result<Classifier> {
         let mpath = path.join(MANIFEST);
-        let text = std::fs::read_to_string(&mpath)
-            .with_context(|| format!("cannot read {} (train one with `storyvis train-classifier`)", mpath.display()))?;
-        let manifest: ClassifierManifest =
-            serde_json::from_str(&text).with_context(|| format!("{} is not a classifier manifest", mpath.display()))?;
+        let text = std::fs::read_to_string(&mpath).with_context(|| format!("cannot read {} (train one with `storyvis train-classifier`)", mpath.display()))?;
+        let format = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["format"].as_str().map(str::to_string));
+        ensure!(
+            format.as_deref() != Some(checkpoint::FORMAT),
+            "{} is a model checkpoint, not an attribute classifier (train one with `storyvis train-classifier`)",
+            path.display()
+        );
+        let manifest: ClassifierManifest = serde_json::from_str(&text).with_context(|| format!("{} is not a classifier manifest", mpath.display()))?;
         ensure!(manifest.format == FORMAT && manifest.version == 1, "{} is not a storyvis classifier (version 1)", mpath.display());
         checkpoint::check_digests(path, &manifest.files)?;
         let mut vs = VarStore::new(device);
@@ -261,12 +260,7 @@ pub fn train_classifier(req: &ClassifierRequest, on_step: &dyn Fn(usize, usize, 
         steps: req.steps,
         batch: req.batch,
         seed: req.seed,
-        held_out: HeldOut {
-            frames: counts.samples as usize,
-            micro_f1: counts.micro().f1,
-            macro_f1: counts.macro_avg().f1,
-            exact_match: counts.exact_match(),
-        },
+        held_out: HeldOut { frames: counts.samples as usize, micro_f1: counts.micro().f1, macro_f1: counts.macro_avg().f1, exact_match: counts.exact_match() },
         files,
     };
     checkpoint::write_dir(&req.out, req.force, |dir| checkpoint::write_store(&dir.join(WEIGHTS), &vs), manifest)

@@ -145,14 +145,10 @@ pub struct Config {
 }
 
 fn preset_text(name: &str) -> Result<&'static str> {
-    PRESETS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, t)| *t)
-        .with_context(|| {
-            let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
-            format!("unknown preset {name:?}; presets: {}", names.join(", "))
-        })
+    PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).with_context(|| {
+        let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+        format!("unknown preset {name:?}; presets: {}", names.join(", "))
+    })
 }
 
 /// Parses a `--set` value as TOML (numbers, booleans, quoted strings), falling back to a bare

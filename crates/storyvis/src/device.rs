@@ -18,7 +18,11 @@ fn load_cuda_backend() -> Result<()> {
         // SAFETY: dlerror returns a thread-local C string or null.
         let why = unsafe {
             let e = libc::dlerror();
-            if e.is_null() { "unknown error".into() } else { std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned() }
+            if e.is_null() {
+                "unknown error".into()
+            } else {
+                std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned()
+            }
         };
         bail!(
             "CUDA was asked for, but libtorch_cuda.so could not be loaded ({why}). This install is \
@@ -37,10 +41,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
     }
     let index = match spec.strip_prefix("cuda") {
         Some("") => 0,
-        Some(rest) => rest
-            .strip_prefix(':')
-            .and_then(|n| n.parse::<usize>().ok())
-            .with_context(|| format!("bad device {spec:?}: use cpu, cuda or cuda:N"))?,
+        Some(rest) => rest.strip_prefix(':').and_then(|n| n.parse::<usize>().ok()).with_context(|| format!("bad device {spec:?}: use cpu, cuda or cuda:N"))?,
         None => bail!("unknown device {spec:?}: use cpu, cuda or cuda:N"),
     };
     load_cuda_backend()?;
@@ -52,8 +53,40 @@ pub fn parse_device(spec: &str) -> Result<Device> {
     Ok(Device::Cuda(index))
 }
 
+/// The version in libtorch's build settings (`TORCH_VERSION=2.11.0` in `at::show_config()`).
+pub fn torch_version_of(config: &str) -> Option<&str> {
+    let at = config.find("TORCH_VERSION=")? + "TORCH_VERSION=".len();
+    let rest = &config[at..];
+    let end = rest.find(|c: char| c == ',' || c.is_whitespace()).unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|v| !v.is_empty())
+}
+
+/// Checks the libtorch loaded at run time against the one this build needs; returns its
+/// version and path. (On GPU machines another build of libtorch is put first on the loader
+/// path: it must be the same version.)
+pub fn check_loaded_libtorch() -> Result<(String, String)> {
+    let (config, path) = crate::precision::loaded_libtorch()?;
+    let version = torch_version_of(&config).with_context(|| format!("the loaded libtorch ({path}) does not report TORCH_VERSION in its build settings"))?;
+    check_version(version, &path)?;
+    Ok((version.to_string(), path))
+}
+
+fn check_version(version: &str, path: &str) -> Result<()> {
+    // "2.11.0" or "2.11.0+cu130": the release must match; the local build tag may differ.
+    let release = version.split('+').next().unwrap_or(version);
+    ensure!(
+        release == LIBTORCH_VERSION,
+        "the libtorch loaded from {path} is version {version}, but storyvis is built for {LIBTORCH_VERSION} (tch 0.24): \
+         put torch {LIBTORCH_VERSION}'s lib folder first on LD_LIBRARY_PATH, or rerun scripts/setup"
+    );
+    Ok(())
+}
+
 /// What `storyvis doctor` prints.
 pub struct RuntimeReport {
+    /// The loaded libtorch's version (from its own build settings) and library path.
+    pub libtorch: String,
+    pub library: String,
     pub device: Device,
     pub threads: i32,
     pub mkl: bool,
@@ -64,16 +97,8 @@ pub struct RuntimeReport {
     pub matmul_error: f64,
 }
 
-/// Checks that libtorch computes correctly on `device` and reports the runtime.
-pub fn runtime_report(device: Device) -> Result<RuntimeReport> {
-    let n = 64i64;
-    let a: Vec<f64> = (0..n * n).map(|i| ((i * 37 % 101) as f64 - 50.0) / 50.0).collect();
-    let b: Vec<f64> = (0..n * n).map(|i| ((i * 53 % 97) as f64 - 48.0) / 48.0).collect();
-    let ta = Tensor::from_slice(&a).view([n, n]).to_device(device);
-    let tb = Tensor::from_slice(&b).view([n, n]).to_device(device);
-    let prod = ta.matmul(&tb).to_device(Device::Cpu).to_kind(Kind::Double);
-    let got: Vec<f64> = Vec::<f64>::try_from(prod.view([-1])).context("reading the matmul result")?;
-    let n = n as usize;
+/// The largest |got − a·b| over an n×n product, with a·b computed by a naive loop in f64.
+fn matmul_error(a: &[f64], b: &[f64], got: &[f64], n: usize) -> f64 {
     let mut err: f64 = 0.0;
     for i in 0..n {
         for j in 0..n {
@@ -81,9 +106,25 @@ pub fn runtime_report(device: Device) -> Result<RuntimeReport> {
             err = err.max((got[i * n + j] - want).abs());
         }
     }
+    err
+}
+
+/// Checks that libtorch computes correctly on `device` and reports the runtime.
+pub fn runtime_report(device: Device) -> Result<RuntimeReport> {
+    let (libtorch, library) = check_loaded_libtorch()?;
+    let n = 64i64;
+    let a: Vec<f64> = (0..n * n).map(|i| ((i * 37 % 101) as f64 - 50.0) / 50.0).collect();
+    let b: Vec<f64> = (0..n * n).map(|i| ((i * 53 % 97) as f64 - 48.0) / 48.0).collect();
+    let ta = Tensor::from_slice(&a).view([n, n]).to_device(device);
+    let tb = Tensor::from_slice(&b).view([n, n]).to_device(device);
+    let prod = ta.matmul(&tb).to_device(Device::Cpu).to_kind(Kind::Double);
+    let got: Vec<f64> = Vec::<f64>::try_from(prod.view([-1])).context("reading the matmul result")?;
+    let err = matmul_error(&a, &b, &got, n as usize);
     ensure!(err < 1e-9, "libtorch computed a wrong matrix product on {device:?} (error {err})");
     let cuda = !matches!(device, Device::Cpu);
     Ok(RuntimeReport {
+        libtorch,
+        library,
         device,
         threads: tch::get_num_threads(),
         mkl: tch::utils::has_mkl(),
@@ -96,7 +137,7 @@ pub fn runtime_report(device: Device) -> Result<RuntimeReport> {
 
 impl fmt::Display for RuntimeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "libtorch     {LIBTORCH_VERSION} (tch 0.24)")?;
+        writeln!(f, "libtorch     {} loaded from {} (built for {LIBTORCH_VERSION}, tch 0.24)", self.libtorch, self.library)?;
         writeln!(f, "device       {:?}", self.device)?;
         writeln!(f, "cpu threads  {}", self.threads)?;
         writeln!(f, "mkl          {}", self.mkl)?;
@@ -123,9 +164,34 @@ mod tests {
     }
 
     #[test]
-    fn cpu_runtime_computes_correctly() {
+    fn the_matmul_check_catches_a_wrong_product() {
+        let n = 3;
+        let a: Vec<f64> = (0..9).map(|i| i as f64).collect();
+        let b: Vec<f64> = (0..9).map(|i| (i * i) as f64 - 4.0).collect();
+        let mut c = vec![0.0; 9];
+        for i in 0..n {
+            for j in 0..n {
+                c[i * n + j] = (0..n).map(|k| a[i * n + k] * b[k * n + j]).sum();
+            }
+        }
+        assert_eq!(matmul_error(&a, &b, &c, n), 0.0);
+        c[5] += 1e-6;
+        assert!((matmul_error(&a, &b, &c, n) - 1e-6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_loaded_libtorch_is_read_from_the_library() {
+        assert_eq!(torch_version_of("Build settings: BLAS_INFO=mkl, TORCH_VERSION=2.11.0, USE_CUDA=ON"), Some("2.11.0"));
+        assert_eq!(torch_version_of("  - CPU capability usage: AVX2\n TORCH_VERSION=2.10.1\n"), Some("2.10.1"));
+        assert_eq!(torch_version_of("no version here"), None);
+        assert!(check_version("2.11.0+cu130", "x").is_ok());
+        let e = check_version("2.10.0", "/opt/torch/lib/libtorch_cpu.so").unwrap_err().to_string();
+        assert!(e.contains("version 2.10.0") && e.contains("/opt/torch/lib/libtorch_cpu.so"), "{e}");
+        // The library this test process loaded: libtorch_cpu.so of the setup's venv.
+        let (version, path) = check_loaded_libtorch().unwrap();
+        assert!(path.ends_with("libtorch_cpu.so"), "{path}");
         let r = runtime_report(Device::Cpu).unwrap();
-        assert!(r.matmul_error < 1e-9 && r.threads >= 1);
-        assert!(r.to_string().contains("2.11.0"));
+        assert_eq!((r.libtorch.as_str(), r.library.as_str()), (version.as_str(), path.as_str()));
+        assert!(r.to_string().contains(&format!("libtorch     {version} loaded from {path}")), "{r}");
     }
 }

@@ -102,11 +102,7 @@ fn classifier_scores(name: &str, scored: &Scored, labels: &Tensor, t: usize) -> 
     let predictions = scored.predictions(l);
     let counts = count(&predictions, labels)?;
     let truth: Vec<f32> = Vec::try_from(labels.flatten(0, -1))?;
-    let exact: Vec<bool> = predictions
-        .iter()
-        .zip(truth.chunks(l))
-        .map(|(p, row)| p.iter().zip(row).all(|(&a, &b)| a == (b > 0.5)))
-        .collect();
+    let exact: Vec<bool> = predictions.iter().zip(truth.chunks(l)).map(|(p, row)| p.iter().zip(row).all(|(&a, &b)| a == (b > 0.5))).collect();
     let stories = exact.chunks(t).filter(|s| s.iter().all(|&e| e)).count();
     let (kept, seen) = consistency_counts(&predictions, t);
     let splits = IS_SPLITS.min(predictions.len());
@@ -147,9 +143,7 @@ fn classifier_scores(name: &str, scored: &Scored, labels: &Tensor, t: usize) -> 
 fn display_name(path: &Path, loaded: &Loaded) -> String {
     let run = loaded.checkpoint.parent().and_then(Path::parent);
     match run.and_then(Path::file_name) {
-        Some(n) if loaded.checkpoint.parent().and_then(Path::file_name).is_some_and(|c| c == "checkpoints") => {
-            n.to_string_lossy().into_owned()
-        }
+        Some(n) if loaded.checkpoint.parent().and_then(Path::file_name).is_some_and(|c| c == "checkpoints") => n.to_string_lossy().into_owned(),
         _ => path.display().to_string(),
     }
 }
@@ -160,23 +154,77 @@ fn unit_frames(x: &Tensor) -> Vec<f32> {
     Vec::try_from(y.flatten(0, -1)).expect("f32 frames")
 }
 
+/// The held-out stories' ground truth, as every row is scored against it.
+pub struct Reference {
+    /// Frames in story order as flat [0, 1] values.
+    pixels: Vec<f32>,
+    /// The classifier's features of the real frames, as a Gaussian.
+    gaussian: Gaussian,
+    /// [N·T, labels] f32.
+    labels: Tensor,
+    frames_per_story: usize,
+    /// The "real frames" row.
+    pub real: Scores,
+}
+
+impl Reference {
+    pub fn new(ds: &Dataset, stories: &[&StoryRecord], classifier: &Classifier) -> Result<Reference> {
+        let started = Instant::now();
+        let t = ds.header.frames_per_story;
+        let images = crate::data::load_images(ds, stories)?.flatten(0, 1); // [N·T, 3, 64, 64] u8
+        let labels = crate::data::load_labels(stories).view([images.size()[0], -1]);
+        let scored = classifier.score(&crate::data::to_unit(&images));
+        let mut real = classifier_scores("real frames", &scored, &labels, t)?;
+        real.seconds = started.elapsed().as_secs_f64();
+        let gaussian = Gaussian::fit(&scored.features, classifier.manifest.features as usize)?;
+        let pixels: Vec<f32> = Vec::<u8>::try_from(images.flatten(0, -1))?.iter().map(|&v| v as f32 / 255.0).collect();
+        Ok(Reference { pixels, gaussian, labels, frames_per_story: t, real })
+    }
+}
+
+/// Scores generated frames `fake` [K·N·T, 3, 64, 64] in [−1, 1]: K draws (seeds) of the
+/// reference's N stories of T frames, in story order. The row's name is `name`; the
+/// checkpoint fields are left for the caller.
+pub fn score_frames(name: &str, fake: &Tensor, reference: &Reference, classifier: &Classifier) -> Result<Scores> {
+    let Reference { pixels: real_pixels, gaussian: real_gaussian, labels, frames_per_story: t, .. } = reference;
+    let per_frame = FRAME.len();
+    let frames_per_seed = real_pixels.len() / per_frame;
+    let n_fake = fake.size()[0] as usize;
+    ensure!(n_fake > 0 && n_fake % frames_per_seed == 0, "{n_fake} generated frames for {frames_per_seed} real ones");
+    let pixels = unit_frames(fake);
+    let pairs: Vec<(f64, f64)> = pixels
+        .par_chunks(per_frame)
+        .enumerate()
+        .map(|(i, f)| {
+            let g = &real_pixels[(i % frames_per_seed) * per_frame..][..per_frame];
+            Ok((ssim(f, g, FRAME, 1.0)?, psnr(f, g, FRAME, 1.0)?))
+        })
+        .collect::<Result<_, storyvis_metrics::MetricError>>()?;
+    let n = pairs.len() as f64;
+    let scored = classifier.score(fake);
+    let all_labels = labels.repeat([(n_fake / frames_per_seed) as i64, 1]);
+    let mut row = classifier_scores(name, &scored, &all_labels, *t)?;
+    let gaussian = Gaussian::fit(&scored.features, classifier.manifest.features as usize)?;
+    row.ssim = Some(pairs.iter().map(|p| p.0).sum::<f64>() / n);
+    row.psnr = Some(pairs.iter().map(|p| p.1).sum::<f64>() / n);
+    row.frechet = Some(frechet_distance(real_gaussian, &gaussian)?);
+    Ok(row)
+}
+
 /// Scores one generator; `on_batch` is called after each drawn batch.
 fn score_model(
     path: &Path,
+    req: &EvalRequest,
     ds: &Dataset,
     stories: &[&StoryRecord],
-    seeds: usize,
     classifier: &Classifier,
-    real: &(Vec<f32>, Gaussian, Tensor),
-    device: Device,
+    reference: &Reference,
     on_batch: &dyn Fn(),
 ) -> Result<Scores> {
+    let (seeds, device) = (req.seeds, req.device);
     let started = Instant::now();
     let model = sample::load(path, device)?;
-    let data = StoryData::load(ds, stories, &model.cfg, &model.vocab)
-        .with_context(|| format!("the data does not fit {}", model.checkpoint.display()))?;
-    let t = model.cfg.frames;
-    let (real_pixels, real_gaussian, labels) = real;
+    let data = StoryData::load(ds, stories, &model.cfg, &model.vocab).with_context(|| format!("the data does not fit {}", model.checkpoint.display()))?;
     let mut fakes = Vec::new();
     for seed in 0..seeds {
         tch::manual_seed(seed as i64);
@@ -189,28 +237,10 @@ fn score_model(
         }
     }
     let fake = Tensor::cat(&fakes, 0); // [seeds · N · T, 3, 64, 64]
-    let pixels = unit_frames(&fake);
-    let per_frame = FRAME.len();
-    let frames_per_seed = real_pixels.len() / per_frame;
-    let pairs: Vec<(f64, f64)> = pixels
-        .par_chunks(per_frame)
-        .enumerate()
-        .map(|(i, f)| {
-            let g = &real_pixels[(i % frames_per_seed) * per_frame..][..per_frame];
-            Ok((ssim(f, g, FRAME, 1.0)?, psnr(f, g, FRAME, 1.0)?))
-        })
-        .collect::<Result<_, storyvis_metrics::MetricError>>()?;
-    let n = pairs.len() as f64;
-    let scored = classifier.score(&fake);
-    let all_labels = labels.repeat([seeds as i64, 1]);
-    let mut row = classifier_scores(&display_name(path, &model), &scored, &all_labels, t)?;
-    let gaussian = Gaussian::fit(&scored.features, classifier.manifest.features as usize)?;
+    let mut row = score_frames(&display_name(path, &model), &fake, reference, classifier)?;
     row.checkpoint = model.checkpoint.display().to_string();
     row.variant = format!("{:?}", model.cfg.variant).to_lowercase();
     row.step = model.step;
-    row.ssim = Some(pairs.iter().map(|p| p.0).sum::<f64>() / n);
-    row.psnr = Some(pairs.iter().map(|p| p.1).sum::<f64>() / n);
-    row.frechet = Some(frechet_distance(real_gaussian, &gaussian)?);
     row.seconds = started.elapsed().as_secs_f64();
     Ok(row)
 }
@@ -229,35 +259,21 @@ pub fn evaluate(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Result<Ev
         req.classifier.display(),
         req.data.display()
     );
-    let t = ds.header.frames_per_story;
-    let images = crate::data::load_images(&ds, &stories)?.flatten(0, 1); // [N·T, 3, 64, 64] u8
-    let labels = crate::data::load_labels(&stories).view([images.size()[0], -1]);
-    let started = Instant::now();
-    let real_frames = crate::data::to_unit(&images);
-    let scored = classifier.score(&real_frames);
-    let mut real = classifier_scores("real frames", &scored, &labels, t)?;
-    real.seconds = started.elapsed().as_secs_f64();
-    let gaussian = Gaussian::fit(&scored.features, classifier.manifest.features as usize)?;
-    let pixels: Vec<f32> = Vec::<u8>::try_from(images.flatten(0, -1))?.iter().map(|&v| v as f32 / 255.0).collect();
-    let reference = (pixels, gaussian, labels);
+    let reference = Reference::new(&ds, &stories, &classifier)?;
     let total = req.checkpoints.len() * req.seeds * stories.len().div_ceil(DRAW_BATCH);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let tick = || on_batch(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
-    let models = req
-        .checkpoints
-        .iter()
-        .map(|p| score_model(p, &ds, &stories, req.seeds, &classifier, &reference, req.device, &tick))
-        .collect::<Result<Vec<_>>>()?;
+    let models = req.checkpoints.iter().map(|p| score_model(p, req, &ds, &stories, &classifier, &reference, &tick)).collect::<Result<Vec<_>>>()?;
     Ok(EvalReport {
         data: req.data.display().to_string(),
         stories: stories.len(),
         seeds: req.seeds,
-        frames_per_story: t,
+        frames_per_story: reference.frames_per_story,
         classifier: classifier.dir.display().to_string(),
         note: "F1, accuracies, consistency, the Fréchet distance and IS use storyvis' CLEVR-SV attribute classifier \
                (features and label probabilities), not Inception-v3: they are not comparable to FID/IS numbers of other papers."
             .into(),
-        real,
+        real: reference.real.clone(),
         models,
     })
 }
@@ -272,7 +288,9 @@ pub fn markdown(report: &EvalReport) -> String {
         "{} held-out stories of {} × {} seed(s), {} frames each; classifier {}.\n\n",
         report.stories, report.data, report.seeds, report.frames_per_story, report.classifier
     );
-    s.push_str("| model | variant | step | SSIM ↑ | PSNR ↑ | F1 micro ↑ | F1 macro ↑ | frame acc. ↑ | story acc. ↑ | FD (clf) ↓ | IS (clf) | consistency ↑ |\n");
+    s.push_str(
+        "| model | variant | step | SSIM ↑ | PSNR ↑ | F1 micro ↑ | F1 macro ↑ | frame acc. ↑ | story acc. ↑ | FD (clf) ↓ | IS (clf) | consistency ↑ |\n",
+    );
     s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in report.models.iter().chain(std::iter::once(&report.real)) {
         s.push_str(&format!(

@@ -16,6 +16,8 @@ pub mod nn;
 pub mod optim;
 pub mod plot;
 pub mod precision;
+pub mod run_dir;
 pub mod sample;
+pub mod shipped;
 pub mod text;
 pub mod train;

@@ -71,7 +71,11 @@ impl Adam {
                     .iter()
                     .map(|(_, p)| {
                         let g = grads.next().expect("one gradient per input");
-                        if g.defined() { g.reshape([-1]) } else { p.zeros_like().reshape([-1]) }
+                        if g.defined() {
+                            g.reshape([-1])
+                        } else {
+                            p.zeros_like().reshape([-1])
+                        }
                     })
                     .collect();
                 Tensor::cat(&parts, 0)

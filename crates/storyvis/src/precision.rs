@@ -31,6 +31,9 @@ extern "C" {
     fn storyvis_channels_last(x: *const C_tensor, out: *mut *mut C_tensor, err: *mut c_char, len: usize) -> c_int;
     fn storyvis_is_channels_last(x: *const C_tensor, yes: *mut c_int, err: *mut c_char, len: usize) -> c_int;
     fn storyvis_autocast_state(device: c_int, enabled: *mut c_int, bf16: *mut c_int, err: *mut c_char, len: usize) -> c_int;
+    fn storyvis_libtorch_config(config: *mut c_char, config_len: usize, path: *mut c_char, path_len: usize, err: *mut c_char, len: usize) -> c_int;
+    #[cfg(test)]
+    fn storyvis_throw_unknown(err: *mut c_char, len: usize) -> c_int;
 }
 
 /// Calls one of the C functions with an error buffer; a libtorch exception becomes an error.
@@ -199,21 +202,43 @@ pub fn autocast_state(device: Device) -> Result<(bool, bool)> {
 }
 
 /// `x` [N, C, H, W] laid out channels-last (NHWC in memory, the same values and shape);
-/// differentiable.
-pub fn channels_last(x: &Tensor) -> Tensor {
+/// differentiable. An error if libtorch refuses (a tensor that is not 4-d).
+pub fn f_channels_last(x: &Tensor) -> Result<Tensor> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
     // SAFETY: `x` outlives the call; on success the C side hands over a new at::Tensor, which
     // `Tensor::from_ptr` owns (and frees) from then on.
-    call(|err, len| unsafe { storyvis_channels_last(x.as_ptr(), &mut out, err, len) }).expect("channels-last copy of a 4-d tensor");
-    unsafe { Tensor::from_ptr(out) }
+    call(|err, len| unsafe { storyvis_channels_last(x.as_ptr(), &mut out, err, len) })?;
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// `f_channels_last`, for forward passes: the layout only changes speed, so where libtorch
+/// refuses, the values go on in the standard layout (with a warning, once).
+pub fn channels_last(x: &Tensor) -> Tensor {
+    f_channels_last(x).unwrap_or_else(|e| {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| eprintln!("warning: the channels-last layout failed ({e:#}); continuing in the standard layout"));
+        x.contiguous()
+    })
 }
 
 /// Whether `x` is laid out channels-last.
-pub fn is_channels_last(x: &Tensor) -> bool {
+pub fn is_channels_last(x: &Tensor) -> Result<bool> {
     let mut yes = 0;
     // SAFETY: `x` outlives the call; an int out-parameter.
-    call(|err, len| unsafe { storyvis_is_channels_last(x.as_ptr(), &mut yes, err, len) }).expect("a tensor's layout");
-    yes != 0
+    call(|err, len| unsafe { storyvis_is_channels_last(x.as_ptr(), &mut yes, err, len) })?;
+    Ok(yes != 0)
+}
+
+/// The libtorch loaded at run time: its build settings (`at::show_config()`) and the path of
+/// the library they come from.
+pub fn loaded_libtorch() -> Result<(String, String)> {
+    let mut config = vec![0 as c_char; 16384];
+    let mut path = vec![0 as c_char; 4096];
+    // SAFETY: two buffers of the lengths passed, NUL-terminated by the C side.
+    call(|err, len| unsafe { storyvis_libtorch_config(config.as_mut_ptr(), config.len(), path.as_mut_ptr(), path.len(), err, len) })?;
+    // SAFETY: both buffers hold NUL-terminated strings now.
+    let text = |b: &[c_char]| unsafe { std::ffi::CStr::from_ptr(b.as_ptr()) }.to_string_lossy().into_owned();
+    Ok((text(&config), text(&path)))
 }
 
 #[cfg(test)]
@@ -226,7 +251,7 @@ mod tests {
     fn channels_last_keeps_values_and_gradients() {
         let x = Tensor::randn([2, 3, 4, 5], (Kind::Float, Device::Cpu)).set_requires_grad(true);
         let y = channels_last(&x);
-        assert!(is_channels_last(&y) && !is_channels_last(&x));
+        assert!(is_channels_last(&y).unwrap() && !is_channels_last(&x).unwrap());
         assert_eq!(y.size(), x.size());
         assert_eq!(y.stride(), vec![60, 1, 15, 3]);
         assert!(y.equal(&x));
@@ -236,8 +261,22 @@ mod tests {
         // A convolution keeps the layout it is given.
         let k = Tensor::randn([6, 3, 3, 3], (Kind::Float, Device::Cpu));
         let c = y.conv2d(&k, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
-        assert!(is_channels_last(&c));
+        assert!(is_channels_last(&c).unwrap());
         assert!((c - x.conv2d(&k, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1)).abs().max().double_value(&[]) < 1e-5);
+    }
+
+    #[test]
+    fn libtorch_errors_are_errors_not_panics() {
+        // libtorch refuses a channels-last copy of a 3-d tensor: an error, or the values
+        // unchanged in the standard layout.
+        let x = Tensor::randn([2, 3, 4], (Kind::Float, Device::Cpu));
+        let e = f_channels_last(&x).unwrap_err().to_string();
+        assert!(e.contains("libtorch") && e.contains("rank 4"), "{e}");
+        assert!(channels_last(&x).equal(&x));
+        // Any C++ exception, not only std::exception, becomes an error at the C boundary.
+        // SAFETY: an error buffer owned by `call`.
+        let e = call(|err, len| unsafe { storyvis_throw_unknown(err, len) }).unwrap_err().to_string();
+        assert_eq!(e, "libtorch: unknown C++ exception");
     }
 
     #[test]

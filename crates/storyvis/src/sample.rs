@@ -92,25 +92,36 @@ pub fn prepare(model: &Loaded, text: &str, fit: Fit, strict_vocab: bool) -> Resu
     );
     ensure!(text.len() <= MAX_STORY_BYTES, "the story is {} bytes long; at most {MAX_STORY_BYTES} are allowed", text.len());
     let mut sentences = split_sentences(text);
-    ensure!(!sentences.is_empty(), "the story is empty: give {} sentences separated by periods", model.cfg.frames);
+    let t = model.cfg.frames;
+    ensure!(!sentences.is_empty(), "the story is empty: give {} separated by periods", count(t, "sentence"));
     for (i, s) in sentences.iter().enumerate() {
-        ensure!(s.len() <= MAX_SENTENCE_BYTES, "sentence {} is {} bytes long; at most {MAX_SENTENCE_BYTES} are allowed", i + 1, s.len());
+        // The length as typed: `split_sentences` added the final period.
+        let typed = s.len() - 1;
+        ensure!(typed <= MAX_SENTENCE_BYTES, "sentence {} is {typed} bytes long; at most {MAX_SENTENCE_BYTES} are allowed", i + 1);
         ensure!(!tokenize(s).is_empty(), "sentence {} has no words", i + 1);
     }
-    let t = model.cfg.frames;
-    match (sentences.len().cmp(&t), fit) {
+    let n = sentences.len();
+    match (n.cmp(&t), fit) {
         (std::cmp::Ordering::Equal, _) => {}
         (std::cmp::Ordering::Less, Fit::Pad) => {
             let last = sentences.last().expect("non-empty").clone();
             sentences.resize(t, last);
         }
         (std::cmp::Ordering::Greater, Fit::Truncate) => sentences.truncate(t),
-        (_, _) => bail!("the story has {} sentences; this model draws {t} (pass --pad or --truncate to fit)", sentences.len()),
+        (order, fit) => {
+            let hint = match (order, fit) {
+                (std::cmp::Ordering::Less, Fit::Truncate) => "; --truncate only drops sentences beyond it: pass --pad to repeat the last one",
+                (std::cmp::Ordering::Greater, Fit::Pad) => "; --pad only fills a shorter story: pass --truncate to drop the sentences beyond it",
+                (std::cmp::Ordering::Less, _) => " (pass --pad to repeat the last sentence)",
+                _ => " (pass --truncate to drop the sentences beyond it)",
+            };
+            bail!("the story has {}; this model draws {t}{hint}", count(n, "sentence"))
+        }
     }
     let mut unknown = Vec::new();
     for (i, s) in sentences.iter().enumerate() {
         let e = model.vocab.encode(s);
-        ensure!(e.unknown.len() < e.ids.len(), "sentence {} ({s:?}) has no word the model knows", i + 1);
+        ensure!(e.unknown.len() < e.ids.len(), "sentence {} ({:?}) has no word the model knows", i + 1, excerpt(s, 60));
         for w in e.unknown {
             if !unknown.contains(&w) {
                 unknown.push(w);
@@ -118,12 +129,45 @@ pub fn prepare(model: &Loaded, text: &str, fit: Fit, strict_vocab: bool) -> Resu
         }
     }
     if strict_vocab && !unknown.is_empty() {
-        bail!("unknown words (not in the training vocabulary): {}", unknown.join(", "));
+        bail!("unknown words (not in the training vocabulary): {}", words(&unknown));
     }
     Ok(Prepared { sentences, unknown })
 }
 
-/// Parses "0-3", "7" or "1,5,9".
+/// "1 sentence", "3 sentences".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// The first `chars` characters of `s`, with "…" when it was longer (for echoing input).
+pub fn excerpt(s: &str, chars: usize) -> String {
+    match s.char_indices().nth(chars) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
+/// A list of words for a message, each shortened to 40 characters.
+pub fn words(list: &[String]) -> String {
+    list.iter().map(|w| excerpt(w, 40)).collect::<Vec<_>>().join(", ")
+}
+
+/// Reads a story file of at most `MAX_STORY_BYTES` (reading one byte more at most, so that a
+/// huge file or a device such as /dev/zero is refused without being read whole).
+pub fn read_story_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_STORY_BYTES as u64 + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
+    ensure!(bytes.len() <= MAX_STORY_BYTES, "{} is longer than {MAX_STORY_BYTES} bytes, the most a story may be", path.display());
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))
+}
+
+/// Parses "0-3", "7" or "1,5,9" (a seed given twice is drawn once, in first-given order).
 pub fn parse_seeds(spec: &str) -> Result<Vec<u64>> {
     let mut seeds = Vec::new();
     for part in spec.split(',').map(str::trim) {
@@ -137,7 +181,10 @@ pub fn parse_seeds(spec: &str) -> Result<Vec<u64>> {
             }
             None => seeds.push(part.parse().with_context(bad)?),
         }
+        ensure!(seeds.len() <= 2 * MAX_SEEDS, "at most {MAX_SEEDS} seeds per call");
     }
+    let mut seen = std::collections::HashSet::new();
+    seeds.retain(|s| seen.insert(*s));
     ensure!(seeds.len() <= MAX_SEEDS, "at most {MAX_SEEDS} seeds per call");
     Ok(seeds)
 }
@@ -149,14 +196,12 @@ pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, for
     let ids = model.vocab.batch(&refs)?;
     let l = ids.size()[1];
     let text = TextBatch::Ids(ids.view([1, t, l]).to_device(model.device));
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    storyvis_data::atomic::create_dir_all(out)?;
     let mut written = Vec::new();
     for &seed in seeds {
         tch::manual_seed(seed as i64);
         let frames = model.draw(&text);
-        let images: Vec<image::RgbImage> = (0..t)
-            .map(|f| image::RgbImage::from_raw(64, 64, to_rgb8(&frames.get(0).get(f))).expect("64×64 frame"))
-            .collect();
+        let images: Vec<image::RgbImage> = (0..t).map(|f| image::RgbImage::from_raw(64, 64, to_rgb8(&frames.get(0).get(f))).expect("64×64 frame")).collect();
         match format {
             Format::Frames => {
                 for (f, img) in images.iter().enumerate() {
@@ -204,5 +249,10 @@ mod tests {
         assert!(parse_seeds("3-1").is_err());
         assert!(parse_seeds("x").is_err());
         assert!(parse_seeds("0-100000").is_err());
+        // Each seed is one file: a repeated seed is drawn once.
+        assert_eq!(parse_seeds("1,1,0-2,1").unwrap(), [1, 0, 2]);
+        assert_eq!(excerpt("abcdef", 3), "abc…");
+        assert_eq!(excerpt("ab", 3), "ab");
+        assert_eq!(excerpt("ééé", 2), "éé…");
     }
 }

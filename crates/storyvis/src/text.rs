@@ -15,11 +15,7 @@ pub const MAX_WORDS: usize = 48;
 
 /// Lower-cased words: runs of letters and digits; punctuation separates and is dropped.
 pub fn tokenize(sentence: &str) -> Vec<String> {
-    sentence
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .collect()
+    sentence.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,7 +114,12 @@ pub struct SentenceEncoder {
 impl SentenceEncoder {
     pub fn new(p: nn::Path, vocab: i64, word_dim: i64, dim: i64) -> SentenceEncoder {
         SentenceEncoder {
-            embed: nn::embedding(&p / "embed", vocab, word_dim, nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 1.0 }, ..Default::default() }),
+            embed: nn::embedding(
+                &p / "embed",
+                vocab,
+                word_dim,
+                nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 1.0 }, ..Default::default() },
+            ),
             forward_gru: GruCell::new(&p / "forward", word_dim, dim),
             backward_gru: GruCell::new(&p / "backward", word_dim, dim),
             out: recurrent_linear(&p / "out", 2 * dim, dim, true),
@@ -151,7 +152,6 @@ impl SentenceEncoder {
         self.out.forward(&Tensor::cat(&[hf, hb], 1)).tanh()
     }
 }
-
 
 #[cfg(test)]
 mod tests {

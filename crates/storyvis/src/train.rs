@@ -16,6 +16,7 @@ use crate::nn::pick_frames;
 use crate::optim::Adam;
 use crate::plot::line_chart;
 use crate::precision::{Precision, Runtime};
+use crate::run_dir::{cut_stats, fork, new_run_dir, newest_checkpoint_step};
 use crate::text::Vocab;
 use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
@@ -73,7 +74,12 @@ pub struct Stats {
 pub struct Outcome {
     pub run_dir: PathBuf,
     pub checkpoint: PathBuf,
+    /// The step the run ended at.
     pub steps: usize,
+    /// The step this call started from (0 for a fresh run, the checkpoint's step on resume).
+    pub first_step: usize,
+    /// Iterations this call ran, including any repeated after a roll-back.
+    pub iterations: usize,
     pub interrupted: bool,
 }
 
@@ -83,43 +89,6 @@ fn mix(a: u64, b: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-/// A fresh numbered run directory `runs/NNNNN-<preset>`; never reuses a number.
-pub fn new_run_dir(runs: &Path, preset: &str) -> Result<PathBuf> {
-    fs::create_dir_all(runs).with_context(|| format!("cannot create {}", runs.display()))?;
-    let mut next = 0;
-    for e in fs::read_dir(runs)? {
-        let name = e?.file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.split('-').next().and_then(|n| n.parse::<u32>().ok()) {
-            next = next.max(n + 1);
-        }
-    }
-    loop {
-        let dir = runs.join(format!("{next:05}-{preset}"));
-        match fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => next += 1,
-            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
-        }
-    }
-}
-
-/// The newest run directory under `runs` made from `preset`.
-pub fn latest_run(runs: &Path, preset: &str) -> Result<PathBuf> {
-    let mut best: Option<(u32, PathBuf)> = None;
-    for e in fs::read_dir(runs).with_context(|| format!("no runs in {}", runs.display()))? {
-        let p = e?.path();
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if let Some((n, rest)) = name.split_once('-') {
-            if let (Ok(n), true) = (n.parse::<u32>(), rest == preset) {
-                if best.as_ref().is_none_or(|b| n > b.0) {
-                    best = Some((n, p));
-                }
-            }
-        }
-    }
-    best.map(|b| b.1).with_context(|| format!("no run of preset {preset} under {} to resume", runs.display()))
 }
 
 struct Trainer {
@@ -211,7 +180,11 @@ impl Trainer {
     }
 
     fn total_steps(&self) -> usize {
-        if self.cfg.max_steps > 0 { self.cfg.max_steps } else { self.cfg.epochs * self.iters_per_epoch }
+        if self.cfg.max_steps > 0 {
+            self.cfg.max_steps
+        } else {
+            self.cfg.epochs * self.iters_per_epoch
+        }
     }
 
     fn lr(&self, base: f64, epoch: usize) -> f64 {
@@ -324,15 +297,15 @@ impl Trainer {
             let (fake, fake_cls) = self.model.di.forward_t(&f.fake_img, &s_t, &h_t, true);
             let mut l = alpha * loss::generator(&fake) + cfg.aux_fake_weight * loss::multi_label(&fake_cls, &labels_t);
             if let Some(ds) = &self.model.ds {
-                l = l + beta * loss::generator(&ds.forward_t(&f.fake_story, &f.s_story.detach(), true));
+                l += beta * loss::generator(&ds.forward_t(&f.fake_story, &f.s_story.detach(), true));
             }
             let kl = &f.kl_story + &f.kl_img;
-            l = l + cfg.kl_weight * &kl;
+            l += cfg.kl_weight * &kl;
             if let Some(head) = &self.model.g.text_labels {
                 // Each sentence names the object its frame adds.
                 let t = loss::multi_label(&tch::nn::Module::forward(head, &f.s_story), &story.added);
                 text_total += t.detach();
-                l = l + cfg.text_aux_weight * t;
+                l += cfg.text_aux_weight * t;
             }
             drop(amp);
             if skip(REPORTED[2], &l) {
@@ -438,7 +411,7 @@ fn is_text(name: &str) -> bool {
 
 /// Writes the loss-curve PNG from `stats.jsonl`.
 pub fn plot_losses(run_dir: &Path) -> Result<()> {
-    let text = fs::read_to_string(run_dir.join("stats.jsonl")).unwrap_or_default();
+    let text = fs::read_to_string(run_dir.join(crate::run_dir::STATS)).unwrap_or_default();
     let keys = ["loss_d_image", "loss_d_story", "loss_g", "loss_kl", "loss_text"];
     let mut series: Vec<(String, Vec<(f64, f64)>)> = keys.iter().map(|k| (k.to_string(), vec![])).collect();
     for line in text.lines() {
@@ -466,13 +439,7 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
             let dir = checkpoint::resolve(path)?;
             checkpoint::verify(&dir)?;
             let (cfg, vocab) = checkpoint::load_config(&dir)?;
-            ensure!(
-                cfg.preset == req.config.preset,
-                "the checkpoint {} is from preset {}, not {}",
-                dir.display(),
-                cfg.preset,
-                req.config.preset
-            );
+            ensure!(cfg.preset == req.config.preset, "the checkpoint {} is from preset {}, not {}", dir.display(), cfg.preset, req.config.preset);
             let run_dir = dir.parent().and_then(Path::parent).map(Path::to_path_buf).context("checkpoint outside a run directory")?;
             (cfg.resumed_with(&req.overrides)?, Some(dir), run_dir, vocab)
         }
@@ -491,19 +458,35 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     // of u8), so drawing a batch is a gather there.
     let train = StoryData::load(&ds, &train_stories, &cfg, &vocab)?.to_device(req.runtime.device);
     let samples = StoryData::load(&ds, &sample_stories, &cfg, &vocab)?;
-    let shape = DataShape {
-        vocab: vocab.len(),
-        vector_len: ds.header.vector_len as i64,
-        labels: ds.header.label_names.len() as i64,
-    };
+    let shape = DataShape { vocab: vocab.len(), vector_len: ds.header.vector_len as i64, labels: ds.header.label_names.len() as i64 };
     // A fresh run's numbered directory is made only once the data has loaded.
     let run_dir = if resume_from.is_some() { run_dir } else { new_run_dir(&run_dir, &cfg.preset)? };
+    let preset = cfg.preset.clone();
     let mut t = Trainer::new(cfg, shape, train, samples, vocab, run_dir, req.runtime.device);
     t.set_runtime(req.runtime)?;
 
     let (mut step, mut rollbacks) = (0, 0);
-    match &resume_from {
-        Some(dir) => (step, rollbacks) = t.restore(dir)?,
+    let mut resume_from = resume_from;
+    match resume_from.clone() {
+        Some(dir) => {
+            (step, rollbacks) = t.restore(&dir)?;
+            let newest = newest_checkpoint_step(&t.run_dir).unwrap_or(step);
+            if newest > step {
+                // Continuing here would overwrite the checkpoints after `step` and interleave
+                // two histories in one record: continue in a new run directory instead.
+                let forked = fork(&t.run_dir, &dir, step, &preset)?;
+                eprintln!(
+                    "resuming from {} (step {step}); {} has newer checkpoints (up to step {newest}), so this continues in a new run directory {}",
+                    dir.display(),
+                    t.run_dir.display(),
+                    forked.display()
+                );
+                resume_from = Some(forked.join("checkpoints").join(checkpoint::step_name(step)));
+                t.run_dir = forked;
+            } else {
+                eprintln!("resuming from {} (step {step})", dir.display());
+            }
+        }
         None => {
             storyvis_data::atomic::write_file(&t.run_dir.join("config.toml"), t.cfg.to_toml().as_bytes())?;
             storyvis_data::atomic::write_file(&t.run_dir.join("vocab.json"), t.vocab.save_json().as_bytes())?;
@@ -522,7 +505,9 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
         }
     }
     let total = t.total_steps();
-    let mut stats_file = fs::OpenOptions::new().create(true).append(true).open(t.run_dir.join("stats.jsonl"))?;
+    // The record holds exactly the steps up to where this run continues.
+    let mut stats_file = cut_stats(&t.run_dir, step)?;
+    let (first_step, mut iterations) = (step, 0);
     let mut last_ckpt = resume_from.clone();
     let mut timer = Instant::now();
     let mut since_log = 0usize;
@@ -539,6 +524,7 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
             pending.push((step + 1, values));
         }
         step += 1;
+        iterations += 1;
         since_log += 1;
         let log = step % t.cfg.log_every == 0 || step == total;
         let sample = step % t.cfg.sample_every == 0 || step == total;
@@ -553,6 +539,8 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
                     let dir = last_ckpt.clone().with_context(|| format!("{e}; no checkpoint to roll back to"))?;
                     eprintln!("warning: {e}; rolling back to {}", dir.display());
                     (step, _) = t.restore(&dir)?;
+                    // The steps logged after the checkpoint are run again: drop them.
+                    stats_file = cut_stats(&t.run_dir, step)?;
                     (timer, since_log) = (Instant::now(), 0);
                     continue;
                 }
@@ -595,7 +583,7 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
         last_ckpt = Some(t.save(step, rollbacks)?);
         plot_losses(&t.run_dir)?;
     }
-    Ok(Outcome { run_dir: t.run_dir, checkpoint: last_ckpt.expect("saved"), steps: step, interrupted })
+    Ok(Outcome { run_dir: t.run_dir, checkpoint: last_ckpt.expect("saved"), steps: step, first_step, iterations, interrupted })
 }
 
 /// What `bench_iterations` measured.
@@ -610,7 +598,15 @@ pub struct IterationTimes {
 
 /// Times training iterations and story sampling of `cfg` on `data` (after `warmup` untimed
 /// iterations): the loop `train` runs, minus saving and logging.
-pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, runtime: Runtime, warmup: usize, iterations: usize, draws: usize) -> Result<IterationTimes> {
+pub fn bench_iterations(
+    cfg: Config,
+    shape: DataShape,
+    data: StoryData,
+    runtime: Runtime,
+    warmup: usize,
+    iterations: usize,
+    draws: usize,
+) -> Result<IterationTimes> {
     let Runtime { device, precision, .. } = runtime;
     // Milliseconds of each of `n` calls after `warmup` untimed ones, each between two device
     // synchronisations.
@@ -652,7 +648,16 @@ pub fn bench_iterations(cfg: Config, shape: DataShape, data: StoryData, runtime:
 /// `REPORTED` values and the networks after the updates. `runtime`: the CPU in fp32 for the
 /// parity check; bf16 or channels-last to compare those with it.
 #[allow(clippy::too_many_arguments)]
-pub fn one_iteration(cfg: Config, shape: DataShape, weights: &Path, story: &Batch, img: &Batch, frames: &Tensor, noise: Vec<Tensor>, runtime: Runtime) -> Result<(Vec<f64>, StoryGan)> {
+pub fn one_iteration(
+    cfg: Config,
+    shape: DataShape,
+    weights: &Path,
+    story: &Batch,
+    img: &Batch,
+    frames: &Tensor,
+    noise: Vec<Tensor>,
+    runtime: Runtime,
+) -> Result<(Vec<f64>, StoryGan)> {
     ensure!(runtime.device == Device::Cpu, "the parity check runs on the CPU");
     let data = || StoryData::synthetic(&cfg, shape, 2, 0);
     let mut t = Trainer::headless(cfg.clone(), shape, data(), data(), Device::Cpu);

@@ -37,7 +37,6 @@ pub fn trained(root: &Path) -> (PathBuf, PathBuf) {
     ok(&["prepare", "clevr-sv", "--out", p(&data), "--stories", "8", "--seed", "2", "--supersample", "1"]);
     let runs = root.join("runs");
     let out = ok(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=4", "--set", "checkpoint_every=2"]);
-    assert!(out.contains("trained after 4 iterations"), "{out}");
+    assert!(out.contains("trained at step 4 (4 iterations run)"), "{out}");
     (data, runs.join("00000-storygan-tiny"))
 }
-

@@ -32,15 +32,7 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions {
-            stories: 1000,
-            seed: 0,
-            size: 64,
-            split: 0.9,
-            supersample: 3,
-            placement: Placement::default(),
-            min_visible_fraction: 0.002,
-        }
+        GenerateOptions { stories: 1000, seed: 0, size: 64, split: 0.9, supersample: 3, placement: Placement::default(), min_visible_fraction: 0.002 }
     }
 }
 
@@ -55,11 +47,7 @@ pub fn check_common(size: u32, split: f64) -> Result<()> {
 
 impl GenerateOptions {
     pub fn validate(&self) -> Result<()> {
-        ensure!(
-            (1..=MAX_STORIES).contains(&self.stories),
-            "--stories must be between 1 and {MAX_STORIES}, got {}",
-            self.stories
-        );
+        ensure!((1..=MAX_STORIES).contains(&self.stories), "--stories must be between 1 and {MAX_STORIES}, got {}", self.stories);
         check_common(self.size, self.split)?;
         ensure!((1..=8).contains(&self.supersample), "--supersample must be 1..8, got {}", self.supersample);
         Ok(())

@@ -32,16 +32,7 @@ impl V3 {
 }
 
 /// CLEVR's colours (sRGB, 0..255), in `COLORS` order.
-const PALETTE: [[u8; 3]; 8] = [
-    [87, 87, 87],
-    [173, 35, 35],
-    [42, 75, 215],
-    [29, 105, 20],
-    [129, 74, 25],
-    [129, 38, 192],
-    [41, 208, 208],
-    [255, 238, 51],
-];
+const PALETTE: [[u8; 3]; 8] = [[87, 87, 87], [173, 35, 35], [42, 75, 215], [29, 105, 20], [129, 74, 25], [129, 38, 192], [41, 208, 208], [255, 238, 51]];
 const GROUND_ALBEDO: f64 = 0.28;
 const SKY: V3 = V3(0.55, 0.57, 0.6);
 const AMBIENT: f64 = 0.32;
@@ -184,10 +175,7 @@ impl Solid {
                 if d.2.abs() > 1e-12 {
                     let t = (top - p.2) / d.2;
                     let q = p.add(d.mul(t));
-                    if t > EPS
-                        && t < best.map_or(t_max, |b| b.0)
-                        && q.0 * q.0 + q.1 * q.1 <= self.r * self.r
-                    {
+                    if t > EPS && t < best.map_or(t_max, |b| b.0) && q.0 * q.0 + q.1 * q.1 <= self.r * self.r {
                         best = Some((t, V3(0.0, 0.0, 1.0)));
                     }
                 }
@@ -218,16 +206,7 @@ impl Renderer {
         // to the right and backwards, as in CLEVR.
         let light = right.mul(-0.55).add(forward.mul(-0.3)).add(V3(0.0, 0.0, 0.8)).norm();
         let fill = right.mul(0.8).add(V3(0.0, 0.0, 0.5)).norm();
-        Renderer {
-            solids: objects.iter().map(Solid::new).collect(),
-            eye,
-            forward,
-            right,
-            up,
-            tan_half: b.tan_half,
-            light,
-            fill,
-        }
+        Renderer { solids: objects.iter().map(Solid::new).collect(), eye, forward, right, up, tan_half: b.tan_half, light, fill }
     }
 
     /// Primary ray through image-plane point (u, v) in [0, 1]², v downwards.

@@ -24,12 +24,8 @@ pub const SIZES: [&str; 2] = ["large", "small"];
 
 /// Names of the 15 label entries, in vector order.
 pub fn label_names() -> Vec<String> {
-    let groups: [(&str, &[&str]); 4] =
-        [("shape", &SHAPES), ("color", &COLORS), ("material", &MATERIALS), ("size", &SIZES)];
-    groups
-        .iter()
-        .flat_map(|(g, names)| names.iter().map(move |n| format!("{g}:{n}")))
-        .collect()
+    let groups: [(&str, &[&str]); 4] = [("shape", &SHAPES), ("color", &COLORS), ("material", &MATERIALS), ("size", &SIZES)];
+    groups.iter().flat_map(|(g, names)| names.iter().map(move |n| format!("{g}:{n}"))).collect()
 }
 
 /// Radius of a large / small object (CLEVR's values).
@@ -77,14 +73,15 @@ impl Object {
     }
     /// Height of the object's centre above the ground: the slot's z.
     pub fn z(&self) -> f64 {
-        if SHAPES[self.shape] == "cube" { self.cube_half_side() } else { self.radius() }
+        if SHAPES[self.shape] == "cube" {
+            self.cube_half_side()
+        } else {
+            self.radius()
+        }
     }
     /// "large red metal cube".
     pub fn noun_phrase(&self) -> String {
-        format!(
-            "{} {} {} {}",
-            SIZES[self.size], COLORS[self.color], MATERIALS[self.material], SHAPES[self.shape]
-        )
+        format!("{} {} {} {}", SIZES[self.size], COLORS[self.color], MATERIALS[self.material], SHAPES[self.shape])
     }
     fn one_hots(&self) -> [f32; LABEL_LEN] {
         let mut v = [0f32; LABEL_LEN];
@@ -137,11 +134,7 @@ pub struct ViewBasis {
 
 impl Camera {
     pub fn position(&self) -> [f64; 3] {
-        [
-            CAMERA_BASE[0] + self.jitter[0],
-            CAMERA_BASE[1] + self.jitter[1],
-            CAMERA_BASE[2] + self.jitter[2],
-        ]
+        [CAMERA_BASE[0] + self.jitter[0], CAMERA_BASE[1] + self.jitter[1], CAMERA_BASE[2] + self.jitter[2]]
     }
     pub fn basis(&self) -> ViewBasis {
         let eye = self.position();
@@ -217,9 +210,7 @@ impl Story {
                 y: rng.range(-lim, lim),
                 angle: rng.range(0.0, std::f64::consts::TAU),
             };
-            if camera.sees_whole(&candidate)
-                && objects.iter().all(|o| placement_ok(&camera, o, &candidate, rules))
-            {
+            if camera.sees_whole(&candidate) && objects.iter().all(|o| placement_ok(&camera, o, &candidate, rules)) {
                 objects.push(candidate);
             }
         }
@@ -297,9 +288,7 @@ pub fn decode_frame(vector: &[f32]) -> Result<(Vec<(usize, Object)>, Camera), St
             .iter()
             .map(|&(start, n)| {
                 let g = &s[start..start + n];
-                let (i, m) = g.iter().enumerate().fold((0, f32::MIN), |acc, (i, &v)| {
-                    if v > acc.1 { (i, v) } else { acc }
-                });
+                let (i, m) = g.iter().enumerate().fold((0, f32::MIN), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
                 (m > 0.5).then_some(i)
             })
             .collect();
@@ -309,18 +298,7 @@ pub fn decode_frame(vector: &[f32]) -> Result<(Vec<(usize, Object)>, Camera), St
             _ => return Err(format!("slot {slot} has one-hots in only some of its groups")),
         }
         let p: Vec<usize> = picks.into_iter().map(Option::unwrap).collect();
-        out.push((
-            slot,
-            Object {
-                shape: p[0],
-                color: p[1],
-                material: p[2],
-                size: p[3],
-                x: s[15] as f64,
-                y: s[16] as f64,
-                angle: 0.0,
-            },
-        ));
+        out.push((slot, Object { shape: p[0], color: p[1], material: p[2], size: p[3], x: s[15] as f64, y: s[16] as f64, angle: 0.0 }));
     }
     let c = &vector[FRAMES * SLOT_LEN..];
     let camera = Camera { jitter: [c[0] as f64, c[1] as f64, c[2] as f64] };
@@ -332,9 +310,7 @@ mod tests {
     use super::*;
 
     fn stories(n: u64) -> Vec<Story> {
-        (0..n)
-            .map(|i| Story::sample(&mut Rng::for_item(3, i), &Placement::default()).unwrap())
-            .collect()
+        (0..n).map(|i| Story::sample(&mut Rng::for_item(3, i), &Placement::default()).unwrap()).collect()
     }
 
     #[test]

@@ -52,8 +52,20 @@ pub struct Caption {
 /// Where a lone object stands in the view: "at the back on the left of the scene".
 fn scene_region(o: &Object, camera: &Camera) -> &'static str {
     let (r, b) = camera.to_view(o.x, o.y);
-    let lateral = if r < -1.0 { 0 } else if r > 1.0 { 2 } else { 1 };
-    let depth = if b < -1.0 { 0 } else if b > 1.0 { 2 } else { 1 };
+    let lateral = if r < -1.0 {
+        0
+    } else if r > 1.0 {
+        2
+    } else {
+        1
+    };
+    let depth = if b < -1.0 {
+        0
+    } else if b > 1.0 {
+        2
+    } else {
+        1
+    };
     const REGIONS: [[&str; 3]; 3] = [
         // depth: front, middle, back; lateral: left, centre, right
         ["at the front left of the scene", "at the front of the scene", "at the front right of the scene"],
@@ -82,7 +94,11 @@ pub fn caption(objects: &[Object], t: usize, camera: &Camera, rng: &mut Rng) -> 
     let (nr, nb) = camera.to_view(new.x, new.y);
     let (or, ob) = camera.to_view(other.x, other.y);
     let relation = if rng.below(2) == 0 {
-        if nr < or { Relation::LeftOf } else { Relation::RightOf }
+        if nr < or {
+            Relation::LeftOf
+        } else {
+            Relation::RightOf
+        }
     } else if nb > ob {
         Relation::Behind
     } else {
@@ -115,10 +131,7 @@ mod tests {
             for t in 0..FRAMES {
                 let c = caption(&s.objects, t, &s.camera, &mut rng);
                 let o = &s.objects[t];
-                let phrase = format!(
-                    "a {} {} {} {}",
-                    SIZES[o.size], COLORS[o.color], MATERIALS[o.material], SHAPES[o.shape]
-                );
+                let phrase = format!("a {} {} {} {}", SIZES[o.size], COLORS[o.color], MATERIALS[o.material], SHAPES[o.shape]);
                 assert!(c.text.contains(&phrase), "{:?} lacks {phrase}", c.text);
                 assert!(c.text.ends_with('.') && !c.text[..c.text.len() - 1].contains('.'));
                 match (t, c.anchor, c.relation) {
