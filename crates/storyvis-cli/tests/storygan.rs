@@ -212,8 +212,7 @@ fn stat_steps(run: &std::path::Path) -> Vec<u64> {
 #[test]
 fn a_resumed_run_keeps_an_exact_record() {
     let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    ok(&["prepare", "clevr-sv", "--out", p(&data), "--stories", "6", "--seed", "2", "--supersample", "1"]);
+    let data = common::small_data(root.path(), 6);
     let runs = root.path().join("runs");
     let train = |extra: &[&str]| {
         let mut args = vec!["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "log_every=1", "--set", "sample_every=1000"];
@@ -261,8 +260,7 @@ fn a_resumed_run_keeps_an_exact_record() {
 #[test]
 fn ctrl_c_saves_and_exits_130() {
     let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    ok(&["prepare", "clevr-sv", "--out", p(&data), "--stories", "6", "--seed", "2", "--supersample", "1"]);
+    let data = common::small_data(root.path(), 6);
     let runs = root.path().join("runs");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_storyvis"))
         .args(["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=100000", "--set", "log_every=1"])

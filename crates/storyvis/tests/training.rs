@@ -284,12 +284,12 @@ fn eval_scores_the_ground_truth_as_perfect_and_shuffled_frames_as_worse() {
     let real = storyvis::data::to_unit(&storyvis::data::load_images(&ds, &stories).unwrap().flatten(0, 1)); // [N·T, 3, 64, 64]
                                                                                                             // The ground truth drawn twice (two "seeds"): every pixel metric at its ideal, and the
                                                                                                             // classifier columns equal to the real-frames row.
-    let twice = Tensor::cat(&[&real, &real], 0);
-    let same = score_frames("same", &twice, &reference, &classifier).unwrap();
+    let same = score_frames("same", &real, &reference, &classifier).unwrap();
     assert!(same.ssim.unwrap() > 1.0 - 1e-6 && same.psnr.unwrap() > 100.0, "{same:?}");
-    assert!(same.frechet.unwrap().abs() < 1e-2, "{same:?}");
+    assert!(same.frechet.unwrap().abs() < 1e-3, "{same:?}");
     assert_eq!((same.micro_f1, same.frame_accuracy, same.consistency), (reference.real.micro_f1, reference.real.frame_accuracy, reference.real.consistency));
-    assert_eq!(same.frames, 2 * stories.len() * 4);
+    let twice = score_frames("twice", &Tensor::cat(&[&real, &real], 0), &reference, &classifier).unwrap();
+    assert_eq!((twice.frames, twice.ssim, twice.micro_f1, twice.consistency), (2 * stories.len() * 4, same.ssim, same.micro_f1, same.consistency));
     // The frames of each story in reverse order: the same pictures, so the same Fréchet
     // distance up to rounding, but every frame compared with another one, and objects that
     // "disappear" from frame to frame.
@@ -298,7 +298,7 @@ fn eval_scores_the_ground_truth_as_perfect_and_shuffled_frames_as_worse() {
     let reversed = real.index_select(0, &Tensor::from_slice(&order));
     let rev = score_frames("reversed", &reversed, &reference, &classifier).unwrap();
     assert!(rev.ssim.unwrap() < 0.99 && rev.psnr.unwrap() < 40.0, "{rev:?}");
-    assert!(rev.frechet.unwrap().abs() < 1e-2, "{rev:?}");
+    assert!(rev.frechet.unwrap().abs() < 1e-3, "{rev:?}");
     assert!(rev.micro_f1 < same.micro_f1 && rev.consistency < same.consistency, "{rev:?} vs {same:?}");
     // Frames that are not a whole number of draws of the stories are refused.
     assert!(score_frames("odd", &real.narrow(0, 0, 3), &reference, &classifier).is_err());

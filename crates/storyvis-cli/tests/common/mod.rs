@@ -31,10 +31,16 @@ pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// A small rendered dataset of `stories` stories in `root/data`.
+pub fn small_data(root: &Path, stories: usize) -> PathBuf {
+    let data = root.join("data");
+    ok(&["prepare", "clevr-sv", "--out", p(&data), "--stories", &stories.to_string(), "--seed", "2", "--supersample", "1"]);
+    data
+}
+
 /// A small dataset and a storygan-tiny run of a few iterations on it.
 pub fn trained(root: &Path) -> (PathBuf, PathBuf) {
-    let data = root.join("data");
-    ok(&["prepare", "clevr-sv", "--out", p(&data), "--stories", "8", "--seed", "2", "--supersample", "1"]);
+    let data = small_data(root, 8);
     let runs = root.join("runs");
     let out = ok(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=4", "--set", "checkpoint_every=2"]);
     assert!(out.contains("trained at step 4 (4 iterations run)"), "{out}");
