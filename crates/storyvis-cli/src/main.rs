@@ -295,8 +295,11 @@ fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
                 report.skipped.len(),
                 if report.skipped.len() == 1 { "story" } else { "stories" }
             );
-            for s in &report.skipped {
+            for s in report.skipped.iter().take(20) {
                 eprintln!("  {}: {}", s.story, s.reason);
+            }
+            if report.skipped.len() > 20 {
+                eprintln!("  and {} more (all listed under source.skipped in {})", report.skipped.len() - 20, a.out.join("manifest.jsonl").display());
             }
         }
         return Ok(());

@@ -28,10 +28,14 @@ impl Progress {
         self.show(n);
     }
 
-    /// Sets the count of items done (a resumed run starts part-way).
+    /// Sets the count of items done (a resumed run starts part-way: its rate and ETA count
+    /// from the first value set).
     pub fn set(&self, n: u64) {
-        self.done.store(n, Ordering::Relaxed);
+        let first = self.done.swap(n, Ordering::Relaxed) == 0;
         self.show(n);
+        if let (true, Some(b)) = (first, &self.bar) {
+            b.reset_eta();
+        }
     }
 
     fn show(&self, n: u64) {

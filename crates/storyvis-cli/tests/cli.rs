@@ -107,8 +107,12 @@ fn doctor_reports_the_libtorch_it_loaded() {
     let o = storyvis(&["doctor"]);
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
-    // What setup installed: the torch package's own version file, beside its lib folder.
-    let torch = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.libtorch");
+    // The library the loader finds: the first on LD_LIBRARY_PATH that has one (how GPU machines
+    // swap in their CUDA build), else what setup installed; the torch package's own version
+    // file sits beside its lib folder.
+    let from_env = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
+    let on_path = from_env.split(':').filter(|d| !d.is_empty()).map(Path::new).find(|d| d.join("libtorch_cpu.so").is_file()).map(|d| d.join(".."));
+    let torch = on_path.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.libtorch"));
     let py = fs::read_to_string(torch.join("version.py")).unwrap();
     let installed = py.lines().find_map(|l| l.strip_prefix("__version__ = ")).unwrap().trim_matches(['\'', '"']);
     let release = installed.split('+').next().unwrap();

@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod clevr;
 pub mod dataset;
+pub mod dtype;
 pub mod npy;
 pub mod pickle;
 pub mod rng;

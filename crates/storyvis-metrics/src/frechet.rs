@@ -2,11 +2,18 @@
 //!
 //!   d² = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1^{1/2} Σ2 Σ1^{1/2})^{1/2}).
 //!
-//! Σ1 Σ2 is not symmetric, so its square root is taken through the symmetric matrix
-//! Σ1^{1/2} Σ2 Σ1^{1/2}, which has the same eigenvalues: Tr((·)^{1/2}) = Σ √λ_k.
+//! Σ1 Σ2 is not symmetric, but it has the eigenvalues of the symmetric Lᵀ Σ2 L for any
+//! factor Σ1 = L Lᵀ, so Tr((Σ1^{1/2} Σ2 Σ1^{1/2})^{1/2}) = Σ √λ_k(Lᵀ Σ2 L). L is a pivoted
+//! Cholesky factor (of the numerical rank of Σ1, which is below the dimension whenever there
+//! are fewer samples than features), and only eigenvalues are computed: O(d³) with small
+//! constants, seconds at d = 2,048 (BENCHMARKS.md).
 
-use crate::linalg::{matmul, sqrt_psd, symmetric_eigen};
+use crate::linalg::{congruence, pivoted_cholesky, symmetric_eigenvalues};
 use crate::MetricError;
+use rayon::prelude::*;
+
+/// Pivots of Σ1 below this share of its largest variance count as zero (its numerical rank).
+const RANK_TOLERANCE: f64 = 1e-13;
 
 /// A Gaussian fitted to feature vectors: mean and covariance (row-major `dim × dim`).
 #[derive(Debug, Clone, PartialEq)]
@@ -33,24 +40,26 @@ impl Gaussian {
             }
         }
         mean.iter_mut().for_each(|m| *m /= n as f64);
-        let mut cov = vec![0.0; dim * dim];
-        let mut centred = vec![0.0; dim];
-        for row in features.chunks(dim) {
+        // Centred features by feature (dim rows of n samples), so that each covariance entry
+        // is a dot product of two contiguous rows.
+        let mut centred = vec![0.0; dim * n];
+        for (s, row) in features.chunks(dim).enumerate() {
             for k in 0..dim {
-                centred[k] = row[k] as f64 - mean[k];
-            }
-            for i in 0..dim {
-                let ci = centred[i];
-                for j in i..dim {
-                    cov[i * dim + j] += ci * centred[j];
-                }
+                centred[k * n + s] = row[k] as f64 - mean[k];
             }
         }
+        let denom = (n - 1) as f64;
+        let mut cov: Vec<f64> = (0..dim)
+            .into_par_iter()
+            .flat_map_iter(|i| {
+                let ci = &centred[i * n..(i + 1) * n];
+                let centred = &centred;
+                (0..dim).map(move |j| if j < i { 0.0 } else { crate::linalg::dot(ci, &centred[j * n..(j + 1) * n]) / denom })
+            })
+            .collect();
         for i in 0..dim {
-            for j in i..dim {
-                let v = cov[i * dim + j] / (n - 1) as f64;
-                cov[i * dim + j] = v;
-                cov[j * dim + i] = v;
+            for j in 0..i {
+                cov[i * dim + j] = cov[j * dim + i];
             }
         }
         Ok(Gaussian { dim, mean, cov })
@@ -66,9 +75,8 @@ pub fn frechet_distance(a: &Gaussian, b: &Gaussian) -> Result<f64, MetricError> 
     let n = a.dim;
     let mean_term: f64 = a.mean.iter().zip(&b.mean).map(|(x, y)| (x - y).powi(2)).sum();
     let trace = |m: &[f64]| (0..n).map(|i| m[i * n + i]).sum::<f64>();
-    let root_a = sqrt_psd(&a.cov, n);
-    let middle = matmul(&matmul(&root_a, &b.cov, n), &root_a, n);
-    let (values, _) = symmetric_eigen(&middle, n);
+    let (lt, rank) = pivoted_cholesky(&a.cov, n, RANK_TOLERANCE);
+    let values = symmetric_eigenvalues(&congruence(&lt, rank, &b.cov, n), rank);
     let trace_root: f64 = values.iter().map(|&l| l.max(0.0).sqrt()).sum();
     Ok((mean_term + trace(&a.cov) + trace(&b.cov) - 2.0 * trace_root).max(0.0))
 }
@@ -124,6 +132,33 @@ mod tests {
         let b = Gaussian::fit(&lcg_features(300, 8, 3, false), 8).unwrap();
         let (ab, ba) = (frechet_distance(&a, &b).unwrap(), frechet_distance(&b, &a).unwrap());
         assert!(ab > 0.1 && (ab - ba).abs() < 1e-10 * ab, "{ab} vs {ba}");
+    }
+
+    #[test]
+    fn dense_commuting_gaussians_match_the_closed_form_at_2048_dimensions() {
+        // Σ1 = Q D1 Qᵀ and Σ2 = Q D2 Qᵀ with one dense orthogonal Q commute, so
+        // (Σ1^{1/2} Σ2 Σ1^{1/2})^{1/2} = Q (D1 D2)^{1/2} Qᵀ and
+        // d² = ‖μ1 − μ2‖² + Σ_k (√d1_k − √d2_k)². Σ1 has rank 1,500 of 2,048, as when there
+        // are fewer samples than features.
+        use crate::linalg::tests::{lcg, with_eigenvalues};
+        let n = 2048;
+        let mut next = lcg(42);
+        let d1: Vec<f64> = (0..n).map(|k| if k < 1500 { 5.0 * (next() + 0.5) } else { 0.0 }).collect();
+        let d2: Vec<f64> = (0..n).map(|_| 3.0 * (next() + 0.5)).collect();
+        let (m1, m2): (Vec<f64>, Vec<f64>) = (0..n).map(|_| (next(), next())).unzip();
+        let a = Gaussian { dim: n, mean: m1.clone(), cov: with_eigenvalues(&d1, 7) };
+        let b = Gaussian { dim: n, mean: m2.clone(), cov: with_eigenvalues(&d2, 7) };
+        let want: f64 =
+            m1.iter().zip(&m2).map(|(x, y)| (x - y).powi(2)).sum::<f64>() + d1.iter().zip(&d2).map(|(x, y)| (x.sqrt() - y.sqrt()).powi(2)).sum::<f64>();
+        let started = std::time::Instant::now();
+        let got = frechet_distance(&a, &b).unwrap();
+        eprintln!("d = 2048: Fréchet distance {got:.9} (closed form {want:.9}) in {:.2} s", started.elapsed().as_secs_f64());
+        assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
+        // And in the other order (the factored covariance of full rank).
+        let started = std::time::Instant::now();
+        let back = frechet_distance(&b, &a).unwrap();
+        eprintln!("d = 2048, first covariance of full rank: {back:.9} in {:.2} s", started.elapsed().as_secs_f64());
+        assert!((back - want).abs() < 1e-6 * want, "{back} vs {want}");
     }
 
     #[test]

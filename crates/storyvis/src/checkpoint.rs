@@ -160,14 +160,19 @@ pub fn check_digests(dir: &Path, files: &BTreeMap<String, String>) -> Result<()>
     Ok(())
 }
 
-/// A checkpoint directory from a run directory (its latest checkpoint), a `checkpoints/`
-/// directory, or a checkpoint directory itself.
+/// A checkpoint directory from a run directory (its newest complete checkpoint), a
+/// `checkpoints/` directory, or a checkpoint directory itself.
 pub fn resolve(path: &Path) -> Result<PathBuf> {
     ensure!(path.exists(), "checkpoint {} does not exist", path.display());
     if path.join(MANIFEST).is_file() {
         return Ok(path.to_path_buf());
     }
     for root in [path.join("checkpoints"), path.to_path_buf()] {
+        // `latest` is written after its checkpoint; a process killed in between leaves a newer
+        // complete checkpoint (renamed into place whole) than `latest` names.
+        if let Some(step) = root.parent().filter(|_| root.ends_with("checkpoints")).and_then(crate::run_dir::newest_checkpoint_step) {
+            return Ok(root.join(step_name(step)));
+        }
         let latest = root.join("latest");
         if latest.is_file() {
             let name = fs::read_to_string(&latest).with_context(|| format!("cannot read {}", latest.display()))?;

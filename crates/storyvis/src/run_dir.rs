@@ -1,4 +1,4 @@
-//! Run directories (GUIDE §6): `runs/NNNNN-<preset>/`, numbered and never reused, holding the
+//! Run directories: `runs/NNNNN-<preset>/`, numbered and never reused, holding the
 //! resolved config, the vocabulary, `run.json`, `stats.jsonl`, samples and `checkpoints/`.
 //!
 //! Resuming keeps the record exact: `stats.jsonl` is cut back to the resumed step (a killed run
@@ -22,21 +22,21 @@ pub fn new_run_dir(runs: &Path, preset: &str) -> Result<PathBuf> {
     let mut next = 0;
     for e in fs::read_dir(runs)? {
         let name = e?.file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.split('-').next().and_then(|n| n.parse::<u32>().ok()) {
-            next = next.max(n + 1);
+        if let Some(n) = name.split('-').next().and_then(|n| n.parse::<u32>().ok()).and_then(|n| n.checked_add(1)) {
+            next = next.max(n);
         }
     }
     loop {
         let dir = runs.join(format!("{next:05}-{preset}"));
         match fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => next += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => next = next.checked_add(1).context("run numbers are exhausted")?,
             Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
         }
     }
 }
 
-/// The newest run directory under `runs` made from `preset`.
+/// The newest run directory under `runs` made from `preset` (the highest number).
 pub fn latest_run(runs: &Path, preset: &str) -> Result<PathBuf> {
     let mut best: Option<(u32, PathBuf)> = None;
     for e in fs::read_dir(runs).with_context(|| format!("no runs in {}", runs.display()))? {
@@ -95,6 +95,12 @@ pub fn fork(run_dir: &Path, ckpt: &Path, step: usize, preset: &str) -> Result<Pa
             atomic::write_file(&new.join(f), &bytes)?;
         }
     }
+    if let Ok(text) = fs::read_to_string(new.join("run.json")) {
+        if let Ok(mut info) = serde_json::from_str::<serde_json::Value>(&text) {
+            info["forked_from"] = serde_json::json!({ "run": run_dir.display().to_string(), "step": step });
+            atomic::write_file(&new.join("run.json"), serde_json::to_string_pretty(&info)?.as_bytes())?;
+        }
+    }
     let stats = fs::read(run_dir.join(STATS)).unwrap_or_default();
     atomic::write_file(&new.join(STATS), &stats)?;
     cut_stats(&new, step)?;
@@ -137,5 +143,8 @@ mod tests {
         assert_eq!((a.file_name().unwrap(), b.file_name().unwrap()), ("00000-p".as_ref(), "00008-p".as_ref()));
         assert_eq!(latest_run(dir.path(), "p").unwrap(), b);
         assert!(latest_run(dir.path(), "q").is_err());
+        // A number at the end of the range is no panic: the next free one is taken.
+        fs::create_dir(dir.path().join("4294967295-p")).unwrap();
+        assert_eq!(new_run_dir(dir.path(), "p").unwrap().file_name().unwrap(), "00009-p");
     }
 }

@@ -151,9 +151,13 @@ pub fn excerpt(s: &str, chars: usize) -> String {
     }
 }
 
-/// A list of words for a message, each shortened to 40 characters.
+/// A list of words for a message: the first 20, each shortened to 40 characters.
 pub fn words(list: &[String]) -> String {
-    list.iter().map(|w| excerpt(w, 40)).collect::<Vec<_>>().join(", ")
+    let mut out = list.iter().take(20).map(|w| excerpt(w, 40)).collect::<Vec<_>>().join(", ");
+    if list.len() > 20 {
+        out += &format!(" and {} more", list.len() - 20);
+    }
+    out
 }
 
 /// Reads a story file of at most `MAX_STORY_BYTES` (reading one byte more at most, so that a
@@ -171,7 +175,7 @@ pub fn read_story_file(path: &Path) -> Result<String> {
 pub fn parse_seeds(spec: &str) -> Result<Vec<u64>> {
     let mut seeds = Vec::new();
     for part in spec.split(',').map(str::trim) {
-        let bad = || format!("bad seeds {spec:?}: use N, A-B or a comma list");
+        let bad = || format!("bad seeds {:?}: use N, A-B or a comma list", excerpt(spec, 40));
         match part.split_once('-') {
             Some((a, b)) => {
                 let (a, b): (u64, u64) = (a.trim().parse().with_context(bad)?, b.trim().parse().with_context(bad)?);
@@ -254,5 +258,9 @@ mod tests {
         assert_eq!(excerpt("abcdef", 3), "abc…");
         assert_eq!(excerpt("ab", 3), "ab");
         assert_eq!(excerpt("ééé", 2), "éé…");
+        let many: Vec<String> = (0..25).map(|i| format!("w{i}")).collect();
+        assert!(words(&many).ends_with("w19 and 5 more"), "{}", words(&many));
+        let e = parse_seeds(&"x".repeat(500)).unwrap_err().to_string();
+        assert!(e.len() < 120, "{e}");
     }
 }

@@ -471,7 +471,7 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
         Some(dir) => {
             (step, rollbacks) = t.restore(&dir)?;
             let newest = newest_checkpoint_step(&t.run_dir).unwrap_or(step);
-            if newest > step {
+            if newest > step && t.total_steps() > step {
                 // Continuing here would overwrite the checkpoints after `step` and interleave
                 // two histories in one record: continue in a new run directory instead.
                 let forked = fork(&t.run_dir, &dir, step, &preset)?;
