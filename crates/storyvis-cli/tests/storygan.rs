@@ -78,6 +78,7 @@ fn config_errors_and_dry_run() {
     fails(&["train", "--preset", "storygan-tiny", "--dry-run", "--set", "learning_rate=1"], "unknown config key \"learning_rate\"");
     fails(&["train", "--preset", "storygan-tiny", "--dry-run", "--set", "g_steps=0"], "g_steps = 0 is out of range");
     fails(&["train", "--preset", "storygan-huge"], "unknown preset");
+    fails(&["train", "--preset", "storygan-tiny", "--dry-run", "--set", "preset=storygan-small"], "the preset is chosen with --preset");
     let cfg = tempfile::NamedTempFile::new().unwrap();
     fs::write(cfg.path(), "ngf = \"wide\"\n").unwrap();
     fails(&["train", "--preset", "storygan-tiny", "--dry-run", "--config", p(cfg.path())], "ngf");

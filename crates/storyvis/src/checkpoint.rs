@@ -38,11 +38,15 @@ pub struct Manifest {
     pub shape: DataShape,
     /// Adam step count per network.
     pub adam_steps: BTreeMap<String, i64>,
+    /// SHA-256 of the training data's `manifest.jsonl`, so that a run resumes only on the
+    /// data it trained on (absent in checkpoints written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_digest: Option<String>,
     /// File name → SHA-256 (hex).
     pub files: BTreeMap<String, String>,
 }
 
-fn sha256(path: &Path) -> Result<String> {
+pub fn sha256(path: &Path) -> Result<String> {
     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -70,6 +74,7 @@ pub struct Snapshot<'a> {
     pub shape: DataShape,
     pub step: usize,
     pub rollbacks: usize,
+    pub data_digest: &'a str,
 }
 
 pub fn save(root: &Path, model: &StoryGan, optimizers: &[(&str, &Adam)], snap: &Snapshot) -> Result<PathBuf> {
@@ -91,6 +96,7 @@ pub fn save(root: &Path, model: &StoryGan, optimizers: &[(&str, &Adam)], snap: &
         rollbacks: snap.rollbacks,
         shape: snap.shape,
         adam_steps: optimizers.iter().map(|(n, o)| (n.to_string(), o.step)).collect(),
+        data_digest: Some(snap.data_digest.to_string()),
         files,
     })?;
     atomic::write_file(&root.join("latest"), step_name(step).as_bytes())?;

@@ -168,6 +168,7 @@ fn apply_sets(table: &mut toml::Table, sets: &[String], allowed: Option<&[&str]>
     for s in sets {
         let (k, v) = s.split_once('=').with_context(|| format!("--set {s:?}: expected key=value"))?;
         let k = k.trim();
+        ensure!(k != "preset", "--set preset: the preset is chosen with --preset (it supplies every other key)");
         ensure!(table.contains_key(k), "--set {s:?}: unknown config key {k:?}");
         if let Some(keys) = allowed {
             ensure!(keys.contains(&k), "--set {k}: a resumed run keeps its config; only {} may change", keys.join(", "));
@@ -186,6 +187,7 @@ impl Config {
             let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
             let user: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", f.display()))?;
             for (k, v) in user {
+                ensure!(k != "preset", "{}: the preset is chosen with --preset, not in a config file", f.display());
                 ensure!(table.contains_key(&k), "{}: unknown config key {k:?}", f.display());
                 table.insert(k, v);
             }

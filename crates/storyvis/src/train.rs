@@ -108,6 +108,8 @@ struct Trainer {
     shape: DataShape,
     run_dir: PathBuf,
     iters_per_epoch: usize,
+    /// SHA-256 of the training data's manifest, recorded in every checkpoint.
+    data_digest: String,
 }
 
 /// What an iteration reports, in the order of the tensor it returns: the loss names first
@@ -161,7 +163,23 @@ impl Trainer {
         let opt_di = Adam::new(&model.di_vs, cfg.beta1, cfg.beta2, |_| true);
         let opt_ds = model.ds_vs.as_ref().map(|vs| Adam::new(vs, cfg.beta1, cfg.beta2, |_| true));
         let iters_per_epoch = (train.len() / cfg.story_batch as usize).max(1);
-        Trainer { cfg, device, precision: Precision::Fp32, model, opt_g, opt_text, opt_di, opt_ds, train, samples, vocab, shape, run_dir, iters_per_epoch }
+        Trainer {
+            cfg,
+            device,
+            precision: Precision::Fp32,
+            model,
+            opt_g,
+            opt_text,
+            opt_di,
+            opt_ds,
+            train,
+            samples,
+            vocab,
+            shape,
+            run_dir,
+            iters_per_epoch,
+            data_digest: String::new(),
+        }
     }
 
     /// A trainer with no run directory or vocabulary, for measuring and checking iterations.
@@ -373,7 +391,7 @@ impl Trainer {
         if let Some(o) = &self.opt_ds {
             opts.push(("story_d", o));
         }
-        let snap = checkpoint::Snapshot { cfg: &self.cfg, vocab: &self.vocab, shape: self.shape, step, rollbacks };
+        let snap = checkpoint::Snapshot { cfg: &self.cfg, vocab: &self.vocab, shape: self.shape, step, rollbacks, data_digest: &self.data_digest };
         checkpoint::save(&self.run_dir.join("checkpoints"), &self.model, &opts, &snap)
     }
 
@@ -429,6 +447,7 @@ pub fn plot_losses(run_dir: &Path) -> Result<()> {
 /// to save a checkpoint and return after the current iteration.
 pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), stop: &AtomicBool) -> Result<Outcome> {
     let ds = Dataset::open(&req.data)?;
+    let data_digest = checkpoint::sha256(&ds.dir.join("manifest.jsonl"))?;
     let (cfg, resume_from, run_dir, vocab) = match &req.start {
         Start::Fresh { runs } => {
             check_compatible(&ds, &req.config)?;
@@ -437,7 +456,15 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
         }
         Start::Resume(path) => {
             let dir = checkpoint::resolve(path)?;
-            checkpoint::verify(&dir)?;
+            let manifest = checkpoint::verify(&dir)?;
+            if let Some(want) = &manifest.data_digest {
+                ensure!(
+                    *want == data_digest,
+                    "{} trained on other data than {} (its manifest.jsonl differs): resume it with the dataset it was trained on (named in the run's run.json)",
+                    dir.display(),
+                    ds.dir.display()
+                );
+            }
             let (cfg, vocab) = checkpoint::load_config(&dir)?;
             ensure!(cfg.preset == req.config.preset, "the checkpoint {} is from preset {}, not {}", dir.display(), cfg.preset, req.config.preset);
             let run_dir = dir.parent().and_then(Path::parent).map(Path::to_path_buf).context("checkpoint outside a run directory")?;
@@ -463,6 +490,7 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     let run_dir = if resume_from.is_some() { run_dir } else { new_run_dir(&run_dir, &cfg.preset)? };
     let preset = cfg.preset.clone();
     let mut t = Trainer::new(cfg, shape, train, samples, vocab, run_dir, req.runtime.device);
+    t.data_digest = data_digest;
     t.set_runtime(req.runtime)?;
 
     let (mut step, mut rollbacks) = (0, 0);

@@ -240,6 +240,18 @@ fn a_checkpoint_of_another_preset_or_a_damaged_one_is_refused() {
     };
     let e = format!("{:#}", train(req, &|_, _, _| {}, &stop).err().unwrap());
     assert!(e.contains("a resumed run keeps its config"), "{e}");
+    // Another dataset than the run's (other stories, same shape): refused on resume.
+    let other = root.path().join("other");
+    generate(&GenerateOptions { stories: 6, seed: 4, split: 0.5, supersample: 1, ..GenerateOptions::default() }, &other, false, &|| {}).unwrap();
+    let req = TrainRequest {
+        config: tiny(&[]),
+        overrides: vec!["max_steps=3".into()],
+        data: other,
+        start: Start::Resume(out.run_dir.clone()),
+        runtime: Runtime::cpu(),
+    };
+    let e = format!("{:#}", train(req, &|_, _, _| {}, &stop).err().unwrap());
+    assert!(e.contains("trained on other data than"), "{e}");
     // Truncate a weights file: the digest check names it.
     let g = out.checkpoint.join("generator.safetensors");
     let bytes = std::fs::read(&g).unwrap();
