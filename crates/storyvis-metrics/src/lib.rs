@@ -1,7 +1,7 @@
 //! Metrics for storyvis, free of libtorch so they test fast and can be checked against other
 //! implementations: SSIM and PSNR between images, multi-label precision / recall / F1 and
-//! exact-match accuracy, the Fréchet distance between Gaussians fitted to feature sets, and the
-//! Inception-score formula over class probabilities.
+//! exact-match accuracy, the Fréchet distance between Gaussians fitted to feature sets, the
+//! Inception-score formula over class probabilities, and R-precision of image–text retrieval.
 //!
 //! Everything computes in f64 whatever the input precision.
 
@@ -10,10 +10,12 @@ pub mod frechet;
 pub mod inception;
 pub mod linalg;
 pub mod multilabel;
+pub mod retrieval;
 pub mod ssim;
 
 pub use error::MetricError;
 pub use frechet::{frechet_distance, Gaussian};
 pub use inception::inception_score;
 pub use multilabel::MultiLabelCounts;
+pub use retrieval::r_precision;
 pub use ssim::{psnr, ssim, ImageShape};
