@@ -280,7 +280,7 @@ struct ClevrSvArgs {
 
 fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
     let start = Instant::now();
-    ensure!(a.strict <= a.import.is_some(), "--strict applies to --import only (a rendered dataset has no stories to skip)");
+    ensure!(!a.strict || a.import.is_some(), "--strict applies to --import only (a rendered dataset has no stories to skip)");
     if let Some(src) = a.import {
         let opts = ImportOptions { size: a.size, split: a.split, seed: a.seed, strict: a.strict };
         let n = std::fs::read_dir(src.join("images")).map(|d| d.count() as u64 / 4).unwrap_or(0);
@@ -295,12 +295,8 @@ fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
                 report.skipped.len(),
                 if report.skipped.len() == 1 { "story" } else { "stories" }
             );
-            for s in report.skipped.iter().take(20) {
-                eprintln!("  {}: {}", s.story, s.reason);
-            }
-            if report.skipped.len() > 20 {
-                eprintln!("  and {} more (all listed under source.skipped in {})", report.skipped.len() - 20, a.out.join("manifest.jsonl").display());
-            }
+            eprintln!("{}", clevr::import::list(&report.skipped));
+            eprintln!("(all of them are listed under source.skipped in {})", a.out.join("manifest.jsonl").display());
         }
         return Ok(());
     }

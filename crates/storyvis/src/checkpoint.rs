@@ -166,37 +166,46 @@ pub fn check_digests(dir: &Path, files: &BTreeMap<String, String>) -> Result<()>
     Ok(())
 }
 
+/// The highest step among the complete checkpoints (`step-N/checkpoint.json`) in `root`
+/// (a run's `checkpoints/` directory).
+pub fn newest_step(root: &Path) -> Option<usize> {
+    fs::read_dir(root)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join(MANIFEST).is_file())
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("step-")?.parse::<usize>().ok())
+        .max()
+}
+
 /// A checkpoint directory from a run directory (its newest complete checkpoint), a
-/// `checkpoints/` directory, or a checkpoint directory itself.
+/// `checkpoints/` directory, or a checkpoint directory itself. The newest complete one rather
+/// than the one `latest` names: `latest` is written after its checkpoint is renamed into place
+/// whole, so a process killed in between leaves a newer complete checkpoint than it names.
 pub fn resolve(path: &Path) -> Result<PathBuf> {
     ensure!(path.exists(), "checkpoint {} does not exist", path.display());
     if path.join(MANIFEST).is_file() {
         return Ok(path.to_path_buf());
     }
     for root in [path.join("checkpoints"), path.to_path_buf()] {
-        // `latest` is written after its checkpoint; a process killed in between leaves a newer
-        // complete checkpoint (renamed into place whole) than `latest` names.
-        if let Some(step) = root.parent().filter(|_| root.ends_with("checkpoints")).and_then(crate::run_dir::newest_checkpoint_step) {
+        if let Some(step) = newest_step(&root) {
             return Ok(root.join(step_name(step)));
-        }
-        let latest = root.join("latest");
-        if latest.is_file() {
-            let name = fs::read_to_string(&latest).with_context(|| format!("cannot read {}", latest.display()))?;
-            let dir = root.join(name.trim());
-            ensure!(dir.join(MANIFEST).is_file(), "{} points at {}, which is not a checkpoint", latest.display(), dir.display());
-            return Ok(dir);
         }
     }
     bail!("{} is neither a checkpoint nor a run directory with checkpoints", path.display())
+}
+
+/// The `format` a manifest's JSON text declares, if any (to tell a model checkpoint from a
+/// classifier before parsing it as either).
+pub fn format_of(manifest: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(manifest).ok()?["format"].as_str().map(str::to_string)
 }
 
 /// Reads a checkpoint's manifest and verifies every file's digest.
 pub fn verify(dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST);
     let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let format = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["format"].as_str().map(str::to_string));
     ensure!(
-        format.as_deref() != Some(crate::classifier::FORMAT),
+        format_of(&text).as_deref() != Some(crate::classifier::FORMAT),
         "{} is an attribute classifier (made by `storyvis train-classifier`), not a model checkpoint; give it to eval as --classifier",
         dir.display()
     );

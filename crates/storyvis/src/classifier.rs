@@ -124,9 +124,8 @@ impl Classifier {
     pub fn load(path: &Path, device: Device) -> Result<Classifier> {
         let mpath = path.join(MANIFEST);
         let text = std::fs::read_to_string(&mpath).with_context(|| format!("cannot read {} (train one with `storyvis train-classifier`)", mpath.display()))?;
-        let format = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["format"].as_str().map(str::to_string));
         ensure!(
-            format.as_deref() != Some(checkpoint::FORMAT),
+            checkpoint::format_of(&text).as_deref() != Some(checkpoint::FORMAT),
             "{} is a model checkpoint, not an attribute classifier (train one with `storyvis train-classifier`)",
             path.display()
         );

@@ -6,15 +6,16 @@
 //! resuming from a checkpoint older than the run's newest continues in a new run directory, so
 //! that the newer checkpoints and their record are neither overwritten nor mixed in.
 
-use crate::checkpoint::{self, MANIFEST};
+use crate::checkpoint;
 use anyhow::{Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 use storyvis_data::atomic;
 
 pub const STATS: &str = "stats.jsonl";
-/// The files of a run directory that a fork copies (stats are cut back separately).
-const RUN_FILES: [&str; 3] = ["config.toml", "vocab.json", "run.json"];
+/// The files of a run directory that a fork copies as they are (run.json gains `forked_from`,
+/// stats are cut back).
+const RUN_FILES: [&str; 2] = ["config.toml", "vocab.json"];
 
 /// A fresh numbered run directory `runs/NNNNN-<preset>`; never reuses a number.
 pub fn new_run_dir(runs: &Path, preset: &str) -> Result<PathBuf> {
@@ -53,33 +54,27 @@ pub fn latest_run(runs: &Path, preset: &str) -> Result<PathBuf> {
     best.map(|b| b.1).with_context(|| format!("no run of preset {preset} under {} to resume", runs.display()))
 }
 
-/// The highest step among the complete checkpoints (`step-N/checkpoint.json`) of a run.
-pub fn newest_checkpoint_step(run_dir: &Path) -> Option<usize> {
-    let entries = fs::read_dir(run_dir.join("checkpoints")).ok()?;
-    entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join(MANIFEST).is_file())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("step-")?.parse::<usize>().ok())
-        .max()
-}
-
 /// Rewrites `stats.jsonl` atomically without the lines logged after `step` (and any line that
 /// is not a complete record, as a kill mid-write leaves), and opens it for appending.
 pub fn cut_stats(run_dir: &Path, step: usize) -> Result<fs::File> {
     let path = run_dir.join(STATS);
     let text = fs::read_to_string(&path).unwrap_or_default();
-    let kept: String = text
-        .lines()
+    let kept = stats_up_to(&text, step);
+    if kept != text {
+        atomic::write_file(&path, kept.as_bytes())?;
+    }
+    fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// The complete records of `stats.jsonl` text logged at or before `step`.
+fn stats_up_to(text: &str, step: usize) -> String {
+    text.lines()
         .filter(|l| {
             let v: Option<serde_json::Value> = serde_json::from_str(l).ok();
             v.and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= step)
         })
         .map(|l| format!("{l}\n"))
-        .collect();
-    if kept != text {
-        atomic::write_file(&path, kept.as_bytes())?;
-    }
-    fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("cannot open {}", path.display()))
+        .collect()
 }
 
 /// Starts a new run directory next to `run_dir` that continues from its checkpoint `ckpt`:
@@ -95,15 +90,13 @@ pub fn fork(run_dir: &Path, ckpt: &Path, step: usize, preset: &str) -> Result<Pa
             atomic::write_file(&new.join(f), &bytes)?;
         }
     }
-    if let Ok(text) = fs::read_to_string(new.join("run.json")) {
-        if let Ok(mut info) = serde_json::from_str::<serde_json::Value>(&text) {
-            info["forked_from"] = serde_json::json!({ "run": run_dir.display().to_string(), "step": step });
-            atomic::write_file(&new.join("run.json"), serde_json::to_string_pretty(&info)?.as_bytes())?;
-        }
+    let info = fs::read_to_string(run_dir.join("run.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    if let Some(mut info) = info {
+        info["forked_from"] = serde_json::json!({ "run": run_dir.display().to_string(), "step": step });
+        atomic::write_file(&new.join("run.json"), serde_json::to_string_pretty(&info)?.as_bytes())?;
     }
-    let stats = fs::read(run_dir.join(STATS)).unwrap_or_default();
-    atomic::write_file(&new.join(STATS), &stats)?;
-    cut_stats(&new, step)?;
+    let stats = fs::read_to_string(run_dir.join(STATS)).unwrap_or_default();
+    atomic::write_file(&new.join(STATS), stats_up_to(&stats, step).as_bytes())?;
     let dest = new.join("checkpoints").join(checkpoint::step_name(step));
     let stage = atomic::StagedDir::new(&dest, false)?;
     for e in fs::read_dir(ckpt).with_context(|| format!("cannot read {}", ckpt.display()))? {

@@ -16,7 +16,7 @@ use crate::nn::pick_frames;
 use crate::optim::Adam;
 use crate::plot::line_chart;
 use crate::precision::{Precision, Runtime};
-use crate::run_dir::{cut_stats, fork, new_run_dir, newest_checkpoint_step};
+use crate::run_dir::{cut_stats, fork, new_run_dir};
 use crate::text::Vocab;
 use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
@@ -498,7 +498,7 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     match resume_from.clone() {
         Some(dir) => {
             (step, rollbacks) = t.restore(&dir)?;
-            let newest = newest_checkpoint_step(&t.run_dir).unwrap_or(step);
+            let newest = checkpoint::newest_step(&t.run_dir.join("checkpoints")).unwrap_or(step);
             if newest > step && t.total_steps() > step {
                 // Continuing here would overwrite the checkpoints after `step` and interleave
                 // two histories in one record: continue in a new run directory instead.

@@ -114,8 +114,9 @@ fn check_story(num: u32, present: &BTreeSet<usize>, dict: &BTreeMap<String, Vec<
     Ok(Ready { num, names, vectors, objects, camera })
 }
 
-/// The first `LISTED` skipped stories, one per line, then how many more.
-fn list(skipped: &[Skipped]) -> String {
+/// The first `LISTED` skipped stories, one per line, then how many more (for messages; the
+/// dataset's header lists them all).
+pub fn list(skipped: &[Skipped]) -> String {
     let mut lines: Vec<String> = skipped.iter().take(LISTED).map(|s| format!("  story {}: {}", s.story, s.reason)).collect();
     if skipped.len() > LISTED {
         lines.push(format!("  and {} more", skipped.len() - LISTED));
