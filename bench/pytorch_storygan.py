@@ -32,7 +32,11 @@ VOCAB, VECTOR_LEN, LABELS, LABEL_LEN, WORDS, PAD = 40, 75, 15, 15, 12, 0
 
 def load_config(path, sets):
     with open(path, "rb") as f:
-        cfg = tomllib.load(f)
+        table = tomllib.load(f)
+    # A preset's [run] and [model] sections as one flat dict (a flat file reads as it is).
+    cfg = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    for section in ("run", "model"):
+        cfg.update(table.get(section, {}))
     for s in sets:
         key, value = s.split("=", 1)
         cfg.update(tomllib.loads(f"{key.strip()} = {value}"))

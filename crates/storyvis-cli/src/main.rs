@@ -43,7 +43,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Train a model from a preset (StoryGAN and its baselines) on a prepared dataset.
+    /// Train a model from a preset (any family: StoryGAN and its baselines, toy) on a prepared dataset.
     Train(TrainArgs),
     /// Draw a typed story with a trained model: one PNG strip per seed.
     Generate(GenerateArgs),
@@ -121,7 +121,8 @@ struct BenchArgs {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// Preset: storygan-clevr (the reference configuration), storygan-small, storygan-tiny.
+    /// Preset: storygan-clevr (the reference configuration), storygan-small, storygan-tiny; toy
+    /// (the loop-test family). A preset names its model family.
     #[arg(long)]
     preset: String,
     /// A TOML file of config keys overriding the preset.
@@ -348,14 +349,16 @@ fn peak_rss_mib() -> Option<f64> {
 fn bench(a: BenchArgs) -> Result<()> {
     use storyvis::data::StoryData;
     ensure!(a.iterations > 0 && a.draws > 0, "--iterations and --draws must be at least 1");
-    let cfg = Config::resolve(&a.preset, None, &a.sets)?;
+    let full = Config::resolve(&a.preset, None, &a.sets)?;
+    ensure!(full.family == "storygan", "bench measures StoryGAN presets; {} is a {} preset", a.preset, full.family);
+    let cfg = storyvis::models::storygan::Config::of(&full)?;
     let runtime = a.runtime.resolve()?;
     let device = runtime.device;
     // CLEVR-SV's shapes: 15 labels, 75-long attribute vectors (5 slots), a 40-word vocabulary.
     let shape = storyvis::models::storygan::DataShape { vocab: 40, vector_len: 75, labels: 15 };
     let stories = 4 * cfg.story_batch.max(cfg.image_batch) as usize;
-    let data = StoryData::synthetic(&cfg, shape, stories, cfg.seed);
-    let t = storyvis::train::bench_iterations(cfg.clone(), shape, data, runtime, a.warmup, a.iterations, a.draws)?;
+    let data = StoryData::synthetic(&cfg, shape, stories, full.run.seed);
+    let t = storyvis::models::storygan::family::bench_iterations(&full, shape, data, runtime, a.warmup, a.iterations, a.draws)?;
     let (train_ms, sample_ms) = (median(&t.train_ms), median(&t.sample_ms));
     let report = serde_json::json!({
         "implementation": "storyvis",
@@ -427,10 +430,15 @@ fn train(a: TrainArgs) -> Result<()> {
             let bar = p.get_or_insert_with(|| Progress::new(total as u64, "training"));
             bar.set(step as u64);
             if let Some(s) = stats {
-                bar.note(&format!(
-                    "step {} d_image {:.3} d_story {:.3} g {:.3} D(real) {:.2} D(fake) {:.2} {:.2}s/it",
-                    s.step, s.loss_d_image, s.loss_d_story, s.loss_g, s.d_real, s.d_fake, s.seconds_per_iteration
-                ));
+                // The family's losses and diagnostics (learning rates and gradient norms are
+                // in stats.jsonl).
+                let shown: Vec<String> = s
+                    .values
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("lr_") && !k.starts_with("grad_"))
+                    .map(|(k, v)| format!("{} {v:.3}", k.strip_prefix("loss_").unwrap_or(k)))
+                    .collect();
+                bar.note(&format!("step {} {} {:.2}s/it", s.step, shown.join(" "), s.seconds_per_iteration));
             }
         },
         &stop,

@@ -60,6 +60,9 @@ pub struct Frame {
     pub vector: Vec<f32>,
     pub label: Vec<u8>,
     pub sentence: String,
+    /// Captioned-image datasets: every caption of the image (`sentence` is the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captions: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -163,6 +166,10 @@ impl Header {
             );
             ensure!(f.label.iter().all(|&v| v <= 1), "story {} frame {}: labels must be 0 or 1", s.id, t + 1);
             ensure!(!f.sentence.trim().is_empty(), "story {} frame {}: empty sentence", s.id, t + 1);
+            if !f.captions.is_empty() {
+                ensure!(f.captions[0] == f.sentence, "story {} frame {}: the sentence must be the first caption", s.id, t + 1);
+                ensure!(f.captions.iter().all(|c| !c.trim().is_empty()), "story {} frame {}: an empty caption", s.id, t + 1);
+            }
         }
         Ok(())
     }

@@ -1,13 +1,11 @@
-//! Checkpoints (GUIDE §5): one directory per step holding the weights (safetensors), the
-//! optimiser state, the training position, the resolved config and the vocabulary, with a
-//! SHA-256 digest of every file. Written to a temporary directory, fsynced and renamed; the
+//! Checkpoints: one directory per step holding each network's weights (safetensors), the
+//! optimiser state, the training position, the resolved config and the family's files (a
+//! vocabulary, say), with a SHA-256 digest of every file. Written to a temporary directory, fsynced and renamed; the
 //! `latest` pointer is updated last. Loading checks the digests and every tensor's name and
 //! shape, with errors that name the file.
 
 use crate::config::Config;
-use crate::models::storygan::{DataShape, StoryGan};
 use crate::optim::Adam;
-use crate::text::Vocab;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,7 +19,6 @@ use tch::Tensor;
 pub const FORMAT: &str = "storyvis-checkpoint";
 pub const MANIFEST: &str = "checkpoint.json";
 pub const CONFIG: &str = "config.toml";
-pub const VOCAB: &str = "vocab.json";
 const OPTIMIZER: &str = "optimizer.safetensors";
 pub const GENERATOR: &str = "generator.safetensors";
 
@@ -34,8 +31,12 @@ pub struct Manifest {
     pub step: usize,
     /// Roll-backs after non-finite losses so far (part of the random stream).
     pub rollbacks: usize,
-    /// Sizes taken from the data (vocabulary, vector and label lengths).
-    pub shape: DataShape,
+    /// The model family (absent in checkpoints written before there were several: StoryGAN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// Sizes the networks took from the data (the family's: StoryGAN's vocabulary, vector and
+    /// label lengths).
+    pub shape: serde_json::Value,
     /// Adam step count per network.
     pub adam_steps: BTreeMap<String, i64>,
     /// SHA-256 of the training data's `manifest.jsonl`, so that a run resumes only on the
@@ -66,35 +67,41 @@ pub fn step_name(step: usize) -> String {
     format!("step-{step:07}")
 }
 
-/// Writes `checkpoints/step-NNNNNNN/` and points `checkpoints/latest` at it.
 /// What a checkpoint records besides the networks.
 pub struct Snapshot<'a> {
     pub cfg: &'a Config,
-    pub vocab: &'a Vocab,
-    pub shape: DataShape,
+    /// The family's files: (name, bytes).
+    pub files: Vec<(&'static str, Vec<u8>)>,
+    pub shape: serde_json::Value,
     pub step: usize,
     pub rollbacks: usize,
     pub data_digest: &'a str,
 }
 
-pub fn save(root: &Path, model: &StoryGan, optimizers: &[(&str, &Adam)], snap: &Snapshot) -> Result<PathBuf> {
-    let (cfg, vocab, step) = (snap.cfg, snap.vocab, snap.step);
+/// Writes `checkpoints/step-NNNNNNN/` (`root`: a run's `checkpoints/`) with every network
+/// and optimiser, and points `checkpoints/latest` at it.
+pub fn save(root: &Path, networks: &[(&str, &VarStore)], optimizers: &[(&str, &Adam)], snap: &Snapshot) -> Result<PathBuf> {
+    let (cfg, step) = (snap.cfg, snap.step);
     let dest = root.join(step_name(step));
     let fill = |dir: &Path| -> Result<()> {
-        for (name, vs) in model.stores() {
+        for (name, vs) in networks {
             write_store(&dir.join(format!("{name}.safetensors")), vs)?;
         }
         let state: Vec<(String, Tensor)> = optimizers.iter().flat_map(|(n, o)| o.state(n)).collect();
         write_tensors(&dir.join(OPTIMIZER), &state)?;
         atomic::write_synced(&dir.join(CONFIG), cfg.to_toml().as_bytes())?;
-        atomic::write_synced(&dir.join(VOCAB), vocab.save_json().as_bytes())
+        for (name, bytes) in &snap.files {
+            atomic::write_synced(&dir.join(name), bytes)?;
+        }
+        Ok(())
     };
     write_dir(&dest, true, fill, |files| Manifest {
         format: FORMAT.into(),
         version: 1,
         step,
         rollbacks: snap.rollbacks,
-        shape: snap.shape,
+        family: Some(cfg.family.clone()),
+        shape: snap.shape.clone(),
         adam_steps: optimizers.iter().map(|(n, o)| (n.to_string(), o.step)).collect(),
         data_digest: Some(snap.data_digest.to_string()),
         files,
@@ -103,20 +110,22 @@ pub fn save(root: &Path, model: &StoryGan, optimizers: &[(&str, &Adam)], snap: &
     Ok(dest)
 }
 
-/// Writes a generator-only copy of the checkpoint at `src` to `dest` (a new directory): the
-/// generator's weights, config and vocabulary with their digests, which is all `generate` and
-/// `eval` read. Without the discriminators and optimiser state it cannot be resumed, and is
-/// about a tenth of the size. Returns its manifest.
+/// Writes a drawing-only copy of the checkpoint at `src` to `dest` (a new directory): every
+/// file but the optimiser state and the networks only training needs (the family's
+/// discriminators), with their digests, which is all `generate` and `eval` read. It cannot be
+/// resumed, and is about a tenth of the size. Returns its manifest.
 pub fn export_generator(src: &Path, dest: &Path) -> Result<Manifest> {
     let src = resolve(src)?;
     let m = verify(&src)?;
     ensure!(!dest.exists(), "{} already exists; export writes a new directory", dest.display());
-    let keep = [GENERATOR, CONFIG, VOCAB];
+    let family = crate::models::family(&load_config(&src)?.family)?;
+    let dropped: Vec<String> = family.training_only.iter().map(|n| format!("{n}.safetensors")).chain([OPTIMIZER.to_string()]).collect();
+    let keep: Vec<&str> = m.files.keys().map(String::as_str).filter(|f| !dropped.iter().any(|d| d == f)).collect();
     write_dir(
         dest,
         false,
         |dir| {
-            for name in keep {
+            for name in &keep {
                 let bytes = fs::read(src.join(name)).with_context(|| format!("cannot read {}", src.join(name).display()))?;
                 atomic::write_synced(&dir.join(name), &bytes)?;
             }
@@ -215,12 +224,22 @@ pub fn verify(dir: &Path) -> Result<Manifest> {
     Ok(m)
 }
 
-pub fn load_config(dir: &Path) -> Result<(Config, Vocab)> {
-    let cfg = Config::load(&dir.join(CONFIG))?;
-    let vpath = dir.join(VOCAB);
-    let vocab = Vocab::load_json(&fs::read_to_string(&vpath).with_context(|| format!("cannot read {}", vpath.display()))?)
-        .with_context(|| format!("in {}", vpath.display()))?;
-    Ok((cfg, vocab))
+pub fn load_config(dir: &Path) -> Result<Config> {
+    Config::load(&dir.join(CONFIG))
+}
+
+/// The config of the checkpoint at `dir`, which must be of `family` (for commands that draw
+/// with one family's networks).
+pub fn load_config_of(dir: &Path, family: &str) -> Result<Config> {
+    let cfg = load_config(dir)?;
+    ensure!(
+        cfg.family == family,
+        "{} is a {} checkpoint (preset {}), not a {family} one: this command draws with {family} models",
+        dir.display(),
+        cfg.family,
+        cfg.preset
+    );
+    Ok(cfg)
 }
 
 fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
@@ -244,9 +263,9 @@ pub fn load_store(vs: &mut VarStore, path: &Path) -> Result<()> {
     })
 }
 
-/// Loads every network's weights.
-pub fn load_model(dir: &Path, model: &mut StoryGan) -> Result<()> {
-    for (name, vs) in model.stores_mut() {
+/// Loads every network's weights (`<name>.safetensors`).
+pub fn load_networks(dir: &Path, networks: &mut [(&str, &mut VarStore)]) -> Result<()> {
+    for (name, vs) in networks.iter_mut() {
         load_store(vs, &dir.join(format!("{name}.safetensors")))?;
     }
     Ok(())

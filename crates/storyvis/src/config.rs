@@ -1,142 +1,45 @@
-//! Training and model configuration: TOML presets (`presets/*.toml`, compiled in), an optional
-//! user file, and `--set key=value` overrides, resolved into one validated `Config`. Unknown
-//! keys and out-of-range values are errors that say what is allowed.
+//! Run configuration, shared by every model family: TOML presets (`presets/*.toml`, compiled in
+//! by their families), an optional user file and `--set key=value` overrides, resolved into one
+//! validated `Config`:
+//!
+//! ```toml
+//! preset = "storygan-tiny"   # written into resolved configs
+//! family = "storygan"        # which folder under models/ reads [model]
+//! [run]                      # what the training loop owns (seed, length, reporting, policy)
+//! seed = 0
+//! [model]                    # the family's own keys (networks, objective, batches, rates)
+//! ```
+//!
+//! A key is named bare (`lr_g`, looked up in [run] then [model]) or with its section
+//! (`model.lr_g`). Unknown keys and out-of-range values are errors that say what is allowed;
+//! the family checks its section when the config is resolved.
 
+use crate::models;
 use anyhow::{bail, ensure, Context, Result};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Presets shipped with storyvis: (name, TOML).
-pub const PRESETS: [(&str, &str); 3] = [
-    ("storygan-clevr", include_str!("../../../presets/storygan-clevr.toml")),
-    ("storygan-small", include_str!("../../../presets/storygan-small.toml")),
-    ("storygan-tiny", include_str!("../../../presets/storygan-tiny.toml")),
-];
-
-/// Which model of the StoryGAN paper's Table 1 (SPEC §1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Variant {
-    /// The full model: story encoder, GRU + Text2Gist context encoder, D_I and D_S.
-    Storygan,
-    /// Text2Gist replaced by concatenating s_t and h0.
-    Svc,
-    /// The concatenation of SVC replaced by the filter network: Filter(s_t) * h0.
-    Svfn,
-    /// Each frame on its own from [s_t ; CA(s_t) ; noise]; no story or context encoder, no D_S.
-    Imagegan,
-}
-
-/// How o_t is formed from i_t and h_t.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Gist {
-    /// The paper: K one-dimensional filters from i_t convolved with h_t.
-    Paper,
-    /// The reference code: a 15×15 filter from h_t convolved with a 15×15 map of s_t, then
-    /// downsampled to a 4×4 feature map.
-    Reference,
-}
-
-/// How the image discriminator joins image features and the condition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Fuse {
-    Concat,
-    Product,
-}
-
-/// What a frame's text s_t is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TextInput {
-    /// English sentences through the vocabulary and the learned sentence encoder.
-    Sentence,
-    /// The paper's 75-number attribute vectors.
-    Vector,
-}
-
-/// What to do when a loss is NaN or infinite.
+/// What to do when a loss or a gradient is NaN or infinite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NonFinite {
+    /// Stop with an error (nothing non-finite is saved).
     Abort,
+    /// Undo the whole iteration and go on with the next.
     Skip,
+    /// Restore the last checkpoint and run on with a new random stream.
     Rollback,
 }
 
+/// What the training loop owns, whatever the family.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
-    /// The preset this config started from.
-    pub preset: String,
-
-    // Model.
-    pub variant: Variant,
-    pub gist: Gist,
-    pub text: TextInput,
-    /// Frames (and sentences) per story, T.
-    pub frames: usize,
-    pub image_size: i64,
-    /// Word embedding width of the sentence encoder.
-    pub word_dim: i64,
-    /// Sentence encoding width (s_t) in sentence mode; vector mode uses the vector length.
-    pub sentence_dim: i64,
-    pub noise_dim: i64,
-    /// Width of i_t (the GRU state).
-    pub context_dim: i64,
-    /// Width of h0 and h_t.
-    pub story_dim: i64,
-    /// Paper gist: number K and length L of the 1-d filters.
-    pub gist_filters: i64,
-    pub gist_filter_len: i64,
-    /// Generator channels at 4×4 (halved by each of the four up-blocks).
-    pub ngf: i64,
-    /// Fewest channels an up-block of the generator has (0: no floor, ngf/16 at 64×64). A
-    /// floor widens only the late, high-resolution layers, where shapes are drawn.
-    #[serde(default)]
-    pub ngf_min: i64,
-    /// Discriminator base channels (64×64 → 4×4 with ndf, 2ndf, 4ndf, 8ndf).
-    pub ndf: i64,
-    pub fuse: Fuse,
-    /// Width of E_img(X) and E_txt(S) in the story discriminator.
-    pub story_embed_dim: i64,
-
-    // Objective.
-    /// α: weight of the image GAN loss.
-    pub image_weight: f64,
-    /// β: weight of the story GAN loss.
-    pub story_weight: f64,
-    pub kl_weight: f64,
-    /// Auxiliary multi-label classifier: weight on real images in the D loss.
-    pub aux_real_weight: f64,
-    /// ... and on generated images in the G loss.
-    pub aux_fake_weight: f64,
-    /// Sentence mode: weight of a loss that asks the sentence encoding to predict the
-    /// frame's labels (a supervised signal for the encoder besides the GAN).
-    pub text_aux_weight: f64,
-    /// Sentence mode: the share of the GAN's gradient that reaches the sentence encoder
-    /// (1 = all of it, 0 = the encoder learns from its label head alone).
-    pub text_gan_gradient: f64,
-
-    // Training.
-    pub story_batch: i64,
-    pub image_batch: i64,
-    /// Generator updates per discriminator update.
-    pub g_steps: usize,
-    pub lr_g: f64,
-    pub lr_d: f64,
-    /// Sentence mode: learning rate of the sentence encoder and its label head (a recurrent
-    /// encoder learns too slowly at the GAN's rate).
-    pub lr_text: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    /// The learning rate halves every this many epochs.
-    pub lr_halve_epochs: usize,
+pub struct Run {
+    pub seed: u64,
     pub epochs: usize,
     /// If > 0, stop after this many iterations instead (tiny runs, tests).
     pub max_steps: usize,
-    pub seed: u64,
     pub checkpoint_every: usize,
     pub sample_every: usize,
     pub log_every: usize,
@@ -144,9 +47,33 @@ pub struct Config {
     pub max_rollbacks: usize,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The preset this config started from.
+    pub preset: String,
+    /// The model family (a folder under `models/`).
+    pub family: String,
+    pub run: Run,
+    /// The family's section, checked by the family (`Config::model`).
+    pub model: toml::Table,
+}
+
+/// Keys of [run] (a config written before the sections existed is read by moving them).
+pub const RUN_KEYS: [&str; 8] = ["seed", "epochs", "max_steps", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks"];
+
+/// Keys a resumed run may change: how long it runs and how it reports.
+pub const RESUMABLE: [&str; 7] = ["max_steps", "epochs", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks"];
+
+/// Every preset shipped with storyvis: (name, TOML), family by family.
+pub fn presets() -> Vec<(&'static str, &'static str)> {
+    models::FAMILIES.iter().flat_map(|f| f.presets.iter().copied()).collect()
+}
+
 fn preset_text(name: &str) -> Result<&'static str> {
-    PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).with_context(|| {
-        let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+    let all = presets();
+    all.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).with_context(|| {
+        let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
         format!("unknown preset {name:?}; presets: {}", names.join(", "))
     })
 }
@@ -161,35 +88,88 @@ fn parse_value(raw: &str) -> toml::Value {
     }
 }
 
-/// Keys a resumed run may change.
-pub const RESUMABLE: [&str; 7] = ["max_steps", "epochs", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks"];
+fn section<'a>(table: &'a mut toml::Table, name: &str) -> Result<&'a mut toml::Table> {
+    table.get_mut(name).and_then(toml::Value::as_table_mut).with_context(|| format!("config: no [{name}] section"))
+}
+
+/// Sets `key` (bare, or `run.key` / `model.key`) to `value`; the key must exist. `source`
+/// names where the setting came from, for errors. Returns the bare key.
+fn set_key<'k>(table: &mut toml::Table, key: &'k str, value: toml::Value, source: &str) -> Result<&'k str> {
+    ensure!(key != "preset", "{source}: the preset is chosen with --preset (it supplies every other key)");
+    ensure!(key != "family", "{source}: the family comes with the preset (choose another --preset)");
+    let (sections, bare): (&[&str], &str) = match key.split_once('.') {
+        Some(("run", k)) => (&["run"], k),
+        Some(("model", k)) => (&["model"], k),
+        _ => (&["run", "model"], key),
+    };
+    for s in sections {
+        let sec = section(table, s)?;
+        if sec.contains_key(bare) {
+            sec.insert(bare.into(), value);
+            return Ok(bare);
+        }
+    }
+    bail!("{source}: unknown config key {key:?}")
+}
 
 fn apply_sets(table: &mut toml::Table, sets: &[String], allowed: Option<&[&str]>) -> Result<()> {
     for s in sets {
         let (k, v) = s.split_once('=').with_context(|| format!("--set {s:?}: expected key=value"))?;
         let k = k.trim();
-        ensure!(k != "preset", "--set preset: the preset is chosen with --preset (it supplies every other key)");
-        ensure!(table.contains_key(k), "--set {s:?}: unknown config key {k:?}");
         if let Some(keys) = allowed {
-            ensure!(keys.contains(&k), "--set {k}: a resumed run keeps its config; only {} may change", keys.join(", "));
+            let bare = k.strip_prefix("run.").unwrap_or(k);
+            ensure!(keys.contains(&bare), "--set {k}: a resumed run keeps its config; only {} may change", keys.join(", "));
         }
-        table.insert(k.into(), parse_value(v.trim()));
+        set_key(table, k, parse_value(v.trim()), &format!("--set {s:?}"))?;
     }
     Ok(())
 }
 
+/// A config written before [run] and [model] existed (StoryGAN's flat keys): the same config
+/// in sections.
+fn migrate(mut table: toml::Table) -> toml::Table {
+    if table.contains_key("family") || table.contains_key("run") {
+        return table;
+    }
+    let mut run = toml::Table::new();
+    let mut model = toml::Table::new();
+    let mut out = toml::Table::new();
+    for (k, v) in std::mem::take(&mut table) {
+        if k == "preset" {
+            out.insert(k, v);
+        } else if RUN_KEYS.contains(&k.as_str()) {
+            run.insert(k, v);
+        } else {
+            model.insert(k, v);
+        }
+    }
+    out.insert("family".into(), toml::Value::String("storygan".into()));
+    out.insert("run".into(), toml::Value::Table(run));
+    out.insert("model".into(), toml::Value::Table(model));
+    out
+}
+
 impl Config {
-    /// Preset, then the user's file, then `--set` overrides; then validation.
+    /// Preset, then the user's file, then `--set` overrides; then validation (the loop's keys
+    /// here, the model section by its family).
     pub fn resolve(preset: &str, file: Option<&Path>, sets: &[String]) -> Result<Config> {
         let mut table: toml::Table = preset_text(preset)?.parse().with_context(|| format!("preset {preset}"))?;
         table.insert("preset".into(), toml::Value::String(preset.into()));
         if let Some(f) = file {
             let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
             let user: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", f.display()))?;
+            let source = f.display().to_string();
             for (k, v) in user {
-                ensure!(k != "preset", "{}: the preset is chosen with --preset, not in a config file", f.display());
-                ensure!(table.contains_key(&k), "{}: unknown config key {k:?}", f.display());
-                table.insert(k, v);
+                match (k.as_str(), v) {
+                    ("run" | "model", toml::Value::Table(t)) => {
+                        for (kk, vv) in t {
+                            set_key(&mut table, &format!("{k}.{kk}"), vv, &source)?;
+                        }
+                    }
+                    (_, v) => {
+                        set_key(&mut table, &k, v, &source)?;
+                    }
+                }
             }
         }
         apply_sets(&mut table, sets, None)?;
@@ -216,72 +196,37 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
-        Self::from_table(table).with_context(|| format!("in {}", path.display()))
+        Self::from_table(migrate(table)).with_context(|| format!("in {}", path.display()))
     }
 
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("config serialises")
     }
 
+    /// The [model] section as the family's type (unknown keys and type errors name the key).
+    pub fn model<T: DeserializeOwned>(&self) -> Result<T> {
+        let text = toml::to_string(&self.model).context("config [model]")?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config [model]: {e}"))
+    }
+
     pub fn validate(&self) -> Result<()> {
-        fn range<T: PartialOrd + std::fmt::Display>(name: &str, v: T, lo: T, hi: T) -> Result<()> {
-            if v < lo || v > hi {
-                bail!("config: {name} = {v} is out of range ({lo} to {hi})");
-            }
-            Ok(())
-        }
-        range("frames", self.frames, 1, 16)?;
-        ensure!(self.image_size == 64, "config: image_size = {} is not supported (64)", self.image_size);
-        range("word_dim", self.word_dim, 1, 4096)?;
-        range("sentence_dim", self.sentence_dim, 1, 4096)?;
-        range("noise_dim", self.noise_dim, 1, 4096)?;
-        range("context_dim", self.context_dim, 1, 4096)?;
-        range("story_dim", self.story_dim, 1, 4096)?;
-        range("gist_filters", self.gist_filters, 1, 256)?;
-        range("gist_filter_len", self.gist_filter_len, 1, 63)?;
-        ensure!(self.gist_filter_len % 2 == 1, "config: gist_filter_len must be odd (got {})", self.gist_filter_len);
-        range("ngf", self.ngf, 16, 8192)?;
-        ensure!(self.ngf % 16 == 0, "config: ngf must be a multiple of 16 (got {})", self.ngf);
-        range("ngf_min", self.ngf_min, 0, 8192)?;
-        range("ndf", self.ndf, 1, 1024)?;
-        range("story_embed_dim", self.story_embed_dim, 1, 8192)?;
-        for (n, v) in [
-            ("image_weight", self.image_weight),
-            ("story_weight", self.story_weight),
-            ("kl_weight", self.kl_weight),
-            ("aux_real_weight", self.aux_real_weight),
-            ("aux_fake_weight", self.aux_fake_weight),
-            ("text_aux_weight", self.text_aux_weight),
-        ] {
-            range(n, v, 0.0, 100.0)?;
-        }
-        range("story_batch", self.story_batch, 2, 4096)?;
-        range("image_batch", self.image_batch, 2, 4096)?;
-        range("g_steps", self.g_steps, 1, 16)?;
-        range("lr_g", self.lr_g, 1e-7, 1.0)?;
-        range("lr_d", self.lr_d, 1e-7, 1.0)?;
-        range("lr_text", self.lr_text, 1e-7, 1.0)?;
-        range("text_gan_gradient", self.text_gan_gradient, 0.0, 1.0)?;
-        range("beta1", self.beta1, 0.0, 0.999999)?;
-        range("beta2", self.beta2, 0.0, 0.999999)?;
-        range("lr_halve_epochs", self.lr_halve_epochs, 1, 1_000_000)?;
-        range("epochs", self.epochs, 1, 1_000_000)?;
-        range("checkpoint_every", self.checkpoint_every, 1, usize::MAX)?;
-        range("sample_every", self.sample_every, 1, usize::MAX)?;
-        range("log_every", self.log_every, 1, usize::MAX)?;
-        Ok(())
+        let r = &self.run;
+        range("epochs", r.epochs, 1, 1_000_000)?;
+        range("checkpoint_every", r.checkpoint_every, 1, usize::MAX)?;
+        range("sample_every", r.sample_every, 1, usize::MAX)?;
+        range("log_every", r.log_every, 1, usize::MAX)?;
+        range("max_rollbacks", r.max_rollbacks, 0, 1_000_000)?;
+        let family = models::family(&self.family)?;
+        (family.check)(self).with_context(|| format!("preset {} (family {})", self.preset, self.family))
     }
+}
 
-    /// Whether this model has a story discriminator.
-    pub fn has_story_d(&self) -> bool {
-        self.variant != Variant::Imagegan
+/// An error unless lo ≤ v ≤ hi, naming the key.
+pub fn range<T: PartialOrd + std::fmt::Display>(name: &str, v: T, lo: T, hi: T) -> Result<()> {
+    if v < lo || v > hi {
+        bail!("config: {name} = {v} is out of range ({lo} to {hi})");
     }
-
-    /// The generator's channels at 4×4, 8×8, …, 64×64: ngf halved by each up-block, never
-    /// below `ngf_min`.
-    pub fn generator_widths(&self) -> [i64; 5] {
-        std::array::from_fn(|i| (self.ngf >> i).max(self.ngf_min))
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -290,7 +235,7 @@ mod tests {
 
     #[test]
     fn presets_resolve_and_round_trip() {
-        for (name, _) in PRESETS {
+        for (name, _) in presets() {
             let c = Config::resolve(name, None, &[]).unwrap();
             assert_eq!(c.preset, name);
             let back: Config = toml::from_str(&c.to_toml()).unwrap();
@@ -299,18 +244,49 @@ mod tests {
     }
 
     #[test]
-    fn overrides_and_errors() {
-        let c = Config::resolve("storygan-tiny", None, &["variant=svc".into(), "lr_g = 0.001".into()]).unwrap();
-        assert_eq!((c.variant, c.lr_g), (Variant::Svc, 0.001));
+    fn keys_are_found_in_their_sections() {
+        let c =
+            Config::resolve("storygan-tiny", None, &["variant=svc".into(), "model.lr_g = 0.001".into(), "run.seed=7".into(), "max_steps=3".into()]).unwrap();
+        assert_eq!((c.model["variant"].as_str(), c.model["lr_g"].as_float(), c.run.seed, c.run.max_steps), (Some("svc"), Some(0.001), 7, 3));
         let err = |sets: &[&str]| {
             let s: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
             format!("{:#}", Config::resolve("storygan-tiny", None, &s).unwrap_err())
         };
         assert!(err(&["colour=red"]).contains("unknown config key \"colour\""));
-        assert!(err(&["lr_g=5"]).contains("lr_g = 5 is out of range"));
-        assert!(err(&["variant=dalle"]).contains("unknown variant"));
-        assert!(err(&["ngf=100"]).contains("multiple of 16"));
-        assert!(err(&["story_batch"]).contains("expected key=value"));
+        assert!(err(&["run.variant=svc"]).contains("unknown config key \"run.variant\""));
+        assert!(err(&["family=toy"]).contains("the family comes with the preset"));
+        assert!(err(&["preset=toy"]).contains("chosen with --preset"));
+        assert!(err(&["log_every=0"]).contains("log_every = 0 is out of range"));
+        assert!(err(&["nonfinite=ignore"]).contains("unknown variant"));
         assert!(format!("{:#}", Config::resolve("nope", None, &[]).unwrap_err()).contains("storygan-tiny"));
+    }
+
+    #[test]
+    fn a_flat_config_of_before_the_sections_reads_as_the_same_config() {
+        let c = Config::resolve("storygan-tiny", None, &["seed=5".into()]).unwrap();
+        let mut flat = toml::Table::new();
+        flat.insert("preset".into(), c.preset.clone().into());
+        let run: toml::Table = toml::to_string(&c.run).unwrap().parse().unwrap();
+        flat.extend(run);
+        flat.extend(c.model.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, toml::to_string(&flat).unwrap()).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), c);
+    }
+
+    #[test]
+    fn a_user_file_may_use_sections_or_bare_keys_and_a_resume_changes_only_run_length_and_reporting() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("mine.toml");
+        std::fs::write(&f, "seed = 9\n[model]\nlr_d = 0.0003\n").unwrap();
+        let c = Config::resolve("storygan-tiny", Some(&f), &[]).unwrap();
+        assert_eq!((c.run.seed, c.model["lr_d"].as_float()), (9, Some(0.0003)));
+        std::fs::write(&f, "[model]\nshape = 1\n").unwrap();
+        assert!(format!("{:#}", Config::resolve("storygan-tiny", Some(&f), &[]).unwrap_err()).contains("unknown config key \"model.shape\""));
+        let r = c.resumed_with(&["max_steps=9".into(), "run.log_every=2".into()]).unwrap();
+        assert_eq!((r.run.max_steps, r.run.log_every), (9, 2));
+        assert!(format!("{:#}", c.resumed_with(&["lr_g=0.1".into()]).unwrap_err()).contains("a resumed run keeps its config"));
+        assert!(format!("{:#}", c.resumed_with(&["seed=1".into()]).unwrap_err()).contains("a resumed run keeps its config"));
     }
 }

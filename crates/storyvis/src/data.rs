@@ -1,6 +1,6 @@
 //! A story dataset in memory as tensors, and the batches training draws from it.
 
-use crate::config::{Config, TextInput};
+use crate::models::storygan::config::{Config, TextInput};
 use crate::models::storygan::generator::TextBatch;
 use crate::models::storygan::DataShape;
 use crate::text::Vocab;
@@ -37,6 +37,13 @@ pub struct Batch {
     pub text: TextBatch,
     pub labels: Tensor,
     pub added: Tensor,
+}
+
+impl Batch {
+    /// The same tensors (shallow clones).
+    pub fn shallow(&self) -> Batch {
+        Batch { images: self.images.shallow_clone(), text: self.text.shallow(), labels: self.labels.shallow_clone(), added: self.added.shallow_clone() }
+    }
 }
 
 /// Host indices on `device`. To a GPU they go through pinned memory without blocking, so the

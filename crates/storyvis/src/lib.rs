@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod family;
 pub mod loss;
 pub mod models;
 pub mod nn;

@@ -40,6 +40,36 @@ pub fn leaky(x: &Tensor) -> Tensor {
     x.maximum(&(x * 0.2))
 }
 
+/// Conditioning augmentation (Zhang et al., StackGAN, ICCV 2017, §3.1), shared by StoryGAN's
+/// story encoder (Li et al. 2019, §3.2), StackGAN and GAN-INT-CLS's text projection: a linear
+/// map of the text embedding to (μ, log σ²), a sample ĉ = μ + σ ⊙ ε, ε ~ N(0, I), and the
+/// regulariser KL(N(μ, σ²) ‖ N(0, I)).
+#[derive(Debug)]
+pub struct CondAug {
+    fc: nn::Linear,
+    pub output_dim: i64,
+}
+
+impl CondAug {
+    /// `input` → `output` (the linear map's variables sit at `p` itself: `p.weight`, `p.bias`).
+    pub fn new(p: nn::Path, input: i64, output: i64) -> CondAug {
+        CondAug { fc: linear(p, input, 2 * output, true), output_dim: output }
+    }
+
+    /// (μ, log σ²) of x [..., input].
+    pub fn stats(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let s = x.apply(&self.fc).chunk(2, -1);
+        (s[0].shallow_clone(), s[1].shallow_clone())
+    }
+
+    /// (ĉ, KL) with ε = `noise(shape)` (N(0, I) draws, or fixed ones in tests).
+    pub fn sample(&self, x: &Tensor, noise: impl FnOnce(&[i64]) -> Tensor) -> (Tensor, Tensor) {
+        let (mu, logvar) = self.stats(x);
+        let c = &mu + (&logvar * 0.5).exp() * noise(&mu.size());
+        (c, crate::loss::kl(&mu, &logvar))
+    }
+}
+
 /// A GRU cell (Cho et al. 2014):
 ///   r = σ(W_r x + U_r h), z = σ(W_z x + U_z h), n = tanh(W_n x + r ⊙ (U_n h)),
 ///   h' = (1 − z) ⊙ n + z ⊙ h.
@@ -131,6 +161,34 @@ pub fn dynamic_conv2d(maps: &Tensor, filters: &Tensor) -> Tensor {
 mod tests {
     use super::*;
     use tch::{Device, Kind};
+
+    #[test]
+    fn conditioning_augmentation_is_mu_plus_sigma_epsilon_with_its_kl() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let ca = CondAug::new(vs.root() / "ca", 5, 3);
+        let x = Tensor::randn([2, 5], (Kind::Float, Device::Cpu));
+        let eps = Tensor::randn([2, 3], (Kind::Float, Device::Cpu));
+        let (c, kl) = ca.sample(&x, |size| {
+            assert_eq!(size, [2, 3]);
+            eps.shallow_clone()
+        });
+        // By hand: [μ ; log σ²] = W x + b, then μ + exp(log σ² / 2) ε and
+        // KL = −½ mean(1 + log σ² − μ² − σ²).
+        let vars = vs.variables();
+        let (w, bias, xs, e) = (to_vec(&vars["ca.weight"]), to_vec(&vars["ca.bias"]), to_vec(&x), to_vec(&eps));
+        let (got, mut kl_sum) = (to_vec(&c), 0.0);
+        for i in 0..2 {
+            for k in 0..3 {
+                let pre = |o: usize| bias[o] + (0..5).map(|j| w[o * 5 + j] * xs[i * 5 + j]).sum::<f64>();
+                let (mu, logvar) = (pre(k), pre(3 + k));
+                let want = mu + (logvar / 2.0).exp() * e[i * 3 + k];
+                assert!((got[i * 3 + k] - want).abs() < 1e-5, "({i}, {k}): {} vs {want}", got[i * 3 + k]);
+                kl_sum += 1.0 + logvar - mu * mu - logvar.exp();
+            }
+        }
+        assert!((kl.double_value(&[]) + 0.5 * kl_sum / 6.0).abs() < 1e-5);
+    }
 
     fn to_vec(t: &Tensor) -> Vec<f64> {
         Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap()

@@ -103,6 +103,19 @@ impl Adam {
         });
     }
 
+    /// Copies of the moments and the step count (to undo updates with `set_moments`).
+    pub fn moments(&self) -> (Tensor, Tensor, i64) {
+        (self.m.copy(), self.v.copy(), self.step)
+    }
+
+    pub fn set_moments(&mut self, (m, v, step): (Tensor, Tensor, i64)) {
+        tch::no_grad(|| {
+            self.m.copy_(&m);
+            self.v.copy_(&v);
+        });
+        self.step = step;
+    }
+
     /// A variable's slice of a flat buffer, in its shape.
     fn slice(&self, flat: &Tensor, i: usize) -> Tensor {
         let offset: i64 = self.params[..i].iter().map(|(_, p)| p.numel() as i64).sum();

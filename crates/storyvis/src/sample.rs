@@ -4,9 +4,10 @@
 //! PNG per frame.
 
 use crate::checkpoint;
-use crate::config::{Config, TextInput};
 use crate::data::to_rgb8;
+use crate::models::storygan::config::{Config, TextInput};
 use crate::models::storygan::generator::{Generator, TextBatch};
+use crate::models::storygan::DataShape;
 use crate::text::{tokenize, Vocab};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
@@ -52,9 +53,10 @@ pub struct Loaded {
 pub fn load(path: &Path, device: Device) -> Result<Loaded> {
     let dir = checkpoint::resolve(path)?;
     let manifest = checkpoint::verify(&dir)?;
-    let (cfg, vocab) = checkpoint::load_config(&dir)?;
+    let cfg = Config::of(&checkpoint::load_config_of(&dir, "storygan")?)?;
+    let vocab = crate::models::storygan::family::load_vocab(&dir)?;
     let mut vs = VarStore::new(device);
-    let s = manifest.shape;
+    let s: DataShape = serde_json::from_value(manifest.shape).with_context(|| format!("{}: the recorded data shape is not StoryGAN's", dir.display()))?;
     let g = Generator::new(vs.root(), &cfg, s.vocab, s.vector_len, s.labels);
     checkpoint::load_store(&mut vs, &dir.join(checkpoint::GENERATOR))?;
     Ok(Loaded { cfg, vocab, checkpoint: dir, step: manifest.step, g, _vs: vs, device })

@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use storyvis::config::{Config, TextInput};
+use storyvis::config::Config;
 use storyvis::data::Batch;
+use storyvis::models::storygan::config::TextInput;
 use storyvis::models::storygan::generator::TextBatch;
 use storyvis::models::storygan::{DataShape, StoryGan};
 use storyvis::precision::{Precision, Runtime};
@@ -46,15 +47,16 @@ fn iterate(case: &str, runtime: Runtime) -> (Vec<f64>, Vec<f64>, StoryGan, usize
     let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let sets: Vec<String> = meta["sets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
     let cfg = Config::resolve(meta["preset"].as_str().unwrap(), None, &sets).unwrap();
-    let g_steps = cfg.g_steps;
+    let model_cfg = storyvis::models::storygan::Config::of(&cfg).unwrap();
+    let g_steps = model_cfg.g_steps;
     let s = &meta["shape"];
     let shape = DataShape { vocab: s["vocab"].as_i64().unwrap(), vector_len: s["vector_len"].as_i64().unwrap(), labels: s["labels"].as_i64().unwrap() };
     let inputs = read(&dir.join("inputs.safetensors"));
-    let (story, img) = (batch(&inputs, "story", cfg.text), batch(&inputs, "image", cfg.text));
+    let (story, img) = (batch(&inputs, "story", model_cfg.text), batch(&inputs, "image", model_cfg.text));
     let mut noise: Vec<(String, Tensor)> = read(&dir.join("noise.safetensors")).into_iter().collect();
     noise.sort_by(|a, b| a.0.cmp(&b.0));
     let noise = noise.into_iter().map(|(_, t)| t).collect();
-    let (got, model) = storyvis::train::one_iteration(cfg, shape, &dir, &story, &img, &inputs["frames"], noise, runtime).unwrap();
+    let (got, model) = storyvis::models::storygan::family::one_iteration(&cfg, shape, &dir, &story, &img, &inputs["frames"], noise, runtime).unwrap();
     let want: Vec<f64> = meta["reported"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     (got, want, model, g_steps)
 }

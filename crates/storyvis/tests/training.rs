@@ -34,7 +34,7 @@ fn tiny(sets: &[&str]) -> Config {
 
 fn run(config: Config, data: &Path, start: Start) -> storyvis::train::Outcome {
     let stop = AtomicBool::new(false);
-    let overrides = vec![format!("max_steps={}", config.max_steps)];
+    let overrides = vec![format!("max_steps={}", config.run.max_steps)];
     train(TrainRequest { config, overrides, data: data.to_path_buf(), start, runtime: Runtime::cpu() }, &|_, _, _| {}, &stop).unwrap()
 }
 

@@ -206,6 +206,7 @@ fn import_story(images: &Path, story: &Ready, index: usize, total: usize, opts: 
             vector: vector.clone(),
             label: label_of(vector).to_vec(),
             sentence: sentence::caption(&story.objects, t, &story.camera, &mut rng).text,
+            captions: Vec::new(),
         });
     }
     Ok(StoryRecord { id, split: Split::of(index, total, opts.split), frames })

@@ -1,6 +1,7 @@
 //! CLEVR-SV: StoryGAN's synthetic story-visualisation data, rendered by our own ray caster or
 //! imported from the layout the StoryGAN code distributes.
 
+pub mod captions;
 pub mod import;
 pub mod render;
 pub mod scene;
@@ -108,6 +109,7 @@ fn make_story(opts: &GenerateOptions, index: usize, out: &DatasetWriter) -> Resu
             vector: vector.to_vec(),
             label: label_of(&vector).to_vec(),
             sentence: sentence::caption(&story.objects, t, &story.camera, &mut rng).text,
+            captions: Vec::new(),
         });
     }
     Ok(StoryRecord { id, split: Split::of(index, opts.stories, opts.split), frames })

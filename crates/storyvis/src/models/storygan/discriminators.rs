@@ -2,7 +2,7 @@
 //! auxiliary multi-label classifier, and the story discriminator
 //! D_S = σ(wᵀ(E_img(X) ⊙ E_txt(S)) + b).
 
-use crate::config::Fuse;
+use super::config::Fuse;
 use crate::nn::{bn1d, bn2d, conv, leaky, linear};
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;

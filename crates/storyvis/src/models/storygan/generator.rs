@@ -1,9 +1,8 @@
 //! StoryGAN's generator (SPEC §1): story encoder, context encoder (GRU + Text2Gist), image
 //! generator; and the paper's baselines as variants of the same code.
 
-use crate::config::{Config, Gist, Variant};
-use crate::loss;
-use crate::nn::{bn1d, bn2d, conv, dynamic_conv1d, dynamic_conv2d, leaky, linear, pick_frames, recurrent_linear, GruCell, UpBlock};
+use super::config::{Config, Gist, TextInput, Variant};
+use crate::nn::{bn1d, bn2d, conv, dynamic_conv1d, dynamic_conv2d, leaky, linear, pick_frames, recurrent_linear, CondAug, GruCell, UpBlock};
 use crate::text::SentenceEncoder;
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
@@ -17,6 +16,16 @@ pub enum TextBatch {
     Ids(Tensor),
     /// Attribute vectors [B, T, V] (vector mode).
     Vectors(Tensor),
+}
+
+impl TextBatch {
+    /// The same tensors (shallow clones).
+    pub fn shallow(&self) -> TextBatch {
+        match self {
+            TextBatch::Ids(t) => TextBatch::Ids(t.shallow_clone()),
+            TextBatch::Vectors(t) => TextBatch::Vectors(t.shallow_clone()),
+        }
+    }
 }
 
 /// Text2Gist (SPEC §1):
@@ -136,7 +145,7 @@ pub struct Generator {
     /// Sentence mode: predicts a frame's labels from its sentence encoding.
     pub text_labels: Option<nn::Linear>,
     /// Story encoder: [s_1 … s_T] → (μ, log σ²); ImageGAN: s_t → (μ_t, log σ_t²).
-    encoder: nn::Linear,
+    encoder: CondAug,
     gru: Option<GruCell>,
     text2gist: Option<Text2Gist>,
     filter: Option<FilterNet>,
@@ -157,7 +166,6 @@ impl Generator {
     /// `vocab`: vocabulary size (sentence mode); `vector_len`: attribute vector length
     /// (vector mode); `labels`: label count for the text head.
     pub fn new(p: nn::Path, cfg: &Config, vocab: i64, vector_len: i64, labels: i64) -> Generator {
-        use crate::config::TextInput;
         let (sentence, text_dim) = match cfg.text {
             TextInput::Sentence => (Some(SentenceEncoder::new(&p / "sentence", vocab, cfg.word_dim, cfg.sentence_dim)), cfg.sentence_dim),
             TextInput::Vector => (None, vector_len),
@@ -167,8 +175,8 @@ impl Generator {
         let (k, l) = (cfg.gist_filters, cfg.gist_filter_len);
         let v = cfg.variant;
         let encoder = match v {
-            Variant::Imagegan => linear(&p / "encoder", text_dim, 2 * cs, true),
-            _ => linear(&p / "encoder", t * text_dim, 2 * cs, true),
+            Variant::Imagegan => CondAug::new(&p / "encoder", text_dim, cs),
+            _ => CondAug::new(&p / "encoder", t * text_dim, cs),
         };
         let gru = (v != Variant::Imagegan).then(|| GruCell::new(&p / "gru", text_dim + nz, ci));
         let text2gist = (v == Variant::Storygan).then(|| Text2Gist::new(&p / "text2gist", ci, cs));
@@ -244,10 +252,7 @@ impl Generator {
 
     /// Conditioning augmentation: (μ, log σ²) from x, a sample μ + σ ⊙ ε, and KL.
     fn augment(&self, x: &Tensor) -> (Tensor, Tensor) {
-        let stats = self.encoder.forward(x).chunk(2, -1);
-        let (mu, logvar) = (&stats[0], &stats[1]);
-        let sample = mu + (logvar * 0.5).exp() * self.randn(&mu.size(), mu.device());
-        (sample, loss::kl(mu, logvar))
+        self.encoder.sample(x, |size| self.randn(size, x.device()))
     }
 
     /// The context encoder over a story's sentence vectors s [B, T, text_dim].

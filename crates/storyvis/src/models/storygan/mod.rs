@@ -4,11 +4,14 @@
 //! generator; `discriminators.rs` the image and story discriminators. Each network has its own
 //! variable store so that each has its own optimiser and checkpoint file.
 
+pub mod config;
 pub mod discriminators;
+pub mod family;
 pub mod generator;
 
-use crate::config::Config;
+pub use config::Config;
 use discriminators::{ImageDiscriminator, StoryDiscriminator};
+pub use family::FAMILY;
 use generator::Generator;
 use tch::nn::VarStore;
 use tch::Device;
@@ -77,21 +80,18 @@ impl StoryGan {
     }
 }
 
-/// Parameter count of a store.
-pub fn parameters(vs: &VarStore) -> i64 {
-    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
-}
+pub use crate::train::parameters;
 
 #[cfg(test)]
 mod tests {
+    use super::config::{TextInput, Variant};
     use super::*;
-    use crate::config::{Config, Variant};
     use generator::TextBatch;
     use tch::{Kind, Tensor};
 
     fn tiny(sets: &[&str]) -> Config {
         let s: Vec<String> = sets.iter().map(|x| x.to_string()).collect();
-        Config::resolve("storygan-tiny", None, &s).unwrap()
+        Config::of(&crate::config::Config::resolve("storygan-tiny", None, &s).unwrap()).unwrap()
     }
     const SHAPE: DataShape = DataShape { vocab: 20, vector_len: 75, labels: 15 };
 
@@ -103,8 +103,8 @@ mod tests {
             let m = StoryGan::new(&cfg, SHAPE, Device::Cpu);
             let (b, t) = (3, 4);
             let text = match cfg.text {
-                crate::config::TextInput::Sentence => TextBatch::Ids(Tensor::randint_low(2, 20, [b, t, 6], (Kind::Int64, Device::Cpu))),
-                crate::config::TextInput::Vector => TextBatch::Vectors(Tensor::rand([b, t, 75], (Kind::Float, Device::Cpu))),
+                TextInput::Sentence => TextBatch::Ids(Tensor::randint_low(2, 20, [b, t, 6], (Kind::Int64, Device::Cpu))),
+                TextInput::Vector => TextBatch::Vectors(Tensor::rand([b, t, 75], (Kind::Float, Device::Cpu))),
             };
             let s = m.g.encode_text(&text);
             let ctx = m.g.context(&s, true);
@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn reference_widths_match_the_reference_code() {
         // The reference CLEVR generator starts from 1536 channels at 4×4 (GF_DIM 192 × 8).
-        let cfg = Config::resolve("storygan-clevr", None, &[]).unwrap();
+        let cfg = Config::of(&crate::config::Config::resolve("storygan-clevr", None, &[]).unwrap()).unwrap();
         let m = StoryGan::new(&cfg, SHAPE, Device::Cpu);
         let g = parameters(&m.g_vs);
         let di = parameters(&m.di_vs);

@@ -1,0 +1,110 @@
+//! The seam between the training loop (`train.rs`) and a model family (a folder under
+//! `models/`). A family declares its networks, its optimisers and the phases of one iteration,
+//! and computes each phase's loss; the loop owns everything else: seeding, backward passes and
+//! optimiser steps, the non-finite policy, checkpoints, resume, statistics, plots and sample
+//! sheets on disk. The phase split follows StyleGAN2-ADA / StyleGAN3's `training/loss.py`
+//! (`accumulate_gradients(phase, …)`), where the loop, not the loss, runs the optimiser.
+
+use crate::config::Config;
+use anyhow::Result;
+use std::path::Path;
+use storyvis_data::dataset::Dataset;
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+/// An optimiser (Adam) over part of one network.
+pub struct OptimizerSpec {
+    /// Its name in checkpoints and statistics (`lr_<name>`, `grad_<name>`).
+    pub name: &'static str,
+    /// The network whose trainable variables it updates.
+    pub network: &'static str,
+    /// Which of them (by variable name).
+    pub params: fn(&str) -> bool,
+    pub beta1: f64,
+    pub beta2: f64,
+}
+
+/// One phase of an iteration: a loss, and the optimisers its gradient updates.
+pub struct Phase {
+    pub name: &'static str,
+    /// Indices into `Family::optimizers`.
+    pub optimizers: Vec<usize>,
+}
+
+/// A value an iteration reports (a column of `stats.jsonl`).
+#[derive(Clone, Copy)]
+pub struct Reported {
+    /// Its key in `stats.jsonl`; keys that start with `loss_` are plotted.
+    pub key: &'static str,
+    /// How errors name it ("image discriminator" in "non-finite image discriminator loss").
+    pub label: &'static str,
+    /// Whether a non-finite value is an error (losses are; diagnostics such as D(real) are not).
+    pub checked: bool,
+}
+
+/// Where in the run an iteration is.
+#[derive(Clone, Copy, Debug)]
+pub struct Draw {
+    /// The iteration, from 0.
+    pub step: usize,
+    /// Roll-backs so far (each changes the random stream that follows).
+    pub rollbacks: usize,
+    pub seed: u64,
+}
+
+/// A model family in training.
+pub trait Family {
+    /// Every network, in checkpoint order: (name, variables). Checkpoints hold one
+    /// `<name>.safetensors` per network.
+    fn networks(&self) -> Vec<(&'static str, &VarStore)>;
+    fn networks_mut(&mut self) -> Vec<(&'static str, &mut VarStore)>;
+    fn optimizers(&self) -> Vec<OptimizerSpec>;
+    /// Each optimiser's learning rate in `epoch` (`optimizers` order).
+    fn learning_rates(&self, epoch: usize) -> Vec<f64>;
+    /// Iterations in one pass over the training data.
+    fn iters_per_epoch(&self) -> usize;
+    /// The phases of one iteration, in order (a phase may appear more than once).
+    fn phases(&self) -> Vec<Phase>;
+    /// The values `finish` returns, in order.
+    fn reported(&self) -> Vec<Reported>;
+    /// Starts an iteration: draws its batches and anything the phases share (libtorch's
+    /// generator is seeded by the loop just before). Runs under the loop's autocast.
+    fn begin(&mut self, at: Draw) -> Result<()>;
+    /// The loss of phase `i` of `phases()` (a scalar tensor with a graph to the phase's
+    /// optimisers' variables). Runs under the loop's autocast; the loop runs the backward pass
+    /// outside it and applies the update before asking for the next phase.
+    fn loss(&mut self, i: usize) -> Result<Tensor>;
+    /// Ends an iteration: its `reported()` values as one 1-d tensor on the device (not read
+    /// back: the loop does that in batches).
+    fn finish(&mut self) -> Tensor;
+    /// Runs the convolution stacks in the channels-last memory format (`--memory-format`).
+    fn set_channels_last(&mut self, on: bool);
+    /// A sample sheet of the model at `step` (fixed inputs and noise, seeded from `seed`).
+    fn sample_sheet(&self, step: usize, seed: u64) -> Result<image::RgbImage>;
+    /// Files beside the config in the run directory and every checkpoint (a vocabulary, say):
+    /// (name, bytes).
+    fn files(&self) -> Vec<(&'static str, Vec<u8>)>;
+    /// Sizes the networks took from the data (recorded in checkpoints, read back by the family
+    /// when it loads one).
+    fn shape(&self) -> serde_json::Value;
+    /// What `run.json` records about the training data (item counts).
+    fn data_summary(&self) -> serde_json::Value;
+}
+
+/// How a family is built for training on a dataset (libtorch's generator seeded by the loop
+/// first). The checkpoint path: the one a resumed run continues, whose `files` it reads.
+pub type Build = fn(&Config, &Dataset, Option<&Path>, Device) -> Result<Box<dyn Family>>;
+
+/// A family as the registry (`models::FAMILIES`) lists it.
+pub struct FamilyEntry {
+    pub name: &'static str,
+    /// One line for listings.
+    pub about: &'static str,
+    /// Presets: (name, TOML).
+    pub presets: &'static [(&'static str, &'static str)],
+    /// Checks a config's [model] section (types, ranges).
+    pub check: fn(&Config) -> Result<()>,
+    pub build: Build,
+    /// Networks only training needs (discriminators): `export` leaves them out.
+    pub training_only: &'static [&'static str],
+}

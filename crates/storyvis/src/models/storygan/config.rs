@@ -1,0 +1,196 @@
+//! StoryGAN's [model] section: the networks of the paper's Table 1 variants, the objective and
+//! the batches and rates of its training (SPEC §1; Li et al., CVPR 2019, §3 and §4).
+
+use crate::config::range;
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+
+/// Which model of the StoryGAN paper's Table 1 (SPEC §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// The full model: story encoder, GRU + Text2Gist context encoder, D_I and D_S.
+    Storygan,
+    /// Text2Gist replaced by concatenating s_t and h0.
+    Svc,
+    /// The concatenation of SVC replaced by the filter network: Filter(s_t) * h0.
+    Svfn,
+    /// Each frame on its own from [s_t ; CA(s_t) ; noise]; no story or context encoder, no D_S.
+    Imagegan,
+}
+
+/// How o_t is formed from i_t and h_t.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Gist {
+    /// The paper: K one-dimensional filters from i_t convolved with h_t.
+    Paper,
+    /// The reference code: a 15×15 filter from h_t convolved with a 15×15 map of s_t, then
+    /// downsampled to a 4×4 feature map.
+    Reference,
+}
+
+/// How the image discriminator joins image features and the condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fuse {
+    Concat,
+    Product,
+}
+
+/// What a frame's text s_t is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextInput {
+    /// English sentences through the vocabulary and the learned sentence encoder.
+    Sentence,
+    /// The paper's 75-number attribute vectors.
+    Vector,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    // Model.
+    pub variant: Variant,
+    pub gist: Gist,
+    pub text: TextInput,
+    /// Frames (and sentences) per story, T.
+    pub frames: usize,
+    pub image_size: i64,
+    /// Word embedding width of the sentence encoder.
+    pub word_dim: i64,
+    /// Sentence encoding width (s_t) in sentence mode; vector mode uses the vector length.
+    pub sentence_dim: i64,
+    pub noise_dim: i64,
+    /// Width of i_t (the GRU state).
+    pub context_dim: i64,
+    /// Width of h0 and h_t.
+    pub story_dim: i64,
+    /// Paper gist: number K and length L of the 1-d filters.
+    pub gist_filters: i64,
+    pub gist_filter_len: i64,
+    /// Generator channels at 4×4 (halved by each of the four up-blocks).
+    pub ngf: i64,
+    /// Fewest channels an up-block of the generator has (0: no floor, ngf/16 at 64×64). A
+    /// floor widens only the late, high-resolution layers, where shapes are drawn.
+    #[serde(default)]
+    pub ngf_min: i64,
+    /// Discriminator base channels (64×64 → 4×4 with ndf, 2ndf, 4ndf, 8ndf).
+    pub ndf: i64,
+    pub fuse: Fuse,
+    /// Width of E_img(X) and E_txt(S) in the story discriminator.
+    pub story_embed_dim: i64,
+
+    // Objective.
+    /// α: weight of the image GAN loss.
+    pub image_weight: f64,
+    /// β: weight of the story GAN loss.
+    pub story_weight: f64,
+    pub kl_weight: f64,
+    /// Auxiliary multi-label classifier: weight on real images in the D loss.
+    pub aux_real_weight: f64,
+    /// ... and on generated images in the G loss.
+    pub aux_fake_weight: f64,
+    /// Sentence mode: weight of a loss that asks the sentence encoding to predict the
+    /// frame's labels (a supervised signal for the encoder besides the GAN).
+    pub text_aux_weight: f64,
+    /// Sentence mode: the share of the GAN's gradient that reaches the sentence encoder
+    /// (1 = all of it, 0 = the encoder learns from its label head alone).
+    pub text_gan_gradient: f64,
+
+    // Training.
+    pub story_batch: i64,
+    pub image_batch: i64,
+    /// Generator updates per discriminator update.
+    pub g_steps: usize,
+    pub lr_g: f64,
+    pub lr_d: f64,
+    /// Sentence mode: learning rate of the sentence encoder and its label head (a recurrent
+    /// encoder learns too slowly at the GAN's rate).
+    pub lr_text: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// The learning rate halves every this many epochs.
+    pub lr_halve_epochs: usize,
+}
+
+impl Config {
+    /// The [model] section of a resolved config.
+    pub fn of(cfg: &crate::config::Config) -> Result<Config> {
+        let c: Config = cfg.model()?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        range("frames", self.frames, 1, 16)?;
+        ensure!(self.image_size == 64, "config: image_size = {} is not supported (64)", self.image_size);
+        range("word_dim", self.word_dim, 1, 4096)?;
+        range("sentence_dim", self.sentence_dim, 1, 4096)?;
+        range("noise_dim", self.noise_dim, 1, 4096)?;
+        range("context_dim", self.context_dim, 1, 4096)?;
+        range("story_dim", self.story_dim, 1, 4096)?;
+        range("gist_filters", self.gist_filters, 1, 256)?;
+        range("gist_filter_len", self.gist_filter_len, 1, 63)?;
+        ensure!(self.gist_filter_len % 2 == 1, "config: gist_filter_len must be odd (got {})", self.gist_filter_len);
+        range("ngf", self.ngf, 16, 8192)?;
+        ensure!(self.ngf % 16 == 0, "config: ngf must be a multiple of 16 (got {})", self.ngf);
+        range("ngf_min", self.ngf_min, 0, 8192)?;
+        range("ndf", self.ndf, 1, 1024)?;
+        range("story_embed_dim", self.story_embed_dim, 1, 8192)?;
+        for (n, v) in [
+            ("image_weight", self.image_weight),
+            ("story_weight", self.story_weight),
+            ("kl_weight", self.kl_weight),
+            ("aux_real_weight", self.aux_real_weight),
+            ("aux_fake_weight", self.aux_fake_weight),
+            ("text_aux_weight", self.text_aux_weight),
+        ] {
+            range(n, v, 0.0, 100.0)?;
+        }
+        range("story_batch", self.story_batch, 2, 4096)?;
+        range("image_batch", self.image_batch, 2, 4096)?;
+        range("g_steps", self.g_steps, 1, 16)?;
+        range("lr_g", self.lr_g, 1e-7, 1.0)?;
+        range("lr_d", self.lr_d, 1e-7, 1.0)?;
+        range("lr_text", self.lr_text, 1e-7, 1.0)?;
+        range("text_gan_gradient", self.text_gan_gradient, 0.0, 1.0)?;
+        range("beta1", self.beta1, 0.0, 0.999999)?;
+        range("beta2", self.beta2, 0.0, 0.999999)?;
+        range("lr_halve_epochs", self.lr_halve_epochs, 1, 1_000_000)?;
+        Ok(())
+    }
+
+    /// Whether this model has a story discriminator.
+    pub fn has_story_d(&self) -> bool {
+        self.variant != Variant::Imagegan
+    }
+
+    /// The generator's channels at 4×4, 8×8, …, 64×64: ngf halved by each up-block, never
+    /// below `ngf_min`.
+    pub fn generator_widths(&self) -> [i64; 5] {
+        std::array::from_fn(|i| (self.ngf >> i).max(self.ngf_min))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(sets: &[&str]) -> Result<Config> {
+        let s: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Config::of(&crate::config::Config::resolve("storygan-tiny", None, &s)?)
+    }
+
+    #[test]
+    fn overrides_and_errors() {
+        let c = resolve(&["variant=svc", "lr_g = 0.001"]).unwrap();
+        assert_eq!((c.variant, c.lr_g), (Variant::Svc, 0.001));
+        let err = |sets: &[&str]| format!("{:#}", resolve(sets).unwrap_err());
+        assert!(err(&["lr_g=5"]).contains("lr_g = 5 is out of range"));
+        assert!(err(&["variant=dalle"]).contains("unknown variant"));
+        assert!(err(&["ngf=100"]).contains("multiple of 16"));
+        assert!(err(&["story_batch"]).contains("expected key=value"));
+    }
+}

@@ -1,0 +1,462 @@
+//! StoryGAN on the training loop (Li et al., CVPR 2019, §3.4 "Objective"): each iteration
+//! samples a story batch and an independent image batch, updates the image discriminator, then
+//! the story discriminator, then the generator `g_steps` times (yitong91/StoryGAN trainer.py).
+
+use super::config::{Config, TextInput};
+use super::{DataShape, StoryGan};
+use crate::data::{check_compatible, to_rgb8, Batch, StoryData};
+use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
+use crate::loss;
+use crate::nn::pick_frames;
+use crate::precision::Runtime;
+use crate::text::Vocab;
+use crate::train::{mix, parameters, timed, Engine};
+use anyhow::{ensure, Context, Result};
+use std::path::Path;
+use storyvis_data::dataset::{Dataset, Split};
+use storyvis_data::rng::Rng;
+use storyvis_data::sheet::{paper, StripLayout};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+/// Stories shown in the sample grids.
+const SAMPLE_STORIES: usize = 4;
+pub const VOCAB: &str = "vocab.json";
+
+pub const FAMILY: FamilyEntry = FamilyEntry {
+    name: "storygan",
+    about: "story visualisation: T sentences in, T consistent frames out (Li et al., CVPR 2019)",
+    presets: &[
+        ("storygan-clevr", include_str!("../../../../../presets/storygan-clevr.toml")),
+        ("storygan-small", include_str!("../../../../../presets/storygan-small.toml")),
+        ("storygan-tiny", include_str!("../../../../../presets/storygan-tiny.toml")),
+    ],
+    check: |cfg| Config::of(cfg).map(drop),
+    build,
+    training_only: &["image_d", "story_d"],
+};
+
+/// The vocabulary saved beside a checkpoint's config.
+pub fn load_vocab(dir: &Path) -> Result<Vocab> {
+    let path = dir.join(VOCAB);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    Vocab::load_json(&text).with_context(|| format!("in {}", path.display()))
+}
+
+fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device: Device) -> Result<Box<dyn Family>> {
+    let m = Config::of(cfg)?;
+    check_compatible(ds, &m)?;
+    let vocab = match from {
+        Some(dir) => load_vocab(dir)?,
+        None => Vocab::build(ds.split(Split::Train).flat_map(|s| s.frames.iter().map(|f| f.sentence.as_str()))),
+    };
+    let train_stories: Vec<_> = ds.split(Split::Train).collect();
+    ensure!(train_stories.len() >= 2, "{} has {} training stories; at least 2 are needed", ds.dir.display(), train_stories.len());
+    let mut sample_stories: Vec<_> = ds.split(Split::Test).take(SAMPLE_STORIES).collect();
+    if sample_stories.is_empty() {
+        sample_stories = train_stories.iter().take(SAMPLE_STORIES).copied().collect();
+    }
+    if m.text == TextInput::Sentence {
+        ensure!(!vocab.is_empty(), "the training sentences contain no words");
+    }
+    // On a GPU the whole training set lives on the device (10,000 stories at 64×64: 0.5 GB
+    // of u8), so drawing a batch is a gather there.
+    let train = StoryData::load(ds, &train_stories, &m, &vocab)?.to_device(device);
+    let samples = StoryData::load(ds, &sample_stories, &m, &vocab)?;
+    let shape = DataShape { vocab: vocab.len(), vector_len: ds.header.vector_len as i64, labels: ds.header.label_names.len() as i64 };
+    Ok(Box::new(StoryGanTrainer::new(m, shape, train, samples, vocab, device)))
+}
+
+/// What the phases of one iteration share.
+struct Iteration {
+    story: Batch,
+    /// The image batch and its frame picks.
+    img: Batch,
+    frames: Tensor,
+    /// The first generator pass (D phases and the first G step use it).
+    fwd: Option<Forward>,
+    reported: Vec<Tensor>,
+    g_done: usize,
+}
+
+struct Forward {
+    s_story: Tensor,
+    fake_story: Tensor,
+    kl_story: Tensor,
+    s_img: Tensor,
+    cond_img: Tensor,
+    fake_img: Tensor,
+    kl_img: Tensor,
+}
+
+/// StoryGAN with its training data.
+pub struct StoryGanTrainer {
+    pub cfg: Config,
+    pub model: StoryGan,
+    train: StoryData,
+    samples: StoryData,
+    vocab: Vocab,
+    shape: DataShape,
+    device: Device,
+    /// Batches to use instead of drawing (the parity check).
+    fixed: Option<(Batch, Batch, Tensor)>,
+    now: Option<Iteration>,
+}
+
+/// The generator's text-encoder variables (trained at `lr_text`).
+fn is_text(name: &str) -> bool {
+    name.starts_with("sentence.") || name.starts_with("text_labels.")
+}
+
+/// Indices of the values `finish` reports.
+const D_IMAGE: usize = 0;
+const D_STORY: usize = 1;
+const G: usize = 2;
+const KL: usize = 3;
+const TEXT: usize = 4;
+const D_REAL: usize = 5;
+const D_FAKE: usize = 6;
+const AUX: usize = 7;
+
+impl StoryGanTrainer {
+    /// The networks (libtorch's generator seeded by the caller) over `train`.
+    pub fn new(cfg: Config, shape: DataShape, train: StoryData, samples: StoryData, vocab: Vocab, device: Device) -> StoryGanTrainer {
+        let model = StoryGan::new(&cfg, shape, device);
+        StoryGanTrainer { cfg, model, train, samples, vocab, shape, device, fixed: None, now: None }
+    }
+
+    /// A trainer with no vocabulary, for measuring and checking iterations.
+    fn headless(cfg: Config, shape: DataShape, train: StoryData, device: Device) -> StoryGanTrainer {
+        let vocab = Vocab::from_words(vec!["<pad>".into(), "<unk>".into()]);
+        let samples = StoryData::synthetic(&cfg, shape, 1, 1);
+        StoryGanTrainer::new(cfg, shape, train, samples, vocab, device)
+    }
+
+    fn has_text_optimizer(&self) -> bool {
+        self.cfg.text == TextInput::Sentence
+    }
+
+    /// The story indices of iteration `step` (a per-epoch permutation of the training set)
+    /// and the image batch's (story, frame) picks.
+    fn draw(&self, step: usize, seed: u64) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+        let n = self.train.len();
+        let b = self.cfg.story_batch as usize;
+        let ipe = self.iters_per_epoch();
+        let (epoch, k) = (step / ipe, step % ipe);
+        let mut perm: Vec<i64> = (0..n as i64).collect();
+        Rng::for_item(mix(seed, 1), epoch as u64).shuffle(&mut perm);
+        let stories = (0..b).map(|j| perm[(k * b + j) % n]).collect();
+        let mut rng = Rng::for_item(mix(seed, 2), step as u64);
+        let bi = self.cfg.image_batch as usize;
+        let img_stories = (0..bi).map(|_| rng.below(n) as i64).collect();
+        let frames = (0..bi).map(|_| rng.below(self.cfg.frames) as i64).collect();
+        (stories, img_stories, frames)
+    }
+
+    /// The generator's forward pass on both batches.
+    fn generate(&self, story: &Batch, img: &Batch, frames: &Tensor) -> Forward {
+        let g = &self.model.g;
+        // The encodings G sees pass on only a share of the GAN's gradient to the encoder.
+        let k = self.cfg.text_gan_gradient;
+        let scaled = |s: &Tensor| s.detach() * (1.0 - k) + s * k;
+        let s_story = g.encode_text(&story.text);
+        let ctx = g.context(&scaled(&s_story), true);
+        let fake_story = g.decode_story(&ctx, true);
+        let s_img = g.encode_text(&img.text);
+        let ctx_img = g.context(&scaled(&s_img), true);
+        let fake_img = g.decode_frames(&ctx_img, frames, true);
+        Forward { s_story, fake_story, kl_story: ctx.kl, s_img, cond_img: ctx_img.cond, fake_img, kl_img: ctx_img.kl }
+    }
+
+    /// Image discriminator: real + ½(fake + wrong), wrong = text shifted by one; plus the
+    /// auxiliary classifier on real frames (paper §3.3; the reference code's D_I).
+    fn image_d_loss(&self, it: &Iteration) -> (Tensor, [Tensor; 3]) {
+        let fwd = it.fwd.as_ref().expect("the iteration's forward pass");
+        let real_img = pick_frames(&it.img.images, &it.frames);
+        let labels_t = pick_frames(&it.img.labels, &it.frames);
+        let (s_t, h_t) = (pick_frames(&fwd.s_img, &it.frames).detach(), pick_frames(&fwd.cond_img, &it.frames).detach());
+        // Real and wrong pairs share the real images' features.
+        let di = &self.model.di;
+        let real_feat = di.features(&real_img, true);
+        let (real, real_cls) = di.judge(&real_feat, &s_t, &h_t, true);
+        let (fake, _) = di.forward_t(&fwd.fake_img.detach(), &s_t, &h_t, true);
+        let (wrong, _) = di.judge(&real_feat, &s_t.roll([1], [0]), &h_t.roll([1], [0]), true);
+        let l = self.cfg.image_weight * loss::discriminator(&real, &fake, &wrong) + self.cfg.aux_real_weight * loss::multi_label(&real_cls, &labels_t);
+        let d_real = real.sigmoid().mean(Kind::Float).detach();
+        let d_fake = fake.sigmoid().mean(Kind::Float).detach();
+        let aux = real_cls.gt(0.0).to_kind(Kind::Float).eq_tensor(&labels_t).to_kind(Kind::Float).mean(Kind::Float);
+        (l, [d_real, d_fake, aux])
+    }
+
+    /// Story discriminator, the same way over whole stories.
+    fn story_d_loss(&self, it: &Iteration) -> Tensor {
+        let fwd = it.fwd.as_ref().expect("the iteration's forward pass");
+        let ds = self.model.ds.as_ref().expect("a story discriminator");
+        let s = fwd.s_story.detach();
+        let real_feat = ds.features(&it.story.images, true);
+        let real = ds.judge(&real_feat, &s);
+        let fake = ds.forward_t(&fwd.fake_story.detach(), &s, true);
+        let wrong = ds.judge(&real_feat, &s.roll([1], [0]));
+        self.cfg.story_weight * loss::discriminator(&real, &fake, &wrong)
+    }
+
+    /// One generator step (the first reuses the iteration's forward pass): (loss, KL, text
+    /// loss).
+    fn generator_loss(&self, it: &mut Iteration) -> (Tensor, Tensor, Tensor) {
+        let cfg = &self.cfg;
+        let f = match it.fwd.take() {
+            Some(f) => f,
+            None => self.generate(&it.story, &it.img, &it.frames),
+        };
+        let labels_t = pick_frames(&it.img.labels, &it.frames);
+        let s_t = pick_frames(&f.s_img, &it.frames).detach();
+        let h_t = pick_frames(&f.cond_img, &it.frames).detach();
+        let (fake, fake_cls) = self.model.di.forward_t(&f.fake_img, &s_t, &h_t, true);
+        let mut l = cfg.image_weight * loss::generator(&fake) + cfg.aux_fake_weight * loss::multi_label(&fake_cls, &labels_t);
+        if let Some(ds) = &self.model.ds {
+            l += cfg.story_weight * loss::generator(&ds.forward_t(&f.fake_story, &f.s_story.detach(), true));
+        }
+        let kl = &f.kl_story + &f.kl_img;
+        l += cfg.kl_weight * &kl;
+        let mut text = Tensor::zeros([], (Kind::Float, self.device));
+        if let Some(head) = &self.model.g.text_labels {
+            // Each sentence names the object its frame adds.
+            let t = loss::multi_label(&tch::nn::Module::forward(head, &f.s_story), &it.story.added);
+            text = t.detach();
+            l += cfg.text_aux_weight * t;
+        }
+        (l, kl.detach(), text)
+    }
+}
+
+impl Family for StoryGanTrainer {
+    fn networks(&self) -> Vec<(&'static str, &VarStore)> {
+        self.model.stores()
+    }
+
+    fn networks_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
+        self.model.stores_mut()
+    }
+
+    fn optimizers(&self) -> Vec<OptimizerSpec> {
+        let (beta1, beta2) = (self.cfg.beta1, self.cfg.beta2);
+        let spec = |name, network, params| OptimizerSpec { name, network, params, beta1, beta2 };
+        let mut v = vec![spec("generator", "generator", |n| !is_text(n))];
+        if self.has_text_optimizer() {
+            // The sentence encoder and its label head, at `lr_text`.
+            v.push(spec("text", "generator", is_text));
+        }
+        v.push(spec("image_d", "image_d", |_| true));
+        if self.model.ds.is_some() {
+            v.push(spec("story_d", "story_d", |_| true));
+        }
+        v
+    }
+
+    fn learning_rates(&self, epoch: usize) -> Vec<f64> {
+        let c = &self.cfg;
+        let scale = 0.5f64.powi((epoch / c.lr_halve_epochs) as i32);
+        let mut v = vec![c.lr_g];
+        if self.has_text_optimizer() {
+            v.push(c.lr_text);
+        }
+        v.push(c.lr_d);
+        if self.model.ds.is_some() {
+            v.push(c.lr_d);
+        }
+        v.into_iter().map(|lr| lr * scale).collect()
+    }
+
+    fn iters_per_epoch(&self) -> usize {
+        (self.train.len() / self.cfg.story_batch as usize).max(1)
+    }
+
+    fn phases(&self) -> Vec<Phase> {
+        let text = usize::from(self.has_text_optimizer());
+        let image_d = 1 + text;
+        let mut v = vec![Phase { name: "image discriminator", optimizers: vec![image_d] }];
+        if self.model.ds.is_some() {
+            v.push(Phase { name: "story discriminator", optimizers: vec![image_d + 1] });
+        }
+        let g: Vec<usize> = (0..=text).collect();
+        v.extend((0..self.cfg.g_steps).map(|_| Phase { name: "generator", optimizers: g.clone() }));
+        v
+    }
+
+    fn reported(&self) -> Vec<Reported> {
+        let r = |key, label, checked| Reported { key, label, checked };
+        vec![
+            r("loss_d_image", "image discriminator", true),
+            r("loss_d_story", "story discriminator", true),
+            r("loss_g", "generator", true),
+            r("loss_kl", "KL", true),
+            r("loss_text", "text", true),
+            // Mean D_I(real) and D_I(fake) (probabilities), and the per-label accuracy of D_I's
+            // auxiliary classifier on real frames.
+            r("d_real", "D(real)", false),
+            r("d_fake", "D(fake)", false),
+            r("aux_accuracy", "auxiliary accuracy", false),
+        ]
+    }
+
+    fn begin(&mut self, at: Draw) -> Result<()> {
+        let (story, img, frames) = match &self.fixed {
+            Some((s, i, f)) => (s.shallow(), i.shallow(), f.shallow_clone()),
+            None => {
+                let (story_idx, img_idx, frames) = self.draw(at.step, at.seed);
+                (self.train.batch(&story_idx, self.device), self.train.batch(&img_idx, self.device), crate::data::upload(&frames, self.device))
+            }
+        };
+        let fwd = self.generate(&story, &img, &frames);
+        let reported = (0..8).map(|_| Tensor::zeros([], (Kind::Float, self.device))).collect();
+        self.now = Some(Iteration { story, img, frames, fwd: Some(fwd), reported, g_done: 0 });
+        Ok(())
+    }
+
+    fn loss(&mut self, i: usize) -> Result<Tensor> {
+        let mut it = self.now.take().context("a phase outside an iteration")?;
+        let has_ds = self.model.ds.is_some();
+        let l = match (i, has_ds) {
+            (0, _) => {
+                let (l, [d_real, d_fake, aux]) = self.image_d_loss(&it);
+                it.reported[D_IMAGE] = l.detach();
+                (it.reported[D_REAL], it.reported[D_FAKE], it.reported[AUX]) = (d_real, d_fake, aux);
+                l
+            }
+            (1, true) => {
+                let l = self.story_d_loss(&it);
+                it.reported[D_STORY] = l.detach();
+                l
+            }
+            _ => {
+                let (l, kl, text) = self.generator_loss(&mut it);
+                it.reported[G] += l.detach();
+                it.reported[KL] += kl;
+                it.reported[TEXT] += text;
+                it.g_done += 1;
+                l
+            }
+        };
+        self.now = Some(it);
+        Ok(l)
+    }
+
+    fn finish(&mut self) -> Tensor {
+        let mut it = self.now.take().expect("an iteration");
+        let n = it.g_done.max(1) as f64;
+        for k in [G, KL, TEXT] {
+            it.reported[k] = &it.reported[k] / n;
+        }
+        Tensor::stack(&it.reported, 0)
+    }
+
+    fn set_channels_last(&mut self, on: bool) {
+        self.model.set_channels_last(on);
+    }
+
+    /// A grid: per held-out story, its ground truth frames and then the generated ones.
+    fn sample_sheet(&self, step: usize, seed: u64) -> Result<image::RgbImage> {
+        let n = self.samples.len() as i64;
+        let batch = self.samples.batch(&(0..n).collect::<Vec<_>>(), self.device);
+        tch::manual_seed(mix(seed, 0x5A) as i64);
+        let fake = self.model.g.draw(&batch.text);
+        let t = self.cfg.frames;
+        let layout = StripLayout::for_frame_size(64);
+        let mut sheet = paper(layout.width(2 * t as u32), n as u32 * layout.row_height() + layout.gap);
+        for i in 0..n {
+            let mut strip = Vec::new();
+            for (which, src) in [(0, &batch.images), (1, &fake)] {
+                for f in 0..t {
+                    let rgb = to_rgb8(&src.get(i).get(f as i64));
+                    let img = image::RgbImage::from_raw(64, 64, rgb).expect("64×64 frame");
+                    let caption = if which == 0 { self.samples.sentences[i as usize][f].clone() } else { String::new() };
+                    strip.push((img, caption));
+                }
+            }
+            let title = format!("story {}: ground truth | generated (step {step})", self.samples.ids[i as usize]);
+            layout.draw_row(&mut sheet, layout.gap + i as u32 * layout.row_height(), &title, &strip);
+        }
+        Ok(sheet)
+    }
+
+    fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
+        vec![(VOCAB, self.vocab.save_json().into_bytes())]
+    }
+
+    fn shape(&self) -> serde_json::Value {
+        serde_json::to_value(self.shape).expect("shape")
+    }
+
+    fn data_summary(&self) -> serde_json::Value {
+        serde_json::json!({ "train_stories": self.train.len() })
+    }
+}
+
+/// What `bench_iterations` measured.
+pub struct IterationTimes {
+    /// Milliseconds per training iteration, each ended by a device synchronisation.
+    pub train_ms: Vec<f64>,
+    /// Milliseconds to draw one story (eval mode, no gradients), synchronised.
+    pub sample_ms: Vec<f64>,
+    /// Parameters per network (generator, image_d, story_d).
+    pub parameters: Vec<(&'static str, i64)>,
+}
+
+/// Times training iterations and story sampling of `cfg` on `data` (after `warmup` untimed
+/// iterations): the loop `train` runs, minus saving and logging.
+pub fn bench_iterations(
+    cfg: &crate::config::Config,
+    shape: DataShape,
+    data: StoryData,
+    runtime: Runtime,
+    warmup: usize,
+    iterations: usize,
+    draws: usize,
+) -> Result<IterationTimes> {
+    let Runtime { device, precision, .. } = runtime;
+    let m = Config::of(cfg)?;
+    let one = StoryData::synthetic(&m, shape, 1, cfg.run.seed + 1).batch(&[0], device);
+    tch::manual_seed(cfg.run.seed as i64);
+    let family = StoryGanTrainer::headless(m, shape, data.to_device(device), device);
+    let mut t = Engine::new(Box::new(family), cfg.run.nonfinite, device)?;
+    t.set_runtime(runtime)?;
+    let parameters = t.family.model.stores().into_iter().map(|(n, vs)| (n, parameters(vs))).collect();
+    let seed = cfg.run.seed;
+    let train_ms = timed(device, warmup, iterations, &mut |step| t.iteration(Draw { step, rollbacks: 0, seed }, true).map(drop))?;
+    let sample_ms = timed(device, warmup, draws, &mut |_| {
+        let _amp = precision.autocast(device)?;
+        let _ = t.family.model.g.draw(&one.text);
+        Ok(())
+    })?;
+    Ok(IterationTimes { train_ms, sample_ms, parameters })
+}
+
+/// One iteration on the CPU from the weights in `weights` (generator/image_d/story_d
+/// safetensors), given batches, frame picks and noise (`Generator::feed_noise` order): what the
+/// parity test against the PyTorch implementation (bench/pytorch_storygan.py) runs. Returns the
+/// reported values (the family's, then each optimiser's gradient norm) and the networks after
+/// the updates. `runtime`: the CPU in fp32 for the parity check; bf16 or channels-last to
+/// compare those with it.
+#[allow(clippy::too_many_arguments)]
+pub fn one_iteration(
+    cfg: &crate::config::Config,
+    shape: DataShape,
+    weights: &Path,
+    story: &Batch,
+    img: &Batch,
+    frames: &Tensor,
+    noise: Vec<Tensor>,
+    runtime: Runtime,
+) -> Result<(Vec<f64>, StoryGan)> {
+    ensure!(runtime.device == Device::Cpu, "the parity check runs on the CPU");
+    let m = Config::of(cfg)?;
+    let mut family = StoryGanTrainer::headless(m.clone(), shape, StoryData::synthetic(&m, shape, 2, 0), Device::Cpu);
+    family.fixed = Some((story.shallow(), img.shallow(), frames.shallow_clone()));
+    let mut t = Engine::new(Box::new(family), cfg.run.nonfinite, Device::Cpu)?;
+    crate::checkpoint::load_networks(weights, &mut t.family.model.stores_mut())?;
+    t.set_runtime(runtime)?;
+    t.family.model.g.feed_noise(noise);
+    let values = t.iteration(Draw { step: 0, rollbacks: 0, seed: cfg.run.seed }, false)?.context("an iteration skipped its update")?;
+    let values = Vec::<f64>::try_from(values.to_kind(Kind::Double)).context("reported values")?;
+    Ok((values, t.family.model))
+}

@@ -1,0 +1,177 @@
+//! The training loop on the toy family: a NaN loss or gradient under each non-finite policy
+//! (roll-back, skip, abort), a stop request (what Ctrl-C sends), and resume, each checked
+//! against a straight run or the files on disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use storyvis::config::Config;
+use storyvis::precision::Runtime;
+use storyvis::train::{train, Outcome, Start, TrainRequest};
+use storyvis_data::clevr::{generate, GenerateOptions};
+use tch::Tensor;
+
+/// libtorch's random generator is global: runs take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    guard
+}
+
+fn dataset(dir: &Path) {
+    let opts = GenerateOptions { stories: 6, seed: 3, split: 1.0, supersample: 1, ..GenerateOptions::default() };
+    generate(&opts, dir, false, &|| {}).unwrap();
+}
+
+fn toy(sets: &[&str]) -> Config {
+    let s: Vec<String> = sets.iter().map(|x| x.to_string()).collect();
+    Config::resolve("toy", None, &s).unwrap()
+}
+
+fn run_until(config: Config, data: &Path, start: Start, stop_at: Option<usize>) -> anyhow::Result<Outcome> {
+    let stop = AtomicBool::new(false);
+    let overrides = vec![format!("max_steps={}", config.run.max_steps)];
+    let req = TrainRequest { config, overrides, data: data.to_path_buf(), start, runtime: Runtime::cpu() };
+    train(
+        req,
+        &|step, _, _| {
+            if Some(step) == stop_at {
+                stop.store(true, Ordering::SeqCst);
+            }
+        },
+        &stop,
+    )
+}
+
+fn run(config: Config, data: &Path, start: Start) -> anyhow::Result<Outcome> {
+    run_until(config, data, start, None)
+}
+
+struct Fixture {
+    root: tempfile::TempDir,
+    data: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    dataset(&data);
+    Fixture { root, data }
+}
+
+impl Fixture {
+    fn runs(&self, name: &str) -> Start {
+        Start::Fresh { runs: self.root.path().join(name) }
+    }
+}
+
+/// Every tensor of a checkpoint (weights and optimiser state), by file and name.
+fn state(ckpt: &Path) -> Vec<(String, Tensor)> {
+    let mut out = Vec::new();
+    for file in ["generator.safetensors", "discriminator.safetensors", "optimizer.safetensors"] {
+        let mut v = Tensor::read_safetensors(ckpt.join(file)).unwrap();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        out.extend(v.into_iter().map(|(n, t)| (format!("{file}/{n}"), t)));
+    }
+    out
+}
+
+fn assert_same_state(a: &Path, b: &Path) {
+    let (sa, sb) = (state(a), state(b));
+    assert_eq!(sa.len(), sb.len());
+    for ((na, ta), (nb, tb)) in sa.iter().zip(&sb) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs between {} and {}", a.display(), b.display());
+    }
+}
+
+fn manifest(ckpt: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(ckpt.join("checkpoint.json")).unwrap()).unwrap()
+}
+
+/// The steps of `stats.jsonl`, in order.
+fn logged_steps(run_dir: &Path) -> Vec<u64> {
+    std::fs::read_to_string(run_dir.join("stats.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .collect()
+}
+
+fn all_finite(ckpt: &Path) -> bool {
+    state(ckpt).iter().all(|(_, t)| t.isfinite().all().int64_value(&[]) == 1)
+}
+
+#[test]
+fn a_nan_gradient_with_a_finite_loss_is_caught_at_its_step() {
+    let _turn = turn();
+    let f = fixture();
+    // abort: the error names the gradient and the step, and nothing after the last good
+    // checkpoint is saved.
+    let sets = ["nan_step=5", "nan_in=gradient", "nonfinite=abort", "checkpoint_every=2", "max_steps=8"];
+    let e = format!("{:#}", run(toy(&sets), &f.data, f.runs("abort")).err().expect("an error"));
+    assert!(e.contains("non-finite generator gradient (NaN) at step 5"), "{e}");
+    let run_dir = f.root.path().join("abort/00000-toy");
+    let ckpts: Vec<String> = std::fs::read_dir(run_dir.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(ckpts.contains(&"step-0000004".to_string()) && !ckpts.iter().any(|c| c > &"step-0000004".to_string() && c.starts_with("step-")), "{ckpts:?}");
+    // A NaN loss is named as a loss.
+    let e = format!("{:#}", run(toy(&["nan_step=3", "nan_in=loss", "nonfinite=abort"]), &f.data, f.runs("abort-loss")).err().expect("an error"));
+    assert!(e.contains("non-finite generator loss (NaN) at step 3"), "{e}");
+}
+
+#[test]
+fn rollback_repeats_from_the_last_checkpoint_and_logs_each_step_once() {
+    let _turn = turn();
+    let f = fixture();
+    let out = run(toy(&["nan_step=5", "nonfinite=rollback", "checkpoint_every=2", "log_every=1", "max_steps=8"]), &f.data, f.runs("rb")).unwrap();
+    // Steps 5 (the NaN) back to the checkpoint at 4: one extra iteration.
+    assert_eq!((out.steps, out.iterations), (8, 9));
+    assert_eq!(logged_steps(&out.run_dir), (1..=8).collect::<Vec<u64>>());
+    assert_eq!(manifest(&out.checkpoint)["rollbacks"], 1);
+    assert!(all_finite(&out.checkpoint));
+    assert!(out.run_dir.join("loss.png").is_file());
+    // A NaN on every attempt: gives up after max_rollbacks.
+    let e =
+        format!("{:#}", run(toy(&["nan_step=3", "nan_times=100", "max_rollbacks=2", "checkpoint_every=1"]), &f.data, f.runs("rb2")).err().expect("an error"));
+    assert!(e.contains("gave up after 2 roll-backs"), "{e}");
+    // Nothing to roll back to before the first checkpoint.
+    let e = format!("{:#}", run(toy(&["nan_step=1", "checkpoint_every=5"]), &f.data, f.runs("rb3")).err().expect("an error"));
+    assert!(e.contains("no checkpoint to roll back to"), "{e}");
+}
+
+#[test]
+fn skip_undoes_the_whole_iteration() {
+    let _turn = turn();
+    let f = fixture();
+    // Iteration 5's discriminator update succeeds before the generator's gradient is NaN:
+    // skipping must undo it too, so the state after step 5 is the state after step 4.
+    let skipped = run(toy(&["nan_step=5", "nonfinite=skip", "max_steps=5", "log_every=1"]), &f.data, f.runs("skip")).unwrap();
+    let clean = run(toy(&["max_steps=4"]), &f.data, f.runs("clean")).unwrap();
+    assert_same_state(&skipped.checkpoint, &clean.checkpoint);
+    assert_eq!(manifest(&skipped.checkpoint)["adam_steps"], manifest(&clean.checkpoint)["adam_steps"]);
+    assert_eq!(logged_steps(&skipped.run_dir), vec![1, 2, 3, 4]);
+    // And the run goes on past it.
+    let on = run(toy(&["nan_step=5", "nonfinite=skip", "max_steps=9"]), &f.data, f.runs("skip9")).unwrap();
+    assert_eq!(on.steps, 9);
+    assert!(all_finite(&on.checkpoint));
+}
+
+#[test]
+fn a_stop_request_saves_and_the_resumed_run_ends_where_the_straight_one_does() {
+    let _turn = turn();
+    let f = fixture();
+    let straight = run(toy(&["max_steps=10", "checkpoint_every=4"]), &f.data, f.runs("a")).unwrap();
+    let stopped = run_until(toy(&["max_steps=10", "checkpoint_every=4"]), &f.data, f.runs("b"), Some(3)).unwrap();
+    assert!(stopped.interrupted);
+    assert_eq!(stopped.steps, 3);
+    assert!(stopped.checkpoint.ends_with("step-0000003"), "{}", stopped.checkpoint.display());
+    let resumed = run(toy(&["max_steps=10"]), &f.data, Start::Resume(stopped.run_dir.clone())).unwrap();
+    assert_eq!((resumed.first_step, resumed.steps), (3, 10));
+    assert_same_state(&straight.checkpoint, &resumed.checkpoint);
+    // The families' other checks: a checkpoint of one family is not resumed as another's.
+    let e = format!("{:#}", run(Config::resolve("storygan-tiny", None, &[]).unwrap(), &f.data, Start::Resume(straight.run_dir.clone())).err().unwrap());
+    assert!(e.contains("from preset toy, not storygan-tiny"), "{e}");
+    let e = format!("{:#}", storyvis::sample::load(&straight.run_dir, tch::Device::Cpu).err().unwrap());
+    assert!(e.contains("is a toy checkpoint (preset toy), not a storygan one"), "{e}");
+}
