@@ -1,6 +1,8 @@
 //! `storyvis`: prepare data, look at it, and (as the models land) train, generate and evaluate.
 
+mod prepare;
 mod progress;
+mod t2i;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -15,7 +17,6 @@ use storyvis::eval::{self, EvalRequest};
 use storyvis::sample::{self, Fit, Format};
 use storyvis::shipped::{DEFAULT_CLASSIFIER, DEFAULT_MODEL};
 use storyvis::train::{self, Start, TrainRequest};
-use storyvis_data::clevr::{self, import::ImportOptions, GenerateOptions};
 use storyvis_data::{atomic, dataset::Dataset, sheet};
 
 #[derive(Parser)]
@@ -30,7 +31,7 @@ enum Command {
     /// Make a dataset: render one or import one.
     Prepare {
         #[command(subcommand)]
-        dataset: Prepare,
+        dataset: prepare::Prepare,
     },
     /// Write a contact sheet of a dataset: one story per row, sentences under the frames.
     Show {
@@ -49,6 +50,14 @@ enum Command {
     Generate(GenerateArgs),
     /// Train the CLEVR-SV attribute classifier that `eval` scores generated frames with.
     TrainClassifier(ClassifierArgs),
+    /// Train a text encoder for the text-to-image models: the char-CNN-RNN (or a word-level
+    /// encoder) with an image encoder, by the joint embedding loss of Reed et al. 2016.
+    TrainTextEncoder(t2i::TextEncoderArgs),
+    /// Draw the paper's sentence interpolation with a text-to-image model: the noise fixed,
+    /// the caption embedding moved from one caption to another.
+    Interpolate(t2i::InterpolateArgs),
+    /// Draw a caption in the style of an image (z inferred by the style encoder).
+    StyleTransfer(t2i::StyleArgs),
     /// Score trained models on held-out stories: SSIM, PSNR, classifier F1 and accuracies,
     /// Fréchet distance, IS and consistency; JSON plus a markdown table.
     Eval(EvalArgs),
@@ -153,9 +162,12 @@ struct GenerateArgs {
     /// shipped model (models/storygan-default).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// The story: one sentence per frame, separated by periods.
-    #[arg(long, required_unless_present = "story_file", conflicts_with = "story_file")]
+    /// The story: one sentence per frame, separated by periods (story models).
+    #[arg(long, required_unless_present_any = ["story_file", "text"], conflicts_with_all = ["story_file", "text"])]
     story: Option<String>,
+    /// A caption, for text-to-image models (gan-int-cls): one image per seed, and a row.
+    #[arg(long, conflicts_with = "story_file")]
+    text: Option<String>,
     /// Read the story from a UTF-8 text file.
     #[arg(long)]
     story_file: Option<PathBuf>,
@@ -238,92 +250,6 @@ struct EvalArgs {
 enum FormatArg {
     Strip,
     Frames,
-}
-
-#[derive(Subcommand)]
-enum Prepare {
-    /// CLEVR-SV stories (4 frames, one object added per frame): rendered by our ray caster,
-    /// or imported from the StoryGAN layout with --import.
-    ClevrSv(ClevrSvArgs),
-}
-
-#[derive(Args)]
-struct ClevrSvArgs {
-    /// Output dataset directory (replaced atomically; must be empty or absent unless --force).
-    #[arg(long)]
-    out: PathBuf,
-    /// Number of stories to render.
-    #[arg(long, required_unless_present = "import", conflicts_with = "import")]
-    stories: Option<usize>,
-    /// Seed: the same seed gives byte-identical output.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Frame side in pixels.
-    #[arg(long, default_value_t = 64)]
-    size: u32,
-    /// Fraction of stories in the training split (the rest are test).
-    #[arg(long, default_value_t = 0.9)]
-    split: f64,
-    /// Anti-aliasing: N×N rays per pixel.
-    #[arg(long, default_value_t = 3, conflicts_with = "import")]
-    supersample: u32,
-    /// Import the original CLEVR-SV layout from this directory instead of rendering.
-    #[arg(long, value_name = "DIR")]
-    import: Option<PathBuf>,
-    /// Replace a non-empty output directory.
-    #[arg(long)]
-    force: bool,
-    /// With --import: fail if any story of the source cannot be imported (by default such
-    /// stories, e.g. frames without a CLEVR_dict.npy entry, are skipped and reported).
-    #[arg(long)]
-    strict: bool,
-}
-
-fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
-    let start = Instant::now();
-    ensure!(!a.strict || a.import.is_some(), "--strict applies to --import only (a rendered dataset has no stories to skip)");
-    if let Some(src) = a.import {
-        let opts = ImportOptions { size: a.size, split: a.split, seed: a.seed, strict: a.strict };
-        let n = std::fs::read_dir(src.join("images")).map(|d| d.count() as u64 / 4).unwrap_or(0);
-        let progress = Progress::new(n.max(1), "importing");
-        let result = clevr::import::import(&src, &a.out, a.force, &opts, &|| progress.tick());
-        progress.finish();
-        let report = result?;
-        println!("imported {} stories from {} into {} in {:.1}s", report.imported, src.display(), a.out.display(), start.elapsed().as_secs_f64());
-        if !report.skipped.is_empty() {
-            eprintln!(
-                "skipped {} {} of the source (--strict makes this an error):",
-                report.skipped.len(),
-                if report.skipped.len() == 1 { "story" } else { "stories" }
-            );
-            eprintln!("{}", clevr::import::list(&report.skipped));
-            eprintln!("(all of them are listed under source.skipped in {})", a.out.join("manifest.jsonl").display());
-        }
-        return Ok(());
-    }
-    let opts = GenerateOptions {
-        stories: a.stories.context("--stories is required")?,
-        seed: a.seed,
-        size: a.size,
-        split: a.split,
-        supersample: a.supersample,
-        ..GenerateOptions::default()
-    };
-    opts.validate()?;
-    let progress = Progress::new(opts.stories as u64, "rendering");
-    let result = clevr::generate(&opts, &a.out, a.force, &|| progress.tick());
-    progress.finish();
-    result?;
-    println!(
-        "rendered {} CLEVR-SV stories ({}×{}, seed {}) into {} in {:.1}s",
-        opts.stories,
-        opts.size,
-        opts.size,
-        opts.seed,
-        a.out.display(),
-        start.elapsed().as_secs_f64()
-    );
-    Ok(())
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -465,6 +391,10 @@ fn train(a: TrainArgs) -> Result<()> {
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
+    if let Some(caption) = &a.text {
+        let checkpoint = a.checkpoint.as_deref().context("--text needs --checkpoint: a text-to-image run (the shipped model draws stories)")?;
+        return t2i::generate(checkpoint, caption, &a.seeds, &a.out, &a.device);
+    }
     let text = match (&a.story, &a.story_file) {
         (Some(s), _) => s.clone(),
         (None, Some(f)) => sample::read_story_file(f)?,
@@ -563,8 +493,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train(a),
         Command::Generate(a) => generate(a),
         Command::TrainClassifier(a) => train_classifier(a),
+        Command::TrainTextEncoder(a) => t2i::train_encoder(a),
+        Command::Interpolate(a) => t2i::interpolate(a),
+        Command::StyleTransfer(a) => t2i::style_transfer(a),
         Command::Eval(a) => evaluate(a),
-        Command::Prepare { dataset: Prepare::ClevrSv(a) } => prepare_clevr_sv(a),
+        Command::Prepare { dataset } => prepare::run(dataset),
         Command::Show { dir, stories, out } => {
             let ds = Dataset::open(&dir)?;
             let img = sheet::contact_sheet(&ds, stories)?;

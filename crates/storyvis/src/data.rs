@@ -86,13 +86,14 @@ pub fn check_compatible(ds: &Dataset, cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// The stories' frames as u8 tensors [N, T, 3, 64, 64], decoded in parallel.
+/// The stories' frames as u8 tensors [N, T, 3, S, S] (S: the dataset's image size), decoded in
+/// parallel.
 pub fn load_images(ds: &Dataset, stories: &[&StoryRecord]) -> Result<Tensor> {
     let t = ds.header.frames_per_story as i64;
     let frames: Vec<Vec<u8>> = stories
         .par_iter()
         .map(|s| {
-            let mut bytes = Vec::with_capacity(s.frames.len() * 3 * 64 * 64);
+            let mut bytes = Vec::with_capacity(s.frames.len() * 3 * (ds.header.image_size as usize).pow(2));
             for f in &s.frames {
                 let img = ds.load_image(f)?;
                 // HWC → CHW
@@ -104,7 +105,8 @@ pub fn load_images(ds: &Dataset, stories: &[&StoryRecord]) -> Result<Tensor> {
             Ok(bytes)
         })
         .collect::<Result<_>>()?;
-    Ok(Tensor::from_slice(&frames.concat()).view([stories.len() as i64, t, 3, IMAGE_SIZE, IMAGE_SIZE]))
+    let side = ds.header.image_size as i64;
+    Ok(Tensor::from_slice(&frames.concat()).view([stories.len() as i64, t, 3, side, side]))
 }
 
 /// The stories' frame labels (objects present) as f32 [N · T · labels], flat.

@@ -12,8 +12,10 @@
 //! Every model draws the same stories with the same seeds; a "real frames" row shows what the
 //! classifier-based numbers are on the ground truth itself.
 
+use crate::checkpoint;
 use crate::classifier::{count, Classifier, Scored};
 use crate::data::StoryData;
+use crate::models::gan_int_cls;
 use crate::sample::{self, Loaded};
 use anyhow::{ensure, Context, Result};
 use rayon::prelude::*;
@@ -63,6 +65,10 @@ pub struct Scores {
     pub inception_score: f64,
     pub inception_score_std: f64,
     pub consistency: f64,
+    /// Text-to-image models: R-precision (1 true + 99 random captions) in the model's joint
+    /// embedding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub r_precision: Option<f64>,
     pub frames: usize,
     pub seconds: f64,
 }
@@ -134,6 +140,7 @@ fn classifier_scores(name: &str, scored: &Scored, labels: &Tensor, t: usize) -> 
         inception_score: is_mean,
         inception_score_std: is_std,
         consistency: if seen == 0 { 0.0 } else { kept as f64 / seen as f64 },
+        r_precision: None,
         frames: predictions.len(),
         seconds: 0.0,
     })
@@ -223,6 +230,10 @@ fn score_model(
 ) -> Result<Scores> {
     let (seeds, device) = (req.seeds, req.device);
     let started = Instant::now();
+    let family = checkpoint::load_config(&checkpoint::resolve(path)?)?.family;
+    if family == gan_int_cls::draw::FAMILY_NAME {
+        return score_text_to_image(path, req, stories, classifier, reference, on_batch);
+    }
     let model = sample::load(path, device)?;
     let data = StoryData::load(ds, stories, &model.cfg, &model.vocab).with_context(|| format!("the data does not fit {}", model.checkpoint.display()))?;
     let mut fakes = Vec::new();
@@ -240,6 +251,40 @@ fn score_model(
     let mut row = score_frames(&display_name(path, &model), &fake, reference, classifier)?;
     row.checkpoint = model.checkpoint.display().to_string();
     row.variant = format!("{:?}", model.cfg.variant).to_lowercase();
+    row.step = model.step;
+    row.seconds = started.elapsed().as_secs_f64();
+    Ok(row)
+}
+
+/// Scores a text-to-image model: each held-out image's first caption drawn at each seed,
+/// scored by the classifier against the image's labels, and by R-precision in the model's
+/// joint embedding.
+fn score_text_to_image(
+    path: &Path,
+    req: &EvalRequest,
+    items: &[&StoryRecord],
+    classifier: &Classifier,
+    reference: &Reference,
+    on_batch: &dyn Fn(),
+) -> Result<Scores> {
+    let started = Instant::now();
+    let model = gan_int_cls::draw::load(path, req.device)?;
+    ensure!(reference.frames_per_story == 1, "{} draws single images; evaluate it on a captioned-image dataset (kind clevr-captions)", path.display());
+    let captions: Vec<String> = items.iter().map(|s| crate::captioned::captions_of(s)[0].clone()).collect();
+    let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+    let fake = gan_int_cls::draw::draw_captions(&model, &refs, req.seeds, on_batch)?;
+    let run = model.checkpoint.parent().and_then(Path::parent).and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
+    let mut row = score_frames(&run.unwrap_or_else(|| path.display().to_string()), &fake, reference, classifier)?;
+    (row.ssim, row.psnr) = (None, None);
+    row.r_precision = Some(gan_int_cls::draw::r_precision(&model, &fake, &refs, 0)?);
+    row.checkpoint = model.checkpoint.display().to_string();
+    row.variant = match (model.cfg.cls, model.cfg.int) {
+        (false, false) => "gan",
+        (true, false) => "gan-cls",
+        (false, true) => "gan-int",
+        (true, true) => "gan-int-cls",
+    }
+    .into();
     row.step = model.step;
     row.seconds = started.elapsed().as_secs_f64();
     Ok(row)
@@ -289,15 +334,15 @@ pub fn markdown(report: &EvalReport) -> String {
         report.stories, report.data, report.seeds, report.frames_per_story, report.classifier
     );
     s.push_str(
-        "| model | variant | step | SSIM ↑ | PSNR ↑ | F1 micro ↑ | F1 macro ↑ | frame acc. ↑ | story acc. ↑ | FD (clf) ↓ | IS (clf) | consistency ↑ |\n",
+        "| model | variant | step | SSIM ↑ | PSNR ↑ | F1 micro ↑ | F1 macro ↑ | frame acc. ↑ | story acc. ↑ | FD (clf) ↓ | IS (clf) | consistency ↑ | R-prec. ↑ |\n",
     );
-    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in report.models.iter().chain(std::iter::once(&report.real)) {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {:.3} ± {:.3} | {:.4} |\n",
+            "| {} | {} | {} | {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {:.3} ± {:.3} | {:.4} | {} |\n",
             r.name,
             if r.variant.is_empty() { "—" } else { &r.variant },
-            if r.ssim.is_none() { "—".to_string() } else { r.step.to_string() },
+            if r.checkpoint.is_empty() { "—".to_string() } else { r.step.to_string() },
             cell(r.ssim, 4),
             cell(r.psnr, 2),
             r.micro_f1,
@@ -308,6 +353,7 @@ pub fn markdown(report: &EvalReport) -> String {
             r.inception_score,
             r.inception_score_std,
             r.consistency,
+            cell(r.r_precision, 3),
         ));
     }
     s.push_str(&format!("\n{}\n", report.note));

@@ -4,6 +4,7 @@
 //! the networks (`models`), their building blocks (`nn`), text encoding, losses, the optimiser,
 //! configuration, checkpoints, training and sampling.
 
+pub mod captioned;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod data;
 pub mod device;
 pub mod eval;
 pub mod family;
+pub mod joint;
 pub mod loss;
 pub mod models;
 pub mod nn;

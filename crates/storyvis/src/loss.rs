@@ -24,6 +24,11 @@ pub fn discriminator(real: &Tensor, fake: &Tensor, wrong: &Tensor) -> Tensor {
     bce(real, 1.0) + 0.5 * (bce(fake, 0.0) + bce(wrong, 0.0))
 }
 
+/// The unconditional discriminator loss (the paper's plain GAN): real → 1, fake → 0.
+pub fn real_fake(real: &Tensor, fake: &Tensor) -> Tensor {
+    bce(real, 1.0) + bce(fake, 0.0)
+}
+
 /// Non-saturating generator loss: −log D(fake).
 pub fn generator(fake: &Tensor) -> Tensor {
     bce(fake, 1.0)

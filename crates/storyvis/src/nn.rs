@@ -35,6 +35,11 @@ pub fn bn1d(p: nn::Path, c: i64) -> nn::BatchNorm {
     nn::batch_norm1d(p, c, bn_config())
 }
 
+/// A 1-d convolution (stride 1, no padding) with libtorch's default (Kaiming-uniform) init.
+pub fn conv1d(p: nn::Path, i: i64, o: i64, k: i64) -> nn::Conv1D {
+    nn::conv1d(p, i, o, k, Default::default())
+}
+
 /// Leaky ReLU with slope 0.2 (the discriminators').
 pub fn leaky(x: &Tensor) -> Tensor {
     x.maximum(&(x * 0.2))
@@ -107,6 +112,50 @@ impl GruCell {
         let z = (&gi[1] + &gh[1]).sigmoid();
         let n = (&gi[2] + &r * &gh[2]).tanh();
         (1.0 - &z) * n + z * h
+    }
+}
+
+/// The DCGAN discriminator's body (Radford et al. 2016; Reed et al. 2016 §3.1; StoryGAN's
+/// image encoder): `size`×`size` → 4×4 by strided 4×4 convolutions that double the channels
+/// from `ndf` (64×64: ndf, 2ndf, 4ndf, 8ndf), leaky ReLU 0.2, batch-norm on every layer but
+/// the first. Variables `conv0…`, `bn1…`.
+#[derive(Debug)]
+pub struct DownStack {
+    convs: Vec<nn::Conv2D>,
+    bns: Vec<nn::BatchNorm>,
+    /// Channels of the 4×4 output.
+    pub out_channels: i64,
+    /// Run the convolutions in the channels-last memory format.
+    pub channels_last: bool,
+}
+
+/// How many ×2 steps take 4×4 to `size`×`size` (`size` = 4·2^k, k ≥ 1).
+pub fn doublings(size: i64) -> usize {
+    assert!(size >= 8 && (size & (size - 1)) == 0, "image size {size} is not a power of two ≥ 8");
+    (size / 4).trailing_zeros() as usize
+}
+
+impl DownStack {
+    pub fn new(p: nn::Path, size: i64, ndf: i64) -> DownStack {
+        let k = doublings(size);
+        let widths: Vec<i64> = std::iter::once(3).chain((0..k).map(|i| ndf << i.min(5))).collect();
+        DownStack {
+            convs: (0..k).map(|i| conv(&p / format!("conv{i}"), widths[i], widths[i + 1], 4, 2, 1)).collect(),
+            bns: (1..k).map(|i| bn2d(&p / format!("bn{i}"), widths[i + 1])).collect(),
+            out_channels: widths[k],
+            channels_last: false,
+        }
+    }
+
+    /// [N, 3, size, size] → [N, out_channels, 4, 4]
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = if self.channels_last { crate::precision::channels_last(x) } else { x.shallow_clone() };
+        let mut h = leaky(&self.convs[0].forward(&x));
+        for (c, bn) in self.convs[1..].iter().zip(&self.bns) {
+            h = leaky(&bn.forward_t(&c.forward(&h), train));
+        }
+        // The features leave in the standard layout, whatever the convolutions ran in.
+        h.contiguous()
     }
 }
 

@@ -2,6 +2,7 @@
 //! here (a `FamilyEntry` and a `family::Family` implementation), its presets under `presets/`,
 //! and one line in `FAMILIES`.
 
+pub mod gan_int_cls;
 pub mod storygan;
 pub mod toy;
 
@@ -9,7 +10,7 @@ use crate::family::FamilyEntry;
 use anyhow::{Context, Result};
 
 /// Every family storyvis trains.
-pub const FAMILIES: &[FamilyEntry] = &[storygan::FAMILY, toy::FAMILY];
+pub const FAMILIES: &[FamilyEntry] = &[storygan::FAMILY, gan_int_cls::FAMILY, toy::FAMILY];
 
 /// The family named `name`.
 pub fn family(name: &str) -> Result<&'static FamilyEntry> {

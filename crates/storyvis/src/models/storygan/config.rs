@@ -1,7 +1,7 @@
 //! StoryGAN's [model] section: the networks of the paper's Table 1 variants, the objective and
 //! the batches and rates of its training (SPEC §1; Li et al., CVPR 2019, §3 and §4).
 
-use crate::config::range;
+use crate::config::{check_adam, range};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
@@ -152,12 +152,8 @@ impl Config {
         range("story_batch", self.story_batch, 2, 4096)?;
         range("image_batch", self.image_batch, 2, 4096)?;
         range("g_steps", self.g_steps, 1, 16)?;
-        range("lr_g", self.lr_g, 1e-7, 1.0)?;
-        range("lr_d", self.lr_d, 1e-7, 1.0)?;
-        range("lr_text", self.lr_text, 1e-7, 1.0)?;
+        check_adam(&[("lr_g", self.lr_g), ("lr_d", self.lr_d), ("lr_text", self.lr_text)], self.beta1, self.beta2)?;
         range("text_gan_gradient", self.text_gan_gradient, 0.0, 1.0)?;
-        range("beta1", self.beta1, 0.0, 0.999999)?;
-        range("beta2", self.beta2, 0.0, 0.999999)?;
         range("lr_halve_epochs", self.lr_halve_epochs, 1, 1_000_000)?;
         Ok(())
     }

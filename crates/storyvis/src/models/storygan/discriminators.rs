@@ -3,44 +3,13 @@
 //! D_S = σ(wᵀ(E_img(X) ⊙ E_txt(S)) + b).
 
 use super::config::Fuse;
-use crate::nn::{bn1d, bn2d, conv, leaky, linear};
+use crate::nn::{bn1d, bn2d, conv, leaky, linear, DownStack};
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
-/// 64×64 → 4×4 strided convolutions (64→32→16→8→4), leaky ReLU 0.2, batch-norm on every
-/// layer but the first.
-#[derive(Debug)]
-struct ImageEncoder {
-    convs: Vec<nn::Conv2D>,
-    bns: Vec<nn::BatchNorm>,
-    /// Run the convolutions in the channels-last memory format.
-    channels_last: bool,
-}
-
-impl ImageEncoder {
-    fn new(p: nn::Path, ndf: i64) -> ImageEncoder {
-        let widths = [3, ndf, 2 * ndf, 4 * ndf, 8 * ndf];
-        ImageEncoder {
-            convs: (0..4).map(|i| conv(&p / format!("conv{i}"), widths[i], widths[i + 1], 4, 2, 1)).collect(),
-            bns: (1..4).map(|i| bn2d(&p / format!("bn{i}"), widths[i + 1])).collect(),
-            channels_last: false,
-        }
-    }
-    /// [N, 3, 64, 64] → [N, 8ndf, 4, 4]
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = if self.channels_last { crate::precision::channels_last(x) } else { x.shallow_clone() };
-        let mut h = leaky(&self.convs[0].forward(&x));
-        for (c, bn) in self.convs[1..].iter().zip(&self.bns) {
-            h = leaky(&bn.forward_t(&c.forward(&h), train));
-        }
-        // The features leave in the standard layout, whatever the convolutions ran in.
-        h.contiguous()
-    }
-}
-
 #[derive(Debug)]
 pub struct ImageDiscriminator {
-    encoder: ImageEncoder,
+    encoder: DownStack,
     fuse: Fuse,
     cond: nn::Linear,
     cond_bn: nn::BatchNorm,
@@ -58,7 +27,7 @@ impl ImageDiscriminator {
             Fuse::Concat => 2 * c,
         };
         ImageDiscriminator {
-            encoder: ImageEncoder::new(&p / "encoder", ndf),
+            encoder: DownStack::new(&p / "encoder", 64, ndf),
             fuse,
             cond: linear(&p / "cond", text_dim + story_dim, c, false),
             cond_bn: bn1d(&p / "cond_bn", c),
@@ -103,7 +72,7 @@ impl ImageDiscriminator {
 
 #[derive(Debug)]
 pub struct StoryDiscriminator {
-    encoder: ImageEncoder,
+    encoder: DownStack,
     image_embed: nn::Linear,
     text_embed: nn::Linear,
     out: nn::Linear,
@@ -112,7 +81,7 @@ pub struct StoryDiscriminator {
 impl StoryDiscriminator {
     pub fn new(p: nn::Path, ndf: i64, frames: i64, text_dim: i64, embed: i64) -> StoryDiscriminator {
         StoryDiscriminator {
-            encoder: ImageEncoder::new(&p / "encoder", ndf),
+            encoder: DownStack::new(&p / "encoder", 64, ndf),
             image_embed: linear(&p / "image_embed", frames * 8 * ndf * 16, embed, true),
             text_embed: linear(&p / "text_embed", frames * text_dim, embed, true),
             out: linear(&p / "out", embed, 1, true),

@@ -4,7 +4,7 @@
 //! injector that makes a loss or only a gradient NaN at a chosen step, which is what the
 //! loop's non-finite policies are tested with.
 
-use crate::config::range;
+use crate::config::{check_adam, range};
 use crate::data::to_unit;
 use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
 use crate::loss;
@@ -61,10 +61,7 @@ impl Config {
         range("noise_dim", c.noise_dim, 1, 1024)?;
         range("hidden", c.hidden, 1, 4096)?;
         range("batch", c.batch, 1, 4096)?;
-        range("lr_g", c.lr_g, 1e-7, 1.0)?;
-        range("lr_d", c.lr_d, 1e-7, 1.0)?;
-        range("beta1", c.beta1, 0.0, 0.999999)?;
-        range("beta2", c.beta2, 0.0, 0.999999)?;
+        check_adam(&[("lr_g", c.lr_g), ("lr_d", c.lr_d)], c.beta1, c.beta2)?;
         Ok(c)
     }
 }

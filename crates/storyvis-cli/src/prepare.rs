@@ -1,0 +1,154 @@
+//! `storyvis prepare …`: the datasets storyvis renders or imports.
+
+use crate::progress::Progress;
+use anyhow::{ensure, Context, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Instant;
+use storyvis_data::clevr::captions::{generate_captions, CaptionOptions};
+use storyvis_data::clevr::{self, import::ImportOptions, GenerateOptions};
+
+#[derive(Subcommand)]
+pub enum Prepare {
+    /// CLEVR-SV stories (4 frames, one object added per frame): rendered by our ray caster,
+    /// or imported from the StoryGAN layout with --import.
+    ClevrSv(ClevrSvArgs),
+    /// CLEVR captions: single scenes of 1–4 objects, each with several differently phrased
+    /// captions and attribute labels (text-to-image data).
+    ClevrCaptions(CaptionsArgs),
+}
+
+pub fn run(p: Prepare) -> Result<()> {
+    match p {
+        Prepare::ClevrSv(a) => prepare_clevr_sv(a),
+        Prepare::ClevrCaptions(a) => prepare_clevr_captions(a),
+    }
+}
+
+#[derive(Args)]
+pub struct ClevrSvArgs {
+    /// Output dataset directory (replaced atomically; must be empty or absent unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of stories to render.
+    #[arg(long, required_unless_present = "import", conflicts_with = "import")]
+    stories: Option<usize>,
+    /// Seed: the same seed gives byte-identical output.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Frame side in pixels.
+    #[arg(long, default_value_t = 64)]
+    size: u32,
+    /// Fraction of stories in the training split (the rest are test).
+    #[arg(long, default_value_t = 0.9)]
+    split: f64,
+    /// Anti-aliasing: N×N rays per pixel.
+    #[arg(long, default_value_t = 3, conflicts_with = "import")]
+    supersample: u32,
+    /// Import the original CLEVR-SV layout from this directory instead of rendering.
+    #[arg(long, value_name = "DIR")]
+    import: Option<PathBuf>,
+    /// Replace a non-empty output directory.
+    #[arg(long)]
+    force: bool,
+    /// With --import: fail if any story of the source cannot be imported (by default such
+    /// stories, e.g. frames without a CLEVR_dict.npy entry, are skipped and reported).
+    #[arg(long)]
+    strict: bool,
+}
+
+fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
+    let start = Instant::now();
+    ensure!(!a.strict || a.import.is_some(), "--strict applies to --import only (a rendered dataset has no stories to skip)");
+    if let Some(src) = a.import {
+        let opts = ImportOptions { size: a.size, split: a.split, seed: a.seed, strict: a.strict };
+        let n = std::fs::read_dir(src.join("images")).map(|d| d.count() as u64 / 4).unwrap_or(0);
+        let progress = Progress::new(n.max(1), "importing");
+        let result = clevr::import::import(&src, &a.out, a.force, &opts, &|| progress.tick());
+        progress.finish();
+        let report = result?;
+        println!("imported {} stories from {} into {} in {:.1}s", report.imported, src.display(), a.out.display(), start.elapsed().as_secs_f64());
+        if !report.skipped.is_empty() {
+            eprintln!(
+                "skipped {} {} of the source (--strict makes this an error):",
+                report.skipped.len(),
+                if report.skipped.len() == 1 { "story" } else { "stories" }
+            );
+            eprintln!("{}", clevr::import::list(&report.skipped));
+            eprintln!("(all of them are listed under source.skipped in {})", a.out.join("manifest.jsonl").display());
+        }
+        return Ok(());
+    }
+    let opts = GenerateOptions {
+        stories: a.stories.context("--stories is required")?,
+        seed: a.seed,
+        size: a.size,
+        split: a.split,
+        supersample: a.supersample,
+        ..GenerateOptions::default()
+    };
+    opts.validate()?;
+    let progress = Progress::new(opts.stories as u64, "rendering");
+    let result = clevr::generate(&opts, &a.out, a.force, &|| progress.tick());
+    progress.finish();
+    result?;
+    println!(
+        "rendered {} CLEVR-SV stories ({}×{}, seed {}) into {} in {:.1}s",
+        opts.stories,
+        opts.size,
+        opts.size,
+        opts.seed,
+        a.out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct CaptionsArgs {
+    /// Output dataset directory (replaced atomically; must be empty or absent unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of images to render.
+    #[arg(long)]
+    images: usize,
+    /// Seed: the same seed gives byte-identical output.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Image side in pixels (64, 128 or 256 for the text-to-image models).
+    #[arg(long, default_value_t = 64)]
+    size: u32,
+    /// Fraction of images in the training split (the rest are test).
+    #[arg(long, default_value_t = 0.9)]
+    split: f64,
+    /// Captions per image, each a different phrasing.
+    #[arg(long, default_value_t = 5)]
+    captions: usize,
+    /// Anti-aliasing: N×N rays per pixel.
+    #[arg(long, default_value_t = 3)]
+    supersample: u32,
+    /// Replace a non-empty output directory.
+    #[arg(long)]
+    force: bool,
+}
+
+fn prepare_clevr_captions(a: CaptionsArgs) -> Result<()> {
+    let start = Instant::now();
+    let opts = CaptionOptions { images: a.images, seed: a.seed, size: a.size, split: a.split, supersample: a.supersample, captions: a.captions };
+    opts.validate()?;
+    let progress = Progress::new(opts.images as u64, "rendering");
+    let result = generate_captions(&opts, &a.out, a.force, &|| progress.tick());
+    progress.finish();
+    result?;
+    println!(
+        "rendered {} CLEVR caption images ({}×{}, {} captions each, seed {}) into {} in {:.1}s",
+        opts.images,
+        opts.size,
+        opts.size,
+        opts.captions,
+        opts.seed,
+        a.out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The text-to-image commands: `train-text-encoder` (the joint embedding every text-to-image
+//! family reads its captions through), `generate --text`, `interpolate`, `style-transfer`.
+
+use crate::progress::Progress;
+use anyhow::Result;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge};
+use storyvis::models::gan_int_cls::draw;
+
+#[derive(Args)]
+pub struct TextEncoderArgs {
+    /// A captioned-image dataset (`storyvis prepare clevr-captions`, or an imported one): its
+    /// training split trains the encoders, its test split scores them.
+    #[arg(long)]
+    data: PathBuf,
+    /// Where the encoder goes (a directory; must be absent unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// char-cnn-rnn (Reed et al. 2016) or word (word embeddings + bidirectional GRU).
+    #[arg(long, default_value = "char-cnn-rnn")]
+    encoder: EncoderKind,
+    /// Embedding width (1024 in the paper).
+    #[arg(long, default_value_t = 1024)]
+    dim: i64,
+    /// char-CNN-RNN: characters read per caption (201 in the paper).
+    #[arg(long, default_value_t = 201)]
+    max_chars: usize,
+    /// Word encoder: word embedding width.
+    #[arg(long, default_value_t = 128)]
+    word_dim: i64,
+    /// Training iterations.
+    #[arg(long, default_value_t = 2000)]
+    steps: usize,
+    /// Images (each with one of its captions) per iteration.
+    #[arg(long, default_value_t = 64)]
+    batch: i64,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 2e-4)]
+    lr: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// max: the paper's structured hinge (the worst mismatch of each row); mean: every
+    /// mismatch's hinge, averaged.
+    #[arg(long, default_value = "max")]
+    hinge: Hinge,
+    /// Replace an existing encoder directory.
+    #[arg(long)]
+    force: bool,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn train_encoder(a: TextEncoderArgs) -> Result<()> {
+    let device = storyvis::device::parse_device(&a.device)?;
+    let req = EncoderRequest {
+        data: a.data,
+        out: a.out,
+        kind: a.encoder,
+        dim: a.dim,
+        max_chars: a.max_chars,
+        word_dim: a.word_dim,
+        steps: a.steps,
+        batch: a.batch,
+        lr: a.lr,
+        seed: a.seed,
+        hinge: a.hinge,
+        device,
+        force: a.force,
+    };
+    let started = Instant::now();
+    let progress = Progress::new(req.steps as u64, "training");
+    let result = train_text_encoder(&req, &|step, total, loss| {
+        progress.tick();
+        if step % 100 == 0 || step == total {
+            progress.note(&format!("step {step} joint embedding loss {loss:.4}"));
+        }
+    });
+    progress.finish();
+    let m = result?;
+    println!(
+        "text encoder ({:?}, {} wide) in {} after {:.0}s; held-out R-precision (1 true + 99 random captions, {} images): {:.4}",
+        m.config.kind,
+        m.config.dim,
+        req.out.display(),
+        started.elapsed().as_secs_f64(),
+        m.held_out_items,
+        m.held_out_r_precision
+    );
+    Ok(())
+}
+
+fn load(checkpoint: &Path, device: &str) -> Result<draw::Loaded> {
+    let device = storyvis::device::parse_device(device)?;
+    draw::load(checkpoint, device)
+}
+
+fn warn_unknown(model: &draw::Loaded, caption: &str) {
+    let unknown = model.unknown_words(caption);
+    if !unknown.is_empty() {
+        eprintln!("warning: unknown words (not in the text encoder's vocabulary, read as unknown): {}", storyvis::sample::words(&unknown));
+    }
+}
+
+fn list(files: &[PathBuf]) {
+    for f in files {
+        println!("{}", f.display());
+    }
+}
+
+pub fn generate(checkpoint: &Path, caption: &str, seeds: &str, out: &Path, device: &str) -> Result<()> {
+    let seeds = storyvis::sample::parse_seeds(seeds)?;
+    let model = load(checkpoint, device)?;
+    warn_unknown(&model, caption);
+    list(&draw::generate(&model, caption, &seeds, out)?);
+    eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct InterpolateArgs {
+    /// A text-to-image run directory or checkpoint.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    #[arg(long)]
+    from: String,
+    #[arg(long)]
+    to: String,
+    /// Images per row, the two captions included.
+    #[arg(long, default_value_t = 8)]
+    steps: usize,
+    /// Seeds: one row each.
+    #[arg(long, default_value = "0")]
+    seeds: String,
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn interpolate(a: InterpolateArgs) -> Result<()> {
+    let seeds = storyvis::sample::parse_seeds(&a.seeds)?;
+    let model = load(&a.checkpoint, &a.device)?;
+    warn_unknown(&model, &a.from);
+    warn_unknown(&model, &a.to);
+    list(&draw::interpolate(&model, &a.from, &a.to, a.steps, &seeds, &a.out)?);
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct StyleArgs {
+    /// A text-to-image run directory or checkpoint (trained with its style encoder).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The image whose style (z = S(x)) is kept: the model's size, any format the image
+    /// crate reads.
+    #[arg(long)]
+    image: PathBuf,
+    #[arg(long)]
+    text: String,
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn style_transfer(a: StyleArgs) -> Result<()> {
+    let model = load(&a.checkpoint, &a.device)?;
+    warn_unknown(&model, &a.text);
+    println!("{}", draw::style_transfer(&model, &a.image, &a.text, &a.out)?.display());
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! The text-to-image commands end to end: prepare clevr-captions, train-text-encoder, train a
+//! gan-int-cls-tiny run, generate --text, interpolate, style-transfer, and their bad inputs.
+
+mod common;
+use common::{fails, ok, p, trained};
+
+#[test]
+fn captions_encoder_gan_and_drawing_commands() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("captions");
+    let said = ok(&["prepare", "clevr-captions", "--out", p(&data), "--images", "16", "--supersample", "1", "--split", "0.75"]);
+    assert!(said.contains("rendered 16 CLEVR caption images"), "{said}");
+    fails(&["prepare", "clevr-captions", "--out", p(&root.path().join("x")), "--images", "0"], "--images must be between 1");
+    fails(&["prepare", "clevr-captions", "--out", p(&root.path().join("x")), "--images", "4", "--captions", "9"], "--captions must be 1..8");
+    let enc = root.path().join("enc");
+    let said = ok(&["train-text-encoder", "--data", p(&data), "--out", p(&enc), "--encoder", "word", "--dim", "16", "--steps", "3", "--batch", "4"]);
+    assert!(said.contains("held-out R-precision"), "{said}");
+    fails(&["train-text-encoder", "--data", p(&data), "--out", p(&enc), "--steps", "3"], "already exists");
+    fails(&["train-text-encoder", "--data", p(&data), "--out", p(&root.path().join("e2")), "--encoder", "bag"], "unknown text encoder");
+    let runs = root.path().join("runs");
+    let te = format!("text_encoder={:?}", p(&enc));
+    ok(&["train", "--preset", "gan-int-cls-tiny", "--data", p(&data), "--runs", p(&runs), "--set", &te, "--set", "max_steps=2", "--set", "batch=4"]);
+    let run = runs.join("00000-gan-int-cls-tiny");
+    let out = root.path().join("out");
+    let said = ok(&["generate", "--checkpoint", p(&run), "--text", "a large red metal cube.", "--seeds", "0-1", "--out", p(&out)]);
+    assert!(said.contains("seed0001.png") && said.contains("row.png"), "{said}");
+    let said = ok(&["interpolate", "--checkpoint", p(&run), "--from", "a red cube.", "--to", "a blue sphere.", "--steps", "4", "--out", p(&out)]);
+    assert!(said.contains("interpolate-seed0000.png"), "{said}");
+    let said = ok(&["style-transfer", "--checkpoint", p(&run), "--image", p(&out.join("seed0000.png")), "--text", "a cyan cylinder.", "--out", p(&out)]);
+    assert!(said.contains("style-transfer.png"), "{said}");
+    // Bad input.
+    fails(&["generate", "--checkpoint", p(&run), "--text", "", "--out", p(&out)], "the caption is empty");
+    fails(&["generate", "--checkpoint", p(&run), "--story", "a red cube. a blue cube. a cube. a cube.", "--out", p(&out)], "is a gan-int-cls checkpoint");
+    fails(&["style-transfer", "--checkpoint", p(&run), "--image", p(&data.join("manifest.jsonl")), "--text", "a cube.", "--out", p(&out)], "is not an image");
+    fails(&["train", "--preset", "gan-int-cls-tiny", "--set", "family=storygan", "--dry-run"], "the family comes with the preset");
+    fails(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs)], "has 1 frames per story, the model 4");
+    // A story model's checkpoint given to a text-to-image command.
+    let story_root = tempfile::tempdir().unwrap();
+    let (_, story_run) = trained(story_root.path());
+    fails(&["generate", "--checkpoint", p(&story_run), "--text", "a red cube.", "--out", p(&out)], "is a storygan checkpoint");
+    fails(&["interpolate", "--checkpoint", p(&story_run), "--from", "a", "--to", "b", "--out", p(&out)], "is a storygan checkpoint");
+}

@@ -1,0 +1,491 @@
+//! Text encoders for the text-to-image families, trained before them with the deep symmetric
+//! structured joint embedding (Reed et al., "Learning Deep Representations of Fine-Grained
+//! Visual Descriptions", CVPR 2016, §3; used by Reed et al., ICML 2016, §3 and StackGAN):
+//! an image encoder φ and a text encoder ψ scored by F(v, t) = φ(v)ᵀψ(t), trained so that each
+//! image scores its own texts above every other image's, and each text its own image.
+//!
+//! Two text encoders: the paper's char-CNN-RNN (characters one-hot, three convolution and
+//! max-pooling layers, a recurrent layer whose hidden states are averaged, a linear map to the
+//! embedding), and our word-level encoder (`text::SentenceEncoder`: word embeddings and a
+//! bidirectional GRU). The paper's image encoder is a pretrained GoogLeNet; none is available
+//! here, so ours is a DCGAN-style convolution stack trained jointly from scratch.
+
+use crate::captioned::CaptionData;
+use crate::checkpoint;
+use crate::nn::{conv1d, linear, recurrent_linear, DownStack};
+use crate::optim::Adam;
+use crate::text::{SentenceEncoder, Vocab};
+use anyhow::{ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use storyvis_data::dataset::{Dataset, Split};
+use storyvis_data::rng::Rng;
+use tch::nn::{self, Module};
+use tch::{Device, Kind, Tensor};
+
+/// The characters the char-CNN-RNN sees (the reference code's alphabet: lower-case letters,
+/// digits, punctuation, space); any other character reads as all zeros.
+pub const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+=<>()[]{} ";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderKind {
+    /// Reed et al. 2016's character-level CNN-RNN.
+    CharCnnRnn,
+    /// Word embeddings and a bidirectional GRU (`text::SentenceEncoder`).
+    Word,
+}
+
+impl std::str::FromStr for EncoderKind {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "char-cnn-rnn" => Ok(EncoderKind::CharCnnRnn),
+            "word" => Ok(EncoderKind::Word),
+            other => anyhow::bail!("unknown text encoder {other:?} (char-cnn-rnn or word)"),
+        }
+    }
+}
+
+/// A text encoder's shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderConfig {
+    pub kind: EncoderKind,
+    /// Embedding width (1024 in the paper).
+    pub dim: i64,
+    /// char-CNN-RNN: characters read (201 in the paper; longer texts are cut).
+    pub max_chars: usize,
+    /// Word encoder: word embedding width.
+    pub word_dim: i64,
+    /// Side of the images the joint image encoder reads.
+    pub image_size: i64,
+}
+
+/// Texts as character indices [N, max_chars] (1-based into ALPHABET; 0: padding or a
+/// character outside it), lower-cased and cut at `max_chars`.
+pub fn char_ids(texts: &[&str], max_chars: usize) -> Tensor {
+    let mut flat = vec![0i64; texts.len() * max_chars];
+    for (i, t) in texts.iter().enumerate() {
+        for (j, c) in t.to_lowercase().chars().take(max_chars).enumerate() {
+            flat[i * max_chars + j] = ALPHABET.find(c).map_or(0, |k| ALPHABET[..k].chars().count() as i64 + 1);
+        }
+    }
+    Tensor::from_slice(&flat).view([texts.len() as i64, max_chars as i64])
+}
+
+/// The char-CNN-RNN: one-hot characters → conv(384, 4) → max-pool 3 → conv(512, 4) → max-pool
+/// 3 → conv(256, 4) → max-pool 2 (ReLU after each convolution) → a tanh RNN of 256 units over
+/// the remaining positions → the mean hidden state → linear → `dim`.
+#[derive(Debug)]
+pub struct CharCnnRnn {
+    convs: Vec<nn::Conv1D>,
+    rnn_in: nn::Linear,
+    rnn_hidden: nn::Linear,
+    out: nn::Linear,
+    alphabet: i64,
+}
+
+const CNN_WIDTHS: [i64; 3] = [384, 512, 256];
+const POOLS: [i64; 3] = [3, 3, 2];
+
+impl CharCnnRnn {
+    pub fn new(p: nn::Path, dim: i64) -> CharCnnRnn {
+        let alphabet = ALPHABET.chars().count() as i64;
+        let ins = [alphabet, CNN_WIDTHS[0], CNN_WIDTHS[1]];
+        let h = CNN_WIDTHS[2];
+        CharCnnRnn {
+            convs: (0..3).map(|i| conv1d(&p / format!("conv{i}"), ins[i], CNN_WIDTHS[i], 4)).collect(),
+            rnn_in: recurrent_linear(&p / "rnn_in", h, h, true),
+            rnn_hidden: recurrent_linear(&p / "rnn_hidden", h, h, false),
+            out: linear(&p / "out", h, dim, true),
+            alphabet,
+        }
+    }
+
+    /// Positions left for the RNN after the convolutions and pools (≥ 1 needed).
+    pub fn steps(max_chars: usize) -> i64 {
+        POOLS.iter().fold(max_chars as i64, |l, p| (l - 3) / p)
+    }
+
+    /// ids [N, L] (from `char_ids`) → [N, dim].
+    pub fn forward(&self, ids: &Tensor) -> Tensor {
+        // One-hot with index 0 (padding, unknown) all zeros: [N, alphabet, L].
+        let x = ids.one_hot(self.alphabet + 1).narrow(2, 1, self.alphabet).to_kind(Kind::Float).transpose(1, 2);
+        let mut h = x;
+        for (c, pool) in self.convs.iter().zip(POOLS) {
+            h = c.forward(&h).relu().max_pool1d([pool], [pool], [0], [1], false);
+        }
+        let seq = h.transpose(1, 2); // [N, T, 256]
+        let (n, t) = (seq.size()[0], seq.size()[1]);
+        let mut state = Tensor::zeros([n, CNN_WIDTHS[2]], (Kind::Float, seq.device()));
+        let mut sum = state.zeros_like();
+        for k in 0..t {
+            state = (self.rnn_in.forward(&seq.select(1, k)) + self.rnn_hidden.forward(&state)).tanh();
+            sum += &state;
+        }
+        self.out.forward(&(sum / t as f64))
+    }
+}
+
+/// A text encoder of either kind with what it needs to read text.
+pub struct TextEncoder {
+    pub cfg: EncoderConfig,
+    pub vs: nn::VarStore,
+    net: Net,
+    /// Word encoder: the vocabulary.
+    pub vocab: Option<Vocab>,
+}
+
+enum Net {
+    Char(CharCnnRnn),
+    Word(SentenceEncoder),
+}
+
+impl TextEncoder {
+    pub fn new(cfg: EncoderConfig, vocab: Option<Vocab>, device: Device) -> Result<TextEncoder> {
+        let vs = nn::VarStore::new(device);
+        let net = match cfg.kind {
+            EncoderKind::CharCnnRnn => {
+                ensure!(CharCnnRnn::steps(cfg.max_chars) >= 1, "max_chars {} is too short for the char-CNN-RNN (at least 29)", cfg.max_chars);
+                Net::Char(CharCnnRnn::new(vs.root() / "text", cfg.dim))
+            }
+            EncoderKind::Word => {
+                let v = vocab.as_ref().map_or(2, Vocab::len);
+                Net::Word(SentenceEncoder::new(vs.root() / "text", v, cfg.word_dim, cfg.dim))
+            }
+        };
+        ensure!(cfg.kind == EncoderKind::CharCnnRnn || vocab.is_some(), "a word encoder needs a vocabulary");
+        Ok(TextEncoder { cfg, vs, net, vocab })
+    }
+
+    /// Texts → inputs of `forward` on `device`: character ids, or word ids (an error if a text
+    /// has too many words).
+    pub fn inputs(&self, texts: &[&str]) -> Result<Tensor> {
+        let t = match (&self.net, &self.vocab) {
+            (Net::Char(_), _) => char_ids(texts, self.cfg.max_chars),
+            (Net::Word(_), Some(v)) => v.batch(texts)?,
+            (Net::Word(_), None) => unreachable!("checked in new"),
+        };
+        Ok(t.to_device(self.vs.device()))
+    }
+
+    /// Inputs (from `inputs`) → embeddings [N, dim].
+    pub fn forward(&self, inputs: &Tensor) -> Tensor {
+        match &self.net {
+            Net::Char(c) => c.forward(inputs),
+            Net::Word(w) => w.forward(inputs),
+        }
+    }
+
+    /// Embeddings of `texts` without gradients, in batches of 256.
+    pub fn embed(&self, texts: &[&str]) -> Result<Tensor> {
+        let mut out = Vec::new();
+        for chunk in texts.chunks(256) {
+            let x = self.inputs(chunk)?;
+            out.push(tch::no_grad(|| self.forward(&x)));
+        }
+        ensure!(!out.is_empty(), "no texts to embed");
+        Ok(Tensor::cat(&out, 0))
+    }
+}
+
+/// The joint embedding's image encoder: a DCGAN convolution stack to 4×4 (from 32
+/// channels), averaged over the 4×4 positions, then linear → dim.
+#[derive(Debug)]
+pub struct ImageEncoder {
+    body: DownStack,
+    out: nn::Linear,
+}
+
+impl ImageEncoder {
+    pub fn new(p: nn::Path, size: i64, dim: i64) -> ImageEncoder {
+        let body = DownStack::new(&p / "body", size, 32);
+        let out = linear(&p / "out", body.out_channels, dim, true);
+        ImageEncoder { body, out }
+    }
+
+    /// Images [N, 3, S, S] in [−1, 1] → [N, dim].
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.out.forward(&self.body.forward_t(x, train).flatten(2, -1).mean_dim(2, false, Kind::Float))
+    }
+}
+
+/// The deep symmetric structured joint embedding loss over a batch of B pairs whose scores
+/// are `scores[i][j]` = F(image i, text j) (the diagonal holds the matching pairs; every other
+/// entry is a mismatch, Δ = 1): with `Hinge::Max` the structured hinge of Reed et al. 2016
+/// (eq. 3–4) in both directions,
+///   L = 1/B Σ_i max(0, max_{j≠i} 1 + S_ij − S_ii)  +  1/B Σ_i max(0, max_{j≠i} 1 + S_ji − S_ii);
+/// with `Hinge::Mean` the max over j replaced by the mean over j ≠ i of max(0, 1 + S_ij − S_ii).
+pub fn joint_embedding_loss(scores: &Tensor, hinge: Hinge) -> Tensor {
+    let b = scores.size()[0];
+    let diag = scores.diagonal(0, 0, 1);
+    let eye = Tensor::eye(b, (Kind::Bool, scores.device()));
+    match hinge {
+        Hinge::Max => {
+            // Mismatched pairs get 1 + score; matching pairs are excluded by −∞.
+            let margins = (scores + 1.0).masked_fill(&eye, f64::NEG_INFINITY);
+            let image_to_text = (margins.amax([1], false) - &diag).clamp_min(0.0).mean(Kind::Float);
+            let text_to_image = (margins.amax([0], false) - &diag).clamp_min(0.0).mean(Kind::Float);
+            image_to_text + text_to_image
+        }
+        Hinge::Mean => {
+            let off = eye.logical_not().to_kind(Kind::Float);
+            let image_to_text = ((scores + 1.0) - diag.unsqueeze(1)).clamp_min(0.0) * &off;
+            let text_to_image = ((scores + 1.0) - diag.unsqueeze(0)).clamp_min(0.0) * &off;
+            (image_to_text.sum(Kind::Float) + text_to_image.sum(Kind::Float)) / (b * (b - 1)) as f64
+        }
+    }
+}
+
+/// How the joint embedding loss combines the mismatched pairs of a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hinge {
+    /// The paper's structured hinge: the worst mismatch only (Reed et al. 2016, eq. 3–4).
+    Max,
+    /// Every mismatch's hinge, averaged: a gradient from each of them.
+    Mean,
+}
+
+impl std::str::FromStr for Hinge {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "max" => Ok(Hinge::Max),
+            "mean" => Ok(Hinge::Mean),
+            other => anyhow::bail!("unknown hinge {other:?} (max or mean)"),
+        }
+    }
+}
+
+pub const FORMAT: &str = "storyvis-text-encoder";
+pub const TEXT_WEIGHTS: &str = "text_encoder.safetensors";
+pub const IMAGE_WEIGHTS: &str = "image_encoder.safetensors";
+pub const MANIFEST: &str = "text_encoder.json";
+
+/// What `train-text-encoder` writes beside the weights (`text_encoder.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderManifest {
+    pub format: String,
+    pub version: u32,
+    pub config: EncoderConfig,
+    /// Word encoder: the vocabulary.
+    pub vocab: Option<Vec<String>>,
+    pub data: String,
+    pub steps: usize,
+    pub batch: i64,
+    pub seed: u64,
+    pub hinge: Hinge,
+    /// R-precision (1 true + 99 random captions) of held-out images against their first
+    /// captions, in the joint space.
+    pub held_out_r_precision: f64,
+    pub held_out_items: usize,
+    /// File name → SHA-256.
+    pub files: BTreeMap<String, String>,
+}
+
+/// Where a text encoder's manifest is: `text_encoder.json` inside a model checkpoint (which
+/// carries the encoder), `checkpoint.json` in the directory `train-text-encoder` wrote.
+fn manifest_path(dir: &Path) -> PathBuf {
+    match dir.join(MANIFEST) {
+        p if p.is_file() => p,
+        _ => dir.join(checkpoint::MANIFEST),
+    }
+}
+
+/// The encoder's files as a model checkpoint carries them: (name, bytes), its manifest as
+/// `text_encoder.json`.
+pub fn encoder_files(dir: &Path) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let read = |p: PathBuf| std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()));
+    Ok(vec![(MANIFEST, read(manifest_path(dir))?), (TEXT_WEIGHTS, read(dir.join(TEXT_WEIGHTS))?), (IMAGE_WEIGHTS, read(dir.join(IMAGE_WEIGHTS))?)])
+}
+
+/// A trained joint embedding: the text encoder and the image encoder it was trained with.
+pub struct Joint {
+    pub text: TextEncoder,
+    pub image: ImageEncoder,
+    pub image_vs: nn::VarStore,
+    pub manifest: EncoderManifest,
+}
+
+impl Joint {
+    /// Reads a directory written by `train_text_encoder` (digests checked).
+    pub fn load(dir: &Path, device: Device) -> Result<Joint> {
+        let path = manifest_path(dir);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {} (is {} a text encoder made by `storyvis train-text-encoder`?)", path.display(), dir.display()))?;
+        let m: EncoderManifest = serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?;
+        ensure!(m.format == FORMAT && m.version == 1, "{} is not a storyvis text encoder (version 1)", path.display());
+        checkpoint::check_digests(dir, &m.files)?;
+        let vocab = m.vocab.clone().map(Vocab::from_words);
+        let mut enc = TextEncoder::new(m.config.clone(), vocab, device)?;
+        checkpoint::load_store(&mut enc.vs, &dir.join(TEXT_WEIGHTS))?;
+        let mut image_vs = nn::VarStore::new(device);
+        let image = ImageEncoder::new(image_vs.root() / "image", m.config.image_size, m.config.dim);
+        checkpoint::load_store(&mut image_vs, &dir.join(IMAGE_WEIGHTS))?;
+        Ok(Joint { text: enc, image, image_vs, manifest: m })
+    }
+}
+
+/// What `train_text_encoder` is asked to do.
+pub struct EncoderRequest {
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub kind: EncoderKind,
+    pub dim: i64,
+    pub max_chars: usize,
+    pub word_dim: i64,
+    pub steps: usize,
+    pub batch: i64,
+    pub lr: f64,
+    pub seed: u64,
+    pub hinge: Hinge,
+    pub device: Device,
+    pub force: bool,
+}
+
+/// Embeddings of held-out images and their first captions, as rows for R-precision.
+pub fn held_out_rows(joint_text: &TextEncoder, image: &ImageEncoder, data: &CaptionData, device: Device) -> Result<(Vec<f32>, Vec<f32>)> {
+    let first: Vec<&str> = data.captions.iter().map(|c| c[0].as_str()).collect();
+    let t = joint_text.embed(&first)?;
+    let mut v = Vec::new();
+    for chunk in (0..data.len() as i64).collect::<Vec<_>>().chunks(256) {
+        let x = data.images_at(chunk, device);
+        v.push(tch::no_grad(|| image.forward_t(&x, false)));
+    }
+    let rows = |t: Tensor| Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)).context("embeddings");
+    Ok((rows(Tensor::cat(&v, 0))?, rows(t)?))
+}
+
+/// Trains a text encoder and an image encoder jointly on a captioned dataset's training split
+/// (each step: `batch` distinct images, one random caption each), scores the test split's
+/// R-precision, and saves both into `out`. `on_step(step, steps, loss)` reports progress.
+pub fn train_text_encoder(req: &EncoderRequest, on_step: &dyn Fn(usize, usize, f64)) -> Result<EncoderManifest> {
+    ensure!(req.steps > 0, "--steps must be at least 1");
+    ensure!((2..=4096).contains(&req.batch), "--batch must be 2..4096, got {}", req.batch);
+    ensure!(req.lr > 0.0 && req.lr < 1.0, "--lr must be in (0, 1), got {}", req.lr);
+    ensure!((1..=8192).contains(&req.dim), "--dim must be 1..8192, got {}", req.dim);
+    ensure!(!req.out.exists() || req.force, "{} already exists (pass --force to replace it)", req.out.display());
+    let ds = Dataset::open(&req.data)?;
+    let train = CaptionData::load(&ds, Split::Train, false)?;
+    let test = CaptionData::load(&ds, Split::Test, true)?;
+    ensure!(train.len() as i64 >= req.batch, "{} has {} training images; --batch {} needs at least as many", ds.dir.display(), train.len(), req.batch);
+    let size = train.size();
+    ensure!(size >= 8 && (size & (size - 1)) == 0, "image size {size} is not a power of two of at least 8");
+    let vocab = (req.kind == EncoderKind::Word).then(|| Vocab::build(train.captions.iter().flatten().map(String::as_str)));
+    let cfg = EncoderConfig { kind: req.kind, dim: req.dim, max_chars: req.max_chars, word_dim: req.word_dim, image_size: size };
+    tch::manual_seed(req.seed as i64);
+    let text = TextEncoder::new(cfg.clone(), vocab.clone(), req.device)?;
+    let image_vs = nn::VarStore::new(req.device);
+    let image = ImageEncoder::new(image_vs.root() / "image", size, req.dim);
+    let mut opt_t = Adam::new(&text.vs, 0.9, 0.999, |_| true);
+    let mut opt_i = Adam::new(&image_vs, 0.9, 0.999, |_| true);
+    let mut rng = Rng::new(req.seed);
+    let n = train.len();
+    for step in 1..=req.steps {
+        let mut pick: Vec<i64> = (0..n as i64).collect();
+        // A partial shuffle: the first `batch` are distinct random images.
+        for j in 0..req.batch as usize {
+            let k = j + rng.below(n - j);
+            pick.swap(j, k);
+        }
+        pick.truncate(req.batch as usize);
+        let caps: Vec<&str> = pick
+            .iter()
+            .map(|&i| {
+                let c = &train.captions[i as usize];
+                c[rng.below(c.len())].as_str()
+            })
+            .collect();
+        let v = image.forward_t(&train.images_at(&pick, req.device), true);
+        let t = text.forward(&text.inputs(&caps)?);
+        let loss = joint_embedding_loss(&v.matmul(&t.tr()), req.hinge);
+        let g = Adam::backward(&loss, &[&opt_t, &opt_i]);
+        opt_t.step(&g[0], req.lr);
+        opt_i.step(&g[1], req.lr);
+        let l = loss.double_value(&[]);
+        ensure!(l.is_finite(), "the joint embedding loss is not finite at step {step} ({l}); try a lower --lr");
+        on_step(step, req.steps, l);
+    }
+    let (img_rows, cap_rows) = held_out_rows(&text, &image, &test, req.device)?;
+    let r = storyvis_metrics::retrieval::r_precision(&img_rows, &cap_rows, req.dim as usize, 99, req.seed)?;
+    let manifest = |files| EncoderManifest {
+        format: FORMAT.into(),
+        version: 1,
+        config: cfg,
+        vocab: vocab.map(|v| v.words),
+        data: req.data.display().to_string(),
+        steps: req.steps,
+        batch: req.batch,
+        seed: req.seed,
+        hinge: req.hinge,
+        held_out_r_precision: r,
+        held_out_items: test.len(),
+        files,
+    };
+    checkpoint::write_dir(
+        &req.out,
+        req.force,
+        |dir| {
+            checkpoint::write_store(&dir.join(TEXT_WEIGHTS), &text.vs)?;
+            checkpoint::write_store(&dir.join(IMAGE_WEIGHTS), &image_vs)
+        },
+        manifest,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::needless_range_loop)] // the hand computation reads as the formula
+    fn the_joint_embedding_loss_is_the_hand_computed_structured_hinge() {
+        // Scores [image][text] for three pairs.
+        let s = [[2.0, 1.5, -1.0], [0.5, 0.2, 0.9], [3.0, -2.0, 1.0]];
+        let t = Tensor::from_slice(&s.concat()).view([3, 3]);
+        let (mut want_v, mut want_t) = (0.0, 0.0);
+        for i in 0..3 {
+            let worst_text = (0..3).filter(|&j| j != i).map(|j| 1.0 + s[i][j] - s[i][i]).fold(f64::MIN, f64::max);
+            let worst_image = (0..3).filter(|&j| j != i).map(|j| 1.0 + s[j][i] - s[i][i]).fold(f64::MIN, f64::max);
+            want_v += worst_text.max(0.0) / 3.0;
+            want_t += worst_image.max(0.0) / 3.0;
+        }
+        // Image 0: max(1 + 1.5 − 2, 1 − 1 − 2) = 0.5; image 1: 1 + 0.9 − 0.2 = 1.7; image 2:
+        // 1 + 3 − 1 = 3. Texts: 0: max(1 + 0.5 − 2, 1 + 3 − 2) = 2; 1: 1 + 1.5 − 0.2 = 2.3;
+        // 2: max(1 − 1 − 1, 1 + 0.9 − 1) = 0.9.
+        assert!((want_v - (0.5 + 1.7 + 3.0) / 3.0).abs() < 1e-12 && (want_t - (2.0 + 2.3 + 0.9) / 3.0).abs() < 1e-12);
+        let got = joint_embedding_loss(&t, Hinge::Max).double_value(&[]);
+        assert!((got - (want_v + want_t)).abs() < 1e-5, "{got} vs {}", want_v + want_t);
+        // The mean form: every mismatch's hinge, averaged over the 6 of each direction.
+        let mut want = 0.0;
+        for i in 0..3 {
+            for j in (0..3).filter(|&j| j != i) {
+                want += (1.0 + s[i][j] - s[i][i]).max(0.0) + (1.0 + s[j][i] - s[i][i]).max(0.0);
+            }
+        }
+        let got = joint_embedding_loss(&t, Hinge::Mean).double_value(&[]);
+        assert!((got - want / 6.0).abs() < 1e-5, "{got} vs {}", want / 6.0);
+        // Well separated pairs cost nothing.
+        let good = Tensor::eye(3, (Kind::Float, Device::Cpu)) * 5.0;
+        assert_eq!(joint_embedding_loss(&good, Hinge::Max).double_value(&[]), 0.0);
+        assert_eq!(joint_embedding_loss(&good, Hinge::Mean).double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn characters_map_into_the_alphabet_and_the_char_cnn_rnn_reads_201() {
+        let ids = char_ids(&["Ab, é!"], 8);
+        let v: Vec<i64> = Vec::try_from(ids.view([-1])).unwrap();
+        let pos = |c: char| ALPHABET.chars().position(|x| x == c).unwrap() as i64 + 1;
+        assert_eq!(v, vec![pos('a'), pos('b'), pos(','), pos(' '), 0, pos('!'), 0, 0]);
+        assert!(CharCnnRnn::steps(201) >= 2 && CharCnnRnn::steps(28) < 1);
+        let cfg = EncoderConfig { kind: EncoderKind::CharCnnRnn, dim: 16, max_chars: 201, word_dim: 8, image_size: 64 };
+        let enc = TextEncoder::new(cfg, None, Device::Cpu).unwrap();
+        let e = enc.embed(&["a red cube.", "a blue sphere."]).unwrap();
+        assert_eq!(e.size(), [2, 16]);
+        assert!(e.get(0).ne_tensor(&e.get(1)).any().int64_value(&[]) == 1);
+    }
+}

@@ -1,0 +1,189 @@
+//! Drawing with a trained GAN-INT-CLS: a caption at several seeds (`generate --text`), the
+//! paper's sentence interpolation with the noise fixed (`interpolate`, Reed et al. 2016 §5.3,
+//! Figure 8), and style transfer: the style z = S(x) of a query image drawn with a new caption
+//! (`style-transfer`, §4.4 and Figure 6).
+
+use super::family::Nets;
+use super::Config;
+use crate::captioned::MAX_CAPTION_BYTES;
+use crate::checkpoint;
+use crate::data::to_rgb8;
+use crate::joint::Joint;
+use anyhow::{ensure, Context, Result};
+use std::path::{Path, PathBuf};
+use storyvis_data::sheet::{paper, save_png, StripLayout};
+use tch::{Device, Kind, Tensor};
+
+pub const FAMILY_NAME: &str = "gan-int-cls";
+
+/// A trained GAN-INT-CLS ready to draw.
+pub struct Loaded {
+    pub cfg: Config,
+    pub checkpoint: PathBuf,
+    pub step: usize,
+    nets: Nets,
+    pub joint: Joint,
+    device: Device,
+}
+
+/// Loads a run directory or checkpoint of the gan-int-cls family (an error names the family
+/// it is, if another).
+pub fn load(path: &Path, device: Device) -> Result<Loaded> {
+    let dir = checkpoint::resolve(path)?;
+    let manifest = checkpoint::verify(&dir)?;
+    let cfg = Config::of(&checkpoint::load_config_of(&dir, FAMILY_NAME)?)?;
+    let joint = Joint::load(&dir, device).with_context(|| format!("the text encoder in {}", dir.display()))?;
+    let mut nets = Nets::new(&cfg, joint.manifest.config.dim, device);
+    checkpoint::load_store(&mut nets.g_vs, &dir.join("generator.safetensors"))?;
+    checkpoint::load_store(&mut nets.s_vs, &dir.join("style.safetensors"))?;
+    Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, nets, joint, device })
+}
+
+/// Checks a typed caption: not empty, not too long, some words.
+pub fn check_caption(caption: &str) -> Result<()> {
+    ensure!(!caption.trim().is_empty(), "the caption is empty");
+    ensure!(caption.len() <= MAX_CAPTION_BYTES, "the caption is {} bytes long; at most {MAX_CAPTION_BYTES} are allowed", caption.len());
+    ensure!(caption.chars().any(char::is_alphanumeric), "the caption {caption:?} has no words");
+    Ok(())
+}
+
+impl Loaded {
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// A caption's embedding [1, dim] (words outside a word encoder's vocabulary read as
+    /// unknown: `unknown_words` lists them).
+    pub fn embed(&self, caption: &str) -> Result<Tensor> {
+        check_caption(caption)?;
+        self.joint.text.embed(&[caption])
+    }
+
+    /// Words of `caption` the text encoder does not know (a word encoder's vocabulary; the
+    /// char-CNN-RNN reads any word).
+    pub fn unknown_words(&self, caption: &str) -> Vec<String> {
+        self.joint.text.vocab.as_ref().map(|v| v.encode(caption).unknown).unwrap_or_default()
+    }
+
+    /// The noise of `seed` [1, noise_dim].
+    pub fn noise(&self, seed: u64) -> Tensor {
+        tch::manual_seed(seed as i64);
+        Tensor::randn([1, self.cfg.noise_dim], (Kind::Float, self.device))
+    }
+
+    /// Images [B, 3, S, S] for noise and text embeddings (eval mode).
+    pub fn draw(&self, z: &Tensor, text: &Tensor) -> Tensor {
+        tch::no_grad(|| self.nets.g.forward_t(z, text, false))
+    }
+
+    /// The style z = S(x) of an image file, which must be the model's size.
+    pub fn style_of(&self, image: &Path) -> Result<Tensor> {
+        let img = image::open(image).with_context(|| format!("{} is not an image this tool can read (PNG, JPEG, …)", image.display()))?.to_rgb8();
+        let s = self.cfg.image_size as u32;
+        ensure!(img.dimensions() == (s, s), "{} is {}×{}; this model reads {s}×{s} images (resize it first)", image.display(), img.width(), img.height());
+        let x = Tensor::from_slice(img.as_raw()).view([1, s as i64, s as i64, 3]).permute([0, 3, 1, 2]).to_device(self.device);
+        Ok(tch::no_grad(|| self.nets.s.forward_t(&crate::data::to_unit(&x), false)))
+    }
+
+    fn rgb(&self, x: &Tensor) -> image::RgbImage {
+        let s = self.cfg.image_size as u32;
+        image::RgbImage::from_raw(s, s, to_rgb8(x)).expect("an image")
+    }
+
+    /// Writes one row of images (labelled) with a title as a PNG.
+    fn save_row(&self, path: &Path, title: &str, images: &[(Tensor, String)]) -> Result<()> {
+        let layout = StripLayout::for_frame_size(self.cfg.image_size as u32);
+        let mut sheet = paper(layout.width(images.len() as u32), layout.row_height() + layout.gap);
+        let strip: Vec<(image::RgbImage, String)> = images.iter().map(|(x, label)| (self.rgb(x), label.clone())).collect();
+        layout.draw_row(&mut sheet, layout.gap, title, &strip);
+        save_png(&sheet, path)
+    }
+}
+
+/// The held-out evaluation's drawings: each caption at each seed 0..seeds (noise from the
+/// seed), seed-major: [seeds · N, 3, S, S] on the CPU. `on_batch` after each batch.
+pub fn draw_captions(model: &Loaded, captions: &[&str], seeds: usize, on_batch: &dyn Fn()) -> Result<Tensor> {
+    let t = model.joint.text.embed(captions)?;
+    let mut out = Vec::new();
+    for seed in 0..seeds {
+        tch::manual_seed(seed as i64);
+        for start in (0..captions.len()).step_by(64) {
+            let n = (captions.len() - start).min(64) as i64;
+            let z = Tensor::randn([n, model.cfg.noise_dim], (Kind::Float, model.device));
+            out.push(model.draw(&z, &t.narrow(0, start as i64, n)).to_device(Device::Cpu));
+            on_batch();
+        }
+    }
+    Ok(Tensor::cat(&out, 0))
+}
+
+/// R-precision of images [K·N, 3, S, S] drawn from `captions` (K draws of the N, in order):
+/// each image against its caption and 99 others, in the model's joint embedding.
+pub fn r_precision(model: &Loaded, images: &Tensor, captions: &[&str], seed: u64) -> Result<f64> {
+    let t = model.joint.text.embed(captions)?;
+    let k = images.size()[0] / captions.len() as i64;
+    let mut v = Vec::new();
+    for chunk in images.split(256, 0) {
+        v.push(tch::no_grad(|| model.joint.image.forward_t(&chunk.to_device(model.device), false)));
+    }
+    let rows = |t: Tensor| Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)).context("embeddings");
+    let (img, cap) = (rows(Tensor::cat(&v, 0))?, rows(t.repeat([k, 1]))?);
+    Ok(storyvis_metrics::r_precision(&img, &cap, model.joint.manifest.config.dim as usize, 99, seed)?)
+}
+
+/// `generate --text`: the caption drawn at each seed, one row; also each image alone.
+pub fn generate(model: &Loaded, caption: &str, seeds: &[u64], out: &Path) -> Result<Vec<PathBuf>> {
+    let t = model.embed(caption)?;
+    storyvis_data::atomic::create_dir_all(out)?;
+    let mut files = Vec::new();
+    let mut row = Vec::new();
+    for &seed in seeds {
+        let x = model.draw(&model.noise(seed), &t).get(0);
+        let path = out.join(format!("seed{seed:04}.png"));
+        save_png(&model.rgb(&x), &path)?;
+        files.push(path);
+        row.push((x, format!("seed {seed}")));
+    }
+    let path = out.join("row.png");
+    model.save_row(&path, caption, &row)?;
+    files.push(path);
+    Ok(files)
+}
+
+/// `interpolate`: per seed, a row from `from` to `to` in `steps` steps of the text embedding
+/// with the noise fixed.
+pub fn interpolate(model: &Loaded, from: &str, to: &str, steps: usize, seeds: &[u64], out: &Path) -> Result<Vec<PathBuf>> {
+    ensure!((2..=64).contains(&steps), "--steps must be 2..64, got {steps}");
+    let (a, b) = (model.embed(from)?, model.embed(to)?);
+    storyvis_data::atomic::create_dir_all(out)?;
+    let mut files = Vec::new();
+    for &seed in seeds {
+        let z = model.noise(seed);
+        let row: Vec<(Tensor, String)> = (0..steps)
+            .map(|k| {
+                let w = k as f64 / (steps - 1) as f64;
+                (model.draw(&z, &super::interpolate(&b, &a, w)).get(0), format!("{w:.2}"))
+            })
+            .collect();
+        let path = out.join(format!("interpolate-seed{seed:04}.png"));
+        model.save_row(&path, &format!("\"{from}\" → \"{to}\" (seed {seed})"), &row)?;
+        files.push(path);
+    }
+    Ok(files)
+}
+
+/// `style-transfer`: the query image, then the caption drawn in its style.
+pub fn style_transfer(model: &Loaded, image: &Path, caption: &str, out: &Path) -> Result<PathBuf> {
+    let t = model.embed(caption)?;
+    let z = model.style_of(image)?;
+    storyvis_data::atomic::create_dir_all(out)?;
+    let query = {
+        let img = image::open(image)?.to_rgb8();
+        let s = model.cfg.image_size;
+        crate::data::to_unit(&Tensor::from_slice(img.as_raw()).view([s, s, 3]).permute([2, 0, 1]))
+    };
+    let drawn = model.draw(&z, &t).get(0);
+    let path = out.join("style-transfer.png");
+    model.save_row(&path, caption, &[(query, "query".into()), (drawn, "its style".into())])?;
+    Ok(path)
+}

@@ -1,0 +1,309 @@
+//! GAN-INT-CLS on the training loop (Reed et al. 2016, Algorithm 1): per iteration a batch of
+//! training images with one random caption each; the discriminator's phase, the generator's,
+//! and (with `style`) the style encoder's.
+
+use super::{interpolate, style_loss, Config, Discriminator, Generator, StyleEncoder};
+use crate::captioned::CaptionData;
+use crate::data::to_rgb8;
+use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
+use crate::joint::{self, Joint};
+use crate::loss;
+use crate::train::mix;
+use anyhow::{ensure, Context, Result};
+use std::path::{Path, PathBuf};
+use storyvis_data::dataset::{Dataset, Split};
+use storyvis_data::rng::Rng;
+use storyvis_data::sheet::{paper, StripLayout};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+pub const FAMILY: FamilyEntry = FamilyEntry {
+    name: "gan-int-cls",
+    about: "text to image: GAN-INT-CLS (Reed et al., ICML 2016)",
+    presets: &[
+        ("gan-int-cls-clevr", include_str!("../../../../../presets/gan-int-cls-clevr.toml")),
+        ("gan-int-cls-small", include_str!("../../../../../presets/gan-int-cls-small.toml")),
+        ("gan-int-cls-tiny", include_str!("../../../../../presets/gan-int-cls-tiny.toml")),
+    ],
+    check: |cfg| Config::of(cfg).map(drop),
+    build,
+    training_only: &["discriminator"],
+};
+
+/// Held-out captions drawn in the sample sheets, and seeds per caption.
+const SHEET_CAPTIONS: usize = 6;
+const SHEET_SEEDS: usize = 4;
+
+fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device: Device) -> Result<Box<dyn Family>> {
+    let c = Config::of(cfg)?;
+    ensure!(
+        ds.header.image_size as i64 == c.image_size,
+        "the dataset's images are {0}×{0}; the model draws {1}×{1} (prepare with --size {1}, or --set image_size={0})",
+        ds.header.image_size,
+        c.image_size
+    );
+    // A resumed run reads the encoder its checkpoint carries; a fresh one the configured one.
+    let dir = match from {
+        Some(d) => d.to_path_buf(),
+        None => PathBuf::from(&c.text_encoder),
+    };
+    let enc = Joint::load(&dir, device).with_context(|| format!("loading the text encoder {}", dir.display()))?;
+    ensure!(
+        enc.manifest.config.image_size == c.image_size,
+        "the text encoder {} was trained on {1}×{1} images, the model draws {2}×{2}",
+        dir.display(),
+        enc.manifest.config.image_size,
+        c.image_size
+    );
+    let files = joint::encoder_files(&dir)?;
+    let train = CaptionData::load(ds, Split::Train, false)?;
+    ensure!(train.len() as i64 >= c.batch, "{} has {} training images; batch {} needs at least as many", ds.dir.display(), train.len(), c.batch);
+    let samples = CaptionData::load(ds, Split::Test, true)?;
+    // Every training caption's embedding, computed once (the paper trains on precomputed
+    // embeddings too).
+    let (texts, owner) = train.flat_captions();
+    let embeddings = enc.text.embed(&texts)?;
+    let mut first = vec![0usize; train.len()];
+    let mut count = vec![0usize; train.len()];
+    for (k, &i) in owner.iter().enumerate().rev() {
+        first[i] = k;
+        count[i] += 1;
+    }
+    let sheet_captions: Vec<String> = samples.captions.iter().take(SHEET_CAPTIONS).map(|c| c[0].clone()).collect();
+    let sheet_text = enc.text.embed(&sheet_captions.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let sheet_real = samples.images_at(&(0..sheet_captions.len() as i64).collect::<Vec<_>>(), device);
+    let embed_dim = enc.manifest.config.dim;
+    let nets = Nets::new(&c, embed_dim, device);
+    let images = train.images.to_device(device);
+    Ok(Box::new(GanIntCls {
+        cfg: c,
+        nets,
+        images,
+        n: train.len(),
+        embeddings,
+        first,
+        count,
+        files,
+        sheet: (sheet_captions, sheet_text, sheet_real),
+        device,
+        now: None,
+    }))
+}
+
+/// The networks, each in its own store.
+pub struct Nets {
+    pub g_vs: VarStore,
+    pub g: Generator,
+    pub d_vs: VarStore,
+    pub d: Discriminator,
+    pub s_vs: VarStore,
+    pub s: StyleEncoder,
+}
+
+impl Nets {
+    pub fn new(c: &Config, embed_dim: i64, device: Device) -> Nets {
+        let (g_vs, d_vs, s_vs) = (VarStore::new(device), VarStore::new(device), VarStore::new(device));
+        let g = Generator::new(g_vs.root(), c, embed_dim);
+        let d = Discriminator::new(d_vs.root(), c, embed_dim);
+        let s = StyleEncoder::new(s_vs.root(), c);
+        Nets { g_vs, g, d_vs, d, s_vs, s }
+    }
+}
+
+struct Iteration {
+    real: Tensor,
+    text: Tensor,
+    wrong: Tensor,
+    reported: Vec<Tensor>,
+}
+
+pub struct GanIntCls {
+    pub cfg: Config,
+    pub nets: Nets,
+    /// Training images [N, 3, S, S] u8 on the device.
+    images: Tensor,
+    n: usize,
+    /// Every training caption's embedding [captions, embed_dim]; image i's are rows
+    /// first[i] .. first[i] + count[i].
+    embeddings: Tensor,
+    first: Vec<usize>,
+    count: Vec<usize>,
+    files: Vec<(&'static str, Vec<u8>)>,
+    /// Sample sheet: held-out captions, their embeddings, their real images.
+    sheet: (Vec<String>, Tensor, Tensor),
+    device: Device,
+    now: Option<Iteration>,
+}
+
+/// Reported values.
+const REPORTED: [(&str, &str, bool); 7] = [
+    ("loss_d", "discriminator", true),
+    ("loss_g", "generator", true),
+    ("loss_g_int", "generator (interpolated text)", true),
+    ("loss_style", "style encoder", true),
+    ("d_real", "D(real, right text)", false),
+    ("d_wrong", "D(real, wrong text)", false),
+    ("d_fake", "D(fake, right text)", false),
+];
+
+impl GanIntCls {
+    fn noise(&self, b: i64) -> Tensor {
+        Tensor::randn([b, self.cfg.noise_dim], (Kind::Float, self.device))
+    }
+}
+
+impl Family for GanIntCls {
+    fn networks(&self) -> Vec<(&'static str, &VarStore)> {
+        vec![("generator", &self.nets.g_vs), ("discriminator", &self.nets.d_vs), ("style", &self.nets.s_vs)]
+    }
+
+    fn networks_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
+        vec![("generator", &mut self.nets.g_vs), ("discriminator", &mut self.nets.d_vs), ("style", &mut self.nets.s_vs)]
+    }
+
+    fn optimizers(&self) -> Vec<OptimizerSpec> {
+        let (beta1, beta2) = (self.cfg.beta1, self.cfg.beta2);
+        vec![
+            OptimizerSpec { name: "generator", network: "generator", params: |_| true, beta1, beta2 },
+            OptimizerSpec { name: "discriminator", network: "discriminator", params: |_| true, beta1, beta2 },
+            OptimizerSpec { name: "style", network: "style", params: |_| true, beta1, beta2 },
+        ]
+    }
+
+    fn learning_rates(&self, epoch: usize) -> Vec<f64> {
+        let scale = 0.5f64.powi((epoch / self.cfg.lr_halve_epochs) as i32);
+        [self.cfg.lr_g, self.cfg.lr_d, self.cfg.lr_style].iter().map(|lr| lr * scale).collect()
+    }
+
+    fn iters_per_epoch(&self) -> usize {
+        (self.n / self.cfg.batch as usize).max(1)
+    }
+
+    fn phases(&self) -> Vec<Phase> {
+        let mut v = vec![Phase { name: "discriminator", optimizers: vec![1] }, Phase { name: "generator", optimizers: vec![0] }];
+        if self.cfg.style {
+            v.push(Phase { name: "style encoder", optimizers: vec![2] });
+        }
+        v
+    }
+
+    fn reported(&self) -> Vec<Reported> {
+        REPORTED.iter().map(|&(key, label, checked)| Reported { key, label, checked }).collect()
+    }
+
+    fn begin(&mut self, at: Draw) -> Result<()> {
+        let b = self.cfg.batch as usize;
+        // A per-epoch permutation of the images; one random caption of each.
+        let ipe = self.iters_per_epoch();
+        let (epoch, k) = (at.step / ipe, at.step % ipe);
+        let mut perm: Vec<i64> = (0..self.n as i64).collect();
+        Rng::for_item(mix(at.seed, 1), epoch as u64).shuffle(&mut perm);
+        let idx: Vec<i64> = (0..b).map(|j| perm[(k * b + j) % self.n]).collect();
+        let mut rng = Rng::for_item(mix(at.seed, 2), at.step as u64);
+        let caption = |rng: &mut Rng, i: usize| (self.first[i] + rng.below(self.count[i])) as i64;
+        let right: Vec<i64> = idx.iter().map(|&i| caption(&mut rng, i as usize)).collect();
+        // A mismatched caption for each image: one of another image in the batch.
+        let wrong: Vec<i64> = (0..b)
+            .map(|j| {
+                let other = idx[(j + 1 + rng.below(b - 1)) % b] as usize;
+                caption(&mut rng, other)
+            })
+            .collect();
+        let pick = |rows: &[i64]| self.embeddings.index_select(0, &Tensor::from_slice(rows).to_device(self.embeddings.device())).to_device(self.device);
+        let real = crate::data::to_unit(&self.images.index_select(0, &Tensor::from_slice(&idx).to_device(self.device)));
+        let reported = (0..REPORTED.len()).map(|_| Tensor::zeros([], (Kind::Float, self.device))).collect();
+        self.now = Some(Iteration { real, text: pick(&right), wrong: pick(&wrong), reported });
+        Ok(())
+    }
+
+    fn loss(&mut self, i: usize) -> Result<Tensor> {
+        let it = self.now.as_mut().context("a phase outside an iteration")?;
+        let (c, nets) = (&self.cfg, &self.nets);
+        let b = c.batch;
+        let device = self.device;
+        let noise = || Tensor::randn([b, c.noise_dim], (Kind::Float, device));
+        let z = noise();
+        let l = match i {
+            0 => {
+                let feat = nets.d.features(&it.real, true);
+                let real = nets.d.judge(&feat, &it.text, true);
+                let fake = nets.d.forward_t(&nets.g.forward_t(&z, &it.text, true).detach(), &it.text, true);
+                let l = if c.cls {
+                    // GAN-CLS: real + ½ (wrong + fake).
+                    let wrong = nets.d.judge(&feat, &it.wrong, true);
+                    it.reported[5] = wrong.sigmoid().mean(Kind::Float).detach();
+                    loss::discriminator(&real, &fake, &wrong)
+                } else {
+                    loss::real_fake(&real, &fake)
+                };
+                it.reported[4] = real.sigmoid().mean(Kind::Float).detach();
+                it.reported[6] = fake.sigmoid().mean(Kind::Float).detach();
+                l
+            }
+            1 => {
+                let fake = nets.g.forward_t(&z, &it.text, true);
+                let mut l = loss::generator(&nets.d.forward_t(&fake, &it.text, true));
+                it.reported[1] = l.detach();
+                if c.int {
+                    // GAN-INT: captions interpolated with another image's, which no real image
+                    // matches: only the generator's objective sees them.
+                    let t = interpolate(&it.text, &it.wrong, c.int_beta);
+                    let li = loss::generator(&nets.d.forward_t(&nets.g.forward_t(&noise(), &t, true), &t, true));
+                    it.reported[2] = li.detach();
+                    l += li;
+                }
+                l
+            }
+            _ => {
+                let x = tch::no_grad(|| nets.g.forward_t(&z, &it.text, true));
+                let l = style_loss(&z, &nets.s.forward_t(&x, true));
+                it.reported[3] = l.detach();
+                l
+            }
+        };
+        if i == 0 {
+            it.reported[0] = l.detach();
+        }
+        Ok(l)
+    }
+
+    fn finish(&mut self) -> Tensor {
+        Tensor::stack(&self.now.take().expect("an iteration").reported, 0)
+    }
+
+    fn set_channels_last(&mut self, on: bool) {
+        self.nets.d.set_channels_last(on);
+    }
+
+    /// Per held-out caption: its real image, then the model's drawings at fixed noise.
+    fn sample_sheet(&self, step: usize, seed: u64) -> Result<image::RgbImage> {
+        let (captions, text, real) = &self.sheet;
+        let n = captions.len();
+        tch::manual_seed(mix(seed, 0x5A) as i64);
+        let z = self.noise(SHEET_SEEDS as i64);
+        let size = self.cfg.image_size as u32;
+        let layout = StripLayout::for_frame_size(size);
+        let mut sheet = paper(layout.width(1 + SHEET_SEEDS as u32), n as u32 * layout.row_height() + layout.gap);
+        for (i, caption) in captions.iter().enumerate() {
+            let t = text.get(i as i64).unsqueeze(0).expand([SHEET_SEEDS as i64, -1], false);
+            let fake = tch::no_grad(|| self.nets.g.forward_t(&z, &t, false));
+            let to_img = |x: &Tensor| image::RgbImage::from_raw(size, size, to_rgb8(x)).expect("an image");
+            let mut strip = vec![(to_img(&real.get(i as i64)), "real".to_string())];
+            strip.extend((0..SHEET_SEEDS as i64).map(|s| (to_img(&fake.get(s)), format!("seed {s}"))));
+            layout.draw_row(&mut sheet, layout.gap + i as u32 * layout.row_height(), &format!("{caption} (step {step})"), &strip);
+        }
+        Ok(sheet)
+    }
+
+    fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
+        self.files.clone()
+    }
+
+    fn shape(&self) -> serde_json::Value {
+        serde_json::json!({ "embed_dim": self.embeddings.size()[1] })
+    }
+
+    fn data_summary(&self) -> serde_json::Value {
+        serde_json::json!({ "train_images": self.n, "train_captions": self.embeddings.size()[0] })
+    }
+}

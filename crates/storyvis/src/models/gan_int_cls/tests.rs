@@ -1,0 +1,85 @@
+use super::*;
+use crate::loss;
+use tch::{Device, Kind};
+
+fn tiny() -> Config {
+    Config::of(&crate::config::Config::resolve("gan-int-cls-tiny", None, &[]).unwrap()).unwrap()
+}
+
+#[test]
+fn the_networks_have_the_papers_shapes() {
+    tch::manual_seed(0);
+    let paper = Config::of(&crate::config::Config::resolve("gan-int-cls-clevr", None, &[]).unwrap()).unwrap();
+    assert_eq!((paper.noise_dim, paper.text_dim, paper.ngf, paper.ndf, paper.batch), (100, 128, 128, 64, 64));
+    for size in [64, 128] {
+        let c = Config { image_size: size, ..tiny() };
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let g = Generator::new(vs.root() / "g", &c, 32);
+        let d = Discriminator::new(vs.root() / "d", &c, 32);
+        let s = StyleEncoder::new(vs.root() / "s", &c);
+        let z = Tensor::randn([3, c.noise_dim], (Kind::Float, Device::Cpu));
+        let t = Tensor::randn([3, 32], (Kind::Float, Device::Cpu));
+        let x = g.forward_t(&z, &t, true);
+        assert_eq!(x.size(), [3, 3, size, size]);
+        assert!(x.abs().max().double_value(&[]) <= 1.0);
+        assert_eq!(d.forward_t(&x, &t, true).size(), [3]);
+        assert_eq!(s.forward_t(&x, true).size(), [3, c.noise_dim]);
+    }
+}
+
+#[test]
+fn the_int_term_draws_from_the_mean_of_the_pair() {
+    let (t1, t2) = (Tensor::from_slice(&[1.0f32, -2.0, 4.0]), Tensor::from_slice(&[3.0f32, 2.0, 0.0]));
+    let got: Vec<f32> = Vec::try_from(interpolate(&t1, &t2, 0.5)).unwrap();
+    assert_eq!(got, vec![2.0, 0.0, 2.0]);
+    let got: Vec<f32> = Vec::try_from(interpolate(&t1, &t2, 0.25)).unwrap();
+    assert_eq!(got, vec![2.5, 1.0, 1.0]);
+}
+
+/// −log σ(x) and −log(1 − σ(x)), by hand.
+fn nll_real(x: f64) -> f64 {
+    (1.0 + (-x).exp()).ln()
+}
+fn nll_fake(x: f64) -> f64 {
+    (1.0 + x.exp()).ln()
+}
+
+#[test]
+fn the_matching_aware_terms_are_real_plus_half_wrong_and_fake() {
+    let (r, w, f) = ([2.0, -0.5], [0.3, 1.2], [-1.0, 0.7]);
+    let t = |v: [f64; 2]| Tensor::from_slice(&v).to_kind(Kind::Float);
+    let got = loss::discriminator(&t(r), &t(f), &t(w)).double_value(&[]);
+    let mean = |v: [f64; 2], g: fn(f64) -> f64| (g(v[0]) + g(v[1])) / 2.0;
+    let want = mean(r, nll_real) + 0.5 * (mean(w, nll_fake) + mean(f, nll_fake));
+    assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    // The plain GAN's: real + fake, no mismatched term.
+    let got = loss::real_fake(&t(r), &t(f)).double_value(&[]);
+    assert!((got - (mean(r, nll_real) + mean(f, nll_fake))).abs() < 1e-5);
+}
+
+#[test]
+fn the_style_encoder_learns_to_invert_a_fixed_generator() {
+    tch::manual_seed(1);
+    let c = tiny();
+    let (gvs, svs) = (tch::nn::VarStore::new(Device::Cpu), tch::nn::VarStore::new(Device::Cpu));
+    let g = Generator::new(gvs.root(), &c, 16);
+    let s = StyleEncoder::new(svs.root(), &c);
+    let mut opt = crate::optim::Adam::new(&svs, 0.5, 0.999, |_| true);
+    let t = Tensor::randn([32, 16], (Kind::Float, Device::Cpu));
+    let z = Tensor::randn([32, c.noise_dim], (Kind::Float, Device::Cpu));
+    let x = tch::no_grad(|| g.forward_t(&z, &t, false));
+    let mut losses = Vec::new();
+    for _ in 0..150 {
+        let l = style_loss(&z, &s.forward_t(&x, true));
+        losses.push(l.double_value(&[]));
+        let grads = crate::optim::Adam::backward(&l, &[&opt]);
+        opt.step(&grads[0], 2e-3);
+    }
+    // ‖z‖² ≈ noise_dim at the start (S outputs near 0); it must fall well below.
+    let (first, last) = (losses[0], *losses.last().unwrap());
+    assert!(last < 0.25 * first, "style loss {first} → {last}");
+    // And the loss is ‖z − S(x)‖², batch-averaged.
+    let p = s.forward_t(&x, false);
+    let by_hand = (0..32).map(|i| (0..c.noise_dim).map(|k| (z.double_value(&[i, k]) - p.double_value(&[i, k])).powi(2)).sum::<f64>()).sum::<f64>() / 32.0;
+    assert!((style_loss(&z, &p).double_value(&[]) - by_hand).abs() < 1e-3 * by_hand.max(1.0));
+}

@@ -1,0 +1,181 @@
+//! Text to image end to end on tiny settings: CLEVR captions, a text encoder by the joint
+//! embedding loss, gan-int-cls-tiny on the training loop (resume exact), and the drawing
+//! commands with their bad inputs.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use storyvis::config::Config;
+use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge};
+use storyvis::models::gan_int_cls::draw;
+use storyvis::precision::Runtime;
+use storyvis::train::{train, Outcome, Start, TrainRequest};
+use storyvis_data::clevr::captions::{generate_captions, CaptionOptions};
+use tch::{Device, Tensor};
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    guard
+}
+
+struct Fixture {
+    root: tempfile::TempDir,
+    data: PathBuf,
+    encoder: PathBuf,
+}
+
+fn fixture(kind: EncoderKind) -> Fixture {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("captions");
+    generate_captions(&CaptionOptions { images: 24, seed: 2, supersample: 1, split: 0.75, ..CaptionOptions::default() }, &data, false, &|| {}).unwrap();
+    let encoder = root.path().join("encoder");
+    let req = EncoderRequest {
+        data: data.clone(),
+        out: encoder.clone(),
+        kind,
+        dim: 16,
+        max_chars: 201,
+        word_dim: 8,
+        steps: 4,
+        batch: 8,
+        lr: 1e-3,
+        seed: 0,
+        hinge: Hinge::Max,
+        device: Device::Cpu,
+        force: false,
+    };
+    let m = train_text_encoder(&req, &|_, _, _| {}).unwrap();
+    assert!((0.0..=1.0).contains(&m.held_out_r_precision));
+    Fixture { root, data, encoder }
+}
+
+fn tiny(f: &Fixture, sets: &[&str]) -> Config {
+    let mut s: Vec<String> = sets.iter().map(|x| x.to_string()).collect();
+    s.push(format!("text_encoder={:?}", f.encoder.display().to_string()));
+    Config::resolve("gan-int-cls-tiny", None, &s).unwrap()
+}
+
+fn run(config: Config, data: &Path, start: Start) -> anyhow::Result<Outcome> {
+    let stop = AtomicBool::new(false);
+    let overrides = vec![format!("max_steps={}", config.run.max_steps)];
+    train(TrainRequest { config, overrides, data: data.to_path_buf(), start, runtime: Runtime::cpu() }, &|_, _, _| {}, &stop)
+}
+
+fn tensors(path: &Path) -> Vec<(String, Tensor)> {
+    let mut v = Tensor::read_safetensors(path).unwrap();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn gan_int_cls_trains_resumes_exactly_and_draws() {
+    let _turn = turn();
+    let f = fixture(EncoderKind::Word);
+    let sets = ["checkpoint_every=3", "sample_every=3", "log_every=1"];
+    let with = |steps: usize| {
+        let m = format!("max_steps={steps}");
+        let mut s = sets.to_vec();
+        s.push(&m);
+        tiny(&f, &s)
+    };
+    let straight = run(with(6), &f.data, Start::Fresh { runs: f.root.path().join("a") }).unwrap();
+    let half = run(with(3), &f.data, Start::Fresh { runs: f.root.path().join("b") }).unwrap();
+    let resumed = run(with(6), &f.data, Start::Resume(half.run_dir.clone())).unwrap();
+    for file in ["generator.safetensors", "discriminator.safetensors", "style.safetensors", "optimizer.safetensors"] {
+        let (a, b) = (tensors(&straight.checkpoint.join(file)), tensors(&resumed.checkpoint.join(file)));
+        assert_eq!(a.len(), b.len());
+        for ((na, ta), (_, tb)) in a.iter().zip(&b) {
+            assert!(ta.equal(tb), "{file}: {na} differs after resume");
+        }
+    }
+    let stats = std::fs::read_to_string(straight.run_dir.join("stats.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stats.lines().last().unwrap()).unwrap();
+    for k in ["loss_d", "loss_g", "loss_g_int", "loss_style", "d_wrong", "grad_generator", "grad_style", "lr_discriminator"] {
+        assert!(last[k].as_f64().is_some_and(f64::is_finite), "{k} in {last}");
+    }
+    assert!(last["loss_g_int"].as_f64().unwrap() > 0.0, "int = true: the interpolated term is trained");
+    assert!(straight.run_dir.join("samples/step-0000006.png").is_file());
+    // The checkpoint carries the text encoder: it draws after the encoder is gone.
+    std::fs::remove_dir_all(&f.encoder).unwrap();
+    let model = draw::load(&straight.run_dir, Device::Cpu).unwrap();
+    let out = f.root.path().join("out");
+    let files = draw::generate(&model, "a large red metal cube.", &[0, 1, 2], &out).unwrap();
+    assert_eq!(files.len(), 4);
+    let img = image::open(&files[0]).unwrap();
+    assert_eq!((img.width(), img.height()), (64, 64));
+    // Seeds are reproducible and differ from each other.
+    let again = draw::generate(&model, "a large red metal cube.", &[0], &f.root.path().join("again")).unwrap();
+    assert_eq!(std::fs::read(&files[0]).unwrap(), std::fs::read(&again[0]).unwrap());
+    assert_ne!(std::fs::read(&files[0]).unwrap(), std::fs::read(&files[1]).unwrap());
+    let rows = draw::interpolate(&model, "a red cube.", "a blue sphere.", 5, &[0, 1], &out).unwrap();
+    assert_eq!(rows.len(), 2);
+    let st = draw::style_transfer(&model, &files[1], "a small yellow rubber cylinder.", &out).unwrap();
+    assert!(st.is_file());
+
+    // Bad input: each a clear error.
+    let e = |r: anyhow::Result<Vec<PathBuf>>| format!("{:#}", r.expect_err("an error"));
+    assert!(e(draw::generate(&model, "   ", &[0], &out)).contains("the caption is empty"));
+    assert!(e(draw::generate(&model, &"word ".repeat(400), &[0], &out)).contains("at most 1000 are allowed"));
+    assert!(e(draw::interpolate(&model, "a", "b", 1, &[0], &out)).contains("--steps must be 2..64"));
+    let small = f.root.path().join("small.png");
+    image::RgbImage::new(32, 32).save(&small).unwrap();
+    let err = format!("{:#}", draw::style_transfer(&model, &small, "a red cube.", &out).err().unwrap());
+    assert!(err.contains("is 32×32; this model reads 64×64"), "{err}");
+    let text = f.root.path().join("not-an-image.png");
+    std::fs::write(&text, "hello").unwrap();
+    let err = format!("{:#}", draw::style_transfer(&model, &text, "a red cube.", &out).err().unwrap());
+    assert!(err.contains("is not an image"), "{err}");
+    // eval: the classifier and R-precision columns for a text-to-image row.
+    let clf = f.root.path().join("clf");
+    let creq = storyvis::classifier::ClassifierRequest {
+        data: f.data.clone(),
+        out: clf.clone(),
+        steps: 3,
+        batch: 8,
+        lr: 1e-3,
+        seed: 0,
+        device: Device::Cpu,
+        force: false,
+    };
+    storyvis::classifier::train_classifier(&creq, &|_, _, _| {}).unwrap();
+    let ereq = storyvis::eval::EvalRequest {
+        checkpoints: vec![straight.run_dir.clone()],
+        data: f.data.clone(),
+        classifier: clf,
+        stories: 6,
+        seeds: 2,
+        device: Device::Cpu,
+    };
+    let report = storyvis::eval::evaluate(&ereq, &|_, _| {}).unwrap();
+    let row = &report.models[0];
+    assert_eq!((row.variant.as_str(), row.step, row.frames), ("gan-int-cls", 6, 12));
+    assert!(row.r_precision.is_some_and(|r| (0.0..=1.0).contains(&r)) && row.ssim.is_none() && row.frechet.is_some());
+    assert!(storyvis::eval::markdown(&report).contains("R-prec."));
+    // A checkpoint of one family given to another's command.
+    let err = format!("{:#}", storyvis::sample::load(&straight.run_dir, Device::Cpu).err().unwrap());
+    assert!(err.contains("is a gan-int-cls checkpoint (preset gan-int-cls-tiny), not a storygan one"), "{err}");
+}
+
+#[test]
+fn the_char_cnn_rnn_encoder_trains_and_a_story_dataset_is_refused() {
+    let _turn = turn();
+    let f = fixture(EncoderKind::CharCnnRnn);
+    let out = run(tiny(&f, &["max_steps=2", "int=false", "cls=false", "style=false"]), &f.data, Start::Fresh { runs: f.root.path().join("r") }).unwrap();
+    let stats = std::fs::read_to_string(out.run_dir.join("stats.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stats.lines().last().unwrap()).unwrap();
+    // The plain GAN: no interpolated term, no style phase.
+    assert_eq!((last["loss_g_int"].as_f64(), last["loss_style"].as_f64(), last["grad_style"].as_f64()), (Some(0.0), Some(0.0), Some(0.0)));
+    // A story dataset (4 frames per item) is not a captioned one.
+    let stories = f.root.path().join("stories");
+    let opts = storyvis_data::clevr::GenerateOptions { stories: 4, supersample: 1, ..Default::default() };
+    storyvis_data::clevr::generate(&opts, &stories, false, &|| {}).unwrap();
+    let e = format!("{:#}", run(tiny(&f, &[]), &stories, Start::Fresh { runs: f.root.path().join("r2") }).err().unwrap());
+    assert!(e.contains("is a story dataset (4 frames per story"), "{e}");
+    // A missing encoder names itself.
+    let mut cfg = tiny(&f, &[]);
+    cfg.model.insert("text_encoder".into(), "nowhere".into());
+    let e = format!("{:#}", run(cfg, &f.data, Start::Fresh { runs: f.root.path().join("r3") }).err().unwrap());
+    assert!(e.contains("loading the text encoder nowhere") && e.contains("train-text-encoder"), "{e}");
+}
