@@ -34,6 +34,23 @@ fn captions_encoder_gan_and_drawing_commands() {
     fails(&["style-transfer", "--checkpoint", p(&run), "--image", p(&data.join("manifest.jsonl")), "--text", "a cube.", "--out", p(&out)], "is not an image");
     fails(&["train", "--preset", "gan-int-cls-tiny", "--set", "family=storygan", "--dry-run"], "the family comes with the preset");
     fails(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs)], "has 1 frames per story, the model 4");
+    // prepare import: a folder of images with captions.jsonl, and a CUB tree missing a caption file.
+    let folder = root.path().join("folder");
+    std::fs::create_dir_all(folder.join("img")).unwrap();
+    for (i, rgb) in [[200u8, 0, 0], [0, 0, 200]].iter().enumerate() {
+        image::RgbImage::from_pixel(24, 24, image::Rgb(*rgb)).save(folder.join(format!("img/{i}.png"))).unwrap();
+    }
+    std::fs::write(folder.join("captions.jsonl"), "{\"image\":\"img/0.png\",\"captions\":[\"red.\"]}\n{\"image\":\"img/1.png\",\"captions\":[\"blue.\"]}\n")
+        .unwrap();
+    let said = ok(&["prepare", "import", p(&folder), "--layout", "folder", "--out", p(&root.path().join("imported")), "--size", "16"]);
+    assert!(said.contains("imported 2 captioned images"), "{said}");
+    let cub = root.path().join("cub");
+    std::fs::create_dir_all(cub.join("images/001.A")).unwrap();
+    std::fs::create_dir_all(cub.join("text_c10/001.A")).unwrap();
+    image::RgbImage::new(20, 20).save(cub.join("images/001.A/x.jpg")).unwrap();
+    fails(&["prepare", "import", p(&cub), "--layout", "cub", "--out", p(&root.path().join("cub-out"))], "text_c10/001.A/x.txt is missing");
+    assert!(!root.path().join("cub-out").exists());
+    fails(&["prepare", "import", p(&cub), "--layout", "coco", "--out", p(&root.path().join("c2"))], "unknown layout");
     // A story model's checkpoint given to a text-to-image command.
     let story_root = tempfile::tempdir().unwrap();
     let (_, story_run) = trained(story_root.path());

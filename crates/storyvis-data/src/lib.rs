@@ -2,6 +2,7 @@
 //! dataset format with atomic writes, and contact sheets.
 
 pub mod atomic;
+pub mod captioned;
 pub mod clevr;
 pub mod dataset;
 pub mod dtype;
