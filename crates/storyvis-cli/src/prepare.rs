@@ -21,6 +21,10 @@ pub enum Prepare {
     /// distribute them: images/<class>/*.jpg, text_c10/<class>/*.txt, class split lists) or
     /// --layout folder (images plus a captions.jsonl).
     Import(ImportArgs),
+    /// Twemoji: the 3,786 64×64 images of the npm package emoji-datasource-twitter 16.0.0 with
+    /// their Unicode names and keywords as captions (fetched into the cache on first use;
+    /// CC-BY 4.0, credited in the dataset).
+    Twemoji(TwemojiArgs),
 }
 
 pub fn run(p: Prepare) -> Result<()> {
@@ -28,6 +32,7 @@ pub fn run(p: Prepare) -> Result<()> {
         Prepare::ClevrSv(a) => prepare_clevr_sv(a),
         Prepare::ClevrCaptions(a) => prepare_clevr_captions(a),
         Prepare::Import(a) => import(a),
+        Prepare::Twemoji(a) => twemoji(a),
     }
 }
 
@@ -186,5 +191,31 @@ fn import(a: ImportArgs) -> Result<()> {
     let opts = CaptionImport { layout: a.layout, size: a.size, split: a.split };
     let n = import_captioned(&a.src, &a.out, a.force, &opts, &|| {})?;
     println!("imported {n} captioned images from {} into {} in {:.1}s", a.src.display(), a.out.display(), start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct TwemojiArgs {
+    /// Output dataset directory (replaced atomically; must be empty or absent unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Image side in pixels (the package's images are 64×64).
+    #[arg(long, default_value_t = 64)]
+    size: u32,
+    /// Share of the images in the training split (every k-th image in emoji.json order tests).
+    #[arg(long, default_value_t = 0.9)]
+    split: f64,
+    /// Replace a non-empty output directory.
+    #[arg(long)]
+    force: bool,
+}
+
+fn twemoji(a: TwemojiArgs) -> Result<()> {
+    use storyvis_data::twemoji;
+    let start = Instant::now();
+    let tgz = twemoji::package(&twemoji::cache_dir()?)?;
+    let n = twemoji::write_twemoji(&tgz, &a.out, a.force, a.size, a.split)?;
+    println!("wrote {n} Twemoji images ({0}×{0}) into {1} in {2:.1}s", a.size, a.out.display(), start.elapsed().as_secs_f64());
+    println!("{}", twemoji::ATTRIBUTION);
     Ok(())
 }

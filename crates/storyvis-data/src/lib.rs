@@ -10,3 +10,4 @@ pub mod npy;
 pub mod pickle;
 pub mod rng;
 pub mod sheet;
+pub mod twemoji;

@@ -23,6 +23,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     presets: &[
         ("gan-int-cls-clevr", include_str!("../../../../../presets/gan-int-cls-clevr.toml")),
         ("gan-int-cls-small", include_str!("../../../../../presets/gan-int-cls-small.toml")),
+        ("gan-int-cls-twemoji", include_str!("../../../../../presets/gan-int-cls-twemoji.toml")),
         ("gan-int-cls-tiny", include_str!("../../../../../presets/gan-int-cls-tiny.toml")),
     ],
     check: |cfg| Config::of(cfg).map(drop),
@@ -43,9 +44,15 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
         c.image_size
     );
     // A resumed run reads the encoder its checkpoint carries; a fresh one the configured one.
+    // A relative path that does not exist from here is looked up as the shipped models are
+    // (`STORYVIS_HOME`, the checkout, beside the binary), so the presets' default
+    // `models/text-encoder-clevr` works from any directory.
     let dir = match from {
         Some(d) => d.to_path_buf(),
-        None => PathBuf::from(&c.text_encoder),
+        None => match PathBuf::from(&c.text_encoder) {
+            p if p.exists() || p.is_absolute() => p,
+            p => crate::shipped::find(&c.text_encoder).unwrap_or(p),
+        },
     };
     let enc = Joint::load(&dir, device).with_context(|| format!("loading the text encoder {}", dir.display()))?;
     ensure!(
