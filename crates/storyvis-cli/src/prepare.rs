@@ -115,40 +115,49 @@ fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where a prepared dataset goes and its image size and split (shared by the captioned-image
+/// datasets).
 #[derive(Args)]
-pub struct CaptionsArgs {
+pub struct DatasetOut {
     /// Output dataset directory (replaced atomically; must be empty or absent unless --force).
     #[arg(long)]
     out: PathBuf,
+    /// Image side in pixels (64, 128 or 256 for the text-to-image models).
+    #[arg(long, default_value_t = 64)]
+    size: u32,
+    /// Share of the items in the training split (the rest are test; an import's own split, when
+    /// it has one, wins).
+    #[arg(long, default_value_t = 0.9)]
+    split: f64,
+    /// Replace a non-empty output directory.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+pub struct CaptionsArgs {
+    #[command(flatten)]
+    to: DatasetOut,
     /// Number of images to render.
     #[arg(long)]
     images: usize,
     /// Seed: the same seed gives byte-identical output.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Image side in pixels (64, 128 or 256 for the text-to-image models).
-    #[arg(long, default_value_t = 64)]
-    size: u32,
-    /// Fraction of images in the training split (the rest are test).
-    #[arg(long, default_value_t = 0.9)]
-    split: f64,
     /// Captions per image, each a different phrasing.
     #[arg(long, default_value_t = 5)]
     captions: usize,
     /// Anti-aliasing: N×N rays per pixel.
     #[arg(long, default_value_t = 3)]
     supersample: u32,
-    /// Replace a non-empty output directory.
-    #[arg(long)]
-    force: bool,
 }
 
 fn prepare_clevr_captions(a: CaptionsArgs) -> Result<()> {
     let start = Instant::now();
-    let opts = CaptionOptions { images: a.images, seed: a.seed, size: a.size, split: a.split, supersample: a.supersample, captions: a.captions };
+    let opts = CaptionOptions { images: a.images, seed: a.seed, size: a.to.size, split: a.to.split, supersample: a.supersample, captions: a.captions };
     opts.validate()?;
     let progress = Progress::new(opts.images as u64, "rendering");
-    let result = generate_captions(&opts, &a.out, a.force, &|| progress.tick());
+    let result = generate_captions(&opts, &a.to.out, a.to.force, &|| progress.tick());
     progress.finish();
     result?;
     println!(
@@ -158,7 +167,7 @@ fn prepare_clevr_captions(a: CaptionsArgs) -> Result<()> {
         opts.size,
         opts.captions,
         opts.seed,
-        a.out.display(),
+        a.to.out.display(),
         start.elapsed().as_secs_f64()
     );
     Ok(())
@@ -171,51 +180,30 @@ pub struct ImportArgs {
     /// cub or folder.
     #[arg(long)]
     layout: Layout,
-    /// Output dataset directory (replaced atomically; must be empty or absent unless --force).
-    #[arg(long)]
-    out: PathBuf,
-    /// Image side in pixels (centre-cropped to a square, then resized).
-    #[arg(long, default_value_t = 64)]
-    size: u32,
-    /// Share of classes (cub without class lists) or of lines (folder lines without a split)
-    /// in the training split.
-    #[arg(long, default_value_t = 0.9)]
-    split: f64,
-    /// Replace a non-empty output directory.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    to: DatasetOut,
 }
 
 fn import(a: ImportArgs) -> Result<()> {
     let start = Instant::now();
-    let opts = CaptionImport { layout: a.layout, size: a.size, split: a.split };
-    let n = import_captioned(&a.src, &a.out, a.force, &opts, &|| {})?;
-    println!("imported {n} captioned images from {} into {} in {:.1}s", a.src.display(), a.out.display(), start.elapsed().as_secs_f64());
+    let opts = CaptionImport { layout: a.layout, size: a.to.size, split: a.to.split };
+    let n = import_captioned(&a.src, &a.to.out, a.to.force, &opts, &|| {})?;
+    println!("imported {n} captioned images from {} into {} in {:.1}s", a.src.display(), a.to.out.display(), start.elapsed().as_secs_f64());
     Ok(())
 }
 
 #[derive(Args)]
 pub struct TwemojiArgs {
-    /// Output dataset directory (replaced atomically; must be empty or absent unless --force).
-    #[arg(long)]
-    out: PathBuf,
-    /// Image side in pixels (the package's images are 64×64).
-    #[arg(long, default_value_t = 64)]
-    size: u32,
-    /// Share of the images in the training split (every k-th image in emoji.json order tests).
-    #[arg(long, default_value_t = 0.9)]
-    split: f64,
-    /// Replace a non-empty output directory.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    to: DatasetOut,
 }
 
 fn twemoji(a: TwemojiArgs) -> Result<()> {
     use storyvis_data::twemoji;
     let start = Instant::now();
     let tgz = twemoji::package(&twemoji::cache_dir()?)?;
-    let n = twemoji::write_twemoji(&tgz, &a.out, a.force, a.size, a.split)?;
-    println!("wrote {n} Twemoji images ({0}×{0}) into {1} in {2:.1}s", a.size, a.out.display(), start.elapsed().as_secs_f64());
+    let n = twemoji::write_twemoji(&tgz, &a.to.out, a.to.force, a.to.size, a.to.split)?;
+    println!("wrote {n} Twemoji images ({0}×{0}) into {1} in {2:.1}s", a.to.size, a.to.out.display(), start.elapsed().as_secs_f64());
     println!("{}", twemoji::ATTRIBUTION);
     Ok(())
 }
