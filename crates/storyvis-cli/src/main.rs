@@ -44,7 +44,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Train a model from a preset (any family: StoryGAN and its baselines, toy) on a prepared dataset.
+    /// Train a model from a preset (any family: StoryGAN and its baselines, GAN-INT-CLS, toy) on a prepared dataset.
     Train(TrainArgs),
     /// Draw a typed story with a trained model: one PNG strip per seed.
     Generate(GenerateArgs),
@@ -130,8 +130,9 @@ struct BenchArgs {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// Preset: storygan-clevr (the reference configuration), storygan-small, storygan-tiny; toy
-    /// (the loop-test family). A preset names its model family.
+    /// Preset: storygan-clevr (the reference configuration), storygan-small, storygan-tiny;
+    /// gan-int-cls-clevr (the paper's), gan-int-cls-twemoji, gan-int-cls-small, gan-int-cls-tiny;
+    /// toy (the loop-test family). A preset names its model family.
     #[arg(long)]
     preset: String,
     /// A TOML file of config keys overriding the preset.

@@ -133,39 +133,40 @@ fn on_white(png: &[u8], size: u32) -> Result<image::RgbImage> {
 }
 
 /// Writes the Twemoji dataset from the package tarball `tgz` into `out`: every image with
-/// Twitter artwork, base emoji and skin-tone variations; the split by a hash-free rule (every
-/// k-th item in `emoji.json` order tests, k from `split`). Returns the number of images.
+/// Twitter artwork, base emoji and skin-tone variations; the first `split` share of the emoji
+/// (in `emoji.json` order, each with its variations) train. Returns the number of images.
 pub fn write_twemoji(tgz: &[u8], out: &Path, force: bool, size: u32, split: f64) -> Result<usize> {
     crate::clevr::check_common(size, split)?;
     let (emoji, images) = read_package(tgz)?;
     let categories: Vec<String> = emoji.iter().map(|e| e.category.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-    let mut items: Vec<(String, &Emoji, Vec<&str>)> = Vec::new();
-    for e in &emoji {
+    // (image, emoji, tones, split): a base emoji and its skin-tone variations share a split,
+    // so near-duplicates do not cross it.
+    let mut items: Vec<(String, &Emoji, Vec<&str>, Split)> = Vec::new();
+    for (k, e) in emoji.iter().enumerate() {
+        let split = Split::of(k, emoji.len(), split);
         if e.has_img_twitter {
-            items.push((e.image.clone(), e, vec![]));
+            items.push((e.image.clone(), e, vec![], split));
         }
         for (code, v) in &e.skin_variations {
             if v.has_img_twitter {
                 let tones: Vec<&str> = code.split('-').filter_map(|c| TONES.iter().find(|(t, _)| *t == c).map(|(_, n)| *n)).collect();
-                items.push((v.image.clone(), e, tones));
+                items.push((v.image.clone(), e, tones, split));
             }
         }
     }
     ensure!(!items.is_empty(), "the package lists no Twitter images");
     let writer = DatasetWriter::create(out, force)?;
-    let test_every = if split >= 1.0 { usize::MAX } else { (1.0 / (1.0 - split)).round().max(1.0) as usize };
     let mut records = Vec::with_capacity(items.len());
-    for (k, (file, e, tones)) in items.iter().enumerate() {
+    for (file, e, tones, split) in &items {
         let png = images.get(file).with_context(|| format!("the package lacks img/twitter/64/{file}, which emoji.json lists"))?;
         let rgb = on_white(png, size).with_context(|| format!("img/twitter/64/{file}"))?;
         let rel = format!("images/{}", file.replace(".png", "") + ".png");
         writer.write_png(&rel, rgb.as_raw(), size)?;
         let caps = captions(e, tones);
         let label = categories.iter().map(|c| u8::from(*c == e.category)).collect();
-        let split = if test_every != usize::MAX && k % test_every == test_every - 1 { Split::Test } else { Split::Train };
         records.push(StoryRecord {
             id: file.trim_end_matches(".png").to_string(),
-            split,
+            split: *split,
             frames: vec![Frame { image: rel, vector: Vec::new(), label, sentence: caps[0].clone(), captions: caps }],
         });
     }
@@ -227,7 +228,8 @@ mod tests {
         // Half-transparent red on white.
         let px = ds.load_image(&ds.stories[0].frames[0]).unwrap();
         assert_eq!(px.get_pixel(0, 0).0, [255, 127, 127]);
-        assert_eq!(ds.split(Split::Test).count(), 1);
+        // The second emoji (the apple) tests; the hand and its variation train together.
+        assert_eq!(ds.split(Split::Test).map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["1f34e"]);
         // A package missing an image it lists is an error, and nothing is written.
         let e = format!("{:#}", write_twemoji(&fake_package(false), &dir.path().join("u"), false, 64, 0.5).unwrap_err());
         assert!(e.contains("lacks img/twitter/64/1f34e.png"), "{e}");

@@ -157,8 +157,20 @@ pub fn score_with(net: &AttributeClassifier, frames: &Tensor, device: Device) ->
     Scored { features, probabilities }
 }
 
+/// The classifier reads 64×64 images: an error naming the dataset's size otherwise.
+pub fn check_size(ds: &Dataset) -> Result<()> {
+    let s = ds.header.image_size;
+    ensure!(
+        s == 64,
+        "the attribute classifier reads 64×64 images; {} holds {s}×{s} ones (classifier scores at other sizes are not supported yet)",
+        ds.dir.display()
+    );
+    Ok(())
+}
+
 /// Every frame of `stories` with its labels: ([N·T, 3, 64, 64] in [−1, 1], [N·T, labels]).
 pub fn frames_of(ds: &Dataset, stories: &[&StoryRecord]) -> Result<(Tensor, Tensor)> {
+    check_size(ds)?;
     ensure!(!stories.is_empty(), "{} has no stories in this split", ds.dir.display());
     let images = to_unit(&load_images(ds, stories)?.flatten(0, 1));
     let labels = load_labels(stories).view([images.size()[0], -1]);

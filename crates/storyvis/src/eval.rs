@@ -177,6 +177,7 @@ pub struct Reference {
 impl Reference {
     pub fn new(ds: &Dataset, stories: &[&StoryRecord], classifier: &Classifier) -> Result<Reference> {
         let started = Instant::now();
+        crate::classifier::check_size(ds)?;
         let t = ds.header.frames_per_story;
         let images = crate::data::load_images(ds, stories)?.flatten(0, 1); // [N·T, 3, 64, 64] u8
         let labels = crate::data::load_labels(stories).view([images.size()[0], -1]);
@@ -272,7 +273,7 @@ fn score_text_to_image(
     ensure!(reference.frames_per_story == 1, "{} draws single images; evaluate it on a captioned-image dataset (kind clevr-captions)", path.display());
     let captions: Vec<String> = items.iter().map(|s| crate::captioned::captions_of(s)[0].clone()).collect();
     let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
-    let fake = gan_int_cls::draw::draw_captions(&model, &refs, req.seeds, on_batch)?;
+    let fake = gan_int_cls::draw::draw_captions(&model, &refs, req.seeds, DRAW_BATCH, on_batch)?;
     let run = model.checkpoint.parent().and_then(Path::parent).and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
     let mut row = score_frames(&run.unwrap_or_else(|| path.display().to_string()), &fake, reference, classifier)?;
     (row.ssim, row.psnr) = (None, None);

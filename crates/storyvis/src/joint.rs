@@ -148,10 +148,15 @@ impl TextEncoder {
         let vs = nn::VarStore::new(device);
         let net = match cfg.kind {
             EncoderKind::CharCnnRnn => {
-                ensure!(CharCnnRnn::steps(cfg.max_chars) >= 1, "max_chars {} is too short for the char-CNN-RNN (at least 29)", cfg.max_chars);
+                ensure!(
+                    CharCnnRnn::steps(cfg.max_chars) >= 1 && cfg.max_chars <= 4096,
+                    "max_chars {} is out of range for the char-CNN-RNN (57 to 4096)",
+                    cfg.max_chars
+                );
                 Net::Char(CharCnnRnn::new(vs.root() / "text", cfg.dim))
             }
             EncoderKind::Word => {
+                ensure!((1..=4096).contains(&cfg.word_dim), "word_dim {} is out of range (1 to 4096)", cfg.word_dim);
                 let v = vocab.as_ref().map_or(2, Vocab::len);
                 Net::Word(SentenceEncoder::new(vs.root() / "text", v, cfg.word_dim, cfg.dim))
             }
@@ -169,6 +174,23 @@ impl TextEncoder {
             (Net::Word(_), None) => unreachable!("checked in new"),
         };
         Ok(t.to_device(self.vs.device()))
+    }
+
+    /// Checks that every text can be read (a word encoder reads at most `text::MAX_WORDS`
+    /// words; the char-CNN-RNN cuts at `max_chars`); an error names the text by `name(k)`.
+    pub fn check_texts(&self, texts: &[&str], name: impl Fn(usize) -> String) -> Result<()> {
+        if self.cfg.kind == EncoderKind::Word {
+            for (k, t) in texts.iter().enumerate() {
+                let words = crate::text::tokenize(t).len();
+                ensure!(
+                    words <= crate::text::MAX_WORDS,
+                    "a caption of {} has {words} words; the word encoder reads at most {}",
+                    name(k),
+                    crate::text::MAX_WORDS
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Inputs (from `inputs`) → embeddings [N, dim].
@@ -379,6 +401,10 @@ pub fn train_text_encoder(req: &EncoderRequest, on_step: &dyn Fn(usize, usize, f
     let cfg = EncoderConfig { kind: req.kind, dim: req.dim, max_chars: req.max_chars, word_dim: req.word_dim, image_size: size };
     tch::manual_seed(req.seed as i64);
     let text = TextEncoder::new(cfg.clone(), vocab.clone(), req.device)?;
+    for data in [&train, &test] {
+        let (texts, owner) = data.flat_captions();
+        text.check_texts(&texts, |k| format!("image {} of {}", data.ids[owner[k]], ds.dir.display()))?;
+    }
     let image_vs = nn::VarStore::new(req.device);
     let image = ImageEncoder::new(image_vs.root() / "image", size, req.dim);
     let mut opt_t = Adam::new(&text.vs, 0.9, 0.999, |_| true);
@@ -481,7 +507,7 @@ mod tests {
         let v: Vec<i64> = Vec::try_from(ids.view([-1])).unwrap();
         let pos = |c: char| ALPHABET.chars().position(|x| x == c).unwrap() as i64 + 1;
         assert_eq!(v, vec![pos('a'), pos('b'), pos(','), pos(' '), 0, pos('!'), 0, 0]);
-        assert!(CharCnnRnn::steps(201) >= 2 && CharCnnRnn::steps(28) < 1);
+        assert!(CharCnnRnn::steps(201) >= 2 && CharCnnRnn::steps(57) == 1 && CharCnnRnn::steps(56) < 1);
         let cfg = EncoderConfig { kind: EncoderKind::CharCnnRnn, dim: 16, max_chars: 201, word_dim: 8, image_size: 64 };
         let enc = TextEncoder::new(cfg, None, Device::Cpu).unwrap();
         let e = enc.embed(&["a red cube.", "a blue sphere."]).unwrap();

@@ -24,7 +24,8 @@ pub fn discriminator(real: &Tensor, fake: &Tensor, wrong: &Tensor) -> Tensor {
     bce(real, 1.0) + 0.5 * (bce(fake, 0.0) + bce(wrong, 0.0))
 }
 
-/// The unconditional discriminator loss (the paper's plain GAN): real → 1, fake → 0.
+/// The discriminator loss without mismatched pairs (GAN-INT-CLS's plain "GAN", still
+/// conditioned on text): real → 1, fake → 0.
 pub fn real_fake(real: &Tensor, fake: &Tensor) -> Tensor {
     bce(real, 1.0) + bce(fake, 0.0)
 }

@@ -46,7 +46,8 @@ pub fn leaky(x: &Tensor) -> Tensor {
 }
 
 /// Conditioning augmentation (Zhang et al., StackGAN, ICCV 2017, §3.1), shared by StoryGAN's
-/// story encoder (Li et al. 2019, §3.2), StackGAN and GAN-INT-CLS's text projection: a linear
+/// story encoder (Li et al. 2019, §3.2) and StackGAN (GAN-INT-CLS, which predates it, projects
+/// its text with a plain linear layer): a linear
 /// map of the text embedding to (μ, log σ²), a sample ĉ = μ + σ ⊙ ε, ε ~ N(0, I), and the
 /// regulariser KL(N(μ, σ²) ‖ N(0, I)).
 #[derive(Debug)]

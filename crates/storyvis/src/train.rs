@@ -211,12 +211,9 @@ impl<F: Family + ?Sized> Engine<F> {
                 let bad = if !l.is_finite() {
                     Some(format!("{} loss", phase.name))
                 } else {
-                    phase
-                        .optimizers
-                        .iter()
-                        .zip(&norms)
-                        .find(|(_, n)| !n.double_value(&[]).is_finite())
-                        .map(|(&o, _)| format!("{} gradient", self.specs[o].name))
+                    // Every element finite (a squared norm can overflow where no element does).
+                    let finite = |g: &Tensor| g.isfinite().all().int64_value(&[]) == 1;
+                    phase.optimizers.iter().zip(&grads).find(|(_, g)| !finite(g)).map(|(&o, _)| format!("{} gradient", self.specs[o].name))
                 };
                 if let Some(what) = bad {
                     eprintln!("warning: non-finite {what} at step {}; iteration skipped", at.step + 1);
@@ -229,9 +226,18 @@ impl<F: Family + ?Sized> Engine<F> {
                 sq[o] += n;
             }
         }
-        let mut values = vec![self.family.finish().to_kind(Kind::Float)];
-        values.push(Tensor::stack(&sq, 0).sqrt());
-        Ok(Some(Tensor::cat(&values, 0)))
+        let reported = self.family.finish().to_kind(Kind::Float);
+        ensure!(reported.numel() == self.reported.len(), "the family reported {} values for its {} names", reported.numel(), self.reported.len());
+        let values = Tensor::cat(&[reported, Tensor::stack(&sq, 0).sqrt()], 0);
+        if eager {
+            let v = Vec::<f64>::try_from(values.to_kind(Kind::Double)).context("reported values")?;
+            if let Some(((_, what, _), x)) = self.columns().iter().zip(&v).find(|((_, _, checked), x)| *checked && !x.is_finite()) {
+                eprintln!("warning: non-finite {what} ({x}) at step {}; iteration skipped", at.step + 1);
+                self.restore_snapshot(saved.expect("snapshot"));
+                return Ok(None);
+            }
+        }
+        Ok(Some(values))
     }
 
     pub fn save(&self, root: &Path, cfg: &Config, step: usize, rollbacks: usize, data_digest: &str) -> Result<PathBuf> {

@@ -167,6 +167,12 @@ fn the_char_cnn_rnn_encoder_trains_and_a_story_dataset_is_refused() {
     let last: serde_json::Value = serde_json::from_str(stats.lines().last().unwrap()).unwrap();
     // The plain GAN: no interpolated term, no style phase.
     assert_eq!((last["loss_g_int"].as_f64(), last["loss_style"].as_f64(), last["grad_style"].as_f64()), (Some(0.0), Some(0.0), Some(0.0)));
+    // Without its style encoder, a run cannot transfer a style.
+    let model = draw::load(&out.run_dir, Device::Cpu).unwrap();
+    let img = f.root.path().join("q.png");
+    image::RgbImage::new(64, 64).save(&img).unwrap();
+    let e = format!("{:#}", draw::style_transfer(&model, &img, "a red cube.", &f.root.path().join("st")).unwrap_err());
+    assert!(e.contains("trained without its style encoder"), "{e}");
     // A story dataset (4 frames per item) is not a captioned one.
     let stories = f.root.path().join("stories");
     let opts = storyvis_data::clevr::GenerateOptions { stories: 4, supersample: 1, ..Default::default() };

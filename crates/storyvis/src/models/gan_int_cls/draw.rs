@@ -101,14 +101,14 @@ impl Loaded {
 }
 
 /// The held-out evaluation's drawings: each caption at each seed 0..seeds (noise from the
-/// seed), seed-major: [seeds · N, 3, S, S] on the CPU. `on_batch` after each batch.
-pub fn draw_captions(model: &Loaded, captions: &[&str], seeds: usize, on_batch: &dyn Fn()) -> Result<Tensor> {
+/// seed), seed-major: [seeds · N, 3, S, S] on the CPU, `batch` at a time; `on_batch` after each.
+pub fn draw_captions(model: &Loaded, captions: &[&str], seeds: usize, batch: usize, on_batch: &dyn Fn()) -> Result<Tensor> {
     let t = model.joint.text.embed(captions)?;
     let mut out = Vec::new();
     for seed in 0..seeds {
         tch::manual_seed(seed as i64);
-        for start in (0..captions.len()).step_by(64) {
-            let n = (captions.len() - start).min(64) as i64;
+        for start in (0..captions.len()).step_by(batch.max(1)) {
+            let n = (captions.len() - start).min(batch.max(1)) as i64;
             let z = Tensor::randn([n, model.cfg.noise_dim], (Kind::Float, model.device));
             out.push(model.draw(&z, &t.narrow(0, start as i64, n)).to_device(Device::Cpu));
             on_batch();
@@ -174,6 +174,7 @@ pub fn interpolate(model: &Loaded, from: &str, to: &str, steps: usize, seeds: &[
 
 /// `style-transfer`: the query image, then the caption drawn in its style.
 pub fn style_transfer(model: &Loaded, image: &Path, caption: &str, out: &Path) -> Result<PathBuf> {
+    ensure!(model.cfg.style, "{} was trained without its style encoder (style = false): it cannot infer an image's style", model.checkpoint.display());
     let t = model.embed(caption)?;
     let z = model.style_of(image)?;
     storyvis_data::atomic::create_dir_all(out)?;

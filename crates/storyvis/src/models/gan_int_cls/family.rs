@@ -69,7 +69,16 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     // Every training caption's embedding, computed once (the paper trains on precomputed
     // embeddings too).
     let (texts, owner) = train.flat_captions();
+    enc.text.check_texts(&texts, |k| format!("image {} of {}", train.ids[owner[k]], ds.dir.display()))?;
     let embeddings = enc.text.embed(&texts)?;
+    let mut seen = std::collections::HashMap::new();
+    let text_ids: Vec<usize> = texts
+        .iter()
+        .map(|t| {
+            let n = seen.len();
+            *seen.entry(*t).or_insert(n)
+        })
+        .collect();
     let mut first = vec![0usize; train.len()];
     let mut count = vec![0usize; train.len()];
     for (k, &i) in owner.iter().enumerate().rev() {
@@ -88,6 +97,7 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
         images,
         n: train.len(),
         embeddings,
+        text_ids,
         first,
         count,
         files,
@@ -133,6 +143,8 @@ pub struct GanIntCls {
     /// Every training caption's embedding [captions, embed_dim]; image i's are rows
     /// first[i] .. first[i] + count[i].
     embeddings: Tensor,
+    /// Per caption row, an id shared by identical texts.
+    text_ids: Vec<usize>,
     first: Vec<usize>,
     count: Vec<usize>,
     files: Vec<(&'static str, Vec<u8>)>,
@@ -210,10 +222,19 @@ impl Family for GanIntCls {
         let caption = |rng: &mut Rng, i: usize| (self.first[i] + rng.below(self.count[i])) as i64;
         let right: Vec<i64> = idx.iter().map(|&i| caption(&mut rng, i as usize)).collect();
         // A mismatched caption for each image: one of another image in the batch.
+        // (Redrawn while its text equals the right caption's: identical texts are not a
+        // mismatch.)
         let wrong: Vec<i64> = (0..b)
             .map(|j| {
-                let other = idx[(j + 1 + rng.below(b - 1)) % b] as usize;
-                caption(&mut rng, other)
+                let mut w = 0;
+                for _ in 0..8 {
+                    let other = idx[(j + 1 + rng.below(b - 1)) % b] as usize;
+                    w = caption(&mut rng, other);
+                    if self.text_ids[w as usize] != self.text_ids[right[j] as usize] {
+                        break;
+                    }
+                }
+                w
             })
             .collect();
         let pick = |rows: &[i64]| self.embeddings.index_select(0, &Tensor::from_slice(rows).to_device(self.embeddings.device())).to_device(self.device);
@@ -234,7 +255,7 @@ impl Family for GanIntCls {
             0 => {
                 let feat = nets.d.features(&it.real, true);
                 let real = nets.d.judge(&feat, &it.text, true);
-                let fake = nets.d.forward_t(&nets.g.forward_t(&z, &it.text, true).detach(), &it.text, true);
+                let fake = nets.d.forward_t(&tch::no_grad(|| nets.g.forward_t(&z, &it.text, true)), &it.text, true);
                 let l = if c.cls {
                     // GAN-CLS: real + ½ (wrong + fake).
                     let wrong = nets.d.judge(&feat, &it.wrong, true);
@@ -262,7 +283,9 @@ impl Family for GanIntCls {
                 l
             }
             _ => {
-                let x = tch::no_grad(|| nets.g.forward_t(&z, &it.text, true));
+                // G as it draws (eval mode: its batch-norm running statistics, which this
+                // pass must not update), so that S inverts what `draw` and `style-transfer` see.
+                let x = tch::no_grad(|| nets.g.forward_t(&z, &it.text, false));
                 let l = style_loss(&z, &nets.s.forward_t(&x, true));
                 it.reported[3] = l.detach();
                 l

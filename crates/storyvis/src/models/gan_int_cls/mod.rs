@@ -38,9 +38,10 @@ pub struct Config {
     pub noise_dim: i64,
     /// Width of the projected text embedding (128).
     pub text_dim: i64,
-    /// Generator channels at 32×32 (8·ngf at 4×4).
+    /// Generator channels at 32×32 at 64×64 (8·ngf at 4×4, halved by each up-step).
     pub ngf: i64,
-    /// Discriminator channels at 32×32 (8·ndf at 4×4).
+    /// Discriminator channels after its first convolution (doubled by each down-step: 8·ndf
+    /// at 4×4 for 64×64 images, 16·ndf for 128, 32·ndf for 256).
     pub ndf: i64,
     pub batch: i64,
     pub lr_g: f64,
