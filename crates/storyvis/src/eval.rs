@@ -231,7 +231,10 @@ fn score_model(
 ) -> Result<Scores> {
     let (seeds, device) = (req.seeds, req.device);
     let started = Instant::now();
-    let family = checkpoint::load_config(&checkpoint::resolve(path)?)?.family;
+    // The manifest first: it names a classifier or a damaged checkpoint before the config is read.
+    let dir = checkpoint::resolve(path)?;
+    checkpoint::verify(&dir)?;
+    let family = checkpoint::load_config(&dir)?.family;
     if family == gan_int_cls::draw::FAMILY_NAME {
         return score_text_to_image(path, req, stories, classifier, reference, on_batch);
     }

@@ -166,7 +166,7 @@ pub fn interpolate(model: &Loaded, from: &str, to: &str, steps: usize, seeds: &[
             })
             .collect();
         let path = out.join(format!("interpolate-seed{seed:04}.png"));
-        model.save_row(&path, &format!("\"{from}\" → \"{to}\" (seed {seed})"), &row)?;
+        model.save_row(&path, &format!("\"{from}\" to \"{to}\" (seed {seed})"), &row)?;
         files.push(path);
     }
     Ok(files)
