@@ -7,7 +7,7 @@ use anyhow::{ensure, Result};
 use storyvis_data::dataset::{Dataset, Split, StoryRecord};
 use tch::{Device, Tensor};
 
-/// Most captions one text may have, in bytes (a typed caption longer than this is an error).
+/// Longest caption accepted, in bytes (a typed caption longer than this is an error).
 pub const MAX_CAPTION_BYTES: usize = 1000;
 
 pub struct CaptionData {

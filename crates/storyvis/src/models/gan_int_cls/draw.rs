@@ -77,12 +77,15 @@ impl Loaded {
     }
 
     /// The style z = S(x) of an image file, which must be the model's size.
-    pub fn style_of(&self, image: &Path) -> Result<Tensor> {
+    /// Also returns the image itself, [1, 3, S, S] in [−1, 1] on the device.
+    pub fn style_of(&self, image: &Path) -> Result<(Tensor, Tensor)> {
         let img = image::open(image).with_context(|| format!("{} is not an image this tool can read (PNG, JPEG, …)", image.display()))?.to_rgb8();
         let s = self.cfg.image_size as u32;
         ensure!(img.dimensions() == (s, s), "{} is {}×{}; this model reads {s}×{s} images (resize it first)", image.display(), img.width(), img.height());
         let x = Tensor::from_slice(img.as_raw()).view([1, s as i64, s as i64, 3]).permute([0, 3, 1, 2]).to_device(self.device);
-        Ok(tch::no_grad(|| self.nets.s.forward_t(&crate::data::to_unit(&x), false)))
+        let x = crate::data::to_unit(&x);
+        let z = tch::no_grad(|| self.nets.s.forward_t(&x, false));
+        Ok((z, x))
     }
 
     fn rgb(&self, x: &Tensor) -> image::RgbImage {
@@ -176,13 +179,9 @@ pub fn interpolate(model: &Loaded, from: &str, to: &str, steps: usize, seeds: &[
 pub fn style_transfer(model: &Loaded, image: &Path, caption: &str, out: &Path) -> Result<PathBuf> {
     ensure!(model.cfg.style, "{} was trained without its style encoder (style = false): it cannot infer an image's style", model.checkpoint.display());
     let t = model.embed(caption)?;
-    let z = model.style_of(image)?;
+    let (z, query) = model.style_of(image)?;
     storyvis_data::atomic::create_dir_all(out)?;
-    let query = {
-        let img = image::open(image)?.to_rgb8();
-        let s = model.cfg.image_size;
-        crate::data::to_unit(&Tensor::from_slice(img.as_raw()).view([s, s, 3]).permute([2, 0, 1]))
-    };
+    let query = query.get(0);
     let drawn = model.draw(&z, &t).get(0);
     let path = out.join("style-transfer.png");
     model.save_row(&path, caption, &[(query, "query".into()), (drawn, "its style".into())])?;
