@@ -480,6 +480,9 @@ fn evaluate(a: EvalArgs) -> Result<()> {
         p.finish();
     }
     let report = result?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     let table = eval::markdown(&report);
     atomic::create_dir_all(&a.out)?;
     atomic::write_file(&a.out.join("eval.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;

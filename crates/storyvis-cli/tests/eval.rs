@@ -67,6 +67,13 @@ fn classifier_then_eval_with_compare() {
     let manifest: serde_json::Value = serde_json::from_str(&fs::read_to_string(clf.join("checkpoint.json")).unwrap()).unwrap();
     assert_eq!(report["real"]["micro_f1"], manifest["held_out"]["micro_f1"]);
     assert!(report["real"]["ssim"].is_null());
+    // Floor rows, per-attribute accuracy, persistence and diversity in the report and table.
+    let floors: Vec<&str> = report["floors"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(floors, ["floor: flat mean colour", "floor: mean frame", "floor: previous frame"]);
+    assert!(table.contains("| shape acc. ↑ | color acc. ↑ | material acc. ↑ | size acc. ↑ | persistence ↑ | seed diversity |"), "{table}");
+    assert!(m["seed_diversity"].as_f64().is_some_and(|d| d > 0.0) && single["models"][0]["seed_diversity"].is_null());
+    assert!(report["real"]["persistence"].as_f64().is_some());
+    assert_eq!(report["models"][0]["attributes"].as_array().unwrap().len(), 4);
 
     // Without --classifier, the shipped one, found from any working directory (the tests run
     // in crates/storyvis-cli, where models/ is not).
@@ -87,4 +94,28 @@ fn classifier_then_eval_with_compare() {
     let bytes = fs::read(&w).unwrap();
     fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
     fails(&["eval", "--checkpoint", p(&run), "--data", p(&data), "--classifier", p(&clf)], "classifier.safetensors is corrupt or truncated");
+}
+
+/// A 128×128 story dataset: StoryGAN trains and draws at 128 (`image_size`), and eval scores it
+/// at the classifier's 64×64.
+#[test]
+fn storygan_at_128_trains_draws_and_evaluates() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    ok(&["prepare", "clevr-sv", "--out", p(&data), "--stories", "6", "--seed", "2", "--supersample", "1", "--split", "0.5", "--size", "128"]);
+    let runs = root.path().join("runs");
+    fails(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=1"], "--set image_size=128");
+    ok(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=1", "--set", "image_size=128"]);
+    let run = runs.join("00000-storygan-tiny");
+    let frames = root.path().join("frames");
+    ok(&["generate", "--checkpoint", p(&run), "--story", "a red cube. a blue sphere. a cylinder. a cube.", "--out", p(&frames), "--format", "frames"]);
+    let img = image::open(frames.join("seed0000-frame1.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (128, 128));
+    let out = root.path().join("eval");
+    ok(&["eval", "--checkpoint", p(&run), "--data", p(&data), "--stories", "3", "--out", p(&out)]);
+    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
+    let m = &report["models"][0];
+    assert_eq!(m["frames"].as_u64(), Some(3 * 4));
+    let ssim = m["ssim"].as_f64().unwrap();
+    assert!(ssim.is_finite() && ssim < 1.0, "{ssim}");
 }

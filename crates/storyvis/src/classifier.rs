@@ -157,22 +157,38 @@ pub fn score_with(net: &AttributeClassifier, frames: &Tensor, device: Device) ->
     Scored { features, probabilities }
 }
 
-/// The classifier reads 64×64 images: an error naming the dataset's size otherwise.
+/// The side of the images the classifier reads.
+pub const SIZE: i64 = 64;
+
+/// The classifier reads 64×64 images; datasets of 128×128 and 256×256 are scored at 64×64
+/// (`at_size`). An error naming the dataset's size for any other.
 pub fn check_size(ds: &Dataset) -> Result<()> {
-    let s = ds.header.image_size;
+    let s = ds.header.image_size as i64;
     ensure!(
-        s == 64,
-        "the attribute classifier reads 64×64 images; {} holds {s}×{s} ones (classifier scores at other sizes are not supported yet)",
+        s >= SIZE && s % SIZE == 0 && (s / SIZE).count_ones() == 1,
+        "the attribute classifier reads 64×64 images (and 128×128 or 256×256 ones averaged down to 64×64); {} holds {s}×{s} ones",
         ds.dir.display()
     );
     Ok(())
 }
 
-/// Every frame of `stories` with its labels: ([N·T, 3, 64, 64] in [−1, 1], [N·T, labels]).
+/// Images [N, 3, S, S] (S = 64·2^k) averaged down to the classifier's 64×64, each output pixel
+/// the mean of its S/64 × S/64 block (area resampling, as the CLEVR-SV loader's downscale to
+/// 64×64 would); 64×64 images are returned as they are.
+pub fn at_size(images: &Tensor) -> Tensor {
+    let s = images.size()[3];
+    if s == SIZE {
+        return images.shallow_clone();
+    }
+    let k = s / SIZE;
+    images.to_kind(tch::Kind::Float).avg_pool2d([k, k], [k, k], [0, 0], false, true, None::<i64>)
+}
+
+/// Every frame of `stories` with its labels: ([N·T, 3, 64, 64] in [−1, 1] (`at_size`), [N·T, labels]).
 pub fn frames_of(ds: &Dataset, stories: &[&StoryRecord]) -> Result<(Tensor, Tensor)> {
     check_size(ds)?;
     ensure!(!stories.is_empty(), "{} has no stories in this split", ds.dir.display());
-    let images = to_unit(&load_images(ds, stories)?.flatten(0, 1));
+    let images = to_unit(&at_size(&load_images(ds, stories)?.flatten(0, 1)));
     let labels = load_labels(stories).view([images.size()[0], -1]);
     Ok((images, labels))
 }
@@ -275,4 +291,36 @@ pub fn train_classifier(req: &ClassifierRequest, on_step: &dyn Fn(usize, usize, 
         files,
     };
     checkpoint::write_dir(&req.out, req.force, |dir| checkpoint::write_store(&dir.join(WEIGHTS), &vs), manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Kind, Tensor};
+
+    #[test]
+    fn at_size_is_the_block_mean() {
+        // [2, 3, 128, 128] u8 → [2, 3, 64, 64]: each output pixel the mean of its 2×2 block.
+        let x = Tensor::randint(256, [2, 3, 128, 128], (Kind::Uint8, Device::Cpu));
+        let y = at_size(&x);
+        assert_eq!(y.size(), [2, 3, 64, 64]);
+        let v = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+        let (xv, yv) = (v(&x), v(&y));
+        for n in 0..2 {
+            for c in 0..3 {
+                for i in 0..64 {
+                    for j in 0..64 {
+                        let at = |r: usize, q: usize| xv[((n * 3 + c) * 128 + r) * 128 + q];
+                        let want = (at(2 * i, 2 * j) + at(2 * i, 2 * j + 1) + at(2 * i + 1, 2 * j) + at(2 * i + 1, 2 * j + 1)) / 4.0;
+                        let got = yv[((n * 3 + c) * 64 + i) * 64 + j];
+                        assert!((got - want).abs() < 1e-4, "{n} {c} {i} {j}: {got} vs {want}");
+                    }
+                }
+            }
+        }
+        // 64×64 passes unchanged; 256×256 averages 4×4 blocks (a constant stays that constant).
+        assert!(at_size(&x.narrow(2, 0, 64).narrow(3, 0, 64)).equal(&x.narrow(2, 0, 64).narrow(3, 0, 64)));
+        let flat = Tensor::full([1, 3, 256, 256], 7.0, (Kind::Float, Device::Cpu));
+        assert!(at_size(&flat).equal(&Tensor::full([1, 3, 64, 64], 7.0, (Kind::Float, Device::Cpu))));
+    }
 }

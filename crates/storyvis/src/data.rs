@@ -10,13 +10,10 @@ use storyvis_data::clevr::scene::{LABEL_LEN, SLOT_LEN};
 use storyvis_data::dataset::{Dataset, StoryRecord};
 use tch::{Device, Kind, Tensor};
 
-/// Frame side the models generate.
-pub const IMAGE_SIZE: i64 = 64;
-
 /// Stories as tensors, on the CPU or (for training on a GPU) wholly on the device, where a
 /// batch is a gather with no host work at all.
 pub struct StoryData {
-    /// [N, T, 3, 64, 64] u8.
+    /// [N, T, 3, S, S] u8.
     pub images: Tensor,
     /// Sentence mode: word ids [N, T, L]; vector mode: attribute vectors [N, T, V].
     pub text: Tensor,
@@ -68,6 +65,12 @@ pub fn to_rgb8(image: &Tensor) -> Vec<u8> {
     Vec::<u8>::try_from(hwc.flatten(0, -1)).expect("u8 image")
 }
 
+/// An image in [−1, 1] [3, H, W] as an RGB image of its own size.
+pub fn to_image(image: &Tensor) -> image::RgbImage {
+    let (h, w) = (image.size()[1] as u32, image.size()[2] as u32);
+    image::RgbImage::from_raw(w, h, to_rgb8(image)).expect("3 × H × W bytes make an H × W RGB image")
+}
+
 /// Checks that a dataset fits a model config.
 pub fn check_compatible(ds: &Dataset, cfg: &Config) -> Result<()> {
     let h = &ds.header;
@@ -79,9 +82,10 @@ pub fn check_compatible(ds: &Dataset, cfg: &Config) -> Result<()> {
         cfg.frames
     );
     ensure!(
-        h.image_size as i64 == IMAGE_SIZE,
-        "the dataset's frames are {0}×{0}; the models generate {IMAGE_SIZE}×{IMAGE_SIZE} (prepare with --size {IMAGE_SIZE})",
-        h.image_size
+        h.image_size as i64 == cfg.image_size,
+        "the dataset's frames are {0}×{0}; the model generates {1}×{1} (prepare with --size {1}, or --set image_size={0})",
+        h.image_size,
+        cfg.image_size
     );
     Ok(())
 }
@@ -163,7 +167,7 @@ impl StoryData {
     /// dataset.
     pub fn synthetic(cfg: &Config, shape: DataShape, n: usize, seed: u64) -> StoryData {
         const WORDS: usize = 12;
-        let side = IMAGE_SIZE as usize;
+        let side = cfg.image_size as usize;
         let mut rng = storyvis_data::rng::Rng::new(seed);
         let (nn, t) = (n as i64, cfg.frames as i64);
         let bits = |rng: &mut storyvis_data::rng::Rng, len: usize| -> Vec<f32> { (0..len).map(|_| rng.below(2) as f32).collect() };
@@ -178,7 +182,7 @@ impl StoryData {
         let labels = bits(&mut rng, n * cfg.frames * shape.labels as usize);
         let added = bits(&mut rng, n * cfg.frames * LABEL_LEN);
         StoryData {
-            images: Tensor::from_slice(&pixels).view([nn, t, 3, IMAGE_SIZE, IMAGE_SIZE]),
+            images: Tensor::from_slice(&pixels).view([nn, t, 3, cfg.image_size, cfg.image_size]),
             text,
             text_mode: cfg.text,
             labels: Tensor::from_slice(&labels).view([nn, t, shape.labels]),

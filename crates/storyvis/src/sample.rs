@@ -4,7 +4,7 @@
 //! PNG per frame.
 
 use crate::checkpoint;
-use crate::data::to_rgb8;
+use crate::data::to_image;
 use crate::models::storygan::config::{Config, TextInput};
 use crate::models::storygan::generator::{Generator, TextBatch};
 use crate::models::storygan::DataShape;
@@ -207,7 +207,7 @@ pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, for
     for &seed in seeds {
         tch::manual_seed(seed as i64);
         let frames = model.draw(&text);
-        let images: Vec<image::RgbImage> = (0..t).map(|f| image::RgbImage::from_raw(64, 64, to_rgb8(&frames.get(0).get(f))).expect("64×64 frame")).collect();
+        let images: Vec<image::RgbImage> = (0..t).map(|f| to_image(&frames.get(0).get(f))).collect();
         match format {
             Format::Frames => {
                 for (f, img) in images.iter().enumerate() {
@@ -217,7 +217,7 @@ pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, for
                 }
             }
             Format::Strip => {
-                let layout = StripLayout::for_frame_size(64);
+                let layout = StripLayout::for_frame_size(frames.size()[3] as u32);
                 let mut sheet = paper(layout.width(t as u32), layout.row_height() + layout.gap);
                 let strip: Vec<_> = images.into_iter().zip(story.sentences.iter().cloned()).collect();
                 layout.draw_row(&mut sheet, layout.gap, &format!("seed {seed}"), &strip);

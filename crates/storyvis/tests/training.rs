@@ -321,6 +321,15 @@ fn eval_scores_the_ground_truth_as_perfect_and_shuffled_frames_as_worse() {
     assert_eq!((same.micro_f1, same.frame_accuracy, same.consistency), (reference.real.micro_f1, reference.real.frame_accuracy, reference.real.consistency));
     let twice = score_frames("twice", &Tensor::cat(&[&real, &real], 0), &reference, &classifier).unwrap();
     assert_eq!((twice.frames, twice.ssim, twice.micro_f1, twice.consistency), (2 * stories.len() * 4, same.ssim, same.micro_f1, same.consistency));
+    // The same drawing at both "seeds": no diversity; one draw: none measured. The real row's
+    // diversity is between different stories, far from 0.
+    assert_eq!((twice.seed_diversity, same.seed_diversity), (Some(0.0), None));
+    assert!(reference.real.seed_diversity.unwrap() > 1.0, "{:?}", reference.real);
+    // Per attribute and persistence as on the real row; every CLEVR attribute reported.
+    assert_eq!((&same.attributes, same.persistence), (&reference.real.attributes, reference.real.persistence));
+    let names: Vec<&str> = same.attributes.iter().map(|a| a.attribute.as_str()).collect();
+    assert_eq!(names, ["shape", "color", "material", "size"]);
+    assert!(same.persistence.is_some_and(|p| p > 0.0 && p <= 1.0), "{same:?}");
     // The frames of each story in reverse order: the same pictures, so the same Fréchet
     // distance up to rounding, but every frame compared with another one, and objects that
     // "disappear" from frame to frame.
@@ -331,6 +340,16 @@ fn eval_scores_the_ground_truth_as_perfect_and_shuffled_frames_as_worse() {
     assert!(rev.ssim.unwrap() < 0.99 && rev.psnr.unwrap() < 40.0, "{rev:?}");
     assert!(rev.frechet.unwrap().abs() < 1e-3, "{rev:?}");
     assert!(rev.micro_f1 < same.micro_f1 && rev.consistency < same.consistency, "{rev:?} vs {same:?}");
+    // Reversed stories lose the objects of the early frames: the last frame shows one object.
+    assert!(rev.persistence.unwrap() < same.persistence.unwrap(), "{rev:?} vs {same:?}");
+    // Floors: the flat frame is one colour; the previous-frame floor is the truth one frame
+    // late, so each frame lacks its newest object.
+    let floors = storyvis::eval::floors::floor_frames(&ds, &stories).unwrap();
+    let late = score_frames("late", &floors[2].1, &reference, &classifier).unwrap();
+    assert_eq!(floors[2].0, "floor: previous frame");
+    assert!(late.micro_f1 < same.micro_f1 && late.ssim.unwrap() < 0.99, "{late:?}");
+    let flat = &floors[0].1;
+    assert!(flat.std(false).double_value(&[]) > 0.0 && flat.get(0).std_dim([1i64, 2].as_slice(), false, false).max().double_value(&[]) < 1e-6);
     // Frames that are not a whole number of draws of the stories are refused.
     assert!(score_frames("odd", &real.narrow(0, 0, 3), &reference, &classifier).is_err());
 }

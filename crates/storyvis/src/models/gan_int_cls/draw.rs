@@ -7,7 +7,7 @@ use super::family::Nets;
 use super::Config;
 use crate::captioned::MAX_CAPTION_BYTES;
 use crate::checkpoint;
-use crate::data::to_rgb8;
+use crate::data::to_image;
 use crate::joint::Joint;
 use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
@@ -89,8 +89,7 @@ impl Loaded {
     }
 
     fn rgb(&self, x: &Tensor) -> image::RgbImage {
-        let s = self.cfg.image_size as u32;
-        image::RgbImage::from_raw(s, s, to_rgb8(x)).expect("an image")
+        to_image(x)
     }
 
     /// Writes one row of images (labelled) with a title as a PNG.

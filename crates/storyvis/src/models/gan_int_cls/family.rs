@@ -4,7 +4,7 @@
 
 use super::{interpolate, style_loss, Config, Discriminator, Generator, StyleEncoder};
 use crate::captioned::CaptionData;
-use crate::data::to_rgb8;
+use crate::data::to_image;
 use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
 use crate::joint::{self, Joint};
 use crate::loss;
@@ -317,9 +317,8 @@ impl Family for GanIntCls {
         for (i, caption) in captions.iter().enumerate() {
             let t = text.get(i as i64).unsqueeze(0).expand([SHEET_SEEDS as i64, -1], false);
             let fake = tch::no_grad(|| self.nets.g.forward_t(&z, &t, false));
-            let to_img = |x: &Tensor| image::RgbImage::from_raw(size, size, to_rgb8(x)).expect("an image");
-            let mut strip = vec![(to_img(&real.get(i as i64)), "real".to_string())];
-            strip.extend((0..SHEET_SEEDS as i64).map(|s| (to_img(&fake.get(s)), format!("seed {s}"))));
+            let mut strip = vec![(to_image(&real.get(i as i64)), "real".to_string())];
+            strip.extend((0..SHEET_SEEDS as i64).map(|s| (to_image(&fake.get(s)), format!("seed {s}"))));
             layout.draw_row(&mut sheet, layout.gap + i as u32 * layout.row_height(), &format!("{caption} (step {step})"), &strip);
         }
         Ok(sheet)

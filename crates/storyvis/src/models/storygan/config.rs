@@ -76,7 +76,8 @@ pub struct Config {
     /// floor widens only the late, high-resolution layers, where shapes are drawn.
     #[serde(default)]
     pub ngf_min: i64,
-    /// Discriminator base channels (64×64 → 4×4 with ndf, 2ndf, 4ndf, 8ndf).
+    /// Discriminator base channels (64×64 → 4×4 with ndf, 2ndf, 4ndf, 8ndf; one more doubling
+    /// per extra halving at 128 and 256).
     pub ndf: i64,
     pub fuse: Fuse,
     /// Width of E_img(X) and E_txt(S) in the story discriminator.
@@ -125,7 +126,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<()> {
         range("frames", self.frames, 1, 16)?;
-        ensure!(self.image_size == 64, "config: image_size = {} is not supported (64)", self.image_size);
+        ensure!(matches!(self.image_size, 64 | 128 | 256), "config: image_size = {} is not supported (64, 128 or 256)", self.image_size);
         range("word_dim", self.word_dim, 1, 4096)?;
         range("sentence_dim", self.sentence_dim, 1, 4096)?;
         range("noise_dim", self.noise_dim, 1, 4096)?;
@@ -135,7 +136,8 @@ impl Config {
         range("gist_filter_len", self.gist_filter_len, 1, 63)?;
         ensure!(self.gist_filter_len % 2 == 1, "config: gist_filter_len must be odd (got {})", self.gist_filter_len);
         range("ngf", self.ngf, 16, 8192)?;
-        ensure!(self.ngf % 16 == 0, "config: ngf must be a multiple of 16 (got {})", self.ngf);
+        let halvings = 1 << self.up_blocks();
+        ensure!(self.ngf % halvings == 0, "config: ngf must be a multiple of {halvings} at {0}×{0} (got {1})", self.image_size, self.ngf);
         range("ngf_min", self.ngf_min, 0, 8192)?;
         range("ndf", self.ndf, 1, 1024)?;
         range("story_embed_dim", self.story_embed_dim, 1, 8192)?;
@@ -163,10 +165,15 @@ impl Config {
         self.variant != Variant::Imagegan
     }
 
-    /// The generator's channels at 4×4, 8×8, …, 64×64: ngf halved by each up-block, never
+    /// The generator's up-blocks: 4×4 doubled to the image size (4 at 64×64, as in the paper).
+    pub fn up_blocks(&self) -> usize {
+        crate::nn::doublings(self.image_size)
+    }
+
+    /// The generator's channels at 4×4, 8×8, …, S×S: ngf halved by each up-block, never
     /// below `ngf_min`.
-    pub fn generator_widths(&self) -> [i64; 5] {
-        std::array::from_fn(|i| (self.ngf >> i).max(self.ngf_min))
+    pub fn generator_widths(&self) -> Vec<i64> {
+        (0..=self.up_blocks()).map(|i| (self.ngf >> i).max(self.ngf_min)).collect()
     }
 }
 

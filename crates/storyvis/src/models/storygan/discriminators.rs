@@ -20,14 +20,16 @@ pub struct ImageDiscriminator {
 }
 
 impl ImageDiscriminator {
-    pub fn new(p: nn::Path, ndf: i64, text_dim: i64, story_dim: i64, labels: i64, fuse: Fuse) -> ImageDiscriminator {
-        let c = 8 * ndf;
+    /// `size`: the images' side (64, 128 or 256); the encoder halves it down to 4×4.
+    pub fn new(p: nn::Path, size: i64, ndf: i64, text_dim: i64, story_dim: i64, labels: i64, fuse: Fuse) -> ImageDiscriminator {
+        let encoder = DownStack::new(&p / "encoder", size, ndf);
+        let c = encoder.out_channels;
         let joint_in = match fuse {
             Fuse::Product => c,
             Fuse::Concat => 2 * c,
         };
         ImageDiscriminator {
-            encoder: DownStack::new(&p / "encoder", 64, ndf),
+            encoder,
             fuse,
             cond: linear(&p / "cond", text_dim + story_dim, c, false),
             cond_bn: bn1d(&p / "cond_bn", c),
@@ -38,7 +40,7 @@ impl ImageDiscriminator {
         }
     }
 
-    /// Images [N, 3, 64, 64], sentence s_t [N, text_dim], story condition h [N, story_dim]
+    /// Images [N, 3, S, S], sentence s_t [N, text_dim], story condition h [N, story_dim]
     /// → (logit [N], label logits [N, labels]).
     pub fn forward_t(&self, x: &Tensor, s: &Tensor, h: &Tensor, train: bool) -> (Tensor, Tensor) {
         self.judge(&self.features(x, train), s, h, train)
@@ -49,7 +51,7 @@ impl ImageDiscriminator {
         self.encoder.channels_last = on;
     }
 
-    /// The image features [N, 8ndf, 4, 4] that `judge` reads: computed once for images judged
+    /// The image features [N, C, 4, 4] (C = 8ndf at 64×64) that `judge` reads: computed once for images judged
     /// against several conditions (real and mismatched pairs), as the reference code does.
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
         self.encoder.forward_t(x, train)
@@ -79,16 +81,18 @@ pub struct StoryDiscriminator {
 }
 
 impl StoryDiscriminator {
-    pub fn new(p: nn::Path, ndf: i64, frames: i64, text_dim: i64, embed: i64) -> StoryDiscriminator {
+    pub fn new(p: nn::Path, size: i64, ndf: i64, frames: i64, text_dim: i64, embed: i64) -> StoryDiscriminator {
+        let encoder = DownStack::new(&p / "encoder", size, ndf);
+        let features = frames * encoder.out_channels * 16;
         StoryDiscriminator {
-            encoder: DownStack::new(&p / "encoder", 64, ndf),
-            image_embed: linear(&p / "image_embed", frames * 8 * ndf * 16, embed, true),
+            encoder,
+            image_embed: linear(&p / "image_embed", features, embed, true),
             text_embed: linear(&p / "text_embed", frames * text_dim, embed, true),
             out: linear(&p / "out", embed, 1, true),
         }
     }
 
-    /// Stories [B, T, 3, 64, 64] and their sentences [B, T, text_dim] → logit [B]
+    /// Stories [B, T, 3, S, S] and their sentences [B, T, text_dim] → logit [B]
     /// (D_S is its sigmoid).
     pub fn forward_t(&self, x: &Tensor, s: &Tensor, train: bool) -> Tensor {
         self.judge(&self.features(x, train), s)
@@ -99,7 +103,7 @@ impl StoryDiscriminator {
         self.encoder.channels_last = on;
     }
 
-    /// Each story's frame features, concatenated [B, T·8ndf·16]: computed once for stories
+    /// Each story's frame features, concatenated [B, T·C·16]: computed once for stories
     /// judged against their own and mismatched sentences.
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
         let b = x.size()[0];

@@ -4,7 +4,7 @@
 
 use super::config::{Config, TextInput};
 use super::{DataShape, StoryGan};
-use crate::data::{check_compatible, to_rgb8, Batch, StoryData};
+use crate::data::{check_compatible, to_image, Batch, StoryData};
 use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
 use crate::loss;
 use crate::nn::pick_frames;
@@ -361,14 +361,13 @@ impl Family for StoryGanTrainer {
         tch::manual_seed(mix(seed, 0x5A) as i64);
         let fake = self.model.g.draw(&batch.text);
         let t = self.cfg.frames;
-        let layout = StripLayout::for_frame_size(64);
+        let layout = StripLayout::for_frame_size(self.cfg.image_size as u32);
         let mut sheet = paper(layout.width(2 * t as u32), n as u32 * layout.row_height() + layout.gap);
         for i in 0..n {
             let mut strip = Vec::new();
             for (which, src) in [(0, &batch.images), (1, &fake)] {
                 for f in 0..t {
-                    let rgb = to_rgb8(&src.get(i).get(f as i64));
-                    let img = image::RgbImage::from_raw(64, 64, rgb).expect("64×64 frame");
+                    let img = to_image(&src.get(i).get(f as i64));
                     let caption = if which == 0 { self.samples.sentences[i as usize][f].clone() } else { String::new() };
                     strip.push((img, caption));
                 }

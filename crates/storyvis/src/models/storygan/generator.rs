@@ -154,6 +154,8 @@ pub struct Generator {
     fc_bn: nn::BatchNorm,
     fc_channels: i64,
     ups: Vec<UpBlock>,
+    /// The images' side: 4 doubled once per up-block.
+    pub size: i64,
     to_rgb: nn::Conv2D,
     /// Run the up-blocks in the channels-last memory format (`StoryGan::set_channels_last`).
     pub channels_last: bool,
@@ -196,7 +198,7 @@ impl Generator {
         };
         let fc_channels = cfg.ngf - map_channels;
         let widths = cfg.generator_widths();
-        let ups = (0..4).map(|i| UpBlock::new(&p / format!("up{i}"), widths[i], widths[i + 1])).collect();
+        let ups = widths.windows(2).enumerate().map(|(i, w)| UpBlock::new(&p / format!("up{i}"), w[0], w[1])).collect();
         Generator {
             variant: v,
             noise_dim: nz,
@@ -214,7 +216,8 @@ impl Generator {
             fc_bn: bn1d(&p / "fc_bn", fc_channels * 16),
             fc_channels,
             ups,
-            to_rgb: conv(&p / "to_rgb", widths[4], 3, 3, 1, 1),
+            to_rgb: conv(&p / "to_rgb", widths[widths.len() - 1], 3, 3, 1, 1),
+            size: cfg.image_size,
             channels_last: false,
             fed_noise: Default::default(),
         }
@@ -304,7 +307,7 @@ impl Generator {
         Context { vec: Tensor::stack(&vecs, 1), map, cond, kl }
     }
 
-    /// The image generator: vec [N, F] (+ map [N, C, 4, 4]) → images [N, 3, 64, 64] in [−1, 1].
+    /// The image generator: vec [N, F] (+ map [N, C, 4, 4]) → images [N, 3, S, S] in [−1, 1].
     pub fn decode(&self, vec: &Tensor, map: Option<&Tensor>, train: bool) -> Tensor {
         let x = self.fc_bn.forward_t(&self.fc.forward(vec), train).relu().view([-1, self.fc_channels, 4, 4]);
         let mut x = match map {
@@ -321,21 +324,21 @@ impl Generator {
         self.to_rgb.forward(&x).tanh().contiguous()
     }
 
-    /// All T frames of each story: [B, T, 3, 64, 64].
+    /// All T frames of each story: [B, T, 3, S, S].
     pub fn decode_story(&self, ctx: &Context, train: bool) -> Tensor {
         let (b, t) = (ctx.vec.size()[0], ctx.vec.size()[1]);
         let map = ctx.map.as_ref().map(|m| m.flatten(0, 1));
-        self.decode(&ctx.vec.flatten(0, 1), map.as_ref(), train).view([b, t, 3, 64, 64])
+        self.decode(&ctx.vec.flatten(0, 1), map.as_ref(), train).view([b, t, 3, self.size, self.size])
     }
 
-    /// One chosen frame per story: frames [B] (i64) → [B, 3, 64, 64].
+    /// One chosen frame per story: frames [B] (i64) → [B, 3, S, S].
     pub fn decode_frames(&self, ctx: &Context, frames: &Tensor, train: bool) -> Tensor {
         let map = ctx.map.as_ref().map(|m| pick_frames(m, frames));
         self.decode(&pick_frames(&ctx.vec, frames), map.as_ref(), train)
     }
 
     /// Draws whole stories as a user sees them: eval mode (batch-norm running statistics), no
-    /// gradients. [B, T, 3, 64, 64]
+    /// gradients. [B, T, 3, S, S]
     pub fn draw(&self, text: &TextBatch) -> Tensor {
         tch::no_grad(|| {
             let s = self.encode_text(text);

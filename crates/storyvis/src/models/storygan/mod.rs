@@ -40,10 +40,10 @@ impl StoryGan {
         let g_vs = VarStore::new(device);
         let g = Generator::new(g_vs.root(), cfg, shape.vocab, shape.vector_len, shape.labels);
         let di_vs = VarStore::new(device);
-        let di = ImageDiscriminator::new(di_vs.root(), cfg.ndf, g.text_dim, cfg.story_dim, shape.labels, cfg.fuse);
+        let di = ImageDiscriminator::new(di_vs.root(), cfg.image_size, cfg.ndf, g.text_dim, cfg.story_dim, shape.labels, cfg.fuse);
         let (ds_vs, ds) = if cfg.has_story_d() {
             let vs = VarStore::new(device);
-            let d = StoryDiscriminator::new(vs.root(), cfg.ndf, cfg.frames as i64, g.text_dim, cfg.story_embed_dim);
+            let d = StoryDiscriminator::new(vs.root(), cfg.image_size, cfg.ndf, cfg.frames as i64, g.text_dim, cfg.story_embed_dim);
             (Some(vs), Some(d))
         } else {
             (None, None)
@@ -132,6 +132,35 @@ mod tests {
             let kl = ctx.kl.double_value(&[]);
             assert!(kl.is_finite() && kl > 1e-4, "{sets:?}: KL {kl}");
         }
+    }
+
+    #[test]
+    fn image_size_sets_the_up_and_down_blocks() {
+        for (size, ngf) in [(128i64, 64i64), (256, 64)] {
+            tch::manual_seed(0);
+            let cfg = tiny(&[&format!("image_size={size}"), &format!("ngf={ngf}")]);
+            let m = StoryGan::new(&cfg, SHAPE, Device::Cpu);
+            // One more up-block per doubling: 4×4 → S×S, ngf halved each time.
+            let widths = cfg.generator_widths();
+            let blocks = (size / 4).trailing_zeros() as usize;
+            assert_eq!(widths, (0..=blocks).map(|i| ngf >> i).collect::<Vec<i64>>());
+            let vars = m.g_vs.variables();
+            assert!(vars.contains_key(&format!("up{}.conv.weight", blocks - 1)) && !vars.contains_key(&format!("up{blocks}.conv.weight")), "{size}");
+            let (b, t) = (2, 4);
+            let s = m.g.encode_text(&TextBatch::Ids(Tensor::randint_low(2, 20, [b, t, 6], (Kind::Int64, Device::Cpu))));
+            let ctx = m.g.context(&s, true);
+            let story = m.g.decode_story(&ctx, true);
+            assert_eq!(story.size(), [b, t, 3, size, size]);
+            let (logit, labels) = m.di.forward_t(&story.select(1, 0), &s.select(1, 0), &ctx.cond.select(1, 0), true);
+            assert_eq!((logit.size(), labels.size()), (vec![b], vec![b, 15]));
+            assert_eq!(m.ds.as_ref().unwrap().forward_t(&story, &s, true).size(), [b]);
+        }
+        let err = |sets: &[&str]| {
+            let s: Vec<String> = sets.iter().map(|x| x.to_string()).collect();
+            format!("{:#}", crate::config::Config::resolve("storygan-tiny", None, &s).and_then(|c| Config::of(&c)).unwrap_err())
+        };
+        assert!(err(&["image_size=96"]).contains("image_size = 96 is not supported (64, 128 or 256)"));
+        assert!(err(&["image_size=256", "ngf=32"]).contains("ngf must be a multiple of 64 at 256×256"));
     }
 
     #[test]

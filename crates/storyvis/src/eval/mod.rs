@@ -9,8 +9,15 @@
 //! still detected at t + 1 (CLEVR-SV stories only add objects, so real stories score 1 up to
 //! classifier error).
 //!
+//! Beside those (`attributes`): per-attribute accuracy, persistence of earlier frames' objects
+//! and seed diversity; and floor rows (`floors`: a flat frame, the mean frame, the previous
+//! ground-truth frame) that every model must clear for its numbers to mean anything.
+//!
 //! Every model draws the same stories with the same seeds; a "real frames" row shows what the
 //! classifier-based numbers are on the ground truth itself.
+
+pub mod attributes;
+pub mod floors;
 
 use crate::checkpoint;
 use crate::classifier::{count, Classifier, Scored};
@@ -18,6 +25,7 @@ use crate::data::StoryData;
 use crate::models::gan_int_cls;
 use crate::sample::{self, Loaded};
 use anyhow::{ensure, Context, Result};
+use attributes::{attribute_accuracy, attribute_groups, grey_level_difference, introduced_objects, persistence_counts, seed_diversity, AttributeAccuracy};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -30,7 +38,9 @@ use tch::{Device, Kind, Tensor};
 const DRAW_BATCH: usize = 100;
 /// Splits of the Inception-score formula (as the original code).
 const IS_SPLITS: usize = 10;
-const FRAME: ImageShape = ImageShape { channels: 3, height: 64, width: 64 };
+/// Frames are scored at the classifier's size: models of 128×128 or 256×256 images are averaged
+/// down to it (`classifier::at_size`), SSIM and PSNR included.
+const FRAME: ImageShape = ImageShape { channels: 3, height: crate::classifier::SIZE as usize, width: crate::classifier::SIZE as usize };
 
 pub struct EvalRequest {
     /// Runs or checkpoints to score, in table order.
@@ -65,6 +75,15 @@ pub struct Scores {
     pub inception_score: f64,
     pub inception_score_std: f64,
     pub consistency: f64,
+    /// Per attribute (shape, color, material, size on CLEVR): the share of frames whose values
+    /// of it are all predicted right.
+    pub attributes: Vec<AttributeAccuracy>,
+    /// Of the objects introduced in frames 1..t−1, the share whose labels are all still
+    /// detected at frame t (stories of CLEVR-SV kind only).
+    pub persistence: Option<f64>,
+    /// Mean grey-level difference (0–255) between the same frame drawn with consecutive seeds;
+    /// on the real-frames row, between frames of different stories (a wholly other picture).
+    pub seed_diversity: Option<f64>,
     /// Text-to-image models: R-precision (1 true + 99 random captions) in the model's joint
     /// embedding.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,6 +102,10 @@ pub struct EvalReport {
     pub note: String,
     pub real: Scores,
     pub models: Vec<Scores>,
+    /// Rows of drawings that ignore the story (`floors`).
+    pub floors: Vec<Scores>,
+    /// Said on standard error and in the table.
+    pub warnings: Vec<String>,
 }
 
 /// Of the labels detected at frame t, the share still detected at t + 1 (numerator,
@@ -102,8 +125,15 @@ fn consistency_counts(predictions: &[Vec<bool>], t: usize) -> (u64, u64) {
     (kept, seen)
 }
 
+/// What the classifier-based columns read beyond the labels: the attribute groups and, for
+/// CLEVR-SV stories, each frame's introduced object.
+struct LabelInfo {
+    groups: Vec<(String, Vec<usize>)>,
+    objects: Option<Vec<Vec<Vec<usize>>>>,
+}
+
 /// The classifier-based part of a row, from its verdicts on frames in story order.
-fn classifier_scores(name: &str, scored: &Scored, labels: &Tensor, t: usize) -> Result<Scores> {
+fn classifier_scores(name: &str, scored: &Scored, labels: &Tensor, t: usize, info: &LabelInfo) -> Result<Scores> {
     let l = labels.size()[1] as usize;
     let predictions = scored.predictions(l);
     let counts = count(&predictions, labels)?;
@@ -111,6 +141,7 @@ fn classifier_scores(name: &str, scored: &Scored, labels: &Tensor, t: usize) -> 
     let exact: Vec<bool> = predictions.iter().zip(truth.chunks(l)).map(|(p, row)| p.iter().zip(row).all(|(&a, &b)| a == (b > 0.5))).collect();
     let stories = exact.chunks(t).filter(|s| s.iter().all(|&e| e)).count();
     let (kept, seen) = consistency_counts(&predictions, t);
+    let (stayed, introduced) = info.objects.as_ref().map_or((0, 0), |o| persistence_counts(&predictions, o));
     let splits = IS_SPLITS.min(predictions.len());
     // The formula needs distributions: each frame's label probabilities, normalised.
     let normalised: Vec<f32> = scored
@@ -140,6 +171,9 @@ fn classifier_scores(name: &str, scored: &Scored, labels: &Tensor, t: usize) -> 
         inception_score: is_mean,
         inception_score_std: is_std,
         consistency: if seen == 0 { 0.0 } else { kept as f64 / seen as f64 },
+        attributes: attribute_accuracy(&predictions, &truth, &info.groups),
+        persistence: (introduced > 0).then(|| stayed as f64 / introduced as f64),
+        seed_diversity: None,
         r_precision: None,
         frames: predictions.len(),
         seconds: 0.0,
@@ -155,7 +189,7 @@ fn display_name(path: &Path, loaded: &Loaded) -> String {
     }
 }
 
-/// Frames [N, 3, 64, 64] in [−1, 1] → flat [0, 1] values, frame by frame.
+/// Frames [N, 3, H, W] in [−1, 1] → flat [0, 1] values, frame by frame.
 fn unit_frames(x: &Tensor) -> Vec<f32> {
     let y = ((x.to_device(Device::Cpu).to_kind(Kind::Float) + 1.0) / 2.0).clamp(0.0, 1.0);
     Vec::try_from(y.flatten(0, -1)).expect("f32 frames")
@@ -170,6 +204,7 @@ pub struct Reference {
     /// [N·T, labels] f32.
     labels: Tensor,
     frames_per_story: usize,
+    info: LabelInfo,
     /// The "real frames" row.
     pub real: Scores,
 }
@@ -179,22 +214,28 @@ impl Reference {
         let started = Instant::now();
         crate::classifier::check_size(ds)?;
         let t = ds.header.frames_per_story;
-        let images = crate::data::load_images(ds, stories)?.flatten(0, 1); // [N·T, 3, 64, 64] u8
+        // [N·T, 3, 64, 64] floats: the u8 values at 64×64, the block means of larger frames
+        let images = crate::classifier::at_size(&crate::data::load_images(ds, stories)?.flatten(0, 1)).to_kind(Kind::Float);
         let labels = crate::data::load_labels(stories).view([images.size()[0], -1]);
         let scored = classifier.score(&crate::data::to_unit(&images));
-        let mut real = classifier_scores("real frames", &scored, &labels, t)?;
-        real.seconds = started.elapsed().as_secs_f64();
+        let info = LabelInfo { groups: attribute_groups(&ds.header.label_names), objects: introduced_objects(stories, ds.header.label_names.len()) };
+        let mut real = classifier_scores("real frames", &scored, &labels, t, &info)?;
         let gaussian = Gaussian::fit(&scored.features, classifier.manifest.features as usize)?;
-        let pixels: Vec<f32> = Vec::<u8>::try_from(images.flatten(0, -1))?.iter().map(|&v| v as f32 / 255.0).collect();
-        Ok(Reference { pixels, gaussian, labels, frames_per_story: t, real })
+        let pixels = Vec::<f32>::try_from((images / 255.0).flatten(0, -1))?;
+        // The scale of a wholly different picture: each story's frames against the next story's.
+        let story = t * FRAME.len();
+        real.seed_diversity = (pixels.len() >= 2 * story).then(|| grey_level_difference(&pixels[..pixels.len() - story], &pixels[story..]));
+        real.seconds = started.elapsed().as_secs_f64();
+        Ok(Reference { pixels, gaussian, labels, frames_per_story: t, info, real })
     }
 }
 
-/// Scores generated frames `fake` [K·N·T, 3, 64, 64] in [−1, 1]: K draws (seeds) of the
-/// reference's N stories of T frames, in story order. The row's name is `name`; the
-/// checkpoint fields are left for the caller.
+/// Scores generated frames `fake` [K·N·T, 3, S, S] in [−1, 1] (scored at 64×64: `at_size`): K
+/// draws (seeds) of the reference's N stories of T frames, in story order. The row's name is
+/// `name`; the checkpoint fields are left for the caller.
 pub fn score_frames(name: &str, fake: &Tensor, reference: &Reference, classifier: &Classifier) -> Result<Scores> {
-    let Reference { pixels: real_pixels, gaussian: real_gaussian, labels, frames_per_story: t, .. } = reference;
+    let fake = &crate::classifier::at_size(fake);
+    let Reference { pixels: real_pixels, gaussian: real_gaussian, labels, frames_per_story: t, info, .. } = reference;
     let per_frame = FRAME.len();
     let frames_per_seed = real_pixels.len() / per_frame;
     let n_fake = fake.size()[0] as usize;
@@ -211,7 +252,8 @@ pub fn score_frames(name: &str, fake: &Tensor, reference: &Reference, classifier
     let n = pairs.len() as f64;
     let scored = classifier.score(fake);
     let all_labels = labels.repeat([(n_fake / frames_per_seed) as i64, 1]);
-    let mut row = classifier_scores(name, &scored, &all_labels, *t)?;
+    let mut row = classifier_scores(name, &scored, &all_labels, *t, info)?;
+    row.seed_diversity = seed_diversity(&pixels, real_pixels.len());
     let gaussian = Gaussian::fit(&scored.features, classifier.manifest.features as usize)?;
     row.ssim = Some(pairs.iter().map(|p| p.0).sum::<f64>() / n);
     row.psnr = Some(pairs.iter().map(|p| p.1).sum::<f64>() / n);
@@ -246,12 +288,12 @@ fn score_model(
         for start in (0..data.len()).step_by(DRAW_BATCH) {
             let index: Vec<i64> = (start..(start + DRAW_BATCH).min(data.len())).map(|i| i as i64).collect();
             let batch = data.batch(&index, device);
-            let fake = tch::no_grad(|| model.draw(&batch.text)); // [B, T, 3, 64, 64]
+            let fake = tch::no_grad(|| model.draw(&batch.text)); // [B, T, 3, S, S]
             fakes.push(fake.flatten(0, 1).to_device(Device::Cpu));
             on_batch();
         }
     }
-    let fake = Tensor::cat(&fakes, 0); // [seeds · N · T, 3, 64, 64]
+    let fake = Tensor::cat(&fakes, 0); // [seeds · N · T, 3, S, S]
     let mut row = score_frames(&display_name(path, &model), &fake, reference, classifier)?;
     row.checkpoint = model.checkpoint.display().to_string();
     row.variant = format!("{:?}", model.cfg.variant).to_lowercase();
@@ -309,6 +351,15 @@ pub fn evaluate(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Result<Ev
         req.data.display()
     );
     let reference = Reference::new(&ds, &stories, &classifier)?;
+    let warnings: Vec<String> = floors::classifier_warning(classifier.manifest.held_out.micro_f1, reference.real.micro_f1).into_iter().collect();
+    let floors = floors::floor_frames(&ds, &stories)?
+        .into_iter()
+        .map(|(name, frames)| {
+            let mut row = score_frames(name, &frames, &reference, &classifier)?;
+            row.variant = "floor".into();
+            Ok(row)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let total = req.checkpoints.len() * req.seeds * stories.len().div_ceil(DRAW_BATCH);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let tick = || on_batch(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
@@ -324,6 +375,8 @@ pub fn evaluate(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Result<Ev
             .into(),
         real: reference.real.clone(),
         models,
+        floors,
+        warnings,
     })
 }
 
@@ -341,7 +394,8 @@ pub fn markdown(report: &EvalReport) -> String {
         "| model | variant | step | SSIM ↑ | PSNR ↑ | F1 micro ↑ | F1 macro ↑ | frame acc. ↑ | story acc. ↑ | FD (clf) ↓ | IS (clf) | consistency ↑ | R-prec. ↑ |\n",
     );
     s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for r in report.models.iter().chain(std::iter::once(&report.real)) {
+    let rows = || report.models.iter().chain(&report.floors).chain(std::iter::once(&report.real));
+    for r in rows() {
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {:.3} ± {:.3} | {:.4} | {} |\n",
             r.name,
@@ -360,7 +414,27 @@ pub fn markdown(report: &EvalReport) -> String {
             cell(r.r_precision, 3),
         ));
     }
-    s.push_str(&format!("\n{}\n", report.note));
+    // What the headline numbers hide: which attributes are right, whether objects stay, and
+    // whether the noise changes anything.
+    let attributes: Vec<String> = report.real.attributes.iter().map(|a| a.attribute.clone()).collect();
+    s.push_str(&format!(
+        "\n| model | {} | persistence ↑ | seed diversity |\n",
+        attributes.iter().map(|a| format!("{a} acc. ↑")).collect::<Vec<_>>().join(" | ")
+    ));
+    s.push_str(&format!("|---|{}---:|---:|\n", "---:|".repeat(attributes.len())));
+    for r in rows() {
+        let acc: Vec<String> = r.attributes.iter().map(|a| format!("{:.4}", a.accuracy)).collect();
+        s.push_str(&format!("| {} | {} | {} | {} |\n", r.name, acc.join(" | "), cell(r.persistence, 4), cell(r.seed_diversity, 2)));
+    }
+    s.push_str(&format!(
+        "\nSeed diversity: grey levels (0–255) between the same frame drawn with consecutive seeds (needs --seeds ≥ 2); \
+         on the real-frames row, between frames of different stories. Floor rows draw what ignores the story: \
+         a model's numbers mean something where they clear them.\n\n{}\n",
+        report.note
+    ));
+    for w in &report.warnings {
+        s.push_str(&format!("\n**Warning:** {w}\n"));
+    }
     s
 }
 
