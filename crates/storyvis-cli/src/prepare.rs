@@ -53,8 +53,9 @@ pub struct ClevrSvArgs {
     /// Fraction of stories in the training split (the rest are test).
     #[arg(long, default_value_t = 0.9)]
     split: f64,
-    /// Anti-aliasing: N×N rays per pixel.
-    #[arg(long, default_value_t = 3, conflicts_with = "import")]
+    /// Anti-aliasing: N×N rays per pixel of the 4:3 render (5× the frame side across) that is
+    /// then squashed to the frame, as the real frames were.
+    #[arg(long, default_value_t = 1, conflicts_with = "import")]
     supersample: u32,
     /// Import the original CLEVR-SV layout from this directory instead of rendering.
     #[arg(long, value_name = "DIR")]
@@ -147,8 +148,9 @@ pub struct CaptionsArgs {
     /// Captions per image, each a different phrasing.
     #[arg(long, default_value_t = 5)]
     captions: usize,
-    /// Anti-aliasing: N×N rays per pixel.
-    #[arg(long, default_value_t = 3)]
+    /// Anti-aliasing: N×N rays per pixel of the 4:3 render (5× the image side across) that is
+    /// then squashed to the image.
+    #[arg(long, default_value_t = 1)]
     supersample: u32,
 }
 

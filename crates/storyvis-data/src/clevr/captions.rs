@@ -27,7 +27,7 @@ pub struct CaptionOptions {
 
 impl Default for CaptionOptions {
     fn default() -> Self {
-        CaptionOptions { images: 1000, seed: 0, size: 64, split: 0.9, supersample: 3, captions: 5 }
+        CaptionOptions { images: 1000, seed: 0, size: 64, split: 0.9, supersample: 1, captions: 5 }
     }
 }
 

@@ -2,6 +2,7 @@
 //! imported from the layout the StoryGAN code distributes.
 
 pub mod captions;
+pub mod fidelity;
 pub mod import;
 pub mod render;
 pub mod scene;
@@ -24,7 +25,8 @@ pub struct GenerateOptions {
     pub size: u32,
     /// Fraction of stories in the training split.
     pub split: f64,
-    /// Anti-aliasing: `supersample`² rays per pixel.
+    /// Anti-aliasing: `supersample`² rays per pixel of the 4:3 render (`RENDER_SCALE`× the
+    /// frame side across) that is squashed to the frame.
     pub supersample: u32,
     pub placement: Placement,
     /// Each object must stay visible on at least this fraction of the final frame's pixels.
@@ -33,7 +35,7 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { stories: 1000, seed: 0, size: 64, split: 0.9, supersample: 3, placement: Placement::default(), min_visible_fraction: 0.002 }
+        GenerateOptions { stories: 1000, seed: 0, size: 64, split: 0.9, supersample: 1, placement: Placement::default(), min_visible_fraction: 0.002 }
     }
 }
 

@@ -5,7 +5,7 @@
 //! reflection bounce). Anti-aliased by an n×n grid of samples per pixel, averaged in linear
 //! light and then gamma-encoded. Everything is deterministic: no random sampling.
 
-use super::scene::{Camera, Object, SHAPES};
+use super::scene::{Camera, Object, ViewBasis, SHAPES};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct V3(f64, f64, f64);
@@ -33,8 +33,35 @@ impl V3 {
 
 /// CLEVR's colours (sRGB, 0..255), in `COLORS` order.
 const PALETTE: [[u8; 3]; 8] = [[87, 87, 87], [173, 35, 35], [42, 75, 215], [29, 105, 20], [129, 74, 25], [129, 38, 192], [41, 208, 208], [255, 238, 51]];
-const GROUND_ALBEDO: f64 = 0.28;
-const SKY: V3 = V3(0.55, 0.57, 0.6);
+/// The floor's light (linear, per channel) as a cubic in the mean camera's image coordinates
+/// (u right, v up, in [−1, 1]; terms 1, u, v, u², uv, v², u³, u²v, uv², v³): fitted by least
+/// squares to the per-pixel median of the real CLEVR-SV frames of the authors' sample (192
+/// frames, 320×240; `examples/real_background.rs`; 3.4–3.9 grey levels rms). It carries the
+/// area lights' falloff, brighter to the front right, and the darker backdrop at the top.
+const FLOOR: [[f64; 10]; 3] = [
+    [0.2353, 0.0205, -0.1008, -0.0414, -0.0467, -0.0182, -0.033, 0.0264, 0.046, 0.0144],
+    [0.2324, 0.0162, -0.0923, -0.0392, -0.0435, -0.0221, -0.0311, 0.0237, 0.047, 0.0112],
+    [0.2292, 0.006, -0.0779, -0.0342, -0.0377, -0.0315, -0.0278, 0.0186, 0.0531, 0.0056],
+];
+/// Objects' light as shaded above, scaled (`OBJECT_GAIN`) and lifted by a grey (`OBJECT_HAZE`),
+/// per material (rubber, metal): the real objects are darker and less saturated than the
+/// palette under our lights. Fitted (least squares in linear light) to the mean colour of
+/// every object added in frames 2–4 of the authors' sample against the same scenes drawn by
+/// this renderer (`examples/compare_real.rs`: rms per channel 27.4 → 5.9 grey levels for
+/// rubber, 14.7 → 5.0 for metal).
+const OBJECT_GAIN: [f64; 2] = [0.43, 0.55];
+const OBJECT_HAZE: [f64; 2] = [0.033, 0.012];
+/// The lamps as seen in reflections: key strength and sharpness, fill strength and sharpness.
+const LAMPS: (f64, i32, f64, i32) = (3.0, 24, 0.8, 12);
+/// The sky's light straight up (falling to the backdrop's at the horizon).
+const SKY_UP: f64 = 0.6;
+/// Share of the floor's light a shadow takes away (CLEVR's shadows are soft and light).
+const SHADOW: f64 = 0.45;
+/// Light directions sampled per shadow test (a small cone: soft edges).
+const SHADOW_SAMPLES: [(f64, f64); 4] = [(-0.07, -0.07), (0.07, -0.07), (-0.07, 0.07), (0.07, 0.07)];
+/// Rendered pixels per output pixel, horizontally: 64×64 frames come from 320×240 renders, as
+/// the real ones do.
+pub const RENDER_SCALE: u32 = 5;
 const AMBIENT: f64 = 0.32;
 const KEY: f64 = 0.95;
 const FILL: f64 = 0.18;
@@ -193,8 +220,29 @@ pub struct Renderer {
     right: V3,
     up: V3,
     tan_half: f64,
+    tan_half_v: f64,
     light: V3,
+    /// The light directions shadows are tested along.
+    light_samples: Vec<V3>,
     fill: V3,
+    /// The mean camera, which the floor's light is laid out in.
+    mean: ViewBasis,
+}
+
+/// The floor's linear light at a ground point: `FLOOR` at the point's place in the mean
+/// camera's frame `mean` (clamped just outside the frame, where only reflections look).
+fn floor_light(mean: &ViewBasis, p: V3) -> V3 {
+    let d = [p.0 - mean.eye[0], p.1 - mean.eye[1], -mean.eye[2]];
+    let dot = |a: [f64; 3]| a[0] * d[0] + a[1] * d[1] + a[2] * d[2];
+    let depth = dot(mean.forward);
+    let (u, v) = if depth > 0.0 {
+        ((dot(mean.right) / depth / mean.tan_half).clamp(-1.2, 1.2), (dot(mean.up) / depth / mean.tan_half_v).clamp(-1.2, 1.2))
+    } else {
+        (0.0, 1.2)
+    };
+    let t = [1.0, u, v, u * u, u * v, v * v, u * u * u, u * u * v, u * v * v, v * v * v];
+    let c = |k: usize| FLOOR[k].iter().zip(&t).map(|(a, b)| a * b).sum::<f64>().max(0.0);
+    V3(c(0), c(1), c(2))
 }
 
 impl Renderer {
@@ -206,12 +254,28 @@ impl Renderer {
         // to the right and backwards, as in CLEVR.
         let light = right.mul(-0.55).add(forward.mul(-0.3)).add(V3(0.0, 0.0, 0.8)).norm();
         let fill = right.mul(0.8).add(V3(0.0, 0.0, 0.5)).norm();
-        Renderer { solids: objects.iter().map(Solid::new).collect(), eye, forward, right, up, tan_half: b.tan_half, light, fill }
+        // Two directions across the light's: horizontal (light × z) and the one across both.
+        let across = V3(light.1, -light.0, 0.0).norm();
+        let tilt = V3(light.1 * across.2 - light.2 * across.1, light.2 * across.0 - light.0 * across.2, light.0 * across.1 - light.1 * across.0);
+        let light_samples = SHADOW_SAMPLES.iter().map(|&(a, b)| light.add(across.mul(a)).add(tilt.mul(b)).norm()).collect();
+        Renderer {
+            solids: objects.iter().map(Solid::new).collect(),
+            eye,
+            forward,
+            right,
+            up,
+            tan_half: b.tan_half,
+            tan_half_v: b.tan_half_v,
+            light,
+            light_samples,
+            fill,
+            mean: Camera { jitter: [0.0; 3] }.basis(),
+        }
     }
 
     /// Primary ray through image-plane point (u, v) in [0, 1]², v downwards.
     fn ray(&self, u: f64, v: f64) -> V3 {
-        let (x, y) = ((2.0 * u - 1.0) * self.tan_half, (1.0 - 2.0 * v) * self.tan_half);
+        let (x, y) = ((2.0 * u - 1.0) * self.tan_half, (1.0 - 2.0 * v) * self.tan_half_v);
         self.forward.add(self.right.mul(x)).add(self.up.mul(y)).norm()
     }
 
@@ -232,45 +296,82 @@ impl Renderer {
         best
     }
 
-    fn in_shadow(&self, p: V3) -> bool {
-        self.solids.iter().any(|s| s.intersect(p, self.light, f64::INFINITY).is_some())
+    /// Share of the light cone blocked at `p`: 0 in full light, 1 in the umbra.
+    fn shadow(&self, p: V3) -> f64 {
+        // Only solids near the central light ray can block any ray of the cone (bounding
+        // spheres widened by the cone's spread): most points test none.
+        let near: Vec<&Solid> = self
+            .solids
+            .iter()
+            .filter(|s| {
+                let c = s.center.sub(p);
+                let t = c.dot(self.light);
+                let reach = 1.75 * s.r.max(s.center.2) + 0.15 * t.max(0.0);
+                t > -reach && c.dot(c) - t * t < reach * reach
+            })
+            .collect();
+        if near.is_empty() {
+            return 0.0;
+        }
+        let blocked = self.light_samples.iter().filter(|&&l| near.iter().any(|s| s.intersect(p, l, f64::INFINITY).is_some())).count();
+        blocked as f64 / self.light_samples.len() as f64
+    }
+
+    /// What a ray that leaves the scene sees: the backdrop (the floor's light far away) and the
+    /// area lamps, which metal objects show as bright patches (as in the real frames).
+    fn sky(&self, o: V3, d: V3) -> V3 {
+        let lamps = LAMPS.0 * d.dot(self.light).max(0.0).powi(LAMPS.1) + LAMPS.2 * d.dot(self.fill).max(0.0).powi(LAMPS.3) + SKY_UP * d.2.max(0.0);
+        floor_light(&self.mean, o.add(d.mul(1e3))).add(V3(lamps, lamps, lamps))
     }
 
     /// Linear-light colour seen along a ray; `bounce` allows one mirror reflection.
     fn shade(&self, o: V3, d: V3, bounce: bool) -> V3 {
-        let Some(hit) = self.trace(o, d) else { return SKY };
+        let Some(hit) = self.trace(o, d) else { return self.sky(o, d) };
         let p = o.add(d.mul(hit.t)).add(hit.normal.mul(1e-6));
         let n = hit.normal;
-        let lit = if self.in_shadow(p) { 0.0 } else { 1.0 };
-        let diffuse = AMBIENT + KEY * lit * n.dot(self.light).max(0.0) + FILL * n.dot(self.fill).max(0.0);
+        let lit = 1.0 - self.shadow(p);
         let (albedo, metal) = match hit.surface {
-            Surface::Ground => return V3(1.0, 1.0, 1.0).mul(GROUND_ALBEDO * diffuse),
+            Surface::Ground => return floor_light(&self.mean, p).mul(1.0 - SHADOW * (1.0 - lit)),
             Surface::Object(i) => (self.solids[i].albedo, self.solids[i].metal),
         };
+        let diffuse = AMBIENT + KEY * lit * n.dot(self.light).max(0.0) + FILL * n.dot(self.fill).max(0.0);
         let half = self.light.sub(d).norm();
         let nh = n.dot(half).max(0.0);
+        let m = usize::from(metal);
+        let haze = V3(OBJECT_HAZE[m], OBJECT_HAZE[m], OBJECT_HAZE[m]);
         if !metal {
             let spec = 0.06 * lit * nh.powi(12);
-            return albedo.mul(diffuse).add(V3(spec, spec, spec));
+            return albedo.mul(diffuse).add(V3(spec, spec, spec)).mul(OBJECT_GAIN[m]).add(haze);
         }
         let reflected = d.sub(n.mul(2.0 * d.dot(n)));
-        let env = if bounce { self.shade(p, reflected, false) } else { SKY };
+        let env = if bounce { self.shade(p, reflected, false) } else { self.sky(p, reflected) };
         let spec = 1.2 * lit * nh.powi(90);
-        albedo.mul(0.25 * diffuse).add(albedo.hadamard(env).mul(0.9)).add(V3(spec, spec, spec))
+        albedo.mul(0.25 * diffuse).add(albedo.hadamard(env).mul(0.9)).add(V3(spec, spec, spec)).mul(OBJECT_GAIN[m]).add(haze)
     }
 
-    /// Renders a `size`×`size` RGB8 frame with `ss`×`ss` samples per pixel.
+    /// Renders a `size`×`size` RGB8 frame the way the real ones were made: a 4:3 frame of
+    /// `RENDER_SCALE`·size pixels across (320×240 for 64×64) with `ss`×`ss` samples per pixel,
+    /// stored as 8 bits, then squashed to the square with a bilinear (triangle) filter as
+    /// StoryGAN's loader resizes the originals.
     pub fn render(&self, size: u32, ss: u32) -> Vec<u8> {
-        let n = size as f64;
+        let w = RENDER_SCALE * size;
+        let h = ((w as f64 / super::scene::ASPECT).round() as u32).max(1);
+        let wide = image::RgbImage::from_raw(w, h, self.render_raw(w, h, ss)).expect("w × h RGB pixels");
+        image::imageops::resize(&wide, size, size, image::imageops::FilterType::Triangle).into_raw()
+    }
+
+    /// Renders a `w`×`h` RGB8 frame (the camera's 4:3 field of view stretched over it) with
+    /// `ss`×`ss` samples per pixel.
+    pub fn render_raw(&self, w: u32, h: u32, ss: u32) -> Vec<u8> {
         let k = ss as f64;
-        let mut out = Vec::with_capacity((size * size * 3) as usize);
-        for j in 0..size {
-            for i in 0..size {
+        let mut out = Vec::with_capacity((w * h * 3) as usize);
+        for j in 0..h {
+            for i in 0..w {
                 let mut acc = V3(0.0, 0.0, 0.0);
                 for b in 0..ss {
                     for a in 0..ss {
-                        let u = (i as f64 + (a as f64 + 0.5) / k) / n;
-                        let v = (j as f64 + (b as f64 + 0.5) / k) / n;
+                        let u = (i as f64 + (a as f64 + 0.5) / k) / w as f64;
+                        let v = (j as f64 + (b as f64 + 0.5) / k) / h as f64;
                         acc = acc.add(self.shade(self.eye, self.ray(u, v), true));
                     }
                 }
@@ -283,8 +384,8 @@ impl Renderer {
         out
     }
 
-    /// For each object, the number of pixels (sampled at their centres) where it is the
-    /// first surface seen.
+    /// For each object, the number of pixels of the `size`×`size` frame (sampled at their
+    /// centres) where it is the first surface seen.
     pub fn visible_pixels(&self, size: u32) -> Vec<usize> {
         let mut counts = vec![0; self.solids.len()];
         let n = size as f64;
@@ -313,7 +414,7 @@ mod tests {
     #[test]
     fn each_shape_is_hit_at_its_surface() {
         // Rays straight down onto each shape's top: the hit height is the top of the shape.
-        for (shape, top) in [(0, 0.7 / 2f64.sqrt() * 2.0), (1, 1.4), (2, 1.4)] {
+        for (shape, top) in [(0, 1.4), (1, 1.4), (2, 1.4)] {
             let s = Solid::new(&obj(shape, 1.0, -0.5));
             let (t, n) = s.intersect(V3(1.0, -0.5, 10.0), V3(0.0, 0.0, -1.0), f64::INFINITY).unwrap();
             assert!((10.0 - t - top).abs() < 1e-9, "shape {shape}: t = {t}");
@@ -344,17 +445,20 @@ mod tests {
         let r = Renderer::new(&[obj(1, 0.0, 0.0)], &CAM);
         // Walk from the object's base away from the light along the ground: shadowed first.
         let away = V3(-r.light.0, -r.light.1, 0.0).norm();
-        assert!(r.in_shadow(V3(0.0, 0.0, 0.0).add(away.mul(0.9)).add(V3(0.0, 0.0, 1e-6))));
-        assert!(!r.in_shadow(V3(0.0, 0.0, 0.0).sub(away.mul(0.9)).add(V3(0.0, 0.0, 1e-6))));
+        assert_eq!(r.shadow(V3(0.0, 0.0, 0.0).add(away.mul(0.9)).add(V3(0.0, 0.0, 1e-6))), 1.0);
+        assert_eq!(r.shadow(V3(0.0, 0.0, 0.0).sub(away.mul(0.9)).add(V3(0.0, 0.0, 1e-6))), 0.0);
     }
 
     #[test]
     fn empty_scene_is_ground_and_objects_show_their_colour() {
         let size = 32;
         let empty = Renderer::new(&[], &CAM).render(size, 1);
-        // With no objects, the bottom row is ground: grey, unshadowed, all pixels equal channels.
-        let px = &empty[((size - 1) * size * 3) as usize..][..3];
-        assert!(px[0] == px[1] && px[1] == px[2] && px[0] > 40, "{px:?}");
+        // With no objects, all is floor: nearly grey, brighter at the front (bottom) than at the
+        // back, as the real frames' floor is (their median: ~150 at the bottom, ~105 at the top).
+        let px = |x: u32, y: u32| &empty[((y * size + x) * 3) as usize..][..3];
+        let (bottom, top) = (px(size / 2, size - 1), px(size / 2, 0));
+        assert!(bottom[0].abs_diff(150) <= 12 && top[0].abs_diff(105) <= 12, "{bottom:?} {top:?}");
+        assert!(bottom.iter().zip(top).all(|(b, t)| b > t) && bottom[0].abs_diff(bottom[2]) < 12, "{bottom:?} {top:?}");
         let red = Renderer::new(&[obj(1, 0.0, 0.0)], &CAM).render(size, 2);
         // The pixel where the sphere's centre projects.
         let (u, v, _) = CAM.project([0.0, 0.0, 0.7]);
