@@ -28,7 +28,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 runs=$(mktemp -d)
 trap 'rm -rf "$runs"' EXIT
 t0=$(date +%s.%N)
-$bin train --preset "$preset" --data "$data" --runs "$runs" --device "$device" "${sets[@]}" \
+$bin train --preset "$preset" --data "$data" --runs "$runs" --device "$device" ${sets[@]+"${sets[@]}"} \
     --set max_steps="$steps" --set log_every=1 --set sample_every=1000000 --set checkpoint_every=1000000 > "$runs/log" 2>&1 ||
     { cat "$runs/log" >&2; exit 1; }
 total=$(echo "$(date +%s.%N) - $t0" | bc)

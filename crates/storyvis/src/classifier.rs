@@ -165,23 +165,32 @@ pub const SIZE: i64 = 64;
 pub fn check_size(ds: &Dataset) -> Result<()> {
     let s = ds.header.image_size as i64;
     ensure!(
-        s >= SIZE && s % SIZE == 0 && (s / SIZE).count_ones() == 1,
-        "the attribute classifier reads 64×64 images (and 128×128 or 256×256 ones averaged down to 64×64); {} holds {s}×{s} ones",
+        scorable(s),
+        "the attribute classifier reads 64×64 images (and 128×128, 256×256, … ones averaged down to 64×64); {} holds {s}×{s} ones",
         ds.dir.display()
     );
     Ok(())
 }
 
-/// Images [N, 3, S, S] (S = 64·2^k) averaged down to the classifier's 64×64, each output pixel
-/// the mean of its S/64 × S/64 block (area resampling, as the CLEVR-SV loader's downscale to
-/// 64×64 would); 64×64 images are returned as they are.
+/// Whether images of side `s` can be scored: 64·2^k.
+pub fn scorable(s: i64) -> bool {
+    s >= SIZE && s % SIZE == 0 && (s / SIZE).count_ones() == 1
+}
+
+/// Images [N, 3, S, S] (S = 64·2^k, see [`scorable`]) averaged down to the classifier's 64×64,
+/// each output pixel the mean of its S/64 × S/64 block (area resampling); 64×64 images are
+/// returned as they are. Larger images are converted and pooled a chunk at a time, so the
+/// float copy is never the whole full-size batch.
 pub fn at_size(images: &Tensor) -> Tensor {
     let s = images.size()[3];
+    assert!(scorable(s), "images of side {s} cannot be averaged down to {SIZE}×{SIZE}");
     if s == SIZE {
         return images.shallow_clone();
     }
     let k = s / SIZE;
-    images.to_kind(tch::Kind::Float).avg_pool2d([k, k], [k, k], [0, 0], false, true, None::<i64>)
+    let pooled: Vec<Tensor> =
+        images.split(256, 0).iter().map(|c| c.to_kind(tch::Kind::Float).avg_pool2d([k, k], [k, k], [0, 0], false, true, None::<i64>)).collect();
+    Tensor::cat(&pooled, 0)
 }
 
 /// Every frame of `stories` with its labels: ([N·T, 3, 64, 64] in [−1, 1] (`at_size`), [N·T, labels]).

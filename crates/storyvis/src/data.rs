@@ -29,7 +29,7 @@ pub struct StoryData {
 
 /// One batch on the device.
 pub struct Batch {
-    /// [B, T, 3, 64, 64] in [−1, 1].
+    /// [B, T, 3, S, S] in [−1, 1].
     pub images: Tensor,
     pub text: TextBatch,
     pub labels: Tensor,
@@ -81,9 +81,10 @@ pub fn check_compatible(ds: &Dataset, cfg: &Config) -> Result<()> {
         h.frames_per_story,
         cfg.frames
     );
+    let other = if matches!(h.image_size, 64 | 128 | 256) { format!(", or --set image_size={}", h.image_size) } else { String::new() };
     ensure!(
         h.image_size as i64 == cfg.image_size,
-        "the dataset's frames are {0}×{0}; the model generates {1}×{1} (prepare with --size {1}, or --set image_size={0})",
+        "the dataset's frames are {0}×{0}; the model generates {1}×{1} (prepare with --size {1}{other})",
         h.image_size,
         cfg.image_size
     );

@@ -67,7 +67,7 @@ impl Loaded {
         self.device
     }
 
-    /// Stories [B, T, 3, 64, 64] in [−1, 1] for a text batch, in eval mode (noise from the
+    /// Stories [B, T, 3, S, S] in [−1, 1] for a text batch, in eval mode (noise from the
     /// current libtorch seed).
     pub fn draw(&self, text: &TextBatch) -> tch::Tensor {
         self.g.draw(text)

@@ -330,6 +330,16 @@ fn eval_scores_the_ground_truth_as_perfect_and_shuffled_frames_as_worse() {
     let names: Vec<&str> = same.attributes.iter().map(|a| a.attribute.as_str()).collect();
     assert_eq!(names, ["shape", "color", "material", "size"]);
     assert!(same.persistence.is_some_and(|p| (0.0..=1.0).contains(&p)), "{same:?}");
+    // Persistence reads each frame's introduced object from the stories' encoding: four
+    // attribute labels per object, all present in its own frame's label and every later one.
+    let objects = storyvis::eval::attributes::introduced_objects(&stories, 15).unwrap();
+    for (s, objs) in stories.iter().zip(&objects) {
+        assert_eq!(objs.len(), 4);
+        for (k, obj) in objs.iter().enumerate() {
+            assert_eq!(obj.len(), 4, "story {} object {k}: {obj:?}", s.id);
+            assert!((k..4).all(|t| obj.iter().all(|&l| s.frames[t].label[l] == 1)), "story {} object {k}", s.id);
+        }
+    }
     // The frames of each story in reverse order: the same pictures, so the same Fréchet
     // distance up to rounding, but every frame compared with another one, and objects that
     // "disappear" from frame to frame.

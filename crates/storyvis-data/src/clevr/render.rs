@@ -1,8 +1,9 @@
 //! A small ray caster for CLEVR-style scenes.
 //!
-//! Ground plane, a key light with hard shadows plus ambient and a shadowless fill light,
-//! rubber as matte Lambert surfaces, metal as a tinted mirror with a sharp highlight (one
-//! reflection bounce). Anti-aliased by an n×n grid of samples per pixel, averaged in linear
+//! Ground plane lit as the real CLEVR-SV floor (a fitted light map), a key light with soft
+//! shadows plus ambient and a shadowless fill light, rubber as matte Lambert surfaces, metal as
+//! a tinted mirror of floor, backdrop, sky and lamps with a sharp highlight (one reflection
+//! bounce); 4:3 frames squashed to squares as the real ones (`Renderer::render`). Anti-aliased by an n×n grid of samples per pixel, averaged in linear
 //! light and then gamma-encoded. Everything is deterministic: no random sampling.
 
 use super::scene::{Camera, Object, ViewBasis, SHAPES};

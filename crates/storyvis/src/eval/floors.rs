@@ -26,7 +26,16 @@ pub fn floor_frames(ds: &Dataset, stories: &[&StoryRecord]) -> Result<Vec<(&'sta
         train = stories.to_vec();
     }
     let unit = |s: &[&StoryRecord]| -> Result<Tensor> { Ok(at_size(&load_images(ds, s)?.flatten(0, 1)).to_kind(Kind::Float) / 127.5 - 1.0) };
-    let mean = unit(&train)?.mean_dim(0, true, Kind::Float); // [1, 3, 64, 64]
+    // The mean frame [1, 3, 64, 64], summed 100 stories at a time (large frames stay bounded).
+    let mut sum: Option<Tensor> = None;
+    for chunk in train.chunks(100) {
+        let part = unit(chunk)?.sum_dim_intlist(0, true, Kind::Float);
+        sum = Some(match sum {
+            Some(s) => s + part,
+            None => part,
+        });
+    }
+    let mean = sum.expect("at least one story") / (train.len() as f64 * t as f64);
     let truth = unit(stories)?;
     Ok(floors_of(&truth, &mean, t))
 }

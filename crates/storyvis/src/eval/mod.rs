@@ -234,6 +234,8 @@ impl Reference {
 /// draws (seeds) of the reference's N stories of T frames, in story order. The row's name is
 /// `name`; the checkpoint fields are left for the caller.
 pub fn score_frames(name: &str, fake: &Tensor, reference: &Reference, classifier: &Classifier) -> Result<Scores> {
+    let side = fake.size().get(3).copied().unwrap_or(0);
+    ensure!(fake.dim() == 4 && crate::classifier::scorable(side), "frames of side {side} cannot be scored (64, 128, 256, …)");
     let fake = &crate::classifier::at_size(fake);
     let Reference { pixels: real_pixels, gaussian: real_gaussian, labels, frames_per_story: t, info, .. } = reference;
     let per_frame = FRAME.len();
