@@ -6,7 +6,7 @@
 //!   cargo run --release -p storyvis-data --example compare_real -- /tmp/real64
 use anyhow::Result;
 use std::path::Path;
-use storyvis_data::clevr::fidelity::compare;
+use storyvis_data::clevr::fidelity::{compare, redraw};
 use storyvis_data::dataset::Dataset;
 
 fn main() -> Result<()> {
@@ -21,16 +21,10 @@ fn main() -> Result<()> {
         let rows = ds.stories.len().min(12) as u32;
         let mut sheet = image::RgbImage::from_pixel(8 * 3 * s + 12, rows * 3 * s, image::Rgb([255, 255, 255]));
         for (r, st) in ds.stories.iter().take(rows as usize).enumerate() {
-            let (decoded, _) = storyvis_data::clevr::scene::decode_frame(&st.frames[3].vector).map_err(anyhow::Error::msg)?;
-            let objs: Vec<_> = decoded.iter().map(|(_, o)| *o).collect();
-            for t in 0..4 {
+            let (drawn, _) = redraw(st, s)?;
+            for (t, raw) in drawn.into_iter().enumerate() {
                 let real = ds.load_image(&st.frames[t])?;
-                let ours = image::RgbImage::from_raw(
-                    s,
-                    s,
-                    storyvis_data::clevr::render::Renderer::new(&objs[..=t], &storyvis_data::clevr::scene::Camera { jitter: [0.0; 3] }).render(s, 1),
-                )
-                .unwrap();
+                let ours = image::RgbImage::from_raw(s, s, raw).expect("s × s RGB pixels");
                 for (k, img) in [(t as u32, real), (4 + t as u32, ours)] {
                     let big = image::imageops::resize(&img, 3 * s, 3 * s, image::imageops::FilterType::Nearest);
                     image::imageops::replace(&mut sheet, &big, (k * 3 * s + if k >= 4 { 12 } else { 0 }) as i64, (r as u32 * 3 * s) as i64);

@@ -10,7 +10,11 @@
 
 #![allow(clippy::needless_range_loop)] // small dense linear algebra, written with indices
 
+#[path = "common/solve.rs"]
+mod solve;
+
 use anyhow::{Context, Result};
+use solve::solve;
 use std::path::Path;
 use storyvis_data::clevr::scene::decode_frame;
 use storyvis_data::dataset::Dataset;
@@ -53,27 +57,6 @@ fn project(right: [f64; 2], pitch: f64, focal: f64, e: [f64; 3], p: [f64; 3]) ->
     let dot = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
     let z = dot(d, fwd);
     (W / 2.0 + focal * dot(d, r) / z, H / 2.0 - focal * dot(d, up) / z)
-}
-
-fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
-    let n = b.len();
-    for i in 0..n {
-        let piv = (i..n).max_by(|&x, &y| a[x][i].abs().partial_cmp(&a[y][i].abs()).unwrap()).unwrap();
-        a.swap(i, piv);
-        b.swap(i, piv);
-        for r in i + 1..n {
-            let f = a[r][i] / a[i][i];
-            for c in i..n {
-                a[r][c] -= f * a[i][c];
-            }
-            b[r] -= f * b[i];
-        }
-    }
-    let mut x = vec![0.0; n];
-    for i in (0..n).rev() {
-        x[i] = (b[i] - (i + 1..n).map(|c| a[i][c] * x[c]).sum::<f64>()) / a[i][i];
-    }
-    x
 }
 
 fn main() -> Result<()> {

@@ -4,6 +4,9 @@
 //!   cargo run --release -p storyvis-data --example real_background -- ORIGINAL_IMAGES_DIR OUT.png
 #![allow(clippy::needless_range_loop)] // small dense linear algebra, written with indices
 
+#[path = "common/solve.rs"]
+mod solve;
+
 use anyhow::Result;
 use std::path::Path;
 
@@ -67,20 +70,7 @@ fn main() -> Result<()> {
                 }
             }
         }
-        // Gaussian elimination.
-        for i in 0..10 {
-            for r in i + 1..10 {
-                let f = a[r][i] / a[i][i];
-                for k in i..10 {
-                    a[r][k] -= f * a[i][k];
-                }
-                b[r] -= f * b[i];
-            }
-        }
-        let mut coef = [0.0; 10];
-        for i in (0..10).rev() {
-            coef[i] = (b[i] - (i + 1..10).map(|k| a[i][k] * coef[k]).sum::<f64>()) / a[i][i];
-        }
+        let coef = solve::solve(a.iter().map(|r| r.to_vec()).collect(), b.to_vec());
         let mut err = 0.0;
         for y in 0..h {
             for x in 0..w {
@@ -90,7 +80,7 @@ fn main() -> Result<()> {
                 err += (s - out.get_pixel(x, y)[c] as f64).powi(2);
             }
         }
-        println!("channel {c}: {:?} rms {:.2} grey levels", coef.map(|v| (v * 1e4).round() / 1e4), (err / (w * h) as f64).sqrt());
+        println!("channel {c}: {:?} rms {:.2} grey levels", coef.iter().map(|v| (v * 1e4).round() / 1e4).collect::<Vec<_>>(), (err / (w * h) as f64).sqrt());
     }
     Ok(())
 }

@@ -478,7 +478,7 @@ fn imports_the_authors_sample_and_skips_an_unlabelled_story() {
 
 /// Our renderer draws the real sample's scenes close to the real frames: the added objects'
 /// colours per material, the floor's brightness, the frames overall (measured: rubber 8.7,
-/// metal 10.8 grey levels rms per object and channel, 9.1 per frame; the renderer before the
+/// metal 10.8 grey levels rms per object and channel, 9.3 per frame; the renderer before the
 /// fit to the real data measured 27.4 and 14.7 on the colours' means and 11.4 per frame).
 #[test]
 fn renders_the_real_samples_scenes_like_the_real_frames() {

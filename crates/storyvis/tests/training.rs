@@ -352,7 +352,7 @@ fn eval_scores_the_ground_truth_as_perfect_and_shuffled_frames_as_worse() {
     assert!(rev.micro_f1 < same.micro_f1 && rev.consistency < same.consistency, "{rev:?} vs {same:?}");
     // Floors: the flat frame is one colour; the previous-frame floor is the truth one frame
     // late, so each frame lacks its newest object.
-    let floors = storyvis::eval::floors::floor_frames(&ds, &stories).unwrap();
+    let floors = storyvis::eval::floors::floor_frames(&ds, &stories, &reference).unwrap();
     let late = score_frames("late", &floors[2].1, &reference, &classifier).unwrap();
     assert_eq!(floors[2].0, "floor: previous frame");
     let (frame, late_frames) = (|i: i64| real.get(i), &floors[2].1);

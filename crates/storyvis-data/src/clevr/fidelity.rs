@@ -6,7 +6,7 @@
 
 use super::render::Renderer;
 use super::scene::{decode_frame, Camera, FRAMES};
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, StoryRecord};
 use anyhow::{ensure, Result};
 
 /// Summed RGB change (0–765) above which a pixel counts as changed between two frames.
@@ -53,6 +53,17 @@ pub struct Fidelity {
     pub frame_rms: f64,
 }
 
+/// Our drawing of a story's scenes from its vectors (mean camera): its frames as RGB8 at
+/// `size`×`size`, and each frame's added object's material.
+pub fn redraw(story: &StoryRecord, size: u32) -> Result<(Vec<Vec<u8>>, Vec<usize>)> {
+    ensure!(story.frames.len() == FRAMES, "story {} has {} frames", story.id, story.frames.len());
+    let (decoded, _) = decode_frame(&story.frames[FRAMES - 1].vector).map_err(|e| anyhow::anyhow!("story {}: {e}", story.id))?;
+    let objs: Vec<_> = decoded.iter().map(|(_, o)| *o).collect();
+    ensure!(objs.len() == FRAMES, "story {}: {} objects in its last frame", story.id, objs.len());
+    let frames = (0..FRAMES).map(|t| Renderer::new(&objs[..=t], &Camera { jitter: [0.0; 3] }).render(size, 1)).collect();
+    Ok((frames, objs.iter().map(|o| o.material).collect()))
+}
+
 /// Compares the real frames of `real` (an imported CLEVR-SV) with our drawings of the same scenes.
 pub fn compare(real: &Dataset) -> Result<Fidelity> {
     ensure!(!real.stories.is_empty(), "{} has no stories", real.dir.display());
@@ -60,12 +71,8 @@ pub fn compare(real: &Dataset) -> Result<Fidelity> {
     let mut objects: [Colours; 2] = Default::default();
     let (mut first_real, mut first_ours, mut sq, mut frames) = (0.0, 0.0, 0.0, 0usize);
     for s in &real.stories {
-        ensure!(s.frames.len() == FRAMES, "story {} has {} frames", s.id, s.frames.len());
-        let (decoded, _) = decode_frame(&s.frames[FRAMES - 1].vector).map_err(|e| anyhow::anyhow!("story {}: {e}", s.id))?;
-        let objs: Vec<_> = decoded.iter().map(|(_, o)| *o).collect();
-        ensure!(objs.len() == FRAMES, "story {}: {} objects in its last frame", s.id, objs.len());
+        let (ours, materials) = redraw(s, size)?;
         let theirs: Vec<Vec<u8>> = s.frames.iter().map(|f| real.load_image(f).map(|i| i.into_raw())).collect::<Result<_>>()?;
-        let ours: Vec<Vec<u8>> = (0..FRAMES).map(|t| Renderer::new(&objs[..=t], &Camera { jitter: [0.0; 3] }).render(size, 1)).collect();
         for (a, b) in theirs.iter().zip(&ours) {
             sq += a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>() / a.len() as f64;
             frames += 1;
@@ -75,7 +82,7 @@ pub fn compare(real: &Dataset) -> Result<Fidelity> {
         first_ours += mean(&ours[0]);
         for t in 1..FRAMES {
             if let (Some(r), Some(o)) = (changed_mean(&theirs[t - 1], &theirs[t]), changed_mean(&ours[t - 1], &ours[t])) {
-                let m = &mut objects[objs[t].material];
+                let m = &mut objects[materials[t]];
                 m.real.push(r);
                 m.ours.push(o);
             }

@@ -3,8 +3,9 @@
 //! Ground plane lit as the real CLEVR-SV floor (a fitted light map), a key light with soft
 //! shadows plus ambient and a shadowless fill light, rubber as matte Lambert surfaces, metal as
 //! a tinted mirror of floor, backdrop, sky and lamps with a sharp highlight (one reflection
-//! bounce); 4:3 frames squashed to squares as the real ones (`Renderer::render`). Anti-aliased by an n×n grid of samples per pixel, averaged in linear
-//! light and then gamma-encoded. Everything is deterministic: no random sampling.
+//! bounce); 4:3 frames squashed to squares as the real ones (`Renderer::render`).
+//! Anti-aliased by an n×n grid of samples per pixel, averaged in linear light and then
+//! gamma-encoded. Everything is deterministic: no random sampling.
 
 use super::scene::{Camera, Object, ViewBasis, SHAPES};
 
@@ -46,10 +47,11 @@ const FLOOR: [[f64; 10]; 3] = [
 ];
 /// Objects' light as shaded above, scaled (`OBJECT_GAIN`) and lifted by a grey (`OBJECT_HAZE`),
 /// per material (rubber, metal): the real objects are darker and less saturated than the
-/// palette under our lights. Fitted (least squares in linear light) to the mean colour of
-/// every object added in frames 2–4 of the authors' sample against the same scenes drawn by
-/// this renderer (`examples/compare_real.rs`: rms per channel 27.4 → 5.9 grey levels for
-/// rubber, 14.7 → 5.0 for metal).
+/// palette under our lights. Fitted (least squares in linear light) to the mean colour per
+/// material and colour of every object added in frames 2–4 of the authors' sample against the
+/// same scenes drawn by this renderer, then adjusted beside the lamp reflections
+/// (`examples/compare_real.rs`: per object and channel 8.7 grey levels rms for rubber, 10.8
+/// for metal; without them the colour means were 27.4 and 14.7 off).
 const OBJECT_GAIN: [f64; 2] = [0.43, 0.55];
 const OBJECT_HAZE: [f64; 2] = [0.033, 0.012];
 /// The lamps as seen in reflections: key strength and sharpness, fill strength and sharpness.
@@ -300,21 +302,18 @@ impl Renderer {
     /// Share of the light cone blocked at `p`: 0 in full light, 1 in the umbra.
     fn shadow(&self, p: V3) -> f64 {
         // Only solids near the central light ray can block any ray of the cone (bounding
-        // spheres widened by the cone's spread): most points test none.
-        let near: Vec<&Solid> = self
-            .solids
-            .iter()
-            .filter(|s| {
-                let c = s.center.sub(p);
-                let t = c.dot(self.light);
-                let reach = 1.75 * s.r.max(s.center.2) + 0.15 * t.max(0.0);
-                t > -reach && c.dot(c) - t * t < reach * reach
-            })
-            .collect();
-        if near.is_empty() {
+        // spheres widened by the cone's spread): most points test none, and nothing is
+        // allocated on this per-ray path.
+        let near = |s: &&Solid| {
+            let c = s.center.sub(p);
+            let t = c.dot(self.light);
+            let reach = 1.75 * s.r.max(s.center.2) + 0.15 * t.max(0.0);
+            t > -reach && c.dot(c) - t * t < reach * reach
+        };
+        if !self.solids.iter().any(|s| near(&s)) {
             return 0.0;
         }
-        let blocked = self.light_samples.iter().filter(|&&l| near.iter().any(|s| s.intersect(p, l, f64::INFINITY).is_some())).count();
+        let blocked = self.light_samples.iter().filter(|&&l| self.solids.iter().filter(near).any(|s| s.intersect(p, l, f64::INFINITY).is_some())).count();
         blocked as f64 / self.light_samples.len() as f64
     }
 

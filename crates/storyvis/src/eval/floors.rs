@@ -7,8 +7,9 @@
 //! - previous frame: frame t is the ground truth of frame t − 1 (frame 1 the mean frame),
 //!   a perfect drawing one step late (stories only).
 
+use super::Reference;
 use crate::classifier::at_size;
-use crate::data::load_images;
+use crate::data::{load_images, to_unit};
 use anyhow::Result;
 use storyvis_data::dataset::{Dataset, Split, StoryRecord};
 use tch::{Kind, Tensor};
@@ -16,28 +17,26 @@ use tch::{Kind, Tensor};
 /// Training stories the means are taken over (the first ones of the split).
 const MEAN_STORIES: usize = 1000;
 
-/// The floors' frames, each [N·T, 3, 64, 64] in [−1, 1] like the held-out stories they stand
-/// in for, with their row names.
-pub fn floor_frames(ds: &Dataset, stories: &[&StoryRecord]) -> Result<Vec<(&'static str, Tensor)>> {
+/// The floors' frames, each [N·T, 3, 64, 64] in [−1, 1] like the held-out stories of
+/// `reference` they stand in for, with their row names.
+pub fn floor_frames(ds: &Dataset, stories: &[&StoryRecord], reference: &Reference) -> Result<Vec<(&'static str, Tensor)>> {
     let t = ds.header.frames_per_story as i64;
     // The means come from the training split; a dataset without one uses the held-out frames.
     let mut train: Vec<&StoryRecord> = ds.split(Split::Train).take(MEAN_STORIES).collect();
     if train.is_empty() {
         train = stories.to_vec();
     }
-    let unit = |s: &[&StoryRecord]| -> Result<Tensor> { Ok(at_size(&load_images(ds, s)?.flatten(0, 1)).to_kind(Kind::Float) / 127.5 - 1.0) };
     // The mean frame [1, 3, 64, 64], summed 100 stories at a time (large frames stay bounded).
     let mut sum: Option<Tensor> = None;
     for chunk in train.chunks(100) {
-        let part = unit(chunk)?.sum_dim_intlist(0, true, Kind::Float);
+        let part = to_unit(&at_size(&load_images(ds, chunk)?.flatten(0, 1))).sum_dim_intlist(0, true, Kind::Float);
         sum = Some(match sum {
             Some(s) => s + part,
             None => part,
         });
     }
     let mean = sum.expect("at least one story") / (train.len() as f64 * t as f64);
-    let truth = unit(stories)?;
-    Ok(floors_of(&truth, &mean, t))
+    Ok(floors_of(&reference.frames(), &mean, t))
 }
 
 /// The floors for ground-truth frames `truth` [N·T, 3, H, W] (stories in order) and the mean

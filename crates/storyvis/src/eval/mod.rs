@@ -228,6 +228,12 @@ impl Reference {
         real.seconds = started.elapsed().as_secs_f64();
         Ok(Reference { pixels, gaussian, labels, frames_per_story: t, info, real })
     }
+
+    /// The held-out frames as read, [N·T, 3, 64, 64] in [−1, 1].
+    pub fn frames(&self) -> Tensor {
+        let side = FRAME.height as i64;
+        Tensor::from_slice(&self.pixels).view([-1, 3, side, side]) * 2.0 - 1.0
+    }
 }
 
 /// Scores generated frames `fake` [K·N·T, 3, S, S] in [−1, 1] (scored at 64×64: `at_size`): K
@@ -354,7 +360,7 @@ pub fn evaluate(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Result<Ev
     );
     let reference = Reference::new(&ds, &stories, &classifier)?;
     let warnings: Vec<String> = floors::classifier_warning(classifier.manifest.held_out.micro_f1, reference.real.micro_f1).into_iter().collect();
-    let floors = floors::floor_frames(&ds, &stories)?
+    let floors = floors::floor_frames(&ds, &stories, &reference)?
         .into_iter()
         .map(|(name, frames)| {
             let mut row = score_frames(name, &frames, &reference, &classifier)?;
