@@ -191,6 +191,25 @@ struct GenerateArgs {
     strict_vocab: bool,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// average: the run's moving average of the generator where it kept one (`ema_half_life`);
+    /// trained: the trained weights.
+    #[arg(long, value_enum, default_value = "average")]
+    weights: WeightsArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WeightsArg {
+    Average,
+    Trained,
+}
+
+impl From<WeightsArg> for storyvis::checkpoint::Weights {
+    fn from(w: WeightsArg) -> Self {
+        match w {
+            WeightsArg::Average => Self::Average,
+            WeightsArg::Trained => Self::Trained,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -217,6 +236,9 @@ struct ClassifierArgs {
     force: bool,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Channels of its four stride-2 convolutions (64 → 4 pixels), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "32,64,128,128")]
+    widths: Vec<i64>,
 }
 
 #[derive(Args)]
@@ -245,6 +267,10 @@ struct EvalArgs {
     out: PathBuf,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// average: each run's moving average of the generator where it kept one; trained: the
+    /// trained weights (rows are named "(average)" or "(trained)" accordingly).
+    #[arg(long, value_enum, default_value = "average")]
+    weights: WeightsArg,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -414,7 +440,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         Some(c) => c.clone(),
         None => storyvis::shipped::find(DEFAULT_MODEL).context("no --checkpoint given, and the shipped model is missing")?,
     };
-    let model = sample::load(&checkpoint, device).with_context(|| match &a.checkpoint {
+    let model = sample::load_with(&checkpoint, device, a.weights.into()).with_context(|| match &a.checkpoint {
         Some(_) => "loading the checkpoint".to_string(),
         None => format!("loading the shipped model {DEFAULT_MODEL} (give --checkpoint to use another)"),
     })?;
@@ -436,7 +462,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
 
 fn train_classifier(a: ClassifierArgs) -> Result<()> {
     let device = storyvis::device::parse_device(&a.device)?;
-    let req = ClassifierRequest { data: a.data, out: a.out, steps: a.steps, batch: a.batch, lr: a.lr, seed: a.seed, device, force: a.force };
+    let req = ClassifierRequest { data: a.data, out: a.out, steps: a.steps, batch: a.batch, lr: a.lr, seed: a.seed, device, force: a.force, widths: a.widths };
     let started = Instant::now();
     let progress = Progress::new(req.steps as u64, "training");
     let result = classifier::train_classifier(&req, &|step, total, loss| {
@@ -456,6 +482,8 @@ fn train_classifier(a: ClassifierArgs) -> Result<()> {
         m.held_out.macro_f1,
         m.held_out.exact_match
     );
+    let attributes: Vec<String> = m.held_out.attributes.iter().map(|a| format!("{} {:.4}", a.attribute, a.accuracy)).collect();
+    println!("per-attribute accuracy (frames whose set of values is exactly right): {}", attributes.join(", "));
     Ok(())
 }
 
@@ -473,6 +501,7 @@ fn evaluate(a: EvalArgs) -> Result<()> {
         stories: a.stories,
         seeds: a.seeds,
         device,
+        weights: a.weights.into(),
     };
     let progress = std::cell::OnceCell::new();
     let result = eval::evaluate(&req, &|_, total| progress.get_or_init(|| Progress::new(total as u64, "drawing")).tick());

@@ -20,7 +20,28 @@ pub const FORMAT: &str = "storyvis-checkpoint";
 pub const MANIFEST: &str = "checkpoint.json";
 pub const CONFIG: &str = "config.toml";
 const OPTIMIZER: &str = "optimizer.safetensors";
-pub const GENERATOR: &str = "generator.safetensors";
+/// A network's moving average is saved as `<network>_ema.safetensors`.
+pub const EMA_SUFFIX: &str = "_ema";
+
+/// Which weights of a generator draw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Weights {
+    /// The moving average when the run kept one (`ema_half_life`), else the trained weights.
+    #[default]
+    Average,
+    /// The trained weights, even where an average exists.
+    Trained,
+}
+
+/// The file `network` draws from in a checkpoint, and whether it is the moving average.
+pub fn drawing_weights(dir: &Path, manifest: &Manifest, network: &str, which: Weights) -> (PathBuf, bool) {
+    let avg = format!("{network}{EMA_SUFFIX}.safetensors");
+    if which == Weights::Average && manifest.files.contains_key(&avg) {
+        (dir.join(avg), true)
+    } else {
+        (dir.join(format!("{network}.safetensors")), false)
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

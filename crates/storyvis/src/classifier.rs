@@ -9,6 +9,7 @@
 
 use crate::checkpoint::{self, MANIFEST};
 use crate::data::{load_images, load_labels, to_unit};
+use crate::eval::attributes::{attribute_accuracy, attribute_groups, AttributeAccuracy};
 use crate::nn::{bn2d, conv, leaky, linear};
 use crate::optim::Adam;
 use anyhow::{ensure, Context, Result};
@@ -23,8 +24,9 @@ use tch::{Device, Kind, Tensor};
 
 pub const FORMAT: &str = "storyvis-classifier";
 const WEIGHTS: &str = "classifier.safetensors";
-/// Channels after each stride-2 convolution (64 → 32 → 16 → 8 → 4 pixels).
-const WIDTHS: [i64; 4] = [32, 64, 128, 128];
+/// Channels after each stride-2 convolution (64 → 32 → 16 → 8 → 4 pixels) of classifiers whose
+/// manifest names none (those trained before the widths were a choice).
+pub const FIRST_WIDTHS: [i64; 4] = [32, 64, 128, 128];
 /// Length of the feature vector the Fréchet distance uses.
 pub const FEATURES: i64 = 128;
 /// A label counts as present when its probability exceeds this.
@@ -43,11 +45,12 @@ pub struct AttributeClassifier {
 }
 
 impl AttributeClassifier {
-    pub fn new(p: nn::Path, labels: i64) -> AttributeClassifier {
+    /// `widths`: the channels after each of the four convolutions.
+    pub fn new(p: nn::Path, labels: i64, widths: &[i64]) -> AttributeClassifier {
         let mut convs = Vec::new();
         let mut norms = Vec::new();
         let mut input = 3;
-        for (i, &w) in WIDTHS.iter().enumerate() {
+        for (i, &w) in widths.iter().enumerate() {
             convs.push(conv(&p / format!("conv{i}"), input, w, 4, 2, 1));
             if i > 0 {
                 norms.push(bn2d(&p / format!("norm{i}"), w));
@@ -59,10 +62,10 @@ impl AttributeClassifier {
 
     /// Images [B, 3, 64, 64] in [−1, 1] → (features [B, FEATURES], logits [B, labels]).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let mut h = leaky(&self.convs[0].forward(x)); // [B, 32, 32, 32]
+        let mut h = leaky(&self.convs[0].forward(x)); // [B, w0, 32, 32]
         for (c, n) in self.convs[1..].iter().zip(&self.norms) {
             h = leaky(&n.forward_t(&c.forward(&h), train));
-        } // [B, 128, 4, 4]
+        } // [B, w3, 4, 4]
         let f = self.features.forward(&h.flatten(1, -1)).relu();
         let logits = self.head.forward(&f);
         (f, logits)
@@ -77,6 +80,10 @@ pub struct HeldOut {
     pub micro_f1: f64,
     pub macro_f1: f64,
     pub exact_match: f64,
+    /// Per attribute (shape, colour, material, size): the share of frames whose set of values
+    /// is exactly right (absent in manifests from before it was measured).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<AttributeAccuracy>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -86,6 +93,9 @@ pub struct ClassifierManifest {
     pub version: u32,
     pub labels: Vec<String>,
     pub features: i64,
+    /// Channels of the four convolutions.
+    #[serde(default = "first_widths")]
+    pub widths: Vec<i64>,
     /// The dataset directory and the generator seed it was rendered from.
     pub data: String,
     pub data_seed: Option<u64>,
@@ -94,6 +104,17 @@ pub struct ClassifierManifest {
     pub seed: u64,
     pub held_out: HeldOut,
     pub files: BTreeMap<String, String>,
+}
+
+fn first_widths() -> Vec<i64> {
+    FIRST_WIDTHS.to_vec()
+}
+
+/// Checks a classifier's convolution widths: four, each 4 to 1024.
+pub fn check_widths(widths: &[i64]) -> Result<()> {
+    ensure!(widths.len() == 4, "the classifier has 4 convolutions; {} widths were given ({widths:?})", widths.len());
+    ensure!(widths.iter().all(|w| (4..=1024).contains(w)), "classifier widths must be 4 to 1024 (got {widths:?})");
+    Ok(())
 }
 
 /// A trained classifier, ready to score frames.
@@ -132,8 +153,9 @@ impl Classifier {
         let manifest: ClassifierManifest = serde_json::from_str(&text).with_context(|| format!("{} is not a classifier manifest", mpath.display()))?;
         ensure!(manifest.format == FORMAT && manifest.version == 1, "{} is not a storyvis classifier (version 1)", mpath.display());
         checkpoint::check_digests(path, &manifest.files)?;
+        check_widths(&manifest.widths).with_context(|| format!("in {}", mpath.display()))?;
         let mut vs = VarStore::new(device);
-        let net = AttributeClassifier::new(vs.root(), manifest.labels.len() as i64);
+        let net = AttributeClassifier::new(vs.root(), manifest.labels.len() as i64, &manifest.widths);
         checkpoint::load_store(&mut vs, &path.join(WEIGHTS))?;
         Ok(Classifier { manifest, dir: path.to_path_buf(), net, _vs: vs, device })
     }
@@ -211,6 +233,8 @@ pub struct ClassifierRequest {
     pub seed: u64,
     pub device: Device,
     pub force: bool,
+    /// Channels of the four convolutions.
+    pub widths: Vec<i64>,
 }
 
 /// How the classifier is fitted: binary cross-entropy per label, Adam (β 0.9, 0.999) with a
@@ -270,6 +294,7 @@ pub fn count(predicted: &[Vec<bool>], truth: &Tensor) -> Result<MultiLabelCounts
 /// and saves both into `out`. `on_step(step, steps, loss)` reports progress.
 pub fn train_classifier(req: &ClassifierRequest, on_step: &dyn Fn(usize, usize, f64)) -> Result<ClassifierManifest> {
     ensure!(req.steps > 0 && req.batch > 0, "steps and batch must be positive");
+    check_widths(&req.widths)?;
     let ds = Dataset::open(&req.data)?;
     let train: Vec<&StoryRecord> = ds.split(Split::Train).collect();
     let test: Vec<&StoryRecord> = ds.split(Split::Test).collect();
@@ -281,22 +306,32 @@ pub fn train_classifier(req: &ClassifierRequest, on_step: &dyn Fn(usize, usize, 
 
     tch::manual_seed(req.seed as i64);
     let vs = VarStore::new(req.device);
-    let net = AttributeClassifier::new(vs.root(), label_count);
+    let net = AttributeClassifier::new(vs.root(), label_count, &req.widths);
     let fit = Fit { steps: req.steps, batch: req.batch, lr: req.lr, seed: req.seed, device: req.device };
     fit.run(&net, &vs, &images, &labels, on_step);
     let scored = score_with(&net, &test_images, req.device);
-    let counts = count(&scored.predictions(label_count as usize), &test_labels)?;
+    let predictions = scored.predictions(label_count as usize);
+    let counts = count(&predictions, &test_labels)?;
+    let truth: Vec<f32> = Vec::try_from(test_labels.flatten(0, -1)).context("labels")?;
+    let attributes = attribute_accuracy(&predictions, &truth, &attribute_groups(&names));
     let manifest = |files| ClassifierManifest {
         format: FORMAT.into(),
         version: 1,
         labels: names,
         features: FEATURES,
+        widths: req.widths.clone(),
         data: req.data.display().to_string(),
         data_seed: ds.header.source.get("seed").and_then(|s| s.as_u64()),
         steps: req.steps,
         batch: req.batch,
         seed: req.seed,
-        held_out: HeldOut { frames: counts.samples as usize, micro_f1: counts.micro().f1, macro_f1: counts.macro_avg().f1, exact_match: counts.exact_match() },
+        held_out: HeldOut {
+            frames: counts.samples as usize,
+            micro_f1: counts.micro().f1,
+            macro_f1: counts.macro_avg().f1,
+            exact_match: counts.exact_match(),
+            attributes,
+        },
         files,
     };
     checkpoint::write_dir(&req.out, req.force, |dir| checkpoint::write_store(&dir.join(WEIGHTS), &vs), manifest)

@@ -45,6 +45,12 @@ pub struct Run {
     pub log_every: usize,
     pub nonfinite: NonFinite,
     pub max_rollbacks: usize,
+    /// Half-life, in iterations, of an exponential moving average of the weights of the
+    /// networks a family draws with (its generator), kept beside them and used for sample
+    /// sheets, `generate` and `eval` (Karras et al., ProGAN §A.1 and StyleGAN2-ADA's G_ema;
+    /// Yazıcı et al., ICLR 2019). 0: none.
+    #[serde(default)]
+    pub ema_half_life: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,7 +66,7 @@ pub struct Config {
 }
 
 /// Keys of [run] (a config written before the sections existed is read by moving them).
-pub const RUN_KEYS: [&str; 8] = ["seed", "epochs", "max_steps", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks"];
+pub const RUN_KEYS: [&str; 9] = ["seed", "epochs", "max_steps", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks", "ema_half_life"];
 
 /// Keys a resumed run may change: how long it runs and how it reports.
 pub const RESUMABLE: [&str; 7] = ["max_steps", "epochs", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks"];
@@ -104,7 +110,8 @@ fn set_key<'k>(table: &mut toml::Table, key: &'k str, value: toml::Value, source
     };
     for s in sections {
         let sec = section(table, s)?;
-        if sec.contains_key(bare) {
+        // [run] keys with a default may be absent from a preset.
+        if sec.contains_key(bare) || (*s == "run" && RUN_KEYS.contains(&bare)) {
             sec.insert(bare.into(), value);
             return Ok(bare);
         }
@@ -216,6 +223,7 @@ impl Config {
         range("sample_every", r.sample_every, 1, usize::MAX)?;
         range("log_every", r.log_every, 1, usize::MAX)?;
         range("max_rollbacks", r.max_rollbacks, 0, 1_000_000)?;
+        range("ema_half_life", r.ema_half_life, 0, 100_000_000)?;
         let family = models::family(&self.family)?;
         (family.check)(self).with_context(|| format!("preset {} (family {})", self.preset, self.family))
     }

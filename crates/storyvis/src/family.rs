@@ -89,6 +89,11 @@ pub trait Family {
     fn shape(&self) -> serde_json::Value;
     /// What `run.json` records about the training data (item counts).
     fn data_summary(&self) -> serde_json::Value;
+    /// The networks drawing uses, of which the loop keeps a moving average when the run asks
+    /// for one (`ema_half_life`).
+    fn averaged(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
 }
 
 /// How a family is built for training on a dataset (libtorch's generator seeded by the loop

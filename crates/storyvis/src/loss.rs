@@ -35,6 +35,19 @@ pub fn generator(fake: &Tensor) -> Tensor {
     bce(fake, 1.0)
 }
 
+/// The hinge counterpart of [`discriminator`] (Lim & Ye 2017; Miyato et al., ICLR 2018,
+/// eq. 16): mean relu(1 − real) + ½ (mean relu(1 + fake) + mean relu(1 + wrong)).
+pub fn hinge_discriminator(real: &Tensor, fake: &Tensor, wrong: &Tensor) -> Tensor {
+    let (real, fake, wrong) = (full(real), full(fake), full(wrong));
+    let margin = |t: Tensor| t.relu().mean(Kind::Float);
+    margin(1.0 - real) + 0.5 * (margin(fake + 1.0) + margin(wrong + 1.0))
+}
+
+/// The hinge loss's generator term: −mean D(fake).
+pub fn hinge_generator(fake: &Tensor) -> Tensor {
+    -full(fake).mean(Kind::Float)
+}
+
 /// KL(N(μ, σ²) ‖ N(0, I)) = −½ · mean(1 + log σ² − μ² − σ²).
 pub fn kl(mu: &Tensor, logvar: &Tensor) -> Tensor {
     let (mu, logvar) = (full(mu), full(logvar));
@@ -81,6 +94,20 @@ mod tests {
         assert!((f(&discriminator(&t(&a), &t(&b), &t(&c))) - want).abs() < 1e-6);
         let g = mean(&b.map(|x| -log_sigmoid(x as f64)));
         assert!((f(&generator(&t(&b))) - g).abs() < 1e-6);
+    }
+
+    #[test]
+    fn hinge_terms_on_constructed_logits() {
+        // real a, fake b, wrong c by hand: mean max(0, 1 − a) + ½ (mean max(0, 1 + b) + mean max(0, 1 + c)).
+        let (a, b, c) = ([1.5f32, 0.25, -2.0], [0.3f32, -3.0, 2.0], [-1.0f32, 0.5, -0.5]);
+        let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+        let real = mean(a.iter().map(|&x| (1.0 - x as f64).max(0.0)).collect());
+        let fake = mean(b.iter().map(|&x| (1.0 + x as f64).max(0.0)).collect());
+        let wrong = mean(c.iter().map(|&x| (1.0 + x as f64).max(0.0)).collect());
+        assert!((f(&hinge_discriminator(&t(&a), &t(&b), &t(&c))) - (real + 0.5 * (fake + wrong))).abs() < 1e-6);
+        // Margins met: no loss; the generator's term is −mean D(fake).
+        assert_eq!(f(&hinge_discriminator(&t(&[1.0, 4.0]), &t(&[-1.0, -2.0]), &t(&[-5.0, -1.0]))), 0.0);
+        assert!((f(&hinge_generator(&t(&b))) - (-(0.3 - 3.0 + 2.0) / 3.0)).abs() < 1e-6);
     }
 
     #[test]

@@ -138,8 +138,13 @@ pub fn doublings(size: i64) -> usize {
 
 impl DownStack {
     pub fn new(p: nn::Path, size: i64, ndf: i64) -> DownStack {
+        Self::with_input(p, size, ndf, 3)
+    }
+
+    /// A stack over `input` channels (an image and the one before it: 6).
+    pub fn with_input(p: nn::Path, size: i64, ndf: i64, input: i64) -> DownStack {
         let k = doublings(size);
-        let widths: Vec<i64> = std::iter::once(3).chain((0..k).map(|i| ndf << i.min(5))).collect();
+        let widths: Vec<i64> = std::iter::once(input).chain((0..k).map(|i| ndf << i.min(5))).collect();
         DownStack {
             convs: (0..k).map(|i| conv(&p / format!("conv{i}"), widths[i], widths[i + 1], 4, 2, 1)).collect(),
             bns: (1..k).map(|i| bn2d(&p / format!("bn{i}"), widths[i + 1])).collect(),
@@ -148,7 +153,7 @@ impl DownStack {
         }
     }
 
-    /// [N, 3, size, size] → [N, out_channels, 4, 4]
+    /// [N, input, size, size] → [N, out_channels, 4, 4]
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let x = if self.channels_last { crate::precision::channels_last(x) } else { x.shallow_clone() };
         let mut h = leaky(&self.convs[0].forward(&x));

@@ -45,21 +45,31 @@ pub struct Loaded {
     pub checkpoint: PathBuf,
     /// Training iterations behind the weights.
     pub step: usize,
+    /// Whether it draws with the run's moving average of the generator.
+    pub averaged: bool,
     g: Generator,
     _vs: VarStore,
     device: Device,
 }
 
+/// Loads a StoryGAN checkpoint to draw with its moving average where it has one.
 pub fn load(path: &Path, device: Device) -> Result<Loaded> {
+    load_with(path, device, checkpoint::Weights::Average)
+}
+
+/// Loads a StoryGAN checkpoint to draw with the chosen weights.
+pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> Result<Loaded> {
     let dir = checkpoint::resolve(path)?;
     let manifest = checkpoint::verify(&dir)?;
     let cfg = Config::of(&checkpoint::load_config_of(&dir, "storygan")?)?;
     let vocab = crate::models::storygan::family::load_vocab(&dir)?;
     let mut vs = VarStore::new(device);
-    let s: DataShape = serde_json::from_value(manifest.shape).with_context(|| format!("{}: the recorded data shape is not StoryGAN's", dir.display()))?;
+    let s: DataShape =
+        serde_json::from_value(manifest.shape.clone()).with_context(|| format!("{}: the recorded data shape is not StoryGAN's", dir.display()))?;
     let g = Generator::new(vs.root(), &cfg, s.vocab, s.vector_len, s.labels);
-    checkpoint::load_store(&mut vs, &dir.join(checkpoint::GENERATOR))?;
-    Ok(Loaded { cfg, vocab, checkpoint: dir, step: manifest.step, g, _vs: vs, device })
+    let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
+    checkpoint::load_store(&mut vs, &file)?;
+    Ok(Loaded { cfg, vocab, checkpoint: dir, step: manifest.step, averaged, g, _vs: vs, device })
 }
 
 impl Loaded {

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use storyvis_data::dataset::Dataset;
 use storyvis_data::sheet::save_png;
+use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 /// Where a run starts.
@@ -124,6 +125,45 @@ pub struct Engine<F: Family + ?Sized> {
     device: Device,
     precision: Precision,
     nonfinite: NonFinite,
+    /// The moving averages: (network, its averaged copy), and the half-life in iterations.
+    ema: Vec<(&'static str, VarStore)>,
+    ema_half_life: usize,
+}
+
+/// The averages' half-life ramps up over the first iterations: at iteration k it is at most
+/// EMA_RAMPUP · k (StyleGAN2-ADA's `ema_rampup`), so the average does not hold on to the random
+/// initialisation.
+pub const EMA_RAMPUP: f64 = 0.05;
+
+/// The weight of the old average after iteration `k` (1-based) at half-life `h` iterations:
+/// β = 0.5^(1 / min(h, EMA_RAMPUP · k)), and average ← β · average + (1 − β) · weights.
+pub fn ema_beta(h: usize, k: usize) -> f64 {
+    0.5f64.powf(1.0 / (h as f64).min(EMA_RAMPUP * k as f64).max(1e-8))
+}
+
+/// A store holding a copy of every variable of `vs` under the same names, none trainable.
+fn copy_store(vs: &VarStore) -> VarStore {
+    let copy = VarStore::new(vs.device());
+    tch::no_grad(|| {
+        for (name, t) in vs.variables() {
+            let mut parts: Vec<&str> = name.split('.').collect();
+            let last = parts.pop().expect("a variable name");
+            let p = parts.iter().fold(copy.root(), |p, part| p / *part);
+            // The networks' variables are all f32, the store's kind.
+            p.zeros_no_train(last, &t.size()).copy_(&t);
+        }
+    });
+    copy
+}
+
+/// Copies every variable of `src` into the same-named variable of `dest`.
+fn copy_into(dest: &VarStore, src: &VarStore) {
+    let d = dest.variables();
+    tch::no_grad(|| {
+        for (name, t) in src.variables() {
+            d[&name].shallow_clone().copy_(&t);
+        }
+    });
 }
 
 impl<F: Family + ?Sized> Engine<F> {
@@ -141,7 +181,76 @@ impl<F: Family + ?Sized> Engine<F> {
         for p in &phases {
             ensure!(p.optimizers.iter().all(|&i| i < opts.len()), "phase {} names an optimizer that does not exist", p.name);
         }
-        Ok(Engine { family, specs, opts, phases, reported, device, precision: Precision::Fp32, nonfinite })
+        Ok(Engine { family, specs, opts, phases, reported, device, precision: Precision::Fp32, nonfinite, ema: Vec::new(), ema_half_life: 0 })
+    }
+
+    /// Keeps a moving average of the family's `averaged` networks from their current weights,
+    /// with half-life `half_life` iterations (0: none).
+    pub fn set_ema(&mut self, half_life: usize) -> Result<()> {
+        self.ema_half_life = half_life;
+        self.ema.clear();
+        if half_life == 0 {
+            return Ok(());
+        }
+        let names = self.family.averaged();
+        ensure!(!names.is_empty(), "ema_half_life = {half_life}, but this family names no network to average");
+        let nets = self.family.networks();
+        for name in names {
+            let vs = nets.iter().find(|(n, _)| *n == name).map(|(_, vs)| *vs).with_context(|| format!("the family averages {name}, which it does not have"))?;
+            self.ema.push((name, copy_store(vs)));
+        }
+        Ok(())
+    }
+
+    /// The averages, as checkpoints name them (`<network>_ema`).
+    pub fn averages(&self) -> Vec<(String, &VarStore)> {
+        self.ema.iter().map(|(n, vs)| (format!("{n}{}", checkpoint::EMA_SUFFIX), vs)).collect()
+    }
+
+    /// Moves the averages towards the weights after iteration `k` (1-based): trainable
+    /// variables by β (`ema_beta`), others (batch-norm statistics) copied.
+    fn update_ema(&mut self, k: usize) {
+        if self.ema.is_empty() {
+            return;
+        }
+        let beta = ema_beta(self.ema_half_life, k);
+        let nets = self.family.networks();
+        tch::no_grad(|| {
+            for (name, avg) in &self.ema {
+                let live = nets.iter().find(|(n, _)| n == name).expect("an averaged network").1.variables();
+                for (n, mut a) in avg.variables() {
+                    let w = &live[&n];
+                    if w.requires_grad() {
+                        let next = w + (&a - w) * beta;
+                        a.copy_(&next);
+                    } else {
+                        a.copy_(w);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Runs `f` with the averaged weights in place of the networks' own (the family draws
+    /// with them), then puts the own weights back. Without averages, `f` sees the weights.
+    pub fn with_averages<T>(&mut self, f: impl FnOnce(&F) -> T) -> T {
+        if self.ema.is_empty() {
+            return f(&self.family);
+        }
+        let nets = self.family.networks();
+        let mut saved = Vec::new();
+        for (name, avg) in &self.ema {
+            let live = nets.iter().find(|(n, _)| n == name).expect("an averaged network").1;
+            saved.push(copy_store(live));
+            copy_into(live, avg);
+        }
+        drop(nets);
+        let out = f(&self.family);
+        let nets = self.family.networks();
+        for ((name, _), own) in self.ema.iter().zip(&saved) {
+            copy_into(nets.iter().find(|(n, _)| n == name).expect("an averaged network").1, own);
+        }
+        out
     }
 
     /// Runs the family at `runtime`'s precision and memory format (its device is the engine's).
@@ -237,13 +346,17 @@ impl<F: Family + ?Sized> Engine<F> {
                 return Ok(None);
             }
         }
+        self.update_ema(at.step + 1);
         Ok(Some(values))
     }
 
     pub fn save(&self, root: &Path, cfg: &Config, step: usize, rollbacks: usize, data_digest: &str) -> Result<PathBuf> {
         let opts: Vec<(&str, &Adam)> = self.specs.iter().map(|s| s.name).zip(&self.opts).collect();
         let snap = checkpoint::Snapshot { cfg, files: self.family.files(), shape: self.family.shape(), step, rollbacks, data_digest };
-        checkpoint::save(root, &self.family.networks(), &opts, &snap)
+        let averages = self.averages();
+        let mut networks = self.family.networks();
+        networks.extend(averages.iter().map(|(n, vs)| (n.as_str(), *vs)));
+        checkpoint::save(root, &networks, &opts, &snap)
     }
 
     /// Restores weights and optimiser state; returns (step, roll-backs).
@@ -253,6 +366,11 @@ impl<F: Family + ?Sized> Engine<F> {
         // The optimiser state first: it also tells a generator-only export from a checkpoint.
         checkpoint::load_optimizers(dir, &manifest, &mut opts)?;
         checkpoint::load_networks(dir, &mut self.family.networks_mut())?;
+        for (name, avg) in &mut self.ema {
+            let file = format!("{name}{}.safetensors", checkpoint::EMA_SUFFIX);
+            ensure!(manifest.files.contains_key(&file), "{} holds no moving average of the {name} ({file}), which this run keeps", dir.display());
+            checkpoint::load_store(avg, &dir.join(&file))?;
+        }
         Ok((manifest.step, manifest.rollbacks))
     }
 }
@@ -359,6 +477,7 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     let run_dir = if resume_from.is_some() { run_dir } else { new_run_dir(&run_dir, &cfg.preset)? };
     let mut t = Engine::new(family, cfg.run.nonfinite, req.runtime.device)?;
     t.set_runtime(req.runtime)?;
+    t.set_ema(cfg.run.ema_half_life)?;
     let mut run_dir = run_dir;
 
     let (mut step, mut rollbacks) = (0, 0);
@@ -445,7 +564,7 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
             }
         }
         if sample {
-            let sheet = t.family.sample_sheet(step, run.seed)?;
+            let sheet = t.with_averages(|f| f.sample_sheet(step, run.seed))?;
             save_png(&sheet, &run_dir.join("samples").join(format!("{}.png", checkpoint::step_name(step))))?;
             plot_losses(&run_dir)?;
         }

@@ -69,7 +69,10 @@ impl Fixture {
 /// Every tensor of a checkpoint (weights and optimiser state), by file and name.
 fn state(ckpt: &Path) -> Vec<(String, Tensor)> {
     let mut out = Vec::new();
-    for file in ["generator.safetensors", "discriminator.safetensors", "optimizer.safetensors"] {
+    for file in ["generator.safetensors", "discriminator.safetensors", "optimizer.safetensors", "generator_ema.safetensors"] {
+        if !ckpt.join(file).exists() {
+            continue;
+        }
         let mut v = Tensor::read_safetensors(ckpt.join(file)).unwrap();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         out.extend(v.into_iter().map(|(n, t)| (format!("{file}/{n}"), t)));
@@ -174,4 +177,58 @@ fn a_stop_request_saves_and_the_resumed_run_ends_where_the_straight_one_does() {
     assert!(e.contains("from preset toy, not storygan-tiny"), "{e}");
     let e = format!("{:#}", storyvis::sample::load(&straight.run_dir, tch::Device::Cpu).err().unwrap());
     assert!(e.contains("is a toy checkpoint (preset toy), not a storygan one"), "{e}");
+}
+
+/// The tensors of one safetensors file, by name.
+fn weights(path: &Path) -> std::collections::BTreeMap<String, Tensor> {
+    Tensor::read_safetensors(path).unwrap().into_iter().collect()
+}
+
+#[test]
+fn the_moving_average_follows_the_weights_by_its_formula_and_resumes_exactly() {
+    let _turn = turn();
+    let f = fixture();
+    let (h, n) = (3usize, 40usize);
+    let sets = ["ema_half_life=3", "max_steps=40", "checkpoint_every=1", "sample_every=7"];
+    let out = run(toy(&sets), &f.data, f.runs("ema")).unwrap();
+    let ckpt = |k: usize| out.run_dir.join("checkpoints").join(format!("step-{k:07}"));
+    // By hand, in f64: a_k = w_k + β_k (a_{k−1} − w_k) from the weights w_k after each
+    // iteration (the checkpoints), starting from the saved average after iteration 1.
+    let to_f64 = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1)).unwrap();
+    let mut avg: std::collections::BTreeMap<String, Vec<f64>> =
+        weights(&ckpt(1).join("generator_ema.safetensors")).iter().map(|(k, t)| (k.clone(), to_f64(t))).collect();
+    for k in 2..=n {
+        let beta = storyvis::train::ema_beta(h, k);
+        for (name, w) in weights(&ckpt(k).join("generator.safetensors")) {
+            for (a, w) in avg.get_mut(&name).unwrap().iter_mut().zip(to_f64(&w)) {
+                *a = w + beta * (*a - w);
+            }
+        }
+    }
+    let (saved, live) = (weights(&ckpt(n).join("generator_ema.safetensors")), weights(&ckpt(n).join("generator.safetensors")));
+    let mut apart = 0f64;
+    for (name, want) in &avg {
+        let got = to_f64(&saved[name]);
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{name}: {g} vs {w}");
+        }
+        apart = apart.max(got.iter().zip(to_f64(&live[name])).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max));
+    }
+    assert!(apart > 1e-4, "the average is the weights themselves (apart by {apart})");
+    // Drawing reads the average.
+    let manifest: storyvis::checkpoint::Manifest = serde_json::from_value(manifest(&ckpt(n))).unwrap();
+    use storyvis::checkpoint::{drawing_weights, Weights};
+    assert_eq!(drawing_weights(&ckpt(n), &manifest, "generator", Weights::Average), (ckpt(n).join("generator_ema.safetensors"), true));
+    assert_eq!(drawing_weights(&ckpt(n), &manifest, "generator", Weights::Trained), (ckpt(n).join("generator.safetensors"), false));
+    // Keeping an average (and sampling with it every 7 steps) changes nothing in training.
+    let plain = run(toy(&["max_steps=40", "checkpoint_every=1", "sample_every=7"]), &f.data, f.runs("plain")).unwrap();
+    for (name, w) in weights(&plain.checkpoint.join("generator.safetensors")) {
+        assert!(w.equal(&live[&name]), "{name}: the run with an average trained otherwise");
+    }
+    // A stopped and resumed run ends with the straight run's average, bit for bit.
+    let stopped = run_until(toy(&sets), &f.data, f.runs("ema-b"), Some(17)).unwrap();
+    let resumed = run(toy(&sets), &f.data, Start::Resume(stopped.run_dir.clone())).unwrap();
+    assert_eq!(resumed.steps, n);
+    assert_same_state(&out.checkpoint, &resumed.checkpoint);
+    assert!(state(&resumed.checkpoint).iter().any(|(n, _)| n.starts_with("generator_ema")));
 }

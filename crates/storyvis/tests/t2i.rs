@@ -138,6 +138,7 @@ fn gan_int_cls_trains_resumes_exactly_and_draws() {
         seed: 0,
         device: Device::Cpu,
         force: false,
+        widths: vec![8, 8, 16, 16],
     };
     storyvis::classifier::train_classifier(&creq, &|_, _, _| {}).unwrap();
     let ereq = storyvis::eval::EvalRequest {
@@ -147,6 +148,7 @@ fn gan_int_cls_trains_resumes_exactly_and_draws() {
         stories: 6,
         seeds: 2,
         device: Device::Cpu,
+        weights: Default::default(),
     };
     let report = storyvis::eval::evaluate(&ereq, &|_, _| {}).unwrap();
     let row = &report.models[0];

@@ -183,39 +183,76 @@ fn resume_continues_exactly() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     dataset(&data, 12, 0.75);
-    let sets = ["checkpoint_every=3", "sample_every=1000", "log_every=1"];
-    let with = |steps: usize| {
-        let mut s = sets.to_vec();
-        let m = format!("max_steps={steps}");
-        s.push(&m);
-        tiny(&s)
-    };
-    let straight = run(with(6), &data, Start::Fresh { runs: root.path().join("a") });
-    let half = run(with(3), &data, Start::Fresh { runs: root.path().join("b") });
-    let resumed = run(with(6), &data, Start::Resume(half.run_dir.clone()));
-    assert_eq!((straight.steps, resumed.steps), (6, 6));
-    assert_eq!(resumed.run_dir, half.run_dir);
-    for file in ["generator.safetensors", "image_d.safetensors", "story_d.safetensors", "optimizer.safetensors"] {
-        let (a, b) = (tensors(&straight.checkpoint.join(file)), tensors(&resumed.checkpoint.join(file)));
-        assert_eq!(a.len(), b.len());
-        for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
-            assert_eq!(na, nb);
-            assert!(ta.equal(tb), "{file}: {na} differs after resume");
+    // The paper's objective, and the quality levers (the previous frame, the hinge loss, a
+    // moving average of the generator).
+    for (k, extra) in [vec![], vec!["previous=generated", "gan_loss=hinge", "ema_half_life=2"]].into_iter().enumerate() {
+        let with = |steps: usize| {
+            let m = format!("max_steps={steps}");
+            let mut s = vec!["checkpoint_every=3", "sample_every=1000", "log_every=1", m.as_str()];
+            s.extend(&extra);
+            tiny(&s)
+        };
+        let runs = |name: &str| root.path().join(format!("{name}{k}"));
+        let straight = run(with(6), &data, Start::Fresh { runs: runs("a") });
+        let half = run(with(3), &data, Start::Fresh { runs: runs("b") });
+        let resumed = run(with(6), &data, Start::Resume(half.run_dir.clone()));
+        assert_eq!((straight.steps, resumed.steps), (6, 6));
+        assert_eq!(resumed.run_dir, half.run_dir);
+        let mut files = vec!["generator.safetensors", "image_d.safetensors", "story_d.safetensors", "optimizer.safetensors"];
+        let averaged = !extra.is_empty();
+        if averaged {
+            files.push("generator_ema.safetensors");
+        }
+        assert_eq!(straight.checkpoint.join("generator_ema.safetensors").exists(), averaged);
+        for file in files {
+            let (a, b) = (tensors(&straight.checkpoint.join(file)), tensors(&resumed.checkpoint.join(file)));
+            assert_eq!(a.len(), b.len());
+            for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+                assert_eq!(na, nb);
+                assert!(ta.equal(tb), "{extra:?} {file}: {na} differs after resume");
+            }
+        }
+        // The stats of the resumed half match the straight run's.
+        let lines = |dir: &Path| {
+            std::fs::read_to_string(dir.join("stats.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v.as_object_mut().unwrap().remove("seconds_per_iteration");
+                    v
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lines(&straight.run_dir), lines(&resumed.run_dir));
+        if averaged {
+            // `generate` and `eval` draw with the average: the same stories as a generator
+            // holding the average's weights, and other ones than the trained weights'.
+            let model = storyvis::sample::load(&straight.run_dir, Device::Cpu).unwrap();
+            let ds = Dataset::open(&data).unwrap();
+            let stories: Vec<_> = ds.split(storyvis_data::dataset::Split::Test).collect();
+            let cfg = model.cfg.clone();
+            let batch = storyvis::data::StoryData::load(&ds, &stories, &cfg, &model.vocab).unwrap().batch(&[0, 1], Device::Cpu);
+            let draw_with = |file: &str| {
+                let mut vs = tch::nn::VarStore::new(Device::Cpu);
+                let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(straight.checkpoint.join("checkpoint.json")).unwrap()).unwrap();
+                let shape: storyvis::models::storygan::DataShape = serde_json::from_value(manifest["shape"].clone()).unwrap();
+                let g = storyvis::models::storygan::generator::Generator::new(vs.root(), &cfg, shape.vocab, shape.vector_len, shape.labels);
+                storyvis::checkpoint::load_store(&mut vs, &straight.checkpoint.join(file)).unwrap();
+                tch::manual_seed(9);
+                g.draw(&batch.text)
+            };
+            tch::manual_seed(9);
+            let drawn = model.draw(&batch.text);
+            assert!(model.averaged && drawn.equal(&draw_with("generator_ema.safetensors")), "generate does not draw with the average");
+            // `--weights trained` draws with the trained weights: other stories.
+            let trained = storyvis::sample::load_with(&straight.run_dir, Device::Cpu, storyvis::checkpoint::Weights::Trained).unwrap();
+            tch::manual_seed(9);
+            let drawn_trained = trained.draw(&batch.text);
+            assert!(!trained.averaged && drawn_trained.equal(&draw_with("generator.safetensors")));
+            assert!(!drawn_trained.equal(&drawn));
         }
     }
-    // The stats of the resumed half match the straight run's.
-    let lines = |dir: &Path| {
-        std::fs::read_to_string(dir.join("stats.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v.as_object_mut().unwrap().remove("seconds_per_iteration");
-                v
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(lines(&straight.run_dir), lines(&resumed.run_dir));
 }
 
 #[test]
@@ -283,7 +320,7 @@ fn attribute_classifier_learns_its_frames() {
     let (images, labels) = frames_of(&ds, &stories).unwrap(); // 8 frames
     tch::manual_seed(0);
     let vs = tch::nn::VarStore::new(Device::Cpu);
-    let net = AttributeClassifier::new(vs.root(), labels.size()[1]);
+    let net = AttributeClassifier::new(vs.root(), labels.size()[1], &storyvis::classifier::FIRST_WIDTHS);
     let before = count(&score_with(&net, &images, Device::Cpu).predictions(15), &labels).unwrap();
     let losses = std::cell::RefCell::new(Vec::new());
     let fit = Fit { steps: 120, batch: 8, lr: 1e-3, seed: 0, device: Device::Cpu };
@@ -305,7 +342,17 @@ fn eval_scores_the_ground_truth_as_perfect_and_shuffled_frames_as_worse() {
     let data = root.path().join("data");
     dataset(&data, 8, 0.5);
     let clf = root.path().join("clf");
-    let req = ClassifierRequest { data: data.clone(), out: clf.clone(), steps: 150, batch: 8, lr: 1e-3, seed: 0, device: Device::Cpu, force: false };
+    let req = ClassifierRequest {
+        data: data.clone(),
+        out: clf.clone(),
+        steps: 150,
+        batch: 8,
+        lr: 1e-3,
+        seed: 0,
+        device: Device::Cpu,
+        force: false,
+        widths: storyvis::classifier::FIRST_WIDTHS.to_vec(),
+    };
     train_classifier(&req, &|_, _, _| {}).unwrap();
     let classifier = Classifier::load(&clf, Device::Cpu).unwrap();
     let ds = Dataset::open(&data).unwrap();

@@ -3,7 +3,7 @@
 //! noise change the picture?). A model that draws the right colours and sizes with chance
 //! shapes and materials scores a micro-F1 near 0.7 on CLEVR-SV; these columns say which.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use storyvis_data::clevr::scene::{LABEL_LEN, SLOT_LEN};
 use storyvis_data::dataset::StoryRecord;
 
@@ -23,7 +23,7 @@ pub fn attribute_groups(label_names: &[String]) -> Vec<(String, Vec<usize>)> {
 
 /// One attribute's accuracy: the share of frames whose predicted values of that attribute
 /// (the set of shapes present, say) are exactly the true ones.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttributeAccuracy {
     pub attribute: String,
     pub accuracy: f64,

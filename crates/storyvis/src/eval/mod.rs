@@ -52,6 +52,8 @@ pub struct EvalRequest {
     /// Noise seeds 0..K per story.
     pub seeds: usize,
     pub device: Device,
+    /// Which generator weights draw (a run's moving average, by default, where it has one).
+    pub weights: checkpoint::Weights,
 }
 
 /// One row of the table.
@@ -189,6 +191,30 @@ fn display_name(path: &Path, loaded: &Loaded) -> String {
     }
 }
 
+/// Rows of different checkpoints whose names collide (runs of one preset under different roots
+/// are all `00000-<preset>`) are named by the path they were given instead, keeping the suffix.
+/// `rows`: (name, checkpoint directory).
+fn distinct_names(rows: &[(String, String)], paths: &[PathBuf]) -> Vec<String> {
+    let base = |n: &str| n.split(" (").next().unwrap_or(n).len();
+    rows.iter()
+        .zip(paths)
+        .map(|((name, ckpt), path)| match rows.iter().any(|(n, c)| n == name && c != ckpt) {
+            false => name.clone(),
+            true => format!("{}{}", path.display(), &name[base(name)..]),
+        })
+        .collect()
+}
+
+/// A row's name says when it draws with a moving average, or with the trained weights asked
+/// for by `--weights trained` (which may be a run without an average).
+fn weights_name(name: String, averaged: bool, asked: checkpoint::Weights) -> String {
+    match (averaged, asked) {
+        (true, _) => format!("{name} (average)"),
+        (false, checkpoint::Weights::Trained) => format!("{name} (trained)"),
+        (false, checkpoint::Weights::Average) => name,
+    }
+}
+
 /// Frames [N, 3, H, W] in [−1, 1] → flat [0, 1] values, frame by frame.
 fn unit_frames(x: &Tensor) -> Vec<f32> {
     let y = ((x.to_device(Device::Cpu).to_kind(Kind::Float) + 1.0) / 2.0).clamp(0.0, 1.0);
@@ -288,7 +314,7 @@ fn score_model(
     if family == gan_int_cls::draw::FAMILY_NAME {
         return score_text_to_image(path, req, stories, classifier, reference, on_batch);
     }
-    let model = sample::load(path, device)?;
+    let model = sample::load_with(path, device, req.weights)?;
     let data = StoryData::load(ds, stories, &model.cfg, &model.vocab).with_context(|| format!("the data does not fit {}", model.checkpoint.display()))?;
     let mut fakes = Vec::new();
     for seed in 0..seeds {
@@ -302,7 +328,7 @@ fn score_model(
         }
     }
     let fake = Tensor::cat(&fakes, 0); // [seeds · N · T, 3, S, S]
-    let mut row = score_frames(&display_name(path, &model), &fake, reference, classifier)?;
+    let mut row = score_frames(&weights_name(display_name(path, &model), model.averaged, req.weights), &fake, reference, classifier)?;
     row.checkpoint = model.checkpoint.display().to_string();
     row.variant = format!("{:?}", model.cfg.variant).to_lowercase();
     row.step = model.step;
@@ -322,13 +348,14 @@ fn score_text_to_image(
     on_batch: &dyn Fn(),
 ) -> Result<Scores> {
     let started = Instant::now();
-    let model = gan_int_cls::draw::load(path, req.device)?;
+    let model = gan_int_cls::draw::load_with(path, req.device, req.weights)?;
     ensure!(reference.frames_per_story == 1, "{} draws single images; evaluate it on a captioned-image dataset (kind clevr-captions)", path.display());
     let captions: Vec<String> = items.iter().map(|s| crate::captioned::captions_of(s)[0].clone()).collect();
     let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
     let fake = gan_int_cls::draw::draw_captions(&model, &refs, req.seeds, DRAW_BATCH, on_batch)?;
     let run = model.checkpoint.parent().and_then(Path::parent).and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
-    let mut row = score_frames(&run.unwrap_or_else(|| path.display().to_string()), &fake, reference, classifier)?;
+    let name = weights_name(run.unwrap_or_else(|| path.display().to_string()), model.averaged, req.weights);
+    let mut row = score_frames(&name, &fake, reference, classifier)?;
     (row.ssim, row.psnr) = (None, None);
     row.r_precision = Some(gan_int_cls::draw::r_precision(&model, &fake, &refs, 0)?);
     row.checkpoint = model.checkpoint.display().to_string();
@@ -371,7 +398,12 @@ pub fn evaluate(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Result<Ev
     let total = req.checkpoints.len() * req.seeds * stories.len().div_ceil(DRAW_BATCH);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let tick = || on_batch(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
-    let models = req.checkpoints.iter().map(|p| score_model(p, req, &ds, &stories, &classifier, &reference, &tick)).collect::<Result<Vec<_>>>()?;
+    let mut models = req.checkpoints.iter().map(|p| score_model(p, req, &ds, &stories, &classifier, &reference, &tick)).collect::<Result<Vec<_>>>()?;
+    let rows: Vec<(String, String)> = models.iter().map(|m| (m.name.clone(), m.checkpoint.clone())).collect();
+    let names = distinct_names(&rows, &req.checkpoints);
+    for (m, n) in models.iter_mut().zip(names) {
+        m.name = n;
+    }
     Ok(EvalReport {
         data: req.data.display().to_string(),
         stories: stories.len(),
@@ -464,5 +496,19 @@ mod tests {
         ];
         // Story 1: frame1→2 keeps 1 of 1, frame2→3 keeps 1 of 2; story 2: 0 of 0, then 1 of 1.
         assert_eq!(consistency_counts(&preds, 3), (3, 4));
+    }
+
+    #[test]
+    fn rows_are_named_by_run_weights_and_path_where_runs_share_a_name() {
+        use checkpoint::Weights::{Average, Trained};
+        assert_eq!(weights_name("r".into(), true, Average), "r (average)");
+        assert_eq!(weights_name("r".into(), false, Trained), "r (trained)");
+        assert_eq!(weights_name("r".into(), false, Average), "r");
+        let row = |n: &str, c: &str| (n.to_string(), c.to_string());
+        let rows = [row("00000-p (average)", "a/ck"), row("00000-p (average)", "b/ck"), row("00001-p", "c/ck"), row("00001-p", "c/ck")];
+        let paths: Vec<PathBuf> =
+            ["runs/a/00000-p", "runs/b/00000-p", "runs/c/00001-p", "runs/c/00001-p/checkpoints/latest"].iter().map(PathBuf::from).collect();
+        // Two checkpoints under one name: their paths; one checkpoint twice: its name.
+        assert_eq!(distinct_names(&rows, &paths), ["runs/a/00000-p (average)", "runs/b/00000-p (average)", "00001-p", "00001-p"]);
     }
 }

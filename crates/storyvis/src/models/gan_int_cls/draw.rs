@@ -21,6 +21,8 @@ pub struct Loaded {
     pub cfg: Config,
     pub checkpoint: PathBuf,
     pub step: usize,
+    /// Whether it draws with the run's moving average of the generator.
+    pub averaged: bool,
     nets: Nets,
     pub joint: Joint,
     device: Device,
@@ -29,14 +31,20 @@ pub struct Loaded {
 /// Loads a run directory or checkpoint of the gan-int-cls family (an error names the family
 /// it is, if another).
 pub fn load(path: &Path, device: Device) -> Result<Loaded> {
+    load_with(path, device, checkpoint::Weights::Average)
+}
+
+/// [`load`] with the chosen generator weights.
+pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> Result<Loaded> {
     let dir = checkpoint::resolve(path)?;
     let manifest = checkpoint::verify(&dir)?;
     let cfg = Config::of(&checkpoint::load_config_of(&dir, FAMILY_NAME)?)?;
     let joint = Joint::load(&dir, device).with_context(|| format!("the text encoder in {}", dir.display()))?;
     let mut nets = Nets::new(&cfg, joint.manifest.config.dim, device);
-    checkpoint::load_store(&mut nets.g_vs, &dir.join("generator.safetensors"))?;
+    let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
+    checkpoint::load_store(&mut nets.g_vs, &file)?;
     checkpoint::load_store(&mut nets.s_vs, &dir.join("style.safetensors"))?;
-    Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, nets, joint, device })
+    Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, averaged, nets, joint, device })
 }
 
 /// Checks a typed caption: not empty, not too long, some words.

@@ -335,4 +335,8 @@ impl Family for GanIntCls {
     fn data_summary(&self) -> serde_json::Value {
         serde_json::json!({ "train_images": self.n, "train_captions": self.embeddings.size()[0] })
     }
+
+    fn averaged(&self) -> Vec<&'static str> {
+        vec!["generator"]
+    }
 }

@@ -38,6 +38,35 @@ pub enum Fuse {
     Product,
 }
 
+/// What each frame is drawn from besides its text (a departure from the paper for quality:
+/// GeNeVA-GAN, El-Nouby et al., "Tell, Draw, and Repeat", ICCV 2019, §3, conditions each
+/// step on the previous image).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Previous {
+    /// The paper: the frame from its text and the story context alone.
+    #[default]
+    None,
+    /// Frame t also sees frame t − 1 (a blank canvas before the first), through an encoder with
+    /// a skip connection at every resolution, and the image discriminator judges the pair. The
+    /// single frames of the image batch see the real previous frame (teacher forcing); the
+    /// stories of the story batch, and every story drawn for a user, the previously *generated*
+    /// frame, so that what was drawn stays.
+    Generated,
+}
+
+/// The adversarial objective.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GanLoss {
+    /// The paper's: binary cross-entropy on D's logits, non-saturating for G.
+    #[default]
+    Bce,
+    /// The hinge loss (Lim & Ye 2017; Miyato et al., ICLR 2018, eq. 16–17): D minimises
+    /// relu(1 − real) + ½ (relu(1 + fake) + relu(1 + wrong)), G maximises D(fake).
+    Hinge,
+}
+
 /// What a frame's text s_t is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -80,10 +109,15 @@ pub struct Config {
     /// per extra halving at 128 and 256).
     pub ndf: i64,
     pub fuse: Fuse,
+    /// What a frame sees of the frame before it (not in the paper).
+    #[serde(default)]
+    pub previous: Previous,
     /// Width of E_img(X) and E_txt(S) in the story discriminator.
     pub story_embed_dim: i64,
 
     // Objective.
+    #[serde(default)]
+    pub gan_loss: GanLoss,
     /// α: weight of the image GAN loss.
     pub image_weight: f64,
     /// β: weight of the story GAN loss.
@@ -93,6 +127,12 @@ pub struct Config {
     pub aux_real_weight: f64,
     /// ... and on generated images in the G loss.
     pub aux_fake_weight: f64,
+    /// With the previous frame: weight of a second auxiliary head of D_I that names, from a
+    /// frame and the one before it, the object the frame adds (its shape, colour, material and
+    /// size), learnt on real pairs in the D loss and asked of generated pairs in the G loss (an
+    /// AC-GAN term, Odena et al. 2017, aimed at the new object). 0: no such head.
+    #[serde(default)]
+    pub aux_added_weight: f64,
     /// Sentence mode: weight of a loss that asks the sentence encoding to predict the
     /// frame's labels (a supervised signal for the encoder besides the GAN).
     pub text_aux_weight: f64,
@@ -147,6 +187,7 @@ impl Config {
             ("kl_weight", self.kl_weight),
             ("aux_real_weight", self.aux_real_weight),
             ("aux_fake_weight", self.aux_fake_weight),
+            ("aux_added_weight", self.aux_added_weight),
             ("text_aux_weight", self.text_aux_weight),
         ] {
             range(n, v, 0.0, 100.0)?;
@@ -157,6 +198,11 @@ impl Config {
         check_adam(&[("lr_g", self.lr_g), ("lr_d", self.lr_d), ("lr_text", self.lr_text)], self.beta1, self.beta2)?;
         range("text_gan_gradient", self.text_gan_gradient, 0.0, 1.0)?;
         range("lr_halve_epochs", self.lr_halve_epochs, 1, 1_000_000)?;
+        ensure!(
+            self.aux_added_weight == 0.0 || self.previous == Previous::Generated,
+            "config: aux_added_weight = {} needs previous = \"generated\" (the added object is told apart from the frame before)",
+            self.aux_added_weight
+        );
         Ok(())
     }
 
@@ -195,5 +241,8 @@ mod tests {
         assert!(err(&["variant=dalle"]).contains("unknown variant"));
         assert!(err(&["ngf=100"]).contains("multiple of 16"));
         assert!(err(&["story_batch"]).contains("expected key=value"));
+        assert!(err(&["aux_added_weight=1"]).contains("aux_added_weight = 1 needs previous = \"generated\""));
+        assert!(err(&["previous=last"]).contains("unknown variant"));
+        assert!(err(&["gan_loss=wasserstein"]).contains("unknown variant"));
     }
 }

@@ -17,12 +17,17 @@ pub struct ImageDiscriminator {
     joint_bn: nn::BatchNorm,
     out: nn::Conv2D,
     classifier: nn::Conv2D,
+    /// `aux_added_weight > 0`: names the object a frame adds to the one before it.
+    added: Option<nn::Conv2D>,
 }
 
 impl ImageDiscriminator {
-    /// `size`: the images' side (64, 128 or 256); the encoder halves it down to 4×4.
-    pub fn new(p: nn::Path, size: i64, ndf: i64, text_dim: i64, story_dim: i64, labels: i64, fuse: Fuse) -> ImageDiscriminator {
-        let encoder = DownStack::new(&p / "encoder", size, ndf);
+    /// `size`: the images' side (64, 128 or 256); the encoder halves it down to 4×4. `input`:
+    /// the channels it reads (3; 6 for a frame and the one before it). `added`: with a head that
+    /// names the added object.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(p: nn::Path, size: i64, input: i64, ndf: i64, text_dim: i64, story_dim: i64, labels: i64, fuse: Fuse, added: bool) -> ImageDiscriminator {
+        let encoder = DownStack::with_input(&p / "encoder", size, ndf, input);
         let c = encoder.out_channels;
         let joint_in = match fuse {
             Fuse::Product => c,
@@ -37,10 +42,17 @@ impl ImageDiscriminator {
             joint_bn: bn2d(&p / "joint_bn", c),
             out: nn::conv2d(&p / "out", c, 1, 4, nn::ConvConfig { stride: 4, ws_init: crate::nn::INIT, ..Default::default() }),
             classifier: nn::conv2d(&p / "classifier", c, labels, 4, nn::ConvConfig { stride: 4, ws_init: crate::nn::INIT, ..Default::default() }),
+            added: added.then(|| nn::conv2d(&p / "added", c, labels, 4, nn::ConvConfig { stride: 4, ws_init: crate::nn::INIT, ..Default::default() })),
         }
     }
 
-    /// Images [N, 3, S, S], sentence s_t [N, text_dim], story condition h [N, story_dim]
+    /// The added object's label logits [N, labels] from the features of frame pairs (None
+    /// without the head).
+    pub fn added(&self, feat: &Tensor) -> Option<Tensor> {
+        self.added.as_ref().map(|h| h.forward(feat).view([feat.size()[0], -1]))
+    }
+
+    /// Images [N, input, S, S], sentence s_t [N, text_dim], story condition h [N, story_dim]
     /// → (logit [N], label logits [N, labels]).
     pub fn forward_t(&self, x: &Tensor, s: &Tensor, h: &Tensor, train: bool) -> (Tensor, Tensor) {
         self.judge(&self.features(x, train), s, h, train)

@@ -2,7 +2,7 @@
 //! samples a story batch and an independent image batch, updates the image discriminator, then
 //! the story discriminator, then the generator `g_steps` times (yitong91/StoryGAN trainer.py).
 
-use super::config::{Config, TextInput};
+use super::config::{Config, GanLoss, TextInput};
 use super::{DataShape, StoryGan};
 use crate::data::{check_compatible, to_image, Batch, StoryData};
 use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
@@ -87,6 +87,26 @@ struct Forward {
     cond_img: Tensor,
     fake_img: Tensor,
     kl_img: Tensor,
+    /// The real frames before the image batch's picks (blank before a first frame), when the
+    /// generator sees the previous frame.
+    prev_img: Option<Tensor>,
+}
+
+/// The frame before each pick: images [B, T, 3, S, S], frames [B] → [B, 3, S, S], blank
+/// (zeros) where the pick is a story's first frame.
+pub fn previous_frames(images: &Tensor, frames: &Tensor) -> Tensor {
+    let before = pick_frames(images, &(frames - 1).clamp_min(0));
+    let later = frames.gt(0).to_kind(before.kind()).to_device(before.device()).view([-1, 1, 1, 1]);
+    before * later
+}
+
+/// What the image discriminator reads: the frames, beside the frames before them when the
+/// generator sees those.
+fn pair(x: &Tensor, prev: Option<&Tensor>) -> Tensor {
+    match prev {
+        Some(p) => Tensor::cat(&[x, p], 1),
+        None => x.shallow_clone(),
+    }
 }
 
 /// StoryGAN with its training data.
@@ -164,8 +184,26 @@ impl StoryGanTrainer {
         let fake_story = g.decode_story(&ctx, true);
         let s_img = g.encode_text(&img.text);
         let ctx_img = g.context(&scaled(&s_img), true);
-        let fake_img = g.decode_frames(&ctx_img, frames, true);
-        Forward { s_story, fake_story, kl_story: ctx.kl, s_img, cond_img: ctx_img.cond, fake_img, kl_img: ctx_img.kl }
+        // Teacher forcing: a single frame is drawn from the real frame before it.
+        let prev_img = g.sees_previous().then(|| previous_frames(&img.images, frames));
+        let fake_img = g.decode_frames(&ctx_img, frames, prev_img.as_ref(), true);
+        Forward { s_story, fake_story, kl_story: ctx.kl, s_img, cond_img: ctx_img.cond, fake_img, kl_img: ctx_img.kl, prev_img }
+    }
+
+    /// The discriminator's adversarial loss over real, fake and mismatched pairs.
+    fn d_adversarial(&self, real: &Tensor, fake: &Tensor, wrong: &Tensor) -> Tensor {
+        match self.cfg.gan_loss {
+            GanLoss::Bce => loss::discriminator(real, fake, wrong),
+            GanLoss::Hinge => loss::hinge_discriminator(real, fake, wrong),
+        }
+    }
+
+    /// The generator's adversarial loss on D's logits for its frames or stories.
+    fn g_adversarial(&self, fake: &Tensor) -> Tensor {
+        match self.cfg.gan_loss {
+            GanLoss::Bce => loss::generator(fake),
+            GanLoss::Hinge => loss::hinge_generator(fake),
+        }
     }
 
     /// Image discriminator: real + ½(fake + wrong), wrong = text shifted by one; plus the
@@ -177,11 +215,15 @@ impl StoryGanTrainer {
         let (s_t, h_t) = (pick_frames(&fwd.s_img, &it.frames).detach(), pick_frames(&fwd.cond_img, &it.frames).detach());
         // Real and wrong pairs share the real images' features.
         let di = &self.model.di;
-        let real_feat = di.features(&real_img, true);
+        let prev = fwd.prev_img.as_ref();
+        let real_feat = di.features(&pair(&real_img, prev), true);
         let (real, real_cls) = di.judge(&real_feat, &s_t, &h_t, true);
-        let (fake, _) = di.forward_t(&fwd.fake_img.detach(), &s_t, &h_t, true);
+        let (fake, _) = di.forward_t(&pair(&fwd.fake_img.detach(), prev), &s_t, &h_t, true);
         let (wrong, _) = di.judge(&real_feat, &s_t.roll([1], [0]), &h_t.roll([1], [0]), true);
-        let l = self.cfg.image_weight * loss::discriminator(&real, &fake, &wrong) + self.cfg.aux_real_weight * loss::multi_label(&real_cls, &labels_t);
+        let mut l = self.cfg.image_weight * self.d_adversarial(&real, &fake, &wrong) + self.cfg.aux_real_weight * loss::multi_label(&real_cls, &labels_t);
+        if let Some(added) = di.added(&real_feat) {
+            l += self.cfg.aux_added_weight * loss::multi_label(&added, &pick_frames(&it.img.added, &it.frames));
+        }
         let d_real = real.sigmoid().mean(Kind::Float).detach();
         let d_fake = fake.sigmoid().mean(Kind::Float).detach();
         let aux = real_cls.gt(0.0).to_kind(Kind::Float).eq_tensor(&labels_t).to_kind(Kind::Float).mean(Kind::Float);
@@ -197,7 +239,7 @@ impl StoryGanTrainer {
         let real = ds.judge(&real_feat, &s);
         let fake = ds.forward_t(&fwd.fake_story.detach(), &s, true);
         let wrong = ds.judge(&real_feat, &s.roll([1], [0]));
-        self.cfg.story_weight * loss::discriminator(&real, &fake, &wrong)
+        self.cfg.story_weight * self.d_adversarial(&real, &fake, &wrong)
     }
 
     /// One generator step (the first reuses the iteration's forward pass): (loss, KL, text
@@ -211,10 +253,15 @@ impl StoryGanTrainer {
         let labels_t = pick_frames(&it.img.labels, &it.frames);
         let s_t = pick_frames(&f.s_img, &it.frames).detach();
         let h_t = pick_frames(&f.cond_img, &it.frames).detach();
-        let (fake, fake_cls) = self.model.di.forward_t(&f.fake_img, &s_t, &h_t, true);
-        let mut l = cfg.image_weight * loss::generator(&fake) + cfg.aux_fake_weight * loss::multi_label(&fake_cls, &labels_t);
+        let di = &self.model.di;
+        let feat = di.features(&pair(&f.fake_img, f.prev_img.as_ref()), true);
+        let (fake, fake_cls) = di.judge(&feat, &s_t, &h_t, true);
+        let mut l = cfg.image_weight * self.g_adversarial(&fake) + cfg.aux_fake_weight * loss::multi_label(&fake_cls, &labels_t);
+        if let Some(added) = di.added(&feat) {
+            l += cfg.aux_added_weight * loss::multi_label(&added, &pick_frames(&it.img.added, &it.frames));
+        }
         if let Some(ds) = &self.model.ds {
-            l += cfg.story_weight * loss::generator(&ds.forward_t(&f.fake_story, &f.s_story.detach(), true));
+            l += cfg.story_weight * self.g_adversarial(&ds.forward_t(&f.fake_story, &f.s_story.detach(), true));
         }
         let kl = &f.kl_story + &f.kl_img;
         l += cfg.kl_weight * &kl;
@@ -388,6 +435,10 @@ impl Family for StoryGanTrainer {
 
     fn data_summary(&self) -> serde_json::Value {
         serde_json::json!({ "train_stories": self.train.len() })
+    }
+
+    fn averaged(&self) -> Vec<&'static str> {
+        vec!["generator"]
     }
 }
 

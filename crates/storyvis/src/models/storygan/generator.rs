@@ -1,7 +1,7 @@
 //! StoryGAN's generator (SPEC §1): story encoder, context encoder (GRU + Text2Gist), image
 //! generator; and the paper's baselines as variants of the same code.
 
-use super::config::{Config, Gist, TextInput, Variant};
+use super::config::{Config, Gist, Previous, TextInput, Variant};
 use crate::nn::{bn1d, bn2d, conv, dynamic_conv1d, dynamic_conv2d, leaky, linear, pick_frames, recurrent_linear, CondAug, GruCell, UpBlock};
 use crate::text::SentenceEncoder;
 use tch::nn::{self, Module, ModuleT};
@@ -121,6 +121,43 @@ impl ReferenceGist {
     }
 }
 
+/// The encoder of the previous frame (`previous = "generated"`): strided 4×4 convolutions
+/// from S×S down to 4×4 (batch-norm and leaky ReLU 0.2 after each but the first's norm), whose
+/// maps join the generator's up-path at the same resolution, as a U-Net's skip connections do
+/// (Ronneberger et al. 2015; pix2pix, Isola et al. 2017), so that what is already drawn can pass
+/// through unchanged.
+#[derive(Debug)]
+struct PreviousEncoder {
+    convs: Vec<nn::Conv2D>,
+    bns: Vec<nn::BatchNorm>,
+}
+
+impl PreviousEncoder {
+    /// `widths`: the generator's channels at 4×4, 8×8, …, S×S; the map at each resolution S/2 …
+    /// 4 gets the generator's width there.
+    fn new(p: nn::Path, widths: &[i64]) -> PreviousEncoder {
+        let blocks = widths.len() - 1;
+        // Output k is at S / 2^(k+1), where the generator has widths[blocks − 1 − k].
+        let outs: Vec<i64> = (0..blocks).map(|k| widths[blocks - 1 - k]).collect();
+        let ins: Vec<i64> = std::iter::once(3).chain(outs.iter().copied()).collect();
+        PreviousEncoder {
+            convs: (0..blocks).map(|k| conv(&p / format!("conv{k}"), ins[k], outs[k], 4, 2, 1)).collect(),
+            bns: (1..blocks).map(|k| bn2d(&p / format!("bn{k}"), outs[k])).collect(),
+        }
+    }
+
+    /// [N, 3, S, S] → the maps at S/2, S/4, …, 4.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
+        let mut h = leaky(&self.convs[0].forward(x));
+        let mut maps = vec![h.shallow_clone()];
+        for (c, bn) in self.convs[1..].iter().zip(&self.bns) {
+            h = leaky(&bn.forward_t(&c.forward(&h), train));
+            maps.push(h.shallow_clone());
+        }
+        maps
+    }
+}
+
 /// The per-frame inputs of the image generator, and what the discriminators and losses need.
 pub struct Context {
     /// Decoder vector input per frame [B, T, F].
@@ -154,6 +191,8 @@ pub struct Generator {
     fc_bn: nn::BatchNorm,
     fc_channels: i64,
     ups: Vec<UpBlock>,
+    /// `previous = "generated"`: the previous frame's encoder.
+    previous: Option<PreviousEncoder>,
     /// The images' side: 4 doubled once per up-block.
     pub size: i64,
     to_rgb: nn::Conv2D,
@@ -198,7 +237,13 @@ impl Generator {
         };
         let fc_channels = cfg.ngf - map_channels;
         let widths = cfg.generator_widths();
-        let ups = widths.windows(2).enumerate().map(|(i, w)| UpBlock::new(&p / format!("up{i}"), w[0], w[1])).collect();
+        let with_previous = cfg.previous == Previous::Generated;
+        // With the previous frame, each up-block also reads its encoder's map at its input's
+        // resolution (as wide as the block's input), and the last convolution the frame itself.
+        let skip = |w: i64| if with_previous { w } else { 0 };
+        let ups = widths.windows(2).enumerate().map(|(i, w)| UpBlock::new(&p / format!("up{i}"), w[0] + skip(w[0]), w[1])).collect();
+        let previous = with_previous.then(|| PreviousEncoder::new(&p / "previous", &widths));
+        let rgb_in = widths[widths.len() - 1] + if with_previous { 3 } else { 0 };
         Generator {
             variant: v,
             noise_dim: nz,
@@ -216,7 +261,8 @@ impl Generator {
             fc_bn: bn1d(&p / "fc_bn", fc_channels * 16),
             fc_channels,
             ups,
-            to_rgb: conv(&p / "to_rgb", widths[widths.len() - 1], 3, 3, 1, 1),
+            previous,
+            to_rgb: conv(&p / "to_rgb", rgb_in, 3, 3, 1, 1),
             size: cfg.image_size,
             channels_last: false,
             fed_noise: Default::default(),
@@ -307,34 +353,68 @@ impl Generator {
         Context { vec: Tensor::stack(&vecs, 1), map, cond, kl }
     }
 
-    /// The image generator: vec [N, F] (+ map [N, C, 4, 4]) → images [N, 3, S, S] in [−1, 1].
-    pub fn decode(&self, vec: &Tensor, map: Option<&Tensor>, train: bool) -> Tensor {
+    /// Whether frames are drawn from the frame before them (`previous = "generated"`).
+    pub fn sees_previous(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    /// The image generator: vec [N, F] (+ map [N, C, 4, 4]) (+ the previous frames
+    /// [N, 3, S, S] when it `sees_previous`) → images [N, 3, S, S] in [−1, 1].
+    pub fn decode(&self, vec: &Tensor, map: Option<&Tensor>, prev: Option<&Tensor>, train: bool) -> Tensor {
         let x = self.fc_bn.forward_t(&self.fc.forward(vec), train).relu().view([-1, self.fc_channels, 4, 4]);
         let mut x = match map {
             Some(m) => Tensor::cat(&[&x, m], 1),
             None => x,
         };
-        if self.channels_last {
-            x = crate::precision::channels_last(&x);
-        }
-        for up in &self.ups {
+        let layout = |t: Tensor| if self.channels_last { crate::precision::channels_last(&t) } else { t };
+        x = layout(x);
+        let skips = match (&self.previous, prev) {
+            (Some(enc), Some(p)) => Some((enc.forward_t(&layout(p.shallow_clone()), train), layout(p.shallow_clone()))),
+            (None, None) => None,
+            _ => panic!("the previous frame is given exactly when the generator sees it"),
+        };
+        let blocks = self.ups.len();
+        for (i, up) in self.ups.iter().enumerate() {
+            if let Some((maps, _)) = &skips {
+                x = Tensor::cat(&[&x, &maps[blocks - 1 - i]], 1);
+            }
             x = up.forward_t(&x, train);
+        }
+        if let Some((_, p)) = &skips {
+            x = Tensor::cat(&[&x, p], 1);
         }
         // Images leave in the standard layout, whatever the blocks ran in.
         self.to_rgb.forward(&x).tanh().contiguous()
     }
 
-    /// All T frames of each story: [B, T, 3, S, S].
-    pub fn decode_story(&self, ctx: &Context, train: bool) -> Tensor {
-        let (b, t) = (ctx.vec.size()[0], ctx.vec.size()[1]);
-        let map = ctx.map.as_ref().map(|m| m.flatten(0, 1));
-        self.decode(&ctx.vec.flatten(0, 1), map.as_ref(), train).view([b, t, 3, self.size, self.size])
+    /// The canvas before a story's first frame: blank (zeros, mid-grey in [−1, 1]) [N, 3, S, S].
+    pub fn blank(&self, n: i64, device: tch::Device) -> Tensor {
+        Tensor::zeros([n, 3, self.size, self.size], (Kind::Float, device))
     }
 
-    /// One chosen frame per story: frames [B] (i64) → [B, 3, S, S].
-    pub fn decode_frames(&self, ctx: &Context, frames: &Tensor, train: bool) -> Tensor {
+    /// All T frames of each story: [B, T, 3, S, S]. A generator that sees the previous frame
+    /// draws them in order, each from the one it drew before (gradients flow along the chain).
+    pub fn decode_story(&self, ctx: &Context, train: bool) -> Tensor {
+        let (b, t) = (ctx.vec.size()[0], ctx.vec.size()[1]);
+        if self.sees_previous() {
+            let mut prev = self.blank(b, ctx.vec.device());
+            let mut frames = Vec::with_capacity(t as usize);
+            for k in 0..t {
+                let map = ctx.map.as_ref().map(|m| m.select(1, k));
+                prev = self.decode(&ctx.vec.select(1, k), map.as_ref(), Some(&prev), train);
+                frames.push(prev.shallow_clone());
+            }
+            return Tensor::stack(&frames, 1);
+        }
+        let map = ctx.map.as_ref().map(|m| m.flatten(0, 1));
+        self.decode(&ctx.vec.flatten(0, 1), map.as_ref(), None, train).view([b, t, 3, self.size, self.size])
+    }
+
+    /// One chosen frame per story: frames [B] (i64) → [B, 3, S, S]; `prev` [B, 3, S, S]: the
+    /// frames before them, given exactly when the generator `sees_previous`.
+    pub fn decode_frames(&self, ctx: &Context, frames: &Tensor, prev: Option<&Tensor>, train: bool) -> Tensor {
         let map = ctx.map.as_ref().map(|m| pick_frames(m, frames));
-        self.decode(&pick_frames(&ctx.vec, frames), map.as_ref(), train)
+        self.decode(&pick_frames(&ctx.vec, frames), map.as_ref(), prev, train)
     }
 
     /// Draws whole stories as a user sees them: eval mode (batch-norm running statistics), no

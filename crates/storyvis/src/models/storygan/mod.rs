@@ -40,7 +40,19 @@ impl StoryGan {
         let g_vs = VarStore::new(device);
         let g = Generator::new(g_vs.root(), cfg, shape.vocab, shape.vector_len, shape.labels);
         let di_vs = VarStore::new(device);
-        let di = ImageDiscriminator::new(di_vs.root(), cfg.image_size, cfg.ndf, g.text_dim, cfg.story_dim, shape.labels, cfg.fuse);
+        // With the previous frame, D_I judges the pair: the frame and the one it was drawn from.
+        let input = if g.sees_previous() { 6 } else { 3 };
+        let di = ImageDiscriminator::new(
+            di_vs.root(),
+            cfg.image_size,
+            input,
+            cfg.ndf,
+            g.text_dim,
+            cfg.story_dim,
+            shape.labels,
+            cfg.fuse,
+            cfg.aux_added_weight > 0.0,
+        );
         let (ds_vs, ds) = if cfg.has_story_d() {
             let vs = VarStore::new(device);
             let d = StoryDiscriminator::new(vs.root(), cfg.image_size, cfg.ndf, cfg.frames as i64, g.text_dim, cfg.story_embed_dim);
@@ -97,7 +109,16 @@ mod tests {
 
     #[test]
     fn every_variant_produces_stories_and_scores_them() {
-        for sets in [vec![], vec!["gist=reference"], vec!["variant=svc"], vec!["variant=svfn"], vec!["variant=imagegan"], vec!["text=vector", "fuse=concat"]] {
+        for sets in [
+            vec![],
+            vec!["gist=reference"],
+            vec!["variant=svc"],
+            vec!["variant=svfn"],
+            vec!["variant=imagegan"],
+            vec!["text=vector", "fuse=concat"],
+            vec!["previous=generated"],
+            vec!["previous=generated", "gist=reference", "gan_loss=hinge", "aux_added_weight=1"],
+        ] {
             tch::manual_seed(0);
             let cfg = tiny(&sets);
             let m = StoryGan::new(&cfg, SHAPE, Device::Cpu);
@@ -111,19 +132,37 @@ mod tests {
             let story = m.g.decode_story(&ctx, true);
             assert_eq!(story.size(), [b, t, 3, 64, 64], "{sets:?}");
             let frames = Tensor::from_slice(&[0i64, 3, 1]);
-            let one = m.g.decode_frames(&ctx, &frames, true);
+            let sees = m.g.sees_previous();
+            assert_eq!(sees, sets.contains(&"previous=generated"));
+            // A generator that sees the previous frame draws a chosen frame from the story's
+            // frame before it (blank before the first).
+            let prev = |story: &Tensor| sees.then(|| family::previous_frames(story, &frames));
+            let one = m.g.decode_frames(&ctx, &frames, prev(&story).as_ref(), true);
             assert_eq!(one.size(), [b, 3, 64, 64]);
             // Drawing chosen frames is drawing the story and picking them (eval mode, where
-            // batch norm does not depend on the batch).
-            let (story_eval, one_eval) = (m.g.decode_story(&ctx, false), m.g.decode_frames(&ctx, &frames, false));
+            // batch norm does not depend on the batch); with the previous frame, drawing a frame
+            // from the story's own previous frame gives the story's frame.
+            let story_eval = m.g.decode_story(&ctx, false);
+            let one_eval = m.g.decode_frames(&ctx, &frames, prev(&story_eval).as_ref(), false);
             let scale = story_eval.abs().max().double_value(&[]);
             assert!(scale > 0.0, "{sets:?}: blank frames");
             for (i, f) in [0i64, 3, 1].into_iter().enumerate() {
                 let d = (story_eval.get(i as i64).get(f) - one_eval.get(i as i64)).abs().max().double_value(&[]);
                 assert!(d <= 1e-4 * scale, "{sets:?}: frame {f} of story {i} differs by {d} (values up to {scale})");
             }
-            let (logit, labels) = m.di.forward_t(&one, &s.select(1, 0), &ctx.cond.select(1, 0), true);
+            if sees {
+                // ... and from another previous frame, another frame: the input is used.
+                let other = m.g.decode_frames(&ctx, &frames, Some(&m.g.blank(b, Device::Cpu).fill_(0.5)), false);
+                assert!((other - &one_eval).abs().max().double_value(&[]) > 1e-3 * scale, "{sets:?}: the previous frame changes nothing");
+            }
+            let judged = match prev(&story) {
+                Some(p) => Tensor::cat(&[&one, &p], 1),
+                None => one.shallow_clone(),
+            };
+            let (logit, labels) = m.di.forward_t(&judged, &s.select(1, 0), &ctx.cond.select(1, 0), true);
             assert_eq!((logit.size(), labels.size()), (vec![b], vec![b, 15]));
+            let added = m.di.added(&m.di.features(&judged, true)).map(|a| a.size());
+            assert_eq!(added, sets.contains(&"aux_added_weight=1").then(|| vec![b, 15]), "{sets:?}");
             assert_eq!(m.ds.is_some(), cfg.variant != Variant::Imagegan);
             if let Some(ds) = &m.ds {
                 assert_eq!(ds.forward_t(&story, &s, true).size(), [b]);

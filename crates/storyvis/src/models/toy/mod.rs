@@ -231,4 +231,8 @@ impl Family for Toy {
     fn data_summary(&self) -> serde_json::Value {
         serde_json::json!({ "train_frames": self.data.size()[0] })
     }
+
+    fn averaged(&self) -> Vec<&'static str> {
+        vec!["generator"]
+    }
 }
