@@ -183,9 +183,9 @@ fn resume_continues_exactly() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     dataset(&data, 12, 0.75);
-    // The paper's objective, and the quality levers (the previous frame, the hinge loss, a
-    // moving average of the generator).
-    for (k, extra) in [vec![], vec!["previous=generated", "gan_loss=hinge", "ema_half_life=2"]].into_iter().enumerate() {
+    // The paper's objective, and the quality levers (the previous frame, the added-object
+    // head, the hinge loss, a moving average of the generator).
+    for (k, extra) in [vec![], vec!["previous=generated", "aux_added_weight=1", "gan_loss=hinge", "ema_half_life=2"]].into_iter().enumerate() {
         let with = |steps: usize| {
             let m = format!("max_steps={steps}");
             let mut s = vec!["checkpoint_every=3", "sample_every=1000", "log_every=1", m.as_str()];

@@ -195,22 +195,25 @@ fn display_name(path: &Path, loaded: &Loaded) -> String {
 /// are all `00000-<preset>`) are named by the path they were given instead, keeping the suffix.
 /// `rows`: (name, checkpoint directory).
 fn distinct_names(rows: &[(String, String)], paths: &[PathBuf]) -> Vec<String> {
-    let base = |n: &str| n.split(" (").next().unwrap_or(n).len();
+    let suffix = |n: &str| [AVERAGE_SUFFIX, TRAINED_SUFFIX].into_iter().find(|s| n.ends_with(s)).unwrap_or("");
     rows.iter()
         .zip(paths)
         .map(|((name, ckpt), path)| match rows.iter().any(|(n, c)| n == name && c != ckpt) {
             false => name.clone(),
-            true => format!("{}{}", path.display(), &name[base(name)..]),
+            true => format!("{}{}", path.display(), suffix(name)),
         })
         .collect()
 }
+
+const AVERAGE_SUFFIX: &str = " (average)";
+const TRAINED_SUFFIX: &str = " (trained)";
 
 /// A row's name says when it draws with a moving average, or with the trained weights asked
 /// for by `--weights trained` (which may be a run without an average).
 fn weights_name(name: String, averaged: bool, asked: checkpoint::Weights) -> String {
     match (averaged, asked) {
-        (true, _) => format!("{name} (average)"),
-        (false, checkpoint::Weights::Trained) => format!("{name} (trained)"),
+        (true, _) => format!("{name}{AVERAGE_SUFFIX}"),
+        (false, checkpoint::Weights::Trained) => format!("{name}{TRAINED_SUFFIX}"),
         (false, checkpoint::Weights::Average) => name,
     }
 }

@@ -64,6 +64,14 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     let train = StoryData::load(ds, &train_stories, &m, &vocab)?.to_device(device);
     let samples = StoryData::load(ds, &sample_stories, &m, &vocab)?;
     let shape = DataShape { vocab: vocab.len(), vector_len: ds.header.vector_len as i64, labels: ds.header.label_names.len() as i64 };
+    // The added object's labels come from CLEVR-SV's per-object slots.
+    let clevr = storyvis_data::clevr::scene::LABEL_LEN as i64;
+    ensure!(
+        m.aux_added_weight == 0.0 || shape.labels == clevr,
+        "aux_added_weight needs CLEVR-SV's {clevr} object labels per frame; {} has {}",
+        ds.dir.display(),
+        shape.labels
+    );
     Ok(Box::new(StoryGanTrainer::new(m, shape, train, samples, vocab, device)))
 }
 
