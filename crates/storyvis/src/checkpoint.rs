@@ -20,8 +20,10 @@ pub const FORMAT: &str = "storyvis-checkpoint";
 pub const MANIFEST: &str = "checkpoint.json";
 pub const CONFIG: &str = "config.toml";
 const OPTIMIZER: &str = "optimizer.safetensors";
-/// A network's moving average is saved as `<network>_ema.safetensors`.
-pub const EMA_SUFFIX: &str = "_ema";
+/// The name a network's moving average is saved under (`<network>_ema.safetensors`).
+pub fn average_of(network: &str) -> String {
+    format!("{network}_ema")
+}
 
 /// Which weights of a generator draw.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,7 +37,7 @@ pub enum Weights {
 
 /// The file `network` draws from in a checkpoint, and whether it is the moving average.
 pub fn drawing_weights(dir: &Path, manifest: &Manifest, network: &str, which: Weights) -> (PathBuf, bool) {
-    let avg = format!("{network}{EMA_SUFFIX}.safetensors");
+    let avg = format!("{}.safetensors", average_of(network));
     if which == Weights::Average && manifest.files.contains_key(&avg) {
         (dir.join(avg), true)
     } else {

@@ -143,8 +143,15 @@ impl DownStack {
 
     /// A stack over `input` channels (an image and the one before it: 6).
     pub fn with_input(p: nn::Path, size: i64, ndf: i64, input: i64) -> DownStack {
-        let k = doublings(size);
-        let widths: Vec<i64> = std::iter::once(input).chain((0..k).map(|i| ndf << i.min(5))).collect();
+        let widths: Vec<i64> = (0..doublings(size)).map(|i| ndf << i.min(5)).collect();
+        Self::with_widths(p, input, &widths)
+    }
+
+    /// A stack of `widths.len()` halvings over `input` channels, `widths[i]` channels after
+    /// halving i.
+    pub fn with_widths(p: nn::Path, input: i64, widths: &[i64]) -> DownStack {
+        let k = widths.len();
+        let widths: Vec<i64> = std::iter::once(input).chain(widths.iter().copied()).collect();
         DownStack {
             convs: (0..k).map(|i| conv(&p / format!("conv{i}"), widths[i], widths[i + 1], 4, 2, 1)).collect(),
             bns: (1..k).map(|i| bn2d(&p / format!("bn{i}"), widths[i + 1])).collect(),
@@ -156,12 +163,20 @@ impl DownStack {
     /// [N, input, size, size] → [N, out_channels, 4, 4]
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let x = if self.channels_last { crate::precision::channels_last(x) } else { x.shallow_clone() };
-        let mut h = leaky(&self.convs[0].forward(&x));
-        for (c, bn) in self.convs[1..].iter().zip(&self.bns) {
-            h = leaky(&bn.forward_t(&c.forward(&h), train));
-        }
+        let h = self.maps(&x, train).pop().expect("at least one halving");
         // The features leave in the standard layout, whatever the convolutions ran in.
         h.contiguous()
+    }
+
+    /// The map after every halving, in the layout `x` has: [N, widths[i], size/2^(i+1), …].
+    pub fn maps(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
+        let mut h = leaky(&self.convs[0].forward(x));
+        let mut maps = vec![h.shallow_clone()];
+        for (c, bn) in self.convs[1..].iter().zip(&self.bns) {
+            h = leaky(&bn.forward_t(&c.forward(&h), train));
+            maps.push(h.shallow_clone());
+        }
+        maps
     }
 }
 

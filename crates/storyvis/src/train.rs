@@ -156,6 +156,11 @@ fn copy_store(vs: &VarStore) -> VarStore {
     copy
 }
 
+/// The network called `name` among a family's `networks()`.
+fn network<'a>(nets: &[(&'static str, &'a VarStore)], name: &str) -> Option<&'a VarStore> {
+    nets.iter().find(|(n, _)| *n == name).map(|(_, vs)| *vs)
+}
+
 /// Copies every variable of `src` into the same-named variable of `dest`.
 fn copy_into(dest: &VarStore, src: &VarStore) {
     let d = dest.variables();
@@ -173,7 +178,7 @@ impl<F: Family + ?Sized> Engine<F> {
         {
             let nets = family.networks();
             for s in &specs {
-                let vs = nets.iter().find(|(n, _)| *n == s.network).map(|(_, vs)| *vs).with_context(|| format!("optimizer {} names no network", s.name))?;
+                let vs = network(&nets, s.network).with_context(|| format!("optimizer {} names no network", s.name))?;
                 opts.push(Adam::new(vs, s.beta1, s.beta2, s.params));
             }
         }
@@ -196,7 +201,7 @@ impl<F: Family + ?Sized> Engine<F> {
         ensure!(!names.is_empty(), "ema_half_life = {half_life}, but this family names no network to average");
         let nets = self.family.networks();
         for name in names {
-            let vs = nets.iter().find(|(n, _)| *n == name).map(|(_, vs)| *vs).with_context(|| format!("the family averages {name}, which it does not have"))?;
+            let vs = network(&nets, name).with_context(|| format!("the family averages {name}, which it does not have"))?;
             self.ema.push((name, copy_store(vs)));
         }
         Ok(())
@@ -204,7 +209,7 @@ impl<F: Family + ?Sized> Engine<F> {
 
     /// The averages, as checkpoints name them (`<network>_ema`).
     pub fn averages(&self) -> Vec<(String, &VarStore)> {
-        self.ema.iter().map(|(n, vs)| (format!("{n}{}", checkpoint::EMA_SUFFIX), vs)).collect()
+        self.ema.iter().map(|(n, vs)| (checkpoint::average_of(n), vs)).collect()
     }
 
     /// Moves the averages towards the weights after iteration `k` (1-based): trainable
@@ -217,7 +222,7 @@ impl<F: Family + ?Sized> Engine<F> {
         let nets = self.family.networks();
         tch::no_grad(|| {
             for (name, avg) in &self.ema {
-                let live = nets.iter().find(|(n, _)| n == name).expect("an averaged network").1.variables();
+                let live = network(&nets, name).expect("an averaged network").variables();
                 for (n, mut a) in avg.variables() {
                     let w = &live[&n];
                     if w.requires_grad() {
@@ -240,7 +245,7 @@ impl<F: Family + ?Sized> Engine<F> {
         let nets = self.family.networks();
         let mut saved = Vec::new();
         for (name, avg) in &self.ema {
-            let live = nets.iter().find(|(n, _)| n == name).expect("an averaged network").1;
+            let live = network(&nets, name).expect("an averaged network");
             saved.push(copy_store(live));
             copy_into(live, avg);
         }
@@ -248,7 +253,7 @@ impl<F: Family + ?Sized> Engine<F> {
         let out = f(&self.family);
         let nets = self.family.networks();
         for ((name, _), own) in self.ema.iter().zip(&saved) {
-            copy_into(nets.iter().find(|(n, _)| n == name).expect("an averaged network").1, own);
+            copy_into(network(&nets, name).expect("an averaged network"), own);
         }
         out
     }
@@ -367,7 +372,7 @@ impl<F: Family + ?Sized> Engine<F> {
         checkpoint::load_optimizers(dir, &manifest, &mut opts)?;
         checkpoint::load_networks(dir, &mut self.family.networks_mut())?;
         for (name, avg) in &mut self.ema {
-            let file = format!("{name}{}.safetensors", checkpoint::EMA_SUFFIX);
+            let file = format!("{}.safetensors", checkpoint::average_of(name));
             ensure!(manifest.files.contains_key(&file), "{} holds no moving average of the {name} ({file}), which this run keeps", dir.display());
             checkpoint::load_store(avg, &dir.join(&file))?;
         }

@@ -2,7 +2,7 @@
 //! generator; and the paper's baselines as variants of the same code.
 
 use super::config::{Config, Gist, Previous, TextInput, Variant};
-use crate::nn::{bn1d, bn2d, conv, dynamic_conv1d, dynamic_conv2d, leaky, linear, pick_frames, recurrent_linear, CondAug, GruCell, UpBlock};
+use crate::nn::{bn1d, bn2d, conv, dynamic_conv1d, dynamic_conv2d, leaky, linear, pick_frames, recurrent_linear, CondAug, DownStack, GruCell, UpBlock};
 use crate::text::SentenceEncoder;
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
@@ -121,41 +121,15 @@ impl ReferenceGist {
     }
 }
 
-/// The encoder of the previous frame (`previous = "generated"`): strided 4×4 convolutions
-/// from S×S down to 4×4 (batch-norm and leaky ReLU 0.2 after each but the first's norm), whose
-/// maps join the generator's up-path at the same resolution, as a U-Net's skip connections do
-/// (Ronneberger et al. 2015; pix2pix, Isola et al. 2017), so that what is already drawn can pass
-/// through unchanged.
-#[derive(Debug)]
-struct PreviousEncoder {
-    convs: Vec<nn::Conv2D>,
-    bns: Vec<nn::BatchNorm>,
-}
-
-impl PreviousEncoder {
-    /// `widths`: the generator's channels at 4×4, 8×8, …, S×S; the map at each resolution S/2 …
-    /// 4 gets the generator's width there.
-    fn new(p: nn::Path, widths: &[i64]) -> PreviousEncoder {
-        let blocks = widths.len() - 1;
-        // Output k is at S / 2^(k+1), where the generator has widths[blocks − 1 − k].
-        let outs: Vec<i64> = (0..blocks).map(|k| widths[blocks - 1 - k]).collect();
-        let ins: Vec<i64> = std::iter::once(3).chain(outs.iter().copied()).collect();
-        PreviousEncoder {
-            convs: (0..blocks).map(|k| conv(&p / format!("conv{k}"), ins[k], outs[k], 4, 2, 1)).collect(),
-            bns: (1..blocks).map(|k| bn2d(&p / format!("bn{k}"), outs[k])).collect(),
-        }
-    }
-
-    /// [N, 3, S, S] → the maps at S/2, S/4, …, 4.
-    fn forward_t(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
-        let mut h = leaky(&self.convs[0].forward(x));
-        let mut maps = vec![h.shallow_clone()];
-        for (c, bn) in self.convs[1..].iter().zip(&self.bns) {
-            h = leaky(&bn.forward_t(&c.forward(&h), train));
-            maps.push(h.shallow_clone());
-        }
-        maps
-    }
+/// The encoder of the previous frame (`previous = "generated"`): a `DownStack` from S×S down to
+/// 4×4 whose map at each resolution is as wide as the generator there and joins its up-path at
+/// that resolution, as a U-Net's skip connections do (Ronneberger et al. 2015; pix2pix, Isola
+/// et al. 2017), so that what is already drawn can pass through unchanged. `widths`: the
+/// generator's channels at 4×4, 8×8, …, S×S.
+fn previous_encoder(p: nn::Path, widths: &[i64]) -> DownStack {
+    // Halving k ends at S / 2^(k+1), where the generator has widths[blocks − 1 − k].
+    let outs: Vec<i64> = widths[..widths.len() - 1].iter().rev().copied().collect();
+    DownStack::with_widths(p, 3, &outs)
 }
 
 /// The per-frame inputs of the image generator, and what the discriminators and losses need.
@@ -192,7 +166,7 @@ pub struct Generator {
     fc_channels: i64,
     ups: Vec<UpBlock>,
     /// `previous = "generated"`: the previous frame's encoder.
-    previous: Option<PreviousEncoder>,
+    previous: Option<DownStack>,
     /// The images' side: 4 doubled once per up-block.
     pub size: i64,
     to_rgb: nn::Conv2D,
@@ -242,7 +216,7 @@ impl Generator {
         // resolution (as wide as the block's input), and the last convolution the frame itself.
         let skip = |w: i64| if with_previous { w } else { 0 };
         let ups = widths.windows(2).enumerate().map(|(i, w)| UpBlock::new(&p / format!("up{i}"), w[0] + skip(w[0]), w[1])).collect();
-        let previous = with_previous.then(|| PreviousEncoder::new(&p / "previous", &widths));
+        let previous = with_previous.then(|| previous_encoder(&p / "previous", &widths));
         let rgb_in = widths[widths.len() - 1] + if with_previous { 3 } else { 0 };
         Generator {
             variant: v,
@@ -369,7 +343,10 @@ impl Generator {
         let layout = |t: Tensor| if self.channels_last { crate::precision::channels_last(&t) } else { t };
         x = layout(x);
         let skips = match (&self.previous, prev) {
-            (Some(enc), Some(p)) => Some((enc.forward_t(&layout(p.shallow_clone()), train), layout(p.shallow_clone()))),
+            (Some(enc), Some(p)) => {
+                let p = layout(p.shallow_clone());
+                Some((enc.maps(&p, train), p))
+            }
             (None, None) => None,
             _ => panic!("the previous frame is given exactly when the generator sees it"),
         };
