@@ -198,7 +198,7 @@ struct GenerateArgs {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum WeightsArg {
+pub(crate) enum WeightsArg {
     Average,
     Trained,
 }
@@ -420,7 +420,7 @@ fn train(a: TrainArgs) -> Result<()> {
 fn generate(a: GenerateArgs) -> Result<()> {
     if let Some(caption) = &a.text {
         let checkpoint = a.checkpoint.as_deref().context("--text needs --checkpoint: a text-to-image run (the shipped model draws stories)")?;
-        return t2i::generate(checkpoint, caption, &a.seeds, &a.out, &a.device);
+        return t2i::generate(checkpoint, caption, &a.seeds, &a.out, &a.device, a.weights.into());
     }
     let text = match (&a.story, &a.story_file) {
         (Some(s), _) => s.clone(),

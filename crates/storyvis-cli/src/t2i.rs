@@ -2,10 +2,12 @@
 //! family reads its captions through), `generate --text`, `interpolate`, `style-transfer`.
 
 use crate::progress::Progress;
+use crate::WeightsArg;
 use anyhow::Result;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use storyvis::checkpoint::Weights;
 use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge};
 use storyvis::models::gan_int_cls::draw;
 
@@ -91,9 +93,9 @@ pub fn train_encoder(a: TextEncoderArgs) -> Result<()> {
     Ok(())
 }
 
-fn load(checkpoint: &Path, device: &str) -> Result<draw::Loaded> {
+fn load(checkpoint: &Path, device: &str, weights: Weights) -> Result<draw::Loaded> {
     let device = storyvis::device::parse_device(device)?;
-    draw::load(checkpoint, device)
+    draw::load_with(checkpoint, device, weights)
 }
 
 fn warn_unknown(model: &draw::Loaded, caption: &str) {
@@ -109,9 +111,9 @@ fn list(files: &[PathBuf]) {
     }
 }
 
-pub fn generate(checkpoint: &Path, caption: &str, seeds: &str, out: &Path, device: &str) -> Result<()> {
+pub fn generate(checkpoint: &Path, caption: &str, seeds: &str, out: &Path, device: &str, weights: Weights) -> Result<()> {
     let seeds = storyvis::sample::parse_seeds(seeds)?;
-    let model = load(checkpoint, device)?;
+    let model = load(checkpoint, device, weights)?;
     warn_unknown(&model, caption);
     list(&draw::generate(&model, caption, &seeds, out)?);
     eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());
@@ -137,11 +139,15 @@ pub struct InterpolateArgs {
     out: PathBuf,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// average: the run's moving average of the generator where it kept one (`ema_half_life`);
+    /// trained: the trained weights.
+    #[arg(long, value_enum, default_value = "average")]
+    weights: WeightsArg,
 }
 
 pub fn interpolate(a: InterpolateArgs) -> Result<()> {
     let seeds = storyvis::sample::parse_seeds(&a.seeds)?;
-    let model = load(&a.checkpoint, &a.device)?;
+    let model = load(&a.checkpoint, &a.device, a.weights.into())?;
     warn_unknown(&model, &a.from);
     warn_unknown(&model, &a.to);
     list(&draw::interpolate(&model, &a.from, &a.to, a.steps, &seeds, &a.out)?);
@@ -163,10 +169,14 @@ pub struct StyleArgs {
     out: PathBuf,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// average: the run's moving average of the generator where it kept one (`ema_half_life`);
+    /// trained: the trained weights.
+    #[arg(long, value_enum, default_value = "average")]
+    weights: WeightsArg,
 }
 
 pub fn style_transfer(a: StyleArgs) -> Result<()> {
-    let model = load(&a.checkpoint, &a.device)?;
+    let model = load(&a.checkpoint, &a.device, a.weights.into())?;
     warn_unknown(&model, &a.text);
     println!("{}", draw::style_transfer(&model, &a.image, &a.text, &a.out)?.display());
     Ok(())

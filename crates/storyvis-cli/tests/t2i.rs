@@ -19,14 +19,65 @@ fn captions_encoder_gan_and_drawing_commands() {
     fails(&["train-text-encoder", "--data", p(&data), "--out", p(&root.path().join("e2")), "--encoder", "bag"], "unknown text encoder");
     let runs = root.path().join("runs");
     let te = format!("text_encoder={:?}", p(&enc));
-    ok(&["train", "--preset", "gan-int-cls-tiny", "--data", p(&data), "--runs", p(&runs), "--set", &te, "--set", "max_steps=2", "--set", "batch=4"]);
+    ok(&[
+        "train",
+        "--preset",
+        "gan-int-cls-tiny",
+        "--data",
+        p(&data),
+        "--runs",
+        p(&runs),
+        "--set",
+        &te,
+        "--set",
+        "max_steps=2",
+        "--set",
+        "batch=4",
+        "--set",
+        "ema_half_life=2",
+        "--set",
+        "ema_standing=1",
+    ]);
     let run = runs.join("00000-gan-int-cls-tiny");
     let out = root.path().join("out");
     let said = ok(&["generate", "--checkpoint", p(&run), "--text", "a large red metal cube.", "--seeds", "0-1", "--out", p(&out)]);
     assert!(said.contains("seed0001.png") && said.contains("row.png"), "{said}");
-    let said = ok(&["interpolate", "--checkpoint", p(&run), "--from", "a red cube.", "--to", "a blue sphere.", "--steps", "4", "--out", p(&out)]);
+    // The run keeps a moving average (with its own batch-norm statistics), which `generate`
+    // draws by default; `--weights trained` draws the trained weights: another picture.
+    let row = std::fs::read(out.join("row.png")).unwrap();
+    ok(&["generate", "--checkpoint", p(&run), "--text", "a large red metal cube.", "--seeds", "0-1", "--out", p(&out), "--weights", "trained"]);
+    assert_ne!(std::fs::read(out.join("row.png")).unwrap(), row);
+    ok(&["generate", "--checkpoint", p(&run), "--text", "a large red metal cube.", "--seeds", "0-1", "--out", p(&out), "--weights", "average"]);
+    assert_eq!(std::fs::read(out.join("row.png")).unwrap(), row);
+    let said = ok(&[
+        "interpolate",
+        "--checkpoint",
+        p(&run),
+        "--from",
+        "a red cube.",
+        "--to",
+        "a blue sphere.",
+        "--steps",
+        "4",
+        "--out",
+        p(&out),
+        "--weights",
+        "trained",
+    ]);
     assert!(said.contains("interpolate-seed0000.png"), "{said}");
-    let said = ok(&["style-transfer", "--checkpoint", p(&run), "--image", p(&out.join("seed0000.png")), "--text", "a cyan cylinder.", "--out", p(&out)]);
+    let said = ok(&[
+        "style-transfer",
+        "--checkpoint",
+        p(&run),
+        "--image",
+        p(&out.join("seed0000.png")),
+        "--text",
+        "a cyan cylinder.",
+        "--out",
+        p(&out),
+        "--weights",
+        "average",
+    ]);
     assert!(said.contains("style-transfer.png"), "{said}");
     // Bad input.
     fails(&["generate", "--checkpoint", p(&run), "--text", "", "--out", p(&out)], "the caption is empty");

@@ -39,7 +39,7 @@ const SCORE_BATCH: i64 = 256;
 /// label.
 pub struct AttributeClassifier {
     convs: Vec<nn::Conv2D>,
-    norms: Vec<nn::BatchNorm>,
+    norms: Vec<crate::nn::BatchNorm>,
     features: nn::Linear,
     head: nn::Linear,
 }

@@ -51,6 +51,12 @@ pub struct Run {
     /// Yazıcı et al., ICLR 2019). 0: none.
     #[serde(default)]
     pub ema_half_life: usize,
+    /// With a moving average: batches of training-mode passes that re-estimate its batch-norm
+    /// statistics before every sample sheet and checkpoint ("standing statistics", Brock et
+    /// al., BigGAN, ICLR 2019, App. C.1). 0: the average keeps the trained network's
+    /// statistics, which were gathered by other weights. Without a moving average, nothing.
+    #[serde(default)]
+    pub ema_standing: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,10 +72,12 @@ pub struct Config {
 }
 
 /// Keys of [run] (a config written before the sections existed is read by moving them).
-pub const RUN_KEYS: [&str; 9] = ["seed", "epochs", "max_steps", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks", "ema_half_life"];
+pub const RUN_KEYS: [&str; 10] =
+    ["seed", "epochs", "max_steps", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks", "ema_half_life", "ema_standing"];
 
-/// Keys a resumed run may change: how long it runs and how it reports.
-pub const RESUMABLE: [&str; 7] = ["max_steps", "epochs", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks"];
+/// Keys a resumed run may change: how long it runs, how it reports, and how the moving
+/// average's batch-norm statistics are estimated (nothing of the trained weights).
+pub const RESUMABLE: [&str; 8] = ["max_steps", "epochs", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks", "ema_standing"];
 
 /// Every preset shipped with storyvis: (name, TOML), family by family.
 pub fn presets() -> Vec<(&'static str, &'static str)> {
@@ -224,6 +232,7 @@ impl Config {
         range("log_every", r.log_every, 1, usize::MAX)?;
         range("max_rollbacks", r.max_rollbacks, 0, 1_000_000)?;
         range("ema_half_life", r.ema_half_life, 0, 100_000_000)?;
+        range("ema_standing", r.ema_standing, 0, 10_000)?;
         let family = models::family(&self.family)?;
         (family.check)(self).with_context(|| format!("preset {} (family {})", self.preset, self.family))
     }

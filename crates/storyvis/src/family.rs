@@ -94,6 +94,14 @@ pub trait Family {
     fn averaged(&self) -> Vec<&'static str> {
         Vec::new()
     }
+    /// `batches` training-mode forward passes, without gradients, of the `averaged` networks
+    /// the way drawing uses them, over training data and noise seeded from `seed` alone: the
+    /// loop runs them inside `nn::standing_statistics` with the averages in place, to
+    /// re-estimate their batch-norm statistics (`ema_standing`). Families whose averaged
+    /// networks have no batch norm need nothing.
+    fn standing_passes(&self, _batches: usize, _seed: u64) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// How a family is built for training on a dataset (libtorch's generator seeded by the loop

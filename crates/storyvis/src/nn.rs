@@ -24,15 +24,77 @@ pub fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, padding: i64) -> n
     nn::conv2d(p, i, o, k, nn::ConvConfig { stride, padding, bias: false, ws_init: INIT, ..Default::default() })
 }
 
+/// Batch norm (tch's layer and variables: `weight`, `bias`, `running_mean`, `running_var`)
+/// whose running statistics can also be re-estimated for weights as they are now: inside
+/// `standing_statistics`, a training-mode pass makes them the plain average over every batch
+/// the layer has seen there (momentum 1/n for its n-th batch, PyTorch's `momentum=None`),
+/// instead of an exponential average over training (momentum 0.1).
+#[derive(Debug)]
+pub struct BatchNorm {
+    inner: nn::BatchNorm,
+    /// (standing pass id, batches this layer has seen in it).
+    standing: std::cell::Cell<(u64, u64)>,
+}
+
+const BN_MOMENTUM: f64 = 0.1;
+const BN_EPS: f64 = 1e-5;
+
+thread_local! {
+    /// The `standing_statistics` pass running on this thread (0: none).
+    static STANDING: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+static STANDING_PASSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Runs `f` (training-mode forward passes, typically under `no_grad`) so that every batch-norm
+/// layer it reaches ends with the mean and (unbiased) variance averaged over the batches it saw
+/// in `f` with equal weights: "standing statistics" (Brock et al., BigGAN, ICLR 2019, App. C.1)
+/// for weights that training never ran with, such as a moving average of them.
+pub fn standing_statistics<T>(f: impl FnOnce() -> T) -> T {
+    /// Puts back the pass that ran before (none, or an enclosing one).
+    struct Restore(u64);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            STANDING.with(|s| s.set(self.0));
+        }
+    }
+    let id = STANDING_PASSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let _restore = Restore(STANDING.with(|s| s.replace(id)));
+    f()
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let pass = STANDING.with(|s| s.get());
+        let momentum = if train && pass != 0 {
+            let (id, seen) = self.standing.get();
+            let seen = if id == pass { seen } else { 0 };
+            self.standing.set((pass, seen + 1));
+            1.0 / (seen + 1) as f64
+        } else {
+            BN_MOMENTUM
+        };
+        let b = &self.inner;
+        Tensor::batch_norm(x, b.ws.as_ref(), b.bs.as_ref(), Some(&b.running_mean), Some(&b.running_var), train, momentum, BN_EPS, true)
+    }
+}
+
 /// Batch-norm with γ ~ N(1, 0.02), β = 0 (StoryGAN's init).
-fn bn_config() -> nn::BatchNormConfig {
-    nn::BatchNormConfig { ws_init: nn::Init::Randn { mean: 1.0, stdev: 0.02 }, bs_init: nn::Init::Const(0.0), ..Default::default() }
+fn batch_norm(p: nn::Path, c: i64, nd: usize) -> BatchNorm {
+    let config = nn::BatchNormConfig {
+        ws_init: nn::Init::Randn { mean: 1.0, stdev: 0.02 },
+        bs_init: nn::Init::Const(0.0),
+        momentum: BN_MOMENTUM,
+        eps: BN_EPS,
+        ..Default::default()
+    };
+    let inner = if nd == 1 { nn::batch_norm1d(p, c, config) } else { nn::batch_norm2d(p, c, config) };
+    BatchNorm { inner, standing: Default::default() }
 }
-pub fn bn2d(p: nn::Path, c: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, c, bn_config())
+pub fn bn2d(p: nn::Path, c: i64) -> BatchNorm {
+    batch_norm(p, c, 2)
 }
-pub fn bn1d(p: nn::Path, c: i64) -> nn::BatchNorm {
-    nn::batch_norm1d(p, c, bn_config())
+pub fn bn1d(p: nn::Path, c: i64) -> BatchNorm {
+    batch_norm(p, c, 1)
 }
 
 /// A 1-d convolution (stride 1, no padding) with libtorch's default (Kaiming-uniform) init.
@@ -123,7 +185,7 @@ impl GruCell {
 #[derive(Debug)]
 pub struct DownStack {
     convs: Vec<nn::Conv2D>,
-    bns: Vec<nn::BatchNorm>,
+    bns: Vec<BatchNorm>,
     /// Channels of the 4×4 output.
     pub out_channels: i64,
     /// Run the convolutions in the channels-last memory format.
@@ -148,16 +210,24 @@ impl DownStack {
     }
 
     /// A stack of `widths.len()` halvings over `input` channels, `widths[i]` channels after
-    /// halving i.
+    /// halving i, batch-normalised after every halving but the first (DCGAN's discriminator).
     pub fn with_widths(p: nn::Path, input: i64, widths: &[i64]) -> DownStack {
+        Self::build(p, input, widths, true)
+    }
+
+    /// `with_widths` without batch norm: for inputs that can be the same across a batch (a
+    /// blank canvas), where a batch's statistics would be those of the padding alone.
+    pub fn unnormalised(p: nn::Path, input: i64, widths: &[i64]) -> DownStack {
+        Self::build(p, input, widths, false)
+    }
+
+    fn build(p: nn::Path, input: i64, widths: &[i64], normalised: bool) -> DownStack {
         let k = widths.len();
         let widths: Vec<i64> = std::iter::once(input).chain(widths.iter().copied()).collect();
-        DownStack {
-            convs: (0..k).map(|i| conv(&p / format!("conv{i}"), widths[i], widths[i + 1], 4, 2, 1)).collect(),
-            bns: (1..k).map(|i| bn2d(&p / format!("bn{i}"), widths[i + 1])).collect(),
-            out_channels: widths[k],
-            channels_last: false,
-        }
+        // The convolutions first: the order the weights are initialised in (seeded runs).
+        let convs = (0..k).map(|i| conv(&p / format!("conv{i}"), widths[i], widths[i + 1], 4, 2, 1)).collect();
+        let bns = if normalised { (1..k).map(|i| bn2d(&p / format!("bn{i}"), widths[i + 1])).collect() } else { Vec::new() };
+        DownStack { convs, bns, out_channels: widths[k], channels_last: false }
     }
 
     /// [N, input, size, size] → [N, out_channels, 4, 4]
@@ -172,8 +242,12 @@ impl DownStack {
     pub fn maps(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
         let mut h = leaky(&self.convs[0].forward(x));
         let mut maps = vec![h.shallow_clone()];
-        for (c, bn) in self.convs[1..].iter().zip(&self.bns) {
-            h = leaky(&bn.forward_t(&c.forward(&h), train));
+        for (i, c) in self.convs[1..].iter().enumerate() {
+            let y = c.forward(&h);
+            h = leaky(&match self.bns.get(i) {
+                Some(bn) => bn.forward_t(&y, train),
+                None => y,
+            });
             maps.push(h.shallow_clone());
         }
         maps
@@ -184,7 +258,7 @@ impl DownStack {
 #[derive(Debug)]
 pub struct UpBlock {
     conv: nn::Conv2D,
-    bn: nn::BatchNorm,
+    bn: BatchNorm,
 }
 
 impl UpBlock {
@@ -231,6 +305,55 @@ pub fn dynamic_conv2d(maps: &Tensor, filters: &Tensor) -> Tensor {
 mod tests {
     use super::*;
     use tch::{Device, Kind};
+
+    #[test]
+    fn standing_statistics_average_every_batch_seen_with_equal_weights() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let bn = bn2d(vs.root() / "bn", 2);
+        let vars = vs.variables();
+        let stat = |n: &str| Vec::<f64>::try_from(vars[n].to_kind(Kind::Double)).unwrap();
+        // Three batches [N=2, C=2, 2×2] with different means and spreads per channel.
+        let batches: Vec<Tensor> = (0..3).map(|k| Tensor::randn([2, 2, 2, 2], (Kind::Float, Device::Cpu)) * (1.0 + k as f64) + 3.0 * k as f64).collect();
+        // By hand: each batch's per-channel mean and unbiased variance (8 values a channel).
+        let moments = |x: &Tensor, c: i64| {
+            let v = Vec::<f64>::try_from(x.select(1, c).flatten(0, -1).to_kind(Kind::Double)).unwrap();
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            (m, v.iter().map(|a| (a - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64)
+        };
+        // Outside a standing pass: the exponential average, momentum 0.1, from (0, 1).
+        let _ = bn.forward_t(&batches[0], true);
+        for c in 0..2 {
+            let (m, v) = moments(&batches[0], c);
+            assert!((stat("bn.running_mean")[c as usize] - 0.1 * m).abs() < 1e-5);
+            assert!((stat("bn.running_var")[c as usize] - (0.9 + 0.1 * v)).abs() < 1e-5);
+        }
+        // Inside: the plain mean over the batches seen there (the first pass above forgotten);
+        // an eval-mode pass changes nothing; a second standing pass starts afresh.
+        for round in 0..2 {
+            let seen = if round == 0 { &batches[..] } else { &batches[1..] };
+            standing_statistics(|| {
+                for x in seen {
+                    let _ = bn.forward_t(x, true);
+                    let _ = bn.forward_t(&(x * 10.0), false);
+                }
+            });
+            for c in 0..2 {
+                let n = seen.len() as f64;
+                let m = seen.iter().map(|x| moments(x, c).0).sum::<f64>() / n;
+                let v = seen.iter().map(|x| moments(x, c).1).sum::<f64>() / n;
+                assert!((stat("bn.running_mean")[c as usize] - m).abs() < 1e-4, "round {round} channel {c}: mean {:?} vs {m}", stat("bn.running_mean"));
+                assert!(
+                    (stat("bn.running_var")[c as usize] - v).abs() < 1e-4 * v.max(1.0),
+                    "round {round} channel {c}: var {:?} vs {v}",
+                    stat("bn.running_var")
+                );
+            }
+        }
+        // After the pass, training mode is the exponential average again.
+        let before = stat("bn.running_mean")[0];
+        let _ = bn.forward_t(&batches[0], true);
+        assert!((stat("bn.running_mean")[0] - (0.9 * before + 0.1 * moments(&batches[0], 0).0)).abs() < 1e-4);
+    }
 
     #[test]
     fn conditioning_augmentation_is_mu_plus_sigma_epsilon_with_its_kl() {

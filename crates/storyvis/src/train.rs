@@ -128,12 +128,20 @@ pub struct Engine<F: Family + ?Sized> {
     /// The moving averages: (network, its averaged copy), and the half-life in iterations.
     ema: Vec<(&'static str, VarStore)>,
     ema_half_life: usize,
+    /// Batches of standing statistics for the averages (0: none).
+    ema_standing: usize,
 }
 
 /// The averages' half-life ramps up over the first iterations: at iteration k it is at most
 /// EMA_RAMPUP · k (StyleGAN2-ADA's `ema_rampup`), so the average does not hold on to the random
 /// initialisation.
 pub const EMA_RAMPUP: f64 = 0.05;
+
+/// Standing statistics are those of a moving average: an error without one.
+fn check_standing(half_life: usize, standing: usize) -> Result<()> {
+    ensure!(standing == 0 || half_life > 0, "ema_standing = {standing} re-estimates a moving average's statistics, but the run keeps none (ema_half_life = 0)");
+    Ok(())
+}
 
 /// The weight of the old average after iteration `k` (1-based) at half-life `h` iterations:
 /// β = 0.5^(1 / min(h, EMA_RAMPUP · k)), and average ← β · average + (1 − β) · weights.
@@ -186,13 +194,16 @@ impl<F: Family + ?Sized> Engine<F> {
         for p in &phases {
             ensure!(p.optimizers.iter().all(|&i| i < opts.len()), "phase {} names an optimizer that does not exist", p.name);
         }
-        Ok(Engine { family, specs, opts, phases, reported, device, precision: Precision::Fp32, nonfinite, ema: Vec::new(), ema_half_life: 0 })
+        Ok(Engine { family, specs, opts, phases, reported, device, precision: Precision::Fp32, nonfinite, ema: Vec::new(), ema_half_life: 0, ema_standing: 0 })
     }
 
     /// Keeps a moving average of the family's `averaged` networks from their current weights,
-    /// with half-life `half_life` iterations (0: none).
-    pub fn set_ema(&mut self, half_life: usize) -> Result<()> {
+    /// with half-life `half_life` iterations (0: none), whose batch-norm statistics
+    /// `refresh_averages` re-estimates over `standing` batches (0: copied from the networks).
+    pub fn set_ema(&mut self, half_life: usize, standing: usize) -> Result<()> {
+        check_standing(half_life, standing)?;
         self.ema_half_life = half_life;
+        self.ema_standing = standing;
         self.ema.clear();
         if half_life == 0 {
             return Ok(());
@@ -239,6 +250,29 @@ impl<F: Family + ?Sized> Engine<F> {
     /// Runs `f` with the averaged weights in place of the networks' own (the family draws
     /// with them), then puts the own weights back. Without averages, `f` sees the weights.
     pub fn with_averages<T>(&mut self, f: impl FnOnce(&F) -> T) -> T {
+        self.swap_averages(f, false)
+    }
+
+    /// Re-estimates the averages' batch-norm statistics by the family's `standing_passes`
+    /// (BigGAN's standing statistics), when the run asks for them; the trainable variables of
+    /// the averages and every variable of the networks stay as they are.
+    pub fn refresh_averages(&mut self, seed: u64) -> Result<()> {
+        if self.ema.is_empty() || self.ema_standing == 0 {
+            return Ok(());
+        }
+        let batches = self.ema_standing;
+        self.swap_averages(|f| crate::nn::standing_statistics(|| tch::no_grad(|| f.standing_passes(batches, seed))), true)?;
+        // Nothing non-finite is saved: statistics of an average that has diverged are an error.
+        for (name, avg) in &self.ema {
+            for (n, v) in avg.variables() {
+                ensure!(v.isfinite().all().int64_value(&[]) != 0, "the standing statistics of the {name}'s moving average are not finite ({n})");
+            }
+        }
+        Ok(())
+    }
+
+    /// `with_averages`; with `keep`, what `f` leaves in the networks becomes the averages.
+    fn swap_averages<T>(&mut self, f: impl FnOnce(&F) -> T, keep: bool) -> T {
         if self.ema.is_empty() {
             return f(&self.family);
         }
@@ -252,8 +286,12 @@ impl<F: Family + ?Sized> Engine<F> {
         drop(nets);
         let out = f(&self.family);
         let nets = self.family.networks();
-        for ((name, _), own) in self.ema.iter().zip(&saved) {
-            copy_into(network(&nets, name).expect("an averaged network"), own);
+        for ((name, avg), own) in self.ema.iter().zip(&saved) {
+            let live = network(&nets, name).expect("an averaged network");
+            if keep {
+                copy_into(avg, live);
+            }
+            copy_into(live, own);
         }
         out
     }
@@ -475,6 +513,7 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
             (cfg.resumed_with(&req.overrides)?, Some(dir), run_dir)
         }
     };
+    check_standing(cfg.run.ema_half_life, cfg.run.ema_standing)?;
     let entry = models::family(&cfg.family)?;
     tch::manual_seed(cfg.run.seed as i64);
     let family = (entry.build)(&cfg, &ds, resume_from.as_deref(), req.runtime.device)?;
@@ -482,7 +521,7 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     let run_dir = if resume_from.is_some() { run_dir } else { new_run_dir(&run_dir, &cfg.preset)? };
     let mut t = Engine::new(family, cfg.run.nonfinite, req.runtime.device)?;
     t.set_runtime(req.runtime)?;
-    t.set_ema(cfg.run.ema_half_life)?;
+    t.set_ema(cfg.run.ema_half_life, cfg.run.ema_standing)?;
     let mut run_dir = run_dir;
 
     let (mut step, mut rollbacks) = (0, 0);
@@ -568,6 +607,9 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
                 logged = Some(s);
             }
         }
+        if sample || save {
+            t.refresh_averages(run.seed)?;
+        }
         if sample {
             let sheet = t.with_averages(|f| f.sample_sheet(step, run.seed))?;
             save_png(&sheet, &run_dir.join("samples").join(format!("{}.png", checkpoint::step_name(step))))?;
@@ -582,6 +624,7 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
         if let Err(e) = read_back(&mut pending, &columns) {
             bail!("{e}; stopped without saving (the last good checkpoint is kept)");
         }
+        t.refresh_averages(run.seed)?;
         last_ckpt = Some(t.save(&ckpts, &cfg, step, rollbacks, &data_digest)?);
         plot_losses(&run_dir)?;
     }

@@ -232,4 +232,9 @@ fn the_moving_average_follows_the_weights_by_its_formula_and_resumes_exactly() {
     assert_eq!(resumed.steps, n);
     assert_same_state(&out.checkpoint, &resumed.checkpoint);
     assert!(state(&resumed.checkpoint).iter().any(|(n, _)| n.starts_with("generator_ema")));
+    // Standing statistics need an average to re-estimate: an error, and no run directory.
+    let runs = f.root.path().join("standing");
+    let err = run(toy(&["ema_standing=4", "max_steps=2"]), &f.data, Start::Fresh { runs: runs.clone() }).err().expect("an error");
+    assert!(format!("{err:#}").contains("ema_standing = 4 re-estimates a moving average's statistics, but the run keeps none"), "{err:#}");
+    assert!(!runs.exists() || std::fs::read_dir(&runs).unwrap().next().is_none(), "a run directory was made");
 }

@@ -184,8 +184,16 @@ fn resume_continues_exactly() {
     let data = root.path().join("data");
     dataset(&data, 12, 0.75);
     // The paper's objective, and the quality levers (the previous frame, the added-object
-    // head, the hinge loss, a moving average of the generator).
-    for (k, extra) in [vec![], vec!["previous=generated", "aux_added_weight=1", "gan_loss=hinge", "ema_half_life=2"]].into_iter().enumerate() {
+    // head, the hinge loss, a moving average of the generator, the masked previous frame and
+    // the average's standing statistics).
+    for (k, extra) in [
+        vec![],
+        vec!["previous=generated", "aux_added_weight=1", "gan_loss=hinge", "ema_half_life=2"],
+        vec!["previous=masked", "ema_half_life=2", "ema_standing=2"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let with = |steps: usize| {
             let m = format!("max_steps={steps}");
             let mut s = vec!["checkpoint_every=3", "sample_every=1000", "log_every=1", m.as_str()];
@@ -226,6 +234,30 @@ fn resume_continues_exactly() {
         };
         assert_eq!(lines(&straight.run_dir), lines(&resumed.run_dir));
         if averaged {
+            // The average's batch-norm statistics: the trained network's, copied, unless the
+            // run re-estimates them for the average's own weights (standing statistics).
+            let (live, avg) = (tensors(&straight.checkpoint.join("generator.safetensors")), tensors(&straight.checkpoint.join("generator_ema.safetensors")));
+            let standing = extra.contains(&"ema_standing=2");
+            let mut statistics = 0;
+            for ((n, a), (_, b)) in live.iter().zip(&avg) {
+                if n.ends_with("running_mean") || n.ends_with("running_var") {
+                    statistics += 1;
+                    assert_eq!(a.equal(b), !standing, "{extra:?}: {n}");
+                }
+            }
+            assert!(statistics > 4, "{statistics} batch-norm statistics");
+            if standing {
+                // Re-estimating them changes nothing that training sees: the same run without
+                // them has the same trained weights and optimiser state, bit for bit.
+                let mut copied = vec!["checkpoint_every=3", "sample_every=1000", "log_every=1", "max_steps=6"];
+                copied.extend(extra.iter().filter(|s| **s != "ema_standing=2"));
+                let plain = run(tiny(&copied), &data, Start::Fresh { runs: runs("c") });
+                for file in ["generator.safetensors", "image_d.safetensors", "story_d.safetensors", "optimizer.safetensors"] {
+                    for ((n, a), (_, b)) in tensors(&straight.checkpoint.join(file)).iter().zip(&tensors(&plain.checkpoint.join(file))) {
+                        assert!(a.equal(b), "{file}: {n} differs with standing statistics");
+                    }
+                }
+            }
             // `generate` and `eval` draw with the average: the same stories as a generator
             // holding the average's weights, and other ones than the trained weights'.
             let model = storyvis::sample::load(&straight.run_dir, Device::Cpu).unwrap();

@@ -81,9 +81,9 @@ fn project(p: nn::Path, embed_dim: i64, text_dim: i64) -> nn::Linear {
 pub struct Generator {
     proj: nn::Linear,
     fc: nn::Linear,
-    fc_bn: nn::BatchNorm,
+    fc_bn: crate::nn::BatchNorm,
     ups: Vec<nn::ConvTranspose2D>,
-    bns: Vec<nn::BatchNorm>,
+    bns: Vec<crate::nn::BatchNorm>,
     base: i64,
 }
 
@@ -125,7 +125,7 @@ pub struct Discriminator {
     body: DownStack,
     proj: nn::Linear,
     joint: nn::Conv2D,
-    joint_bn: nn::BatchNorm,
+    joint_bn: crate::nn::BatchNorm,
     out: nn::Conv2D,
 }
 

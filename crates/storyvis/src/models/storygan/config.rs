@@ -53,6 +53,19 @@ pub enum Previous {
     /// stories of the story batch, and every story drawn for a user, the previously *generated*
     /// frame, so that what was drawn stays.
     Generated,
+    /// As `Generated`, and the frame is composed: the generator's last layer also draws a mask m
+    /// in (0, 1), and frame t = m ⊙ drawing + (1 − m) ⊙ frame t − 1, the two-stream
+    /// foreground/background composition of VGAN (Vondrick et al., "Generating Videos with Scene
+    /// Dynamics", NeurIPS 2016, §3.1), here with the previous frame as the background: where the
+    /// mask is near 0 what was drawn is copied.
+    Masked,
+}
+
+impl Previous {
+    /// Whether frame t sees frame t − 1.
+    pub fn seen(self) -> bool {
+        self != Previous::None
+    }
 }
 
 /// The adversarial objective.
@@ -199,8 +212,8 @@ impl Config {
         range("text_gan_gradient", self.text_gan_gradient, 0.0, 1.0)?;
         range("lr_halve_epochs", self.lr_halve_epochs, 1, 1_000_000)?;
         ensure!(
-            self.aux_added_weight == 0.0 || self.previous == Previous::Generated,
-            "config: aux_added_weight = {} needs previous = \"generated\" (the added object is told apart from the frame before)",
+            self.aux_added_weight == 0.0 || self.previous.seen(),
+            "config: aux_added_weight = {} needs previous = \"generated\" or \"masked\" (the added object is told apart from the frame before)",
             self.aux_added_weight
         );
         Ok(())
@@ -241,7 +254,7 @@ mod tests {
         assert!(err(&["variant=dalle"]).contains("unknown variant"));
         assert!(err(&["ngf=100"]).contains("multiple of 16"));
         assert!(err(&["story_batch"]).contains("expected key=value"));
-        assert!(err(&["aux_added_weight=1"]).contains("aux_added_weight = 1 needs previous = \"generated\""));
+        assert!(err(&["aux_added_weight=1"]).contains("aux_added_weight = 1 needs previous = \"generated\" or \"masked\""));
         assert!(err(&["previous=last"]).contains("unknown variant"));
         assert!(err(&["gan_loss=wasserstein"]).contains("unknown variant"));
     }

@@ -12,9 +12,9 @@ pub struct ImageDiscriminator {
     encoder: DownStack,
     fuse: Fuse,
     cond: nn::Linear,
-    cond_bn: nn::BatchNorm,
+    cond_bn: crate::nn::BatchNorm,
     joint: nn::Conv2D,
-    joint_bn: nn::BatchNorm,
+    joint_bn: crate::nn::BatchNorm,
     out: nn::Conv2D,
     classifier: nn::Conv2D,
     /// `aux_added_weight > 0`: names the object a frame adds to the one before it.

@@ -448,6 +448,25 @@ impl Family for StoryGanTrainer {
     fn averaged(&self) -> Vec<&'static str> {
         vec!["generator"]
     }
+
+    /// Whole stories drawn as `generate` and `eval` draw them (`decode_story`: with the
+    /// previous frame, each from the one drawn before), from story batches of a seeded
+    /// permutation of the training stories.
+    fn standing_passes(&self, batches: usize, seed: u64) -> Result<()> {
+        let n = self.train.len();
+        let b = self.cfg.story_batch as usize;
+        let mut perm: Vec<i64> = (0..n as i64).collect();
+        Rng::for_item(mix(seed, 0x57A4D), 0).shuffle(&mut perm);
+        tch::manual_seed(mix(seed, 0x57A4D) as i64);
+        let g = &self.model.g;
+        for k in 0..batches {
+            let idx: Vec<i64> = (0..b).map(|j| perm[(k * b + j) % n]).collect();
+            let story = self.train.batch(&idx, self.device);
+            let ctx = g.context(&g.encode_text(&story.text), true);
+            let _ = g.decode_story(&ctx, true);
+        }
+        Ok(())
+    }
 }
 
 /// What `bench_iterations` measured.

@@ -67,7 +67,7 @@ impl Text2Gist {
 #[derive(Debug)]
 struct FilterNet {
     fc: nn::Linear,
-    bn: nn::BatchNorm,
+    bn: crate::nn::BatchNorm,
     k: i64,
     l: i64,
 }
@@ -87,13 +87,13 @@ impl FilterNet {
 #[derive(Debug)]
 struct ReferenceGist {
     filter: nn::Linear,
-    filter_bn: nn::BatchNorm,
+    filter_bn: crate::nn::BatchNorm,
     map: nn::Linear,
-    map_bn: nn::BatchNorm,
+    map_bn: crate::nn::BatchNorm,
     down1: nn::Conv2D,
-    down1_bn: nn::BatchNorm,
+    down1_bn: crate::nn::BatchNorm,
     down2: nn::Conv2D,
-    down2_bn: nn::BatchNorm,
+    down2_bn: crate::nn::BatchNorm,
 }
 
 impl ReferenceGist {
@@ -125,11 +125,12 @@ impl ReferenceGist {
 /// 4×4 whose map at each resolution is as wide as the generator there and joins its up-path at
 /// that resolution, as a U-Net's skip connections do (Ronneberger et al. 2015; pix2pix, Isola
 /// et al. 2017), so that what is already drawn can pass through unchanged. `widths`: the
-/// generator's channels at 4×4, 8×8, …, S×S.
+/// generator's channels at 4×4, 8×8, …, S×S. No batch norm: the first frame of every story is
+/// drawn from the same blank canvas.
 fn previous_encoder(p: nn::Path, widths: &[i64]) -> DownStack {
     // Halving k ends at S / 2^(k+1), where the generator has widths[blocks − 1 − k].
     let outs: Vec<i64> = widths[..widths.len() - 1].iter().rev().copied().collect();
-    DownStack::with_widths(p, 3, &outs)
+    DownStack::unnormalised(p, 3, &outs)
 }
 
 /// The per-frame inputs of the image generator, and what the discriminators and losses need.
@@ -162,11 +163,13 @@ pub struct Generator {
     filter: Option<FilterNet>,
     reference: Option<ReferenceGist>,
     fc: nn::Linear,
-    fc_bn: nn::BatchNorm,
+    fc_bn: crate::nn::BatchNorm,
     fc_channels: i64,
     ups: Vec<UpBlock>,
-    /// `previous = "generated"`: the previous frame's encoder.
+    /// `previous = "generated"` or `"masked"`: the previous frame's encoder.
     previous: Option<DownStack>,
+    /// `previous = "masked"`: the frame is a mask's blend of the drawing and the previous frame.
+    masked: bool,
     /// The images' side: 4 doubled once per up-block.
     pub size: i64,
     to_rgb: nn::Conv2D,
@@ -211,7 +214,8 @@ impl Generator {
         };
         let fc_channels = cfg.ngf - map_channels;
         let widths = cfg.generator_widths();
-        let with_previous = cfg.previous == Previous::Generated;
+        let with_previous = cfg.previous.seen();
+        let masked = cfg.previous == Previous::Masked;
         // With the previous frame, each up-block also reads its encoder's map at its input's
         // resolution (as wide as the block's input), and the last convolution the frame itself.
         let skip = |w: i64| if with_previous { w } else { 0 };
@@ -236,7 +240,9 @@ impl Generator {
             fc_channels,
             ups,
             previous,
-            to_rgb: conv(&p / "to_rgb", rgb_in, 3, 3, 1, 1),
+            masked,
+            // With `masked`, a 4th output channel: the mask's logit.
+            to_rgb: conv(&p / "to_rgb", rgb_in, 3 + masked as i64, 3, 1, 1),
             size: cfg.image_size,
             channels_last: false,
             fed_noise: Default::default(),
@@ -327,7 +333,8 @@ impl Generator {
         Context { vec: Tensor::stack(&vecs, 1), map, cond, kl }
     }
 
-    /// Whether frames are drawn from the frame before them (`previous = "generated"`).
+    /// Whether frames are drawn from the frame before them (`previous = "generated"` or
+    /// `"masked"`).
     pub fn sees_previous(&self) -> bool {
         self.previous.is_some()
     }
@@ -360,8 +367,18 @@ impl Generator {
         if let Some((_, p)) = &skips {
             x = Tensor::cat(&[&x, p], 1);
         }
+        let out = self.to_rgb.forward(&x);
+        let image = match &skips {
+            // VGAN's composition (Vondrick et al. 2016, eq. 2): m ⊙ f + (1 − m) ⊙ b, b the
+            // previous frame.
+            Some((_, p)) if self.masked => {
+                let m = out.narrow(1, 3, 1).sigmoid();
+                &m * out.narrow(1, 0, 3).tanh() + (1.0 - &m) * p
+            }
+            _ => out.tanh(),
+        };
         // Images leave in the standard layout, whatever the blocks ran in.
-        self.to_rgb.forward(&x).tanh().contiguous()
+        image.contiguous()
     }
 
     /// The canvas before a story's first frame: blank (zeros, mid-grey in [−1, 1]) [N, 3, S, S].
