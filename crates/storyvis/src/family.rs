@@ -95,10 +95,11 @@ pub trait Family {
         Vec::new()
     }
     /// `batches` training-mode forward passes, without gradients, of the `averaged` networks
-    /// the way drawing uses them, over training data and noise seeded from `seed` alone: the
-    /// loop runs them inside `nn::standing_statistics` with the averages in place, to
-    /// re-estimate their batch-norm statistics (`ema_standing`). Families whose averaged
-    /// networks have no batch norm need nothing.
+    /// the way drawing uses them, over the training items `standing_batches` picks from `seed`
+    /// (libtorch's generator is seeded by the loop just before): the loop runs them inside
+    /// `nn::standing_statistics` with the averages in place, to re-estimate their batch-norm
+    /// statistics (`ema_standing`). Families whose averaged networks have no batch norm need
+    /// nothing.
     fn standing_passes(&self, _batches: usize, _seed: u64) -> Result<()> {
         Ok(())
     }
@@ -120,4 +121,13 @@ pub struct FamilyEntry {
     pub build: Build,
     /// Networks only training needs (discriminators): `export` leaves them out.
     pub training_only: &'static [&'static str],
+}
+
+/// The training items of each of `batches` standing passes (`Family::standing_passes`):
+/// consecutive batches of `batch` from a permutation of `items` seeded by `seed`, wrapping
+/// around.
+pub fn standing_batches(items: usize, batch: usize, batches: usize, seed: u64) -> Vec<Vec<i64>> {
+    let mut perm: Vec<i64> = (0..items as i64).collect();
+    storyvis_data::rng::Rng::for_item(crate::train::mix(seed, crate::train::STANDING_SALT), 0).shuffle(&mut perm);
+    (0..batches).map(|k| (0..batch).map(|j| perm[(k * batch + j) % items]).collect()).collect()
 }

@@ -137,11 +137,8 @@ pub struct Engine<F: Family + ?Sized> {
 /// initialisation.
 pub const EMA_RAMPUP: f64 = 0.05;
 
-/// Standing statistics are those of a moving average: an error without one.
-fn check_standing(half_life: usize, standing: usize) -> Result<()> {
-    ensure!(standing == 0 || half_life > 0, "ema_standing = {standing} re-estimates a moving average's statistics, but the run keeps none (ema_half_life = 0)");
-    Ok(())
-}
+/// Salts the seed of the standing passes' noise and data (`family::standing_batches`).
+pub const STANDING_SALT: u64 = 0x57A4D;
 
 /// The weight of the old average after iteration `k` (1-based) at half-life `h` iterations:
 /// β = 0.5^(1 / min(h, EMA_RAMPUP · k)), and average ← β · average + (1 − β) · weights.
@@ -201,7 +198,11 @@ impl<F: Family + ?Sized> Engine<F> {
     /// with half-life `half_life` iterations (0: none), whose batch-norm statistics
     /// `refresh_averages` re-estimates over `standing` batches (0: copied from the networks).
     pub fn set_ema(&mut self, half_life: usize, standing: usize) -> Result<()> {
-        check_standing(half_life, standing)?;
+        // Standing statistics are those of a moving average: an error without one.
+        ensure!(
+            standing == 0 || half_life > 0,
+            "ema_standing = {standing} re-estimates a moving average's statistics, but the run keeps none (ema_half_life = 0)"
+        );
         self.ema_half_life = half_life;
         self.ema_standing = standing;
         self.ema.clear();
@@ -261,6 +262,7 @@ impl<F: Family + ?Sized> Engine<F> {
             return Ok(());
         }
         let batches = self.ema_standing;
+        tch::manual_seed(mix(seed, STANDING_SALT) as i64);
         self.swap_averages(|f| crate::nn::standing_statistics(|| tch::no_grad(|| f.standing_passes(batches, seed))), true)?;
         // Nothing non-finite is saved: statistics of an average that has diverged are an error.
         for (name, avg) in &self.ema {
@@ -513,16 +515,15 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
             (cfg.resumed_with(&req.overrides)?, Some(dir), run_dir)
         }
     };
-    check_standing(cfg.run.ema_half_life, cfg.run.ema_standing)?;
     let entry = models::family(&cfg.family)?;
     tch::manual_seed(cfg.run.seed as i64);
     let family = (entry.build)(&cfg, &ds, resume_from.as_deref(), req.runtime.device)?;
-    // A fresh run's numbered directory is made only once the data has loaded.
-    let run_dir = if resume_from.is_some() { run_dir } else { new_run_dir(&run_dir, &cfg.preset)? };
     let mut t = Engine::new(family, cfg.run.nonfinite, req.runtime.device)?;
     t.set_runtime(req.runtime)?;
     t.set_ema(cfg.run.ema_half_life, cfg.run.ema_standing)?;
-    let mut run_dir = run_dir;
+    // A fresh run's numbered directory is made only once the data has loaded and the engine
+    // has accepted the config.
+    let mut run_dir = if resume_from.is_some() { run_dir } else { new_run_dir(&run_dir, &cfg.preset)? };
 
     let (mut step, mut rollbacks) = (0, 0);
     let mut resume_from = resume_from;

@@ -343,14 +343,9 @@ impl Family for GanIntCls {
     /// Images drawn from batches of training captions (a seeded permutation) and fresh noise.
     fn standing_passes(&self, batches: usize, seed: u64) -> Result<()> {
         let rows = self.embeddings.size()[0] as usize;
-        let b = self.cfg.batch as usize;
-        let mut perm: Vec<i64> = (0..rows as i64).collect();
-        Rng::for_item(mix(seed, 0x57A4D), 0).shuffle(&mut perm);
-        tch::manual_seed(mix(seed, 0x57A4D) as i64);
-        for k in 0..batches {
-            let idx: Vec<i64> = (0..b).map(|j| perm[(k * b + j) % rows]).collect();
+        for idx in crate::family::standing_batches(rows, self.cfg.batch as usize, batches, seed) {
             let text = self.embeddings.index_select(0, &Tensor::from_slice(&idx).to_device(self.embeddings.device())).to_device(self.device);
-            let _ = self.nets.g.forward_t(&self.noise(b as i64), &text, true);
+            let _ = self.nets.g.forward_t(&self.noise(idx.len() as i64), &text, true);
         }
         Ok(())
     }

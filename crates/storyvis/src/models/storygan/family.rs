@@ -453,14 +453,8 @@ impl Family for StoryGanTrainer {
     /// previous frame, each from the one drawn before), from story batches of a seeded
     /// permutation of the training stories.
     fn standing_passes(&self, batches: usize, seed: u64) -> Result<()> {
-        let n = self.train.len();
-        let b = self.cfg.story_batch as usize;
-        let mut perm: Vec<i64> = (0..n as i64).collect();
-        Rng::for_item(mix(seed, 0x57A4D), 0).shuffle(&mut perm);
-        tch::manual_seed(mix(seed, 0x57A4D) as i64);
         let g = &self.model.g;
-        for k in 0..batches {
-            let idx: Vec<i64> = (0..b).map(|j| perm[(k * b + j) % n]).collect();
+        for idx in crate::family::standing_batches(self.train.len(), self.cfg.story_batch as usize, batches, seed) {
             let story = self.train.batch(&idx, self.device);
             let ctx = g.context(&g.encode_text(&story.text), true);
             let _ = g.decode_story(&ctx, true);
