@@ -152,11 +152,13 @@ fn the_shipped_model_draws_a_typed_story() {
     assert!(said.contains("storygan-default"), "{said}");
     let strip = image::open(out.join("seed0000.png")).unwrap();
     assert!(strip.width() >= 4 * 64, "a strip of 4 frames: {}", strip.width());
-    // It is the storygan-small export that scripts/train-default-model writes.
+    // It is the storygan-quality export that scripts/train-default-model writes, with the
+    // moving average it draws with.
     let root_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/storygan-default");
     let manifest: serde_json::Value = serde_json::from_str(&fs::read_to_string(root_dir.join("checkpoint.json")).unwrap()).unwrap();
     assert!(manifest["adam_steps"].as_object().unwrap().is_empty() && manifest["step"].as_u64().unwrap() > 1000, "{manifest}");
-    assert!(fs::read_to_string(root_dir.join("config.toml")).unwrap().contains("preset = \"storygan-small\""));
+    assert!(fs::read_to_string(root_dir.join("config.toml")).unwrap().contains("preset = \"storygan-quality\""));
+    assert!(manifest["files"].as_object().unwrap().contains_key("generator_ema.safetensors"), "{manifest}");
 }
 
 #[test]

@@ -28,6 +28,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     about: "story visualisation: T sentences in, T consistent frames out (Li et al., CVPR 2019)",
     presets: &[
         ("storygan-clevr", include_str!("../../../../../presets/storygan-clevr.toml")),
+        ("storygan-quality", include_str!("../../../../../presets/storygan-quality.toml")),
         ("storygan-small", include_str!("../../../../../presets/storygan-small.toml")),
         ("storygan-tiny", include_str!("../../../../../presets/storygan-tiny.toml")),
     ],
