@@ -18,6 +18,7 @@ use storyvis::sample::{self, Fit, Format};
 use storyvis::shipped::{DEFAULT_CLASSIFIER, DEFAULT_MODEL};
 use storyvis::train::{self, Start, TrainRequest};
 use storyvis_data::{atomic, dataset::Dataset, sheet};
+use t2i::ClipFormat;
 
 #[derive(Parser)]
 #[command(name = "storyvis", version, about = "Text-conditioned GANs: story visualisation (StoryGAN), text-to-image and text-to-video")]
@@ -44,7 +45,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Train a model from a preset (any family: StoryGAN and its baselines, GAN-INT-CLS, toy) on a prepared dataset.
+    /// Train a model from a preset (any family: StoryGAN and its baselines, GAN-INT-CLS, TGANs-C, toy) on a prepared dataset.
     Train(TrainArgs),
     /// Draw a typed story with a trained model: one PNG strip per seed.
     Generate(GenerateArgs),
@@ -132,7 +133,8 @@ struct BenchArgs {
 struct TrainArgs {
     /// Preset: storygan-clevr (the reference configuration), storygan-small, storygan-tiny;
     /// gan-int-cls-clevr (the paper's), gan-int-cls-twemoji, gan-int-cls-small, gan-int-cls-tiny;
-    /// toy (the loop-test family). A preset names its model family.
+    /// tganc-mnist1, tganc-mnist2, tganc-tiny; toy (the loop-test family). A preset names its
+    /// model family.
     #[arg(long)]
     preset: String,
     /// A TOML file of config keys overriding the preset.
@@ -177,9 +179,11 @@ struct GenerateArgs {
     seeds: String,
     #[arg(long, default_value = "out")]
     out: PathBuf,
-    /// strip: frames left to right with the sentences; frames: a PNG per frame.
-    #[arg(long, value_enum, default_value = "strip")]
-    format: FormatArg,
+    /// Stories: strip (the default: frames left to right with the sentences) or frames (a PNG
+    /// per frame). Videos (--text on a tganc model): gif (the default: an animated GIF per seed)
+    /// or strip (a PNG of each clip's frames left to right).
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
     /// Repeat the last sentence when the story is shorter than the model's T.
     #[arg(long, conflicts_with = "truncate")]
     pad: bool,
@@ -277,6 +281,7 @@ struct EvalArgs {
 enum FormatArg {
     Strip,
     Frames,
+    Gif,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -420,7 +425,12 @@ fn train(a: TrainArgs) -> Result<()> {
 fn generate(a: GenerateArgs) -> Result<()> {
     if let Some(caption) = &a.text {
         let checkpoint = a.checkpoint.as_deref().context("--text needs --checkpoint: a text-to-image run (the shipped model draws stories)")?;
-        return t2i::generate(checkpoint, caption, &a.seeds, &a.out, &a.device, a.weights.into());
+        let clip = match a.format {
+            None | Some(FormatArg::Gif) => ClipFormat::Gif,
+            Some(FormatArg::Strip) => ClipFormat::Strip,
+            Some(FormatArg::Frames) => bail!("--format frames is for story models; a video is drawn as gif or strip"),
+        };
+        return t2i::generate(checkpoint, caption, &a.seeds, &a.out, &a.device, a.weights.into(), clip);
     }
     let text = match (&a.story, &a.story_file) {
         (Some(s), _) => s.clone(),
@@ -449,8 +459,9 @@ fn generate(a: GenerateArgs) -> Result<()> {
         eprintln!("warning: unknown words (not in the training vocabulary, drawn as unknown): {}", sample::words(&story.unknown));
     }
     let format = match a.format {
-        FormatArg::Strip => Format::Strip,
-        FormatArg::Frames => Format::Frames,
+        None | Some(FormatArg::Strip) => Format::Strip,
+        Some(FormatArg::Frames) => Format::Frames,
+        Some(FormatArg::Gif) => bail!("--format gif is for video models (generate --text on a tganc checkpoint); stories are drawn as strip or frames"),
     };
     let files = sample::generate(&model, &story, &seeds, &a.out, format)?;
     for f in &files {

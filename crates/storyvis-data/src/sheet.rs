@@ -114,13 +114,21 @@ pub fn contact_sheet(ds: &Dataset, stories: usize) -> Result<RgbImage> {
     ensure!(stories >= 1, "--stories must be at least 1");
     ensure!(!ds.stories.is_empty(), "the dataset at {} has no stories", ds.dir.display());
     let chosen = &ds.stories[..stories.min(ds.stories.len())];
-    let layout = StripLayout::for_frame_size(ds.header.image_size);
+    // A video's frames share one caption: it goes in the strip's title, and the frames are
+    // drawn at twice their size with nothing under them.
+    let video = ds.header.kind == crate::bouncing::KIND;
+    let size = ds.header.image_size;
+    let layout = if video { StripLayout { cell: 2 * size, caption_lines: 0, gap: 4 } } else { StripLayout::for_frame_size(size) };
     let frames = ds.header.frames_per_story as u32;
     let mut sheet = paper(layout.width(frames), chosen.len() as u32 * layout.row_height() + layout.gap);
     for (row, s) in chosen.iter().enumerate() {
-        let strip = s.frames.iter().map(|f| Ok((ds.load_image(f)?, f.sentence.clone()))).collect::<Result<Vec<_>>>()?;
-        let title = format!("story {} ({:?})", s.id, s.split).to_lowercase();
-        layout.draw_row(&mut sheet, layout.gap + row as u32 * layout.row_height(), &title, &strip);
+        let under = |f: &crate::dataset::Frame| if video { String::new() } else { f.sentence.clone() };
+        let strip = s.frames.iter().map(|f| Ok((ds.load_image(f)?, under(f)))).collect::<Result<Vec<_>>>()?;
+        let title = match video {
+            true => format!("clip {} ({:?}): {}", s.id, s.split, s.frames[0].sentence),
+            false => format!("story {} ({:?})", s.id, s.split),
+        };
+        layout.draw_row(&mut sheet, layout.gap + row as u32 * layout.row_height(), &title.to_lowercase(), &strip);
     }
     Ok(sheet)
 }

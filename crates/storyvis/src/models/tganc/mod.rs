@@ -1,0 +1,352 @@
+//! TGANs-C: "To Create What You Tell: Generating Videos from Captions" (Pan, Qiu, Yao, Li & Mei,
+//! ACM Multimedia 2017). A caption encoder (a bidirectional LSTM over the words, then an LSTM
+//! over its outputs, §3.1), a generator of 3-D transposed convolutions from [z ; S] to a clip
+//! (§3.2), and three matching-aware discriminators (§3.3): the video discriminator D0 (3-D
+//! convolutions over the clip), the frame discriminator D1 (2-D convolutions on each frame) and
+//! the motion discriminator D2 on the differences of adjacent frames' D1 feature maps, each
+//! joined with its own embedding φ(S) of the sentence. Temporal coherence is either D2's
+//! adversarial loss (TGANs-C, §3.4 "temporal coherence adversarial loss") or a constraint on the
+//! generated clip's adjacent frame features (TGANs-C-C, §3.4 "temporal coherence constraint
+//! loss"), or neither (the ablation without temporal coherence): `temporal`.
+//!
+//! Where the paper gives no number (widths, learning rates), the values are DCGAN's (Radford
+//! et al. 2016), as in the rest of storyvis, and the presets say so.
+
+pub mod draw;
+pub mod family;
+#[cfg(test)]
+mod tests;
+
+use crate::config::{check_adam, range};
+use crate::nn::{bn1d, bn2d, conv, doublings, leaky, linear, BatchNorm, DownStack, LstmCell, INIT};
+use crate::text::PAD;
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module, ModuleT};
+use tch::{Kind, Tensor};
+
+pub use family::FAMILY;
+
+/// How adjacent frames are kept coherent (§3.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Temporal {
+    /// TGANs-C: the motion discriminator D2's matching-aware adversarial loss.
+    Adversarial,
+    /// TGANs-C-C: the generator also minimises the squared distance between adjacent frames'
+    /// features (D2 is not trained).
+    Constraint,
+    /// Neither: video and frame discriminators only.
+    None,
+}
+
+/// TGANs-C's [model] section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Frames per clip (4, 8, 16 or 32; 16 in the paper).
+    pub frames: i64,
+    pub image_size: i64,
+    /// 1 (grey, Bouncing MNIST) or 3.
+    pub channels: i64,
+    pub noise_dim: i64,
+    /// Word embedding width.
+    pub word_dim: i64,
+    /// Hidden width of each direction of the bidirectional LSTM.
+    pub lstm_dim: i64,
+    /// Width of the sentence representation S (the second LSTM's state).
+    pub sentence_dim: i64,
+    /// Width of each network's embedding φ(S) of the sentence.
+    pub cond_dim: i64,
+    /// Generator channels at the last up-step (8·ngf at the first).
+    pub ngf: i64,
+    /// Discriminator channels after the first convolution (8·ndf at 4×4).
+    pub ndf: i64,
+    pub temporal: Temporal,
+    /// Weight of the temporal coherence constraint (TGANs-C-C).
+    pub constraint_weight: f64,
+    pub batch: i64,
+    pub lr_g: f64,
+    pub lr_d: f64,
+    /// The caption encoder's learning rate (it learns with the discriminators).
+    pub lr_text: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// The learning rates halve every this many epochs.
+    pub lr_halve_epochs: usize,
+}
+
+impl Config {
+    pub fn of(cfg: &crate::config::Config) -> Result<Config> {
+        let c: Config = cfg.model()?;
+        ensure!([4, 8, 16, 32].contains(&c.frames), "config: frames = {} is not supported (4, 8, 16 or 32)", c.frames);
+        ensure!([32, 64, 128].contains(&c.image_size), "config: image_size = {} is not supported (32, 64 or 128)", c.image_size);
+        ensure!(c.channels == 1 || c.channels == 3, "config: channels must be 1 or 3 (got {})", c.channels);
+        range("noise_dim", c.noise_dim, 1, 4096)?;
+        range("word_dim", c.word_dim, 1, 4096)?;
+        range("lstm_dim", c.lstm_dim, 1, 4096)?;
+        range("sentence_dim", c.sentence_dim, 1, 4096)?;
+        range("cond_dim", c.cond_dim, 1, 4096)?;
+        range("ngf", c.ngf, 2, 1024)?;
+        range("ndf", c.ndf, 2, 1024)?;
+        range("constraint_weight", c.constraint_weight, 0.0, 1e6)?;
+        range("batch", c.batch, 2, 4096)?;
+        check_adam(&[("lr_g", c.lr_g), ("lr_d", c.lr_d), ("lr_text", c.lr_text)], c.beta1, c.beta2)?;
+        range("lr_halve_epochs", c.lr_halve_epochs, 1, 1_000_000)?;
+        Ok(c)
+    }
+
+    /// Frames at the generator's first (and the video discriminator's last) layer: the clip
+    /// is doubled in time by the first up-steps until it has `frames`.
+    pub fn base_frames(&self) -> i64 {
+        (self.frames >> doublings(self.image_size)).max(1)
+    }
+
+    /// Whether up-step (or down-step) `i` doubles (halves) time.
+    fn temporal_step(&self, i: usize) -> bool {
+        (i as u32) < (self.frames / self.base_frames()).trailing_zeros()
+    }
+}
+
+/// The caption encoder (§3.1): word embeddings, a bidirectional LSTM, and an LSTM over the
+/// bidirectional outputs whose state at the last word is the sentence representation S.
+#[derive(Debug)]
+pub struct CaptionEncoder {
+    embed: nn::Embedding,
+    forward: LstmCell,
+    backward: LstmCell,
+    sentence: LstmCell,
+}
+
+impl CaptionEncoder {
+    pub fn new(p: nn::Path, vocab: i64, c: &Config) -> CaptionEncoder {
+        CaptionEncoder {
+            embed: nn::embedding(
+                &p / "embed",
+                vocab,
+                c.word_dim,
+                nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 1.0 }, ..Default::default() },
+            ),
+            forward: LstmCell::new(&p / "forward", c.word_dim, c.lstm_dim),
+            backward: LstmCell::new(&p / "backward", c.word_dim, c.lstm_dim),
+            sentence: LstmCell::new(&p / "sentence", 2 * c.lstm_dim, c.sentence_dim),
+        }
+    }
+
+    /// Word ids [N, L] (right-padded) → S [N, sentence_dim]. The backward LSTM reads each
+    /// sentence reversed in place (padding stays at the end) and its outputs are put back in
+    /// word order, so that position p holds both directions' states at word p.
+    pub fn forward(&self, ids: &Tensor) -> Tensor {
+        let (n, l) = (ids.size()[0], ids.size()[1]);
+        let words = self.embed.forward(ids);
+        let lengths = ids.ne(PAD).sum_dim_intlist(1, false, Kind::Int64);
+        let pos = Tensor::arange(l, (Kind::Int64, ids.device())).unsqueeze(0);
+        let len = lengths.unsqueeze(1);
+        let reversed = (&len - 1 - &pos).where_self(&pos.lt_tensor(&len), &pos); // [N, L], its own inverse
+        let along = |x: &Tensor, w: i64| x.gather(1, &reversed.unsqueeze(-1).expand([n, l, w], false), false);
+        let fwd = self.forward.sequence(&words);
+        let bwd = along(&self.backward.sequence(&along(&words, words.size()[2])), self.backward.hidden_dim);
+        let states = self.sentence.sequence(&Tensor::cat(&[fwd, bwd], 2));
+        let d = self.sentence.hidden_dim;
+        let at = (&lengths - 1).clamp_min(0).view([n, 1, 1]).expand([n, 1, d], false);
+        states.gather(1, &at, false).squeeze_dim(1) * lengths.gt(0).to_kind(Kind::Float).unsqueeze(1)
+    }
+}
+
+/// φ(S): a linear layer and leaky ReLU, one per network (Reed et al. 2016 §3.1; TGANs-C §3.3).
+fn embed_sentence(p: nn::Path, c: &Config) -> nn::Linear {
+    linear(p, c.sentence_dim, c.cond_dim, true)
+}
+
+/// A 3-D (transposed) convolution: 4×4 in space with stride 2; in time 4 with stride 2 where it
+/// doubles (halves) time, else 3 with stride 1.
+#[derive(Debug)]
+struct Conv3 {
+    ws: Tensor,
+    doubles_time: bool,
+    transposed: bool,
+}
+
+impl Conv3 {
+    fn new(p: nn::Path, i: i64, o: i64, doubles_time: bool, transposed: bool) -> Conv3 {
+        let kt = if doubles_time { 4 } else { 3 };
+        let shape = if transposed { [i, o, kt, 4, 4] } else { [o, i, kt, 4, 4] };
+        Conv3 { ws: p.var("weight", &shape, INIT), doubles_time, transposed }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let st = if self.doubles_time { 2 } else { 1 };
+        if self.transposed {
+            x.conv_transpose3d(&self.ws, None::<Tensor>, [st, 2, 2], [1, 1, 1], [0, 0, 0], 1, [1, 1, 1])
+        } else {
+            x.conv3d(&self.ws, None::<Tensor>, [st, 2, 2], [1, 1, 1], [1, 1, 1], 1)
+        }
+    }
+}
+
+/// G (§3.2): [z ; φ(S)] → linear → 8ngf × base_frames × 4 × 4 → 3-D transposed convolutions
+/// halving the channels and doubling space (and time, first) → channels × frames × S × S,
+/// batch-norm and ReLU between, tanh at the end.
+#[derive(Debug)]
+pub struct Generator {
+    phi: nn::Linear,
+    fc: nn::Linear,
+    fc_bn: BatchNorm,
+    ups: Vec<Conv3>,
+    bns: Vec<BatchNorm>,
+    base: i64,
+    base_frames: i64,
+}
+
+impl Generator {
+    pub fn new(p: nn::Path, c: &Config) -> Generator {
+        let k = doublings(c.image_size);
+        let base = 8 * c.ngf;
+        let widths: Vec<i64> = (0..k).map(|i| (base >> i).max(2)).chain([c.channels]).collect();
+        let t0 = c.base_frames();
+        Generator {
+            phi: embed_sentence(&p / "phi", c),
+            fc: linear(&p / "fc", c.noise_dim + c.cond_dim, base * t0 * 16, false),
+            fc_bn: bn1d(&p / "fc_bn", base * t0 * 16),
+            ups: (0..k).map(|i| Conv3::new(&p / format!("up{i}"), widths[i], widths[i + 1], c.temporal_step(i), true)).collect(),
+            bns: (0..k - 1).map(|i| bn2d(&p / format!("bn{i}"), widths[i + 1])).collect(),
+            base,
+            base_frames: t0,
+        }
+    }
+
+    /// z [B, noise_dim], S [B, sentence_dim] → clips [B, channels, frames, S, S] in [−1, 1].
+    pub fn forward_t(&self, z: &Tensor, sentence: &Tensor, train: bool) -> Tensor {
+        let s = leaky(&self.phi.forward(sentence));
+        let h = self.fc_bn.forward_t(&self.fc.forward(&Tensor::cat(&[z, &s], 1)), train).relu();
+        let mut h = h.view([-1, self.base, self.base_frames, 4, 4]);
+        let last = self.ups.len() - 1;
+        for (i, up) in self.ups.iter().enumerate() {
+            h = up.forward(&h);
+            h = if i < last { self.bns[i].forward_t(&h, train).relu() } else { h.tanh() };
+        }
+        h
+    }
+}
+
+/// A discriminator's judgement of 4×4 feature maps with a sentence: φ(S) tiled over the map
+/// and joined to it, a 1×1 convolution, batch-norm and leaky ReLU, and a 4×4 convolution to one
+/// logit (Reed et al. 2016 §3.1, the matching-aware discriminator TGANs-C builds on).
+#[derive(Debug)]
+pub struct Judge {
+    phi: nn::Linear,
+    mix: nn::Conv2D,
+    bn: BatchNorm,
+    out: nn::Conv2D,
+}
+
+impl Judge {
+    fn new(p: nn::Path, c: &Config, channels: i64) -> Judge {
+        Judge {
+            phi: embed_sentence(&p / "phi", c),
+            mix: conv(&p / "mix", channels + c.cond_dim, 8 * c.ndf, 1, 1, 0),
+            bn: bn2d(&p / "bn", 8 * c.ndf),
+            out: conv(&p / "out", 8 * c.ndf, 1, 4, 1, 0),
+        }
+    }
+
+    /// Maps [N, channels, 4, 4] and S [N, sentence_dim] → logits [N].
+    pub fn forward_t(&self, maps: &Tensor, sentence: &Tensor, train: bool) -> Tensor {
+        let s = leaky(&self.phi.forward(sentence));
+        let tiled = s.view([s.size()[0], -1, 1, 1]).expand([-1, -1, 4, 4], false);
+        let h = leaky(&self.bn.forward_t(&self.mix.forward(&Tensor::cat(&[maps, &tiled], 1)), train));
+        self.out.forward(&h).view([-1])
+    }
+}
+
+/// The three discriminators. D1's convolutions give the frame features that D2 reads the
+/// motion from (the motion tensor of §3.3 is the difference of adjacent frames' D1 maps).
+#[derive(Debug)]
+pub struct Discriminator {
+    video: Vec<Conv3>,
+    video_bns: Vec<BatchNorm>,
+    video_judge: Judge,
+    frames: DownStack,
+    frame_judge: Judge,
+    motion_judge: Judge,
+}
+
+/// What the discriminators make of a batch of clips: D1's frame features and D0's video
+/// features, computed once and judged against several sentences.
+pub struct Features {
+    /// [B·T, 8ndf, 4, 4], frame-major within each clip.
+    pub frames: Tensor,
+    /// [B, 8ndf·base_frames, 4, 4]
+    pub video: Tensor,
+    pub clips: i64,
+}
+
+impl Features {
+    /// The motion tensor: adjacent frames' feature differences, [B·(T − 1), 8ndf, 4, 4].
+    pub fn motion(&self) -> Tensor {
+        let f = self.frames.view([self.clips, -1, self.frames.size()[1], 4, 4]);
+        let t = f.size()[1];
+        (f.narrow(1, 1, t - 1) - f.narrow(1, 0, t - 1)).flatten(0, 1)
+    }
+}
+
+impl Discriminator {
+    pub fn new(p: nn::Path, c: &Config) -> Discriminator {
+        let k = doublings(c.image_size);
+        let widths: Vec<i64> = std::iter::once(c.channels).chain((0..k).map(|i| c.ndf << i.min(3))).collect();
+        let t0 = c.base_frames();
+        let top = widths[k];
+        Discriminator {
+            video: (0..k).map(|i| Conv3::new(&p / format!("video{i}"), widths[i], widths[i + 1], c.temporal_step(i), false)).collect(),
+            video_bns: (1..k).map(|i| bn2d(&p / format!("video_bn{i}"), widths[i + 1])).collect(),
+            video_judge: Judge::new(&p / "video_judge", c, top * t0),
+            frames: DownStack::with_widths(&p / "frames", c.channels, &widths[1..]),
+            frame_judge: Judge::new(&p / "frame_judge", c, top),
+            motion_judge: Judge::new(&p / "motion_judge", c, top),
+        }
+    }
+
+    /// Clips [B, C, T, S, S] → their features.
+    pub fn features(&self, clips: &Tensor, train: bool) -> Features {
+        let b = clips.size()[0];
+        let mut h = leaky(&self.video[0].forward(clips));
+        for (conv, bn) in self.video[1..].iter().zip(&self.video_bns) {
+            h = leaky(&bn.forward_t(&conv.forward(&h), train));
+        }
+        let video = h.view([b, -1, 4, 4]);
+        let frames = self.frames.forward_t(&clips.transpose(1, 2).flatten(0, 1), train);
+        Features { frames, video, clips: b }
+    }
+
+    /// D0's logits [B].
+    pub fn video(&self, f: &Features, sentence: &Tensor, train: bool) -> Tensor {
+        self.video_judge.forward_t(&f.video, sentence, train)
+    }
+
+    /// D1's logits [B·T]: each frame with its clip's sentence.
+    pub fn frame(&self, f: &Features, sentence: &Tensor, train: bool) -> Tensor {
+        let t = f.frames.size()[0] / f.clips;
+        self.frame_judge.forward_t(&f.frames, &repeat_rows(sentence, t), train)
+    }
+
+    /// D2's logits [B·(T − 1)]: each motion tensor with its clip's sentence.
+    pub fn motion(&self, f: &Features, sentence: &Tensor, train: bool) -> Tensor {
+        let t = f.frames.size()[0] / f.clips;
+        self.motion_judge.forward_t(&f.motion(), &repeat_rows(sentence, t - 1), train)
+    }
+
+    pub fn set_channels_last(&mut self, on: bool) {
+        self.frames.channels_last = on;
+    }
+}
+
+/// Each row of `x` [B, D] repeated `k` times in place: [B·k, D].
+fn repeat_rows(x: &Tensor, k: i64) -> Tensor {
+    x.unsqueeze(1).expand([-1, k, -1], false).reshape([-1, x.size()[1]])
+}
+
+/// The temporal coherence constraint of TGANs-C-C (§3.4): the squared Euclidean distance
+/// between adjacent frames' features, averaged over the pairs and the feature entries.
+pub fn coherence_constraint(f: &Features) -> Tensor {
+    f.motion().square().mean(Kind::Float)
+}

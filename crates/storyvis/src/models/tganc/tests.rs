@@ -1,0 +1,203 @@
+use super::family::{discriminator_losses, generator_losses};
+use super::*;
+use tch::{Device, Kind};
+
+fn tiny() -> Config {
+    Config::of(&crate::config::Config::resolve("tganc-tiny", None, &[]).unwrap()).unwrap()
+}
+
+fn randn(shape: &[i64]) -> Tensor {
+    Tensor::randn(shape, (Kind::Float, Device::Cpu))
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+/// −log σ(x) and −log(1 − σ(x)), by hand.
+fn nll_real(x: f64) -> f64 {
+    (1.0 + (-x).exp()).ln()
+}
+fn nll_fake(x: f64) -> f64 {
+    (1.0 + x.exp()).ln()
+}
+
+fn values(t: &Tensor) -> Vec<f64> {
+    Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap()
+}
+
+fn mean(v: &[f64], f: fn(f64) -> f64) -> f64 {
+    v.iter().map(|&x| f(x)).sum::<f64>() / v.len() as f64
+}
+
+/// The encoder as a naive loop: the bidirectional LSTM one word at a time (padding leaves
+/// the state unchanged), then the sentence LSTM over the joined states up to the last word.
+fn encode_by_steps(enc: &CaptionEncoder, ids: &Tensor) -> Tensor {
+    let rows = ids.size()[0];
+    let mut out = Vec::new();
+    for r in 0..rows {
+        let row: Vec<i64> = Vec::try_from(ids.get(r)).unwrap();
+        let len = row.iter().take_while(|&&w| w != crate::text::PAD).count() as i64;
+        let words = enc.embed.forward(&ids.get(r).narrow(0, 0, len.max(1)).unsqueeze(0)).squeeze_dim(0);
+        let zero = |d: i64| Tensor::zeros([1, d], (Kind::Float, Device::Cpu));
+        let run = |cell: &LstmCell, order: Vec<i64>| -> Vec<Tensor> {
+            let (mut h, mut c) = (zero(cell.hidden_dim), zero(cell.hidden_dim));
+            let mut states: Vec<Tensor> = (0..len).map(|_| Tensor::new()).collect();
+            for t in order {
+                (h, c) = cell.step(&words.get(t).unsqueeze(0), &h, &c);
+                states[t as usize] = h.shallow_clone();
+            }
+            states
+        };
+        if len == 0 {
+            out.push(zero(enc.sentence.hidden_dim));
+            continue;
+        }
+        let fwd = run(&enc.forward, (0..len).collect());
+        let bwd = run(&enc.backward, (0..len).rev().collect());
+        let (mut h, mut c) = (zero(enc.sentence.hidden_dim), zero(enc.sentence.hidden_dim));
+        for t in 0..len as usize {
+            (h, c) = enc.sentence.step(&Tensor::cat(&[&fwd[t], &bwd[t]], 1), &h, &c);
+        }
+        out.push(h);
+    }
+    Tensor::cat(&out, 0)
+}
+
+#[test]
+fn the_caption_encoder_equals_the_step_by_step_loop() {
+    tch::manual_seed(0);
+    let c = Config { word_dim: 5, lstm_dim: 4, sentence_dim: 6, ..tiny() };
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let enc = CaptionEncoder::new(vs.root(), 12, &c);
+    // Captions of 5, 3 and 1 words, right-padded, and one of padding only.
+    let ids = Tensor::from_slice(&[3i64, 4, 5, 6, 7, 8, 2, 9, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0]).view([4, 5]);
+    let got = enc.forward(&ids);
+    assert_eq!(got.size(), [4, 6]);
+    let want = encode_by_steps(&enc, &ids);
+    assert!(max_diff(&got, &want) < 1e-6, "max difference {}", max_diff(&got, &want));
+    // The backward direction matters: reversing a caption's words changes S.
+    let rev = Tensor::from_slice(&[7i64, 6, 5, 4, 3]).view([1, 5]);
+    assert!(max_diff(&enc.forward(&rev), &got.narrow(0, 0, 1)) > 1e-4);
+}
+
+#[test]
+fn the_networks_have_the_papers_shapes() {
+    tch::manual_seed(1);
+    for (frames, size) in [(16, 64), (4, 32), (8, 64), (32, 64)] {
+        let c = Config { frames, image_size: size, ..tiny() };
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let g = Generator::new(vs.root() / "g", &c);
+        let d = Discriminator::new(vs.root() / "d", &c);
+        let z = randn(&[3, c.noise_dim]);
+        let s = randn(&[3, c.sentence_dim]);
+        let clip = g.forward_t(&z, &s, true);
+        assert_eq!(clip.size(), [3, c.channels, frames, size, size], "{frames} frames of {size}");
+        assert!(clip.abs().max().double_value(&[]) <= 1.0);
+        let f = d.features(&clip, true);
+        let top = c.ndf << (crate::nn::doublings(size) - 1).min(3);
+        assert_eq!(f.frames.size(), [3 * frames, top, 4, 4]);
+        assert_eq!(f.video.size(), [3, top * c.base_frames(), 4, 4]);
+        assert_eq!(d.video(&f, &s, true).size(), [3]);
+        assert_eq!(d.frame(&f, &s, true).size(), [3 * frames]);
+        assert_eq!(d.motion(&f, &s, true).size(), [3 * (frames - 1)]);
+    }
+    let paper = Config::of(&crate::config::Config::resolve("tganc-mnist1", None, &[]).unwrap()).unwrap();
+    assert_eq!((paper.frames, paper.image_size, paper.noise_dim, paper.temporal), (16, 64, 100, Temporal::Adversarial));
+}
+
+#[test]
+fn the_motion_discriminator_reads_adjacent_frame_feature_differences() {
+    tch::manual_seed(2);
+    let c = tiny();
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let d = Discriminator::new(vs.root(), &c);
+    let clips = randn(&[2, 1, 16, 64, 64]).tanh();
+    let f = d.features(&clips, false);
+    // Frame i's features are D1's convolutions of frame i alone.
+    let frame5 = d.frames.forward_t(&clips.select(2, 5).narrow(0, 1, 1), false);
+    assert!(max_diff(&frame5, &f.frames.narrow(0, 16 + 5, 1)) < 1e-6);
+    // The motion tensor: f[t] − f[t−1] within each clip, never across clips.
+    let m = f.motion();
+    assert_eq!(m.size(), [2 * 15, 8 * c.ndf, 4, 4]);
+    for (clip, t) in [(0, 1), (0, 15), (1, 1), (1, 9)] {
+        let want = f.frames.get(clip * 16 + t) - f.frames.get(clip * 16 + t - 1);
+        assert!(max_diff(&m.get(clip * 15 + t - 1), &want) < 1e-6, "clip {clip} frame {t}");
+    }
+    // D2 judges exactly those differences with each clip's sentence.
+    let s = randn(&[2, c.sentence_dim]);
+    let rows = Tensor::cat(&[s.get(0).unsqueeze(0).expand([15, -1], false), s.get(1).unsqueeze(0).expand([15, -1], false)], 0);
+    assert!(max_diff(&d.motion(&f, &s, false), &d.motion_judge.forward_t(&m, &rows, false)) < 1e-6);
+    // A still clip has no motion.
+    let still = clips.narrow(2, 0, 1).expand([2, 1, 16, 64, 64], false).contiguous();
+    let fs = d.features(&still, false);
+    assert!(fs.motion().abs().max().double_value(&[]) < 1e-6);
+    assert!(coherence_constraint(&fs).double_value(&[]) < 1e-10);
+    // The constraint is the mean squared difference.
+    let by_hand = values(&m).iter().map(|x| x * x).sum::<f64>() / m.numel() as f64;
+    assert!((coherence_constraint(&f).double_value(&[]) - by_hand).abs() < 1e-6 * by_hand.max(1.0));
+}
+
+#[test]
+fn the_matching_aware_terms_are_real_plus_half_fake_and_wrong_for_each_discriminator() {
+    tch::manual_seed(3);
+    let c = tiny();
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let d = Discriminator::new(vs.root(), &c);
+    let real = randn(&[3, 1, 16, 64, 64]).tanh();
+    let fake = randn(&[3, 1, 16, 64, 64]).tanh();
+    let (s, w) = (randn(&[3, c.sentence_dim]), randn(&[3, c.sentence_dim]));
+    let want = |r: Tensor, f: Tensor, wr: Tensor| mean(&values(&r), nll_real) + 0.5 * (mean(&values(&f), nll_fake) + mean(&values(&wr), nll_fake));
+    let (l, _) = tch::no_grad(|| discriminator_losses(&d, &real, &fake, &s, &w, true));
+    // By hand from the discriminators' logits (training mode, as the losses run: each batch of
+    // clips normalised by its own statistics).
+    let (tr, tf) = (d.features(&real, true), d.features(&fake, true));
+    let vt = want(d.video(&tr, &s, true), d.video(&tf, &s, true), d.video(&tr, &w, true));
+    let ft = want(d.frame(&tr, &s, true), d.frame(&tf, &s, true), d.frame(&tr, &w, true));
+    let mt = want(d.motion(&tr, &s, true), d.motion(&tf, &s, true), d.motion(&tr, &w, true));
+    for (got, want) in [(&l.video, vt), (&l.frame, ft), (l.motion.as_ref().unwrap(), mt)] {
+        assert!((got.double_value(&[]) - want).abs() < 1e-5, "{} vs {want}", got.double_value(&[]));
+    }
+    // Without the adversarial temporal loss there is no motion term.
+    let (l, _) = tch::no_grad(|| discriminator_losses(&d, &real, &fake, &s, &w, false));
+    assert!(l.motion.is_none());
+    assert!((l.total().double_value(&[]) - l.video.double_value(&[]) - l.frame.double_value(&[])).abs() < 1e-6);
+    // The generator's: −log D(fake, right caption) per discriminator, plus the constraint for
+    // TGANs-C-C only.
+    let (g, cc) = tch::no_grad(|| generator_losses(&d, &fake, &s, Temporal::Adversarial));
+    let f2 = d.features(&fake, true);
+    assert!((g.video.double_value(&[]) - mean(&values(&d.video(&f2, &s, true)), nll_real)).abs() < 1e-5);
+    assert!((g.frame.double_value(&[]) - mean(&values(&d.frame(&f2, &s, true)), nll_real)).abs() < 1e-5);
+    assert!((g.motion.unwrap().double_value(&[]) - mean(&values(&d.motion(&f2, &s, true)), nll_real)).abs() < 1e-5);
+    assert!(cc.is_none());
+    let (g, cc) = tch::no_grad(|| generator_losses(&d, &fake, &s, Temporal::Constraint));
+    assert!(g.motion.is_none());
+    assert!((cc.unwrap().double_value(&[]) - coherence_constraint(&f2).double_value(&[])).abs() < 1e-6);
+    let (g, cc) = tch::no_grad(|| generator_losses(&d, &fake, &s, Temporal::None));
+    assert!(g.motion.is_none() && cc.is_none());
+}
+
+#[test]
+fn the_wrong_caption_term_teaches_the_encoder_and_the_judges() {
+    tch::manual_seed(4);
+    let c = tiny();
+    let (dvs, tvs) = (tch::nn::VarStore::new(Device::Cpu), tch::nn::VarStore::new(Device::Cpu));
+    let d = Discriminator::new(dvs.root(), &c);
+    let enc = CaptionEncoder::new(tvs.root(), 10, &c);
+    let real = randn(&[2, 1, 16, 64, 64]).tanh();
+    let fake = randn(&[2, 1, 16, 64, 64]).tanh();
+    let (right, wrong) = (Tensor::from_slice(&[2i64, 3, 4, 2, 5, 4]).view([2, 3]), Tensor::from_slice(&[2i64, 5, 4, 2, 3, 4]).view([2, 3]));
+    let (l, _) = discriminator_losses(&d, &real, &fake, &enc.forward(&right), &enc.forward(&wrong), true);
+    let vars: Vec<Tensor> = tvs.trainable_variables();
+    let grads = Tensor::run_backward(&[l.total()], &vars.iter().collect::<Vec<_>>(), false, false);
+    let norm: f64 = grads.iter().filter(|g| g.defined()).map(|g| g.square().sum(Kind::Float).double_value(&[])).sum();
+    assert!(norm > 0.0, "the caption encoder gets no gradient");
+    // And the mismatched term is what tells captions apart: with the wrong caption the right
+    // one, real and "wrong" logits coincide and the loss is the plain one's real + ½ (fake + real).
+    let s = enc.forward(&right);
+    let (same, _) = tch::no_grad(|| discriminator_losses(&d, &real, &fake, &s, &s, false));
+    let (fr, ff) = (d.features(&real, true), d.features(&fake, true));
+    let (r, f) = (values(&d.video(&fr, &s, true)), values(&d.video(&ff, &s, true)));
+    let want = mean(&r, nll_real) + 0.5 * (mean(&f, nll_fake) + mean(&r, nll_fake));
+    assert!((same.video.double_value(&[]) - want).abs() < 1e-5);
+}
