@@ -476,12 +476,33 @@ fn train_classifier(a: ClassifierArgs) -> Result<()> {
     let req = ClassifierRequest { data: a.data, out: a.out, steps: a.steps, batch: a.batch, lr: a.lr, seed: a.seed, device, force: a.force, widths: a.widths };
     let started = Instant::now();
     let progress = Progress::new(req.steps as u64, "training");
-    let result = classifier::train_classifier(&req, &|step, total, loss| {
+    let note = |step: usize, total: usize, loss: f64| {
         progress.tick();
         if step % 250 == 0 || step == total {
             progress.note(&format!("step {step} loss {loss:.4}"));
         }
-    });
+    };
+    if Dataset::open(&req.data)?.header.kind == storyvis_data::bouncing::KIND {
+        let result = storyvis::clip_classifier::train_clip_classifier(&req, &note);
+        progress.finish();
+        let m = result?;
+        let a = &m.held_out;
+        println!(
+            "clip classifier in {} after {:.0}s; held-out real clips: seen combinations ({}) digit {:.4} motion {:.4} both {:.4}; held-out combinations ({}) digit {:.4} motion {:.4} both {:.4}",
+            req.out.display(),
+            started.elapsed().as_secs_f64(),
+            a.seen.clips,
+            a.seen.digit,
+            a.seen.motion,
+            a.seen.both,
+            a.held_out.clips,
+            a.held_out.digit,
+            a.held_out.motion,
+            a.held_out.both
+        );
+        return Ok(());
+    }
+    let result = classifier::train_classifier(&req, &note);
     progress.finish();
     let m = result?;
     println!(
@@ -515,7 +536,17 @@ fn evaluate(a: EvalArgs) -> Result<()> {
         weights: a.weights.into(),
     };
     let progress = std::cell::OnceCell::new();
-    let result = eval::evaluate(&req, &|_, total| progress.get_or_init(|| Progress::new(total as u64, "drawing")).tick());
+    let tick = |_, total| progress.get_or_init(|| Progress::new(total as u64, "drawing")).tick();
+    if Dataset::open(&req.data)?.header.kind == storyvis_data::bouncing::KIND {
+        let result = eval::video::evaluate_video(&req, &tick);
+        if let Some(p) = progress.get() {
+            p.finish();
+        }
+        let report = result?;
+        let table = eval::video::markdown(&report);
+        return write_report(&a.out, &serde_json::to_string_pretty(&report)?, &table);
+    }
+    let result = eval::evaluate(&req, &tick);
     if let Some(p) = progress.get() {
         p.finish();
     }
@@ -524,11 +555,16 @@ fn evaluate(a: EvalArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     let table = eval::markdown(&report);
-    atomic::create_dir_all(&a.out)?;
-    atomic::write_file(&a.out.join("eval.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
-    atomic::write_file(&a.out.join("eval.md"), table.as_bytes())?;
+    write_report(&a.out, &serde_json::to_string_pretty(&report)?, &table)
+}
+
+/// Writes `eval.json` and `eval.md` into `out` and prints the table.
+fn write_report(out: &std::path::Path, json: &str, table: &str) -> Result<()> {
+    atomic::create_dir_all(out)?;
+    atomic::write_file(&out.join("eval.json"), json.as_bytes())?;
+    atomic::write_file(&out.join("eval.md"), table.as_bytes())?;
     print!("{table}");
-    eprintln!("wrote {} and {}", a.out.join("eval.json").display(), a.out.join("eval.md").display());
+    eprintln!("wrote {} and {}", out.join("eval.json").display(), out.join("eval.md").display());
     Ok(())
 }
 

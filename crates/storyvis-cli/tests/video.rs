@@ -104,6 +104,19 @@ fn bouncing_mnist_tganc_and_gifs() {
     ok(&["generate", "--checkpoint", p(&run), "--text", &caption, "--seeds", "0", "--out", p(&out)]);
     assert_eq!(std::fs::read(out.join("seed0000.gif")).unwrap(), first);
 
+    // The clip classifier and the evaluation on held-out clips (seen and held-out combinations).
+    let clf = root.path().join("clf");
+    let said = ok(&["train-classifier", "--data", p(&data), "--out", p(&clf), "--steps", "3", "--batch", "4", "--widths", "4,4,4,4"]);
+    assert!(said.contains("clip classifier in") && said.contains("held-out combinations (2)"), "{said}");
+    let ev = root.path().join("eval");
+    let said = ok(&["eval", "--checkpoint", p(&run), "--data", p(&data), "--classifier", p(&clf), "--seeds", "2", "--out", p(&ev)]);
+    assert!(said.contains("| real clips | — |") && said.contains("| 00000-tganc-tiny | 2 |"), "{said}");
+    assert!(std::fs::read_to_string(ev.join("eval.json")).unwrap().contains("\"held_out\""));
+    fails(
+        &["eval", "--checkpoint", p(&run), "--data", p(&data), "--classifier", p(&run.join("checkpoints/step-0000002")), "--out", p(&ev)],
+        "is not a clip classifier",
+    );
+
     // Bad input to the model.
     fails(&["generate", "--checkpoint", p(&run), "--text", "digit 1 is moving diagonally", "--out", p(&out)], "never saw diagonally in a caption");
     fails(&["generate", "--checkpoint", p(&run), "--text", "  ", "--out", p(&out)], "the caption is empty");

@@ -252,7 +252,20 @@ impl Fit {
     /// Fits `net` (whose variables are `vs`) to frames [N, 3, 64, 64] in [−1, 1] and labels
     /// [N, labels]; `on_step(step, steps, loss)` after each update.
     pub fn run(&self, net: &AttributeClassifier, vs: &VarStore, images: &Tensor, labels: &Tensor, on_step: &dyn Fn(usize, usize, f64)) {
-        let n = images.size()[0] as usize;
+        let loss_of = |idx: &Tensor| {
+            let x = images.index_select(0, idx).to_device(self.device);
+            let y = labels.index_select(0, idx).to_device(self.device);
+            let flip = Tensor::rand([self.batch as i64, 1, 1, 1], (Kind::Float, self.device)).lt(0.5);
+            let x = x.flip([3]).where_self(&flip, &x);
+            let (_, logits) = net.forward_t(&x, true);
+            logits.binary_cross_entropy_with_logits::<Tensor>(&y, None, None, tch::Reduction::Mean)
+        };
+        self.run_with(vs, images.size()[0] as usize, &loss_of, on_step);
+    }
+
+    /// The loop alone: batches of item indices (per-epoch shuffles of 0..n), `loss_of` each
+    /// batch's loss, an Adam step with the cosine-decayed learning rate.
+    pub fn run_with(&self, vs: &VarStore, n: usize, loss_of: &dyn Fn(&Tensor) -> Tensor, on_step: &dyn Fn(usize, usize, f64)) {
         let mut adam = Adam::new(vs, 0.9, 0.999, |_| true);
         let mut rng = Rng::new(self.seed);
         let mut order: Vec<usize> = Vec::new();
@@ -263,13 +276,7 @@ impl Fit {
                 order.extend(next);
             }
             let pick: Vec<i64> = order.drain(..self.batch).map(|i| i as i64).collect();
-            let idx = Tensor::from_slice(&pick);
-            let x = images.index_select(0, &idx).to_device(self.device);
-            let y = labels.index_select(0, &idx).to_device(self.device);
-            let flip = Tensor::rand([self.batch as i64, 1, 1, 1], (Kind::Float, self.device)).lt(0.5);
-            let x = x.flip([3]).where_self(&flip, &x);
-            let (_, logits) = net.forward_t(&x, true);
-            let loss = logits.binary_cross_entropy_with_logits::<Tensor>(&y, None, None, tch::Reduction::Mean);
+            let loss = loss_of(&Tensor::from_slice(&pick));
             let g = Adam::backward(&loss, &[&adam]).remove(0);
             let progress = (step - 1) as f64 / self.steps as f64;
             adam.step(&g, self.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));

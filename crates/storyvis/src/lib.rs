@@ -7,6 +7,7 @@
 pub mod captioned;
 pub mod checkpoint;
 pub mod classifier;
+pub mod clip_classifier;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -18,6 +18,7 @@
 
 pub mod attributes;
 pub mod floors;
+pub mod video;
 
 use crate::checkpoint;
 use crate::classifier::{count, Classifier, Scored};
