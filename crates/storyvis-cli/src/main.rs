@@ -486,19 +486,12 @@ fn train_classifier(a: ClassifierArgs) -> Result<()> {
         let result = storyvis::clip_classifier::train_clip_classifier(&req, &note);
         progress.finish();
         let m = result?;
-        let a = &m.held_out;
         println!(
-            "clip classifier in {} after {:.0}s; held-out real clips: seen combinations ({}) digit {:.4} motion {:.4} both {:.4}; held-out combinations ({}) digit {:.4} motion {:.4} both {:.4}",
+            "clip classifier in {} after {:.0}s; held-out real clips: seen combinations {}; held-out combinations {}",
             req.out.display(),
             started.elapsed().as_secs_f64(),
-            a.seen.clips,
-            a.seen.digit,
-            a.seen.motion,
-            a.seen.both,
-            a.held_out.clips,
-            a.held_out.digit,
-            a.held_out.motion,
-            a.held_out.both
+            m.held_out.seen,
+            m.held_out.held_out
         );
         return Ok(());
     }

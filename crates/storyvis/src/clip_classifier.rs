@@ -21,8 +21,10 @@ use tch::{Device, Kind, Tensor};
 
 pub const FORMAT: &str = "storyvis-clip-classifier";
 const WEIGHTS: &str = "classifier.safetensors";
-/// Length of the clip features.
+/// Length of the motion features (the clip features are the digits' look and these).
 pub const FEATURES: i64 = 128;
+/// Labels per digit: its class (10) and its motion (2).
+const PER_DIGIT: i64 = bouncing::PER_DIGIT as i64;
 /// Length of each frame's vector.
 const PER_FRAME: i64 = 32;
 /// Clips per batch when scoring.
@@ -33,28 +35,40 @@ pub struct ClipNet {
     frames: DownStack,
     per_frame: nn::Linear,
     features: nn::Linear,
-    head: nn::Linear,
+    digits: nn::Linear,
+    motions: nn::Linear,
+    /// Label order: per digit, 10 class labels then 2 motion labels.
+    digit_count: i64,
 }
 
 impl ClipNet {
     pub fn new(p: nn::Path, channels: i64, frames: i64, labels: i64, widths: &[i64]) -> ClipNet {
         let top = *widths.last().expect("widths");
+        let digit_count = labels / PER_DIGIT;
         ClipNet {
             frames: DownStack::with_widths(&p / "frames", channels, widths),
             per_frame: linear(&p / "per_frame", top * 16, PER_FRAME, true),
             features: linear(&p / "features", frames * PER_FRAME, FEATURES, true),
-            head: linear(&p / "head", FEATURES, labels, true),
+            digits: linear(&p / "digits", top, 10 * digit_count, true),
+            motions: linear(&p / "motions", FEATURES, 2 * digit_count, true),
+            digit_count,
         }
     }
 
-    /// Clips [B, C, T, 64, 64] in [−1, 1] → (features [B, FEATURES], logits [B, labels]).
+    /// Clips [B, C, T, 64, 64] in [−1, 1] → (features [B, top + FEATURES], logits [B, labels]).
+    /// The class logits read only the frames' maps averaged over space and time (what the
+    /// digits look like, wherever and however they move); the motion logits read the frames'
+    /// maps in order. So neither can lean on the other: in training every digit moves one way
+    /// only, and a classifier free to combine them scores held-out combinations by the motion.
     pub fn forward_t(&self, clips: &Tensor, train: bool) -> (Tensor, Tensor) {
         let b = clips.size()[0];
-        let maps = self.frames.forward_t(&clips.transpose(1, 2).flatten(0, 1), train);
+        let maps = self.frames.forward_t(&clips.transpose(1, 2).flatten(0, 1), train); // [B·T, top, 4, 4]
+        let look = maps.mean_dim([2i64, 3].as_slice(), false, Kind::Float).view([b, -1, maps.size()[1]]).mean_dim(1, false, Kind::Float);
         let per = leaky(&self.per_frame.forward(&maps.flatten(1, -1)));
         let f = self.features.forward(&per.view([b, -1])).relu();
-        let logits = self.head.forward(&f);
-        (f, logits)
+        let (d, m) = (self.digits.forward(&look), self.motions.forward(&f));
+        let logits = Tensor::cat(&(0..self.digit_count).flat_map(|k| [d.narrow(1, 10 * k, 10), m.narrow(1, 2 * k, 2)]).collect::<Vec<_>>(), 1);
+        (Tensor::cat(&[look, f], 1), logits)
     }
 }
 
@@ -111,6 +125,12 @@ impl ClipAccuracy {
             hits as f64 / n as f64
         };
         ClipAccuracy { clips: n, digit: right("digit"), motion: right("motion"), both: right("") }
+    }
+}
+
+impl std::fmt::Display for ClipAccuracy {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "({}) digit {:.4} motion {:.4} both {:.4}", self.clips, self.digit, self.motion, self.both)
     }
 }
 
@@ -173,22 +193,25 @@ pub struct ClipClassifier {
 
 /// What the classifier says about clips.
 pub struct ClipScored {
-    /// [N, FEATURES] f32, flat.
+    /// [N, dim] f32, flat.
     pub features: Vec<f32>,
+    /// Length of each clip's features.
+    pub dim: usize,
     /// Per clip, the predicted value of each label group.
     pub values: Vec<Vec<i64>>,
 }
 
 fn score_with(net: &ClipNet, clips: &Tensor, groups: &[(String, i64, i64)], device: Device) -> ClipScored {
-    let (mut features, mut values) = (Vec::new(), Vec::new());
+    let (mut features, mut values, mut dim) = (Vec::new(), Vec::new(), 0);
     tch::no_grad(|| {
         for chunk in clips.split(SCORE_BATCH, 0) {
             let (f, logits) = net.forward_t(&chunk.to_device(device), false);
+            dim = f.size()[1] as usize;
             features.extend(Vec::<f32>::try_from(f.to_device(Device::Cpu).flatten(0, -1)).expect("f32 features"));
             values.extend(predicted_values(&logits.to_device(Device::Cpu), groups));
         }
     });
-    ClipScored { features, values }
+    ClipScored { features, values, dim }
 }
 
 impl ClipClassifier {
@@ -321,11 +344,20 @@ mod tests {
         tch::manual_seed(0);
         let vs = VarStore::new(Device::Cpu);
         let net = ClipNet::new(vs.root(), 1, 4, 12, &[4, 8, 8, 8]);
+        // Weights far from DCGAN's small initialisation, so that no ReLU is dead everywhere.
+        tch::no_grad(|| vs.trainable_variables().iter_mut().for_each(|v| _ = v.g_mul_scalar_(30.0)));
         let clip = Tensor::randn([2, 1, 4, 64, 64], (Kind::Float, Device::Cpu));
         let (f, logits) = net.forward_t(&clip, false);
-        assert_eq!((f.size(), logits.size()), (vec![2, FEATURES], vec![2, 12]));
-        // Reversing the frames (the motion) changes what it sees.
+        assert_eq!((f.size(), logits.size()), (vec![2, 8 + FEATURES], vec![2, 12]));
+        // Reversing the frames (the motion) changes the motion logits, never the class ones:
+        // those see the frames averaged.
         let (_, reversed) = net.forward_t(&clip.flip([2]), false);
-        assert!((logits - reversed).abs().max().double_value(&[]) > 1e-6);
+        let diff = (&logits - reversed).abs();
+        assert!(diff.narrow(1, 10, 2).max().double_value(&[]) > 1e-3 * logits.abs().max().double_value(&[]));
+        let scale = logits.abs().max().double_value(&[]);
+        assert!(diff.narrow(1, 0, 10).max().double_value(&[]) < 1e-5 * scale, "class logits moved (scale {scale})");
+        // Two digits: logits in label order, class then motion per digit.
+        let net2 = ClipNet::new(vs.root() / "two", 1, 4, 24, &[4, 8, 8, 8]);
+        assert_eq!(net2.forward_t(&clip, false).1.size(), [2, 24]);
     }
 }

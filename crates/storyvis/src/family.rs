@@ -24,6 +24,20 @@ pub struct OptimizerSpec {
     pub beta2: f64,
 }
 
+impl OptimizerSpec {
+    /// An optimiser over every trainable variable of `network`, named after it.
+    pub fn whole(network: &'static str, beta1: f64, beta2: f64) -> OptimizerSpec {
+        OptimizerSpec { name: network, network, params: |_| true, beta1, beta2 }
+    }
+}
+
+/// Learning rates halved every `every` epochs (StackGAN's and StoryGAN's schedule): `rates`
+/// scaled for `epoch`.
+pub fn halved(rates: &[f64], epoch: usize, every: usize) -> Vec<f64> {
+    let scale = 0.5f64.powi((epoch / every) as i32);
+    rates.iter().map(|lr| lr * scale).collect()
+}
+
 /// One phase of an iteration: a loss, and the optimisers its gradient updates.
 pub struct Phase {
     pub name: &'static str,

@@ -178,6 +178,18 @@ impl GruCell {
     }
 }
 
+/// The up-stack of a DCGAN generator (Radford et al. 2016): each layer, then batch-norm and
+/// ReLU after every layer but the last, tanh after the last. `bns` has one norm fewer than
+/// `layers`.
+pub fn dcgan_up<L>(mut h: Tensor, layers: &[L], bns: &[BatchNorm], train: bool, forward: impl Fn(&L, &Tensor) -> Tensor) -> Tensor {
+    let last = layers.len() - 1;
+    for (i, layer) in layers.iter().enumerate() {
+        h = forward(layer, &h);
+        h = if i < last { bns[i].forward_t(&h, train).relu() } else { h.tanh() };
+    }
+    h
+}
+
 /// An LSTM cell (Hochreiter & Schmidhuber 1997) with PyTorch's gate order and weight layout
 /// (input, forget, cell, output), so that whole sequences run as one libtorch RNN call.
 #[derive(Debug)]

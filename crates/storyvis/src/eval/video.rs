@@ -6,7 +6,7 @@
 //! scores on the ground truth: the ceiling of every other row.
 
 use super::EvalRequest;
-use crate::clip_classifier::{groups, held_out_flags, real_clips, true_values, ClipClassifier, SplitAccuracy, FEATURES};
+use crate::clip_classifier::{groups, held_out_flags, real_clips, true_values, ClipClassifier, SplitAccuracy};
 use crate::models::tganc;
 use anyhow::{ensure, Result};
 use serde::Serialize;
@@ -65,7 +65,7 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
     let flags = held_out_flags(&held, &clips);
     let started = Instant::now();
     let real = classifier.score(&real_clips(&ds, &clips)?);
-    let real_gaussian = Gaussian::fit(&real.features, FEATURES as usize)?;
+    let real_gaussian = Gaussian::fit(&real.features, real.dim)?;
     let real_row = VideoRow {
         name: "real clips".into(),
         checkpoint: String::new(),
@@ -118,7 +118,7 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
                 step: model.step,
                 temporal: format!("{:?}", model.cfg.temporal).to_lowercase(),
                 accuracy: SplitAccuracy::of(&values, &all_truth, &all_flags, &g),
-                frechet: Some(frechet_distance(&real_gaussian, &Gaussian::fit(&features, FEATURES as usize)?)?),
+                frechet: Some(frechet_distance(&real_gaussian, &Gaussian::fit(&features, real_gaussian.dim)?)?),
                 seconds: started.elapsed().as_secs_f64(),
             })
         })

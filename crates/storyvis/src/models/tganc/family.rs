@@ -230,17 +230,12 @@ impl Family for Tganc {
 
     fn optimizers(&self) -> Vec<OptimizerSpec> {
         let (beta1, beta2) = (self.cfg.beta1, self.cfg.beta2);
-        vec![
-            OptimizerSpec { name: "generator", network: "generator", params: |_| true, beta1, beta2 },
-            OptimizerSpec { name: "text", network: "text", params: |_| true, beta1, beta2 },
-            // Without the adversarial temporal loss D2's judge takes no part.
-            OptimizerSpec { name: "discriminator", network: "discriminator", params: |_| true, beta1, beta2 },
-        ]
+        // (Without the adversarial temporal loss D2's judge gets no gradient and stays as it is.)
+        ["generator", "text", "discriminator"].into_iter().map(|n| OptimizerSpec::whole(n, beta1, beta2)).collect()
     }
 
     fn learning_rates(&self, epoch: usize) -> Vec<f64> {
-        let scale = 0.5f64.powi((epoch / self.cfg.lr_halve_epochs) as i32);
-        [self.cfg.lr_g, self.cfg.lr_text, self.cfg.lr_d].iter().map(|lr| lr * scale).collect()
+        crate::family::halved(&[self.cfg.lr_g, self.cfg.lr_text, self.cfg.lr_d], epoch, self.cfg.lr_halve_epochs)
     }
 
     fn iters_per_epoch(&self) -> usize {

@@ -219,13 +219,8 @@ impl Generator {
     pub fn forward_t(&self, z: &Tensor, sentence: &Tensor, train: bool) -> Tensor {
         let s = leaky(&self.phi.forward(sentence));
         let h = self.fc_bn.forward_t(&self.fc.forward(&Tensor::cat(&[z, &s], 1)), train).relu();
-        let mut h = h.view([-1, self.base, self.base_frames, 4, 4]);
-        let last = self.ups.len() - 1;
-        for (i, up) in self.ups.iter().enumerate() {
-            h = up.forward(&h);
-            h = if i < last { self.bns[i].forward_t(&h, train).relu() } else { h.tanh() };
-        }
-        h
+        let h = h.view([-1, self.base, self.base_frames, 4, 4]);
+        crate::nn::dcgan_up(h, &self.ups, &self.bns, train, |up, x| up.forward(x))
     }
 }
 
