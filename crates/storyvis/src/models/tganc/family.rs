@@ -97,10 +97,20 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     let test: Vec<&StoryRecord> = ds.split(Split::Test).take(SHEET_CLIPS).collect();
     let sheet_clips = if test.is_empty() { train[..SHEET_CLIPS.min(train.len())].to_vec() } else { test };
     let sheet_captions: Vec<String> = sheet_clips.iter().map(|s| s.frames[0].sentence.clone()).collect();
+    // Titles say whether the training split showed the clip's combination.
+    let held = storyvis_data::bouncing::held_out_of(&ds.header).ok();
+    let sheet_titles: Vec<String> = sheet_clips
+        .iter()
+        .map(|s| match &held {
+            Some(h) if h.holds(&storyvis_data::bouncing::combination_of(&s.frames[0].label)) => format!("{} (held-out combination)", s.frames[0].sentence),
+            Some(_) => format!("{} (seen combination)", s.frames[0].sentence),
+            None => s.frames[0].sentence.clone(),
+        })
+        .collect();
     let sheet_ids = vocab.batch(&sheet_captions.iter().map(String::as_str).collect::<Vec<_>>())?.to_device(device);
     let sheet_real = load_clips(ds, &sheet_clips, c.channels)?;
     let nets = Nets::new(&c, vocab.len(), device);
-    Ok(Box::new(Tganc { cfg: c, nets, clips, ids, text_ids, vocab, sheet: (sheet_captions, sheet_ids, sheet_real), device, now: None }))
+    Ok(Box::new(Tganc { cfg: c, nets, clips, ids, text_ids, vocab, sheet: (sheet_titles, sheet_ids, sheet_real), device, now: None }))
 }
 
 /// The networks, each in its own store.
@@ -140,7 +150,8 @@ pub struct Tganc {
     /// Per clip, an id shared by identical captions.
     text_ids: Vec<usize>,
     vocab: Vocab,
-    /// Sample sheet: held-out captions, their word ids, their real clips.
+    /// Sample sheet: held-out clips' titles (caption, seen or held-out combination), their
+    /// captions' word ids, their real clips.
     sheet: (Vec<String>, Tensor, Tensor),
     device: Device,
     now: Option<Iteration>,
