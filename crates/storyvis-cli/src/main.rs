@@ -248,8 +248,12 @@ struct ClassifierArgs {
 #[derive(Args)]
 struct EvalArgs {
     /// A run directory (its latest checkpoint) or a checkpoint directory.
-    #[arg(long)]
-    checkpoint: PathBuf,
+    #[arg(long, required_unless_present = "gam")]
+    checkpoint: Option<PathBuf>,
+    /// Video models: the generative adversarial metric between two TGANs-C training runs
+    /// (each one's discriminators judge the real held-out clips and the other's clips).
+    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with_all = ["checkpoint", "compare"])]
+    gam: Vec<PathBuf>,
     /// More runs or checkpoints to score on the same stories and seeds, in the same table.
     #[arg(long, num_args = 1.., value_name = "RUN")]
     compare: Vec<PathBuf>,
@@ -514,7 +518,7 @@ fn train_classifier(a: ClassifierArgs) -> Result<()> {
 
 fn evaluate(a: EvalArgs) -> Result<()> {
     let device = storyvis::device::parse_device(&a.device)?;
-    let mut checkpoints = vec![a.checkpoint];
+    let mut checkpoints: Vec<PathBuf> = a.checkpoint.into_iter().collect();
     checkpoints.extend(a.compare);
     let req = EvalRequest {
         checkpoints,
@@ -530,7 +534,13 @@ fn evaluate(a: EvalArgs) -> Result<()> {
     };
     let progress = std::cell::OnceCell::new();
     let tick = |_, total| progress.get_or_init(|| Progress::new(total as u64, "drawing")).tick();
-    if Dataset::open(&req.data)?.header.kind == storyvis_data::bouncing::KIND {
+    let video = Dataset::open(&req.data)?.header.kind == storyvis_data::bouncing::KIND;
+    if let [x, y] = &a.gam[..] {
+        ensure!(video, "--gam compares video models on a video dataset ({}); {} is not one", storyvis_data::bouncing::KIND, req.data.display());
+        let g = eval::video::gam(x, y, &req)?;
+        return write_report(&a.out, &serde_json::to_string_pretty(&g)?, &eval::video::gam_markdown(&g));
+    }
+    if video {
         let result = eval::video::evaluate_video(&req, &tick);
         if let Some(p) = progress.get() {
             p.finish();

@@ -116,6 +116,13 @@ fn bouncing_mnist_tganc_and_gifs() {
         &["eval", "--checkpoint", p(&run), "--data", p(&data), "--classifier", p(&run.join("checkpoints/step-0000002")), "--out", p(&ev)],
         "is not a clip classifier",
     );
+    // GAM between two runs (the second with another seed).
+    ok(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=2", "--set", "seed=5"]);
+    let said = ok(&["eval", "--gam", p(&run), p(&runs.join("00001-tganc-tiny")), "--data", p(&data), "--out", p(&ev)]);
+    assert!(said.contains("GAM on 4 held-out clips") && said.contains("sample ratio"), "{said}");
+    let export = root.path().join("export");
+    ok(&["export", "--checkpoint", p(&run), "--out", p(&export)]);
+    fails(&["eval", "--gam", p(&run), p(&export), "--data", p(&data), "--out", p(&ev)], "has no discriminators");
 
     // Bad input to the model.
     fails(&["generate", "--checkpoint", p(&run), "--text", "digit 1 is moving diagonally", "--out", p(&out)], "never saw diagonally in a caption");
@@ -127,6 +134,7 @@ fn bouncing_mnist_tganc_and_gifs() {
         "the dataset's clips have 16 frames, the model draws 8",
     );
     let clevr = small_data(root.path(), 4);
+    fails(&["eval", "--gam", p(&run), p(&run), "--data", p(&clevr), "--out", p(&ev)], "--gam compares video models");
     fails(&["train", "--preset", "tganc-tiny", "--data", p(&clevr), "--runs", p(&runs)], "is a story dataset");
     fails(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs)], "has 16 frames per story, the model 4");
 }

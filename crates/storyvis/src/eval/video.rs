@@ -167,3 +167,120 @@ pub fn markdown(r: &VideoReport) -> String {
     s.push_str(&format!("\n{}\n", r.note));
     s
 }
+
+/// The generative adversarial metric (Im, Kim, Jiang & Memisevic 2016, §4; the comparison
+/// TGANs-C §4.3 reports): two models' discriminators judge the held-out real clips and each
+/// other's generated clips. A verdict is "real" when the discriminators' mean probability
+/// exceeds ½ (`tganc::draw::Loaded::judge`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Gam {
+    pub a: String,
+    pub b: String,
+    pub clips: usize,
+    /// Share of real held-out clips that A's and B's discriminators call fake.
+    pub test_error: [f64; 2],
+    /// Share of B's clips A's discriminators call real, and of A's clips B's call real.
+    pub sample_error: [f64; 2],
+    /// ε(D_A on real) / ε(D_B on real): near 1 when the discriminators are comparable.
+    pub test_ratio: f64,
+    /// ε(D_A on G_B) / ε(D_B on G_A): below 1 when A's generator fools B's discriminators more
+    /// than B's fools A's (A wins).
+    pub sample_ratio: f64,
+    pub verdict: String,
+}
+
+/// How far from 1 the test ratio may be for the sample ratio to decide (Im et al. require the
+/// two discriminators to be comparable on real data).
+pub const GAM_TEST_TOLERANCE: f64 = 0.2;
+
+/// Ratios and verdict from the four error rates.
+pub fn gam_verdict(a: &str, b: &str, test_error: [f64; 2], sample_error: [f64; 2]) -> (f64, f64, String) {
+    let ratio = |x: f64, y: f64| (x + 1e-6) / (y + 1e-6);
+    let (rt, rs) = (ratio(test_error[0], test_error[1]), ratio(sample_error[0], sample_error[1]));
+    let verdict = if (rt - 1.0).abs() > GAM_TEST_TOLERANCE {
+        format!("no verdict: the discriminators disagree on real clips (test ratio {rt:.3}, outside 1 ± {GAM_TEST_TOLERANCE})")
+    } else if rs < 1.0 {
+        format!("{a} wins (sample ratio {rs:.3} < 1)")
+    } else if rs > 1.0 {
+        format!("{b} wins (sample ratio {rs:.3} > 1)")
+    } else {
+        "a tie (sample ratio 1)".to_string()
+    };
+    (rt, rs, verdict)
+}
+
+/// GAM between two TGANs-C training checkpoints on the first `req.stories` held-out clips
+/// (noise seed 0).
+pub fn gam(a: &Path, b: &Path, req: &EvalRequest) -> Result<Gam> {
+    let ds = Dataset::open(&req.data)?;
+    let clips: Vec<&StoryRecord> = ds.split(Split::Test).take(req.stories).collect();
+    ensure!(clips.len() >= 2, "{} has {} held-out clips; GAM needs at least 2", req.data.display(), clips.len());
+    let captions: Vec<&str> = clips.iter().map(|s| s.frames[0].sentence.as_str()).collect();
+    let real = real_clips(&ds, &clips)?;
+    let models = [a, b]
+        .iter()
+        .map(|p| {
+            let mut m = tganc::draw::load_with(p, req.device, req.weights)?;
+            m.load_discriminator()?;
+            Ok(m)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Each model's clips, and each model's verdicts: real clips, then the other's clips.
+    let mut drawn = Vec::new();
+    for m in &models {
+        let ids = m.vocab.batch(&captions)?.to_device(m.device());
+        tch::manual_seed(0);
+        let mut parts = Vec::new();
+        for start in (0..clips.len()).step_by(DRAW_BATCH) {
+            let n = (clips.len() - start).min(DRAW_BATCH) as i64;
+            let z = Tensor::randn([n, m.cfg.noise_dim], (Kind::Float, m.device()));
+            parts.push(m.draw(&z, &ids.narrow(0, start as i64, n)).to_device(Device::Cpu));
+        }
+        drawn.push(Tensor::cat(&parts, 0));
+    }
+    let share_real = |m: &tganc::draw::Loaded, x: &Tensor| -> Result<f64> {
+        let ids = m.vocab.batch(&captions)?.to_device(m.device());
+        let mut real_calls = 0.0;
+        for start in (0..clips.len()).step_by(DRAW_BATCH) {
+            let n = (clips.len() - start).min(DRAW_BATCH) as i64;
+            let p = m.judge(&x.narrow(0, start as i64, n).to_device(m.device()), &ids.narrow(0, start as i64, n));
+            real_calls += p.gt(0.5).to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
+        }
+        Ok(real_calls / clips.len() as f64)
+    };
+    let test_error = [1.0 - share_real(&models[0], &real)?, 1.0 - share_real(&models[1], &real)?];
+    let sample_error = [share_real(&models[0], &drawn[1])?, share_real(&models[1], &drawn[0])?];
+    let (na, nb) = (run_name(a, &models[0].checkpoint), run_name(b, &models[1].checkpoint));
+    let (test_ratio, sample_ratio, verdict) = gam_verdict(&na, &nb, test_error, sample_error);
+    Ok(Gam { a: na, b: nb, clips: clips.len(), test_error, sample_error, test_ratio, sample_ratio, verdict })
+}
+
+/// The GAM result as a markdown table.
+pub fn gam_markdown(g: &Gam) -> String {
+    format!(
+        "GAM on {} held-out clips\n\n| | A = {} | B = {} |\n|---|---:|---:|\n| error of its discriminators on real clips | {:.3} | {:.3} |\n| error of its discriminators on the other's clips | {:.3} | {:.3} |\n\ntest ratio {:.3}, sample ratio {:.3}: {}\n",
+        g.clips, g.a, g.b, g.test_error[0], g.test_error[1], g.sample_error[0], g.sample_error[1], g.test_ratio, g.sample_ratio, g.verdict
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gam_follows_the_ratios() {
+        // Comparable discriminators on real data; A's fool B's more than B's fool A's.
+        let (rt, rs, v) = gam_verdict("A", "B", [0.10, 0.11], [0.05, 0.20]);
+        assert!((rt - 0.10 / 0.11).abs() < 1e-4 && (rs - 0.25).abs() < 1e-4);
+        assert!(v.starts_with("A wins"), "{v}");
+        let (_, rs, v) = gam_verdict("A", "B", [0.10, 0.10], [0.30, 0.15]);
+        assert!((rs - 2.0).abs() < 1e-4 && v.starts_with("B wins"), "{v}");
+        // Discriminators far apart on real data: no verdict, whatever the samples say.
+        let (rt, _, v) = gam_verdict("A", "B", [0.10, 0.40], [0.05, 0.20]);
+        assert!((rt - 0.25).abs() < 1e-4 && v.starts_with("no verdict"), "{v}");
+        // Zero errors do not divide by zero.
+        let (rt, rs, v) = gam_verdict("A", "B", [0.0, 0.0], [0.0, 0.0]);
+        assert_eq!((rt, rs), (1.0, 1.0));
+        assert!(v.starts_with("a tie"), "{v}");
+    }
+}

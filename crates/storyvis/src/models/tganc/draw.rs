@@ -52,6 +52,31 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
 }
 
 impl Loaded {
+    /// Loads the run's discriminators too (a training checkpoint's; an export has none).
+    pub fn load_discriminator(&mut self) -> Result<()> {
+        let file = self.checkpoint.join("discriminator.safetensors");
+        ensure!(file.is_file(), "{} has no discriminators (an exported copy?): give a training checkpoint", self.checkpoint.display());
+        checkpoint::load_store(&mut self.nets.d_vs, &file)
+    }
+
+    /// The discriminators' verdict on clips [B, C, T, S, S] with their captions' word ids:
+    /// per clip, the mean of the probabilities "real and matching" of the video discriminator,
+    /// of the frame discriminator (averaged over frames) and, when it was trained (the
+    /// adversarial temporal loss), of the motion discriminator (averaged over frame pairs).
+    pub fn judge(&self, clips: &Tensor, ids: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let s = self.nets.text.forward(ids);
+            let d = &self.nets.d;
+            let f = d.features(clips, false);
+            let b = clips.size()[0];
+            let mut p = vec![d.video(&f, &s, false).sigmoid(), d.frame(&f, &s, false).sigmoid().view([b, -1]).mean_dim(1, false, Kind::Float)];
+            if self.cfg.temporal == super::Temporal::Adversarial {
+                p.push(d.motion(&f, &s, false).sigmoid().view([b, -1]).mean_dim(1, false, Kind::Float));
+            }
+            Tensor::stack(&p, 0).mean_dim(0, false, Kind::Float)
+        })
+    }
+
     /// Checks a typed caption (not empty, not too long, only words the model was trained on:
     /// a digit or direction it never saw cannot be drawn) and returns its word ids [1, L].
     pub fn encode(&self, caption: &str) -> Result<Tensor> {
