@@ -221,9 +221,10 @@ struct ClassifierArgs {
     /// The dataset whose training split it learns from (its test split scores it).
     #[arg(long)]
     data: PathBuf,
-    /// Where the classifier goes (a directory; must be empty or absent unless --force).
-    #[arg(long, default_value = DEFAULT_CLASSIFIER)]
-    out: PathBuf,
+    /// Where the classifier goes (a directory; must be empty or absent unless --force). Without
+    /// it: models/clevr-classifier for frames; a video dataset's clip classifier needs --out.
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Training iterations.
     #[arg(long, default_value_t = 3000)]
     steps: usize,
@@ -477,7 +478,13 @@ fn generate(a: GenerateArgs) -> Result<()> {
 
 fn train_classifier(a: ClassifierArgs) -> Result<()> {
     let device = storyvis::device::parse_device(&a.device)?;
-    let req = ClassifierRequest { data: a.data, out: a.out, steps: a.steps, batch: a.batch, lr: a.lr, seed: a.seed, device, force: a.force, widths: a.widths };
+    let video = Dataset::open(&a.data)?.header.kind == storyvis_data::bouncing::KIND;
+    let out = match a.out {
+        Some(o) => o,
+        None if video => bail!("give --out for a clip classifier (the default, {DEFAULT_CLASSIFIER}, is the CLEVR-SV attribute classifier)"),
+        None => PathBuf::from(DEFAULT_CLASSIFIER),
+    };
+    let req = ClassifierRequest { data: a.data, out, steps: a.steps, batch: a.batch, lr: a.lr, seed: a.seed, device, force: a.force, widths: a.widths };
     let started = Instant::now();
     let progress = Progress::new(req.steps as u64, "training");
     let note = |step: usize, total: usize, loss: f64| {
@@ -486,7 +493,7 @@ fn train_classifier(a: ClassifierArgs) -> Result<()> {
             progress.note(&format!("step {step} loss {loss:.4}"));
         }
     };
-    if Dataset::open(&req.data)?.header.kind == storyvis_data::bouncing::KIND {
+    if video {
         let result = storyvis::clip_classifier::train_clip_classifier(&req, &note);
         progress.finish();
         let m = result?;

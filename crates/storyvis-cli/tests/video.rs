@@ -108,6 +108,7 @@ fn bouncing_mnist_tganc_and_gifs() {
     let clf = root.path().join("clf");
     let said = ok(&["train-classifier", "--data", p(&data), "--out", p(&clf), "--steps", "3", "--batch", "4", "--widths", "4,4,4,4"]);
     assert!(said.contains("clip classifier in") && said.contains("held-out combinations (2)"), "{said}");
+    fails(&["train-classifier", "--data", p(&data), "--steps", "3"], "give --out for a clip classifier");
     let ev = root.path().join("eval");
     let said = ok(&["eval", "--checkpoint", p(&run), "--data", p(&data), "--classifier", p(&clf), "--seeds", "2", "--out", p(&ev)]);
     assert!(said.contains("| real clips | — |") && said.contains("| 00000-tganc-tiny | 2 |"), "{said}");
