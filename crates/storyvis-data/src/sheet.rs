@@ -74,6 +74,11 @@ impl StripLayout {
     fn title_height(&self) -> u32 {
         GLYPH + 6
     }
+    /// Video clips: frames at twice their size, nothing under them (the caption goes in the
+    /// strip's title).
+    pub fn for_clips(size: u32) -> StripLayout {
+        StripLayout { cell: 2 * size, caption_lines: 0, gap: 4 }
+    }
     pub fn row_height(&self) -> u32 {
         self.title_height() + self.cell + 4 + self.caption_lines * (GLYPH + 1) + self.gap
     }
@@ -118,7 +123,7 @@ pub fn contact_sheet(ds: &Dataset, stories: usize) -> Result<RgbImage> {
     // drawn at twice their size with nothing under them.
     let video = ds.header.kind == crate::bouncing::KIND;
     let size = ds.header.image_size;
-    let layout = if video { StripLayout { cell: 2 * size, caption_lines: 0, gap: 4 } } else { StripLayout::for_frame_size(size) };
+    let layout = if video { StripLayout::for_clips(size) } else { StripLayout::for_frame_size(size) };
     let frames = ds.header.frames_per_story as u32;
     let mut sheet = paper(layout.width(frames), chosen.len() as u32 * layout.row_height() + layout.gap);
     for (row, s) in chosen.iter().enumerate() {

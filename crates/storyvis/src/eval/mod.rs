@@ -24,7 +24,7 @@ use crate::checkpoint;
 use crate::classifier::{count, Classifier, Scored};
 use crate::data::StoryData;
 use crate::models::gan_int_cls;
-use crate::sample::{self, Loaded};
+use crate::sample;
 use anyhow::{ensure, Context, Result};
 use attributes::{attribute_accuracy, attribute_groups, grey_level_difference, introduced_objects, persistence_counts, seed_diversity, AttributeAccuracy};
 use rayon::prelude::*;
@@ -184,10 +184,10 @@ fn classifier_scores(name: &str, scored: &Scored, labels: &Tensor, t: usize, inf
 }
 
 /// A run directory's name (`00003-storygan-small`), or the checkpoint path.
-fn display_name(path: &Path, loaded: &Loaded) -> String {
-    let run = loaded.checkpoint.parent().and_then(Path::parent);
+fn display_name(path: &Path, checkpoint: &Path) -> String {
+    let run = checkpoint.parent().and_then(Path::parent);
     match run.and_then(Path::file_name) {
-        Some(n) if loaded.checkpoint.parent().and_then(Path::file_name).is_some_and(|c| c == "checkpoints") => n.to_string_lossy().into_owned(),
+        Some(n) if checkpoint.parent().and_then(Path::file_name).is_some_and(|c| c == "checkpoints") => n.to_string_lossy().into_owned(),
         _ => path.display().to_string(),
     }
 }
@@ -332,7 +332,7 @@ fn score_model(
         }
     }
     let fake = Tensor::cat(&fakes, 0); // [seeds · N · T, 3, S, S]
-    let mut row = score_frames(&weights_name(display_name(path, &model), model.averaged, req.weights), &fake, reference, classifier)?;
+    let mut row = score_frames(&weights_name(display_name(path, &model.checkpoint), model.averaged, req.weights), &fake, reference, classifier)?;
     row.checkpoint = model.checkpoint.display().to_string();
     row.variant = format!("{:?}", model.cfg.variant).to_lowercase();
     row.step = model.step;

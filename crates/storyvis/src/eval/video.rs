@@ -113,7 +113,7 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
                 }
             }
             Ok(VideoRow {
-                name: run_name(path, &model.checkpoint),
+                name: super::display_name(path, &model.checkpoint),
                 checkpoint: model.checkpoint.display().to_string(),
                 step: model.step,
                 temporal: format!("{:?}", model.cfg.temporal).to_lowercase(),
@@ -132,15 +132,6 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
         real: real_row,
         models,
     })
-}
-
-/// A run's directory name for a checkpoint inside it, else the path given.
-fn run_name(path: &Path, checkpoint: &Path) -> String {
-    let in_run = checkpoint.parent().and_then(Path::file_name).is_some_and(|c| c == "checkpoints");
-    match checkpoint.parent().and_then(Path::parent).and_then(Path::file_name) {
-        Some(n) if in_run => n.to_string_lossy().into_owned(),
-        _ => path.display().to_string(),
-    }
 }
 
 /// The report as a markdown table: the real clips first, then each model.
@@ -225,10 +216,10 @@ pub fn gam(a: &Path, b: &Path, req: &EvalRequest) -> Result<Gam> {
             Ok(m)
         })
         .collect::<Result<Vec<_>>>()?;
-    // Each model's clips, and each model's verdicts: real clips, then the other's clips.
+    // Each model's captions, its clips, and its verdicts: real clips, then the other's clips.
+    let ids = models.iter().map(|m| Ok(m.vocab.batch(&captions)?.to_device(m.device()))).collect::<Result<Vec<_>>>()?;
     let mut drawn = Vec::new();
-    for m in &models {
-        let ids = m.vocab.batch(&captions)?.to_device(m.device());
+    for (m, ids) in models.iter().zip(&ids) {
         tch::manual_seed(0);
         let mut parts = Vec::new();
         for start in (0..clips.len()).step_by(DRAW_BATCH) {
@@ -238,19 +229,19 @@ pub fn gam(a: &Path, b: &Path, req: &EvalRequest) -> Result<Gam> {
         }
         drawn.push(Tensor::cat(&parts, 0));
     }
-    let share_real = |m: &tganc::draw::Loaded, x: &Tensor| -> Result<f64> {
-        let ids = m.vocab.batch(&captions)?.to_device(m.device());
+    let share_real = |k: usize, x: &Tensor| -> f64 {
+        let (m, ids) = (&models[k], &ids[k]);
         let mut real_calls = 0.0;
         for start in (0..clips.len()).step_by(DRAW_BATCH) {
             let n = (clips.len() - start).min(DRAW_BATCH) as i64;
             let p = m.judge(&x.narrow(0, start as i64, n).to_device(m.device()), &ids.narrow(0, start as i64, n));
             real_calls += p.gt(0.5).to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
         }
-        Ok(real_calls / clips.len() as f64)
+        real_calls / clips.len() as f64
     };
-    let test_error = [1.0 - share_real(&models[0], &real)?, 1.0 - share_real(&models[1], &real)?];
-    let sample_error = [share_real(&models[0], &drawn[1])?, share_real(&models[1], &drawn[0])?];
-    let (na, nb) = (run_name(a, &models[0].checkpoint), run_name(b, &models[1].checkpoint));
+    let test_error = [1.0 - share_real(0, &real), 1.0 - share_real(1, &real)];
+    let sample_error = [share_real(0, &drawn[1]), share_real(1, &drawn[0])];
+    let (na, nb) = (super::display_name(a, &models[0].checkpoint), super::display_name(b, &models[1].checkpoint));
     let (test_ratio, sample_ratio, verdict) = gam_verdict(&na, &nb, test_error, sample_error);
     Ok(Gam { a: na, b: nb, clips: clips.len(), test_error, sample_error, test_ratio, sample_ratio, verdict })
 }

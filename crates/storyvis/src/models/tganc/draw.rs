@@ -95,10 +95,7 @@ impl Loaded {
 
     /// Clips [B, C, T, S, S] for noise z and word ids (eval mode).
     pub fn draw(&self, z: &Tensor, ids: &Tensor) -> Tensor {
-        tch::no_grad(|| {
-            let s = self.nets.text.forward(ids);
-            self.nets.g.forward_t(z, &s, false)
-        })
+        tch::no_grad(|| self.nets.draw(z, ids, false))
     }
 
     /// The noise of `seed` [1, noise_dim].

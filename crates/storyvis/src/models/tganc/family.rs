@@ -131,6 +131,12 @@ impl Nets {
         let d = Discriminator::new(d_vs.root(), c);
         Nets { g_vs, g, t_vs, text, d_vs, d }
     }
+
+    /// Clips [B, C, T, S, S] for noise z and captions' word ids [B, L] (the generator in
+    /// `train` mode or not).
+    pub fn draw(&self, z: &Tensor, ids: &Tensor, train: bool) -> Tensor {
+        self.g.forward_t(z, &self.text.forward(ids), train)
+    }
 }
 
 struct Iteration {
@@ -192,12 +198,6 @@ impl Tganc {
     fn noise(&self, b: i64) -> Tensor {
         Tensor::randn([b, self.cfg.noise_dim], (Kind::Float, self.device))
     }
-
-    /// The model's clips for word ids [B, L] at noise z (generator in `train` mode or not).
-    pub fn draw(&self, z: &Tensor, ids: &Tensor, train: bool) -> Tensor {
-        let s = self.nets.text.forward(ids);
-        self.nets.g.forward_t(z, &s, train)
-    }
 }
 
 /// The discriminators' matching-aware loss (eqs. 1, 2, 4): on real clips with the right
@@ -208,14 +208,13 @@ pub fn discriminator_losses(d: &Discriminator, real: &Tensor, fake: &Tensor, s: 
     let (v_real, v_wrong, v_fake) = (d.video(&fr, s, true), d.video(&fr, w, true), d.video(&ff, s, true));
     let video = loss::discriminator(&v_real, &v_fake, &v_wrong);
     let frame = loss::discriminator(&d.frame(&fr, s, true), &d.frame(&ff, s, true), &d.frame(&fr, w, true));
+    let mean = |t: &Tensor| t.sigmoid().mean(Kind::Float).detach();
     let (motion, m_real) = if motion {
         let m_real = d.motion(&fr, s, true);
-        let l = loss::discriminator(&m_real, &d.motion(&ff, s, true), &d.motion(&fr, w, true));
-        (Some(l), m_real.sigmoid().mean(Kind::Float).detach())
+        (Some(loss::discriminator(&m_real, &d.motion(&ff, s, true), &d.motion(&fr, w, true))), mean(&m_real))
     } else {
         (None, Tensor::zeros([], (Kind::Float, real.device())))
     };
-    let mean = |t: &Tensor| t.sigmoid().mean(Kind::Float).detach();
     (Losses { video, frame, motion }, [mean(&v_real), mean(&v_wrong), mean(&v_fake), m_real])
 }
 
@@ -348,7 +347,7 @@ impl Family for Tganc {
             .enumerate()
             .flat_map(|(i, caption)| {
                 let id = ids.get(i as i64).unsqueeze(0).expand([SHEET_SEEDS as i64, -1], false);
-                let fake = tch::no_grad(|| self.draw(&z, &id, false)).transpose(1, 2); // [seeds, T, C, S, S]
+                let fake = tch::no_grad(|| self.nets.draw(&z, &id, false)).transpose(1, 2); // [seeds, T, C, S, S]
                 let mut rows = vec![(format!("{caption}: real (step {step})"), to_unit(&real.get(i as i64)))];
                 rows.extend((0..SHEET_SEEDS as i64).map(|s| (format!("seed {s}"), fake.get(s))));
                 rows
@@ -377,8 +376,7 @@ impl Family for Tganc {
     fn standing_passes(&self, batches: usize, seed: u64) -> Result<()> {
         for idx in crate::family::standing_batches(self.text_ids.len(), self.cfg.batch as usize, batches, seed) {
             let ids = self.ids.index_select(0, &Tensor::from_slice(&idx).to_device(self.device));
-            let s = self.nets.text.forward(&ids);
-            let _ = self.nets.g.forward_t(&self.noise(idx.len() as i64), &s, true);
+            let _ = self.nets.draw(&self.noise(idx.len() as i64), &ids, true);
         }
         Ok(())
     }
@@ -386,7 +384,7 @@ impl Family for Tganc {
 
 /// Clips as strips, one a row with its title: frames [T, C, S, S] in [−1, 1] (C 1 or 3).
 pub fn strips(rows: &[(String, Tensor)], size: u32) -> image::RgbImage {
-    let layout = StripLayout { cell: 2 * size, caption_lines: 0, gap: 4 };
+    let layout = StripLayout::for_clips(size);
     let frames = rows.first().map(|r| r.1.size()[0] as u32).unwrap_or(1);
     let mut sheet = paper(layout.width(frames), rows.len() as u32 * layout.row_height() + layout.gap);
     for (r, (title, clip)) in rows.iter().enumerate() {
