@@ -431,8 +431,9 @@ fn generate(a: GenerateArgs) -> Result<()> {
     if let Some(caption) = &a.text {
         let checkpoint = a.checkpoint.as_deref().context("--text needs --checkpoint: a text-to-image run (the shipped model draws stories)")?;
         let clip = match a.format {
-            None | Some(FormatArg::Gif) => ClipFormat::Gif,
-            Some(FormatArg::Strip) => ClipFormat::Strip,
+            None => None,
+            Some(FormatArg::Gif) => Some(ClipFormat::Gif),
+            Some(FormatArg::Strip) => Some(ClipFormat::Strip),
             Some(FormatArg::Frames) => bail!("--format frames is for story models; a video is drawn as gif or strip"),
         };
         return t2i::generate(checkpoint, caption, &a.seeds, &a.out, &a.device, a.weights.into(), clip);
@@ -478,7 +479,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
 
 fn train_classifier(a: ClassifierArgs) -> Result<()> {
     let device = storyvis::device::parse_device(&a.device)?;
-    let video = Dataset::open(&a.data)?.header.kind == storyvis_data::bouncing::KIND;
+    let video = Dataset::read_header(&a.data)?.kind == storyvis_data::bouncing::KIND;
     let out = match a.out {
         Some(o) => o,
         None if video => bail!("give --out for a clip classifier (the default, {DEFAULT_CLASSIFIER}, is the CLEVR-SV attribute classifier)"),
@@ -541,7 +542,7 @@ fn evaluate(a: EvalArgs) -> Result<()> {
     };
     let progress = std::cell::OnceCell::new();
     let tick = |_, total| progress.get_or_init(|| Progress::new(total as u64, "drawing")).tick();
-    let video = Dataset::open(&req.data)?.header.kind == storyvis_data::bouncing::KIND;
+    let video = Dataset::read_header(&req.data)?.kind == storyvis_data::bouncing::KIND;
     if let [x, y] = &a.gam[..] {
         ensure!(video, "--gam compares video models on a video dataset ({}); {} is not one", storyvis_data::bouncing::KIND, req.data.display());
         let g = eval::video::gam(x, y, &req)?;

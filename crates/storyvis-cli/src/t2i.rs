@@ -114,17 +114,17 @@ fn list(files: &[PathBuf]) {
 }
 
 /// `generate --text`: images from a text-to-image model, or clips from a video model (TGANs-C),
-/// by the checkpoint's family.
-pub fn generate(checkpoint: &Path, caption: &str, seeds: &str, out: &Path, device: &str, weights: Weights, clip: ClipFormat) -> Result<()> {
+/// by the checkpoint's family. `clip`: how a video is written (`--format`; GIFs by default).
+pub fn generate(checkpoint: &Path, caption: &str, seeds: &str, out: &Path, device: &str, weights: Weights, clip: Option<ClipFormat>) -> Result<()> {
     let seeds = storyvis::sample::parse_seeds(seeds)?;
     let dir = storyvis::checkpoint::resolve(checkpoint)?;
     if storyvis::checkpoint::load_config(&dir)?.family == tganc::family::FAMILY_NAME {
         let model = tganc::draw::load_with(&dir, storyvis::device::parse_device(device)?, weights)?;
-        list(&tganc::draw::generate(&model, caption, &seeds, out, clip)?);
+        list(&tganc::draw::generate(&model, caption, &seeds, out, clip.unwrap_or(ClipFormat::Gif))?);
         eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());
         return Ok(());
     }
-    ensure!(clip == ClipFormat::Gif, "--format is for story and video models; a text-to-image model draws a row of images");
+    ensure!(clip.is_none(), "--format is for story and video models; a text-to-image model draws a row of images");
     let model = load(checkpoint, device, weights)?;
     warn_unknown(&model, caption);
     list(&draw::generate(&model, caption, &seeds, out)?);

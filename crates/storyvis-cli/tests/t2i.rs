@@ -81,6 +81,10 @@ fn captions_encoder_gan_and_drawing_commands() {
     assert!(said.contains("style-transfer.png"), "{said}");
     // Bad input.
     fails(&["generate", "--checkpoint", p(&run), "--text", "", "--out", p(&out)], "the caption is empty");
+    // A row of images has no video format, not even the default one named.
+    for f in ["gif", "strip"] {
+        fails(&["generate", "--checkpoint", p(&run), "--text", "a red cube.", "--format", f, "--out", p(&out)], "a text-to-image model draws a row of images");
+    }
     fails(&["generate", "--checkpoint", p(&run), "--story", "a red cube. a blue cube. a cube. a cube.", "--out", p(&out)], "is a gan-int-cls checkpoint");
     fails(&["style-transfer", "--checkpoint", p(&run), "--image", p(&data.join("manifest.jsonl")), "--text", "a cube.", "--out", p(&out)], "is not an image");
     fails(&["train", "--preset", "gan-int-cls-tiny", "--set", "family=storygan", "--dry-run"], "the family comes with the preset");

@@ -14,12 +14,18 @@
 //! the same). Overlapping digits combine by the pixel-wise maximum.
 //!
 //! The split holds out whole (digit, motion) combinations, as Sync-DRAW's `create_dataset`
-//! does: the digits (one digit) or ordered digit pairs (two digits) are permuted by the seed,
+//! does: the digits (one digit) or ordered digit pairs (two digits; in the canonical order
+//! below only pairs a ≤ b occur) are permuted by the seed,
 //! and the i-th of them has motion `i mod 2` held out (one digit), or the second digit's motion
 //! `i mod 2` held out whatever the first one does (two digits). Training clips show only the
 //! other combinations; the test split alternates clips of seen combinations and clips of
 //! held-out ones, so a model is scored on both. Training clips draw training digits, test clips
 //! test digits (`mnist::pools`).
+//!
+//! Two digits are captioned and labelled in a canonical order, by class and, for two of one
+//! class, up-and-down first (Sync-DRAW keeps the order it drew them in): the caption's first
+//! digit is then a thing a clip shows (its smaller class), so a classifier's "digit1" and
+//! "motion1" have one right answer per clip, and a generator is told the same pair one way.
 //!
 //! A clip is a dataset story: `frames` frames (PNG, grey in all three channels); every frame
 //! carries the caption as its sentence, the clip's label and that frame's digit positions.
@@ -232,14 +238,17 @@ pub fn sample_clip(opts: &BouncingOptions, held: &HeldOut, train: &Digits, test:
         Split::Test => (test, test_clip_held_out(index, opts)),
     };
     let mut rng = Rng::for_item(opts.seed, index as u64);
-    let picks: Vec<usize> = (0..opts.digits).map(|_| rng.below(pool.len())).collect();
+    let mut picks: Vec<usize> = (0..opts.digits).map(|_| rng.below(pool.len())).collect();
+    // The digits in canonical order (module docs): by class, and two of one class by motion.
+    picks.sort_by_key(|&i| pool.labels[i]);
     let classes: Vec<u8> = picks.iter().map(|&i| pool.labels[i]).collect();
-    // Every digit (pair) has seen and held-out motions: choose among those of the wanted kind.
+    // Every digit (pair) has seen and held-out motions: choose among those of the wanted kind
+    // (and, for two digits of one class, in canonical order: up and down before left and right).
     let choices: Vec<Vec<Motion>> = (0..(1usize << opts.digits))
         .map(|bits| (0..opts.digits).map(|k| (bits >> k) & 1).collect::<Vec<_>>())
         .filter(|ms| {
             let combo: Vec<(u8, Motion)> = classes.iter().copied().zip(ms.iter().copied()).collect();
-            held.holds(&combo) == want_held
+            held.holds(&combo) == want_held && combo.windows(2).all(|w| w[0] <= w[1])
         })
         .collect();
     let motions = rng.choose(&choices).clone();
@@ -407,6 +416,7 @@ mod tests {
             for i in 0..opts.clips {
                 let (split, tracks, picks) = sample_clip(&opts, &held, &train, &test, i);
                 let combo: Vec<(u8, Motion)> = tracks.iter().map(|t| (t.class, t.motion)).collect();
+                assert!(combo.windows(2).all(|w| w[0] <= w[1]), "clip {i}: digits out of canonical order {combo:?}");
                 match split {
                     Split::Train => {
                         assert!(!held.holds(&combo), "training clip {i} shows held-out {combo:?}");

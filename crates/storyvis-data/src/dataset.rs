@@ -106,19 +106,10 @@ impl Dataset {
     /// Reads `DIR/manifest.jsonl` and checks every story against the header and that every
     /// image file exists. Errors name the file and line.
     pub fn open(dir: &Path) -> Result<Dataset> {
-        ensure!(dir.is_dir(), "dataset directory {} does not exist", dir.display());
-        let path = dir.join(MANIFEST);
-        let text = fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a storyvis dataset?)", path.display(), dir.display()))?;
+        let (path, text) = Self::manifest(dir)?;
         let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
         let at = |n: usize| format!("{} line {}", path.display(), n + 1);
-        let (n0, first) = lines.next().with_context(|| format!("{} is empty", path.display()))?;
-        let header = match serde_json::from_str::<Line>(first) {
-            Ok(Line::Header(h)) => h,
-            Ok(Line::Story(_)) => bail!("{}: expected the header first", at(n0)),
-            Err(e) => bail!("{}: not a valid header: {e}", at(n0)),
-        };
-        ensure!(header.format == FORMAT, "{}: format is {:?}, expected {FORMAT:?}", at(n0), header.format);
-        ensure!(header.version == VERSION, "{}: format version {} is not supported (this storyvis reads version {VERSION})", at(n0), header.version);
+        let header = Self::header_of(&path, lines.next())?;
         let mut stories = Vec::with_capacity(header.stories);
         for (n, line) in lines {
             let story = match serde_json::from_str::<Line>(line) {
@@ -134,6 +125,34 @@ impl Dataset {
         }
         ensure!(stories.len() == header.stories, "{}: header promises {} stories, found {} (truncated?)", path.display(), header.stories, stories.len());
         Ok(Dataset { dir: dir.to_path_buf(), header, stories })
+    }
+
+    /// Only the header of `DIR/manifest.jsonl`, checked as `open` checks it (what kind of
+    /// dataset a directory holds, without reading its stories or touching its images).
+    pub fn read_header(dir: &Path) -> Result<Header> {
+        let (path, text) = Self::manifest(dir)?;
+        Self::header_of(&path, text.lines().enumerate().find(|(_, l)| !l.trim().is_empty()))
+    }
+
+    fn manifest(dir: &Path) -> Result<(PathBuf, String)> {
+        ensure!(dir.is_dir(), "dataset directory {} does not exist", dir.display());
+        let path = dir.join(MANIFEST);
+        let text = fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a storyvis dataset?)", path.display(), dir.display()))?;
+        Ok((path, text))
+    }
+
+    /// The header from the manifest's first non-empty line (`(index, text)`).
+    fn header_of(path: &Path, first: Option<(usize, &str)>) -> Result<Header> {
+        let (n0, first) = first.with_context(|| format!("{} is empty", path.display()))?;
+        let at = format!("{} line {}", path.display(), n0 + 1);
+        let header = match serde_json::from_str::<Line>(first) {
+            Ok(Line::Header(h)) => h,
+            Ok(Line::Story(_)) => bail!("{at}: expected the header first"),
+            Err(e) => bail!("{at}: not a valid header: {e}"),
+        };
+        ensure!(header.format == FORMAT, "{at}: format is {:?}, expected {FORMAT:?}", header.format);
+        ensure!(header.version == VERSION, "{at}: format version {} is not supported (this storyvis reads version {VERSION})", header.version);
+        Ok(header)
     }
 
     /// Loads one frame as RGB8, checking its size against the header.

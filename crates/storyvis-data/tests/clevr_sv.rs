@@ -140,6 +140,15 @@ fn damaged_datasets_are_reported_with_the_file_and_line() {
         let e = format!("{:#}", Dataset::open(&dir).unwrap_err());
         assert!(e.contains(want), "expected {want:?} in: {e}");
     };
+    // The header alone reads what `open` reads, and fails as it fails, without the stories.
+    assert_eq!(Dataset::read_header(&dir).unwrap(), Dataset::open(&dir).unwrap().header);
+    fs::write(&manifest, format!("\n{}\n{{not json\n", lines[0])).unwrap();
+    assert_eq!(Dataset::read_header(&dir).unwrap().stories, 3, "a damaged story is not the header's business");
+    for (text, want) in [("", "is empty"), (lines[1], "line 1: expected the header first")] {
+        fs::write(&manifest, text).unwrap();
+        let e = format!("{:#}", Dataset::read_header(&dir).unwrap_err());
+        assert!(e.contains(want), "expected {want:?} in: {e}");
+    }
     check("", "is empty");
     check(&lines[..3].join("\n"), "promises 3 stories, found 2");
     check(&format!("{}\n{{not json\n", lines[0]), "line 2");

@@ -7,7 +7,7 @@
 
 use crate::checkpoint::{self, MANIFEST};
 use crate::classifier::{check_widths, ClassifierRequest, Fit};
-use crate::data::{load_images, to_unit};
+use crate::data::{load_clips, to_network};
 use crate::eval::attributes::attribute_groups;
 use crate::nn::{leaky, linear, DownStack};
 use anyhow::{ensure, Context, Result};
@@ -174,7 +174,7 @@ pub struct ClipManifest {
 
 /// A video dataset's clips [N, C, T, S, S] in [−1, 1] (C: 1, the grey level).
 pub fn real_clips(ds: &Dataset, clips: &[&StoryRecord]) -> Result<Tensor> {
-    Ok(to_unit(&load_images(ds, clips)?.narrow(2, 0, 1)).transpose(1, 2).contiguous())
+    Ok(to_network(&load_clips(ds, clips, 1)?).contiguous())
 }
 
 /// Whether each clip shows a combination the dataset holds out of training.

@@ -227,3 +227,14 @@ impl StoryData {
         }
     }
 }
+
+/// Video clips' frames [N, T, C, S, S] u8 with `channels` channels (1: the first, the grey
+/// level): a video dataset stores each clip as a story whose frames are its frames.
+pub fn load_clips(ds: &Dataset, clips: &[&StoryRecord], channels: i64) -> Result<Tensor> {
+    Ok(load_images(ds, clips)?.narrow(2, 0, channels).contiguous())
+}
+
+/// u8 clips [N, T, C, S, S] → the video networks' layout [N, C, T, S, S] in [−1, 1].
+pub fn to_network(clips: &Tensor) -> Tensor {
+    to_unit(clips).transpose(1, 2)
+}

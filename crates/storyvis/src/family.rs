@@ -145,3 +145,75 @@ pub fn standing_batches(items: usize, batch: usize, batches: usize, seed: u64) -
     storyvis_data::rng::Rng::for_item(crate::train::mix(seed, crate::train::STANDING_SALT), 0).shuffle(&mut perm);
     (0..batches).map(|k| (0..batch).map(|j| perm[(k * batch + j) % items]).collect()).collect()
 }
+
+/// Per text, an id that identical texts share (in order of first appearance): what the
+/// matching-aware terms compare to tell a mismatched caption from the same words.
+pub fn text_ids<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<usize> {
+    let mut seen = std::collections::HashMap::new();
+    texts
+        .into_iter()
+        .map(|t| {
+            let n = seen.len();
+            *seen.entry(t).or_insert(n)
+        })
+        .collect()
+}
+
+/// The mismatched ("wrong") caption of each of a batch's `b` items (Reed et al. 2016 §3.1):
+/// `draw(rng, k)` takes a caption of the batch's item k ≠ j, redrawn (at most 8 times) while
+/// `same(j, caption)` says it has item j's own words (identical texts are not a mismatch).
+pub fn mismatched(
+    b: usize,
+    rng: &mut storyvis_data::rng::Rng,
+    mut draw: impl FnMut(&mut storyvis_data::rng::Rng, usize) -> i64,
+    same: impl Fn(usize, i64) -> bool,
+) -> Vec<i64> {
+    (0..b)
+        .map(|j| {
+            let mut w = 0;
+            for _ in 0..8 {
+                let other = (j + 1 + rng.below(b - 1)) % b;
+                w = draw(rng, other);
+                if !same(j, w) {
+                    break;
+                }
+            }
+            w
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storyvis_data::rng::Rng;
+
+    #[test]
+    fn identical_texts_share_an_id_in_order_of_first_appearance() {
+        assert_eq!(text_ids(["a b", "c", "a b", "d", "c"]), vec![0, 1, 0, 2, 1]);
+    }
+
+    #[test]
+    fn a_mismatched_caption_is_another_items_with_other_words() {
+        // Items 0 and 1 have the same words; 2 and 3 their own. Caption k is item k's.
+        let ids = text_ids(["x", "x", "y", "z"]);
+        for seed in 0..50 {
+            let mut rng = Rng::for_item(seed, 0);
+            let wrong = mismatched(4, &mut rng, |_, k| k as i64, |j, w| ids[w as usize] == ids[j]);
+            for (j, &w) in wrong.iter().enumerate() {
+                assert_ne!(w as usize, j, "seed {seed}: item {j} got its own caption");
+                assert_ne!(ids[w as usize], ids[j], "seed {seed}: item {j} got {w}, the same words");
+            }
+        }
+        // The draws follow the generator: a caption drawn per other item, in order.
+        let (mut a, mut b) = (Rng::for_item(3, 1), Rng::for_item(3, 1));
+        let got = mismatched(5, &mut a, |rng, k| (10 * k + rng.below(10)) as i64, |_, _| false);
+        let want: Vec<i64> = (0..5)
+            .map(|j| {
+                let k = (j + 1 + b.below(4)) % 5;
+                (10 * k + b.below(10)) as i64
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+}

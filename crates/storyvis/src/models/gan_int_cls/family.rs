@@ -71,14 +71,7 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     let (texts, owner) = train.flat_captions();
     enc.text.check_texts(&texts, |k| format!("image {} of {}", train.ids[owner[k]], ds.dir.display()))?;
     let embeddings = enc.text.embed(&texts)?;
-    let mut seen = std::collections::HashMap::new();
-    let text_ids: Vec<usize> = texts
-        .iter()
-        .map(|t| {
-            let n = seen.len();
-            *seen.entry(*t).or_insert(n)
-        })
-        .collect();
+    let text_ids = crate::family::text_ids(texts.iter().copied());
     let mut first = vec![0usize; train.len()];
     let mut count = vec![0usize; train.len()];
     for (k, &i) in owner.iter().enumerate().rev() {
@@ -219,19 +212,12 @@ impl Family for GanIntCls {
         // A mismatched caption for each image: one of another image in the batch.
         // (Redrawn while its text equals the right caption's: identical texts are not a
         // mismatch.)
-        let wrong: Vec<i64> = (0..b)
-            .map(|j| {
-                let mut w = 0;
-                for _ in 0..8 {
-                    let other = idx[(j + 1 + rng.below(b - 1)) % b] as usize;
-                    w = caption(&mut rng, other);
-                    if self.text_ids[w as usize] != self.text_ids[right[j] as usize] {
-                        break;
-                    }
-                }
-                w
-            })
-            .collect();
+        let wrong = crate::family::mismatched(
+            b,
+            &mut rng,
+            |rng, k| caption(rng, idx[k] as usize),
+            |j, w| self.text_ids[w as usize] == self.text_ids[right[j] as usize],
+        );
         let pick = |rows: &[i64]| self.embeddings.index_select(0, &Tensor::from_slice(rows).to_device(self.embeddings.device())).to_device(self.device);
         let real = crate::data::to_unit(&self.images.index_select(0, &Tensor::from_slice(&idx).to_device(self.device)));
         let reported = (0..REPORTED.len()).map(|_| Tensor::zeros([], (Kind::Float, self.device))).collect();

@@ -104,6 +104,11 @@ impl Loaded {
         Tensor::randn([1, self.cfg.noise_dim], (Kind::Float, self.device))
     }
 
+    /// The caption encoder's sentence representations S [B, sentence_dim] of word ids.
+    pub fn sentence(&self, ids: &Tensor) -> Tensor {
+        tch::no_grad(|| self.nets.text.forward(ids))
+    }
+
     pub fn device(&self) -> Device {
         self.device
     }

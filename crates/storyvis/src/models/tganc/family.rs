@@ -4,7 +4,7 @@
 //! temporal loss; the caption encoder learns here), then the generator's (§3.4, eqs. 1–6).
 
 use super::{coherence_constraint, CaptionEncoder, Config, Discriminator, Generator, Temporal};
-use crate::data::{load_images, to_image, to_unit};
+use crate::data::{load_clips, to_image, to_network, to_unit};
 use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
 use crate::loss;
 use crate::models::storygan::family::{load_vocab, VOCAB};
@@ -49,16 +49,6 @@ pub fn check_video(ds: &Dataset) -> Result<()> {
     Ok(())
 }
 
-/// Clips' frames [N, T, C, S, S] u8 with `channels` channels (1: the first, the grey level).
-pub fn load_clips(ds: &Dataset, clips: &[&StoryRecord], channels: i64) -> Result<Tensor> {
-    Ok(load_images(ds, clips)?.narrow(2, 0, channels).contiguous())
-}
-
-/// u8 clips [N, T, C, S, S] → the networks' layout [N, C, T, S, S] in [−1, 1].
-pub fn to_network(clips: &Tensor) -> Tensor {
-    to_unit(clips).transpose(1, 2)
-}
-
 fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device: Device) -> Result<Box<dyn Family>> {
     let c = Config::of(cfg)?;
     check_video(ds)?;
@@ -85,14 +75,7 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     };
     ensure!(!vocab.is_empty(), "the training captions contain no words");
     let ids = vocab.batch(&captions)?.to_device(device);
-    let mut seen = std::collections::HashMap::new();
-    let text_ids: Vec<usize> = captions
-        .iter()
-        .map(|t| {
-            let n = seen.len();
-            *seen.entry(*t).or_insert(n)
-        })
-        .collect();
+    let text_ids = crate::family::text_ids(captions.iter().copied());
     let clips = load_clips(ds, &train, c.channels)?.to_device(device);
     let test: Vec<&StoryRecord> = ds.split(Split::Test).take(SHEET_CLIPS).collect();
     let sheet_clips = if test.is_empty() { train[..SHEET_CLIPS.min(train.len())].to_vec() } else { test };
@@ -271,18 +254,7 @@ impl Family for Tganc {
         // A mismatched caption for each clip: another clip's of the batch, redrawn while its
         // words are the same (a clip with the same caption is not a mismatch).
         let mut rng = Rng::for_item(mix(at.seed, 2), at.step as u64);
-        let wrong: Vec<i64> = (0..b)
-            .map(|j| {
-                let mut w = idx[(j + 1) % b];
-                for _ in 0..8 {
-                    w = idx[(j + 1 + rng.below(b - 1)) % b];
-                    if self.text_ids[w as usize] != self.text_ids[idx[j] as usize] {
-                        break;
-                    }
-                }
-                w
-            })
-            .collect();
+        let wrong = crate::family::mismatched(b, &mut rng, |_, k| idx[k], |j, w| self.text_ids[w as usize] == self.text_ids[idx[j] as usize]);
         let rows = |r: &[i64]| Tensor::from_slice(r).to_device(self.device);
         let real = to_network(&self.clips.index_select(0, &rows(&idx)));
         let reported = (0..REPORTED.len()).map(|_| Tensor::zeros([], (Kind::Float, self.device))).collect();

@@ -40,6 +40,19 @@ pub enum Temporal {
     None,
 }
 
+/// Where the caption encoder reads the sentence representation S off its second LSTM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sentence {
+    /// Its state at the last word (§3.1).
+    #[default]
+    Last,
+    /// Its states averaged over the words: every word reaches S in one step. (With the last
+    /// state, a caption's digit is five words from the end of "digit 3 is moving up and down",
+    /// and an encoder learning from the discriminators saturates on the motion words first.)
+    Mean,
+}
+
 /// TGANs-C's [model] section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +69,9 @@ pub struct Config {
     pub lstm_dim: i64,
     /// Width of the sentence representation S (the second LSTM's state).
     pub sentence_dim: i64,
+    /// Where S is read off the second LSTM ("last": the paper's; "mean").
+    #[serde(default)]
+    pub sentence: Sentence,
     /// Width of each network's embedding φ(S) of the sentence.
     pub cond_dim: i64,
     /// Generator channels at the last up-step (8·ngf at the first).
@@ -116,6 +132,7 @@ pub struct CaptionEncoder {
     forward: LstmCell,
     backward: LstmCell,
     sentence: LstmCell,
+    pooling: Sentence,
 }
 
 impl CaptionEncoder {
@@ -130,10 +147,12 @@ impl CaptionEncoder {
             forward: LstmCell::new(&p / "forward", c.word_dim, c.lstm_dim),
             backward: LstmCell::new(&p / "backward", c.word_dim, c.lstm_dim),
             sentence: LstmCell::new(&p / "sentence", 2 * c.lstm_dim, c.sentence_dim),
+            pooling: c.sentence,
         }
     }
 
-    /// Word ids [N, L] (right-padded) → S [N, sentence_dim]. The backward LSTM reads each
+    /// Word ids [N, L] (right-padded) → S [N, sentence_dim] (zeros for a caption of no
+    /// words). The backward LSTM reads each
     /// sentence reversed in place (padding stays at the end) and its outputs are put back in
     /// word order, so that position p holds both directions' states at word p.
     pub fn forward(&self, ids: &Tensor) -> Tensor {
@@ -148,8 +167,16 @@ impl CaptionEncoder {
         let bwd = along(&self.backward.sequence(&along(&words, words.size()[2])), self.backward.hidden_dim);
         let states = self.sentence.sequence(&Tensor::cat(&[fwd, bwd], 2));
         let d = self.sentence.hidden_dim;
-        let at = (&lengths - 1).clamp_min(0).view([n, 1, 1]).expand([n, 1, d], false);
-        states.gather(1, &at, false).squeeze_dim(1) * lengths.gt(0).to_kind(Kind::Float).unsqueeze(1)
+        match self.pooling {
+            Sentence::Last => {
+                let at = (&lengths - 1).clamp_min(0).view([n, 1, 1]).expand([n, 1, d], false);
+                states.gather(1, &at, false).squeeze_dim(1) * lengths.gt(0).to_kind(Kind::Float).unsqueeze(1)
+            }
+            Sentence::Mean => {
+                let words = pos.lt_tensor(&len).to_kind(Kind::Float).unsqueeze(-1); // [N, L, 1]
+                (states * words).sum_dim_intlist(1, false, Kind::Float) / lengths.clamp_min(1).to_kind(Kind::Float).unsqueeze(1)
+            }
+        }
     }
 }
 
@@ -163,6 +190,7 @@ fn embed_sentence(p: nn::Path, c: &Config) -> nn::Linear {
 #[derive(Debug)]
 struct Conv3 {
     ws: Tensor,
+    bs: Option<Tensor>,
     doubles_time: bool,
     transposed: bool,
 }
@@ -171,15 +199,21 @@ impl Conv3 {
     fn new(p: nn::Path, i: i64, o: i64, doubles_time: bool, transposed: bool) -> Conv3 {
         let kt = if doubles_time { 4 } else { 3 };
         let shape = if transposed { [i, o, kt, 4, 4] } else { [o, i, kt, 4, 4] };
-        Conv3 { ws: p.var("weight", &shape, INIT), doubles_time, transposed }
+        Conv3 { ws: p.var("weight", &shape, INIT), bs: None, doubles_time, transposed }
+    }
+
+    /// With a bias per output channel (a layer with no batch norm after it).
+    fn with_bias(p: nn::Path, i: i64, o: i64, doubles_time: bool, transposed: bool) -> Conv3 {
+        let bs = Some(p.zeros("bias", &[o]));
+        Conv3 { bs, ..Conv3::new(p, i, o, doubles_time, transposed) }
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
         let st = if self.doubles_time { 2 } else { 1 };
         if self.transposed {
-            x.conv_transpose3d(&self.ws, None::<Tensor>, [st, 2, 2], [1, 1, 1], [0, 0, 0], 1, [1, 1, 1])
+            x.conv_transpose3d(&self.ws, self.bs.as_ref(), [st, 2, 2], [1, 1, 1], [0, 0, 0], 1, [1, 1, 1])
         } else {
-            x.conv3d(&self.ws, None::<Tensor>, [st, 2, 2], [1, 1, 1], [1, 1, 1], 1)
+            x.conv3d(&self.ws, self.bs.as_ref(), [st, 2, 2], [1, 1, 1], [1, 1, 1], 1)
         }
     }
 }
@@ -208,7 +242,20 @@ impl Generator {
             phi: embed_sentence(&p / "phi", c),
             fc: linear(&p / "fc", c.noise_dim + c.cond_dim, base * t0 * 16, false),
             fc_bn: bn1d(&p / "fc_bn", base * t0 * 16),
-            ups: (0..k).map(|i| Conv3::new(&p / format!("up{i}"), widths[i], widths[i + 1], c.temporal_step(i), true)).collect(),
+            // The last layer has a bias, as VGAN's volumetric full convolutions (Vondrick et
+            // al. 2016), which TGANs-C's generator follows: with kernel 4 and stride 2 in time
+            // the first and last frames get one temporal tap where the others get two, and
+            // without it their ground could not be as dark as the rest.
+            ups: (0..k)
+                .map(|i| {
+                    let (p, step) = (&p / format!("up{i}"), c.temporal_step(i));
+                    if i + 1 == k {
+                        Conv3::with_bias(p, widths[i], widths[i + 1], step, true)
+                    } else {
+                        Conv3::new(p, widths[i], widths[i + 1], step, true)
+                    }
+                })
+                .collect(),
             bns: (0..k - 1).map(|i| bn2d(&p / format!("bn{i}"), widths[i + 1])).collect(),
             base,
             base_frames: t0,

@@ -56,29 +56,36 @@ fn encode_by_steps(enc: &CaptionEncoder, ids: &Tensor) -> Tensor {
         let fwd = run(&enc.forward, (0..len).collect());
         let bwd = run(&enc.backward, (0..len).rev().collect());
         let (mut h, mut c) = (zero(enc.sentence.hidden_dim), zero(enc.sentence.hidden_dim));
+        let mut sum = zero(enc.sentence.hidden_dim);
         for t in 0..len as usize {
             (h, c) = enc.sentence.step(&Tensor::cat(&[&fwd[t], &bwd[t]], 1), &h, &c);
+            sum += &h;
         }
-        out.push(h);
+        out.push(match enc.pooling {
+            Sentence::Last => h,
+            Sentence::Mean => sum / len as f64,
+        });
     }
     Tensor::cat(&out, 0)
 }
 
 #[test]
 fn the_caption_encoder_equals_the_step_by_step_loop() {
-    tch::manual_seed(0);
-    let c = Config { word_dim: 5, lstm_dim: 4, sentence_dim: 6, ..tiny() };
-    let vs = tch::nn::VarStore::new(Device::Cpu);
-    let enc = CaptionEncoder::new(vs.root(), 12, &c);
-    // Captions of 5, 3 and 1 words, right-padded, and one of padding only.
-    let ids = Tensor::from_slice(&[3i64, 4, 5, 6, 7, 8, 2, 9, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0]).view([4, 5]);
-    let got = enc.forward(&ids);
-    assert_eq!(got.size(), [4, 6]);
-    let want = encode_by_steps(&enc, &ids);
-    assert!(max_diff(&got, &want) < 1e-6, "max difference {}", max_diff(&got, &want));
-    // The backward direction matters: reversing a caption's words changes S.
-    let rev = Tensor::from_slice(&[7i64, 6, 5, 4, 3]).view([1, 5]);
-    assert!(max_diff(&enc.forward(&rev), &got.narrow(0, 0, 1)) > 1e-4);
+    for sentence in [Sentence::Last, Sentence::Mean] {
+        tch::manual_seed(0);
+        let c = Config { word_dim: 5, lstm_dim: 4, sentence_dim: 6, sentence, ..tiny() };
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let enc = CaptionEncoder::new(vs.root(), 12, &c);
+        // Captions of 5, 3 and 1 words, right-padded, and one of padding only.
+        let ids = Tensor::from_slice(&[3i64, 4, 5, 6, 7, 8, 2, 9, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0]).view([4, 5]);
+        let got = enc.forward(&ids);
+        assert_eq!(got.size(), [4, 6]);
+        let want = encode_by_steps(&enc, &ids);
+        assert!(max_diff(&got, &want) < 1e-6, "{sentence:?}: max difference {}", max_diff(&got, &want));
+        // The backward direction matters: reversing a caption's words changes S.
+        let rev = Tensor::from_slice(&[7i64, 6, 5, 4, 3]).view([1, 5]);
+        assert!(max_diff(&enc.forward(&rev), &got.narrow(0, 0, 1)) > 1e-4);
+    }
 }
 
 #[test]
@@ -200,4 +207,23 @@ fn the_wrong_caption_term_teaches_the_encoder_and_the_judges() {
     let (r, f) = (values(&d.video(&fr, &s, true)), values(&d.video(&ff, &s, true)));
     let want = mean(&r, nll_real) + 0.5 * (mean(&f, nll_fake) + mean(&r, nll_fake));
     assert!((same.video.double_value(&[]) - want).abs() < 1e-5);
+}
+
+#[test]
+fn the_generators_last_layer_sets_the_ground_of_every_frame_with_its_bias() {
+    // With the last layer's weights at zero the clip is tanh(bias) everywhere: the first and
+    // last frames too, which its temporal kernel reaches with one tap where the others get two.
+    let c = tiny();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let g = Generator::new(vs.root(), &c);
+    let last = g.ups.last().unwrap();
+    let bias = last.bs.as_ref().expect("the last layer has a bias");
+    assert!(g.ups[..g.ups.len() - 1].iter().all(|u| u.bs.is_none()), "batch norm follows the others");
+    tch::no_grad(|| {
+        let _ = last.ws.shallow_clone().zero_();
+        let _ = bias.shallow_clone().fill_(-1.5);
+    });
+    let clip = g.forward_t(&randn(&[3, c.noise_dim]), &randn(&[3, c.sentence_dim]), false);
+    assert_eq!(clip.size(), [3, c.channels, c.frames, c.image_size, c.image_size]);
+    assert!(max_diff(&clip, &clip.full_like((-1.5f64).tanh())) < 1e-6);
 }
