@@ -117,8 +117,13 @@ fn bouncing_mnist_tganc_and_gifs() {
         &["eval", "--checkpoint", p(&run), "--data", p(&data), "--classifier", p(&run.join("checkpoints/step-0000002")), "--out", p(&ev)],
         "is not a clip classifier",
     );
-    // GAM between two runs (the second with another seed).
-    ok(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=2", "--set", "seed=5"]);
+    // GAM between two runs (the second with another seed, the mean sentence state and the
+    // closest mismatched captions).
+    let second = ["max_steps=2", "seed=5", "sentence=mean", "mismatch=closest"];
+    ok(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs)]
+        .into_iter()
+        .chain(second.iter().flat_map(|s| ["--set", s]))
+        .collect::<Vec<_>>());
     let said = ok(&["eval", "--gam", p(&run), p(&runs.join("00001-tganc-tiny")), "--data", p(&data), "--out", p(&ev)]);
     assert!(said.contains("GAM on 4 held-out clips") && said.contains("sample ratio"), "{said}");
     let export = root.path().join("export");

@@ -183,10 +183,57 @@ pub fn mismatched(
         .collect()
 }
 
+/// Hard negatives for the matching-aware terms: each of a batch's `b` items gets the batch
+/// position of the closest other caption. `differ(j, k)` says how far item k's caption is
+/// from item j's (0: the same words); the fewest-differing of the other items with other words
+/// is taken, ties drawn by `rng` ("digit 3 is moving up and down" gets "digit 5 is moving up
+/// and down" before "digit 5 is moving left and right"). An item whose batch holds only its
+/// own caption gets a random other position.
+pub fn closest_mismatched(b: usize, rng: &mut storyvis_data::rng::Rng, differ: impl Fn(usize, usize) -> usize) -> Vec<usize> {
+    (0..b)
+        .map(|j| {
+            let d: Vec<usize> = (0..b).map(|k| if k == j { 0 } else { differ(j, k) }).collect();
+            match d.iter().copied().filter(|&x| x > 0).min() {
+                Some(best) => {
+                    let ties: Vec<usize> = (0..b).filter(|&k| d[k] == best).collect();
+                    ties[rng.below(ties.len())]
+                }
+                None => (j + 1 + rng.below(b - 1)) % b,
+            }
+        })
+        .collect()
+}
+
+/// How many word positions two captions' word ids differ in (a longer caption's extra words
+/// each count).
+pub fn words_differ(a: &[i64], b: &[i64]) -> usize {
+    a.iter().zip(b).filter(|(x, y)| x != y).count() + a.len().abs_diff(b.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use storyvis_data::rng::Rng;
+
+    #[test]
+    fn the_closest_mismatch_differs_in_the_fewest_words() {
+        let caps: Vec<Vec<i64>> = [[1, 3, 5, 6], [1, 4, 5, 6], [1, 4, 7, 8], [1, 3, 5, 6], [1, 9, 7, 8]].iter().map(|c| c.to_vec()).collect();
+        assert_eq!(words_differ(&caps[0], &caps[2]), 3);
+        assert_eq!(words_differ(&[1, 2], &[1, 2, 3]), 1);
+        for seed in 0..20 {
+            let mut rng = Rng::for_item(seed, 0);
+            let got = closest_mismatched(5, &mut rng, |j, k| words_differ(&caps[j], &caps[k]));
+            // 0 and 3 share their words: each gets 1 (one word off), never the other.
+            assert_eq!((got[0], got[3]), (1, 1));
+            // 1 is one word from 0 and from 3 (a tie, drawn); 2 and 4 are one word apart.
+            assert!(got[1] == 0 || got[1] == 3);
+            assert_eq!((got[2], got[4]), (4, 2));
+        }
+        // A batch of one caption falls back to another position.
+        let mut rng = Rng::for_item(1, 0);
+        let got = closest_mismatched(3, &mut rng, |_, _| 0);
+        assert!(got.iter().enumerate().all(|(j, &k)| k != j && k < 3));
+    }
 
     #[test]
     fn identical_texts_share_an_id_in_order_of_first_appearance() {

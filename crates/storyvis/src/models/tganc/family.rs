@@ -3,7 +3,7 @@
 //! batch, with other words); the discriminators' phase (D0, D1, and D2 with the adversarial
 //! temporal loss; the caption encoder learns here), then the generator's (§3.4, eqs. 1–6).
 
-use super::{coherence_constraint, CaptionEncoder, Config, Discriminator, Generator, Temporal};
+use super::{coherence_constraint, CaptionEncoder, Config, Discriminator, Generator, Mismatch, Temporal};
 use crate::data::{load_clips, to_image, to_network, to_unit};
 use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
 use crate::loss;
@@ -76,6 +76,12 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     ensure!(!vocab.is_empty(), "the training captions contain no words");
     let ids = vocab.batch(&captions)?.to_device(device);
     let text_ids = crate::family::text_ids(captions.iter().copied());
+    let mut words = vec![Vec::new(); text_ids.iter().max().map_or(0, |m| m + 1)];
+    for (caption, &t) in captions.iter().zip(&text_ids) {
+        if words[t].is_empty() {
+            words[t] = vocab.encode(caption).ids;
+        }
+    }
     let clips = load_clips(ds, &train, c.channels)?.to_device(device);
     let test: Vec<&StoryRecord> = ds.split(Split::Test).take(SHEET_CLIPS).collect();
     let sheet_clips = if test.is_empty() { train[..SHEET_CLIPS.min(train.len())].to_vec() } else { test };
@@ -93,7 +99,7 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     let sheet_ids = vocab.batch(&sheet_captions.iter().map(String::as_str).collect::<Vec<_>>())?.to_device(device);
     let sheet_real = load_clips(ds, &sheet_clips, c.channels)?;
     let nets = Nets::new(&c, vocab.len(), device);
-    Ok(Box::new(Tganc { cfg: c, nets, clips, ids, text_ids, vocab, sheet: (sheet_titles, sheet_ids, sheet_real), device, now: None }))
+    Ok(Box::new(Tganc { cfg: c, nets, clips, ids, text_ids, words, vocab, sheet: (sheet_titles, sheet_ids, sheet_real), device, now: None }))
 }
 
 /// The networks, each in its own store.
@@ -138,6 +144,8 @@ pub struct Tganc {
     ids: Tensor,
     /// Per clip, an id shared by identical captions.
     text_ids: Vec<usize>,
+    /// Per caption id, its word ids.
+    words: Vec<Vec<i64>>,
     vocab: Vocab,
     /// Sample sheet: held-out clips' titles (caption, seen or held-out combination), their
     /// captions' word ids, their real clips.
@@ -254,7 +262,14 @@ impl Family for Tganc {
         // A mismatched caption for each clip: another clip's of the batch, redrawn while its
         // words are the same (a clip with the same caption is not a mismatch).
         let mut rng = Rng::for_item(mix(at.seed, 2), at.step as u64);
-        let wrong = crate::family::mismatched(b, &mut rng, |_, k| idx[k], |j, w| self.text_ids[w as usize] == self.text_ids[idx[j] as usize]);
+        let text = |j: usize| self.text_ids[idx[j] as usize];
+        let wrong: Vec<i64> = match self.cfg.mismatch {
+            Mismatch::Random => crate::family::mismatched(b, &mut rng, |_, k| idx[k], |j, w| self.text_ids[w as usize] == text(j)),
+            Mismatch::Closest => {
+                let differ = |j: usize, k: usize| crate::family::words_differ(&self.words[text(j)], &self.words[text(k)]);
+                crate::family::closest_mismatched(b, &mut rng, differ).into_iter().map(|k| idx[k]).collect()
+            }
+        };
         let rows = |r: &[i64]| Tensor::from_slice(r).to_device(self.device);
         let real = to_network(&self.clips.index_select(0, &rows(&idx)));
         let reported = (0..REPORTED.len()).map(|_| Tensor::zeros([], (Kind::Float, self.device))).collect();

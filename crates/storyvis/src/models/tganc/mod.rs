@@ -53,6 +53,18 @@ pub enum Sentence {
     Mean,
 }
 
+/// Which other caption a clip is judged with in the matching-aware terms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mismatch {
+    /// Another clip's of the batch, at random (Reed et al. 2016; TGANs-C §3.3).
+    #[default]
+    Random,
+    /// The batch's caption with the fewest words changed (a hard negative: on single-digit
+    /// Bouncing MNIST, another digit with the same motion where the batch has one).
+    Closest,
+}
+
 /// TGANs-C's [model] section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +91,9 @@ pub struct Config {
     /// Discriminator channels after the first convolution (8·ndf at 4×4).
     pub ndf: i64,
     pub temporal: Temporal,
+    /// The mismatched captions ("random": the paper's; "closest").
+    #[serde(default)]
+    pub mismatch: Mismatch,
     /// Weight of the temporal coherence constraint (TGANs-C-C).
     pub constraint_weight: f64,
     pub batch: i64,
