@@ -129,16 +129,36 @@ impl Dataset {
 
     /// Only the header of `DIR/manifest.jsonl`, checked as `open` checks it (what kind of
     /// dataset a directory holds, without reading its stories or touching its images).
+    /// Reads the manifest up to its first non-empty line only (a video dataset's manifest runs
+    /// to tens of megabytes).
     pub fn read_header(dir: &Path) -> Result<Header> {
-        let (path, text) = Self::manifest(dir)?;
-        Self::header_of(&path, text.lines().enumerate().find(|(_, l)| !l.trim().is_empty()))
+        use std::io::BufRead;
+        let path = Self::manifest_path(dir)?;
+        let file = fs::File::open(&path).with_context(|| Self::unreadable(&path, dir))?;
+        let mut first = None;
+        for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let line = line.with_context(|| Self::unreadable(&path, dir))?;
+            if !line.trim().is_empty() {
+                first = Some((n, line));
+                break;
+            }
+        }
+        Self::header_of(&path, first.as_ref().map(|(n, l)| (*n, l.as_str())))
     }
 
     fn manifest(dir: &Path) -> Result<(PathBuf, String)> {
-        ensure!(dir.is_dir(), "dataset directory {} does not exist", dir.display());
-        let path = dir.join(MANIFEST);
-        let text = fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a storyvis dataset?)", path.display(), dir.display()))?;
+        let path = Self::manifest_path(dir)?;
+        let text = fs::read_to_string(&path).with_context(|| Self::unreadable(&path, dir))?;
         Ok((path, text))
+    }
+
+    fn manifest_path(dir: &Path) -> Result<PathBuf> {
+        ensure!(dir.is_dir(), "dataset directory {} does not exist", dir.display());
+        Ok(dir.join(MANIFEST))
+    }
+
+    fn unreadable(path: &Path, dir: &Path) -> String {
+        format!("cannot read {} (is {} a storyvis dataset?)", path.display(), dir.display())
     }
 
     /// The header from the manifest's first non-empty line (`(index, text)`).

@@ -9,6 +9,7 @@ use crate::config::Config;
 use anyhow::Result;
 use std::path::Path;
 use storyvis_data::dataset::Dataset;
+use storyvis_data::rng::Rng;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
@@ -142,7 +143,7 @@ pub struct FamilyEntry {
 /// around.
 pub fn standing_batches(items: usize, batch: usize, batches: usize, seed: u64) -> Vec<Vec<i64>> {
     let mut perm: Vec<i64> = (0..items as i64).collect();
-    storyvis_data::rng::Rng::for_item(crate::train::mix(seed, crate::train::STANDING_SALT), 0).shuffle(&mut perm);
+    Rng::for_item(crate::train::mix(seed, crate::train::STANDING_SALT), 0).shuffle(&mut perm);
     (0..batches).map(|k| (0..batch).map(|j| perm[(k * batch + j) % items]).collect()).collect()
 }
 
@@ -162,12 +163,7 @@ pub fn text_ids<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<usize> {
 /// The mismatched ("wrong") caption of each of a batch's `b` items (Reed et al. 2016 §3.1):
 /// `draw(rng, k)` takes a caption of the batch's item k ≠ j, redrawn (at most 8 times) while
 /// `same(j, caption)` says it has item j's own words (identical texts are not a mismatch).
-pub fn mismatched(
-    b: usize,
-    rng: &mut storyvis_data::rng::Rng,
-    mut draw: impl FnMut(&mut storyvis_data::rng::Rng, usize) -> i64,
-    same: impl Fn(usize, i64) -> bool,
-) -> Vec<i64> {
+pub fn mismatched(b: usize, rng: &mut Rng, mut draw: impl FnMut(&mut Rng, usize) -> i64, same: impl Fn(usize, i64) -> bool) -> Vec<i64> {
     (0..b)
         .map(|j| {
             let mut w = 0;
@@ -189,7 +185,7 @@ pub fn mismatched(
 /// is taken, ties drawn by `rng` ("digit 3 is moving up and down" gets "digit 5 is moving up
 /// and down" before "digit 5 is moving left and right"). An item whose batch holds only its
 /// own caption gets a random other position.
-pub fn closest_mismatched(b: usize, rng: &mut storyvis_data::rng::Rng, differ: impl Fn(usize, usize) -> usize) -> Vec<usize> {
+pub fn closest_mismatched(b: usize, rng: &mut Rng, differ: impl Fn(usize, usize) -> usize) -> Vec<usize> {
     (0..b)
         .map(|j| {
             let d: Vec<usize> = (0..b).map(|k| if k == j { 0 } else { differ(j, k) }).collect();
@@ -213,7 +209,6 @@ pub fn words_differ(a: &[i64], b: &[i64]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use storyvis_data::rng::Rng;
 
     #[test]
     fn the_closest_mismatch_differs_in_the_fewest_words() {
