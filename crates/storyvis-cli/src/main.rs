@@ -168,9 +168,14 @@ struct GenerateArgs {
     /// The story: one sentence per frame, separated by periods (story models).
     #[arg(long, required_unless_present_any = ["story_file", "text"], conflicts_with_all = ["story_file", "text"])]
     story: Option<String>,
-    /// A caption, for text-to-image models (gan-int-cls): one image per seed, and a row.
+    /// A caption, for text-to-image models (gan-int-cls, stackgan, sdgan) and video models
+    /// (tganc): one image or clip per seed, and a row.
     #[arg(long, conflicts_with = "story_file")]
     text: Option<String>,
+    /// Two-stage text-to-image models (stackgan, sdgan): Stage I's image (upsampled) beside
+    /// Stage II's for each seed, in stages.png.
+    #[arg(long, requires = "text")]
+    stages: bool,
     /// Read the story from a UTF-8 text file.
     #[arg(long)]
     story_file: Option<PathBuf>,
@@ -436,7 +441,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
             Some(FormatArg::Strip) => Some(ClipFormat::Strip),
             Some(FormatArg::Frames) => bail!("--format frames is for story models; a video is drawn as gif or strip"),
         };
-        return t2i::generate(checkpoint, caption, &a.seeds, &a.out, &a.device, a.weights.into(), clip);
+        return t2i::generate(checkpoint, caption, &a.seeds, &a.out, &a.device, a.weights.into(), clip, a.stages);
     }
     let text = match (&a.story, &a.story_file) {
         (Some(s), _) => s.clone(),

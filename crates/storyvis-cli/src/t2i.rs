@@ -10,6 +10,7 @@ use std::time::Instant;
 use storyvis::checkpoint::Weights;
 use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge};
 use storyvis::models::gan_int_cls::draw;
+use storyvis::models::stackgan;
 use storyvis::models::tganc;
 pub use storyvis::models::tganc::draw::ClipFormat;
 
@@ -115,10 +116,34 @@ fn list(files: &[PathBuf]) {
 
 /// `generate --text`: images from a text-to-image model, or clips from a video model (TGANs-C),
 /// by the checkpoint's family. `clip`: how a video is written (`--format`; GIFs by default).
-pub fn generate(checkpoint: &Path, caption: &str, seeds: &str, out: &Path, device: &str, weights: Weights, clip: Option<ClipFormat>) -> Result<()> {
+/// `stages`: a two-stage model's Stage I beside its Stage II.
+#[allow(clippy::too_many_arguments)]
+pub fn generate(
+    checkpoint: &Path,
+    caption: &str,
+    seeds: &str,
+    out: &Path,
+    device: &str,
+    weights: Weights,
+    clip: Option<ClipFormat>,
+    stages: bool,
+) -> Result<()> {
     let seeds = storyvis::sample::parse_seeds(seeds)?;
     let dir = storyvis::checkpoint::resolve(checkpoint)?;
-    if storyvis::checkpoint::load_config(&dir)?.family == tganc::family::FAMILY_NAME {
+    let family = storyvis::checkpoint::load_config(&dir)?.family;
+    if stackgan::draw::FAMILY_NAMES.contains(&family.as_str()) {
+        ensure!(clip.is_none(), "--format is for story and video models; a text-to-image model draws a row of images");
+        let model = stackgan::draw::load_with(&dir, storyvis::device::parse_device(device)?, weights)?;
+        let unknown = model.unknown_words(caption);
+        if !unknown.is_empty() {
+            eprintln!("warning: unknown words (not in the text encoder's vocabulary, read as unknown): {}", storyvis::sample::words(&unknown));
+        }
+        list(&stackgan::draw::generate(&model, caption, &seeds, out, stages)?);
+        eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());
+        return Ok(());
+    }
+    ensure!(!stages, "--stages is for two-stage models (stackgan, sdgan); {} is a {family} checkpoint", dir.display());
+    if family == tganc::family::FAMILY_NAME {
         let model = tganc::draw::load_with(&dir, storyvis::device::parse_device(device)?, weights)?;
         list(&tganc::draw::generate(&model, caption, &seeds, out, clip.unwrap_or(ClipFormat::Gif))?);
         eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());

@@ -87,3 +87,76 @@ impl CaptionData {
         (texts, owner)
     }
 }
+
+/// A training split's captions read through a text encoder, as the text-to-image families
+/// train on them: every caption (flat), its embedding (computed once: the papers train on
+/// precomputed embeddings too) and an id shared by identical texts; image i's captions are rows
+/// first[i] .. first[i] + count[i].
+pub struct EmbeddedCaptions {
+    pub texts: Vec<String>,
+    /// [captions, E] on the encoder's device.
+    pub embeddings: Tensor,
+    pub text_ids: Vec<usize>,
+    pub first: Vec<usize>,
+    pub count: Vec<usize>,
+}
+
+/// One iteration's draw: the images, one caption row of each, and a mismatched caption row
+/// (another image's, other words) of each.
+pub struct CaptionBatch {
+    pub images: Vec<i64>,
+    pub right: Vec<i64>,
+    pub wrong: Vec<i64>,
+    /// The generator the draw used, to continue from.
+    pub rng: storyvis_data::rng::Rng,
+}
+
+impl EmbeddedCaptions {
+    /// `train`'s captions through `enc` (an error names an image whose caption it cannot read).
+    pub fn new(train: &CaptionData, enc: &crate::joint::Joint, ds: &Dataset) -> Result<EmbeddedCaptions> {
+        let (texts, owner) = train.flat_captions();
+        enc.text.check_texts(&texts, |k| format!("image {} of {}", train.ids[owner[k]], ds.dir.display()))?;
+        let mut first = vec![0usize; train.len()];
+        let mut count = vec![0usize; train.len()];
+        for (k, &i) in owner.iter().enumerate().rev() {
+            first[i] = k;
+            count[i] += 1;
+        }
+        Ok(EmbeddedCaptions {
+            embeddings: enc.text.embed(&texts)?,
+            text_ids: crate::family::text_ids(texts.iter().copied()),
+            texts: texts.iter().map(|t| t.to_string()).collect(),
+            first,
+            count,
+        })
+    }
+
+    /// The embeddings of caption `rows` on `device`.
+    pub fn rows(&self, rows: &[i64], device: Device) -> Tensor {
+        self.embeddings.index_select(0, &upload(rows, self.embeddings.device())).to_device(device)
+    }
+
+    /// Iteration `at`'s batch of `b` of the `n` images: a per-epoch permutation (`per_epoch`
+    /// iterations an epoch), one random caption of each, and a mismatched caption for each
+    /// (Reed et al. 2016 §3.1: one of another image in the batch, redrawn while its text
+    /// equals the right caption's).
+    pub fn batch(&self, at: crate::family::Draw, b: usize, per_epoch: usize) -> CaptionBatch {
+        use crate::train::mix;
+        use storyvis_data::rng::Rng;
+        let n = self.first.len();
+        let (epoch, k) = (at.step / per_epoch, at.step % per_epoch);
+        let mut perm: Vec<i64> = (0..n as i64).collect();
+        Rng::for_item(mix(at.seed, 1), epoch as u64).shuffle(&mut perm);
+        let images: Vec<i64> = (0..b).map(|j| perm[(k * b + j) % n]).collect();
+        let mut rng = Rng::for_item(mix(at.seed, 2), at.step as u64);
+        let caption = |rng: &mut Rng, i: usize| (self.first[i] + rng.below(self.count[i])) as i64;
+        let right: Vec<i64> = images.iter().map(|&i| caption(&mut rng, i as usize)).collect();
+        let wrong = crate::family::mismatched(
+            b,
+            &mut rng,
+            |rng, k| caption(rng, images[k] as usize),
+            |j, w| self.text_ids[w as usize] == self.text_ids[right[j] as usize],
+        );
+        CaptionBatch { images, right, wrong, rng }
+    }
+}

@@ -209,10 +209,7 @@ pub fn at_size(images: &Tensor) -> Tensor {
     if s == SIZE {
         return images.shallow_clone();
     }
-    let k = s / SIZE;
-    let pooled: Vec<Tensor> =
-        images.split(256, 0).iter().map(|c| c.to_kind(tch::Kind::Float).avg_pool2d([k, k], [k, k], [0, 0], false, true, None::<i64>)).collect();
-    Tensor::cat(&pooled, 0)
+    crate::data::block_mean(images, SIZE)
 }
 
 /// Every frame of `stories` with its labels: ([N·T, 3, 64, 64] in [−1, 1] (`at_size`), [N·T, labels]).

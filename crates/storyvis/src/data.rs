@@ -58,6 +58,15 @@ pub fn to_unit(images: &Tensor) -> Tensor {
     images.to_kind(Kind::Float) / 127.5 - 1.0
 }
 
+/// Images [N, C, S, S] (any kind) averaged down to `side` (S a multiple of it): each output
+/// pixel the mean of its (S/side)² block, as f32, 256 images at a time.
+pub fn block_mean(images: &Tensor, side: i64) -> Tensor {
+    let k = images.size()[3] / side;
+    let pooled: Vec<Tensor> =
+        images.split(256, 0).iter().map(|c| c.to_kind(Kind::Float).avg_pool2d([k, k], [k, k], [0, 0], false, true, None::<i64>)).collect();
+    Tensor::cat(&pooled, 0)
+}
+
 /// Images in [−1, 1] [3, H, W] → RGB8 bytes, row-major.
 pub fn to_rgb8(image: &Tensor) -> Vec<u8> {
     let x = ((image.to_device(Device::Cpu).detach() + 1.0) * 127.5).round().clamp(0.0, 255.0);

@@ -109,8 +109,9 @@ impl CharCnnRnn {
         POOLS.iter().fold(max_chars as i64, |l, p| (l - 3) / p)
     }
 
-    /// ids [N, L] (from `char_ids`) → [N, dim].
-    pub fn forward(&self, ids: &Tensor) -> Tensor {
+    /// ids [N, L] (from `char_ids`) → the recurrent layer's hidden states [N, T, 256], one per
+    /// position left by the convolutions and pools (`steps`).
+    pub fn states(&self, ids: &Tensor) -> Tensor {
         // One-hot with index 0 (padding, unknown) all zeros: [N, alphabet, L].
         let x = ids.one_hot(self.alphabet + 1).narrow(2, 1, self.alphabet).to_kind(Kind::Float).transpose(1, 2);
         let mut h = x;
@@ -120,10 +121,22 @@ impl CharCnnRnn {
         let seq = h.transpose(1, 2); // [N, T, 256]
         let (n, t) = (seq.size()[0], seq.size()[1]);
         let mut state = Tensor::zeros([n, CNN_WIDTHS[2]], (Kind::Float, seq.device()));
-        let mut sum = state.zeros_like();
+        let mut states = Vec::with_capacity(t as usize);
         for k in 0..t {
             state = (self.rnn_in.forward(&seq.select(1, k)) + self.rnn_hidden.forward(&state)).tanh();
-            sum += &state;
+            states.push(state.shallow_clone());
+        }
+        Tensor::stack(&states, 1)
+    }
+
+    /// ids [N, L] (from `char_ids`) → [N, dim].
+    pub fn forward(&self, ids: &Tensor) -> Tensor {
+        let states = self.states(ids);
+        let t = states.size()[1];
+        // Summed in order, then divided (as before `states` existed: the same rounding).
+        let mut sum = states.select(1, 0).zeros_like();
+        for k in 0..t {
+            sum += states.select(1, k);
         }
         self.out.forward(&(sum / t as f64))
     }
@@ -198,6 +211,29 @@ impl TextEncoder {
         match &self.net {
             Net::Char(c) => c.forward(inputs),
             Net::Word(w) => w.forward(inputs),
+        }
+    }
+
+    /// Per-position text features of inputs (from `inputs`), the "word features" attention
+    /// reads (SDGAN §3.3, after AttnGAN): [N, T, D] with a mask [N, T] (true where a position
+    /// holds text). The word encoder's are its bidirectional GRU's states at each word (D =
+    /// 2·dim); the char-CNN-RNN's its recurrent states, one per ~18 characters (D = 256).
+    pub fn word_features(&self, inputs: &Tensor) -> (Tensor, Tensor) {
+        match &self.net {
+            Net::Char(c) => {
+                let s = c.states(inputs);
+                let mask = Tensor::ones([s.size()[0], s.size()[1]], (Kind::Bool, s.device()));
+                (s, mask)
+            }
+            Net::Word(w) => (w.states(inputs), inputs.ne(crate::text::PAD)),
+        }
+    }
+
+    /// Width of `word_features`.
+    pub fn word_feature_dim(&self) -> i64 {
+        match self.cfg.kind {
+            EncoderKind::CharCnnRnn => CNN_WIDTHS[2],
+            EncoderKind::Word => 2 * self.cfg.dim,
         }
     }
 
@@ -461,6 +497,28 @@ pub fn train_text_encoder(req: &EncoderRequest, on_step: &dyn Fn(usize, usize, f
         },
         manifest,
     )
+}
+
+/// R-precision of images [K·N, 3, S, S] in [−1, 1] drawn from `captions` (K draws of the N, in
+/// order; S any 64·2^k, averaged down or repeated up to the encoder's size): each image against its caption
+/// and 99 others in the joint embedding (the ranking StackGAN's successors report, AttnGAN §5).
+pub fn r_precision(joint: &Joint, images: &Tensor, captions: &[&str], seed: u64) -> Result<f64> {
+    let t = joint.text.embed(captions)?;
+    let k = images.size()[0] / captions.len() as i64;
+    let side = joint.manifest.config.image_size;
+    let device = joint.text.vs.device();
+    let mut v = Vec::new();
+    for chunk in images.split(256, 0) {
+        let chunk = match chunk.size()[3] {
+            s if s == side => chunk,
+            s if s > side => crate::data::block_mean(&chunk, side),
+            _ => chunk.upsample_nearest2d([side, side], None, None),
+        };
+        v.push(tch::no_grad(|| joint.image.forward_t(&chunk.to_device(device), false)));
+    }
+    let rows = |t: Tensor| Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)).context("embeddings");
+    let (img, cap) = (rows(Tensor::cat(&v, 0))?, rows(t.repeat([k, 1]))?);
+    Ok(storyvis_metrics::r_precision(&img, &cap, joint.manifest.config.dim as usize, 99, seed)?)
 }
 
 #[cfg(test)]

@@ -62,17 +62,36 @@ pub fn standing_statistics<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-impl ModuleT for BatchNorm {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+impl BatchNorm {
+    /// The momentum of this forward pass (see `standing_statistics`).
+    fn momentum(&self, train: bool) -> f64 {
         let pass = STANDING.with(|s| s.get());
-        let momentum = if train && pass != 0 {
+        if train && pass != 0 {
             let (id, seen) = self.standing.get();
             let seen = if id == pass { seen } else { 0 };
             self.standing.set((pass, seen + 1));
             1.0 / (seen + 1) as f64
         } else {
             BN_MOMENTUM
-        };
+        }
+    }
+
+    /// x normalised by the batch's (train) or the running (eval) statistics, without the affine
+    /// map: what conditional batch norms scale and shift with their own γ and β.
+    pub fn normalise(&self, x: &Tensor, train: bool) -> Tensor {
+        let b = &self.inner;
+        Tensor::batch_norm(x, None::<&Tensor>, None::<&Tensor>, Some(&b.running_mean), Some(&b.running_var), train, self.momentum(train), BN_EPS, true)
+    }
+
+    /// The layer's own (γ, β) [C].
+    pub fn affine(&self) -> (&Tensor, &Tensor) {
+        (self.inner.ws.as_ref().expect("an affine batch norm"), self.inner.bs.as_ref().expect("an affine batch norm"))
+    }
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let momentum = self.momentum(train);
         let b = &self.inner;
         Tensor::batch_norm(x, b.ws.as_ref(), b.bs.as_ref(), Some(&b.running_mean), Some(&b.running_var), train, momentum, BN_EPS, true)
     }

@@ -132,6 +132,20 @@ impl SentenceEncoder {
     /// reads every sentence reversed in place (padding stays at the end), and each state is
     /// taken at its sentence's last word.
     pub fn forward(&self, ids: &Tensor) -> Tensor {
+        let (hf, hb) = self.directions(ids, true);
+        self.out.forward(&Tensor::cat(&[hf, hb], 1)).tanh()
+    }
+
+    /// ids [N, L] → each word's states of both directions, joined: [N, L, 2·dim] (padding
+    /// positions hold what the GRUs leave there; mask them).
+    pub fn states(&self, ids: &Tensor) -> Tensor {
+        let (hf, hb) = self.directions(ids, false);
+        Tensor::cat(&[hf, hb], 2)
+    }
+
+    /// The forward and backward GRUs' states: at each sentence's end ([N, dim] each, `last`), or
+    /// at every word in reading order ([N, L, dim] each).
+    fn directions(&self, ids: &Tensor, last_only: bool) -> (Tensor, Tensor) {
         let (n, l) = (ids.size()[0], ids.size()[1]);
         let words = self.embed.forward(ids); // [N, L, word_dim]
         let lengths = ids.ne(PAD).sum_dim_intlist(1, false, Kind::Int64); // [N]
@@ -147,9 +161,14 @@ impl SentenceEncoder {
             // A sentence without words keeps the zero state.
             states.gather(1, &at, false).squeeze_dim(1) * lengths.gt(0).to_kind(Kind::Float).unsqueeze(1)
         };
-        let hf = last(self.forward_gru.sequence(&words, &h0));
-        let hb = last(self.backward_gru.sequence(&words_rev, &h0));
-        self.out.forward(&Tensor::cat(&[hf, hb], 1)).tanh()
+        let hf = self.forward_gru.sequence(&words, &h0);
+        let hb = self.backward_gru.sequence(&words_rev, &h0);
+        if last_only {
+            return (last(hf), last(hb));
+        }
+        // The backward states back in reading order (the reversal is its own inverse).
+        let back = hb.gather(1, &reversed.unsqueeze(-1).expand([n, l, d], false), false);
+        (hf, back)
     }
 }
 

@@ -2,23 +2,16 @@
 //! embedding loss, gan-int-cls-tiny on the training loop (resume exact), and the drawing
 //! commands with their bad inputs.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+mod common;
+
+use common::{run, tensors, turn};
+use std::path::PathBuf;
 use storyvis::config::Config;
 use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge};
 use storyvis::models::gan_int_cls::draw;
-use storyvis::precision::Runtime;
-use storyvis::train::{train, Outcome, Start, TrainRequest};
+use storyvis::train::Start;
 use storyvis_data::clevr::captions::{generate_captions, CaptionOptions};
-use tch::{Device, Tensor};
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    tch::set_num_threads(1);
-    guard
-}
+use tch::Device;
 
 struct Fixture {
     root: tempfile::TempDir,
@@ -55,18 +48,6 @@ fn tiny(f: &Fixture, sets: &[&str]) -> Config {
     let mut s: Vec<String> = sets.iter().map(|x| x.to_string()).collect();
     s.push(format!("text_encoder={:?}", f.encoder.display().to_string()));
     Config::resolve("gan-int-cls-tiny", None, &s).unwrap()
-}
-
-fn run(config: Config, data: &Path, start: Start) -> anyhow::Result<Outcome> {
-    let stop = AtomicBool::new(false);
-    let overrides = vec![format!("max_steps={}", config.run.max_steps)];
-    train(TrainRequest { config, overrides, data: data.to_path_buf(), start, runtime: Runtime::cpu() }, &|_, _, _| {}, &stop)
-}
-
-fn tensors(path: &Path) -> Vec<(String, Tensor)> {
-    let mut v = Tensor::read_safetensors(path).unwrap();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
 }
 
 #[test]

@@ -24,6 +24,7 @@ use crate::checkpoint;
 use crate::classifier::{count, Classifier, Scored};
 use crate::data::StoryData;
 use crate::models::gan_int_cls;
+use crate::models::stackgan;
 use crate::sample;
 use anyhow::{ensure, Context, Result};
 use attributes::{attribute_accuracy, attribute_groups, grey_level_difference, introduced_objects, persistence_counts, seed_diversity, AttributeAccuracy};
@@ -315,8 +316,8 @@ fn score_model(
     let dir = checkpoint::resolve(path)?;
     checkpoint::verify(&dir)?;
     let family = checkpoint::load_config(&dir)?.family;
-    if family == gan_int_cls::draw::FAMILY_NAME {
-        return score_text_to_image(path, req, stories, classifier, reference, on_batch);
+    if family == gan_int_cls::draw::FAMILY_NAME || stackgan::draw::FAMILY_NAMES.contains(&family.as_str()) {
+        return score_text_to_image(path, &family, req, stories, classifier, reference, on_batch);
     }
     let model = sample::load_with(path, device, req.weights)?;
     let data = StoryData::load(ds, stories, &model.cfg, &model.vocab).with_context(|| format!("the data does not fit {}", model.checkpoint.display()))?;
@@ -345,6 +346,7 @@ fn score_model(
 /// joint embedding.
 fn score_text_to_image(
     path: &Path,
+    family: &str,
     req: &EvalRequest,
     items: &[&StoryRecord],
     classifier: &Classifier,
@@ -352,25 +354,36 @@ fn score_text_to_image(
     on_batch: &dyn Fn(),
 ) -> Result<Scores> {
     let started = Instant::now();
-    let model = gan_int_cls::draw::load_with(path, req.device, req.weights)?;
     ensure!(reference.frames_per_story == 1, "{} draws single images; evaluate it on a captioned-image dataset (kind clevr-captions)", path.display());
     let captions: Vec<String> = items.iter().map(|s| crate::captioned::captions_of(s)[0].clone()).collect();
     let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
-    let fake = gan_int_cls::draw::draw_captions(&model, &refs, req.seeds, DRAW_BATCH, on_batch)?;
-    let run = model.checkpoint.parent().and_then(Path::parent).and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
-    let name = weights_name(run.unwrap_or_else(|| path.display().to_string()), model.averaged, req.weights);
+    // (drawings, R-precision, checkpoint, averaged, step, variant)
+    let (fake, r_precision, checkpoint, averaged, step, variant) = if family == gan_int_cls::draw::FAMILY_NAME {
+        let model = gan_int_cls::draw::load_with(path, req.device, req.weights)?;
+        let fake = gan_int_cls::draw::draw_captions(&model, &refs, req.seeds, DRAW_BATCH, on_batch)?;
+        let r = crate::joint::r_precision(&model.joint, &fake, &refs, 0)?;
+        let variant = match (model.cfg.cls, model.cfg.int) {
+            (false, false) => "gan",
+            (true, false) => "gan-cls",
+            (false, true) => "gan-int",
+            (true, true) => "gan-int-cls",
+        };
+        (fake, r, model.checkpoint, model.averaged, model.step, variant.to_string())
+    } else {
+        let model = stackgan::draw::load_with(path, req.device, req.weights)?;
+        let fake = stackgan::draw::draw_captions(&model, &refs, req.seeds, DRAW_BATCH, on_batch)?;
+        let r = crate::joint::r_precision(&model.joint, &fake, &refs, 0)?;
+        let variant = model.variant();
+        (fake, r, model.checkpoint, model.averaged, model.step, variant)
+    };
+    let run = checkpoint.parent().and_then(Path::parent).and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
+    let name = weights_name(run.unwrap_or_else(|| path.display().to_string()), averaged, req.weights);
     let mut row = score_frames(&name, &fake, reference, classifier)?;
     (row.ssim, row.psnr) = (None, None);
-    row.r_precision = Some(gan_int_cls::draw::r_precision(&model, &fake, &refs, 0)?);
-    row.checkpoint = model.checkpoint.display().to_string();
-    row.variant = match (model.cfg.cls, model.cfg.int) {
-        (false, false) => "gan",
-        (true, false) => "gan-cls",
-        (false, true) => "gan-int",
-        (true, true) => "gan-int-cls",
-    }
-    .into();
-    row.step = model.step;
+    row.r_precision = Some(r_precision);
+    row.checkpoint = checkpoint.display().to_string();
+    row.variant = variant;
+    row.step = step;
     row.seconds = started.elapsed().as_secs_f64();
     Ok(row)
 }

@@ -3,6 +3,8 @@
 //! and one line in `FAMILIES`.
 
 pub mod gan_int_cls;
+pub mod sdgan;
+pub mod stackgan;
 pub mod storygan;
 pub mod tganc;
 pub mod toy;
@@ -11,7 +13,7 @@ use crate::family::FamilyEntry;
 use anyhow::{Context, Result};
 
 /// Every family storyvis trains.
-pub const FAMILIES: &[FamilyEntry] = &[storygan::FAMILY, gan_int_cls::FAMILY, tganc::FAMILY, toy::FAMILY];
+pub const FAMILIES: &[FamilyEntry] = &[storygan::FAMILY, gan_int_cls::FAMILY, stackgan::FAMILY, sdgan::FAMILY, tganc::FAMILY, toy::FAMILY];
 
 /// The family named `name`.
 pub fn family(name: &str) -> Result<&'static FamilyEntry> {

@@ -130,15 +130,7 @@ pub fn draw_captions(model: &Loaded, captions: &[&str], seeds: usize, batch: usi
 /// R-precision of images [K·N, 3, S, S] drawn from `captions` (K draws of the N, in order):
 /// each image against its caption and 99 others, in the model's joint embedding.
 pub fn r_precision(model: &Loaded, images: &Tensor, captions: &[&str], seed: u64) -> Result<f64> {
-    let t = model.joint.text.embed(captions)?;
-    let k = images.size()[0] / captions.len() as i64;
-    let mut v = Vec::new();
-    for chunk in images.split(256, 0) {
-        v.push(tch::no_grad(|| model.joint.image.forward_t(&chunk.to_device(model.device), false)));
-    }
-    let rows = |t: Tensor| Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)).context("embeddings");
-    let (img, cap) = (rows(Tensor::cat(&v, 0))?, rows(t.repeat([k, 1]))?);
-    Ok(storyvis_metrics::r_precision(&img, &cap, model.joint.manifest.config.dim as usize, 99, seed)?)
+    crate::joint::r_precision(&model.joint, images, captions, seed)
 }
 
 /// `generate --text`: the caption drawn at each seed, one row; also each image alone.

@@ -3,7 +3,7 @@
 //! and (with `style`) the style encoder's.
 
 use super::{interpolate, style_loss, Config, Discriminator, Generator, StyleEncoder};
-use crate::captioned::CaptionData;
+use crate::captioned::{CaptionData, EmbeddedCaptions};
 use crate::data::to_image;
 use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
 use crate::joint::{self, Joint};
@@ -12,7 +12,6 @@ use crate::train::mix;
 use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use storyvis_data::dataset::{Dataset, Split};
-use storyvis_data::rng::Rng;
 use storyvis_data::sheet::{paper, StripLayout};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -66,38 +65,14 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     let train = CaptionData::load(ds, Split::Train, false)?;
     ensure!(train.len() as i64 >= c.batch, "{} has {} training images; batch {} needs at least as many", ds.dir.display(), train.len(), c.batch);
     let samples = CaptionData::load(ds, Split::Test, true)?;
-    // Every training caption's embedding, computed once (the paper trains on precomputed
-    // embeddings too).
-    let (texts, owner) = train.flat_captions();
-    enc.text.check_texts(&texts, |k| format!("image {} of {}", train.ids[owner[k]], ds.dir.display()))?;
-    let embeddings = enc.text.embed(&texts)?;
-    let text_ids = crate::family::text_ids(texts.iter().copied());
-    let mut first = vec![0usize; train.len()];
-    let mut count = vec![0usize; train.len()];
-    for (k, &i) in owner.iter().enumerate().rev() {
-        first[i] = k;
-        count[i] += 1;
-    }
+    let captions = EmbeddedCaptions::new(&train, &enc, ds)?;
     let sheet_captions: Vec<String> = samples.captions.iter().take(SHEET_CAPTIONS).map(|c| c[0].clone()).collect();
     let sheet_text = enc.text.embed(&sheet_captions.iter().map(String::as_str).collect::<Vec<_>>())?;
     let sheet_real = samples.images_at(&(0..sheet_captions.len() as i64).collect::<Vec<_>>(), device);
     let embed_dim = enc.manifest.config.dim;
     let nets = Nets::new(&c, embed_dim, device);
     let images = train.images.to_device(device);
-    Ok(Box::new(GanIntCls {
-        cfg: c,
-        nets,
-        images,
-        n: train.len(),
-        embeddings,
-        text_ids,
-        first,
-        count,
-        files,
-        sheet: (sheet_captions, sheet_text, sheet_real),
-        device,
-        now: None,
-    }))
+    Ok(Box::new(GanIntCls { cfg: c, nets, images, n: train.len(), captions, files, sheet: (sheet_captions, sheet_text, sheet_real), device, now: None }))
 }
 
 /// The networks, each in its own store.
@@ -133,13 +108,8 @@ pub struct GanIntCls {
     /// Training images [N, 3, S, S] u8 on the device.
     images: Tensor,
     n: usize,
-    /// Every training caption's embedding [captions, embed_dim]; image i's are rows
-    /// first[i] .. first[i] + count[i].
-    embeddings: Tensor,
-    /// Per caption row, an id shared by identical texts.
-    text_ids: Vec<usize>,
-    first: Vec<usize>,
-    count: Vec<usize>,
+    /// Every training caption's embedding.
+    captions: EmbeddedCaptions,
     files: Vec<(&'static str, Vec<u8>)>,
     /// Sample sheet: held-out captions, their embeddings, their real images.
     sheet: (Vec<String>, Tensor, Tensor),
@@ -199,26 +169,9 @@ impl Family for GanIntCls {
     }
 
     fn begin(&mut self, at: Draw) -> Result<()> {
-        let b = self.cfg.batch as usize;
-        // A per-epoch permutation of the images; one random caption of each.
-        let ipe = self.iters_per_epoch();
-        let (epoch, k) = (at.step / ipe, at.step % ipe);
-        let mut perm: Vec<i64> = (0..self.n as i64).collect();
-        Rng::for_item(mix(at.seed, 1), epoch as u64).shuffle(&mut perm);
-        let idx: Vec<i64> = (0..b).map(|j| perm[(k * b + j) % self.n]).collect();
-        let mut rng = Rng::for_item(mix(at.seed, 2), at.step as u64);
-        let caption = |rng: &mut Rng, i: usize| (self.first[i] + rng.below(self.count[i])) as i64;
-        let right: Vec<i64> = idx.iter().map(|&i| caption(&mut rng, i as usize)).collect();
-        // A mismatched caption for each image: one of another image in the batch.
-        // (Redrawn while its text equals the right caption's: identical texts are not a
-        // mismatch.)
-        let wrong = crate::family::mismatched(
-            b,
-            &mut rng,
-            |rng, k| caption(rng, idx[k] as usize),
-            |j, w| self.text_ids[w as usize] == self.text_ids[right[j] as usize],
-        );
-        let pick = |rows: &[i64]| self.embeddings.index_select(0, &Tensor::from_slice(rows).to_device(self.embeddings.device())).to_device(self.device);
+        let batch = self.captions.batch(at, self.cfg.batch as usize, self.iters_per_epoch());
+        let (idx, right, wrong) = (batch.images, batch.right, batch.wrong);
+        let pick = |rows: &[i64]| self.captions.rows(rows, self.device);
         let real = crate::data::to_unit(&self.images.index_select(0, &Tensor::from_slice(&idx).to_device(self.device)));
         let reported = (0..REPORTED.len()).map(|_| Tensor::zeros([], (Kind::Float, self.device))).collect();
         self.now = Some(Iteration { real, text: pick(&right), wrong: pick(&wrong), reported });
@@ -310,11 +263,11 @@ impl Family for GanIntCls {
     }
 
     fn shape(&self) -> serde_json::Value {
-        serde_json::json!({ "embed_dim": self.embeddings.size()[1] })
+        serde_json::json!({ "embed_dim": self.captions.embeddings.size()[1] })
     }
 
     fn data_summary(&self) -> serde_json::Value {
-        serde_json::json!({ "train_images": self.n, "train_captions": self.embeddings.size()[0] })
+        serde_json::json!({ "train_images": self.n, "train_captions": self.captions.embeddings.size()[0] })
     }
 
     fn averaged(&self) -> Vec<&'static str> {
@@ -323,9 +276,9 @@ impl Family for GanIntCls {
 
     /// Images drawn from batches of training captions (a seeded permutation) and fresh noise.
     fn standing_passes(&self, batches: usize, seed: u64) -> Result<()> {
-        let rows = self.embeddings.size()[0] as usize;
+        let rows = self.captions.embeddings.size()[0] as usize;
         for idx in crate::family::standing_batches(rows, self.cfg.batch as usize, batches, seed) {
-            let text = self.embeddings.index_select(0, &Tensor::from_slice(&idx).to_device(self.embeddings.device())).to_device(self.device);
+            let text = self.captions.rows(&idx, self.device);
             let _ = self.nets.g.forward_t(&self.noise(idx.len() as i64), &text, true);
         }
         Ok(())

@@ -1,0 +1,133 @@
+//! Drawing with a trained StackGAN or SDGAN: a caption at several seeds (`generate --text`,
+//! the last stage's images, or both stages side by side with `--stages`), and the held-out
+//! drawings `eval` scores.
+
+use super::family::{word_features, Generators, Noise, STAGE1_CONFIG};
+use super::Config;
+use crate::checkpoint;
+use crate::data::to_image;
+use crate::joint::Joint;
+use crate::models::gan_int_cls::draw::check_caption;
+use anyhow::{ensure, Context, Result};
+use std::path::{Path, PathBuf};
+use storyvis_data::sheet::{paper, save_png, StripLayout};
+use tch::{Device, Tensor};
+
+/// The families this file draws.
+pub const FAMILY_NAMES: [&str; 2] = ["stackgan", "sdgan"];
+
+/// A trained StackGAN / SDGAN ready to draw.
+pub struct Loaded {
+    pub cfg: Config,
+    pub family: String,
+    pub checkpoint: PathBuf,
+    pub step: usize,
+    /// Whether the last stage draws with the run's moving average of its generator.
+    pub averaged: bool,
+    pub gens: Generators,
+    pub joint: Joint,
+    device: Device,
+}
+
+/// Loads a run directory or checkpoint of the stackgan or sdgan family.
+pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> Result<Loaded> {
+    let dir = checkpoint::resolve(path)?;
+    let manifest = checkpoint::verify(&dir)?;
+    let raw = checkpoint::load_config(&dir)?;
+    ensure!(FAMILY_NAMES.contains(&raw.family.as_str()), "{} is a {} checkpoint, not a StackGAN/SDGAN one", dir.display(), raw.family);
+    let cfg = Config::of(&raw)?;
+    let joint = Joint::load(&dir, device).with_context(|| format!("the text encoder in {}", dir.display()))?;
+    let stage1 = match cfg.stage {
+        1 => None,
+        _ => Some(Config::of(&crate::config::Config::load(&dir.join(STAGE1_CONFIG))?)?),
+    };
+    let mut gens = Generators::new(&cfg, stage1, joint.manifest.config.dim, joint.text.word_feature_dim(), device);
+    let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
+    match &mut gens.two {
+        None => checkpoint::load_store(&mut gens.one_vs, &file)?,
+        Some((_, vs, _)) => {
+            checkpoint::load_store(vs, &file)?;
+            checkpoint::load_store(&mut gens.one_vs, &dir.join("stage1_generator.safetensors"))?;
+        }
+    }
+    Ok(Loaded { cfg, family: raw.family, checkpoint: dir, step: manifest.step, averaged, gens, joint, device })
+}
+
+impl Loaded {
+    /// Captions' embeddings and (when a stage reads them) word features.
+    fn read(&self, captions: &[&str]) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
+        Ok((self.joint.text.embed(captions)?.to_device(self.device), word_features(&self.joint, captions, self.gens.reads_words(), self.device)?))
+    }
+
+    /// The noise of `seed` for one drawing.
+    fn noise(&self, seed: u64) -> Noise {
+        tch::manual_seed(seed as i64);
+        self.gens.noise(1, self.device)
+    }
+
+    /// Words of `caption` the text encoder does not know.
+    pub fn unknown_words(&self, caption: &str) -> Vec<String> {
+        self.joint.text.vocab.as_ref().map(|v| v.encode(caption).unknown).unwrap_or_default()
+    }
+
+    /// A variant name for evaluation tables: the stage, and SDGAN's switches.
+    pub fn variant(&self) -> String {
+        let mut v = format!("{} stage {}", self.family, self.cfg.stage);
+        if self.family == "sdgan" {
+            v += &format!(" (siamese {}, scbn {:?})", if self.cfg.siamese { "on" } else { "off" }, self.cfg.scbn).to_lowercase();
+        }
+        v
+    }
+}
+
+/// The held-out evaluation's drawings: each caption at each seed 0..seeds, seed-major, the
+/// last stage's images [seeds · N, 3, S, S] on the CPU, `batch` at a time.
+pub fn draw_captions(model: &Loaded, captions: &[&str], seeds: usize, batch: usize, on_batch: &dyn Fn()) -> Result<Tensor> {
+    let (text, words) = model.read(captions)?;
+    let mut out = Vec::new();
+    for seed in 0..seeds {
+        tch::manual_seed(seed as i64);
+        for start in (0..captions.len()).step_by(batch.max(1)) {
+            let n = (captions.len() - start).min(batch.max(1)) as i64;
+            let noise = model.gens.noise(n, model.device);
+            let w = words.as_ref().map(|(f, m)| (f.narrow(0, start as i64, n), m.narrow(0, start as i64, n)));
+            let (one, two) = model.gens.draw(&noise, &text.narrow(0, start as i64, n), w.as_ref().map(|(f, m)| (f, m)));
+            out.push(two.unwrap_or(one).to_device(Device::Cpu));
+            on_batch();
+        }
+    }
+    Ok(Tensor::cat(&out, 0))
+}
+
+/// `generate --text`: the caption drawn at each seed, one row (with `stages`, Stage I's image,
+/// upsampled, beside Stage II's); also each final image alone.
+pub fn generate(model: &Loaded, caption: &str, seeds: &[u64], out: &Path, stages: bool) -> Result<Vec<PathBuf>> {
+    check_caption(caption)?;
+    ensure!(!stages || model.gens.two.is_some(), "--stages shows Stage I beside Stage II; {} is a Stage-I model (stage 1)", model.checkpoint.display());
+    let (text, words) = model.read(&[caption])?;
+    storyvis_data::atomic::create_dir_all(out)?;
+    let size = model.cfg.image_size;
+    let mut files = Vec::new();
+    let mut row = Vec::new();
+    for &seed in seeds {
+        let (one, two) = model.gens.draw(&model.noise(seed), &text, words.as_ref().map(|(f, m)| (f, m)));
+        let last = two.as_ref().unwrap_or(&one).get(0);
+        let path = out.join(format!("seed{seed:04}.png"));
+        save_png(&to_image(&last), &path)?;
+        files.push(path);
+        if stages {
+            let up = one.upsample_nearest2d([size, size], None, None).get(0);
+            row.push((to_image(&up), format!("Stage I, seed {seed}")));
+            row.push((to_image(&last), format!("Stage II, seed {seed}")));
+        } else {
+            row.push((to_image(&last), format!("seed {seed}")));
+        }
+    }
+    let layout = StripLayout::for_frame_size(size as u32);
+    let mut sheet = paper(layout.width(row.len() as u32), layout.row_height() + layout.gap);
+    layout.draw_row(&mut sheet, layout.gap, caption, &row);
+    let path = out.join(if stages { "stages.png" } else { "row.png" });
+    save_png(&sheet, &path)?;
+    files.push(path);
+    Ok(files)
+}

@@ -1,0 +1,33 @@
+//! Helpers the text-to-image tests share: one test at a time on one thread, a training run on
+//! the loop, a safetensors file's tensors by name.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use storyvis::config::Config;
+use storyvis::precision::Runtime;
+use storyvis::train::{train, Outcome, Start, TrainRequest};
+use tch::Tensor;
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs the calling test alone (they share the machine's 2 cores) on one libtorch thread.
+pub fn turn() -> std::sync::MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    guard
+}
+
+/// Trains `config` on `data` from `start` on the CPU.
+pub fn run(config: Config, data: &Path, start: Start) -> anyhow::Result<Outcome> {
+    let stop = AtomicBool::new(false);
+    let overrides = vec![format!("max_steps={}", config.run.max_steps)];
+    train(TrainRequest { config, overrides, data: data.to_path_buf(), start, runtime: Runtime::cpu() }, &|_, _, _| {}, &stop)
+}
+
+/// A safetensors file's tensors, sorted by name.
+pub fn tensors(path: &Path) -> Vec<(String, Tensor)> {
+    let mut v = Tensor::read_safetensors(path).unwrap();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
