@@ -101,8 +101,9 @@ fn load(checkpoint: &Path, device: &str, weights: Weights) -> Result<draw::Loade
     draw::load_with(checkpoint, device, weights)
 }
 
-fn warn_unknown(model: &draw::Loaded, caption: &str) {
-    let unknown = model.unknown_words(caption);
+/// Warns of the words of `caption` the text encoder does not know.
+fn warn_unknown(text: &storyvis::joint::TextEncoder, caption: &str) {
+    let unknown = text.unknown_words(caption);
     if !unknown.is_empty() {
         eprintln!("warning: unknown words (not in the text encoder's vocabulary, read as unknown): {}", storyvis::sample::words(&unknown));
     }
@@ -134,10 +135,7 @@ pub fn generate(
     if stackgan::draw::FAMILY_NAMES.contains(&family.as_str()) {
         ensure!(clip.is_none(), "--format is for story and video models; a text-to-image model draws a row of images");
         let model = stackgan::draw::load_with(&dir, storyvis::device::parse_device(device)?, weights)?;
-        let unknown = model.unknown_words(caption);
-        if !unknown.is_empty() {
-            eprintln!("warning: unknown words (not in the text encoder's vocabulary, read as unknown): {}", storyvis::sample::words(&unknown));
-        }
+        warn_unknown(&model.joint.text, caption);
         list(&stackgan::draw::generate(&model, caption, &seeds, out, stages)?);
         eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());
         return Ok(());
@@ -151,7 +149,7 @@ pub fn generate(
     }
     ensure!(clip.is_none(), "--format is for story and video models; a text-to-image model draws a row of images");
     let model = load(checkpoint, device, weights)?;
-    warn_unknown(&model, caption);
+    warn_unknown(&model.joint.text, caption);
     list(&draw::generate(&model, caption, &seeds, out)?);
     eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());
     Ok(())
@@ -185,8 +183,8 @@ pub struct InterpolateArgs {
 pub fn interpolate(a: InterpolateArgs) -> Result<()> {
     let seeds = storyvis::sample::parse_seeds(&a.seeds)?;
     let model = load(&a.checkpoint, &a.device, a.weights.into())?;
-    warn_unknown(&model, &a.from);
-    warn_unknown(&model, &a.to);
+    warn_unknown(&model.joint.text, &a.from);
+    warn_unknown(&model.joint.text, &a.to);
     list(&draw::interpolate(&model, &a.from, &a.to, a.steps, &seeds, &a.out)?);
     Ok(())
 }
@@ -214,7 +212,7 @@ pub struct StyleArgs {
 
 pub fn style_transfer(a: StyleArgs) -> Result<()> {
     let model = load(&a.checkpoint, &a.device, a.weights.into())?;
-    warn_unknown(&model, &a.text);
+    warn_unknown(&model.joint.text, &a.text);
     println!("{}", draw::style_transfer(&model, &a.image, &a.text, &a.out)?.display());
     Ok(())
 }

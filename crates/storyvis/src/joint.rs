@@ -229,6 +229,12 @@ impl TextEncoder {
         }
     }
 
+    /// Words of `text` outside a word encoder's vocabulary (read as unknown; the char-CNN-RNN
+    /// reads any word).
+    pub fn unknown_words(&self, text: &str) -> Vec<String> {
+        self.vocab.as_ref().map(|v| v.encode(text).unknown).unwrap_or_default()
+    }
+
     /// Width of `word_features`.
     pub fn word_feature_dim(&self) -> i64 {
         match self.cfg.kind {

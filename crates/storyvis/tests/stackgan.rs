@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{run, tensors, turn};
+use common::{run, tensors, tiny_classifier, turn};
 use std::path::{Path, PathBuf};
 use storyvis::config::Config;
 use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge};
@@ -111,18 +111,7 @@ fn stage_two_trains_on_a_frozen_stage_one_resumes_exactly_draws_and_evaluates() 
 
     // eval at 128×128 (averaged down to the classifier's 64×64).
     let clf = root.path().join("clf");
-    let creq = storyvis::classifier::ClassifierRequest {
-        data: data.clone(),
-        out: clf.clone(),
-        steps: 2,
-        batch: 8,
-        lr: 1e-3,
-        seed: 0,
-        device: Device::Cpu,
-        force: false,
-        widths: vec![8, 8, 16, 16],
-    };
-    storyvis::classifier::train_classifier(&creq, &|_, _, _| {}).unwrap();
+    tiny_classifier(&data, &clf, 2);
     let ereq = storyvis::eval::EvalRequest {
         checkpoints: vec![one.run_dir.clone(), straight.run_dir.clone()],
         data: data.clone(),

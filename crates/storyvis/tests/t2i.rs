@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{run, tensors, turn};
+use common::{run, tensors, tiny_classifier, turn};
 use std::path::PathBuf;
 use storyvis::config::Config;
 use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge};
@@ -110,18 +110,7 @@ fn gan_int_cls_trains_resumes_exactly_and_draws() {
     assert!(err.contains("is not an image"), "{err}");
     // eval: the classifier and R-precision columns for a text-to-image row.
     let clf = f.root.path().join("clf");
-    let creq = storyvis::classifier::ClassifierRequest {
-        data: f.data.clone(),
-        out: clf.clone(),
-        steps: 3,
-        batch: 8,
-        lr: 1e-3,
-        seed: 0,
-        device: Device::Cpu,
-        force: false,
-        widths: vec![8, 8, 16, 16],
-    };
-    storyvis::classifier::train_classifier(&creq, &|_, _, _| {}).unwrap();
+    tiny_classifier(&f.data, &clf, 3);
     let ereq = storyvis::eval::EvalRequest {
         checkpoints: vec![straight.run_dir.clone()],
         data: f.data.clone(),

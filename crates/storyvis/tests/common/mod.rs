@@ -31,3 +31,19 @@ pub fn tensors(path: &Path) -> Vec<(String, Tensor)> {
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
+
+/// A small attribute classifier trained for `steps` iterations on `data`, written to `out`.
+pub fn tiny_classifier(data: &Path, out: &Path, steps: usize) {
+    let req = storyvis::classifier::ClassifierRequest {
+        data: data.to_path_buf(),
+        out: out.to_path_buf(),
+        steps,
+        batch: 8,
+        lr: 1e-3,
+        seed: 0,
+        device: tch::Device::Cpu,
+        force: false,
+        widths: vec![8, 8, 16, 16],
+    };
+    storyvis::classifier::train_classifier(&req, &|_, _, _| {}).unwrap();
+}

@@ -61,16 +61,10 @@ impl Loaded {
     }
 
     /// A caption's embedding [1, dim] (words outside a word encoder's vocabulary read as
-    /// unknown: `unknown_words` lists them).
+    /// unknown: `TextEncoder::unknown_words` lists them).
     pub fn embed(&self, caption: &str) -> Result<Tensor> {
         check_caption(caption)?;
         self.joint.text.embed(&[caption])
-    }
-
-    /// Words of `caption` the text encoder does not know (a word encoder's vocabulary; the
-    /// char-CNN-RNN reads any word).
-    pub fn unknown_words(&self, caption: &str) -> Vec<String> {
-        self.joint.text.vocab.as_ref().map(|v| v.encode(caption).unknown).unwrap_or_default()
     }
 
     /// The noise of `seed` [1, noise_dim].

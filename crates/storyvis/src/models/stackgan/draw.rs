@@ -65,11 +65,6 @@ impl Loaded {
         self.gens.noise(1, self.device)
     }
 
-    /// Words of `caption` the text encoder does not know.
-    pub fn unknown_words(&self, caption: &str) -> Vec<String> {
-        self.joint.text.vocab.as_ref().map(|v| v.encode(caption).unknown).unwrap_or_default()
-    }
-
     /// A variant name for evaluation tables: the stage, and SDGAN's switches.
     pub fn variant(&self) -> String {
         let mut v = format!("{} stage {}", self.family, self.cfg.stage);
