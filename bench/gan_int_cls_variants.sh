@@ -13,14 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=3000 preset=gan-int-cls-small data=data/clevr-captions-10k items=1000 seeds=1
-while [ $# -gt 0 ]; do
-    case $1 in
-        --steps) steps=$2 ;; --preset) preset=$2 ;; --data) data=$2 ;;
-        --items) items=$2 ;; --seeds) seeds=$2 ;;
-        *) echo "unknown option $1" >&2; exit 2 ;;
-    esac
-    shift 2
-done
+. bench/variants.sh
+variant_options "$@"
 bin=target/release/storyvis
 [ -x $bin ] || { echo "build first: scripts/setup --no-run" >&2; exit 1; }
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} OMP_NUM_THREADS=1
@@ -49,7 +43,7 @@ for v in gan gan-cls gan-int gan-int-cls; do
     cp "runs/gan-int-cls/$v-interpolate/interpolate-seed0000.png" docs/gan-int-cls/$v-interpolate.png
 done
 cp runs/gan-int-cls/eval/eval.md docs/gan-int-cls/eval.md
-machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
+machine=$(machine_description)
 {
     echo
     echo "Made by \`bench/gan_int_cls_variants.sh --steps $steps --preset $preset --data $data --items $items --seeds $seeds\`"
