@@ -112,6 +112,16 @@ pub struct CaptionBatch {
 }
 
 impl EmbeddedCaptions {
+    /// The run's `shape` record of a family conditioned on these embeddings: their width.
+    pub fn shape(&self) -> serde_json::Value {
+        serde_json::json!({ "embed_dim": self.embeddings.size()[1] })
+    }
+
+    /// The run's `data_summary` record: `images` training images and their captions.
+    pub fn data_summary(&self, images: usize) -> serde_json::Value {
+        serde_json::json!({ "train_images": images, "train_captions": self.embeddings.size()[0] })
+    }
+
     /// `train`'s captions through `enc` (an error names an image whose caption it cannot read).
     pub fn new(train: &CaptionData, enc: &crate::joint::Joint, ds: &Dataset) -> Result<EmbeddedCaptions> {
         let (texts, owner) = train.flat_captions();

@@ -263,11 +263,11 @@ impl Family for GanIntCls {
     }
 
     fn shape(&self) -> serde_json::Value {
-        serde_json::json!({ "embed_dim": self.captions.embeddings.size()[1] })
+        self.captions.shape()
     }
 
     fn data_summary(&self) -> serde_json::Value {
-        serde_json::json!({ "train_images": self.n, "train_captions": self.captions.embeddings.size()[0] })
+        self.captions.data_summary(self.n)
     }
 
     fn averaged(&self) -> Vec<&'static str> {
