@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{run, tensors, tiny_classifier, turn};
+use common::{run, tensors, tiny_classifier, tiny_text_encoder, turn};
 use std::path::{Path, PathBuf};
 use storyvis::config::Config;
-use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge};
+use storyvis::joint::EncoderKind;
 use storyvis::models::stackgan::draw;
 use storyvis::train::Start;
 use storyvis_data::clevr::captions::{generate_captions, CaptionOptions};
@@ -26,22 +26,7 @@ fn fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let root = tempfile::tempdir().unwrap();
     let data = captions(root.path(), "captions", 128, 3);
     let encoder = root.path().join("encoder");
-    let req = EncoderRequest {
-        data: data.clone(),
-        out: encoder.clone(),
-        kind: EncoderKind::Word,
-        dim: 16,
-        max_chars: 201,
-        word_dim: 8,
-        steps: 3,
-        batch: 8,
-        lr: 1e-3,
-        seed: 0,
-        hinge: Hinge::Max,
-        device: Device::Cpu,
-        force: false,
-    };
-    train_text_encoder(&req, &|_, _, _| {}).unwrap();
+    tiny_text_encoder(&data, &encoder, EncoderKind::Word, 3);
     (root, data, encoder)
 }
 

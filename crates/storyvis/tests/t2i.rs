@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{run, tensors, tiny_classifier, turn};
+use common::{run, tensors, tiny_classifier, tiny_text_encoder, turn};
 use std::path::PathBuf;
 use storyvis::config::Config;
-use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge};
+use storyvis::joint::EncoderKind;
 use storyvis::models::gan_int_cls::draw;
 use storyvis::train::Start;
 use storyvis_data::clevr::captions::{generate_captions, CaptionOptions};
@@ -24,22 +24,7 @@ fn fixture(kind: EncoderKind) -> Fixture {
     let data = root.path().join("captions");
     generate_captions(&CaptionOptions { images: 24, seed: 2, supersample: 1, split: 0.75, ..CaptionOptions::default() }, &data, false, &|| {}).unwrap();
     let encoder = root.path().join("encoder");
-    let req = EncoderRequest {
-        data: data.clone(),
-        out: encoder.clone(),
-        kind,
-        dim: 16,
-        max_chars: 201,
-        word_dim: 8,
-        steps: 4,
-        batch: 8,
-        lr: 1e-3,
-        seed: 0,
-        hinge: Hinge::Max,
-        device: Device::Cpu,
-        force: false,
-    };
-    let m = train_text_encoder(&req, &|_, _, _| {}).unwrap();
+    let m = tiny_text_encoder(&data, &encoder, kind, 4);
     assert!((0.0..=1.0).contains(&m.held_out_r_precision));
     Fixture { root, data, encoder }
 }

@@ -47,3 +47,24 @@ pub fn tiny_classifier(data: &Path, out: &Path, steps: usize) {
     };
     storyvis::classifier::train_classifier(&req, &|_, _, _| {}).unwrap();
 }
+
+/// A joint-embedding text encoder of `kind` trained for `steps` steps on `data` (16-wide
+/// embeddings, 8-wide words), saved at `out`.
+pub fn tiny_text_encoder(data: &Path, out: &Path, kind: storyvis::joint::EncoderKind, steps: usize) -> storyvis::joint::EncoderManifest {
+    let req = storyvis::joint::EncoderRequest {
+        data: data.to_path_buf(),
+        out: out.to_path_buf(),
+        kind,
+        dim: 16,
+        max_chars: 201,
+        word_dim: 8,
+        steps,
+        batch: 8,
+        lr: 1e-3,
+        seed: 0,
+        hinge: storyvis::joint::Hinge::Max,
+        device: tch::Device::Cpu,
+        force: false,
+    };
+    storyvis::joint::train_text_encoder(&req, &|_, _, _| {}).unwrap()
+}
