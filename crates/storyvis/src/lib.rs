@@ -15,6 +15,7 @@ pub mod eval;
 pub mod family;
 pub mod joint;
 pub mod loss;
+pub mod minilm;
 pub mod models;
 pub mod nn;
 pub mod optim;
