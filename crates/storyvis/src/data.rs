@@ -148,6 +148,11 @@ impl StoryData {
                 let v: Vec<f32> = stories.iter().flat_map(|s| s.frames.iter().flat_map(|f| f.vector.iter().copied())).collect();
                 Tensor::from_slice(&v).view([n, t as i64, -1])
             }
+            TextInput::Minilm => {
+                let flat: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
+                let corpus = ds.stories.iter().flat_map(|s| s.frames.iter().map(|f| f.sentence.as_str()));
+                crate::minilm::dataset_embeddings(&ds.dir, corpus, &flat)?.view([n, t as i64, crate::minilm::DIM])
+            }
         };
         let added: Vec<f32> = stories
             .iter()
@@ -188,6 +193,11 @@ impl StoryData {
                 Tensor::from_slice(&ids).view([nn, t, WORDS as i64])
             }
             TextInput::Vector => Tensor::from_slice(&bits(&mut rng, n * cfg.frames * shape.vector_len as usize)).view([nn, t, shape.vector_len]),
+            TextInput::Minilm => {
+                let v: Vec<f32> = (0..n * cfg.frames * crate::minilm::DIM as usize).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+                let v = Tensor::from_slice(&v).view([nn, t, crate::minilm::DIM]);
+                &v / v.norm_scalaropt_dim(2, [-1], true)
+            }
         };
         let labels = bits(&mut rng, n * cfg.frames * shape.labels as usize);
         let added = bits(&mut rng, n * cfg.frames * LABEL_LEN);
@@ -229,7 +239,7 @@ impl StoryData {
             images: to_unit(&self.images.index_select(0, &idx).to_device(device)),
             text: match self.text_mode {
                 TextInput::Sentence => TextBatch::Ids(text),
-                TextInput::Vector => TextBatch::Vectors(text),
+                TextInput::Vector | TextInput::Minilm => TextBatch::Vectors(text),
             },
             labels: self.labels.index_select(0, &idx).to_device(device),
             added: self.added.index_select(0, &idx).to_device(device),

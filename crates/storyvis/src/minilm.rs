@@ -45,11 +45,7 @@ pub fn default_dir() -> PathBuf {
     if let Some(d) = std::env::var_os(DIR_VAR).filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    let cache = std::env::var_os("STORYVIS_CACHE")
-        .filter(|c| !c.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/storyvis"));
-    cache.join("minilm").join(format!("{PACKAGE}-{PACKAGE_VERSION}"))
+    cache_root().join("minilm").join(format!("{PACKAGE}-{PACKAGE_VERSION}"))
 }
 
 /// The BERT hyper-parameters the encoder is built from (`config.json`, Hugging Face's names).
@@ -318,4 +314,80 @@ fn load_named(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
         tch::no_grad(|| dst.copy_(&src.to_kind(Kind::Float)));
     }
     Ok(())
+}
+
+/// The storyvis cache (`${STORYVIS_CACHE:-~/.cache/storyvis}`).
+fn cache_root() -> PathBuf {
+    std::env::var_os("STORYVIS_CACHE")
+        .filter(|c| !c.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/storyvis"))
+}
+
+/// Writes `table` as a safetensors file at `path` atomically (temp + fsync + rename).
+fn write_table(path: &Path, table: &Tensor) -> Result<()> {
+    storyvis_data::atomic::create_dir_all(path.parent().context("no parent")?)?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let result = Tensor::write_safetensors(&[("embeddings", table)], &tmp)
+        .map_err(anyhow::Error::from)
+        .and_then(|_| std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(anyhow::Error::from))
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(anyhow::Error::from));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A cached table [U, DIM] at `path`, when it is one.
+fn read_table(path: &Path, rows: usize) -> Option<Tensor> {
+    let t = Tensor::read_safetensors(path).ok()?.into_iter().find(|(n, _)| n == "embeddings")?.1;
+    (t.size() == [rows as i64, DIM] && t.kind() == Kind::Float).then_some(t)
+}
+
+/// The MiniLM embeddings [N, DIM] of `wanted` (in order; each must be one of `corpus`), from
+/// a table of all of `corpus`'s distinct sentences computed once and cached beside the dataset
+/// at `dir` (`minilm-KEY.safetensors`, KEY a digest of the sentences and the package version),
+/// or in the storyvis cache where `dir` cannot be written. Loads the encoder only to make the
+/// table.
+pub fn dataset_embeddings<'a>(dir: &Path, corpus: impl Iterator<Item = &'a str>, wanted: &[&str]) -> Result<Tensor> {
+    cached_embeddings(dir, corpus, wanted, |unique| MiniLm::load_default(Device::Cpu)?.embed(unique))
+}
+
+/// `dataset_embeddings` with the table made by `make` (all distinct sentences, sorted →
+/// [U, DIM]) where no cached one fits.
+pub fn cached_embeddings<'a>(
+    dir: &Path,
+    corpus: impl Iterator<Item = &'a str>,
+    wanted: &[&str],
+    make: impl FnOnce(&[&str]) -> Result<Tensor>,
+) -> Result<Tensor> {
+    use sha2::{Digest, Sha256};
+    let mut unique: Vec<&str> = corpus.collect();
+    unique.sort_unstable();
+    unique.dedup();
+    let mut h = Sha256::new();
+    h.update(format!("{PACKAGE} {PACKAGE_VERSION}\n"));
+    for s in &unique {
+        h.update(s.as_bytes());
+        h.update(b"\n");
+    }
+    let key: String = h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let file = format!("minilm-{key}.safetensors");
+    let places = [dir.join(&file), cache_root().join("embeddings").join(&file)];
+    let table = match places.iter().find_map(|p| read_table(p, unique.len())) {
+        Some(t) => t,
+        None => {
+            eprintln!("embedding {} distinct sentences of {} with all-MiniLM-L6-v2 (once; cached)", unique.len(), dir.display());
+            let t = make(&unique)?;
+            ensure!(t.size() == [unique.len() as i64, DIM], "the sentence table has shape {:?}, expected [{}, {DIM}]", t.size(), unique.len());
+            if let Err(e) = write_table(&places[0], &t) {
+                eprintln!("warning: {e:#}; caching in {} instead", places[1].display());
+                write_table(&places[1], &t)?;
+            }
+            t
+        }
+    };
+    let index: std::collections::HashMap<&str, i64> = unique.iter().enumerate().map(|(i, s)| (*s, i as i64)).collect();
+    let rows = wanted.iter().map(|w| index.get(w).copied().with_context(|| format!("sentence {w:?} is not in the table"))).collect::<Result<Vec<i64>>>()?;
+    Ok(table.index_select(0, &Tensor::from_slice(&rows)))
 }

@@ -50,6 +50,8 @@ pub struct Loaded {
     g: Generator,
     _vs: VarStore,
     device: Device,
+    /// `text = "minilm"`: the sentence encoder.
+    minilm: Option<crate::minilm::MiniLm>,
 }
 
 /// Loads a StoryGAN checkpoint to draw with its moving average where it has one.
@@ -69,7 +71,8 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
     let g = Generator::new(vs.root(), &cfg, s.vocab, s.vector_len, s.labels);
     let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
     checkpoint::load_store(&mut vs, &file)?;
-    Ok(Loaded { cfg, vocab, checkpoint: dir, step: manifest.step, averaged, g, _vs: vs, device })
+    let minilm = (cfg.text == TextInput::Minilm).then(|| crate::minilm::MiniLm::load_default(Device::Cpu)).transpose()?;
+    Ok(Loaded { cfg, vocab, checkpoint: dir, step: manifest.step, averaged, g, _vs: vs, device, minilm })
 }
 
 impl Loaded {
@@ -99,8 +102,8 @@ pub struct Prepared {
 
 pub fn prepare(model: &Loaded, text: &str, fit: Fit, strict_vocab: bool) -> Result<Prepared> {
     ensure!(
-        model.cfg.text == TextInput::Sentence,
-        "this checkpoint was trained on attribute vectors, not sentences; typed stories need a model with text = \"sentence\""
+        model.cfg.text != TextInput::Vector,
+        "this checkpoint was trained on attribute vectors, not sentences; typed stories need a model with text = \"sentence\" or \"minilm\""
     );
     ensure!(text.len() <= MAX_STORY_BYTES, "the story is {} bytes long; at most {MAX_STORY_BYTES} are allowed", text.len());
     let mut sentences = split_sentences(text);
@@ -131,7 +134,8 @@ pub fn prepare(model: &Loaded, text: &str, fit: Fit, strict_vocab: bool) -> Resu
         }
     }
     let mut unknown = Vec::new();
-    for (i, s) in sentences.iter().enumerate() {
+    // MiniLM's WordPiece vocabulary spells any word; only the learned encoder has unknown words.
+    for (i, s) in sentences.iter().enumerate().filter(|_| model.cfg.text == TextInput::Sentence) {
         let e = model.vocab.encode(s);
         ensure!(e.unknown.len() < e.ids.len(), "sentence {} ({:?}) has no word the model knows", i + 1, excerpt(s, 60));
         for w in e.unknown {
@@ -209,9 +213,14 @@ pub fn parse_seeds(spec: &str) -> Result<Vec<u64>> {
 pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, format: Format) -> Result<Vec<PathBuf>> {
     let refs: Vec<&str> = story.sentences.iter().map(String::as_str).collect();
     let t = refs.len() as i64;
-    let ids = model.vocab.batch(&refs)?;
-    let l = ids.size()[1];
-    let text = TextBatch::Ids(ids.view([1, t, l]).to_device(model.device));
+    let text = match &model.minilm {
+        Some(m) => TextBatch::Vectors(m.embed(&refs)?.view([1, t, crate::minilm::DIM]).to_device(model.device)),
+        None => {
+            let ids = model.vocab.batch(&refs)?;
+            let l = ids.size()[1];
+            TextBatch::Ids(ids.view([1, t, l]).to_device(model.device))
+        }
+    };
     storyvis_data::atomic::create_dir_all(out)?;
     let mut written = Vec::new();
     for &seed in seeds {

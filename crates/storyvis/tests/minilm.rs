@@ -116,3 +116,79 @@ fn a_missing_or_damaged_file_is_an_error_naming_it() {
     let e = format!("{:#}", MiniLm::load(&damaged, Device::Cpu).unwrap_err());
     assert!(e.contains("tokenizer.json") && e.contains("damaged"), "{e}");
 }
+
+#[test]
+fn a_dataset_table_is_made_once_cached_beside_it_and_remade_when_damaged() {
+    use std::cell::Cell;
+    use storyvis::minilm::cached_embeddings;
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = ["b cube.", "a sphere.", "b cube.", "c cylinder."];
+    let made = Cell::new(0);
+    // Row i of the table: the value i everywhere (the distinct sentences sorted).
+    let make = |unique: &[&str]| {
+        made.set(made.get() + 1);
+        assert_eq!(unique, ["a sphere.", "b cube.", "c cylinder."]);
+        Ok(Tensor::arange(unique.len() as i64, (Kind::Float, Device::Cpu)).unsqueeze(1).repeat([1, DIM]))
+    };
+    let wanted = ["c cylinder.", "a sphere.", "c cylinder."];
+    let firsts = |t: &Tensor| Vec::<f32>::try_from(t.select(1, 0)).unwrap();
+    let t = cached_embeddings(dir.path(), corpus.into_iter(), &wanted, make).unwrap();
+    assert_eq!(firsts(&t), [2.0, 0.0, 2.0]);
+    assert_eq!(made.get(), 1);
+    let cached: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(cached.len() == 1 && cached[0].starts_with("minilm-") && cached[0].ends_with(".safetensors"), "{cached:?}");
+    // Again: read from the cache.
+    let t = cached_embeddings(dir.path(), corpus.into_iter(), &["b cube."], make).unwrap();
+    assert_eq!((firsts(&t), made.get()), (vec![1.0], 1));
+    // A damaged cache file is made again.
+    std::fs::write(dir.path().join(&cached[0]), b"not safetensors").unwrap();
+    let t = cached_embeddings(dir.path(), corpus.into_iter(), &["b cube."], make).unwrap();
+    assert_eq!((firsts(&t), made.get()), (vec![1.0], 2));
+    // Another corpus is another table; a sentence outside the corpus is an error.
+    let other = ["a sphere.", "b cube.", "c cylinder.", "d."];
+    let e = cached_embeddings(dir.path(), other.into_iter(), &["e."], |u: &[&str]| Ok(Tensor::zeros([u.len() as i64, DIM], (Kind::Float, Device::Cpu))))
+        .unwrap_err();
+    assert!(e.to_string().contains("\"e.\""), "{e}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn storygan_trains_on_minilm_sentences_and_draws_words_it_never_saw() {
+    use std::sync::atomic::AtomicBool;
+    use storyvis::config::Config;
+    use storyvis::precision::Runtime;
+    use storyvis::sample;
+    use storyvis::train::{train, Start, TrainRequest};
+    use storyvis_data::clevr::{generate, GenerateOptions};
+    let m = model();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    generate(&GenerateOptions { stories: 8, seed: 3, split: 0.75, supersample: 1, ..GenerateOptions::default() }, &data, false, &|| {}).unwrap();
+    let sets: Vec<String> = ["text=minilm", "max_steps=2", "checkpoint_every=2", "sample_every=1000", "log_every=1"].iter().map(|s| s.to_string()).collect();
+    let config = Config::resolve("storygan-tiny", None, &sets).unwrap();
+    let stop = AtomicBool::new(false);
+    let req = TrainRequest { config, overrides: sets, data: data.clone(), start: Start::Fresh { runs: root.path().join("runs") }, runtime: Runtime::cpu() };
+    let out = train(req, &|_, _, _| {}, &stop).unwrap();
+    assert_eq!(out.steps, 2);
+
+    // The table beside the dataset holds every sentence's embedding, as the encoder gives it.
+    let ds = storyvis_data::dataset::Dataset::open(&data).unwrap();
+    let table = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("minilm-")).unwrap();
+    let sentences: Vec<&str> = ds.stories[0].frames.iter().map(|f| f.sentence.as_str()).collect();
+    let corpus = ds.stories.iter().flat_map(|s| s.frames.iter().map(|f| f.sentence.as_str()));
+    let from_table = storyvis::minilm::dataset_embeddings(&data, corpus, &sentences).unwrap();
+    assert!(table.is_file());
+    let direct = m.embed(&sentences).unwrap();
+    assert!((from_table - direct).abs().max().double_value(&[]) < 1e-5);
+
+    // A typed story in words outside the training vocabulary: none is unknown to MiniLM.
+    let loaded = sample::load(&out.checkpoint, Device::Cpu).unwrap();
+    assert!(loaded.vocab.encode("a big purple shiny ball").unknown.len() >= 3);
+    let t = loaded.cfg.frames;
+    let story = vec!["a big purple shiny ball."; t].join(" ");
+    let prepared = sample::prepare(&loaded, &story, sample::Fit::Exact, true).unwrap();
+    assert!(prepared.unknown.is_empty());
+    let files = sample::generate(&loaded, &prepared, &[0], &root.path().join("out"), sample::Format::Strip).unwrap();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].is_file());
+}

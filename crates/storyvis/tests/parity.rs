@@ -27,7 +27,7 @@ fn batch(inputs: &HashMap<String, Tensor>, prefix: &str, text: TextInput) -> Bat
         images: get("images"),
         text: match text {
             TextInput::Sentence => TextBatch::Ids(get("text")),
-            TextInput::Vector => TextBatch::Vectors(get("text")),
+            TextInput::Vector | TextInput::Minilm => TextBatch::Vectors(get("text")),
         },
         labels: get("labels"),
         added: get("added"),

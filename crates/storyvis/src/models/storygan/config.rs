@@ -88,6 +88,9 @@ pub enum TextInput {
     Sentence,
     /// The paper's 75-number attribute vectors.
     Vector,
+    /// English sentences through the pretrained all-MiniLM-L6-v2 (`minilm`), frozen: each
+    /// sentence a unit vector of 384.
+    Minilm,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -187,6 +187,7 @@ impl Generator {
         let (sentence, text_dim) = match cfg.text {
             TextInput::Sentence => (Some(SentenceEncoder::new(&p / "sentence", vocab, cfg.word_dim, cfg.sentence_dim)), cfg.sentence_dim),
             TextInput::Vector => (None, vector_len),
+            TextInput::Minilm => (None, crate::minilm::DIM),
         };
         let text_labels = (cfg.text == TextInput::Sentence && cfg.text_aux_weight > 0.0).then(|| linear(&p / "text_labels", text_dim, labels, true));
         let (t, nz, ci, cs) = (cfg.frames as i64, cfg.noise_dim, cfg.context_dim, cfg.story_dim);

@@ -128,6 +128,7 @@ mod tests {
             let text = match cfg.text {
                 TextInput::Sentence => TextBatch::Ids(Tensor::randint_low(2, 20, [b, t, 6], (Kind::Int64, Device::Cpu))),
                 TextInput::Vector => TextBatch::Vectors(Tensor::rand([b, t, 75], (Kind::Float, Device::Cpu))),
+                TextInput::Minilm => TextBatch::Vectors(Tensor::rand([b, t, crate::minilm::DIM], (Kind::Float, Device::Cpu))),
             };
             let s = m.g.encode_text(&text);
             let ctx = m.g.context(&s, true);
