@@ -63,6 +63,11 @@ pub struct ClevrSvArgs {
     /// then squashed to the frame, as the real frames were.
     #[arg(long, default_value_t = 1, conflicts_with = "import")]
     supersample: u32,
+    /// Wording of the sentences: `paraphrase` renders the same scenes (the same images for the
+    /// same seed) with sentences in words the standard templates never use ("a big red shiny
+    /// ball" for "a large red metal sphere"), to test models on words they never trained on.
+    #[arg(long, value_enum, default_value_t = PhrasingArg::Standard, conflicts_with = "import")]
+    phrasing: PhrasingArg,
     /// Import the original CLEVR-SV layout from this directory instead of rendering.
     #[arg(long, value_name = "DIR")]
     import: Option<PathBuf>,
@@ -73,6 +78,12 @@ pub struct ClevrSvArgs {
     /// stories, e.g. frames without a CLEVR_dict.npy entry, are skipped and reported).
     #[arg(long)]
     strict: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PhrasingArg {
+    Standard,
+    Paraphrase,
 }
 
 fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
@@ -103,6 +114,10 @@ fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
         size: a.size,
         split: a.split,
         supersample: a.supersample,
+        phrasing: match a.phrasing {
+            PhrasingArg::Standard => clevr::sentence::Phrasing::Standard,
+            PhrasingArg::Paraphrase => clevr::sentence::Phrasing::Paraphrase,
+        },
         ..GenerateOptions::default()
     };
     opts.validate()?;
@@ -111,11 +126,12 @@ fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
     progress.finish();
     result?;
     println!(
-        "rendered {} CLEVR-SV stories ({}×{}, seed {}) into {} in {:.1}s",
+        "rendered {} CLEVR-SV stories ({}×{}, seed {}{}) into {} in {:.1}s",
         opts.stories,
         opts.size,
         opts.size,
         opts.seed,
+        if a.phrasing == PhrasingArg::Paraphrase { ", paraphrased sentences" } else { "" },
         a.out.display(),
         start.elapsed().as_secs_f64()
     );

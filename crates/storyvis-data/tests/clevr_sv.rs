@@ -51,6 +51,33 @@ fn same_seed_gives_identical_bytes_whatever_the_thread_count() {
 }
 
 #[test]
+fn a_paraphrased_set_has_the_same_scenes_and_other_sentences() {
+    use storyvis_data::clevr::sentence::Phrasing;
+    let root = tempfile::tempdir().unwrap();
+    let (std_dir, para_dir) = (root.path().join("standard"), root.path().join("paraphrase"));
+    generate(&small(6, 5), &std_dir, false, &|| {}).unwrap();
+    generate(&GenerateOptions { phrasing: Phrasing::Paraphrase, ..small(6, 5) }, &para_dir, false, &|| {}).unwrap();
+    let (ts, tp) = (tree(&std_dir), tree(&para_dir));
+    // Every image byte for byte; the manifests differ.
+    assert_eq!(ts.len(), tp.len());
+    for (name, bytes) in &ts {
+        if name != "manifest.jsonl" {
+            assert!(tp[name] == *bytes, "{name} differs");
+        }
+    }
+    let (a, b) = (Dataset::open(&std_dir).unwrap(), Dataset::open(&para_dir).unwrap());
+    assert_eq!(b.header.source["phrasing"], "paraphrase");
+    assert!(a.header.source.get("phrasing").is_none());
+    for (sa, sb) in a.stories.iter().zip(&b.stories) {
+        assert_eq!((&sa.id, sa.split), (&sb.id, sb.split));
+        for (fa, fb) in sa.frames.iter().zip(&sb.frames) {
+            assert_eq!((&fa.image, &fa.vector, &fa.label), (&fb.image, &fb.vector, &fb.label));
+            assert_ne!(fa.sentence, fb.sentence);
+        }
+    }
+}
+
+#[test]
 fn generated_dataset_reads_back_consistently() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("ds");

@@ -31,11 +31,22 @@ pub struct GenerateOptions {
     pub placement: Placement,
     /// Each object must stay visible on at least this fraction of the final frame's pixels.
     pub min_visible_fraction: f64,
+    /// How the sentences are worded (the scenes and images do not depend on it).
+    pub phrasing: sentence::Phrasing,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { stories: 1000, seed: 0, size: 64, split: 0.9, supersample: 1, placement: Placement::default(), min_visible_fraction: 0.002 }
+        GenerateOptions {
+            stories: 1000,
+            seed: 0,
+            size: 64,
+            split: 0.9,
+            supersample: 1,
+            placement: Placement::default(),
+            min_visible_fraction: 0.002,
+            phrasing: Default::default(),
+        }
     }
 }
 
@@ -110,7 +121,7 @@ fn make_story(opts: &GenerateOptions, index: usize, out: &DatasetWriter) -> Resu
             image,
             vector: vector.to_vec(),
             label: label_of(&vector).to_vec(),
-            sentence: sentence::caption(&story.objects, t, &story.camera, &mut rng).text,
+            sentence: sentence::caption_in(opts.phrasing, &story.objects, t, &story.camera, &mut rng).text,
             captions: Vec::new(),
         });
     }
@@ -130,12 +141,16 @@ pub fn generate(opts: &GenerateOptions, out: &Path, force: bool, tick: &(dyn Fn(
             r
         })
         .collect::<Result<_>>()?;
-    let source = serde_json::json!({
+    let mut source = serde_json::json!({
         "generator": "storyvis clevr-sv renderer",
         "seed": opts.seed,
         "split": opts.split,
         "supersample": opts.supersample,
         "min_visible_pixels": opts.min_visible_pixels(),
     });
+    if opts.phrasing == sentence::Phrasing::Paraphrase {
+        // Recorded only when not the standard wording, so standard manifests stay as they were.
+        source["phrasing"] = "paraphrase".into();
+    }
     writer.finish(&header(source, opts.stories, opts.size), &stories)
 }

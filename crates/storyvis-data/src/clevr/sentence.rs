@@ -5,8 +5,13 @@
 //! frame, to the scene). Relations are CLEVR's four, measured on the camera's ground axes.
 //! Wording varies between a few templates; attribute words are always the canonical ones
 //! (SHAPES, COLORS, ...) so every sentence is parseable back into attributes.
+//!
+//! `Phrasing::Paraphrase` words the same sentences (the same random draws: template, anchor,
+//! relation) in words the standard templates never use, for testing whether a model
+//! understands words it never trained on: "a big red shiny ball" for "a large red metal
+//! sphere", other relation and region phrases, other templates. Colours keep their names.
 
-use super::scene::{Camera, Object};
+use super::scene::{Camera, Object, COLORS};
 use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +45,43 @@ impl Relation {
     }
 }
 
+/// How sentences are worded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Phrasing {
+    /// The training templates and CLEVR's attribute words.
+    #[default]
+    Standard,
+    /// The same sentences in other words (see the module header).
+    Paraphrase,
+}
+
+/// Paraphrase words for SIZES, MATERIALS and SHAPES, index for index.
+pub const PARAPHRASE_SIZES: [&str; 2] = ["big", "tiny"];
+pub const PARAPHRASE_MATERIALS: [&str; 2] = ["matte", "shiny"];
+pub const PARAPHRASE_SHAPES: [&str; 3] = ["block", "ball", "tube"];
+
+impl Phrasing {
+    /// "large red metal sphere" or "big red shiny ball".
+    pub fn noun_phrase(self, o: &Object) -> String {
+        match self {
+            Phrasing::Standard => o.noun_phrase(),
+            Phrasing::Paraphrase => {
+                format!("{} {} {} {}", PARAPHRASE_SIZES[o.size], COLORS[o.color], PARAPHRASE_MATERIALS[o.material], PARAPHRASE_SHAPES[o.shape])
+            }
+        }
+    }
+
+    pub fn relation(self, r: Relation) -> &'static str {
+        match (self, r) {
+            (Phrasing::Standard, r) => r.phrase(),
+            (Phrasing::Paraphrase, Relation::LeftOf) => "on the left side of",
+            (Phrasing::Paraphrase, Relation::RightOf) => "on the right side of",
+            (Phrasing::Paraphrase, Relation::Behind) => "farther back than",
+            (Phrasing::Paraphrase, Relation::InFrontOf) => "closer to us than",
+        }
+    }
+}
+
 /// A generated sentence and what it asserts, so that tests (and callers) can check it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Caption {
@@ -50,7 +92,7 @@ pub struct Caption {
 }
 
 /// Where a lone object stands in the view: "at the back on the left of the scene".
-fn scene_region(o: &Object, camera: &Camera) -> &'static str {
+fn scene_region(o: &Object, camera: &Camera, phrasing: Phrasing) -> &'static str {
     let (r, b) = camera.to_view(o.x, o.y);
     let lateral = if r < -1.0 {
         0
@@ -72,19 +114,36 @@ fn scene_region(o: &Object, camera: &Camera) -> &'static str {
         ["on the left of the scene", "in the middle of the scene", "on the right of the scene"],
         ["at the back left of the scene", "at the back of the scene", "at the back right of the scene"],
     ];
-    REGIONS[depth][lateral]
+    const PARAPHRASED: [[&str; 3]; 3] = [
+        ["in the near left corner", "close to us in the centre", "in the near right corner"],
+        ["on the left side of the picture", "in the centre of the picture", "on the right side of the picture"],
+        ["in the far left corner", "far away in the centre", "in the far right corner"],
+    ];
+    match phrasing {
+        Phrasing::Standard => REGIONS[depth][lateral],
+        Phrasing::Paraphrase => PARAPHRASED[depth][lateral],
+    }
 }
 
 /// The sentence for frame `t` (0-based) of a story whose objects appear in order.
 pub fn caption(objects: &[Object], t: usize, camera: &Camera, rng: &mut Rng) -> Caption {
+    caption_in(Phrasing::Standard, objects, t, camera, rng)
+}
+
+/// `caption` worded by `phrasing` (the same random draws whatever the phrasing).
+pub fn caption_in(phrasing: Phrasing, objects: &[Object], t: usize, camera: &Camera, rng: &mut Rng) -> Caption {
     let new = &objects[t];
-    let a = format!("a {}", new.noun_phrase());
+    let a = format!("a {}", phrasing.noun_phrase(new));
+    let standard = phrasing == Phrasing::Standard;
     if t == 0 {
-        let region = scene_region(new, camera);
-        let text = match rng.below(3) {
-            0 => format!("there is {a} {region}."),
-            1 => format!("{a} stands {region}."),
-            _ => format!("the story begins with {a} {region}."),
+        let region = scene_region(new, camera, phrasing);
+        let text = match (rng.below(3), standard) {
+            (0, true) => format!("there is {a} {region}."),
+            (1, true) => format!("{a} stands {region}."),
+            (_, true) => format!("the story begins with {a} {region}."),
+            (0, false) => format!("we see {a} {region}."),
+            (1, false) => format!("{a} sits {region}."),
+            (_, false) => format!("the tale opens with {a} {region}."),
         };
         return Caption { text, anchor: None, relation: None };
     }
@@ -104,15 +163,21 @@ pub fn caption(objects: &[Object], t: usize, camera: &Camera, rng: &mut Rng) -> 
     } else {
         Relation::InFrontOf
     };
-    let rel = relation.phrase();
-    let b = format!("the {}", other.noun_phrase());
-    let text = match rng.below(6) {
-        0 => format!("{a} is {rel} {b}."),
-        1 => format!("there is {a} {rel} {b}."),
-        2 => format!("{a} appears {rel} {b}."),
-        3 => format!("next, {a} is placed {rel} {b}."),
-        4 => format!("{rel} {b} there is now {a}."),
-        _ => format!("someone adds {a} {rel} {b}."),
+    let rel = phrasing.relation(relation);
+    let b = format!("the {}", phrasing.noun_phrase(other));
+    let text = match (rng.below(6), standard) {
+        (0, true) => format!("{a} is {rel} {b}."),
+        (1, true) => format!("there is {a} {rel} {b}."),
+        (2, true) => format!("{a} appears {rel} {b}."),
+        (3, true) => format!("next, {a} is placed {rel} {b}."),
+        (4, true) => format!("{rel} {b} there is now {a}."),
+        (_, true) => format!("someone adds {a} {rel} {b}."),
+        (0, false) => format!("{a} sits {rel} {b}."),
+        (1, false) => format!("we see {a} {rel} {b}."),
+        (2, false) => format!("{a} shows up {rel} {b}."),
+        (3, false) => format!("then {a} gets put {rel} {b}."),
+        (4, false) => format!("{rel} {b} we now find {a}."),
+        (_, false) => format!("somebody drops {a} {rel} {b}."),
     };
     Caption { text, anchor: Some(anchor), relation: Some(relation) }
 }
@@ -157,6 +222,48 @@ mod tests {
             }
         }
         assert!(templates.len() >= 9, "little variety: {templates:?}");
+    }
+
+    #[test]
+    fn paraphrases_draw_alike_and_share_no_attribute_or_template_word_with_the_standard() {
+        let word_set = |texts: &[String]| -> std::collections::HashSet<String> {
+            texts.iter().flat_map(|t| t.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect::<Vec<_>>()).collect()
+        };
+        let (mut standard, mut paraphrased) = (Vec::new(), Vec::new());
+        for i in 0..300 {
+            let s = Story::sample(&mut Rng::for_item(11, i), &Placement::default()).unwrap();
+            let (mut r1, mut r2) = (Rng::for_item(5, i), Rng::for_item(5, i));
+            for t in 0..FRAMES {
+                let c = caption(&s.objects, t, &s.camera, &mut r1);
+                let p = caption_in(Phrasing::Paraphrase, &s.objects, t, &s.camera, &mut r2);
+                // The same draws: the same anchor and relation, and the generators stay in step.
+                assert_eq!((c.anchor, c.relation), (p.anchor, p.relation));
+                let o = &s.objects[t];
+                assert!(p.text.contains(&format!("a {}", Phrasing::Paraphrase.noun_phrase(o))), "{:?}", p.text);
+                if let (Some(k), Some(rel)) = (p.anchor, p.relation) {
+                    assert!(p.text.contains(&format!("the {}", Phrasing::Paraphrase.noun_phrase(&s.objects[k]))), "{:?}", p.text);
+                    assert!(p.text.contains(Phrasing::Paraphrase.relation(rel)));
+                }
+                standard.push(c.text);
+                paraphrased.push(p.text);
+            }
+            assert_eq!(r1.next_u64(), r2.next_u64());
+        }
+        let (sw, pw) = (word_set(&standard), word_set(&paraphrased));
+        // No size, material or shape word of the standard wording, and no content word of its
+        // templates, appears in a paraphrase.
+        for w in SHAPES
+            .iter()
+            .chain(&MATERIALS)
+            .chain(&SIZES)
+            .chain(&["stands", "begins", "story", "scene", "appears", "placed", "adds", "someone", "next", "behind", "front"])
+        {
+            assert!(sw.contains(*w), "{w} is not a standard word");
+            assert!(!pw.contains(*w), "a paraphrase says {w:?}");
+        }
+        for w in PARAPHRASE_SHAPES.iter().chain(&PARAPHRASE_MATERIALS).chain(&PARAPHRASE_SIZES) {
+            assert!(pw.contains(*w) && !sw.contains(*w), "{w}");
+        }
     }
 
     #[test]
