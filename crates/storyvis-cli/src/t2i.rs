@@ -23,12 +23,13 @@ pub struct TextEncoderArgs {
     /// Where the encoder goes (a directory; must be absent unless --force).
     #[arg(long)]
     out: PathBuf,
-    /// char-cnn-rnn (Reed et al. 2016) or word (word embeddings + bidirectional GRU).
+    /// char-cnn-rnn (Reed et al. 2016), word (word embeddings + bidirectional GRU) or minilm
+    /// (the pretrained all-MiniLM-L6-v2, frozen: only the image encoder trains).
     #[arg(long, default_value = "char-cnn-rnn")]
     encoder: EncoderKind,
-    /// Embedding width (1024 in the paper).
-    #[arg(long, default_value_t = 1024)]
-    dim: i64,
+    /// Embedding width (default 1024, the paper's; minilm's is its own 384).
+    #[arg(long)]
+    dim: Option<i64>,
     /// char-CNN-RNN: characters read per caption (201 in the paper).
     #[arg(long, default_value_t = 201)]
     max_chars: usize,
@@ -63,7 +64,7 @@ pub fn train_encoder(a: TextEncoderArgs) -> Result<()> {
         data: a.data,
         out: a.out,
         kind: a.encoder,
-        dim: a.dim,
+        dim: a.dim.unwrap_or(if a.encoder == EncoderKind::Minilm { storyvis::minilm::DIM } else { 1024 }),
         max_chars: a.max_chars,
         word_dim: a.word_dim,
         steps: a.steps,

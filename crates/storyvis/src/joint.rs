@@ -4,10 +4,11 @@
 //! an image encoder φ and a text encoder ψ scored by F(v, t) = φ(v)ᵀψ(t), trained so that each
 //! image scores its own texts above every other image's, and each text its own image.
 //!
-//! Two text encoders: the paper's char-CNN-RNN (characters one-hot, three convolution and
+//! Three text encoders: the paper's char-CNN-RNN (characters one-hot, three convolution and
 //! max-pooling layers, a recurrent layer whose hidden states are averaged, a linear map to the
-//! embedding), and our word-level encoder (`text::SentenceEncoder`: word embeddings and a
-//! bidirectional GRU). The paper's image encoder is a pretrained GoogLeNet; none is available
+//! embedding), our word-level encoder (`text::SentenceEncoder`: word embeddings and a
+//! bidirectional GRU), and the pretrained all-MiniLM-L6-v2 (`minilm`), kept frozen, so that
+//! only the image encoder learns to meet its sentence space. The paper's image encoder is a pretrained GoogLeNet; none is available
 //! here, so ours is a DCGAN-style convolution stack trained jointly from scratch.
 
 use crate::captioned::CaptionData;
@@ -35,6 +36,8 @@ pub enum EncoderKind {
     CharCnnRnn,
     /// Word embeddings and a bidirectional GRU (`text::SentenceEncoder`).
     Word,
+    /// The pretrained all-MiniLM-L6-v2 (`minilm`), frozen: only the image encoder trains.
+    Minilm,
 }
 
 impl std::str::FromStr for EncoderKind {
@@ -43,7 +46,8 @@ impl std::str::FromStr for EncoderKind {
         match s {
             "char-cnn-rnn" => Ok(EncoderKind::CharCnnRnn),
             "word" => Ok(EncoderKind::Word),
-            other => anyhow::bail!("unknown text encoder {other:?} (char-cnn-rnn or word)"),
+            "minilm" => Ok(EncoderKind::Minilm),
+            other => anyhow::bail!("unknown text encoder {other:?} (char-cnn-rnn, word or minilm)"),
         }
     }
 }
@@ -154,6 +158,8 @@ pub struct TextEncoder {
 enum Net {
     Char(CharCnnRnn),
     Word(SentenceEncoder),
+    /// Its weights stay in the cache (`minilm::default_dir`); `TextEncoder::vs` holds none.
+    Minilm(Box<crate::minilm::MiniLm>),
 }
 
 impl TextEncoder {
@@ -173,18 +179,23 @@ impl TextEncoder {
                 let v = vocab.as_ref().map_or(2, Vocab::len);
                 Net::Word(SentenceEncoder::new(vs.root() / "text", v, cfg.word_dim, cfg.dim))
             }
+            EncoderKind::Minilm => {
+                ensure!(cfg.dim == crate::minilm::DIM, "the MiniLM encoder's embeddings are {} wide, not {}", crate::minilm::DIM, cfg.dim);
+                Net::Minilm(Box::new(crate::minilm::MiniLm::load_default(device)?))
+            }
         };
-        ensure!(cfg.kind == EncoderKind::CharCnnRnn || vocab.is_some(), "a word encoder needs a vocabulary");
+        ensure!(cfg.kind != EncoderKind::Word || vocab.is_some(), "a word encoder needs a vocabulary");
         Ok(TextEncoder { cfg, vs, net, vocab })
     }
 
-    /// Texts → inputs of `forward` on `device`: character ids, or word ids (an error if a text
-    /// has too many words).
+    /// Texts → inputs of `forward` on `device`: character ids, word ids (an error if a text
+    /// has too many words), or MiniLM's token ids (0 at padding).
     pub fn inputs(&self, texts: &[&str]) -> Result<Tensor> {
         let t = match (&self.net, &self.vocab) {
             (Net::Char(_), _) => char_ids(texts, self.cfg.max_chars),
             (Net::Word(_), Some(v)) => v.batch(texts)?,
             (Net::Word(_), None) => unreachable!("checked in new"),
+            (Net::Minilm(m), _) => m.ids(texts)?.0,
         };
         Ok(t.to_device(self.vs.device()))
     }
@@ -211,13 +222,15 @@ impl TextEncoder {
         match &self.net {
             Net::Char(c) => c.forward(inputs),
             Net::Word(w) => w.forward(inputs),
+            Net::Minilm(m) => m.encode_ids(inputs),
         }
     }
 
     /// Per-position text features of inputs (from `inputs`), the "word features" attention
     /// reads (SDGAN §3.3, after AttnGAN): [N, T, D] with a mask [N, T] (true where a position
     /// holds text). The word encoder's are its bidirectional GRU's states at each word (D =
-    /// 2·dim); the char-CNN-RNN's its recurrent states, one per ~18 characters (D = 256).
+    /// 2·dim); the char-CNN-RNN's its recurrent states, one per ~18 characters (D = 256);
+    /// MiniLM's its last layer's states at each token (D = 384).
     pub fn word_features(&self, inputs: &Tensor) -> (Tensor, Tensor) {
         match &self.net {
             Net::Char(c) => {
@@ -226,11 +239,12 @@ impl TextEncoder {
                 (s, mask)
             }
             Net::Word(w) => (w.states(inputs), inputs.ne(crate::text::PAD)),
+            Net::Minilm(m) => m.states(inputs),
         }
     }
 
     /// Words of `text` outside a word encoder's vocabulary (read as unknown; the char-CNN-RNN
-    /// reads any word).
+    /// and MiniLM read any word).
     pub fn unknown_words(&self, text: &str) -> Vec<String> {
         self.vocab.as_ref().map(|v| v.encode(text).unknown).unwrap_or_default()
     }
@@ -240,6 +254,7 @@ impl TextEncoder {
         match self.cfg.kind {
             EncoderKind::CharCnnRnn => CNN_WIDTHS[2],
             EncoderKind::Word => 2 * self.cfg.dim,
+            EncoderKind::Minilm => crate::minilm::DIM,
         }
     }
 
@@ -449,6 +464,8 @@ pub fn train_text_encoder(req: &EncoderRequest, on_step: &dyn Fn(usize, usize, f
     }
     let image_vs = nn::VarStore::new(req.device);
     let image = ImageEncoder::new(image_vs.root() / "image", size, req.dim);
+    // MiniLM stays as pretrained: only the image encoder learns to meet its sentence space.
+    let frozen_text = req.kind == EncoderKind::Minilm;
     let mut opt_t = Adam::new(&text.vs, 0.9, 0.999, |_| true);
     let mut opt_i = Adam::new(&image_vs, 0.9, 0.999, |_| true);
     let mut rng = Rng::new(req.seed);
@@ -471,9 +488,14 @@ pub fn train_text_encoder(req: &EncoderRequest, on_step: &dyn Fn(usize, usize, f
         let v = image.forward_t(&train.images_at(&pick, req.device), true);
         let t = text.forward(&text.inputs(&caps)?);
         let loss = joint_embedding_loss(&v.matmul(&t.tr()), req.hinge);
-        let g = Adam::backward(&loss, &[&opt_t, &opt_i]);
-        opt_t.step(&g[0], req.lr);
-        opt_i.step(&g[1], req.lr);
+        if frozen_text {
+            let g = Adam::backward(&loss, &[&opt_i]);
+            opt_i.step(&g[0], req.lr);
+        } else {
+            let g = Adam::backward(&loss, &[&opt_t, &opt_i]);
+            opt_t.step(&g[0], req.lr);
+            opt_i.step(&g[1], req.lr);
+        }
         let l = loss.double_value(&[]);
         ensure!(l.is_finite(), "the joint embedding loss is not finite at step {step} ({l}); try a lower --lr");
         on_step(step, req.steps, l);

@@ -284,15 +284,31 @@ impl MiniLm {
         Ok((Tensor::from_slice(&ids).view(shape), Tensor::from_slice(&mask).view(shape)))
     }
 
+    /// The device the weights are on.
+    pub fn device(&self) -> Device {
+        self.bert.words.ws.device()
+    }
+
+    /// Token ids [N, L] (0, BERT's [PAD], at padding; from `ids`) → the last layer's states
+    /// [N, L, 384] and the mask of real tokens [N, L] (bool).
+    pub fn states(&self, ids: &Tensor) -> (Tensor, Tensor) {
+        let mask = ids.ne(0);
+        (self.bert.forward(ids, &mask), mask)
+    }
+
+    /// Token ids [N, L] → unit-length sentence embeddings [N, 384].
+    pub fn encode_ids(&self, ids: &Tensor) -> Tensor {
+        let (states, mask) = self.states(ids);
+        mean_pool_normalised(&states, &mask)
+    }
+
     /// Sentences → unit-length embeddings [N, 384] on the CPU.
     pub fn embed(&self, texts: &[&str]) -> Result<Tensor> {
-        let device = self.bert.words.ws.device();
+        let device = self.device();
         let mut parts = Vec::new();
         for chunk in texts.chunks(CHUNK) {
-            let (ids, mask) = self.ids(chunk)?;
-            let (ids, mask) = (ids.to_device(device), mask.to_device(device));
-            let e = tch::no_grad(|| mean_pool_normalised(&self.bert.forward(&ids, &mask), &mask));
-            parts.push(e.to_device(Device::Cpu));
+            let ids = self.ids(chunk)?.0.to_device(device);
+            parts.push(tch::no_grad(|| self.encode_ids(&ids)).to_device(Device::Cpu));
         }
         Ok(if parts.is_empty() { Tensor::zeros([0, DIM], (Kind::Float, Device::Cpu)) } else { Tensor::cat(&parts, 0) })
     }

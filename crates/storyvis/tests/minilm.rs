@@ -2,6 +2,8 @@
 //! embedding values and cosine similarities computed by the reference implementation with the
 //! same package's weights; and the clear errors for missing or damaged files.
 
+mod common;
+
 use std::path::Path;
 use storyvis::minilm::{default_dir, mean_pool_normalised, MiniLm, DIM};
 use tch::{Device, Kind, Tensor};
@@ -191,4 +193,47 @@ fn storygan_trains_on_minilm_sentences_and_draws_words_it_never_saw() {
     let files = sample::generate(&loaded, &prepared, &[0], &root.path().join("out"), sample::Format::Strip).unwrap();
     assert_eq!(files.len(), 1);
     assert!(files[0].is_file());
+}
+
+#[test]
+fn sdgan_reads_captions_and_word_features_through_minilm() {
+    use std::sync::atomic::AtomicBool;
+    use storyvis::config::Config;
+    use storyvis::joint::{EncoderKind, Joint};
+    use storyvis::models::stackgan::draw;
+    use storyvis::precision::Runtime;
+    use storyvis::train::{train, Start, TrainRequest};
+    use storyvis_data::clevr::captions::{generate_captions, CaptionOptions};
+    tch::set_num_threads(1);
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("captions");
+    generate_captions(&CaptionOptions { images: 24, seed: 2, supersample: 1, split: 0.75, captions: 3, ..CaptionOptions::default() }, &data, false, &|| {})
+        .unwrap();
+    // The joint embedding with MiniLM: its text side stays as pretrained, the image encoder
+    // learns; the directory holds no MiniLM weights (they stay in the cache).
+    let encoder = root.path().join("encoder");
+    let m = common::tiny_text_encoder(&data, &encoder, EncoderKind::Minilm, 3);
+    assert_eq!((m.config.kind, m.config.dim), (EncoderKind::Minilm, DIM));
+    assert!((0.0..=1.0).contains(&m.held_out_r_precision));
+    let joint = Joint::load(&encoder, Device::Cpu).unwrap();
+    assert!(joint.text.vs.variables().is_empty());
+    assert!(std::fs::metadata(encoder.join("text_encoder.safetensors")).unwrap().len() < 1024);
+    let caption = "a big purple shiny ball.";
+    let direct = model().embed(&[caption]).unwrap();
+    assert!((joint.text.embed(&[caption]).unwrap() - direct).abs().max().double_value(&[]) < 1e-6);
+    assert!(joint.text.unknown_words(caption).is_empty());
+    let (features, mask) = joint.text.word_features(&joint.text.inputs(&[caption, "a cube."]).unwrap());
+    assert_eq!((features.size()[2], joint.text.word_feature_dim()), (DIM, DIM));
+    // [CLS] a cube . [SEP]: 5 real tokens of the longer caption's.
+    assert_eq!(mask.get(1).sum(Kind::Int64).int64_value(&[]), 5);
+
+    // SDGAN (siamese branches, sentence- and word-level SCBN) trains and draws through it.
+    let sets: Vec<String> = vec!["max_steps=2".into(), format!("text_encoder={:?}", encoder.display().to_string())];
+    let config = Config::resolve("sdgan-tiny", None, &sets).unwrap();
+    let req = TrainRequest { config, overrides: sets, data, start: Start::Fresh { runs: root.path().join("runs") }, runtime: Runtime::cpu() };
+    let out = train(req, &|_, _, _| {}, &AtomicBool::new(false)).unwrap();
+    assert_eq!(out.steps, 2);
+    let model = draw::load_with(&out.run_dir, Device::Cpu, Default::default()).unwrap();
+    let files = draw::generate(&model, caption, &[0], &root.path().join("o"), false).unwrap();
+    assert!(!files.is_empty() && files.iter().all(|f| f.is_file()), "{files:?}");
 }

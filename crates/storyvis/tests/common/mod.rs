@@ -49,13 +49,13 @@ pub fn tiny_classifier(data: &Path, out: &Path, steps: usize) {
 }
 
 /// A joint-embedding text encoder of `kind` trained for `steps` steps on `data` (16-wide
-/// embeddings, 8-wide words), saved at `out`.
+/// embeddings, 8-wide words; MiniLM's own 384), saved at `out`.
 pub fn tiny_text_encoder(data: &Path, out: &Path, kind: storyvis::joint::EncoderKind, steps: usize) -> storyvis::joint::EncoderManifest {
     let req = storyvis::joint::EncoderRequest {
         data: data.to_path_buf(),
         out: out.to_path_buf(),
         kind,
-        dim: 16,
+        dim: if kind == storyvis::joint::EncoderKind::Minilm { storyvis::minilm::DIM } else { 16 },
         max_chars: 201,
         word_dim: 8,
         steps,
