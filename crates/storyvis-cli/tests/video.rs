@@ -126,6 +126,15 @@ fn bouncing_mnist_tganc_and_gifs() {
         .collect::<Vec<_>>());
     let said = ok(&["eval", "--gam", p(&run), p(&runs.join("00001-tganc-tiny")), "--data", p(&data), "--out", p(&ev)]);
     assert!(said.contains("GAM on 4 held-out clips") && said.contains("sample ratio"), "{said}");
+    // Captions through the frozen MiniLM: no caption encoder trains or is saved, and a word
+    // the training captions never used is read, not refused.
+    ok(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=2", "--set", "text=minilm"]);
+    let minilm = runs.join("00002-tganc-tiny");
+    assert!(!minilm.join("checkpoints/step-0000002/text.safetensors").exists());
+    let said = ok(&["generate", "--checkpoint", p(&minilm), "--text", "digit 1 is moving diagonally", "--seeds", "0", "--out", p(&out)]);
+    assert!(said.contains("seed0000.gif"), "{said}");
+    let said = ok(&["eval", "--checkpoint", p(&minilm), "--data", p(&data), "--classifier", p(&clf), "--out", p(&ev)]);
+    assert!(said.contains("| 00002-tganc-tiny |"), "{said}");
     let export = root.path().join("export");
     ok(&["export", "--checkpoint", p(&run), "--out", p(&export)]);
     fails(&["eval", "--gam", p(&run), p(&export), "--data", p(&data), "--out", p(&ev)], "has no discriminators");

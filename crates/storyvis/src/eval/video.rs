@@ -96,7 +96,7 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
                 ds.header.image_size,
                 ds.header.image_size
             );
-            let ids = model.vocab.batch(&captions)?.to_device(model.device());
+            let ids = model.ids(&captions)?;
             let (mut values, mut features, mut all_truth, mut all_flags) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for seed in 0..req.seeds {
                 tch::manual_seed(seed as i64);
@@ -217,7 +217,7 @@ pub fn gam(a: &Path, b: &Path, req: &EvalRequest) -> Result<Gam> {
         })
         .collect::<Result<Vec<_>>>()?;
     // Each model's captions, its clips, and its verdicts: real clips, then the other's clips.
-    let ids = models.iter().map(|m| Ok(m.vocab.batch(&captions)?.to_device(m.device()))).collect::<Result<Vec<_>>>()?;
+    let ids = models.iter().map(|m| m.ids(&captions)).collect::<Result<Vec<_>>>()?;
     let mut drawn = Vec::new();
     for (m, ids) in models.iter().zip(&ids) {
         tch::manual_seed(0);

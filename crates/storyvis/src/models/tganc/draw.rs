@@ -44,10 +44,12 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
     let manifest = checkpoint::verify(&dir)?;
     let cfg = Config::of(&checkpoint::load_config_of(&dir, FAMILY_NAME)?)?;
     let vocab = load_vocab(&dir)?;
-    let mut nets = Nets::new(&cfg, vocab.len(), device);
+    let mut nets = Nets::new(&cfg, vocab.len(), device)?;
     let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
     checkpoint::load_store(&mut nets.g_vs, &file)?;
-    checkpoint::load_store(&mut nets.t_vs, &dir.join("text.safetensors"))?;
+    if cfg.text == super::CaptionText::Lstm {
+        checkpoint::load_store(&mut nets.t_vs, &dir.join("text.safetensors"))?;
+    }
     Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, averaged, vocab, nets, device })
 }
 
@@ -77,11 +79,20 @@ impl Loaded {
         })
     }
 
+    /// Captions → the token ids the model reads [N, L] on its device.
+    pub fn ids(&self, captions: &[&str]) -> Result<Tensor> {
+        Ok(self.nets.text.ids(&self.vocab, captions)?.to_device(self.device))
+    }
+
     /// Checks a typed caption (not empty, not too long, only words the model was trained on:
-    /// a digit or direction it never saw cannot be drawn) and returns its word ids [1, L].
+    /// a digit or direction it never saw cannot be drawn; MiniLM reads any word) and returns
+    /// its token ids [1, L].
     pub fn encode(&self, caption: &str) -> Result<Tensor> {
         ensure!(!caption.trim().is_empty(), "the caption is empty");
         ensure!(caption.len() <= MAX_CAPTION_BYTES, "the caption is {} bytes long; at most {MAX_CAPTION_BYTES} are allowed", caption.len());
+        if self.cfg.text == super::CaptionText::Minilm {
+            return self.ids(&[caption]);
+        }
         let enc = self.vocab.encode(caption);
         ensure!(!enc.ids.is_empty(), "the caption {caption:?} has no words");
         ensure!(
@@ -90,7 +101,7 @@ impl Loaded {
             crate::sample::words(&enc.unknown),
             self.vocab.words[2..].join(" ")
         );
-        Ok(self.vocab.batch(&[caption])?.to_device(self.device))
+        self.ids(&[caption])
     }
 
     /// Clips [B, C, T, S, S] for noise z and word ids (eval mode).

@@ -3,7 +3,7 @@
 //! batch, with other words); the discriminators' phase (D0, D1, and D2 with the adversarial
 //! temporal loss; the caption encoder learns here), then the generator's (§3.4, eqs. 1–6).
 
-use super::{coherence_constraint, CaptionEncoder, Config, Discriminator, Generator, Mismatch, Temporal};
+use super::{coherence_constraint, CaptionEncoder, CaptionText, Config, Discriminator, Generator, Mismatch, Temporal, TextNet};
 use crate::data::{load_clips, to_image, to_network, to_unit};
 use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
 use crate::loss;
@@ -74,7 +74,8 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
         None => Vocab::build(captions.iter().copied()),
     };
     ensure!(!vocab.is_empty(), "the training captions contain no words");
-    let ids = vocab.batch(&captions)?.to_device(device);
+    let nets = Nets::new(&c, vocab.len(), device)?;
+    let ids = nets.text.ids(&vocab, &captions)?.to_device(device);
     let text_ids = crate::family::text_ids(captions.iter().copied());
     let mut words = vec![Vec::new(); text_ids.iter().max().map_or(0, |m| m + 1)];
     for (caption, &t) in captions.iter().zip(&text_ids) {
@@ -96,9 +97,8 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
             None => s.frames[0].sentence.clone(),
         })
         .collect();
-    let sheet_ids = vocab.batch(&sheet_captions.iter().map(String::as_str).collect::<Vec<_>>())?.to_device(device);
+    let sheet_ids = nets.text.ids(&vocab, &sheet_captions.iter().map(String::as_str).collect::<Vec<_>>())?.to_device(device);
     let sheet_real = load_clips(ds, &sheet_clips, c.channels)?;
-    let nets = Nets::new(&c, vocab.len(), device);
     Ok(Box::new(Tganc { cfg: c, nets, clips, ids, text_ids, words, vocab, sheet: (sheet_titles, sheet_ids, sheet_real), device, now: None }))
 }
 
@@ -106,19 +106,23 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
 pub struct Nets {
     pub g_vs: VarStore,
     pub g: Generator,
+    /// The caption encoder's weights (none with MiniLM).
     pub t_vs: VarStore,
-    pub text: CaptionEncoder,
+    pub text: TextNet,
     pub d_vs: VarStore,
     pub d: Discriminator,
 }
 
 impl Nets {
-    pub fn new(c: &Config, vocab: i64, device: Device) -> Nets {
+    pub fn new(c: &Config, vocab: i64, device: Device) -> Result<Nets> {
         let (g_vs, t_vs, d_vs) = (VarStore::new(device), VarStore::new(device), VarStore::new(device));
         let g = Generator::new(g_vs.root(), c);
-        let text = CaptionEncoder::new(t_vs.root(), vocab, c);
+        let text = match c.text {
+            CaptionText::Lstm => TextNet::Lstm(Box::new(CaptionEncoder::new(t_vs.root(), vocab, c))),
+            CaptionText::Minilm => TextNet::Minilm(Box::new(crate::minilm::MiniLm::load_default(device)?)),
+        };
         let d = Discriminator::new(d_vs.root(), c);
-        Nets { g_vs, g, t_vs, text, d_vs, d }
+        Ok(Nets { g_vs, g, t_vs, text, d_vs, d })
     }
 
     /// Clips [B, C, T, S, S] for noise z and captions' word ids [B, L] (the generator in
@@ -186,6 +190,11 @@ impl Losses {
 }
 
 impl Tganc {
+    /// Whether the captions are read by the frozen MiniLM (no caption encoder trains).
+    fn frozen_text(&self) -> bool {
+        self.cfg.text == CaptionText::Minilm
+    }
+
     fn noise(&self, b: i64) -> Tensor {
         Tensor::randn([b, self.cfg.noise_dim], (Kind::Float, self.device))
     }
@@ -221,22 +230,35 @@ pub fn generator_losses(d: &Discriminator, fake: &Tensor, s: &Tensor, temporal: 
 }
 
 impl Family for Tganc {
+    // With MiniLM there is no caption encoder to train or save: the networks, optimisers and
+    // learning rates are the generator's and the discriminators'.
     fn networks(&self) -> Vec<(&'static str, &VarStore)> {
-        vec![("generator", &self.nets.g_vs), ("text", &self.nets.t_vs), ("discriminator", &self.nets.d_vs)]
+        let mut v = vec![("generator", &self.nets.g_vs), ("text", &self.nets.t_vs), ("discriminator", &self.nets.d_vs)];
+        if self.frozen_text() {
+            v.remove(1);
+        }
+        v
     }
 
     fn networks_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
-        vec![("generator", &mut self.nets.g_vs), ("text", &mut self.nets.t_vs), ("discriminator", &mut self.nets.d_vs)]
+        let frozen = self.frozen_text();
+        let mut v = vec![("generator", &mut self.nets.g_vs), ("text", &mut self.nets.t_vs), ("discriminator", &mut self.nets.d_vs)];
+        if frozen {
+            v.remove(1);
+        }
+        v
     }
 
     fn optimizers(&self) -> Vec<OptimizerSpec> {
         let (beta1, beta2) = (self.cfg.beta1, self.cfg.beta2);
         // (Without the adversarial temporal loss D2's judge gets no gradient and stays as it is.)
-        ["generator", "text", "discriminator"].into_iter().map(|n| OptimizerSpec::whole(n, beta1, beta2)).collect()
+        self.networks().into_iter().map(|(n, _)| OptimizerSpec::whole(n, beta1, beta2)).collect()
     }
 
     fn learning_rates(&self, epoch: usize) -> Vec<f64> {
-        crate::family::halved(&[self.cfg.lr_g, self.cfg.lr_text, self.cfg.lr_d], epoch, self.cfg.lr_halve_epochs)
+        let c = &self.cfg;
+        let rates = if self.frozen_text() { vec![c.lr_g, c.lr_d] } else { vec![c.lr_g, c.lr_text, c.lr_d] };
+        crate::family::halved(&rates, epoch, c.lr_halve_epochs)
     }
 
     fn iters_per_epoch(&self) -> usize {
@@ -244,7 +266,8 @@ impl Family for Tganc {
     }
 
     fn phases(&self) -> Vec<Phase> {
-        vec![Phase { name: "discriminator", optimizers: vec![2, 1] }, Phase { name: "generator", optimizers: vec![0] }]
+        let d = if self.frozen_text() { vec![1] } else { vec![2, 1] };
+        vec![Phase { name: "discriminator", optimizers: d }, Phase { name: "generator", optimizers: vec![0] }]
     }
 
     fn reported(&self) -> Vec<Reported> {

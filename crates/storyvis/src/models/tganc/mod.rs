@@ -53,6 +53,17 @@ pub enum Sentence {
     Mean,
 }
 
+/// What reads the captions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptionText {
+    /// The paper's caption encoder (§3.1), learning with the discriminators.
+    #[default]
+    Lstm,
+    /// The pretrained all-MiniLM-L6-v2, frozen: S is its 384-wide sentence embedding.
+    Minilm,
+}
+
 /// Which other caption a clip is judged with in the matching-aware terms.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,6 +95,9 @@ pub struct Config {
     /// Where S is read off the second LSTM ("last": the paper's; "mean").
     #[serde(default)]
     pub sentence: Sentence,
+    /// What reads the captions ("lstm": the paper's caption encoder; "minilm").
+    #[serde(default)]
+    pub text: CaptionText,
     /// Width of each network's embedding φ(S) of the sentence.
     pub cond_dim: i64,
     /// Generator channels at the last up-step (8·ngf at the first).
@@ -125,6 +139,14 @@ impl Config {
         check_adam(&[("lr_g", c.lr_g), ("lr_d", c.lr_d), ("lr_text", c.lr_text)], c.beta1, c.beta2)?;
         range("lr_halve_epochs", c.lr_halve_epochs, 1, 1_000_000)?;
         Ok(c)
+    }
+
+    /// Width of S: the caption encoder's `sentence_dim`, or MiniLM's 384.
+    pub fn text_dim(&self) -> i64 {
+        match self.text {
+            CaptionText::Lstm => self.sentence_dim,
+            CaptionText::Minilm => crate::minilm::DIM,
+        }
     }
 
     /// Frames at the generator's first (and the video discriminator's last) layer: the clip
@@ -195,9 +217,34 @@ impl CaptionEncoder {
     }
 }
 
+/// The captions' reader: the caption encoder, or MiniLM (whose weights stay in the cache).
+#[derive(Debug)]
+pub enum TextNet {
+    Lstm(Box<CaptionEncoder>),
+    Minilm(Box<crate::minilm::MiniLm>),
+}
+
+impl TextNet {
+    /// Token ids [N, L] (from `ids`) → S [N, text_dim].
+    pub fn forward(&self, ids: &Tensor) -> Tensor {
+        match self {
+            TextNet::Lstm(e) => e.forward(ids),
+            TextNet::Minilm(m) => m.encode_ids(ids),
+        }
+    }
+
+    /// Captions → token ids [N, L] on the CPU: the vocabulary's word ids, or MiniLM's.
+    pub fn ids(&self, vocab: &crate::text::Vocab, captions: &[&str]) -> Result<Tensor> {
+        match self {
+            TextNet::Lstm(_) => vocab.batch(captions),
+            TextNet::Minilm(m) => Ok(m.ids(captions)?.0),
+        }
+    }
+}
+
 /// φ(S): a linear layer and leaky ReLU, one per network (Reed et al. 2016 §3.1; TGANs-C §3.3).
 fn embed_sentence(p: nn::Path, c: &Config) -> nn::Linear {
-    linear(p, c.sentence_dim, c.cond_dim, true)
+    linear(p, c.text_dim(), c.cond_dim, true)
 }
 
 /// A 3-D (transposed) convolution: 4×4 in space with stride 2; in time 4 with stride 2 where it
