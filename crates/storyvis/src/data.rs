@@ -15,9 +15,9 @@ use tch::{Device, Kind, Tensor};
 pub struct StoryData {
     /// [N, T, 3, S, S] u8.
     pub images: Tensor,
-    /// Sentence mode: word ids [N, T, L]; vector mode: attribute vectors [N, T, V].
+    /// Token ids [N, T, L] (int64: the word encoder's, or MiniLM's when it trains), or vectors
+    /// [N, T, V] (attribute vectors, frozen MiniLM's embeddings).
     pub text: Tensor,
-    pub text_mode: TextInput,
     /// Frame labels (objects present) [N, T, labels] f32.
     pub labels: Tensor,
     /// One-hots of the object each frame adds (slot t of its vector) [N, T, 15] f32: what
@@ -148,6 +148,11 @@ impl StoryData {
                 let v: Vec<f32> = stories.iter().flat_map(|s| s.frames.iter().flat_map(|f| f.vector.iter().copied())).collect();
                 Tensor::from_slice(&v).view([n, t as i64, -1])
             }
+            TextInput::Minilm if cfg.text_finetune => {
+                // MiniLM trains with the generator: its token ids.
+                let flat: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
+                crate::minilm::MiniLm::load_default(Device::Cpu)?.ids(&flat)?.0.view([n, t as i64, -1])
+            }
             TextInput::Minilm => {
                 let flat: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
                 let corpus = ds.stories.iter().flat_map(|s| s.frames.iter().map(|f| f.sentence.as_str()));
@@ -169,7 +174,6 @@ impl StoryData {
         Ok(StoryData {
             images,
             text,
-            text_mode: cfg.text,
             labels: load_labels(stories).view([n, t as i64, -1]),
             added: Tensor::from_slice(&added).view([n, t as i64, LABEL_LEN as i64]),
             ids: stories.iter().map(|s| s.id.clone()).collect(),
@@ -193,6 +197,16 @@ impl StoryData {
                 Tensor::from_slice(&ids).view([nn, t, WORDS as i64])
             }
             TextInput::Vector => Tensor::from_slice(&bits(&mut rng, n * cfg.frames * shape.vector_len as usize)).view([nn, t, shape.vector_len]),
+            TextInput::Minilm if cfg.text_finetune => {
+                // Random word-piece ids between [CLS] and [SEP].
+                let mut ids: Vec<i64> = Vec::with_capacity(n * cfg.frames * (WORDS + 2));
+                for _ in 0..n * cfg.frames {
+                    ids.push(101);
+                    ids.extend((0..WORDS).map(|_| 1000 + rng.below(29000) as i64));
+                    ids.push(102);
+                }
+                Tensor::from_slice(&ids).view([nn, t, WORDS as i64 + 2])
+            }
             TextInput::Minilm => {
                 let v: Vec<f32> = (0..n * cfg.frames * crate::minilm::DIM as usize).map(|_| rng.range(-1.0, 1.0) as f32).collect();
                 let v = Tensor::from_slice(&v).view([nn, t, crate::minilm::DIM]);
@@ -204,7 +218,6 @@ impl StoryData {
         StoryData {
             images: Tensor::from_slice(&pixels).view([nn, t, 3, cfg.image_size, cfg.image_size]),
             text,
-            text_mode: cfg.text,
             labels: Tensor::from_slice(&labels).view([nn, t, shape.labels]),
             added: Tensor::from_slice(&added).view([nn, t, LABEL_LEN as i64]),
             ids: (0..n).map(|i| format!("synthetic-{i}")).collect(),
@@ -237,10 +250,7 @@ impl StoryData {
         let text = self.text.index_select(0, &idx).to_device(device);
         Batch {
             images: to_unit(&self.images.index_select(0, &idx).to_device(device)),
-            text: match self.text_mode {
-                TextInput::Sentence => TextBatch::Ids(text),
-                TextInput::Vector | TextInput::Minilm => TextBatch::Vectors(text),
-            },
+            text: if text.kind() == Kind::Int64 { TextBatch::Ids(text) } else { TextBatch::Vectors(text) },
             labels: self.labels.index_select(0, &idx).to_device(device),
             added: self.added.index_select(0, &idx).to_device(device),
         }

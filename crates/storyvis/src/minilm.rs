@@ -63,6 +63,21 @@ pub struct BertConfig {
 }
 
 impl BertConfig {
+    /// all-MiniLM-L6-v2's (its `config.json`, whose digest `verify` checks).
+    pub fn all_minilm_l6_v2() -> BertConfig {
+        BertConfig {
+            vocab_size: 30522,
+            hidden_size: DIM,
+            num_hidden_layers: 6,
+            num_attention_heads: 12,
+            intermediate_size: 1536,
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            hidden_act: "gelu".into(),
+        }
+    }
+
     fn check(&self) -> Result<()> {
         ensure!(self.hidden_act == "gelu", "hidden_act {:?}: only \"gelu\" (the erf form) is implemented", self.hidden_act);
         ensure!(
@@ -260,7 +275,7 @@ impl MiniLm {
         let mut vs = nn::VarStore::new(device);
         let bert = Bert::new(vs.root(), &cfg);
         let weights = dir.join("model.safetensors");
-        load_named(&mut vs, &weights)?;
+        load_named(&mut vs, &weights, "")?;
         vs.freeze();
         Ok(MiniLm { tokenizer, bert, _vs: vs, max_tokens: st.max_seq_length, dir: dir.to_path_buf() })
     }
@@ -314,17 +329,29 @@ impl MiniLm {
     }
 }
 
-/// Copies every variable of `vs` from the safetensors file at `path` (extra tensors in the file
-/// are ignored); a missing tensor or a shape mismatch is an error naming the file.
-fn load_named(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
+/// Loads the pretrained weights into the variables of `vs` under `prefix` (a `Bert` built at
+/// `vs.root() / prefix`), from the checked files of `default_dir()`: how a model that trains
+/// MiniLM starts.
+pub fn load_pretrained(vs: &mut nn::VarStore, prefix: &str) -> Result<()> {
+    let dir = default_dir();
+    verify(&dir)?;
+    load_named(vs, &dir.join("model.safetensors"), &format!("{prefix}."))
+}
+
+/// Copies every variable of `vs` whose name starts with `prefix` from the safetensors file at
+/// `path`, where it is named without the prefix (extra tensors in the file are ignored); a
+/// missing tensor or a shape mismatch is an error naming the file.
+fn load_named(vs: &mut nn::VarStore, path: &Path, prefix: &str) -> Result<()> {
     let tensors: std::collections::HashMap<String, Tensor> =
         Tensor::read_safetensors(path).with_context(|| format!("reading {}", path.display()))?.into_iter().collect();
     let mut vars = vs.variables();
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
-    let names: Vec<String> = names.into_iter().cloned().collect();
+    let names: Vec<String> = names.into_iter().filter(|n| n.starts_with(prefix)).cloned().collect();
+    ensure!(!names.is_empty(), "no MiniLM variables under {prefix:?} to load");
     for name in names {
-        let src = tensors.get(&name).with_context(|| format!("{} has no tensor {name}", path.display()))?;
+        let key = &name[prefix.len()..];
+        let src = tensors.get(key).with_context(|| format!("{} has no tensor {key}", path.display()))?;
         let dst = vars.get_mut(&name).expect("listed");
         ensure!(src.size() == dst.size(), "{}: tensor {name} has shape {:?}, the model needs {:?}", path.display(), src.size(), dst.size());
         tch::no_grad(|| dst.copy_(&src.to_kind(Kind::Float)));

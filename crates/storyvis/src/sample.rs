@@ -214,6 +214,7 @@ pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, for
     let refs: Vec<&str> = story.sentences.iter().map(String::as_str).collect();
     let t = refs.len() as i64;
     let text = match &model.minilm {
+        Some(m) if model.cfg.text_finetune => TextBatch::Ids(m.ids(&refs)?.0.view([1, t, -1]).to_device(model.device)),
         Some(m) => TextBatch::Vectors(m.embed(&refs)?.view([1, t, crate::minilm::DIM]).to_device(model.device)),
         None => {
             let ids = model.vocab.batch(&refs)?;

@@ -237,3 +237,49 @@ fn sdgan_reads_captions_and_word_features_through_minilm() {
     let files = draw::generate(&model, caption, &[0], &root.path().join("o"), false).unwrap();
     assert!(!files.is_empty() && files.iter().all(|f| f.is_file()), "{files:?}");
 }
+
+#[test]
+fn with_text_finetune_storygan_trains_minilm_from_its_pretrained_weights() {
+    use std::sync::atomic::AtomicBool;
+    use storyvis::config::Config;
+    use storyvis::precision::Runtime;
+    use storyvis::sample;
+    use storyvis::train::{train, Start, TrainRequest};
+    use storyvis_data::clevr::{generate, GenerateOptions};
+    tch::set_num_threads(1);
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    generate(&GenerateOptions { stories: 8, seed: 3, split: 0.75, supersample: 1, ..GenerateOptions::default() }, &data, false, &|| {}).unwrap();
+    let run = |extra: &[&str], name: &str| {
+        let mut sets: Vec<String> =
+            ["text=minilm", "max_steps=2", "checkpoint_every=2", "sample_every=1000", "log_every=1"].iter().map(|s| s.to_string()).collect();
+        sets.extend(extra.iter().map(|s| s.to_string()));
+        let config = Config::resolve("storygan-tiny", None, &sets)?;
+        let req = TrainRequest { config, overrides: sets, data: data.clone(), start: Start::Fresh { runs: root.path().join(name) }, runtime: Runtime::cpu() };
+        train(req, &|_, _, _| {}, &AtomicBool::new(false))
+    };
+    let frozen = run(&[], "frozen").unwrap();
+    let tuned = run(&["text_finetune=true", "lr_text=1e-4"], "tuned").unwrap();
+    let weights = |o: &storyvis::train::Outcome| -> std::collections::HashMap<String, Tensor> {
+        Tensor::read_safetensors(o.checkpoint.join("generator.safetensors")).unwrap().into_iter().collect()
+    };
+    // Frozen, MiniLM is no part of the generator; trained, it is, moved a little by two Adam
+    // steps from the pretrained weights (not from a fresh initialisation).
+    assert!(!weights(&frozen).keys().any(|k| k.starts_with("minilm.")));
+    let tuned_w = weights(&tuned);
+    let pretrained: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(default_dir().join("model.safetensors")).unwrap().into_iter().collect();
+    let name = "encoder.layer.5.output.dense.weight";
+    let (now, before) = (&tuned_w[&format!("minilm.{name}")], &pretrained[name]);
+    let moved = (now - before).abs().max().double_value(&[]);
+    assert!(moved > 0.0 && moved < 1e-2, "moved by {moved}");
+    assert_eq!(tuned_w.keys().filter(|k| k.starts_with("minilm.")).count(), 101);
+    // The tuned model draws typed stories through its own copy.
+    let loaded = sample::load(&tuned.checkpoint, Device::Cpu).unwrap();
+    let story = vec!["a big purple shiny ball."; loaded.cfg.frames].join(" ");
+    let prepared = sample::prepare(&loaded, &story, sample::Fit::Exact, true).unwrap();
+    assert_eq!(sample::generate(&loaded, &prepared, &[0], &root.path().join("out"), sample::Format::Strip).unwrap().len(), 1);
+    // text_finetune needs MiniLM.
+    let e = format!("{:#}", run(&["text=sentence", "text_finetune=true"], "bad").err().unwrap());
+    assert!(e.contains("text_finetune = true needs text = \"minilm\""), "{e}");
+}

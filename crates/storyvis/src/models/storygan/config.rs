@@ -100,6 +100,10 @@ pub struct Config {
     pub variant: Variant,
     pub gist: Gist,
     pub text: TextInput,
+    /// `text = "minilm"`: train MiniLM with the generator (at `lr_text`) instead of keeping it
+    /// frozen.
+    #[serde(default)]
+    pub text_finetune: bool,
     /// Frames (and sentences) per story, T.
     pub frames: usize,
     pub image_size: i64,
@@ -213,6 +217,10 @@ impl Config {
         range("g_steps", self.g_steps, 1, 16)?;
         check_adam(&[("lr_g", self.lr_g), ("lr_d", self.lr_d), ("lr_text", self.lr_text)], self.beta1, self.beta2)?;
         range("text_gan_gradient", self.text_gan_gradient, 0.0, 1.0)?;
+        ensure!(
+            !self.text_finetune || self.text == TextInput::Minilm,
+            "config: text_finetune = true needs text = \"minilm\" (the word encoder always trains; attribute vectors have no encoder)"
+        );
         range("lr_halve_epochs", self.lr_halve_epochs, 1, 1_000_000)?;
         ensure!(
             self.aux_added_weight == 0.0 || self.previous.seen(),
@@ -220,6 +228,12 @@ impl Config {
             self.aux_added_weight
         );
         Ok(())
+    }
+
+    /// Whether a text encoder trains with the generator: the word encoder, or MiniLM with
+    /// `text_finetune`.
+    pub fn trains_text(&self) -> bool {
+        self.text == TextInput::Sentence || (self.text == TextInput::Minilm && self.text_finetune)
     }
 
     /// Whether this model has a story discriminator.

@@ -73,7 +73,13 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
         ds.dir.display(),
         shape.labels
     );
-    Ok(Box::new(StoryGanTrainer::new(m, shape, train, samples, vocab, device)))
+    let finetune = m.text == TextInput::Minilm && m.text_finetune;
+    let mut trainer = StoryGanTrainer::new(m, shape, train, samples, vocab, device);
+    if finetune {
+        // MiniLM starts pretrained (a resumed run then loads its own weights over these).
+        crate::minilm::load_pretrained(&mut trainer.model.g_vs, "minilm")?;
+    }
+    Ok(Box::new(trainer))
 }
 
 /// What the phases of one iteration share.
@@ -134,7 +140,7 @@ pub struct StoryGanTrainer {
 
 /// The generator's text-encoder variables (trained at `lr_text`).
 fn is_text(name: &str) -> bool {
-    name.starts_with("sentence.") || name.starts_with("text_labels.")
+    name.starts_with("sentence.") || name.starts_with("minilm.") || name.starts_with("text_labels.")
 }
 
 /// Indices of the values `finish` reports.
@@ -162,7 +168,7 @@ impl StoryGanTrainer {
     }
 
     fn has_text_optimizer(&self) -> bool {
-        self.cfg.text == TextInput::Sentence
+        self.cfg.trains_text()
     }
 
     /// The story indices of iteration `step` (a per-epoch permutation of the training set)

@@ -10,9 +10,17 @@ use tch::{Kind, Tensor};
 /// Side of the reference gist's filter and sentence map.
 const REF_MAP: i64 = 15;
 
+/// A text encoder inside the generator: the word encoder, or MiniLM when it trains
+/// (`text_finetune`; its variables under `minilm.`).
+#[derive(Debug)]
+pub enum TextNet {
+    Words(SentenceEncoder),
+    Minilm(crate::minilm::Bert),
+}
+
 /// What a story's text is, batched.
 pub enum TextBatch {
-    /// Word ids [B, T, L] (sentence mode).
+    /// Word ids [B, T, L] (sentence mode), or MiniLM's token ids (when it trains).
     Ids(Tensor),
     /// Attribute vectors [B, T, V] (vector mode).
     Vectors(Tensor),
@@ -153,7 +161,8 @@ pub struct Generator {
     context_dim: i64,
     story_dim: i64,
     pub text_dim: i64,
-    sentence: Option<SentenceEncoder>,
+    /// The text encoder that trains with the generator (none for vectors and frozen MiniLM).
+    sentence: Option<TextNet>,
     /// Sentence mode: predicts a frame's labels from its sentence encoding.
     pub text_labels: Option<nn::Linear>,
     /// Story encoder: [s_1 … s_T] → (μ, log σ²); ImageGAN: s_t → (μ_t, log σ_t²).
@@ -185,11 +194,14 @@ impl Generator {
     /// (vector mode); `labels`: label count for the text head.
     pub fn new(p: nn::Path, cfg: &Config, vocab: i64, vector_len: i64, labels: i64) -> Generator {
         let (sentence, text_dim) = match cfg.text {
-            TextInput::Sentence => (Some(SentenceEncoder::new(&p / "sentence", vocab, cfg.word_dim, cfg.sentence_dim)), cfg.sentence_dim),
+            TextInput::Sentence => (Some(TextNet::Words(SentenceEncoder::new(&p / "sentence", vocab, cfg.word_dim, cfg.sentence_dim))), cfg.sentence_dim),
             TextInput::Vector => (None, vector_len),
+            TextInput::Minilm if cfg.text_finetune => {
+                (Some(TextNet::Minilm(crate::minilm::Bert::new(&p / "minilm", &crate::minilm::BertConfig::all_minilm_l6_v2()))), crate::minilm::DIM)
+            }
             TextInput::Minilm => (None, crate::minilm::DIM),
         };
-        let text_labels = (cfg.text == TextInput::Sentence && cfg.text_aux_weight > 0.0).then(|| linear(&p / "text_labels", text_dim, labels, true));
+        let text_labels = (cfg.trains_text() && cfg.text_aux_weight > 0.0).then(|| linear(&p / "text_labels", text_dim, labels, true));
         let (t, nz, ci, cs) = (cfg.frames as i64, cfg.noise_dim, cfg.context_dim, cfg.story_dim);
         let (k, l) = (cfg.gist_filters, cfg.gist_filter_len);
         let v = cfg.variant;
@@ -253,9 +265,17 @@ impl Generator {
     /// The story's text as s_t vectors [B, T, text_dim].
     pub fn encode_text(&self, text: &TextBatch) -> Tensor {
         match (text, &self.sentence) {
-            (TextBatch::Ids(ids), Some(enc)) => {
+            (TextBatch::Ids(ids), Some(net)) => {
                 let s = ids.size();
-                enc.forward(&ids.view([s[0] * s[1], s[2]])).view([s[0], s[1], -1])
+                let flat = ids.view([s[0] * s[1], s[2]]);
+                let e = match net {
+                    TextNet::Words(enc) => enc.forward(&flat),
+                    TextNet::Minilm(bert) => {
+                        let mask = flat.ne(0);
+                        crate::minilm::mean_pool_normalised(&bert.forward(&flat, &mask), &mask)
+                    }
+                };
+                e.view([s[0], s[1], -1])
             }
             (TextBatch::Vectors(v), None) => v.shallow_clone(),
             _ => panic!("text input does not match the model's text mode"),
