@@ -135,6 +135,19 @@ fn bouncing_mnist_tganc_and_gifs() {
     assert!(said.contains("seed0000.gif"), "{said}");
     let said = ok(&["eval", "--checkpoint", p(&minilm), "--data", p(&data), "--classifier", p(&clf), "--out", p(&ev)]);
     assert!(said.contains("| 00002-tganc-tiny |"), "{said}");
+    // Trained with the discriminators (text_finetune): its copy is saved with the run.
+    let tuned = ["max_steps=1", "text=minilm", "text_finetune=true", "lr_text=2e-5"];
+    ok(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs)]
+        .into_iter()
+        .chain(tuned.iter().flat_map(|s| ["--set", s]))
+        .collect::<Vec<_>>());
+    let tuned_run = runs.join("00003-tganc-tiny");
+    assert!(tuned_run.join("checkpoints/step-0000001/text.safetensors").is_file());
+    ok(&["generate", "--checkpoint", p(&tuned_run), "--text", "digit 1 is moving diagonally", "--seeds", "0", "--out", p(&out)]);
+    fails(
+        &["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "text_finetune=true"],
+        "text_finetune = true needs text = \"minilm\"",
+    );
     let export = root.path().join("export");
     ok(&["export", "--checkpoint", p(&run), "--out", p(&export)]);
     fails(&["eval", "--gam", p(&run), p(&export), "--data", p(&data), "--out", p(&ev)], "has no discriminators");

@@ -47,7 +47,7 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
     let mut nets = Nets::new(&cfg, vocab.len(), device)?;
     let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
     checkpoint::load_store(&mut nets.g_vs, &file)?;
-    if cfg.text == super::CaptionText::Lstm {
+    if cfg.trains_text() {
         checkpoint::load_store(&mut nets.t_vs, &dir.join("text.safetensors"))?;
     }
     Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, averaged, vocab, nets, device })

@@ -115,11 +115,19 @@ pub struct Nets {
 
 impl Nets {
     pub fn new(c: &Config, vocab: i64, device: Device) -> Result<Nets> {
-        let (g_vs, t_vs, d_vs) = (VarStore::new(device), VarStore::new(device), VarStore::new(device));
+        let (g_vs, mut t_vs, d_vs) = (VarStore::new(device), VarStore::new(device), VarStore::new(device));
         let g = Generator::new(g_vs.root(), c);
         let text = match c.text {
             CaptionText::Lstm => TextNet::Lstm(Box::new(CaptionEncoder::new(t_vs.root(), vocab, c))),
-            CaptionText::Minilm => TextNet::Minilm(Box::new(crate::minilm::MiniLm::load_default(device)?)),
+            CaptionText::Minilm => {
+                let model = Box::new(crate::minilm::MiniLm::load_default(device)?);
+                let tuned = c.text_finetune.then(|| Box::new(crate::minilm::Bert::new(t_vs.root() / "minilm", &crate::minilm::BertConfig::all_minilm_l6_v2())));
+                if tuned.is_some() {
+                    // A resumed run or a drawn checkpoint then loads its own weights over these.
+                    crate::minilm::load_pretrained(&mut t_vs, "minilm")?;
+                }
+                TextNet::Minilm { model, tuned }
+            }
         };
         let d = Discriminator::new(d_vs.root(), c);
         Ok(Nets { g_vs, g, t_vs, text, d_vs, d })
@@ -192,7 +200,7 @@ impl Losses {
 impl Tganc {
     /// Whether the captions are read by the frozen MiniLM (no caption encoder trains).
     fn frozen_text(&self) -> bool {
-        self.cfg.text == CaptionText::Minilm
+        !self.cfg.trains_text()
     }
 
     fn noise(&self, b: i64) -> Tensor {

@@ -98,6 +98,9 @@ pub struct Config {
     /// What reads the captions ("lstm": the paper's caption encoder; "minilm").
     #[serde(default)]
     pub text: CaptionText,
+    /// `text = "minilm"`: train MiniLM (at `lr_text`) instead of keeping it frozen.
+    #[serde(default)]
+    pub text_finetune: bool,
     /// Width of each network's embedding φ(S) of the sentence.
     pub cond_dim: i64,
     /// Generator channels at the last up-step (8·ngf at the first).
@@ -138,7 +141,13 @@ impl Config {
         range("batch", c.batch, 2, 4096)?;
         check_adam(&[("lr_g", c.lr_g), ("lr_d", c.lr_d), ("lr_text", c.lr_text)], c.beta1, c.beta2)?;
         range("lr_halve_epochs", c.lr_halve_epochs, 1, 1_000_000)?;
+        ensure!(!c.text_finetune || c.text == CaptionText::Minilm, "config: text_finetune = true needs text = \"minilm\" (the caption encoder always trains)");
         Ok(c)
+    }
+
+    /// Whether a caption reader trains: the caption encoder, or MiniLM with `text_finetune`.
+    pub fn trains_text(&self) -> bool {
+        self.text == CaptionText::Lstm || self.text_finetune
     }
 
     /// Width of S: the caption encoder's `sentence_dim`, or MiniLM's 384.
@@ -217,11 +226,13 @@ impl CaptionEncoder {
     }
 }
 
-/// The captions' reader: the caption encoder, or MiniLM (whose weights stay in the cache).
+/// The captions' reader: the caption encoder, or MiniLM: frozen (its weights stay in the
+/// cache), or trained (`tuned`: a copy in the text store under `minilm.`, started from the
+/// pretrained weights).
 #[derive(Debug)]
 pub enum TextNet {
     Lstm(Box<CaptionEncoder>),
-    Minilm(Box<crate::minilm::MiniLm>),
+    Minilm { model: Box<crate::minilm::MiniLm>, tuned: Option<Box<crate::minilm::Bert>> },
 }
 
 impl TextNet {
@@ -229,7 +240,11 @@ impl TextNet {
     pub fn forward(&self, ids: &Tensor) -> Tensor {
         match self {
             TextNet::Lstm(e) => e.forward(ids),
-            TextNet::Minilm(m) => m.encode_ids(ids),
+            TextNet::Minilm { model, tuned: None } => model.encode_ids(ids),
+            TextNet::Minilm { tuned: Some(bert), .. } => {
+                let mask = ids.ne(0);
+                crate::minilm::mean_pool_normalised(&bert.forward(ids, &mask), &mask)
+            }
         }
     }
 
@@ -237,7 +252,7 @@ impl TextNet {
     pub fn ids(&self, vocab: &crate::text::Vocab, captions: &[&str]) -> Result<Tensor> {
         match self {
             TextNet::Lstm(_) => vocab.batch(captions),
-            TextNet::Minilm(m) => Ok(m.ids(captions)?.0),
+            TextNet::Minilm { model, .. } => Ok(model.ids(captions)?.0),
         }
     }
 }
