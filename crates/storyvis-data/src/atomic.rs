@@ -45,14 +45,22 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Replaces `path` with `bytes` atomically (temp + fsync + rename + fsync of the parent).
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_with(path, |tmp| Ok(fs::write(tmp, bytes)?))
+}
+
+/// Replaces `path` atomically with what `write` writes to the temporary path it is given
+/// (temp + fsync + rename + fsync of the parent), for writers that only write to a path.
+pub fn write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let parent = parent_of(path);
     create_dir_all(parent)?;
     let tmp = parent.join(format!(".{}.tmp-{}", file_name(path)?, std::process::id()));
-    let result = write_synced(&tmp, bytes).and_then(|_| fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display())));
+    let result = write(&tmp)
+        .and_then(|_| File::open(&tmp).and_then(|f| f.sync_all()).context("cannot sync"))
+        .and_then(|_| fs::rename(&tmp, path).context("cannot move it into place"));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result?;
+    result.with_context(|| format!("cannot write {}", path.display()))?;
     sync_dir(parent)
 }
 

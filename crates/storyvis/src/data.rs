@@ -151,7 +151,7 @@ impl StoryData {
             TextInput::Minilm if cfg.text_finetune => {
                 // MiniLM trains with the generator: its token ids.
                 let flat: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
-                crate::minilm::MiniLm::load_default(Device::Cpu)?.ids(&flat)?.0.view([n, t as i64, -1])
+                crate::minilm::WordPieces::load_default()?.ids(&flat)?.0.view([n, t as i64, -1])
             }
             TextInput::Minilm => {
                 let flat: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();

@@ -16,6 +16,7 @@ use crate::checkpoint::sha256;
 use anyhow::{bail, ensure, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use storyvis_data::npm::cache_dir;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 use tokenizers::{Tokenizer, TruncationParams};
@@ -29,6 +30,11 @@ pub const DIR_VAR: &str = "STORYVIS_MINILM";
 pub const DIM: i64 = 384;
 /// Sentences are embedded this many at a time.
 const CHUNK: usize = 64;
+/// The most tokens a sentence may have ([CLS] and [SEP] included): the position table's size.
+const MAX_POSITIONS: usize = 512;
+/// The version of the cached sentence tables (`dataset_embeddings`): a change to how
+/// sentences are embedded bumps it, so no older table is read.
+const TABLE_VERSION: u32 = 1;
 
 /// The files read, with the SHA-256 each has in the package.
 pub const FILES: [(&str, &str); 5] = [
@@ -41,11 +47,11 @@ pub const FILES: [(&str, &str); 5] = [
 
 /// Where the model's files are: `$STORYVIS_MINILM` when set, else the cache that
 /// `scripts/setup` fills (`${STORYVIS_CACHE:-~/.cache/storyvis}/minilm/<package>-<version>`).
-pub fn default_dir() -> PathBuf {
+pub fn default_dir() -> Result<PathBuf> {
     if let Some(d) = std::env::var_os(DIR_VAR).filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
+        return Ok(PathBuf::from(d));
     }
-    cache_root().join("minilm").join(format!("{PACKAGE}-{PACKAGE_VERSION}"))
+    Ok(cache_dir()?.join("minilm").join(format!("{PACKAGE}-{PACKAGE_VERSION}")))
 }
 
 /// The BERT hyper-parameters the encoder is built from (`config.json`, Hugging Face's names).
@@ -201,20 +207,32 @@ struct PoolingConfig {
     pooling_mode_mean_tokens: bool,
 }
 
+/// all-MiniLM-L6-v2's WordPiece tokenizer alone (what a model that trains its own copy of the
+/// encoder needs to read text).
+pub struct WordPieces {
+    tokenizer: Tokenizer,
+    /// Tokens read per sentence, [CLS] and [SEP] included (longer sentences are cut).
+    pub max_tokens: usize,
+}
+
+impl std::fmt::Debug for WordPieces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WordPieces").field("max_tokens", &self.max_tokens).finish()
+    }
+}
+
 /// all-MiniLM-L6-v2, frozen, ready to embed sentences.
 pub struct MiniLm {
-    tokenizer: Tokenizer,
+    pub pieces: WordPieces,
     bert: Bert,
     /// Holds the weights (frozen).
     _vs: nn::VarStore,
-    /// Tokens read per sentence, [CLS] and [SEP] included (longer sentences are cut).
-    pub max_tokens: usize,
     pub dir: PathBuf,
 }
 
 impl std::fmt::Debug for MiniLm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MiniLm").field("dir", &self.dir).field("max_tokens", &self.max_tokens).finish()
+        f.debug_struct("MiniLm").field("dir", &self.dir).field("pieces", &self.pieces).finish()
     }
 }
 
@@ -225,7 +243,12 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 
 /// Checks that every file of `FILES` is in `dir` with the package's SHA-256.
 pub fn verify(dir: &Path) -> Result<()> {
-    for (name, want) in FILES {
+    verify_files(dir, &FILES.map(|(name, _)| name))
+}
+
+/// `verify` for the files `names` of `FILES` only.
+fn verify_files(dir: &Path, names: &[&str]) -> Result<()> {
+    for (name, want) in FILES.iter().filter(|(n, _)| names.contains(n)) {
         let path = dir.join(name);
         if !path.is_file() {
             bail!(
@@ -235,7 +258,7 @@ pub fn verify(dir: &Path) -> Result<()> {
         }
         let got = sha256(&path)?;
         ensure!(
-            got == want,
+            got == *want,
             "the MiniLM file {} is damaged or not {PACKAGE} {PACKAGE_VERSION}'s (SHA-256 {got}, expected {want}); delete it and run scripts/setup again",
             path.display()
         );
@@ -243,26 +266,18 @@ pub fn verify(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-impl MiniLm {
+impl WordPieces {
     /// Loads from `default_dir()`.
-    pub fn load_default(device: Device) -> Result<MiniLm> {
-        MiniLm::load(&default_dir(), device)
+    pub fn load_default() -> Result<WordPieces> {
+        WordPieces::load(&default_dir()?)
     }
 
-    /// Loads the files in `dir` (checked by `verify`).
-    pub fn load(dir: &Path, device: Device) -> Result<MiniLm> {
-        verify(dir)?;
-        let cfg: BertConfig = read_json(&dir.join("config.json"))?;
-        cfg.check().with_context(|| format!("{}", dir.join("config.json").display()))?;
+    /// Loads `tokenizer.json` and `sentence_bert_config.json` from `dir` (checked as `verify`
+    /// checks them).
+    pub fn load(dir: &Path) -> Result<WordPieces> {
+        verify_files(dir, &["tokenizer.json", "sentence_bert_config.json"])?;
         let st: SentenceBertConfig = read_json(&dir.join("sentence_bert_config.json"))?;
-        let pooling: PoolingConfig = read_json(&dir.join("1_Pooling/config.json"))?;
-        ensure!(
-            pooling.pooling_mode_mean_tokens && pooling.word_embedding_dimension == cfg.hidden_size,
-            "{}: only mean pooling over the encoder's states is implemented",
-            dir.join("1_Pooling/config.json").display()
-        );
-        ensure!(st.max_seq_length >= 3 && st.max_seq_length as i64 <= cfg.max_position_embeddings, "max_seq_length {} out of range", st.max_seq_length);
-
+        ensure!((3..=MAX_POSITIONS).contains(&st.max_seq_length), "max_seq_length {} out of range", st.max_seq_length);
         let tok_path = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| anyhow::anyhow!("reading {}: {e}", tok_path.display()))?;
         // The file pads to 128 and cuts at 128; sentence-transformers cuts at max_seq_length and
@@ -271,13 +286,7 @@ impl MiniLm {
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: st.max_seq_length, ..Default::default() }))
             .map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?;
-
-        let mut vs = nn::VarStore::new(device);
-        let bert = Bert::new(vs.root(), &cfg);
-        let weights = dir.join("model.safetensors");
-        load_named(&mut vs, &weights, "")?;
-        vs.freeze();
-        Ok(MiniLm { tokenizer, bert, _vs: vs, max_tokens: st.max_seq_length, dir: dir.to_path_buf() })
+        Ok(WordPieces { tokenizer, max_tokens: st.max_seq_length })
     }
 
     /// One sentence's token ids, [CLS] … [SEP], cut at `max_tokens`.
@@ -286,7 +295,7 @@ impl MiniLm {
         Ok(e.get_ids().iter().map(|&i| i as i64).collect())
     }
 
-    /// Sentences → ids [N, L] and mask [N, L], padded with 0 to the longest.
+    /// Sentences → ids [N, L] and mask [N, L] on the CPU, padded with 0 ([PAD]) to the longest.
     pub fn ids(&self, texts: &[&str]) -> Result<(Tensor, Tensor)> {
         let seqs = texts.iter().map(|t| self.token_ids(t)).collect::<Result<Vec<_>>>()?;
         let l = seqs.iter().map(Vec::len).max().unwrap_or(0).max(1);
@@ -297,6 +306,44 @@ impl MiniLm {
         }
         let shape = [seqs.len() as i64, l as i64];
         Ok((Tensor::from_slice(&ids).view(shape), Tensor::from_slice(&mask).view(shape)))
+    }
+}
+
+impl MiniLm {
+    /// Loads from `default_dir()`.
+    pub fn load_default(device: Device) -> Result<MiniLm> {
+        MiniLm::load(&default_dir()?, device)
+    }
+
+    /// Loads the files in `dir` (checked by `verify`).
+    pub fn load(dir: &Path, device: Device) -> Result<MiniLm> {
+        verify(dir)?;
+        let cfg: BertConfig = read_json(&dir.join("config.json"))?;
+        cfg.check().with_context(|| format!("{}", dir.join("config.json").display()))?;
+        let pooling: PoolingConfig = read_json(&dir.join("1_Pooling/config.json"))?;
+        ensure!(
+            pooling.pooling_mode_mean_tokens && pooling.word_embedding_dimension == cfg.hidden_size,
+            "{}: only mean pooling over the encoder's states is implemented",
+            dir.join("1_Pooling/config.json").display()
+        );
+        ensure!(cfg.max_position_embeddings as usize >= MAX_POSITIONS, "{}: fewer positions than sentences may have tokens", dir.join("config.json").display());
+        let pieces = WordPieces::load(dir)?;
+        let mut vs = nn::VarStore::new(device);
+        let bert = Bert::new(vs.root(), &cfg);
+        let weights = dir.join("model.safetensors");
+        load_named(&mut vs, &weights, "")?;
+        vs.freeze();
+        Ok(MiniLm { pieces, bert, _vs: vs, dir: dir.to_path_buf() })
+    }
+
+    /// `WordPieces::token_ids`.
+    pub fn token_ids(&self, text: &str) -> Result<Vec<i64>> {
+        self.pieces.token_ids(text)
+    }
+
+    /// `WordPieces::ids`.
+    pub fn ids(&self, texts: &[&str]) -> Result<(Tensor, Tensor)> {
+        self.pieces.ids(texts)
     }
 
     /// The device the weights are on.
@@ -333,7 +380,7 @@ impl MiniLm {
 /// `vs.root() / prefix`), from the checked files of `default_dir()`: how a model that trains
 /// MiniLM starts.
 pub fn load_pretrained(vs: &mut nn::VarStore, prefix: &str) -> Result<()> {
-    let dir = default_dir();
+    let dir = default_dir()?;
     verify(&dir)?;
     load_named(vs, &dir.join("model.safetensors"), &format!("{prefix}."))
 }
@@ -359,26 +406,9 @@ fn load_named(vs: &mut nn::VarStore, path: &Path, prefix: &str) -> Result<()> {
     Ok(())
 }
 
-/// The storyvis cache (`${STORYVIS_CACHE:-~/.cache/storyvis}`).
-fn cache_root() -> PathBuf {
-    std::env::var_os("STORYVIS_CACHE")
-        .filter(|c| !c.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/storyvis"))
-}
-
-/// Writes `table` as a safetensors file at `path` atomically (temp + fsync + rename).
+/// Writes `table` as a safetensors file at `path` atomically.
 fn write_table(path: &Path, table: &Tensor) -> Result<()> {
-    storyvis_data::atomic::create_dir_all(path.parent().context("no parent")?)?;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let result = Tensor::write_safetensors(&[("embeddings", table)], &tmp)
-        .map_err(anyhow::Error::from)
-        .and_then(|_| std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(anyhow::Error::from))
-        .and_then(|_| std::fs::rename(&tmp, path).map_err(anyhow::Error::from));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {}", path.display()))
+    storyvis_data::atomic::write_with(path, |tmp| Ok(Tensor::write_safetensors(&[("embeddings", table)], tmp)?))
 }
 
 /// A cached table [U, DIM] at `path`, when it is one.
@@ -409,14 +439,15 @@ pub fn cached_embeddings<'a>(
     unique.sort_unstable();
     unique.dedup();
     let mut h = Sha256::new();
-    h.update(format!("{PACKAGE} {PACKAGE_VERSION}\n"));
+    h.update(format!("{PACKAGE} {PACKAGE_VERSION} table {TABLE_VERSION}\n"));
     for s in &unique {
+        // Length-prefixed, so that no two lists of sentences hash alike.
+        h.update((s.len() as u64).to_le_bytes());
         h.update(s.as_bytes());
-        h.update(b"\n");
     }
     let key: String = h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
     let file = format!("minilm-{key}.safetensors");
-    let places = [dir.join(&file), cache_root().join("embeddings").join(&file)];
+    let places = [dir.join(&file), cache_dir()?.join("embeddings").join(&file)];
     let table = match places.iter().find_map(|p| read_table(p, unique.len())) {
         Some(t) => t,
         None => {

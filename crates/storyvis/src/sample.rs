@@ -38,6 +38,14 @@ pub enum Format {
     Frames,
 }
 
+/// What reads typed sentences for a `text = "minilm"` model.
+enum MinilmText {
+    /// The frozen encoder: sentence embeddings.
+    Embeddings(Box<crate::minilm::MiniLm>),
+    /// The tokenizer alone, for a generator with its own trained copy.
+    Ids(Box<crate::minilm::WordPieces>),
+}
+
 /// A trained generator ready to draw.
 pub struct Loaded {
     pub cfg: Config,
@@ -50,8 +58,8 @@ pub struct Loaded {
     g: Generator,
     _vs: VarStore,
     device: Device,
-    /// `text = "minilm"`: the sentence encoder.
-    minilm: Option<crate::minilm::MiniLm>,
+    /// `text = "minilm"`: how typed sentences reach the generator.
+    minilm: Option<MinilmText>,
 }
 
 /// Loads a StoryGAN checkpoint to draw with its moving average where it has one.
@@ -71,7 +79,12 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
     let g = Generator::new(vs.root(), &cfg, s.vocab, s.vector_len, s.labels);
     let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
     checkpoint::load_store(&mut vs, &file)?;
-    let minilm = (cfg.text == TextInput::Minilm).then(|| crate::minilm::MiniLm::load_default(Device::Cpu)).transpose()?;
+    let minilm = match cfg.text {
+        // The generator holds its own trained copy: it reads token ids.
+        TextInput::Minilm if cfg.text_finetune => Some(MinilmText::Ids(Box::new(crate::minilm::WordPieces::load_default()?))),
+        TextInput::Minilm => Some(MinilmText::Embeddings(Box::new(crate::minilm::MiniLm::load_default(Device::Cpu)?))),
+        _ => None,
+    };
     Ok(Loaded { cfg, vocab, checkpoint: dir, step: manifest.step, averaged, g, _vs: vs, device, minilm })
 }
 
@@ -214,8 +227,8 @@ pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, for
     let refs: Vec<&str> = story.sentences.iter().map(String::as_str).collect();
     let t = refs.len() as i64;
     let text = match &model.minilm {
-        Some(m) if model.cfg.text_finetune => TextBatch::Ids(m.ids(&refs)?.0.view([1, t, -1]).to_device(model.device)),
-        Some(m) => TextBatch::Vectors(m.embed(&refs)?.view([1, t, crate::minilm::DIM]).to_device(model.device)),
+        Some(MinilmText::Ids(p)) => TextBatch::Ids(p.ids(&refs)?.0.view([1, t, -1]).to_device(model.device)),
+        Some(MinilmText::Embeddings(m)) => TextBatch::Vectors(m.embed(&refs)?.view([1, t, crate::minilm::DIM]).to_device(model.device)),
         None => {
             let ids = model.vocab.batch(&refs)?;
             let l = ids.size()[1];

@@ -9,7 +9,8 @@
 //! `Phrasing::Paraphrase` words the same sentences (the same random draws: template, anchor,
 //! relation) in words the standard templates never use, for testing whether a model
 //! understands words it never trained on: "a big red shiny ball" for "a large red metal
-//! sphere", other relation and region phrases, other templates. Colours keep their names.
+//! sphere", other relation and region phrases, other templates. Colours, "left" and "right" keep
+//! their names (no everyday synonyms).
 
 use super::scene::{Camera, Object, COLORS};
 use crate::rng::Rng;
@@ -76,7 +77,7 @@ impl Phrasing {
             (Phrasing::Standard, r) => r.phrase(),
             (Phrasing::Paraphrase, Relation::LeftOf) => "on the left side of",
             (Phrasing::Paraphrase, Relation::RightOf) => "on the right side of",
-            (Phrasing::Paraphrase, Relation::Behind) => "farther back than",
+            (Phrasing::Paraphrase, Relation::Behind) => "farther away than",
             (Phrasing::Paraphrase, Relation::InFrontOf) => "closer to us than",
         }
     }
@@ -176,7 +177,7 @@ pub fn caption_in(phrasing: Phrasing, objects: &[Object], t: usize, camera: &Cam
         (1, false) => format!("we see {a} {rel} {b}."),
         (2, false) => format!("{a} shows up {rel} {b}."),
         (3, false) => format!("then {a} gets put {rel} {b}."),
-        (4, false) => format!("{rel} {b} we now find {a}."),
+        (4, false) => format!("{rel} {b} we also find {a}."),
         (_, false) => format!("somebody drops {a} {rel} {b}."),
     };
     Caption { text, anchor: Some(anchor), relation: Some(relation) }
@@ -250,6 +251,14 @@ mod tests {
             assert_eq!(r1.next_u64(), r2.next_u64());
         }
         let (sw, pw) = (word_set(&standard), word_set(&paraphrased));
+        // The words both wordings use: the colours, "left" and "right" (no everyday synonym),
+        // and function words; nothing else.
+        let mut shared: Vec<&str> = sw.intersection(&pw).map(String::as_str).collect();
+        shared.sort_unstable();
+        let mut allowed: Vec<&str> = COLORS.to_vec();
+        allowed.extend(["a", "in", "left", "of", "on", "right", "the", "to", "with"]);
+        allowed.sort_unstable();
+        assert_eq!(shared, allowed);
         // No size, material or shape word of the standard wording, and no content word of its
         // templates, appears in a paraphrase.
         for w in SHAPES

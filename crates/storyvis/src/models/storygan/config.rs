@@ -221,6 +221,11 @@ impl Config {
             !self.text_finetune || self.text == TextInput::Minilm,
             "config: text_finetune = true needs text = \"minilm\" (the word encoder always trains; attribute vectors have no encoder)"
         );
+        ensure!(
+            !self.text_finetune || self.lr_text <= 1e-3,
+            "config: lr_text = {} would wreck MiniLM's pretrained weights; fine-tuning it wants about 2e-5 (--set lr_text=2e-5; at most 1e-3)",
+            self.lr_text
+        );
         range("lr_halve_epochs", self.lr_halve_epochs, 1, 1_000_000)?;
         ensure!(
             self.aux_added_weight == 0.0 || self.previous.seen(),

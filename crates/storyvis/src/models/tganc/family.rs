@@ -75,7 +75,14 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     };
     ensure!(!vocab.is_empty(), "the training captions contain no words");
     let nets = Nets::new(&c, vocab.len(), device)?;
-    let ids = nets.text.ids(&vocab, &captions)?.to_device(device);
+    let ids = if c.trains_text() {
+        nets.text.ids(&vocab, &captions)?
+    } else {
+        // The frozen MiniLM: every training caption embedded once (cached beside the data).
+        let corpus = ds.stories.iter().map(|s| s.frames[0].sentence.as_str());
+        crate::minilm::dataset_embeddings(&ds.dir, corpus, &captions)?
+    }
+    .to_device(device);
     let text_ids = crate::family::text_ids(captions.iter().copied());
     let mut words = vec![Vec::new(); text_ids.iter().max().map_or(0, |m| m + 1)];
     for (caption, &t) in captions.iter().zip(&text_ids) {
@@ -119,15 +126,13 @@ impl Nets {
         let g = Generator::new(g_vs.root(), c);
         let text = match c.text {
             CaptionText::Lstm => TextNet::Lstm(Box::new(CaptionEncoder::new(t_vs.root(), vocab, c))),
-            CaptionText::Minilm => {
-                let model = Box::new(crate::minilm::MiniLm::load_default(device)?);
-                let tuned = c.text_finetune.then(|| Box::new(crate::minilm::Bert::new(t_vs.root() / "minilm", &crate::minilm::BertConfig::all_minilm_l6_v2())));
-                if tuned.is_some() {
-                    // A resumed run or a drawn checkpoint then loads its own weights over these.
-                    crate::minilm::load_pretrained(&mut t_vs, "minilm")?;
-                }
-                TextNet::Minilm { model, tuned }
+            CaptionText::Minilm if c.text_finetune => {
+                let bert = Box::new(crate::minilm::Bert::new(t_vs.root() / "minilm", &crate::minilm::BertConfig::all_minilm_l6_v2()));
+                // A resumed run or a drawn checkpoint then loads its own weights over these.
+                crate::minilm::load_pretrained(&mut t_vs, "minilm")?;
+                TextNet::Tuned { pieces: Box::new(crate::minilm::WordPieces::load_default()?), bert }
             }
+            CaptionText::Minilm => TextNet::Minilm(Box::new(crate::minilm::MiniLm::load_default(device)?)),
         };
         let d = Discriminator::new(d_vs.root(), c);
         Ok(Nets { g_vs, g, t_vs, text, d_vs, d })

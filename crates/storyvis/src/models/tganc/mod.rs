@@ -142,6 +142,11 @@ impl Config {
         check_adam(&[("lr_g", c.lr_g), ("lr_d", c.lr_d), ("lr_text", c.lr_text)], c.beta1, c.beta2)?;
         range("lr_halve_epochs", c.lr_halve_epochs, 1, 1_000_000)?;
         ensure!(!c.text_finetune || c.text == CaptionText::Minilm, "config: text_finetune = true needs text = \"minilm\" (the caption encoder always trains)");
+        ensure!(
+            !c.text_finetune || c.lr_text <= 1e-3,
+            "config: lr_text = {} would wreck MiniLM's pretrained weights; fine-tuning it wants about 2e-5 (--set lr_text=2e-5; at most 1e-3)",
+            c.lr_text
+        );
         Ok(c)
     }
 
@@ -226,22 +231,25 @@ impl CaptionEncoder {
     }
 }
 
-/// The captions' reader: the caption encoder, or MiniLM: frozen (its weights stay in the
-/// cache), or trained (`tuned`: a copy in the text store under `minilm.`, started from the
-/// pretrained weights).
+/// The captions' reader: the caption encoder, or MiniLM, frozen (its weights stay in the cache)
+/// or trained (`Tuned`: a copy in the text store under `minilm.`, started from the pretrained
+/// weights, and the tokenizer).
 #[derive(Debug)]
 pub enum TextNet {
     Lstm(Box<CaptionEncoder>),
-    Minilm { model: Box<crate::minilm::MiniLm>, tuned: Option<Box<crate::minilm::Bert>> },
+    Minilm(Box<crate::minilm::MiniLm>),
+    Tuned { pieces: Box<crate::minilm::WordPieces>, bert: Box<crate::minilm::Bert> },
 }
 
 impl TextNet {
-    /// Token ids [N, L] (from `ids`) → S [N, text_dim].
+    /// Token ids [N, L] (from `ids`) → S [N, text_dim]. The frozen MiniLM also takes its own
+    /// embeddings [N, 384] (floats: a training set's, computed once) and passes them through.
     pub fn forward(&self, ids: &Tensor) -> Tensor {
         match self {
             TextNet::Lstm(e) => e.forward(ids),
-            TextNet::Minilm { model, tuned: None } => model.encode_ids(ids),
-            TextNet::Minilm { tuned: Some(bert), .. } => {
+            TextNet::Minilm(_) if ids.is_floating_point() => ids.shallow_clone(),
+            TextNet::Minilm(model) => model.encode_ids(ids),
+            TextNet::Tuned { bert, .. } => {
                 let mask = ids.ne(0);
                 crate::minilm::mean_pool_normalised(&bert.forward(ids, &mask), &mask)
             }
@@ -252,7 +260,8 @@ impl TextNet {
     pub fn ids(&self, vocab: &crate::text::Vocab, captions: &[&str]) -> Result<Tensor> {
         match self {
             TextNet::Lstm(_) => vocab.batch(captions),
-            TextNet::Minilm { model, .. } => Ok(model.ids(captions)?.0),
+            TextNet::Minilm(model) => Ok(model.ids(captions)?.0),
+            TextNet::Tuned { pieces, .. } => Ok(pieces.ids(captions)?.0),
         }
     }
 }
