@@ -185,6 +185,12 @@ impl Bert {
         }
         x
     }
+
+    /// Token ids [N, L] (0, [PAD], at padding) → unit-length sentence embeddings [N, H].
+    pub fn encode(&self, ids: &Tensor) -> Tensor {
+        let mask = ids.ne(0);
+        mean_pool_normalised(&self.forward(ids, &mask), &mask)
+    }
 }
 
 /// Mean of `states` [N, L, H] over the positions where `mask` [N, L] is 1, then L2-normalised
@@ -360,8 +366,7 @@ impl MiniLm {
 
     /// Token ids [N, L] → unit-length sentence embeddings [N, 384].
     pub fn encode_ids(&self, ids: &Tensor) -> Tensor {
-        let (states, mask) = self.states(ids);
-        mean_pool_normalised(&states, &mask)
+        self.bert.encode(ids)
     }
 
     /// Sentences → unit-length embeddings [N, 384] on the CPU.

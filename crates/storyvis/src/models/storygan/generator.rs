@@ -270,10 +270,7 @@ impl Generator {
                 let flat = ids.view([s[0] * s[1], s[2]]);
                 let e = match net {
                     TextNet::Words(enc) => enc.forward(&flat),
-                    TextNet::Minilm(bert) => {
-                        let mask = flat.ne(0);
-                        crate::minilm::mean_pool_normalised(&bert.forward(&flat, &mask), &mask)
-                    }
+                    TextNet::Minilm(bert) => bert.encode(&flat),
                 };
                 e.view([s[0], s[1], -1])
             }

@@ -249,10 +249,7 @@ impl TextNet {
             TextNet::Lstm(e) => e.forward(ids),
             TextNet::Minilm(_) if ids.is_floating_point() => ids.shallow_clone(),
             TextNet::Minilm(model) => model.encode_ids(ids),
-            TextNet::Tuned { bert, .. } => {
-                let mask = ids.ne(0);
-                crate::minilm::mean_pool_normalised(&bert.forward(ids, &mask), &mask)
-            }
+            TextNet::Tuned { bert, .. } => bert.encode(ids),
         }
     }
 
