@@ -59,6 +59,9 @@ enum Command {
     Interpolate(t2i::InterpolateArgs),
     /// Draw a caption in the style of an image (z inferred by the style encoder).
     StyleTransfer(t2i::StyleArgs),
+    /// Serve a web page (and a JSON API) where anyone types a story, caption or video caption
+    /// and sees it drawn by the models given (default: the shipped story model).
+    Serve(ServeArgs),
     /// Score trained models on held-out stories: SSIM, PSNR, classifier F1 and accuracies,
     /// Fréchet distance, IS and consistency; JSON plus a markdown table.
     Eval(EvalArgs),
@@ -204,6 +207,55 @@ struct GenerateArgs {
     /// trained: the trained weights.
     #[arg(long, value_enum, default_value = "average")]
     weights: WeightsArg,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// A model to serve, NAME=DIR (a run or checkpoint directory of any family that draws from
+    /// text); repeat for more. Default: the shipped story model as `storygan-default`.
+    #[arg(long = "model", value_name = "NAME=DIR")]
+    models: Vec<String>,
+    /// The address to listen on: loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The port (0: any free port; the one taken is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Requests waiting or drawing at once; past that the answer is 503 with Retry-After.
+    #[arg(long, default_value_t = 32)]
+    queue: usize,
+    /// Threads that take requests from the queue (the drawings themselves run one at a time:
+    /// libtorch's random generator is one per process).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Seconds a request may wait and draw before it is answered 503.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// average: the runs' moving averages of the generators where they kept one; trained: the
+    /// trained weights.
+    #[arg(long, value_enum, default_value = "average")]
+    weights: WeightsArg,
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    let models = if a.models.is_empty() {
+        let dir = storyvis::shipped::find(DEFAULT_MODEL).context("no --model given, and the shipped model is missing")?;
+        vec![("storygan-default".to_string(), dir)]
+    } else {
+        a.models.iter().map(|m| storyvis_serve::parse_model(m)).collect::<Result<_>>()?
+    };
+    ensure!(a.timeout >= 1 && a.timeout <= 3600, "--timeout must be 1..3600 seconds, got {}", a.timeout);
+    let opts = storyvis_serve::Options {
+        models,
+        queue: a.queue,
+        workers: a.workers,
+        timeout: std::time::Duration::from_secs(a.timeout),
+        device: storyvis::device::parse_device(&a.device)?,
+        weights: a.weights.into(),
+    };
+    storyvis_serve::run(&opts, &a.host, a.port)
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -592,6 +644,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::TrainTextEncoder(a) => t2i::train_encoder(a),
         Command::Interpolate(a) => t2i::interpolate(a),
         Command::StyleTransfer(a) => t2i::style_transfer(a),
+        Command::Serve(a) => serve(a),
         Command::Eval(a) => evaluate(a),
         Command::Prepare { dataset } => prepare::run(dataset),
         Command::Show { dir, stories, out } => {

@@ -121,6 +121,15 @@ pub fn caption(tracks: &[Track]) -> String {
     tracks.iter().map(|t| format!("digit {} is moving {}", t.class, MOTIONS[t.motion])).collect::<Vec<_>>().join(" and ")
 }
 
+/// A caption of a random clip of `digits` digits with distinct classes: an example of what
+/// video models trained on Bouncing MNIST read.
+pub fn example_caption(rng: &mut Rng, digits: usize) -> String {
+    let mut classes: Vec<u8> = (0..10).collect();
+    rng.shuffle(&mut classes);
+    let tracks: Vec<Track> = (0..digits).map(|d| Track { class: classes[d], motion: rng.below(MOTIONS.len()), path: Vec::new() }).collect();
+    caption(&tracks)
+}
+
 /// Label names: "digit:0" … "motion:left-right" for one digit; "digit1:…", "motion1:…",
 /// "digit2:…", "motion2:…" (in caption order) for two.
 pub fn label_names(digits: usize) -> Vec<String> {

@@ -140,9 +140,14 @@ pub fn contact_sheet(ds: &Dataset, stories: usize) -> Result<RgbImage> {
 
 /// Encodes an image as PNG and writes it atomically.
 pub fn save_png(img: &RgbImage, path: &std::path::Path) -> Result<()> {
+    crate::atomic::write_file(path, &png_bytes(img)?)
+}
+
+/// An image encoded as PNG, in memory.
+pub fn png_bytes(img: &RgbImage) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
-    crate::atomic::write_file(path, &bytes)
+    Ok(bytes)
 }
 
 #[cfg(test)]

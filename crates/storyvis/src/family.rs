@@ -136,6 +136,9 @@ pub struct FamilyEntry {
     pub build: Build,
     /// Networks only training needs (discriminators): `export` leaves them out.
     pub training_only: &'static [&'static str],
+    /// How a trained model is loaded to draw from typed text (`storyvis serve`); none for a
+    /// family that does not draw from text.
+    pub drawer: Option<crate::drawer::LoadDrawer>,
 }
 
 /// The training items of each of `batches` standing passes (`Family::standing_passes`):

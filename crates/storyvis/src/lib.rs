@@ -11,6 +11,7 @@ pub mod clip_classifier;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod drawer;
 pub mod eval;
 pub mod family;
 pub mod joint;

@@ -5,13 +5,14 @@
 
 use crate::checkpoint;
 use crate::data::to_image;
+use crate::drawer::{Checked, Drawer, Input, Picture};
 use crate::models::storygan::config::{Config, TextInput};
 use crate::models::storygan::generator::{Generator, TextBatch};
 use crate::models::storygan::DataShape;
 use crate::text::{tokenize, Vocab};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
-use storyvis_data::sheet::{paper, save_png, StripLayout};
+use storyvis_data::sheet::{paper, StripLayout};
 use tch::nn::VarStore;
 use tch::Device;
 
@@ -224,7 +225,13 @@ pub fn parse_seeds(spec: &str) -> Result<Vec<u64>> {
 
 /// Draws the story once per seed into `out`; returns the files written.
 pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, format: Format) -> Result<Vec<PathBuf>> {
-    let refs: Vec<&str> = story.sentences.iter().map(String::as_str).collect();
+    crate::drawer::save_all(&render(model, &story.sentences, seeds, format)?, out)
+}
+
+/// Draws the story once per seed, in memory: per seed a strip (`seedNNNN.png`, the frames left
+/// to right with the sentences underneath) or a PNG per frame (`seedNNNN-frameF.png`).
+pub fn render(model: &Loaded, sentences: &[String], seeds: &[u64], format: Format) -> Result<Vec<Picture>> {
+    let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
     let t = refs.len() as i64;
     let text = match &model.minilm {
         Some(MinilmText::Ids(p)) => TextBatch::Ids(p.ids(&refs)?.0.view([1, t, -1]).to_device(model.device)),
@@ -235,8 +242,7 @@ pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, for
             TextBatch::Ids(ids.view([1, t, l]).to_device(model.device))
         }
     };
-    storyvis_data::atomic::create_dir_all(out)?;
-    let mut written = Vec::new();
+    let mut pictures = Vec::new();
     for &seed in seeds {
         tch::manual_seed(seed as i64);
         let frames = model.draw(&text);
@@ -244,23 +250,53 @@ pub fn generate(model: &Loaded, story: &Prepared, seeds: &[u64], out: &Path, for
         match format {
             Format::Frames => {
                 for (f, img) in images.iter().enumerate() {
-                    let p = out.join(format!("seed{seed:04}-frame{}.png", f + 1));
-                    save_png(img, &p)?;
-                    written.push(p);
+                    pictures.push(Picture::png(format!("seed{seed:04}-frame{}.png", f + 1), Some(seed), img)?);
                 }
             }
             Format::Strip => {
                 let layout = StripLayout::for_frame_size(frames.size()[3] as u32);
                 let mut sheet = paper(layout.width(t as u32), layout.row_height() + layout.gap);
-                let strip: Vec<_> = images.into_iter().zip(story.sentences.iter().cloned()).collect();
+                let strip: Vec<_> = images.into_iter().zip(sentences.iter().cloned()).collect();
                 layout.draw_row(&mut sheet, layout.gap, &format!("seed {seed}"), &strip);
-                let p = out.join(format!("seed{seed:04}.png"));
-                save_png(&sheet, &p)?;
-                written.push(p);
+                pictures.push(Picture::png(format!("seed{seed:04}.png"), Some(seed), &sheet)?);
             }
         }
     }
-    Ok(written)
+    Ok(pictures)
+}
+
+impl Drawer for Loaded {
+    fn input(&self) -> Input {
+        Input::Story { frames: self.cfg.frames }
+    }
+
+    fn family(&self) -> &str {
+        "storygan"
+    }
+
+    fn step(&self) -> usize {
+        self.step
+    }
+
+    fn checkpoint(&self) -> &Path {
+        &self.checkpoint
+    }
+
+    fn check(&self, text: &str, fit: Fit) -> Result<Checked> {
+        let p = prepare(self, text, fit, false)?;
+        Ok(Checked { sentences: p.sentences, unknown: p.unknown })
+    }
+
+    fn draw(&self, text: &Checked, seeds: &[u64]) -> Result<Vec<Picture>> {
+        render(self, &text.sentences, seeds, Format::Strip)
+    }
+}
+
+/// The registry's loader (`FamilyEntry::drawer`): a StoryGAN that reads sentences.
+pub fn load_drawer(dir: &Path, device: Device, weights: checkpoint::Weights) -> Result<Box<dyn Drawer>> {
+    let model = load_with(dir, device, weights)?;
+    ensure!(model.cfg.text != TextInput::Vector, "{} was trained on attribute vectors, not sentences: it cannot draw typed stories", dir.display());
+    Ok(Box::new(model))
 }
 
 /// Mean absolute difference, in [0, 1] pixel units, between the frames the model draws for

@@ -46,3 +46,33 @@ pub fn trained(root: &Path) -> (PathBuf, PathBuf) {
     assert!(out.contains("trained at step 4 (4 iterations run)"), "{out}");
     (data, runs.join("00000-storygan-tiny"))
 }
+
+/// IDX bytes (unsigned bytes) of the given dimensions and values.
+pub fn idx(dims: &[u32], values: &[u8]) -> Vec<u8> {
+    let mut b = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        b.extend(d.to_be_bytes());
+    }
+    b.extend(values);
+    b
+}
+
+/// MNIST-format training files of `per` made-up digits a class: class c is a bar at column
+/// 2c + 4 (any 28×28 grey levels will do for the pipeline).
+pub fn write_mnist(dir: &Path, per: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    for c in 0..10u8 {
+        for k in 0..per {
+            let mut d = [0u8; 784];
+            for r in 4..24 {
+                d[r * 28 + 2 * c as usize + 4] = 255 - k as u8;
+            }
+            pixels.extend(d);
+            labels.push(c);
+        }
+    }
+    let n = labels.len() as u32;
+    std::fs::write(dir.join("train-images-idx3-ubyte"), idx(&[n, 28, 28], &pixels)).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), idx(&[n], &labels)).unwrap();
+}

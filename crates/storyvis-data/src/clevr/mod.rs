@@ -107,6 +107,23 @@ pub fn sample_story(opts: &GenerateOptions, index: usize) -> Result<(Story, Rng)
     bail!("story {index}: no placement satisfied the rules in 200 tries (are the rules too strict?)")
 }
 
+/// The sentences of CLEVR-SV story `seed` (default options, standard wording), without
+/// rendering its frames: an example of what story models trained on CLEVR-SV read.
+pub fn example_story(seed: u64) -> Result<Vec<String>> {
+    let opts = GenerateOptions { seed, ..Default::default() };
+    let (story, mut rng) = sample_story(&opts, 0)?;
+    Ok((0..FRAMES).map(|t| sentence::caption_in(opts.phrasing, &story.objects, t, &story.camera, &mut rng).text).collect())
+}
+
+/// A caption of the first 1–4 objects of CLEVR-SV story `seed`, as `prepare clevr-captions`
+/// words them: an example of what text-to-image models trained on CLEVR read.
+pub fn example_caption(seed: u64) -> Result<String> {
+    let (story, _) = sample_story(&GenerateOptions { seed, ..Default::default() }, 0)?;
+    let mut rng = Rng::for_item(seed, 1);
+    let k = 1 + rng.below(4);
+    Ok(captions::captions(&story.objects[..k], &story.camera, 1, &mut rng).remove(0))
+}
+
 /// Renders one story's frames and writes them; returns its manifest record.
 fn make_story(opts: &GenerateOptions, index: usize, out: &DatasetWriter) -> Result<StoryRecord> {
     let (story, mut rng) = sample_story(opts, index)?;

@@ -8,7 +8,9 @@ use super::Config;
 use crate::captioned::MAX_CAPTION_BYTES;
 use crate::checkpoint;
 use crate::data::to_image;
+use crate::drawer::{Checked, Drawer, Input, Picture};
 use crate::joint::Joint;
+use crate::sample::Fit;
 use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use storyvis_data::sheet::{paper, save_png, StripLayout};
@@ -94,13 +96,18 @@ impl Loaded {
         to_image(x)
     }
 
-    /// Writes one row of images (labelled) with a title as a PNG.
-    fn save_row(&self, path: &Path, title: &str, images: &[(Tensor, String)]) -> Result<()> {
+    /// One row of images (labelled) under a title.
+    fn row(&self, title: &str, images: &[(Tensor, String)]) -> image::RgbImage {
         let layout = StripLayout::for_frame_size(self.cfg.image_size as u32);
         let mut sheet = paper(layout.width(images.len() as u32), layout.row_height() + layout.gap);
         let strip: Vec<(image::RgbImage, String)> = images.iter().map(|(x, label)| (self.rgb(x), label.clone())).collect();
         layout.draw_row(&mut sheet, layout.gap, title, &strip);
-        save_png(&sheet, path)
+        sheet
+    }
+
+    /// Writes one row of images (labelled) with a title as a PNG.
+    fn save_row(&self, path: &Path, title: &str, images: &[(Tensor, String)]) -> Result<()> {
+        save_png(&self.row(title, images), path)
     }
 }
 
@@ -129,21 +136,54 @@ pub fn r_precision(model: &Loaded, images: &Tensor, captions: &[&str], seed: u64
 
 /// `generate --text`: the caption drawn at each seed, one row; also each image alone.
 pub fn generate(model: &Loaded, caption: &str, seeds: &[u64], out: &Path) -> Result<Vec<PathBuf>> {
+    crate::drawer::save_all(&render(model, caption, seeds)?, out)
+}
+
+/// The caption drawn at each seed, in memory: each image alone (`seedNNNN.png`), then the row
+/// of them under the caption (`row.png`).
+pub fn render(model: &Loaded, caption: &str, seeds: &[u64]) -> Result<Vec<Picture>> {
     let t = model.embed(caption)?;
-    storyvis_data::atomic::create_dir_all(out)?;
-    let mut files = Vec::new();
+    let mut pictures = Vec::new();
     let mut row = Vec::new();
     for &seed in seeds {
         let x = model.draw(&model.noise(seed), &t).get(0);
-        let path = out.join(format!("seed{seed:04}.png"));
-        save_png(&model.rgb(&x), &path)?;
-        files.push(path);
+        pictures.push(Picture::png(format!("seed{seed:04}.png"), Some(seed), &model.rgb(&x))?);
         row.push((x, format!("seed {seed}")));
     }
-    let path = out.join("row.png");
-    model.save_row(&path, caption, &row)?;
-    files.push(path);
-    Ok(files)
+    pictures.push(Picture::png("row.png".into(), None, &model.row(caption, &row))?);
+    Ok(pictures)
+}
+
+impl Drawer for Loaded {
+    fn input(&self) -> Input {
+        Input::Caption
+    }
+
+    fn family(&self) -> &str {
+        FAMILY_NAME
+    }
+
+    fn step(&self) -> usize {
+        self.step
+    }
+
+    fn checkpoint(&self) -> &Path {
+        &self.checkpoint
+    }
+
+    fn check(&self, text: &str, _fit: Fit) -> Result<Checked> {
+        check_caption(text)?;
+        Ok(Checked { sentences: vec![text.to_string()], unknown: self.joint.text.unknown_words(text) })
+    }
+
+    fn draw(&self, text: &Checked, seeds: &[u64]) -> Result<Vec<Picture>> {
+        render(self, &text.sentences[0], seeds)
+    }
+}
+
+/// The registry's loader (`FamilyEntry::drawer`).
+pub fn load_drawer(dir: &Path, device: Device, weights: checkpoint::Weights) -> Result<Box<dyn Drawer>> {
+    Ok(Box::new(load_with(dir, device, weights)?))
 }
 
 /// `interpolate`: per seed, a row from `from` to `to` in `steps` steps of the text embedding

@@ -28,6 +28,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     check: |cfg| Config::of(cfg).map(drop),
     build,
     training_only: &["discriminator"],
+    drawer: Some(super::draw::load_drawer),
 };
 
 /// Held-out captions drawn in the sample sheets, and seeds per caption.

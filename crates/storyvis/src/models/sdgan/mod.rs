@@ -29,6 +29,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     check: |cfg| crate::models::stackgan::Config::of(cfg).map(drop),
     build: crate::models::stackgan::family::build,
     training_only: &["discriminator"],
+    drawer: Some(crate::models::stackgan::draw::load_drawer),
 };
 
 /// The contrastive loss's form.

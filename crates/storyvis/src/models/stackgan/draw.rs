@@ -6,11 +6,13 @@ use super::family::{word_features, Generators, Noise, STAGE1_CONFIG};
 use super::Config;
 use crate::checkpoint;
 use crate::data::to_image;
+use crate::drawer::{Checked, Drawer, Input, Picture};
 use crate::joint::Joint;
 use crate::models::gan_int_cls::draw::check_caption;
+use crate::sample::Fit;
 use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
-use storyvis_data::sheet::{paper, save_png, StripLayout};
+use storyvis_data::sheet::{paper, StripLayout};
 use tch::{Device, Tensor};
 
 /// The families this file draws.
@@ -97,19 +99,22 @@ pub fn draw_captions(model: &Loaded, captions: &[&str], seeds: usize, batch: usi
 /// `generate --text`: the caption drawn at each seed, one row (with `stages`, Stage I's image,
 /// upsampled, beside Stage II's); also each final image alone.
 pub fn generate(model: &Loaded, caption: &str, seeds: &[u64], out: &Path, stages: bool) -> Result<Vec<PathBuf>> {
+    crate::drawer::save_all(&render(model, caption, seeds, stages)?, out)
+}
+
+/// [`generate`] in memory: each final image (`seedNNNN.png`), then the row (`row.png`, or
+/// `stages.png` with both stages).
+pub fn render(model: &Loaded, caption: &str, seeds: &[u64], stages: bool) -> Result<Vec<Picture>> {
     check_caption(caption)?;
     ensure!(!stages || model.gens.two.is_some(), "--stages shows Stage I beside Stage II; {} is a Stage-I model (stage 1)", model.checkpoint.display());
     let (text, words) = model.read(&[caption])?;
-    storyvis_data::atomic::create_dir_all(out)?;
     let size = model.cfg.image_size;
-    let mut files = Vec::new();
+    let mut pictures = Vec::new();
     let mut row = Vec::new();
     for &seed in seeds {
         let (one, two) = model.gens.draw(&model.noise(seed), &text, words.as_ref().map(|(f, m)| (f, m)));
         let last = two.as_ref().unwrap_or(&one).get(0);
-        let path = out.join(format!("seed{seed:04}.png"));
-        save_png(&to_image(&last), &path)?;
-        files.push(path);
+        pictures.push(Picture::png(format!("seed{seed:04}.png"), Some(seed), &to_image(&last))?);
         if stages {
             let up = one.upsample_nearest2d([size, size], None, None).get(0);
             row.push((to_image(&up), format!("Stage I, seed {seed}")));
@@ -121,8 +126,38 @@ pub fn generate(model: &Loaded, caption: &str, seeds: &[u64], out: &Path, stages
     let layout = StripLayout::for_frame_size(size as u32);
     let mut sheet = paper(layout.width(row.len() as u32), layout.row_height() + layout.gap);
     layout.draw_row(&mut sheet, layout.gap, caption, &row);
-    let path = out.join(if stages { "stages.png" } else { "row.png" });
-    save_png(&sheet, &path)?;
-    files.push(path);
-    Ok(files)
+    pictures.push(Picture::png((if stages { "stages.png" } else { "row.png" }).into(), None, &sheet)?);
+    Ok(pictures)
+}
+
+impl Drawer for Loaded {
+    fn input(&self) -> Input {
+        Input::Caption
+    }
+
+    fn family(&self) -> &str {
+        &self.family
+    }
+
+    fn step(&self) -> usize {
+        self.step
+    }
+
+    fn checkpoint(&self) -> &Path {
+        &self.checkpoint
+    }
+
+    fn check(&self, text: &str, _fit: Fit) -> Result<Checked> {
+        check_caption(text)?;
+        Ok(Checked { sentences: vec![text.to_string()], unknown: self.joint.text.unknown_words(text) })
+    }
+
+    fn draw(&self, text: &Checked, seeds: &[u64]) -> Result<Vec<Picture>> {
+        render(self, &text.sentences[0], seeds, false)
+    }
+}
+
+/// The registry's loader (`FamilyEntry::drawer`) of both families.
+pub fn load_drawer(dir: &Path, device: Device, weights: checkpoint::Weights) -> Result<Box<dyn Drawer>> {
+    Ok(Box::new(load_with(dir, device, weights)?))
 }

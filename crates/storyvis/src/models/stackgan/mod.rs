@@ -41,6 +41,7 @@ pub const FAMILY: crate::family::FamilyEntry = crate::family::FamilyEntry {
     check: |cfg| Config::of(cfg).map(drop),
     build: family::build,
     training_only: &["discriminator"],
+    drawer: Some(draw::load_drawer),
 };
 
 /// The [model] section of the stackgan and sdgan families.

@@ -35,6 +35,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     check: |cfg| Config::of(cfg).map(drop),
     build,
     training_only: &["image_d", "story_d"],
+    drawer: Some(crate::sample::load_drawer),
 };
 
 /// The vocabulary saved beside a checkpoint's config.

@@ -6,11 +6,12 @@ use super::Config;
 use crate::captioned::MAX_CAPTION_BYTES;
 use crate::checkpoint;
 use crate::data::to_rgb8;
+use crate::drawer::{Checked, Drawer, Input, Picture};
 use crate::models::storygan::family::load_vocab;
+use crate::sample::Fit;
 use crate::text::Vocab;
 use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
-use storyvis_data::sheet::save_png;
 use tch::{Device, Kind, Tensor};
 
 /// A frame of the GIFs lasts this long, in hundredths of a second (TGANs-C's clips are GIFs;
@@ -128,6 +129,11 @@ impl Loaded {
 /// Writes a clip's frames [T, C, S, S] in [−1, 1] as an animated GIF that loops, each frame
 /// scaled up `GIF_SCALE` times (nearest neighbour).
 pub fn write_gif(frames: &Tensor, path: &Path) -> Result<()> {
+    storyvis_data::atomic::write_file(path, &gif_bytes(frames).with_context(|| format!("encoding {}", path.display()))?)
+}
+
+/// A clip's frames [T, C, S, S] in [−1, 1] as the bytes of an animated GIF (`write_gif`).
+pub fn gif_bytes(frames: &Tensor) -> Result<Vec<u8>> {
     use image::codecs::gif::{GifEncoder, Repeat};
     let mut bytes = Vec::new();
     {
@@ -140,40 +146,68 @@ pub fn write_gif(frames: &Tensor, path: &Path) -> Result<()> {
             let big = image::imageops::resize(&img, w * GIF_SCALE, h * GIF_SCALE, image::imageops::FilterType::Nearest);
             let rgba = image::DynamicImage::ImageRgb8(big).to_rgba8();
             let delay = image::Delay::from_numer_denom_ms(GIF_DELAY_CS as u32 * 10, 1);
-            enc.encode_frame(image::Frame::from_parts(rgba, 0, 0, delay)).with_context(|| format!("encoding {}", path.display()))?;
+            enc.encode_frame(image::Frame::from_parts(rgba, 0, 0, delay))?;
         }
     }
-    storyvis_data::atomic::write_file(path, &bytes)
+    Ok(bytes)
 }
 
 /// `generate --text` on a video model: the caption drawn at each seed, a GIF per seed
 /// (`seedNNNN.gif`), or a PNG strip per seed with `ClipFormat::Strip`; and a sheet of every
 /// seed's strip (`strips.png`).
 pub fn generate(model: &Loaded, caption: &str, seeds: &[u64], out: &Path, format: ClipFormat) -> Result<Vec<PathBuf>> {
+    crate::drawer::save_all(&render(model, caption, seeds, format)?, out)
+}
+
+/// [`generate`] in memory.
+pub fn render(model: &Loaded, caption: &str, seeds: &[u64], format: ClipFormat) -> Result<Vec<Picture>> {
     let ids = model.encode(caption)?;
-    storyvis_data::atomic::create_dir_all(out)?;
-    let mut files = Vec::new();
+    let mut pictures = Vec::new();
     let mut rows = Vec::new();
     let size = model.cfg.image_size as u32;
     for &seed in seeds {
         let clip = model.draw(&model.noise(seed), &ids).get(0).transpose(0, 1).to_device(Device::Cpu); // [T, C, S, S]
-        let path = match format {
-            ClipFormat::Gif => {
-                let p = out.join(format!("seed{seed:04}.gif"));
-                write_gif(&clip, &p)?;
-                p
-            }
+        pictures.push(match format {
+            ClipFormat::Gif => Picture { name: format!("seed{seed:04}.gif"), seed: Some(seed), mime: "image/gif", bytes: gif_bytes(&clip)? },
             ClipFormat::Strip => {
-                let p = out.join(format!("seed{seed:04}.png"));
-                save_png(&strips(&[(format!("{caption} (seed {seed})"), clip.shallow_clone())], size), &p)?;
-                p
+                Picture::png(format!("seed{seed:04}.png"), Some(seed), &strips(&[(format!("{caption} (seed {seed})"), clip.shallow_clone())], size))?
             }
-        };
-        files.push(path);
+        });
         rows.push((format!("seed {seed}: {caption}"), clip));
     }
-    let path = out.join("strips.png");
-    save_png(&strips(&rows, size), &path)?;
-    files.push(path);
-    Ok(files)
+    pictures.push(Picture::png("strips.png".into(), None, &strips(&rows, size))?);
+    Ok(pictures)
+}
+
+impl Drawer for Loaded {
+    fn input(&self) -> Input {
+        Input::Video { frames: self.cfg.frames as usize }
+    }
+
+    fn family(&self) -> &str {
+        FAMILY_NAME
+    }
+
+    fn step(&self) -> usize {
+        self.step
+    }
+
+    fn checkpoint(&self) -> &Path {
+        &self.checkpoint
+    }
+
+    /// A video model draws only words it was trained on: an unknown word is an error.
+    fn check(&self, text: &str, _fit: Fit) -> Result<Checked> {
+        self.encode(text).map(drop)?;
+        Ok(Checked { sentences: vec![text.to_string()], unknown: Vec::new() })
+    }
+
+    fn draw(&self, text: &Checked, seeds: &[u64]) -> Result<Vec<Picture>> {
+        render(self, &text.sentences[0], seeds, ClipFormat::Gif)
+    }
+}
+
+/// The registry's loader (`FamilyEntry::drawer`).
+pub fn load_drawer(dir: &Path, device: Device, weights: checkpoint::Weights) -> Result<Box<dyn Drawer>> {
+    Ok(Box::new(load_with(dir, device, weights)?))
 }

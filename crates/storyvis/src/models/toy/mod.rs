@@ -24,6 +24,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     check: |cfg| Config::of(cfg).map(drop),
     build,
     training_only: &["discriminator"],
+    drawer: None,
 };
 
 /// Where the injected NaN goes.

@@ -1,0 +1,134 @@
+//! One way to draw from typed text with a trained model of any family: what `storyvis serve`
+//! loads. A family that draws from text lists its loader in its registry entry
+//! (`FamilyEntry::drawer`); [`load`] reads a checkpoint's family and takes the loader from the
+//! registry, so a new family is served by adding that one line.
+
+use crate::checkpoint::{self, Weights};
+use crate::sample::Fit;
+use anyhow::{ensure, Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use storyvis_data::rng::Rng;
+use tch::Device;
+
+/// What a model reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Input {
+    /// A story of `frames` sentences, drawn as `frames` consistent images.
+    Story { frames: usize },
+    /// A caption, drawn as one image per seed.
+    Caption,
+    /// A video caption, drawn as one clip of `frames` frames per seed.
+    Video { frames: usize },
+}
+
+/// One encoded picture of a drawing.
+#[derive(Clone, Debug)]
+pub struct Picture {
+    /// A file name (`seed0003.png`, `row.png`): what `generate` writes it as.
+    pub name: String,
+    /// The seed it shows, or none for a sheet of every seed.
+    pub seed: Option<u64>,
+    /// `image/png` or `image/gif`.
+    pub mime: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+impl Picture {
+    pub fn png(name: String, seed: Option<u64>, img: &image::RgbImage) -> Result<Picture> {
+        Ok(Picture { name, seed, mime: "image/png", bytes: storyvis_data::sheet::png_bytes(img)? })
+    }
+}
+
+/// Writes pictures into `out` (atomically, each); returns the files in order.
+pub fn save_all(pictures: &[Picture], out: &Path) -> Result<Vec<PathBuf>> {
+    storyvis_data::atomic::create_dir_all(out)?;
+    pictures
+        .iter()
+        .map(|p| {
+            let path = out.join(&p.name);
+            storyvis_data::atomic::write_file(&path, &p.bytes)?;
+            Ok(path)
+        })
+        .collect()
+}
+
+/// Typed text as a model will read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Checked {
+    /// A story's sentences after splitting and fitting to the model's length; a caption alone.
+    pub sentences: Vec<String>,
+    /// Words outside the model's vocabulary (read as unknown), as `generate` warns of them.
+    pub unknown: Vec<String>,
+}
+
+/// A trained model that draws from typed text.
+pub trait Drawer: Send {
+    fn input(&self) -> Input;
+    /// The family's registry name.
+    fn family(&self) -> &str;
+    /// Training iterations behind the weights.
+    fn step(&self) -> usize;
+    /// The checkpoint directory it was loaded from.
+    fn checkpoint(&self) -> &Path;
+    /// Checks typed text the way `generate` does (length, emptiness, sentence count, words the
+    /// model cannot read) without drawing; `fit` applies to stories only.
+    fn check(&self, text: &str, fit: Fit) -> Result<Checked>;
+    /// Draws checked text once per seed: per seed a picture (a story's strip, an image, a clip
+    /// as an animated GIF), then a sheet of every seed. The noise of each seed comes from
+    /// libtorch's process-wide generator, seeded here: callers on several threads must draw
+    /// one at a time ([`DRAW_LOCK`]) for a seed to give the same pictures as `generate`.
+    fn draw(&self, text: &Checked, seeds: &[u64]) -> Result<Vec<Picture>>;
+}
+
+/// Held while a drawing seeds libtorch's generator and runs (see [`Drawer::draw`]).
+pub static DRAW_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How a family's checkpoint is loaded to draw (`FamilyEntry::drawer`).
+pub type LoadDrawer = fn(&Path, Device, Weights) -> Result<Box<dyn Drawer>>;
+
+/// Loads any family's checkpoint (a run directory or a checkpoint directory) to draw, through
+/// the family registry.
+pub fn load(path: &Path, device: Device, weights: Weights) -> Result<Box<dyn Drawer>> {
+    let dir = checkpoint::resolve(path)?;
+    let family = checkpoint::load_config(&dir)?.family;
+    let entry = crate::models::family(&family)?;
+    let load = entry.drawer.with_context(|| format!("{} is a {family} checkpoint; that family does not draw from text", dir.display()))?;
+    load(&dir, device, weights)
+}
+
+/// Example inputs for a model: texts in the words of storyvis's own datasets for its kind of
+/// input (CLEVR-SV stories, CLEVR captions, Bouncing MNIST captions), made from fixed seeds,
+/// kept only where the model reads every word (a model trained on other data gets none).
+pub fn examples(model: &dyn Drawer, n: usize) -> Vec<String> {
+    let candidates: Vec<String> = match model.input() {
+        Input::Story { frames } => (0..3 * n)
+            .filter_map(|i| storyvis_data::clevr::example_story(i as u64).ok())
+            .filter(|s| s.len() >= frames)
+            .map(|s| s[..frames].iter().map(|x| x.trim_end_matches('.').to_string() + ".").collect::<Vec<_>>().join(" "))
+            .collect(),
+        Input::Caption => (0..3 * n).filter_map(|i| storyvis_data::clevr::example_caption(i as u64).ok()).collect(),
+        Input::Video { .. } => {
+            let mut rng = Rng::for_item(0, 0);
+            (0..3 * n).map(|i| storyvis_data::bouncing::example_caption(&mut rng, 1 + i % 2)).collect()
+        }
+    };
+    let mut out = Vec::new();
+    for c in candidates {
+        if out.len() == n {
+            break;
+        }
+        if model.check(&c, Fit::Exact).is_ok_and(|k| k.unknown.is_empty()) && !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Checks seeds for one drawing: at least one, at most `max`.
+pub fn check_seeds(seeds: &[u64], max: usize) -> Result<()> {
+    ensure!(!seeds.is_empty(), "give at least one seed");
+    ensure!(seeds.len() <= max, "{} seeds asked; at most {max} per drawing", seeds.len());
+    Ok(())
+}
