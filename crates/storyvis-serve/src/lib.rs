@@ -77,7 +77,8 @@ impl Served {
     pub fn new(name: &str, d: Box<dyn Drawer>) -> Result<Served> {
         check_name(name)?;
         let examples = drawer::examples(d.as_ref(), EXAMPLES);
-        Ok(Served { name: name.to_string(), input: d.input(), family: d.family().to_string(), step: d.step(), examples, drawer: Mutex::new(d) })
+        let (family, step) = (d.about().family.to_string(), d.about().step);
+        Ok(Served { name: name.to_string(), input: d.input(), family, step, examples, drawer: Mutex::new(d) })
     }
 }
 

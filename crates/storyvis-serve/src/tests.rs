@@ -6,7 +6,7 @@ use super::client::{request, Reply};
 use super::*;
 use std::net::SocketAddr;
 use std::path::Path;
-use storyvis::drawer::{Checked, Picture};
+use storyvis::drawer::{About, Checked, Picture};
 
 struct Fake {
     input: Input,
@@ -17,14 +17,8 @@ impl Drawer for Fake {
     fn input(&self) -> Input {
         self.input
     }
-    fn family(&self) -> &str {
-        "fake"
-    }
-    fn step(&self) -> usize {
-        7
-    }
-    fn checkpoint(&self) -> &Path {
-        Path::new("fake")
+    fn about(&self) -> About<'_> {
+        About { family: "fake", step: 7, checkpoint: Path::new("fake") }
     }
     fn check(&self, text: &str, _fit: Fit) -> Result<Checked> {
         ensure!(!text.trim().is_empty(), "the caption is empty");

@@ -63,15 +63,20 @@ pub struct Checked {
     pub unknown: Vec<String>,
 }
 
+/// Where a loaded model comes from.
+pub struct About<'a> {
+    /// The family's registry name.
+    pub family: &'a str,
+    /// Training iterations behind the weights.
+    pub step: usize,
+    /// The checkpoint directory it was loaded from.
+    pub checkpoint: &'a Path,
+}
+
 /// A trained model that draws from typed text.
 pub trait Drawer: Send {
     fn input(&self) -> Input;
-    /// The family's registry name.
-    fn family(&self) -> &str;
-    /// Training iterations behind the weights.
-    fn step(&self) -> usize;
-    /// The checkpoint directory it was loaded from.
-    fn checkpoint(&self) -> &Path;
+    fn about(&self) -> About<'_>;
     /// Checks typed text the way `generate` does (length, emptiness, sentence count, words the
     /// model cannot read) without drawing; `fit` applies to stories only.
     fn check(&self, text: &str, fit: Fit) -> Result<Checked>;

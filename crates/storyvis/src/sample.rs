@@ -5,7 +5,7 @@
 
 use crate::checkpoint;
 use crate::data::to_image;
-use crate::drawer::{Checked, Drawer, Input, Picture};
+use crate::drawer::{About, Checked, Drawer, Input, Picture};
 use crate::models::storygan::config::{Config, TextInput};
 use crate::models::storygan::generator::{Generator, TextBatch};
 use crate::models::storygan::DataShape;
@@ -270,16 +270,8 @@ impl Drawer for Loaded {
         Input::Story { frames: self.cfg.frames }
     }
 
-    fn family(&self) -> &str {
-        "storygan"
-    }
-
-    fn step(&self) -> usize {
-        self.step
-    }
-
-    fn checkpoint(&self) -> &Path {
-        &self.checkpoint
+    fn about(&self) -> About<'_> {
+        About { family: "storygan", step: self.step, checkpoint: &self.checkpoint }
     }
 
     fn check(&self, text: &str, fit: Fit) -> Result<Checked> {

@@ -8,7 +8,7 @@ use super::Config;
 use crate::captioned::MAX_CAPTION_BYTES;
 use crate::checkpoint;
 use crate::data::to_image;
-use crate::drawer::{Checked, Drawer, Input, Picture};
+use crate::drawer::{About, Checked, Drawer, Input, Picture};
 use crate::joint::Joint;
 use crate::sample::Fit;
 use anyhow::{ensure, Context, Result};
@@ -47,6 +47,12 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
     checkpoint::load_store(&mut nets.g_vs, &file)?;
     checkpoint::load_store(&mut nets.s_vs, &dir.join("style.safetensors"))?;
     Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, averaged, nets, joint, device })
+}
+
+/// A typed caption checked for a model that reads it through `joint`'s text encoder.
+pub fn checked_caption(joint: &Joint, text: &str) -> Result<Checked> {
+    check_caption(text)?;
+    Ok(Checked { sentences: vec![text.to_string()], unknown: joint.text.unknown_words(text) })
 }
 
 /// Checks a typed caption: not empty, not too long, some words.
@@ -159,21 +165,12 @@ impl Drawer for Loaded {
         Input::Caption
     }
 
-    fn family(&self) -> &str {
-        FAMILY_NAME
-    }
-
-    fn step(&self) -> usize {
-        self.step
-    }
-
-    fn checkpoint(&self) -> &Path {
-        &self.checkpoint
+    fn about(&self) -> About<'_> {
+        About { family: FAMILY_NAME, step: self.step, checkpoint: &self.checkpoint }
     }
 
     fn check(&self, text: &str, _fit: Fit) -> Result<Checked> {
-        check_caption(text)?;
-        Ok(Checked { sentences: vec![text.to_string()], unknown: self.joint.text.unknown_words(text) })
+        checked_caption(&self.joint, text)
     }
 
     fn draw(&self, text: &Checked, seeds: &[u64]) -> Result<Vec<Picture>> {

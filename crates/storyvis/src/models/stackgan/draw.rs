@@ -6,7 +6,7 @@ use super::family::{word_features, Generators, Noise, STAGE1_CONFIG};
 use super::Config;
 use crate::checkpoint;
 use crate::data::to_image;
-use crate::drawer::{Checked, Drawer, Input, Picture};
+use crate::drawer::{About, Checked, Drawer, Input, Picture};
 use crate::joint::Joint;
 use crate::models::gan_int_cls::draw::check_caption;
 use crate::sample::Fit;
@@ -135,21 +135,12 @@ impl Drawer for Loaded {
         Input::Caption
     }
 
-    fn family(&self) -> &str {
-        &self.family
-    }
-
-    fn step(&self) -> usize {
-        self.step
-    }
-
-    fn checkpoint(&self) -> &Path {
-        &self.checkpoint
+    fn about(&self) -> About<'_> {
+        About { family: &self.family, step: self.step, checkpoint: &self.checkpoint }
     }
 
     fn check(&self, text: &str, _fit: Fit) -> Result<Checked> {
-        check_caption(text)?;
-        Ok(Checked { sentences: vec![text.to_string()], unknown: self.joint.text.unknown_words(text) })
+        crate::models::gan_int_cls::draw::checked_caption(&self.joint, text)
     }
 
     fn draw(&self, text: &Checked, seeds: &[u64]) -> Result<Vec<Picture>> {

@@ -6,7 +6,7 @@ use super::Config;
 use crate::captioned::MAX_CAPTION_BYTES;
 use crate::checkpoint;
 use crate::data::to_rgb8;
-use crate::drawer::{Checked, Drawer, Input, Picture};
+use crate::drawer::{About, Checked, Drawer, Input, Picture};
 use crate::models::storygan::family::load_vocab;
 use crate::sample::Fit;
 use crate::text::Vocab;
@@ -184,16 +184,8 @@ impl Drawer for Loaded {
         Input::Video { frames: self.cfg.frames as usize }
     }
 
-    fn family(&self) -> &str {
-        FAMILY_NAME
-    }
-
-    fn step(&self) -> usize {
-        self.step
-    }
-
-    fn checkpoint(&self) -> &Path {
-        &self.checkpoint
+    fn about(&self) -> About<'_> {
+        About { family: FAMILY_NAME, step: self.step, checkpoint: &self.checkpoint }
     }
 
     /// A video model draws only words it was trained on: an unknown word is an error.
