@@ -124,6 +124,10 @@ fn every_family_is_served_through_the_registry_and_draws_what_generate_draws() {
     let runs = r.join("runs-t2i");
     ok(&["train", "--preset", "gan-int-cls-tiny", "--data", p(&captions), "--runs", p(&runs), "--set", &te, "--set", "max_steps=2", "--set", "batch=4"]);
     let caption_run = runs.join("00000-gan-int-cls-tiny");
+    for preset in ["stackgan-tiny", "sdgan-tiny"] {
+        ok(&["train", "--preset", preset, "--data", p(&captions), "--runs", p(&runs), "--set", &te, "--set", "max_steps=2", "--set", "batch=4"]);
+    }
+    let (stackgan_run, sdgan_run) = (runs.join("00001-stackgan-tiny"), runs.join("00002-sdgan-tiny"));
     let mnist = r.join("mnist");
     write_mnist(&mnist, 20);
     let clips = r.join("bm");
@@ -149,11 +153,18 @@ fn every_family_is_served_through_the_registry_and_draws_what_generate_draws() {
         &format!("video={}", p(&video_run)),
         "--model",
         &format!("shipped={}", p(&shipped())),
+        "--model",
+        &format!("stackgan={}", p(&stackgan_run)),
+        "--model",
+        &format!("sdgan={}", p(&sdgan_run)),
     ]);
     let list = s.get("/api/models").json();
     let kinds: Vec<(&str, &str)> =
         list["models"].as_array().unwrap().iter().map(|m| (m["family"].as_str().unwrap(), m["input"]["kind"].as_str().unwrap())).collect();
-    assert_eq!(kinds, [("storygan", "story"), ("gan-int-cls", "caption"), ("tganc", "video"), ("storygan", "story")]);
+    assert_eq!(
+        kinds,
+        [("storygan", "story"), ("gan-int-cls", "caption"), ("tganc", "video"), ("storygan", "story"), ("stackgan", "caption"), ("sdgan", "caption")]
+    );
     // Example prompts in each model's own words (the shipped model's are CLEVR-SV stories).
     for m in list["models"].as_array().unwrap() {
         assert!(!m["examples"].as_array().unwrap().is_empty(), "{m}");
@@ -166,6 +177,11 @@ fn every_family_is_served_through_the_registry_and_draws_what_generate_draws() {
     let image = pictures(&s.post(&json!({"model": "caption", "text": "a large red metal cube.", "seeds": [0, 1]})));
     assert_eq!(image.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["seed0000.png", "seed0001.png", "row.png"]);
     same_as_generate(&image, &["--checkpoint", p(&caption_run), "--text", "a large red metal cube."], &out.join("image"));
+    for (name, run) in [("stackgan", &stackgan_run), ("sdgan", &sdgan_run)] {
+        let image = pictures(&s.post(&json!({"model": name, "text": "a large red metal cube.", "seeds": [0, 1]})));
+        assert_eq!(image.len(), 3, "{name}");
+        same_as_generate(&image, &["--checkpoint", p(run), "--text", "a large red metal cube."], &out.join(name));
+    }
     // A video caption the model was trained on: its first example.
     let caption = list["models"][2]["examples"][0].as_str().unwrap().to_string();
     let clip = s.post(&json!({"model": "video", "text": caption, "seeds": [0, 1]}));
