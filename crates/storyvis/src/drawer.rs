@@ -81,10 +81,10 @@ pub trait Drawer: Send {
     /// model cannot read) without drawing; `fit` applies to stories only.
     fn check(&self, text: &str, fit: Fit) -> Result<Checked>;
     /// Draws checked text once per seed: per seed a picture (a story's strip, an image, a clip
-    /// as an animated GIF), then, for captions and videos, a sheet of every seed (`"seed": None`).
-    /// The noise of each seed comes from
-    /// libtorch's process-wide generator, seeded here: callers on several threads must draw
-    /// one at a time ([`DRAW_LOCK`]) for a seed to give the same pictures as `generate`.
+    /// as an animated GIF), then, for captions and videos, a sheet of every seed (`seed: None`).
+    /// The noise of each seed comes from libtorch's process-wide generator, seeded here:
+    /// callers on several threads must draw one at a time ([`DRAW_LOCK`]) for a seed to give
+    /// the same pictures as `generate`.
     fn draw(&self, text: &Checked, seeds: &[u64]) -> Result<Vec<Picture>>;
 }
 
