@@ -148,8 +148,9 @@ impl StoryData {
                 let v: Vec<f32> = stories.iter().flat_map(|s| s.frames.iter().flat_map(|f| f.vector.iter().copied())).collect();
                 Tensor::from_slice(&v).view([n, t as i64, -1])
             }
-            TextInput::Minilm if cfg.text_finetune => {
-                // MiniLM trains with the generator: its token ids.
+            TextInput::Minilm if cfg.minilm_tokens() => {
+                // The generator runs MiniLM itself (to train it, or to attend over its tokens):
+                // its token ids.
                 let flat: Vec<&str> = sentences.iter().flatten().map(String::as_str).collect();
                 crate::minilm::WordPieces::load_default()?.ids(&flat)?.0.view([n, t as i64, -1])
             }
@@ -197,7 +198,7 @@ impl StoryData {
                 Tensor::from_slice(&ids).view([nn, t, WORDS as i64])
             }
             TextInput::Vector => Tensor::from_slice(&bits(&mut rng, n * cfg.frames * shape.vector_len as usize)).view([nn, t, shape.vector_len]),
-            TextInput::Minilm if cfg.text_finetune => {
+            TextInput::Minilm if cfg.minilm_tokens() => {
                 // Random word-piece ids between [CLS] and [SEP].
                 let mut ids: Vec<i64> = Vec::with_capacity(n * cfg.frames * (WORDS + 2));
                 for _ in 0..n * cfg.frames {

@@ -77,12 +77,14 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
     let mut vs = VarStore::new(device);
     let s: DataShape =
         serde_json::from_value(manifest.shape.clone()).with_context(|| format!("{}: the recorded data shape is not StoryGAN's", dir.display()))?;
-    let g = Generator::new(vs.root(), &cfg, s.vocab, s.vector_len, s.labels);
+    let mut g = Generator::new(vs.root(), &cfg, s.vocab, s.vector_len, s.labels);
+    g.attach_minilm()?;
     let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
     checkpoint::load_store(&mut vs, &file)?;
     let minilm = match cfg.text {
-        // The generator holds its own trained copy: it reads token ids.
-        TextInput::Minilm if cfg.text_finetune => Some(MinilmText::Ids(Box::new(crate::minilm::WordPieces::load_default()?))),
+        // The generator runs MiniLM itself (its own trained copy, or the frozen one under its
+        // attention pooling): it reads token ids.
+        TextInput::Minilm if cfg.minilm_tokens() => Some(MinilmText::Ids(Box::new(crate::minilm::WordPieces::load_default()?))),
         TextInput::Minilm => Some(MinilmText::Embeddings(Box::new(crate::minilm::MiniLm::load_default(Device::Cpu)?))),
         _ => None,
     };
@@ -98,6 +100,11 @@ impl Loaded {
     /// current libtorch seed).
     pub fn draw(&self, text: &TextBatch) -> tch::Tensor {
         self.g.draw(text)
+    }
+
+    /// The sentence encodings s_t [B, T, text_dim] the generator reads for a text batch.
+    pub fn encode_text(&self, text: &TextBatch) -> tch::Tensor {
+        tch::no_grad(|| self.g.encode_text(text))
     }
 }
 

@@ -293,3 +293,93 @@ fn with_text_finetune_storygan_trains_minilm_from_its_pretrained_weights() {
     let e = format!("{:#}", run(&["text=sentence", "text_finetune=true"], "bad").err().unwrap());
     assert!(e.contains("text_finetune = true needs text = \"minilm\""), "{e}");
 }
+
+#[test]
+fn with_text_pool_attention_storygan_attends_over_frozen_minilm_tokens() {
+    use std::sync::atomic::AtomicBool;
+    use storyvis::config::Config;
+    use storyvis::models::storygan::generator::TextBatch;
+    use storyvis::precision::Runtime;
+    use storyvis::sample;
+    use storyvis::train::{train, Start, TrainRequest};
+    use storyvis_data::clevr::{generate, GenerateOptions};
+    let m = model();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    generate(&GenerateOptions { stories: 8, seed: 3, split: 0.75, supersample: 1, ..GenerateOptions::default() }, &data, false, &|| {}).unwrap();
+    let run = |extra: &[&str], name: &str| {
+        let mut sets: Vec<String> =
+            ["text=minilm", "max_steps=2", "checkpoint_every=2", "sample_every=1000", "log_every=1"].iter().map(|s| s.to_string()).collect();
+        sets.extend(extra.iter().map(|s| s.to_string()));
+        let config = Config::resolve("storygan-tiny", None, &sets)?;
+        let req = TrainRequest { config, overrides: sets, data: data.clone(), start: Start::Fresh { runs: root.path().join(name) }, runtime: Runtime::cpu() };
+        train(req, &|_, _, _| {}, &AtomicBool::new(false))
+    };
+    let out = run(&["text_pool=attention", "text_heads=3"], "attention").unwrap();
+    // The checkpoint holds the attention (3 queries of 384, the projection) and the label head,
+    // not MiniLM: its weights stay in the cache.
+    let w: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(out.checkpoint.join("generator.safetensors")).unwrap().into_iter().collect();
+    assert!(!w.keys().any(|k| k.starts_with("minilm.")));
+    assert_eq!(w["text_pool.queries"].size(), [3, DIM]);
+    assert!(w.contains_key("text_labels.weight"));
+
+    // The generator's sentence encodings are, by a loop over tokens in f64, the projection of
+    // each query's softmax-weighted mean of frozen MiniLM's last states over the real tokens.
+    let loaded = sample::load_with(&out.checkpoint, Device::Cpu, storyvis::checkpoint::Weights::Trained).unwrap();
+    let story = ["a big purple shiny ball sits close to us.", "then a tiny cube appears.", "a tube.", "we see a matte block on the left side of the ball."];
+    let (ids, _) = m.ids(&story).unwrap();
+    let got = loaded.encode_text(&TextBatch::Ids(ids.view([1, 4, -1])));
+    let sentence_dim = loaded.cfg.sentence_dim;
+    assert_eq!(got.size(), [1, 4, sentence_dim]);
+    let (states, mask) = m.states(&ids);
+    let f = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+    let (q, pw, pb) = (f(&w["text_pool.queries"]), f(&w["text_pool.proj.weight"]), f(&w["text_pool.proj.bias"]));
+    let (len, d) = (states.size()[1] as usize, DIM as usize);
+    let got = f(&got);
+    for s in 0..4 {
+        let h = f(&states.get(s as i64));
+        let real: Vec<usize> = (0..len).filter(|&t| mask.get(s as i64).get(t as i64).int64_value(&[]) != 0).collect();
+        let mut pooled = vec![0.0; 3 * d];
+        for k in 0..3 {
+            let score = |t: usize| (0..d).map(|j| q[k * d + j] * h[t * d + j]).sum::<f64>() / (d as f64).sqrt();
+            let top = real.iter().map(|&t| score(t)).fold(f64::MIN, f64::max);
+            let e: Vec<f64> = real.iter().map(|&t| (score(t) - top).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for (a, &t) in e.iter().zip(&real) {
+                for j in 0..d {
+                    pooled[k * d + j] += a / z * h[t * d + j];
+                }
+            }
+        }
+        for o in 0..sentence_dim as usize {
+            let want = pb[o] + (0..3 * d).map(|i| pw[o * 3 * d + i] * pooled[i]).sum::<f64>();
+            let g = got[s * sentence_dim as usize + o];
+            assert!((g - want).abs() < 1e-4, "sentence {s}, value {o}: {g} vs {want}");
+        }
+    }
+
+    // Typed stories in words it never saw are drawn, and their wording reaches the sentence
+    // encodings. (The drawings themselves are not compared: after two iterations on 8 stories
+    // the generator may draw a flat frame whatever it reads.)
+    let t = loaded.cfg.frames;
+    let encode = |sentence: &str, dir: &str| {
+        let story = vec![sentence; t].join(" ");
+        let prepared = sample::prepare(&loaded, &story, sample::Fit::Exact, true).unwrap();
+        assert_eq!(sample::generate(&loaded, &prepared, &[0], &root.path().join(dir), sample::Format::Frames).unwrap().len(), t);
+        let refs: Vec<&str> = prepared.sentences.iter().map(String::as_str).collect();
+        loaded.encode_text(&TextBatch::Ids(m.ids(&refs).unwrap().0.view([1, t as i64, -1])))
+    };
+    let (ball, block) = (encode("a big purple shiny ball.", "ball"), encode("a tiny gray matte block.", "block"));
+    assert!((ball - block).abs().max().double_value(&[]) > 1e-3, "the wording does not reach the sentence encodings");
+
+    // The attention reads frozen MiniLM only.
+    for (sets, want) in [
+        (&["text=sentence", "text_pool=attention"][..], "text_pool = \"attention\" reads frozen MiniLM's token states"),
+        (&["text_pool=attention", "text_finetune=true", "lr_text=1e-4"][..], "text_pool = \"attention\" reads frozen MiniLM's token states"),
+        (&["text_pool=attention", "text_heads=0"][..], "text_heads"),
+        (&["text_pool=max"][..], "text_pool"),
+    ] {
+        let e = format!("{:#}", run(sets, "bad").err().unwrap());
+        assert!(e.contains(want), "{sets:?}: {e}");
+    }
+}

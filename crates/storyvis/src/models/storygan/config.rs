@@ -93,6 +93,21 @@ pub enum TextInput {
     Minilm,
 }
 
+/// How a `text = "minilm"` model reads a sentence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextPool {
+    /// The sentence embedding: mean pooling over the tokens' last states, L2-normalised, as
+    /// sentence-transformers defines it.
+    #[default]
+    Mean,
+    /// Learned attention pooling over the frozen tokens' last states (`text_heads` queries, each
+    /// a softmax over the sentence's tokens), projected to `sentence_dim` and trained with the
+    /// generator and the text label head at `lr_text`: a departure from reading the pooled
+    /// embedding, measured in RESULTS.md ("Words a story model never trained on").
+    Attention,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -104,6 +119,13 @@ pub struct Config {
     /// frozen.
     #[serde(default)]
     pub text_finetune: bool,
+    /// `text = "minilm"`: the pooled sentence embedding (`mean`), or attention over the frozen
+    /// tokens' states (`attention`).
+    #[serde(default)]
+    pub text_pool: TextPool,
+    /// `text_pool = "attention"`: the number of attention queries.
+    #[serde(default = "default_text_heads")]
+    pub text_heads: i64,
     /// Frames (and sentences) per story, T.
     pub frames: usize,
     pub image_size: i64,
@@ -226,6 +248,11 @@ impl Config {
             "config: lr_text = {} would wreck MiniLM's pretrained weights; fine-tuning it wants about 2e-5 (--set lr_text=2e-5; at most 1e-3)",
             self.lr_text
         );
+        ensure!(
+            self.text_pool == TextPool::Mean || (self.text == TextInput::Minilm && !self.text_finetune),
+            "config: text_pool = \"attention\" reads frozen MiniLM's token states: it needs text = \"minilm\" and text_finetune = false"
+        );
+        range("text_heads", self.text_heads, 1, 64)?;
         range("lr_halve_epochs", self.lr_halve_epochs, 1, 1_000_000)?;
         ensure!(
             self.aux_added_weight == 0.0 || self.previous.seen(),
@@ -235,10 +262,16 @@ impl Config {
         Ok(())
     }
 
-    /// Whether a text encoder trains with the generator: the word encoder, or MiniLM with
-    /// `text_finetune`.
+    /// Whether a text encoder trains with the generator: the word encoder, MiniLM with
+    /// `text_finetune`, or the attention pooling over frozen MiniLM.
     pub fn trains_text(&self) -> bool {
-        self.text == TextInput::Sentence || (self.text == TextInput::Minilm && self.text_finetune)
+        self.text == TextInput::Sentence || (self.text == TextInput::Minilm && (self.text_finetune || self.text_pool == TextPool::Attention))
+    }
+
+    /// Whether the text reaches the generator as MiniLM's token ids (it runs MiniLM itself)
+    /// rather than as precomputed sentence embeddings.
+    pub fn minilm_tokens(&self) -> bool {
+        self.text == TextInput::Minilm && (self.text_finetune || self.text_pool == TextPool::Attention)
     }
 
     /// Whether this model has a story discriminator.
@@ -256,6 +289,10 @@ impl Config {
     pub fn generator_widths(&self) -> Vec<i64> {
         (0..=self.up_blocks()).map(|i| (self.ngf >> i).max(self.ngf_min)).collect()
     }
+}
+
+fn default_text_heads() -> i64 {
+    4
 }
 
 #[cfg(test)]

@@ -80,6 +80,7 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
         // MiniLM starts pretrained (a resumed run then loads its own weights over these).
         crate::minilm::load_pretrained(&mut trainer.model.g_vs, "minilm")?;
     }
+    trainer.model.g.attach_minilm()?;
     Ok(Box::new(trainer))
 }
 
@@ -141,7 +142,7 @@ pub struct StoryGanTrainer {
 
 /// The generator's text-encoder variables (trained at `lr_text`).
 fn is_text(name: &str) -> bool {
-    name.starts_with("sentence.") || name.starts_with("minilm.") || name.starts_with("text_labels.")
+    name.starts_with("sentence.") || name.starts_with("minilm.") || name.starts_with("text_pool.") || name.starts_with("text_labels.")
 }
 
 /// Indices of the values `finish` reports.
@@ -496,7 +497,8 @@ pub fn bench_iterations(
     let m = Config::of(cfg)?;
     let one = StoryData::synthetic(&m, shape, 1, cfg.run.seed + 1).batch(&[0], device);
     tch::manual_seed(cfg.run.seed as i64);
-    let family = StoryGanTrainer::headless(m, shape, data.to_device(device), device);
+    let mut family = StoryGanTrainer::headless(m, shape, data.to_device(device), device);
+    family.model.g.attach_minilm()?;
     let mut t = Engine::new(Box::new(family), cfg.run.nonfinite, device)?;
     t.set_runtime(runtime)?;
     let parameters = t.family.model.stores().into_iter().map(|(n, vs)| (n, parameters(vs))).collect();
@@ -530,6 +532,7 @@ pub fn one_iteration(
     ensure!(runtime.device == Device::Cpu, "the parity check runs on the CPU");
     let m = Config::of(cfg)?;
     let mut family = StoryGanTrainer::headless(m.clone(), shape, StoryData::synthetic(&m, shape, 2, 0), Device::Cpu);
+    family.model.g.attach_minilm()?;
     family.fixed = Some((story.shallow(), img.shallow(), frames.shallow_clone()));
     let mut t = Engine::new(Box::new(family), cfg.run.nonfinite, Device::Cpu)?;
     crate::checkpoint::load_networks(weights, &mut t.family.model.stores_mut())?;

@@ -1,7 +1,7 @@
 //! StoryGAN's generator (SPEC §1): story encoder, context encoder (GRU + Text2Gist), image
 //! generator; and the paper's baselines as variants of the same code.
 
-use super::config::{Config, Gist, Previous, TextInput, Variant};
+use super::config::{Config, Gist, Previous, TextInput, TextPool, Variant};
 use crate::nn::{bn1d, bn2d, conv, dynamic_conv1d, dynamic_conv2d, leaky, linear, pick_frames, recurrent_linear, CondAug, DownStack, GruCell, UpBlock};
 use crate::text::SentenceEncoder;
 use tch::nn::{self, Module, ModuleT};
@@ -10,17 +10,52 @@ use tch::{Kind, Tensor};
 /// Side of the reference gist's filter and sentence map.
 const REF_MAP: i64 = 15;
 
-/// A text encoder inside the generator: the word encoder, or MiniLM when it trains
-/// (`text_finetune`; its variables under `minilm.`).
+/// A text encoder inside the generator: the word encoder, MiniLM when it trains
+/// (`text_finetune`; its variables under `minilm.`), or attention over frozen MiniLM's
+/// tokens (`text_pool = "attention"`; its variables under `text_pool.`).
 #[derive(Debug)]
 pub enum TextNet {
     Words(SentenceEncoder),
     Minilm(crate::minilm::Bert),
+    Attention(TokenAttention),
+}
+
+/// Attention pooling over a sentence's token states: K learned queries q_k, each a softmax
+/// over the real tokens, a_k = softmax_t(q_k · h_t / √d), pooled p_k = Σ_t a_kt h_t; the K
+/// pooled vectors, concatenated, are projected to the sentence encoding. Like the word
+/// attention of AttnGAN (Xu et al., CVPR 2018, §3.1) with learned queries: the sentence
+/// encoding reads the words that carry what the generator needs (the new object's words) rather
+/// than the mean of all of them, which mixes the new object with the one it is placed beside.
+#[derive(Debug)]
+pub struct TokenAttention {
+    pub queries: Tensor,
+    proj: nn::Linear,
+}
+
+impl TokenAttention {
+    pub fn new(p: nn::Path, heads: i64, width: i64, out: i64) -> TokenAttention {
+        let queries = p.var("queries", &[heads, width], nn::Init::Randn { mean: 0.0, stdev: 0.02 });
+        TokenAttention { queries, proj: linear(&p / "proj", heads * width, out, true) }
+    }
+
+    /// Token states [N, L, d] and the mask of real tokens [N, L] (bool) → attention weights
+    /// [N, K, L], each row summing to 1 over the real tokens.
+    pub fn weights(&self, states: &Tensor, mask: &Tensor) -> Tensor {
+        let d = states.size()[2] as f64;
+        let scores = states.matmul(&self.queries.tr()).transpose(1, 2) / d.sqrt(); // [N, K, L]
+        scores.masked_fill(&mask.logical_not().unsqueeze(1), f64::NEG_INFINITY).softmax(-1, Kind::Float)
+    }
+
+    /// Token states [N, L, d] and mask [N, L] → sentence encodings [N, out].
+    pub fn forward(&self, states: &Tensor, mask: &Tensor) -> Tensor {
+        let pooled = self.weights(states, mask).matmul(states); // [N, K, d]
+        self.proj.forward(&pooled.flatten(1, -1))
+    }
 }
 
 /// What a story's text is, batched.
 pub enum TextBatch {
-    /// Word ids [B, T, L] (sentence mode), or MiniLM's token ids (when it trains).
+    /// Word ids [B, T, L] (sentence mode), or MiniLM's token ids (when the generator runs it).
     Ids(Tensor),
     /// Attribute vectors [B, T, V] (vector mode).
     Vectors(Tensor),
@@ -161,8 +196,15 @@ pub struct Generator {
     context_dim: i64,
     story_dim: i64,
     pub text_dim: i64,
-    /// The text encoder that trains with the generator (none for vectors and frozen MiniLM).
+    /// The text encoder that trains with the generator (none for vectors and MiniLM's frozen
+    /// sentence embeddings).
     sentence: Option<TextNet>,
+    /// `text_pool = "attention"`: frozen MiniLM, whose token states the attention reads. Its
+    /// weights stay in the cache (`minilm::default_dir`), not in checkpoints: `attach_minilm`
+    /// loads them.
+    frozen_minilm: Option<Box<crate::minilm::MiniLm>>,
+    /// Whether `attach_minilm` must load frozen MiniLM.
+    wants_minilm: bool,
     /// Sentence mode: predicts a frame's labels from its sentence encoding.
     pub text_labels: Option<nn::Linear>,
     /// Story encoder: [s_1 … s_T] → (μ, log σ²); ImageGAN: s_t → (μ_t, log σ_t²).
@@ -199,8 +241,12 @@ impl Generator {
             TextInput::Minilm if cfg.text_finetune => {
                 (Some(TextNet::Minilm(crate::minilm::Bert::new(&p / "minilm", &crate::minilm::BertConfig::all_minilm_l6_v2()))), crate::minilm::DIM)
             }
+            TextInput::Minilm if cfg.text_pool == TextPool::Attention => {
+                (Some(TextNet::Attention(TokenAttention::new(&p / "text_pool", cfg.text_heads, crate::minilm::DIM, cfg.sentence_dim))), cfg.sentence_dim)
+            }
             TextInput::Minilm => (None, crate::minilm::DIM),
         };
+        let wants_minilm = matches!(sentence, Some(TextNet::Attention(_)));
         let text_labels = (cfg.trains_text() && cfg.text_aux_weight > 0.0).then(|| linear(&p / "text_labels", text_dim, labels, true));
         let (t, nz, ci, cs) = (cfg.frames as i64, cfg.noise_dim, cfg.context_dim, cfg.story_dim);
         let (k, l) = (cfg.gist_filters, cfg.gist_filter_len);
@@ -242,6 +288,8 @@ impl Generator {
             story_dim: cs,
             text_dim,
             sentence,
+            frozen_minilm: None,
+            wants_minilm,
             text_labels,
             encoder,
             gru,
@@ -262,6 +310,17 @@ impl Generator {
         }
     }
 
+    /// Loads frozen MiniLM from the cache when this generator attends over its tokens
+    /// (`text_pool = "attention"`); nothing otherwise. A missing or damaged file is an error
+    /// naming it.
+    pub fn attach_minilm(&mut self) -> anyhow::Result<()> {
+        if self.wants_minilm && self.frozen_minilm.is_none() {
+            let device = self.fc.ws.device();
+            self.frozen_minilm = Some(Box::new(crate::minilm::MiniLm::load_default(device)?));
+        }
+        Ok(())
+    }
+
     /// The story's text as s_t vectors [B, T, text_dim].
     pub fn encode_text(&self, text: &TextBatch) -> Tensor {
         match (text, &self.sentence) {
@@ -271,6 +330,11 @@ impl Generator {
                 let e = match net {
                     TextNet::Words(enc) => enc.forward(&flat),
                     TextNet::Minilm(bert) => bert.encode(&flat),
+                    TextNet::Attention(pool) => {
+                        let lm = self.frozen_minilm.as_ref().expect("frozen MiniLM not loaded (Generator::attach_minilm)");
+                        let (states, mask) = tch::no_grad(|| lm.states(&flat));
+                        pool.forward(&states, &mask)
+                    }
                 };
                 e.view([s[0], s[1], -1])
             }

@@ -288,4 +288,28 @@ mod tests {
         // Pinned: any change of a width or a layer shows here.
         assert_eq!((g, di, ds), (PINNED_G, PINNED_DI, PINNED_DS), "storygan-clevr parameters G, D_I, D_S");
     }
+
+    #[test]
+    fn token_attention_weights_sum_to_one_over_real_tokens_and_pick_the_matching_one() {
+        use generator::TokenAttention;
+        tch::manual_seed(0);
+        let vs = VarStore::new(Device::Cpu);
+        let att = TokenAttention::new(vs.root(), 2, 8, 5);
+        let states = Tensor::randn([3, 6, 8], (Kind::Float, Device::Cpu));
+        // Sentences of 6, 4 and 1 real tokens.
+        let mask = Tensor::from_slice(&[1i64, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0]).view([3, 6]).ne(0);
+        let a = att.weights(&states, &mask);
+        assert_eq!(a.size(), [3, 2, 6]);
+        let sums = a.sum_dim_intlist(-1, false, Kind::Double);
+        assert!((sums - 1.0).abs().max().double_value(&[]) < 1e-6);
+        assert_eq!(a.masked_select(&mask.logical_not().unsqueeze(1).expand([3, 2, 6], false)).abs().max().double_value(&[]), 0.0);
+        assert!((a.get(2).select(1, 0) - 1.0).abs().max().double_value(&[]) < 1e-6, "one real token takes all the weight");
+        // Padding's states do not reach the encoding.
+        let noisy = &states + Tensor::randn([3, 6, 8], (Kind::Float, Device::Cpu)) * mask.logical_not().unsqueeze(2);
+        assert!((att.forward(&states, &mask) - att.forward(&noisy, &mask)).abs().max().double_value(&[]) < 1e-6);
+        // A query along one token's state, scaled up, picks that token.
+        tch::no_grad(|| att.queries.get(0).copy_(&(states.get(1).get(2) * 40.0)));
+        let a = att.weights(&states, &mask);
+        assert!(a.get(1).get(0).get(2).double_value(&[]) > 0.99, "{}", a.get(1).get(0));
+    }
 }
