@@ -7,16 +7,20 @@
 # worded two ways: the standard templates, and `prepare clevr-sv --phrasing paraphrase` (the same
 # scenes and images, other words).
 #
-#   bench/minilm_paraphrase.sh [--seconds 7200] [--skip-train]
+#   bench/minilm_paraphrase.sh [--seconds 7200] [--pool mean|attention] [--skip-train]
 #
-# --skip-train scores an existing models/storygan-minilm. Writes runs/minilm-paraphrase/ and
-# docs/minilm/eval.md (both tables, the command and the machine).
+# --pool attention trains the variant that attends over MiniLM's token states (`--set
+# text_pool=attention`) into models/storygan-minilm-attn (runs/minilm-attn) instead of the
+# pooled-embedding model models/storygan-minilm (runs/minilm-model). --skip-train trains
+# nothing. Every MiniLM model present is scored beside the word model. Writes
+# runs/minilm-paraphrase/ and docs/minilm/eval.md (both tables, the command and the machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=7200 train=1
+seconds=7200 train=1 pool=mean
 while [ $# -gt 0 ]; do
     case $1 in
         --seconds) seconds=$2; shift 2 ;;
+        --pool) pool=$2; shift 2 ;;
         --skip-train) train=0; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -33,18 +37,26 @@ for v in standard paraphrase; do
     [ -f "$d/manifest.jsonl" ] || $bin prepare clevr-sv --out "$d" --stories 1000 --seed 7 --split 0 --phrasing $v
 done
 if [ $train = 1 ]; then
-    scripts/train-default-model --seconds "$seconds" --set text=minilm --out models/storygan-minilm --runs runs/minilm-model
+    case $pool in
+        mean) scripts/train-default-model --seconds "$seconds" --set text=minilm --out models/storygan-minilm --runs runs/minilm-model ;;
+        attention) scripts/train-default-model --seconds "$seconds" --set text=minilm --set text_pool=attention --out models/storygan-minilm-attn --runs runs/minilm-attn ;;
+        *) echo "--pool is mean or attention" >&2; exit 2 ;;
+    esac
 fi
+compare=()
+for m in models/storygan-minilm models/storygan-minilm-attn; do
+    [ -d "$m" ] && compare+=(--compare "$m")
+done
 mkdir -p docs/minilm
 report=docs/minilm/eval.md
 : > "$report"
 for v in standard paraphrase; do
     out=runs/minilm-paraphrase/$v
-    $bin eval --checkpoint models/storygan-default --compare models/storygan-minilm --data "$(heldout $v)" --stories 1000 --out "$out"
+    $bin eval --checkpoint models/storygan-default "${compare[@]}" --data "$(heldout $v)" --stories 1000 --out "$out"
     { echo "## $v wording ($(heldout $v))"; echo; cat "$out/eval.md"; echo; } >> "$report"
 done
 {
-    echo "Made by \`bench/minilm_paraphrase.sh --seconds $seconds$([ $train = 1 ] || echo ' --skip-train')\`"
+    echo "Made by \`bench/minilm_paraphrase.sh --seconds $seconds --pool $pool$([ $train = 1 ] || echo ' --skip-train')\`"
     echo "on $(machine_description) in $(( $(date +%s) - started )) s."
 } >> "$report"
 echo "wrote $report"
