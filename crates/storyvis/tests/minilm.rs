@@ -154,23 +154,39 @@ fn a_dataset_table_is_made_once_cached_beside_it_and_remade_when_damaged() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }
 
+/// Eight CLEVR-SV stories (six to train on) rendered into `root`/data.
+fn eight_stories(root: &Path) -> std::path::PathBuf {
+    use storyvis_data::clevr::{generate, GenerateOptions};
+    let data = root.join("data");
+    generate(&GenerateOptions { stories: 8, seed: 3, split: 0.75, supersample: 1, ..GenerateOptions::default() }, &data, false, &|| {}).unwrap();
+    data
+}
+
+/// Two iterations of storygan-tiny with `text = "minilm"` and `extra` settings on `data`, run in
+/// `runs`.
+fn two_minilm_iterations(data: &Path, runs: &Path, extra: &[&str]) -> anyhow::Result<storyvis::train::Outcome> {
+    use storyvis::train::{train, Start, TrainRequest};
+    let mut sets: Vec<String> =
+        ["text=minilm", "max_steps=2", "checkpoint_every=2", "sample_every=1000", "log_every=1"].iter().map(|s| s.to_string()).collect();
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    let config = storyvis::config::Config::resolve("storygan-tiny", None, &sets)?;
+    let req = TrainRequest {
+        config,
+        overrides: sets,
+        data: data.to_path_buf(),
+        start: Start::Fresh { runs: runs.to_path_buf() },
+        runtime: storyvis::precision::Runtime::cpu(),
+    };
+    train(req, &|_, _, _| {}, &std::sync::atomic::AtomicBool::new(false))
+}
+
 #[test]
 fn storygan_trains_on_minilm_sentences_and_draws_words_it_never_saw() {
-    use std::sync::atomic::AtomicBool;
-    use storyvis::config::Config;
-    use storyvis::precision::Runtime;
     use storyvis::sample;
-    use storyvis::train::{train, Start, TrainRequest};
-    use storyvis_data::clevr::{generate, GenerateOptions};
     let m = model();
     let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    generate(&GenerateOptions { stories: 8, seed: 3, split: 0.75, supersample: 1, ..GenerateOptions::default() }, &data, false, &|| {}).unwrap();
-    let sets: Vec<String> = ["text=minilm", "max_steps=2", "checkpoint_every=2", "sample_every=1000", "log_every=1"].iter().map(|s| s.to_string()).collect();
-    let config = Config::resolve("storygan-tiny", None, &sets).unwrap();
-    let stop = AtomicBool::new(false);
-    let req = TrainRequest { config, overrides: sets, data: data.clone(), start: Start::Fresh { runs: root.path().join("runs") }, runtime: Runtime::cpu() };
-    let out = train(req, &|_, _, _| {}, &stop).unwrap();
+    let data = eight_stories(root.path());
+    let out = two_minilm_iterations(&data, &root.path().join("runs"), &[]).unwrap();
     assert_eq!(out.steps, 2);
 
     // The table beside the dataset holds every sentence's embedding, as the encoder gives it.
@@ -250,24 +266,11 @@ fn sdgan_reads_captions_and_word_features_through_minilm() {
 
 #[test]
 fn with_text_finetune_storygan_trains_minilm_from_its_pretrained_weights() {
-    use std::sync::atomic::AtomicBool;
-    use storyvis::config::Config;
-    use storyvis::precision::Runtime;
     use storyvis::sample;
-    use storyvis::train::{train, Start, TrainRequest};
-    use storyvis_data::clevr::{generate, GenerateOptions};
     tch::set_num_threads(1);
     let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    generate(&GenerateOptions { stories: 8, seed: 3, split: 0.75, supersample: 1, ..GenerateOptions::default() }, &data, false, &|| {}).unwrap();
-    let run = |extra: &[&str], name: &str| {
-        let mut sets: Vec<String> =
-            ["text=minilm", "max_steps=2", "checkpoint_every=2", "sample_every=1000", "log_every=1"].iter().map(|s| s.to_string()).collect();
-        sets.extend(extra.iter().map(|s| s.to_string()));
-        let config = Config::resolve("storygan-tiny", None, &sets)?;
-        let req = TrainRequest { config, overrides: sets, data: data.clone(), start: Start::Fresh { runs: root.path().join(name) }, runtime: Runtime::cpu() };
-        train(req, &|_, _, _| {}, &AtomicBool::new(false))
-    };
+    let data = eight_stories(root.path());
+    let run = |extra: &[&str], name: &str| two_minilm_iterations(&data, &root.path().join(name), extra);
     let frozen = run(&[], "frozen").unwrap();
     let tuned = run(&["text_finetune=true", "lr_text=1e-4"], "tuned").unwrap();
     let weights = |o: &storyvis::train::Outcome| -> std::collections::HashMap<String, Tensor> {
@@ -296,25 +299,12 @@ fn with_text_finetune_storygan_trains_minilm_from_its_pretrained_weights() {
 
 #[test]
 fn with_text_pool_attention_storygan_attends_over_frozen_minilm_tokens() {
-    use std::sync::atomic::AtomicBool;
-    use storyvis::config::Config;
     use storyvis::models::storygan::generator::TextBatch;
-    use storyvis::precision::Runtime;
     use storyvis::sample;
-    use storyvis::train::{train, Start, TrainRequest};
-    use storyvis_data::clevr::{generate, GenerateOptions};
     let m = model();
     let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    generate(&GenerateOptions { stories: 8, seed: 3, split: 0.75, supersample: 1, ..GenerateOptions::default() }, &data, false, &|| {}).unwrap();
-    let run = |extra: &[&str], name: &str| {
-        let mut sets: Vec<String> =
-            ["text=minilm", "max_steps=2", "checkpoint_every=2", "sample_every=1000", "log_every=1"].iter().map(|s| s.to_string()).collect();
-        sets.extend(extra.iter().map(|s| s.to_string()));
-        let config = Config::resolve("storygan-tiny", None, &sets)?;
-        let req = TrainRequest { config, overrides: sets, data: data.clone(), start: Start::Fresh { runs: root.path().join(name) }, runtime: Runtime::cpu() };
-        train(req, &|_, _, _| {}, &AtomicBool::new(false))
-    };
+    let data = eight_stories(root.path());
+    let run = |extra: &[&str], name: &str| two_minilm_iterations(&data, &root.path().join(name), extra);
     let out = run(&["text_pool=attention", "text_heads=3"], "attention").unwrap();
     // The checkpoint holds the attention (3 queries of 384, the projection) and the label head,
     // not MiniLM: its weights stay in the cache.
