@@ -265,7 +265,7 @@ impl Config {
     /// Whether a text encoder trains with the generator: the word encoder, MiniLM with
     /// `text_finetune`, or the attention pooling over frozen MiniLM.
     pub fn trains_text(&self) -> bool {
-        self.text == TextInput::Sentence || (self.text == TextInput::Minilm && (self.text_finetune || self.text_pool == TextPool::Attention))
+        self.text == TextInput::Sentence || self.minilm_tokens()
     }
 
     /// Whether the text reaches the generator as MiniLM's token ids (it runs MiniLM itself)

@@ -75,12 +75,11 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
         shape.labels
     );
     let finetune = m.text == TextInput::Minilm && m.text_finetune;
-    let mut trainer = StoryGanTrainer::new(m, shape, train, samples, vocab, device);
+    let mut trainer = StoryGanTrainer::new(m, shape, train, samples, vocab, device)?;
     if finetune {
         // MiniLM starts pretrained (a resumed run then loads its own weights over these).
         crate::minilm::load_pretrained(&mut trainer.model.g_vs, "minilm")?;
     }
-    trainer.model.g.attach_minilm()?;
     Ok(Box::new(trainer))
 }
 
@@ -156,14 +155,16 @@ const D_FAKE: usize = 6;
 const AUX: usize = 7;
 
 impl StoryGanTrainer {
-    /// The networks (libtorch's generator seeded by the caller) over `train`.
-    pub fn new(cfg: Config, shape: DataShape, train: StoryData, samples: StoryData, vocab: Vocab, device: Device) -> StoryGanTrainer {
-        let model = StoryGan::new(&cfg, shape, device);
-        StoryGanTrainer { cfg, model, train, samples, vocab, shape, device, fixed: None, now: None }
+    /// The networks (libtorch's generator seeded by the caller) over `train`; frozen MiniLM
+    /// loaded from the cache when the generator attends over its tokens.
+    pub fn new(cfg: Config, shape: DataShape, train: StoryData, samples: StoryData, vocab: Vocab, device: Device) -> Result<StoryGanTrainer> {
+        let mut model = StoryGan::new(&cfg, shape, device);
+        model.g.attach_minilm()?;
+        Ok(StoryGanTrainer { cfg, model, train, samples, vocab, shape, device, fixed: None, now: None })
     }
 
     /// A trainer with no vocabulary, for measuring and checking iterations.
-    fn headless(cfg: Config, shape: DataShape, train: StoryData, device: Device) -> StoryGanTrainer {
+    fn headless(cfg: Config, shape: DataShape, train: StoryData, device: Device) -> Result<StoryGanTrainer> {
         let vocab = Vocab::from_words(vec!["<pad>".into(), "<unk>".into()]);
         let samples = StoryData::synthetic(&cfg, shape, 1, 1);
         StoryGanTrainer::new(cfg, shape, train, samples, vocab, device)
@@ -497,8 +498,7 @@ pub fn bench_iterations(
     let m = Config::of(cfg)?;
     let one = StoryData::synthetic(&m, shape, 1, cfg.run.seed + 1).batch(&[0], device);
     tch::manual_seed(cfg.run.seed as i64);
-    let mut family = StoryGanTrainer::headless(m, shape, data.to_device(device), device);
-    family.model.g.attach_minilm()?;
+    let family = StoryGanTrainer::headless(m, shape, data.to_device(device), device)?;
     let mut t = Engine::new(Box::new(family), cfg.run.nonfinite, device)?;
     t.set_runtime(runtime)?;
     let parameters = t.family.model.stores().into_iter().map(|(n, vs)| (n, parameters(vs))).collect();
@@ -531,8 +531,7 @@ pub fn one_iteration(
 ) -> Result<(Vec<f64>, StoryGan)> {
     ensure!(runtime.device == Device::Cpu, "the parity check runs on the CPU");
     let m = Config::of(cfg)?;
-    let mut family = StoryGanTrainer::headless(m.clone(), shape, StoryData::synthetic(&m, shape, 2, 0), Device::Cpu);
-    family.model.g.attach_minilm()?;
+    let mut family = StoryGanTrainer::headless(m.clone(), shape, StoryData::synthetic(&m, shape, 2, 0), Device::Cpu)?;
     family.fixed = Some((story.shallow(), img.shallow(), frames.shallow_clone()));
     let mut t = Engine::new(Box::new(family), cfg.run.nonfinite, Device::Cpu)?;
     crate::checkpoint::load_networks(weights, &mut t.family.model.stores_mut())?;

@@ -203,8 +203,6 @@ pub struct Generator {
     /// weights stay in the cache (`minilm::default_dir`), not in checkpoints: `attach_minilm`
     /// loads them.
     frozen_minilm: Option<Box<crate::minilm::MiniLm>>,
-    /// Whether `attach_minilm` must load frozen MiniLM.
-    wants_minilm: bool,
     /// Sentence mode: predicts a frame's labels from its sentence encoding.
     pub text_labels: Option<nn::Linear>,
     /// Story encoder: [s_1 … s_T] → (μ, log σ²); ImageGAN: s_t → (μ_t, log σ_t²).
@@ -246,7 +244,6 @@ impl Generator {
             }
             TextInput::Minilm => (None, crate::minilm::DIM),
         };
-        let wants_minilm = matches!(sentence, Some(TextNet::Attention(_)));
         let text_labels = (cfg.trains_text() && cfg.text_aux_weight > 0.0).then(|| linear(&p / "text_labels", text_dim, labels, true));
         let (t, nz, ci, cs) = (cfg.frames as i64, cfg.noise_dim, cfg.context_dim, cfg.story_dim);
         let (k, l) = (cfg.gist_filters, cfg.gist_filter_len);
@@ -289,7 +286,6 @@ impl Generator {
             text_dim,
             sentence,
             frozen_minilm: None,
-            wants_minilm,
             text_labels,
             encoder,
             gru,
@@ -314,7 +310,7 @@ impl Generator {
     /// (`text_pool = "attention"`); nothing otherwise. A missing or damaged file is an error
     /// naming it.
     pub fn attach_minilm(&mut self) -> anyhow::Result<()> {
-        if self.wants_minilm && self.frozen_minilm.is_none() {
+        if matches!(self.sentence, Some(TextNet::Attention(_))) && self.frozen_minilm.is_none() {
             let device = self.fc.ws.device();
             self.frozen_minilm = Some(Box::new(crate::minilm::MiniLm::load_default(device)?));
         }
