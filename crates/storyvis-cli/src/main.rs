@@ -45,7 +45,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Train a model from a preset (any family: StoryGAN and its baselines, GAN-INT-CLS, TGANs-C, toy) on a prepared dataset.
+    /// Train a model from a preset (any family: StoryGAN and its baselines, GAN-INT-CLS, StackGAN, SDGAN, TGANs-C, toy) on a prepared dataset.
     Train(TrainArgs),
     /// Draw a typed story with a trained model: one PNG strip per seed.
     Generate(GenerateArgs),
@@ -134,10 +134,12 @@ struct BenchArgs {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// Preset: storygan-clevr (the reference configuration), storygan-small, storygan-tiny;
+    /// Preset: storygan-clevr (the reference configuration), storygan-quality, storygan-small,
+    /// storygan-tiny;
     /// gan-int-cls-clevr (the paper's), gan-int-cls-twemoji, gan-int-cls-small, gan-int-cls-tiny;
-    /// tganc-mnist1, tganc-mnist2, tganc-tiny; toy (the loop-test family). A preset names its
-    /// model family.
+    /// stackgan-clevr, stackgan-clevr-stage2, stackgan-small, stackgan-small-stage2,
+    /// stackgan-tiny; sdgan-clevr, sdgan-small, sdgan-tiny; tganc-mnist1, tganc-mnist2,
+    /// tganc-tiny; toy (the loop-test family). A preset names its model family.
     #[arg(long)]
     preset: String,
     /// A TOML file of config keys overriding the preset.

@@ -123,3 +123,15 @@ fn doctor_reports_the_libtorch_it_loaded() {
     assert_eq!(library.canonicalize().unwrap(), torch.join("lib/libtorch_cpu.so").canonicalize().unwrap(), "{t}");
     assert!(t.contains("matmul matches"), "{t}");
 }
+
+#[test]
+fn train_help_names_every_registered_preset() {
+    let help = text(&storyvis(&["train", "--help"]));
+    for family in storyvis::models::FAMILIES {
+        for (preset, _) in family.presets {
+            // clap may wrap the list anywhere; compare with the whitespace taken out.
+            let flat: String = help.split_whitespace().collect();
+            assert!(flat.contains(&format!("{preset},")) || flat.contains(&format!("{preset};")) || flat.contains(&format!("{preset}(")), "`train --help` does not name {preset}:\n{help}");
+        }
+    }
+}
