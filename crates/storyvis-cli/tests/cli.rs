@@ -127,11 +127,14 @@ fn doctor_reports_the_libtorch_it_loaded() {
 #[test]
 fn train_help_names_every_registered_preset() {
     let help = text(&storyvis(&["train", "--help"]));
+    // clap may wrap the list anywhere; compare with the whitespace taken out.
+    let flat: String = help.split_whitespace().collect();
     for family in storyvis::models::FAMILIES {
         for (preset, _) in family.presets {
-            // clap may wrap the list anywhere; compare with the whitespace taken out.
-            let flat: String = help.split_whitespace().collect();
-            assert!(flat.contains(&format!("{preset},")) || flat.contains(&format!("{preset};")) || flat.contains(&format!("{preset}(")), "`train --help` does not name {preset}:\n{help}");
+            assert!(
+                flat.contains(&format!("{preset},")) || flat.contains(&format!("{preset};")) || flat.contains(&format!("{preset}(")),
+                "`train --help` does not name {preset}:\n{help}"
+            );
         }
     }
 }
