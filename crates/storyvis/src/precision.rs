@@ -6,8 +6,8 @@
 //!   everything else in fp32. CUDA only.
 //! * `bf16`: autocast to bfloat16 for the forward passes (matrix products and convolutions
 //!   in bf16, reductions and the losses in fp32), weights, gradients and optimiser state in
-//!   fp32. Works on the CPU too, where it is slow without bf16 hardware: a way to check a
-//!   bf16 run, not to speed one up.
+//!   fp32. Works on the CPU too: 12× slower than fp32 without bf16 hardware (AVX2), but 1.5–2×
+//!   faster with it (AVX-512 bf16 / AMX; BENCHMARKS.md).
 //!
 //! And `--memory-format auto|standard|channels-last`: whether the convolution stacks take and
 //! pass activations in the NHWC memory format (`channels_last`); `auto` picks it on the CPU,
