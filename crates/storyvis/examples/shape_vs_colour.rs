@@ -6,15 +6,13 @@
 //!   cargo run --release --example shape_vs_colour -p storyvis -- models/text-encoder-clevr [DIR …]
 use anyhow::{ensure, Result};
 use storyvis::joint::Joint;
+use storyvis_data::clevr::scene::{COLORS, SHAPES};
 use tch::{Device, Kind};
-
-const SHAPES: [&str; 3] = ["cube", "sphere", "cylinder"];
-const COLOURS: [&str; 8] = ["gray", "red", "blue", "green", "brown", "purple", "cyan", "yellow"];
 
 fn main() -> Result<()> {
     let dirs: Vec<String> = std::env::args().skip(1).collect();
     ensure!(!dirs.is_empty(), "usage: shape_vs_colour TEXT_ENCODER_DIR [DIR …]");
-    let texts: Vec<String> = COLOURS.iter().flat_map(|c| SHAPES.iter().map(move |s| format!("a large {c} metal {s}."))).collect();
+    let texts: Vec<String> = COLORS.iter().flat_map(|c| SHAPES.iter().map(move |s| format!("a large {c} metal {s}."))).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     for dir in dirs {
         let joint = Joint::load(std::path::Path::new(&dir), Device::Cpu)?;
