@@ -8,7 +8,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use storyvis::checkpoint::Weights;
-use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge};
+use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge, SwapGroups};
 use storyvis::models::gan_int_cls::draw;
 use storyvis::models::stackgan;
 use storyvis::models::tganc;
@@ -51,6 +51,12 @@ pub struct TextEncoderArgs {
     /// mismatch's hinge, averaged.
     #[arg(long, default_value = "max")]
     hinge: Hinge,
+    /// A group of interchangeable words, comma-separated (repeatable): each caption also meets
+    /// its image with one such word swapped for another of its group, as a hard negative
+    /// (e.g. `--swap cube,sphere,cylinder` makes the embedding tell shapes apart). Not in the
+    /// paper's loss.
+    #[arg(long = "swap", value_name = "WORDS")]
+    swaps: Vec<SwapGroups>,
     /// Replace an existing encoder directory.
     #[arg(long)]
     force: bool,
@@ -72,6 +78,7 @@ pub fn train_encoder(a: TextEncoderArgs) -> Result<()> {
         lr: a.lr,
         seed: a.seed,
         hinge: a.hinge,
+        swaps: SwapGroups::join(a.swaps)?,
         device,
         force: a.force,
     };
@@ -94,6 +101,9 @@ pub fn train_encoder(a: TextEncoderArgs) -> Result<()> {
         m.held_out_items,
         m.held_out_r_precision
     );
+    if let Some(acc) = m.held_out_swap_accuracy {
+        println!("held-out swap accuracy (first caption above it with one swap word changed; chance 0.5): {acc:.4}");
+    }
     Ok(())
 }
 

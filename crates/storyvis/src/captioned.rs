@@ -99,6 +99,9 @@ pub struct EmbeddedCaptions {
     pub text_ids: Vec<usize>,
     pub first: Vec<usize>,
     pub count: Vec<usize>,
+    /// After `add_swaps`: per caption row, the row of its swapped copy (None: it has no swap
+    /// word). Empty before.
+    pub swapped: Vec<Option<usize>>,
 }
 
 /// One iteration's draw: the images, one caption row of each, and a mismatched caption row
@@ -138,7 +141,40 @@ impl EmbeddedCaptions {
             texts: texts.iter().map(|t| t.to_string()).collect(),
             first,
             count,
+            swapped: Vec::new(),
         })
+    }
+
+    /// Appends, for every caption with a word of `swaps`, one copy with such a word swapped
+    /// (`SwapGroups::swap`, drawn per row from `seed`) and its embedding through `enc`: rows
+    /// after the captions', found through `swapped`. Returns how many were added.
+    pub fn add_swaps(&mut self, enc: &crate::joint::Joint, swaps: &crate::joint::SwapGroups, seed: u64) -> Result<usize> {
+        let n = self.texts.len();
+        let mut extra = Vec::new();
+        self.swapped = (0..n)
+            .map(|k| {
+                let s = swaps.swap(&self.texts[k], &mut storyvis_data::rng::Rng::for_item(seed, k as u64))?;
+                extra.push(s);
+                Some(n + extra.len() - 1)
+            })
+            .collect();
+        if !extra.is_empty() {
+            let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+            let e = enc.text.embed(&refs)?;
+            self.embeddings = Tensor::cat(&[&self.embeddings, &e], 0);
+            self.texts.extend(extra.iter().cloned());
+        }
+        Ok(extra.len())
+    }
+
+    /// Replaces each `wrong[j]`, with probability `share`, by the swapped copy of `right[j]`
+    /// where it has one (`add_swaps`); one draw of `rng` per item.
+    pub fn swap_wrong(&self, right: &[i64], wrong: &mut [i64], share: f64, rng: &mut storyvis_data::rng::Rng) {
+        for (r, w) in right.iter().zip(wrong.iter_mut()) {
+            if let (Some(s), true) = (self.swapped[*r as usize], rng.uniform() < share) {
+                *w = s as i64;
+            }
+        }
     }
 
     /// The embeddings of caption `rows` on `device`.

@@ -339,6 +339,83 @@ impl std::str::FromStr for Hinge {
     }
 }
 
+/// Groups of interchangeable words ("cube,sphere,cylinder"): a caption with one of its group
+/// words replaced by another of the same group is a hard negative of the caption's image (it
+/// differs from the true caption in that one attribute only), the "swap" negatives of
+/// NegCLIP (Yuksekgonul et al., ICLR 2023, §4) used here so that a joint embedding trained from
+/// scratch cannot tell captions apart by their colour words alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SwapGroups(pub Vec<Vec<String>>);
+
+impl std::str::FromStr for SwapGroups {
+    type Err = anyhow::Error;
+    /// One group: its words, comma-separated.
+    fn from_str(s: &str) -> Result<Self> {
+        let words: Vec<String> = s.split(',').map(|w| w.trim().to_lowercase()).collect();
+        ensure!(
+            words.len() >= 2 && words.iter().all(|w| !w.is_empty() && w.chars().all(char::is_alphanumeric)),
+            "a swap group is two or more single words, comma-separated (e.g. cube,sphere,cylinder), not {s:?}"
+        );
+        let distinct: std::collections::BTreeSet<&String> = words.iter().collect();
+        ensure!(distinct.len() == words.len(), "the swap group {s:?} repeats a word");
+        Ok(SwapGroups(vec![words]))
+    }
+}
+
+impl SwapGroups {
+    /// Joins groups given one by one (a word may belong to one group only).
+    pub fn join(groups: Vec<SwapGroups>) -> Result<SwapGroups> {
+        let all: Vec<Vec<String>> = groups.into_iter().flat_map(|g| g.0).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for w in all.iter().flatten() {
+            ensure!(seen.insert(w.as_str()), "the word {w:?} is in two swap groups");
+        }
+        Ok(SwapGroups(all))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `text` with one of its group words (chosen uniformly among the occurrences) replaced by
+    /// another word of its group (chosen uniformly), keeping everything else byte for byte;
+    /// None when no word of `text` is in a group. Words are maximal runs of alphanumeric
+    /// characters, matched case-insensitively.
+    pub fn swap(&self, text: &str, rng: &mut Rng) -> Option<String> {
+        let mut spans = Vec::new(); // (start, end, group)
+        let mut start = None;
+        for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+            match (c.is_alphanumeric(), start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    let w = text[s..i].to_lowercase();
+                    if let Some(g) = self.0.iter().position(|g| g.contains(&w)) {
+                        spans.push((s, i, g));
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if spans.is_empty() {
+            return None;
+        }
+        let (s, e, g) = spans[rng.below(spans.len())];
+        let group = &self.0[g];
+        let own = group.iter().position(|w| *w == text[s..e].to_lowercase()).expect("matched above");
+        let other = (own + 1 + rng.below(group.len() - 1)) % group.len();
+        Some(format!("{}{}{}", &text[..s], group[other], &text[e..]))
+    }
+}
+
+/// The swap negatives' hinge (image-to-text): the mean over the rows that have one of
+/// max(0, 1 + F(v_i, t'_i) − F(v_i, t_i)), where `own` holds F(v_i, t_i) of those rows and
+/// `swapped` F(v_i, t'_i) of their swapped captions.
+pub fn swap_loss(own: &Tensor, swapped: &Tensor) -> Tensor {
+    (swapped + 1.0 - own).clamp_min(0.0).mean(Kind::Float)
+}
+
 pub const FORMAT: &str = "storyvis-text-encoder";
 pub const TEXT_WEIGHTS: &str = "text_encoder.safetensors";
 pub const IMAGE_WEIGHTS: &str = "image_encoder.safetensors";
@@ -362,6 +439,13 @@ pub struct EncoderManifest {
     /// captions, in the joint space.
     pub held_out_r_precision: f64,
     pub held_out_items: usize,
+    /// The swap groups whose hard negatives joined the loss (none: the paper's loss).
+    #[serde(default, skip_serializing_if = "SwapGroups::is_empty")]
+    pub swaps: SwapGroups,
+    /// With swaps: the share of held-out images whose first caption scores above that caption
+    /// with one group word swapped (`swap_accuracy`; 0.5 is chance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_swap_accuracy: Option<f64>,
     /// File name → SHA-256.
     pub files: BTreeMap<String, String>,
 }
@@ -422,6 +506,8 @@ pub struct EncoderRequest {
     pub lr: f64,
     pub seed: u64,
     pub hinge: Hinge,
+    /// Swap negatives (`SwapGroups`) added to the loss; empty: the paper's loss.
+    pub swaps: SwapGroups,
     pub device: Device,
     pub force: bool,
 }
@@ -462,6 +548,7 @@ pub fn train_text_encoder(req: &EncoderRequest, on_step: &dyn Fn(usize, usize, f
         let (texts, owner) = data.flat_captions();
         text.check_texts(&texts, |k| format!("image {} of {}", data.ids[owner[k]], ds.dir.display()))?;
     }
+    check_swap_words(&req.swaps, &train, &ds)?;
     let image_vs = nn::VarStore::new(req.device);
     let image = ImageEncoder::new(image_vs.root() / "image", size, req.dim);
     // MiniLM stays as pretrained: only the image encoder learns to meet its sentence space.
@@ -485,9 +572,23 @@ pub fn train_text_encoder(req: &EncoderRequest, on_step: &dyn Fn(usize, usize, f
                 c[rng.below(c.len())].as_str()
             })
             .collect();
+        // Swap negatives: the rows whose caption has a group word, and that caption swapped.
+        let (rows, swapped): (Vec<i64>, Vec<String>) = if req.swaps.is_empty() {
+            Default::default()
+        } else {
+            caps.iter().enumerate().filter_map(|(j, c)| Some((j as i64, req.swaps.swap(c, &mut rng)?))).unzip()
+        };
         let v = image.forward_t(&train.images_at(&pick, req.device), true);
         let t = text.forward(&text.inputs(&caps)?);
-        let loss = joint_embedding_loss(&v.matmul(&t.tr()), req.hinge);
+        let scores = v.matmul(&t.tr());
+        let mut loss = joint_embedding_loss(&scores, req.hinge);
+        if !rows.is_empty() {
+            let idx = Tensor::from_slice(&rows).to_device(req.device);
+            let own = scores.diagonal(0, 0, 1).index_select(0, &idx);
+            let refs: Vec<&str> = swapped.iter().map(String::as_str).collect();
+            let t_swap = text.forward(&text.inputs(&refs)?);
+            loss += swap_loss(&own, &(v.index_select(0, &idx) * t_swap).sum_dim_intlist(1, false, Kind::Float));
+        }
         if frozen_text {
             let g = Adam::backward(&loss, &[&opt_i]);
             opt_i.step(&g[0], req.lr);
@@ -502,6 +603,7 @@ pub fn train_text_encoder(req: &EncoderRequest, on_step: &dyn Fn(usize, usize, f
     }
     let (img_rows, cap_rows) = held_out_rows(&text, &image, &test, req.device)?;
     let r = storyvis_metrics::retrieval::r_precision(&img_rows, &cap_rows, req.dim as usize, 99, req.seed)?;
+    let swap_acc = if req.swaps.is_empty() { None } else { swap_accuracy(&text, &image, &test, &req.swaps, req.seed, req.device)? };
     let manifest = |files| EncoderManifest {
         format: FORMAT.into(),
         version: 1,
@@ -514,6 +616,8 @@ pub fn train_text_encoder(req: &EncoderRequest, on_step: &dyn Fn(usize, usize, f
         hinge: req.hinge,
         held_out_r_precision: r,
         held_out_items: test.len(),
+        swaps: req.swaps.clone(),
+        held_out_swap_accuracy: swap_acc,
         files,
     };
     checkpoint::write_dir(
@@ -525,6 +629,45 @@ pub fn train_text_encoder(req: &EncoderRequest, on_step: &dyn Fn(usize, usize, f
         },
         manifest,
     )
+}
+
+/// Checks that every word of `swaps` occurs in some training caption (a word no caption uses
+/// is most likely a typo, and a word encoder would read it as unknown).
+fn check_swap_words(swaps: &SwapGroups, train: &CaptionData, ds: &Dataset) -> Result<()> {
+    if swaps.is_empty() {
+        return Ok(());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for c in train.captions.iter().flatten() {
+        seen.extend(c.split(|ch: char| !ch.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase));
+    }
+    for w in swaps.0.iter().flatten() {
+        ensure!(seen.contains(w), "the swap word {w:?} is in no training caption of {}", ds.dir.display());
+    }
+    Ok(())
+}
+
+/// The share of `data`'s images whose first caption scores above a swapped copy of it
+/// (`SwapGroups::swap`, drawn with `seed`) in the joint embedding: how well the embedding tells
+/// the swapped attribute apart (0.5 is chance; ties count as failures). None when no first
+/// caption has a group word.
+pub fn swap_accuracy(text: &TextEncoder, image: &ImageEncoder, data: &CaptionData, swaps: &SwapGroups, seed: u64, device: Device) -> Result<Option<f64>> {
+    let mut rng = Rng::new(seed ^ 0x5A09);
+    let (rows, swapped): (Vec<i64>, Vec<String>) = data.captions.iter().enumerate().filter_map(|(i, c)| Some((i as i64, swaps.swap(&c[0], &mut rng)?))).unzip();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let own: Vec<&str> = rows.iter().map(|&i| data.captions[i as usize][0].as_str()).collect();
+    let refs: Vec<&str> = swapped.iter().map(String::as_str).collect();
+    let (t, t_swap) = (text.embed(&own)?, text.embed(&refs)?);
+    let mut v = Vec::new();
+    for chunk in rows.chunks(256) {
+        v.push(tch::no_grad(|| image.forward_t(&data.images_at(chunk, device), false)));
+    }
+    let v = Tensor::cat(&v, 0);
+    let score = |t: &Tensor| (&v * t).sum_dim_intlist(1, false, Kind::Float);
+    let wins = score(&t).gt_tensor(&score(&t_swap)).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+    Ok(Some(wins))
 }
 
 /// R-precision of images [K·N, 3, S, S] in [−1, 1] drawn from `captions` (K draws of the N, in
@@ -599,5 +742,59 @@ mod tests {
         let e = enc.embed(&["a red cube.", "a blue sphere."]).unwrap();
         assert_eq!(e.size(), [2, 16]);
         assert!(e.get(0).ne_tensor(&e.get(1)).any().int64_value(&[]) == 1);
+    }
+
+    fn group(s: &str) -> SwapGroups {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_swap_changes_exactly_one_group_word_into_another_of_its_group() {
+        let g = SwapGroups::join(vec![group("cube,sphere,cylinder"), group("Large, small")]).unwrap();
+        assert_eq!(g.0, vec![vec!["cube", "sphere", "cylinder"], vec!["large", "small"]]);
+        let text = "a large red Cube, left of a small cubed sphere.";
+        let mut rng = Rng::new(7);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..400 {
+            let out = g.swap(text, &mut rng).unwrap();
+            // Word by word, exactly one differs, and it is another member of the same group.
+            let words = |t: &str| t.split(' ').map(str::to_string).collect::<Vec<_>>();
+            let (a, b) = (words(text), words(&out));
+            assert_eq!(a.len(), b.len(), "{out}");
+            let diff: Vec<usize> = (0..a.len()).filter(|&k| a[k] != b[k]).collect();
+            assert_eq!(diff.len(), 1, "{out}");
+            let k = diff[0];
+            let bare = |w: &str| w.trim_end_matches([',', '.']).to_lowercase();
+            let (old, new) = (bare(&a[k]), bare(&b[k]));
+            assert_ne!(old, new);
+            assert!(g.0.iter().any(|grp| grp.contains(&old) && grp.contains(&new)), "{old} → {new}");
+            assert_eq!(a[k].len() - old.len(), b[k].len() - new.len(), "punctuation kept: {out}");
+            seen.insert(out);
+        }
+        // Occurrences: large, Cube, small, sphere ("cubed" is not "cube"); their alternatives:
+        // 1 + 2 + 1 + 2 distinct captions, each drawn.
+        assert_eq!(seen.len(), 6, "{seen:?}");
+        assert_eq!(g.swap("a red metal thing.", &mut rng), None);
+        assert_eq!(g.swap("", &mut rng), None);
+    }
+
+    #[test]
+    fn bad_swap_groups_are_refused() {
+        for bad in ["cube", "cube,", "cube,cube", "red cube,sphere", ""] {
+            assert!(bad.parse::<SwapGroups>().is_err(), "{bad:?}");
+        }
+        let e = SwapGroups::join(vec![group("cube,sphere"), group("sphere,cylinder")]).unwrap_err();
+        assert!(e.to_string().contains("\"sphere\" is in two swap groups"), "{e}");
+    }
+
+    #[test]
+    fn the_swap_loss_is_the_hand_computed_hinge() {
+        let own = [2.0f64, 0.5, -1.0];
+        let swapped = [0.5f64, 1.0, -3.0];
+        let want: f64 = own.iter().zip(&swapped).map(|(o, s)| (1.0 + s - o).max(0.0)).sum::<f64>() / 3.0;
+        let t = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float);
+        let got = swap_loss(&t(&own), &t(&swapped)).double_value(&[]);
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        assert!((want - (0.0 + 1.5 + 0.0) / 3.0).abs() < 1e-12);
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{run, tensors, tiny_classifier, tiny_text_encoder, turn};
+use common::{run, tensors, tiny_classifier, tiny_text_encoder, tiny_text_encoder_with, turn};
 use std::path::{Path, PathBuf};
 use storyvis::config::Config;
 use storyvis::joint::EncoderKind;
@@ -150,4 +150,63 @@ fn sdgan_trains_its_siamese_branches_and_scbn_and_refuses_single_caption_data() 
     // The plain StackGAN refuses SDGAN's switches.
     let e = err(config("stackgan-tiny", &encoder, &["scbn=\"word\"".into()]));
     assert!(e.contains("unknown config key \"scbn\""), "{e}");
+}
+
+#[test]
+fn swap_negatives_train_the_encoder_and_become_the_discriminators_wrong_texts() {
+    use storyvis::captioned::{CaptionData, EmbeddedCaptions};
+    use storyvis::joint::{Joint, SwapGroups};
+    use storyvis_data::dataset::{Dataset, Split};
+    let _turn = turn();
+    let (root, data, plain) = fixture();
+    let shapes: SwapGroups = "cube,sphere,cylinder".parse().unwrap();
+    let enc = root.path().join("swap-encoder");
+    let m = tiny_text_encoder_with(&data, &enc, EncoderKind::Word, 3, shapes.clone()).unwrap();
+    assert_eq!(m.swaps, shapes);
+    assert!(m.held_out_swap_accuracy.is_some_and(|a| (0.0..=1.0).contains(&a)), "{:?}", m.held_out_swap_accuracy);
+    // The swap term is in the loss: the same seed without it learns other weights.
+    let (a, b) = (tensors(&enc.join("text_encoder.safetensors")), tensors(&plain.join("text_encoder.safetensors")));
+    assert!(a.iter().zip(&b).any(|((_, x), (_, y))| !x.equal(y)), "the swap negatives changed nothing");
+    // A swap word no caption uses is refused.
+    let e = err(tiny_text_encoder_with(&data, &root.path().join("typo"), EncoderKind::Word, 1, "cube,pyramid".parse().unwrap()));
+    assert!(e.contains("\"pyramid\" is in no training caption"), "{e}");
+
+    // The training captions' swapped copies: every CLEVR caption names a shape, so each gets one,
+    // differing in one shape word, embedded as the encoder embeds that text.
+    let joint = Joint::load(&enc, Device::Cpu).unwrap();
+    let ds = Dataset::open(&data).unwrap();
+    let train = CaptionData::load(&ds, Split::Train, false).unwrap();
+    let mut caps = EmbeddedCaptions::new(&train, &joint, &ds).unwrap();
+    let n = caps.texts.len();
+    assert_eq!(caps.add_swaps(&joint, &shapes, 5).unwrap(), n);
+    assert_eq!(caps.embeddings.size()[0], 2 * n as i64);
+    for k in 0..n {
+        let s = caps.swapped[k].expect("every caption names a shape");
+        let (a, b): (Vec<&str>, Vec<&str>) = (caps.texts[k].split(' ').collect(), caps.texts[s].split(' ').collect());
+        let diff: Vec<(&str, &str)> = a.iter().zip(&b).filter(|(x, y)| x != y).map(|(x, y)| (*x, *y)).collect();
+        assert!(a.len() == b.len() && diff.len() == 1, "{} → {}", caps.texts[k], caps.texts[s]);
+        let shape = |w: &str| ["cube", "sphere", "cylinder"].contains(&w.trim_end_matches(['.', ',', ':']));
+        assert!(shape(diff[0].0) && shape(diff[0].1), "{diff:?}");
+        let want = joint.text.embed(&[caps.texts[s].as_str()]).unwrap();
+        let got = caps.embeddings.get(s as i64).unsqueeze(0);
+        assert!((got - want).abs().max().double_value(&[]) < 1e-4, "row {s}");
+    }
+    // The discriminator's wrong texts: all swapped at share 1, none at share 0.
+    let right: Vec<i64> = vec![0, 3, 7];
+    let mut rng = storyvis_data::rng::Rng::new(1);
+    let mut wrong = vec![10, 11, 12];
+    caps.swap_wrong(&right, &mut wrong, 0.0, &mut rng);
+    assert_eq!(wrong, [10, 11, 12]);
+    caps.swap_wrong(&right, &mut wrong, 1.0, &mut rng);
+    assert_eq!(wrong, right.iter().map(|&r| caps.swapped[r as usize].unwrap() as i64).collect::<Vec<_>>());
+
+    // StackGAN with wrong_swap trains on that encoder, and refuses one without swap groups.
+    let cfg = |encoder: &Path, share: &str| config("stackgan-tiny", encoder, &["max_steps=2".into(), format!("wrong_swap={share}")]);
+    let out = run(cfg(&enc, "0.5").unwrap(), &data, Start::Fresh { runs: root.path().join("w") }).unwrap();
+    let last = last_stats(&out.run_dir);
+    assert!(last["d_wrong"].as_f64().is_some_and(f64::is_finite), "{last}");
+    let e = err(run(cfg(&plain, "0.5").unwrap(), &data, Start::Fresh { runs: root.path().join("x") }));
+    assert!(e.contains("needs a text encoder trained with swap groups"), "{e}");
+    let e = err(cfg(&enc, "1.5"));
+    assert!(e.contains("wrong_swap"), "{e}");
 }

@@ -51,6 +51,17 @@ pub fn tiny_classifier(data: &Path, out: &Path, steps: usize) {
 /// A joint-embedding text encoder of `kind` trained for `steps` steps on `data` (16-wide
 /// embeddings, 8-wide words; MiniLM's own 384), saved at `out`.
 pub fn tiny_text_encoder(data: &Path, out: &Path, kind: storyvis::joint::EncoderKind, steps: usize) -> storyvis::joint::EncoderManifest {
+    tiny_text_encoder_with(data, out, kind, steps, Default::default()).unwrap()
+}
+
+/// `tiny_text_encoder` with swap negatives (`train-text-encoder --swap`).
+pub fn tiny_text_encoder_with(
+    data: &Path,
+    out: &Path,
+    kind: storyvis::joint::EncoderKind,
+    steps: usize,
+    swaps: storyvis::joint::SwapGroups,
+) -> anyhow::Result<storyvis::joint::EncoderManifest> {
     let req = storyvis::joint::EncoderRequest {
         data: data.to_path_buf(),
         out: out.to_path_buf(),
@@ -63,8 +74,9 @@ pub fn tiny_text_encoder(data: &Path, out: &Path, kind: storyvis::joint::Encoder
         lr: 1e-3,
         seed: 0,
         hinge: storyvis::joint::Hinge::Max,
+        swaps,
         device: tch::Device::Cpu,
         force: false,
     };
-    storyvis::joint::train_text_encoder(&req, &|_, _, _| {}).unwrap()
+    storyvis::joint::train_text_encoder(&req, &|_, _, _| {})
 }

@@ -135,7 +135,24 @@ pub fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, dev
     let mut files = joint::encoder_files(&dir)?;
     let train = CaptionData::load(ds, Split::Train, false)?;
     ensure!(train.len() as i64 >= c.batch, "{} has {} training images; batch {} needs at least as many", ds.dir.display(), train.len(), c.batch);
-    let captions = EmbeddedCaptions::new(&train, &enc, ds)?;
+    let mut captions = EmbeddedCaptions::new(&train, &enc, ds)?;
+    if c.wrong_swap > 0.0 {
+        let swaps = &enc.manifest.swaps;
+        ensure!(
+            !swaps.is_empty(),
+            "wrong_swap = {} needs a text encoder trained with swap groups (`storyvis train-text-encoder --swap cube,sphere,cylinder …`); {} has none",
+            c.wrong_swap,
+            dir.display()
+        );
+        let added = captions.add_swaps(&enc, swaps, mix(0, 3))?;
+        ensure!(
+            added > 0,
+            "wrong_swap = {}: no training caption of {} has a word of the text encoder's swap groups {:?}",
+            c.wrong_swap,
+            ds.dir.display(),
+            swaps.0
+        );
+    }
     if c.siamese {
         let single = captions.count.iter().filter(|&&n| n < 2).count();
         ensure!(
@@ -341,6 +358,11 @@ impl Family for StackGan {
         } else {
             None
         };
+        // The departure `wrong_swap`: some mismatched texts are the right caption, one word swapped.
+        let mut wrong = wrong;
+        if self.cfg.wrong_swap > 0.0 {
+            self.captions.swap_wrong(&right, &mut wrong, self.cfg.wrong_swap, &mut rng);
+        }
         let real = crate::data::to_unit(&self.images.index_select(0, &Tensor::from_slice(&idx).to_device(self.device)));
         let wrong = self.captions.rows(&wrong, self.device);
         let reported = (0..REPORTED.len()).map(|_| Tensor::zeros([], (Kind::Float, self.device))).collect();

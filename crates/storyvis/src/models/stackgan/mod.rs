@@ -95,6 +95,12 @@ pub struct Config {
     /// SDGAN: semantic-conditioned batch norm in the generators.
     #[serde(default = "defaults::scbn")]
     pub scbn: Scbn,
+    /// Not in either paper (0 there): the share of the discriminator's mismatched-text pairs
+    /// whose text is the right caption with one word of the text encoder's swap groups changed
+    /// (`train-text-encoder --swap`), so that a caption naming the wrong shape is judged wrong
+    /// even when its colours match. The rest are another image's caption, as GAN-CLS.
+    #[serde(default)]
+    pub wrong_swap: f64,
 }
 
 mod defaults {
@@ -149,6 +155,7 @@ impl Config {
         range("contrastive_weight", c.contrastive_weight, 0.0, 1000.0)?;
         range("margin", c.margin, 0.0, 100.0)?;
         range("alpha", c.alpha, 0.0, 100.0)?;
+        range("wrong_swap", c.wrong_swap, 0.0, 1.0)?;
         ensure!(!c.text_encoder.trim().is_empty(), "config: text_encoder is empty (give the directory `storyvis train-text-encoder` wrote)");
         Ok(c)
     }
