@@ -57,11 +57,9 @@ fn main() -> Result<()> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     for dir in dirs {
         let path = std::path::Path::new(&dir);
-        let model = if path.join(storyvis::joint::TEXT_WEIGHTS).exists() && !path.join("checkpoints").exists() && !path.join("generator.safetensors").exists() {
-            None
-        } else {
-            Some(draw::load_with(path, Device::Cpu, storyvis::checkpoint::Weights::Average)?)
-        };
+        // A run directory has checkpoints/, a checkpoint its config; a text encoder neither.
+        let is_model = path.join("checkpoints").is_dir() || path.join(storyvis::checkpoint::CONFIG).exists();
+        let model = if is_model { Some(draw::load_with(path, Device::Cpu, storyvis::checkpoint::Weights::Average)?) } else { None };
         let joint = match &model {
             Some(m) => &m.joint,
             None => &Joint::load(path, Device::Cpu)?,

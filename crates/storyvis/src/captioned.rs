@@ -158,13 +158,14 @@ impl EmbeddedCaptions {
                 Some(n + extra.len() - 1)
             })
             .collect();
-        if !extra.is_empty() {
+        let added = extra.len();
+        if added > 0 {
             let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
             let e = enc.text.embed(&refs)?;
             self.embeddings = Tensor::cat(&[&self.embeddings, &e], 0);
-            self.texts.extend(extra.iter().cloned());
+            self.texts.extend(extra);
         }
-        Ok(extra.len())
+        Ok(added)
     }
 
     /// Replaces each `wrong[j]`, with probability `share`, by the swapped copy of `right[j]`

@@ -512,8 +512,8 @@ pub struct EncoderRequest {
     pub force: bool,
 }
 
-/// Embeddings of held-out images and their first captions, as rows for R-precision.
-pub fn held_out_rows(joint_text: &TextEncoder, image: &ImageEncoder, data: &CaptionData, device: Device) -> Result<(Vec<f32>, Vec<f32>)> {
+/// Embeddings [N, D] of held-out images and of their first captions (eval mode, no gradient).
+fn held_out_embeddings(joint_text: &TextEncoder, image: &ImageEncoder, data: &CaptionData, device: Device) -> Result<(Tensor, Tensor)> {
     let first: Vec<&str> = data.captions.iter().map(|c| c[0].as_str()).collect();
     let t = joint_text.embed(&first)?;
     let mut v = Vec::new();
@@ -521,8 +521,12 @@ pub fn held_out_rows(joint_text: &TextEncoder, image: &ImageEncoder, data: &Capt
         let x = data.images_at(chunk, device);
         v.push(tch::no_grad(|| image.forward_t(&x, false)));
     }
-    let rows = |t: Tensor| Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)).context("embeddings");
-    Ok((rows(Tensor::cat(&v, 0))?, rows(t)?))
+    Ok((Tensor::cat(&v, 0), t))
+}
+
+/// Embeddings as flat rows for R-precision.
+fn rows(t: &Tensor) -> Result<Vec<f32>> {
+    Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)).context("embeddings")
 }
 
 /// Trains a text encoder and an image encoder jointly on a captioned dataset's training split
@@ -601,9 +605,9 @@ pub fn train_text_encoder(req: &EncoderRequest, on_step: &dyn Fn(usize, usize, f
         ensure!(l.is_finite(), "the joint embedding loss is not finite at step {step} ({l}); try a lower --lr");
         on_step(step, req.steps, l);
     }
-    let (img_rows, cap_rows) = held_out_rows(&text, &image, &test, req.device)?;
-    let r = storyvis_metrics::retrieval::r_precision(&img_rows, &cap_rows, req.dim as usize, 99, req.seed)?;
-    let swap_acc = if req.swaps.is_empty() { None } else { swap_accuracy(&text, &image, &test, &req.swaps, req.seed, req.device)? };
+    let (images, firsts) = held_out_embeddings(&text, &image, &test, req.device)?;
+    let r = storyvis_metrics::retrieval::r_precision(&rows(&images)?, &rows(&firsts)?, req.dim as usize, 99, req.seed)?;
+    let swap_acc = if req.swaps.is_empty() { None } else { swap_accuracy(&text, &images, &firsts, &test, &req.swaps, req.seed)? };
     let manifest = |files| EncoderManifest {
         format: FORMAT.into(),
         version: 1,
@@ -637,10 +641,7 @@ fn check_swap_words(swaps: &SwapGroups, train: &CaptionData, ds: &Dataset) -> Re
     if swaps.is_empty() {
         return Ok(());
     }
-    let mut seen = std::collections::BTreeSet::new();
-    for c in train.captions.iter().flatten() {
-        seen.extend(c.split(|ch: char| !ch.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase));
-    }
+    let seen: std::collections::BTreeSet<String> = train.captions.iter().flatten().flat_map(|c| crate::text::tokenize(c)).collect();
     for w in swaps.0.iter().flatten() {
         ensure!(seen.contains(w), "the swap word {w:?} is in no training caption of {}", ds.dir.display());
     }
@@ -649,24 +650,21 @@ fn check_swap_words(swaps: &SwapGroups, train: &CaptionData, ds: &Dataset) -> Re
 
 /// The share of `data`'s images whose first caption scores above a swapped copy of it
 /// (`SwapGroups::swap`, drawn with `seed`) in the joint embedding: how well the embedding tells
-/// the swapped attribute apart (0.5 is chance; ties count as failures). None when no first
+/// the swapped attribute apart (0.5 is chance; ties count as failures). `images` and `firsts`
+/// are `data`'s image and first-caption embeddings (`held_out_embeddings`). None when no first
 /// caption has a group word.
-pub fn swap_accuracy(text: &TextEncoder, image: &ImageEncoder, data: &CaptionData, swaps: &SwapGroups, seed: u64, device: Device) -> Result<Option<f64>> {
+fn swap_accuracy(text: &TextEncoder, images: &Tensor, firsts: &Tensor, data: &CaptionData, swaps: &SwapGroups, seed: u64) -> Result<Option<f64>> {
     let mut rng = Rng::new(seed ^ 0x5A09);
     let (rows, swapped): (Vec<i64>, Vec<String>) = data.captions.iter().enumerate().filter_map(|(i, c)| Some((i as i64, swaps.swap(&c[0], &mut rng)?))).unzip();
     if rows.is_empty() {
         return Ok(None);
     }
-    let own: Vec<&str> = rows.iter().map(|&i| data.captions[i as usize][0].as_str()).collect();
     let refs: Vec<&str> = swapped.iter().map(String::as_str).collect();
-    let (t, t_swap) = (text.embed(&own)?, text.embed(&refs)?);
-    let mut v = Vec::new();
-    for chunk in rows.chunks(256) {
-        v.push(tch::no_grad(|| image.forward_t(&data.images_at(chunk, device), false)));
-    }
-    let v = Tensor::cat(&v, 0);
+    let t_swap = text.embed(&refs)?;
+    let idx = Tensor::from_slice(&rows).to_device(images.device());
+    let v = images.index_select(0, &idx);
     let score = |t: &Tensor| (&v * t).sum_dim_intlist(1, false, Kind::Float);
-    let wins = score(&t).gt_tensor(&score(&t_swap)).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+    let wins = score(&firsts.index_select(0, &idx)).gt_tensor(&score(&t_swap)).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
     Ok(Some(wins))
 }
 

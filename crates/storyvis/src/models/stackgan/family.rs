@@ -336,7 +336,7 @@ impl Family for StackGan {
 
     fn begin(&mut self, at: Draw) -> Result<()> {
         let b = self.cfg.batch as usize;
-        let CaptionBatch { images: idx, right, wrong, mut rng } = self.captions.batch(at, b, self.iters_per_epoch());
+        let CaptionBatch { images: idx, right, mut wrong, mut rng } = self.captions.batch(at, b, self.iters_per_epoch());
         let (first, count) = (&self.captions.first, &self.captions.count);
         // SDGAN's second branch: with probability ½ another caption of the same image (y = 1),
         // else the mismatched one (another image's, y = 0).
@@ -359,7 +359,6 @@ impl Family for StackGan {
             None
         };
         // The departure `wrong_swap`: some mismatched texts are the right caption, one word swapped.
-        let mut wrong = wrong;
         if self.cfg.wrong_swap > 0.0 {
             self.captions.swap_wrong(&right, &mut wrong, self.cfg.wrong_swap, &mut rng);
         }
