@@ -136,10 +136,12 @@ struct BenchArgs {
 struct TrainArgs {
     /// Preset: storygan-clevr (the reference configuration), storygan-quality, storygan-small,
     /// storygan-tiny;
-    /// gan-int-cls-clevr (the paper's), gan-int-cls-twemoji, gan-int-cls-small, gan-int-cls-tiny;
+    /// gan-int-cls-clevr (the paper's), gan-int-cls-twemoji, gan-int-cls-small,
+    /// gan-int-cls-fast (the budget-first recipe), gan-int-cls-tiny;
     /// stackgan-clevr, stackgan-clevr-stage2, stackgan-small, stackgan-small-stage2,
     /// stackgan-tiny; sdgan-clevr, sdgan-small, sdgan-tiny; tganc-mnist1, tganc-mnist2,
-    /// tganc-tiny; toy (the loop-test family). A preset names its model family.
+    /// tganc-fast (the budget-first recipe), tganc-tiny; toy (the loop-test family). A preset
+    /// names its model family.
     #[arg(long)]
     preset: String,
     /// A TOML file of config keys overriding the preset.

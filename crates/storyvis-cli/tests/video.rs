@@ -118,6 +118,52 @@ fn bouncing_mnist_tganc_and_gifs() {
         &["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "text_finetune=true"],
         "text_finetune = true needs text = \"minilm\"",
     );
+    // The budget-first recipe (tganc-fast at tiny widths): DiffAugment, the attribute head and
+    // mode seeking train, the run draws and is scored, and its discriminators (with their head)
+    // load for GAM.
+    let fast = ["max_steps=2", "ngf=2", "ndf=2", "batch=4", "noise_dim=8", "cond_dim=4", "recipe.diffaugment=color,translation,cutout", "ema_standing=1"];
+    let said = ok(&["train", "--preset", "tganc-fast", "--data", p(&data), "--runs", p(&runs)]
+        .into_iter()
+        .chain(fast.iter().flat_map(|s| ["--set", s]))
+        .collect::<Vec<_>>());
+    assert!(said.contains("trained at step 2"), "{said}");
+    let fast_run = runs.join("00004-tganc-fast");
+    let stats = std::fs::read_to_string(fast_run.join("stats.jsonl")).unwrap();
+    assert!(stats.contains("\"loss_d_attributes\"") && stats.contains("\"loss_g_mode_seeking\""), "{stats}");
+    let said = ok(&["eval", "--gam", p(&fast_run), p(&run), "--data", p(&data), "--out", p(&ev)]);
+    assert!(said.contains("GAM on 4 held-out clips"), "{said}");
+    // Seen and held-out combinations are the model's own: on clips split by another seed the
+    // model's row counts them by its training data's split, the real row by the data's.
+    let other = root.path().join("bm-other");
+    ok(&["prepare", "bouncing-mnist", "--mnist", p(&mnist), "--clips", "40", "--out", p(&other), "--split", "0.5", "--seed", "5"]);
+    ok(&["eval", "--checkpoint", p(&fast_run), "--data", p(&other), "--classifier", p(&clf), "--out", p(&ev)]);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ev.join("eval.json")).unwrap()).unwrap();
+    let ds = storyvis_data::dataset::Dataset::open(&other).unwrap();
+    let seen_by = |held: &storyvis_data::bouncing::HeldOut| {
+        ds.split(storyvis_data::dataset::Split::Test).filter(|s| !held.holds(&storyvis_data::bouncing::combination_of(&s.frames[0].label))).count()
+    };
+    let (by_model, by_data) = (seen_by(&storyvis_data::bouncing::HeldOut::new(1, 0)), seen_by(&storyvis_data::bouncing::held_out_of(&ds.header).unwrap()));
+    assert_ne!(by_model, by_data, "the two splits must differ for this check to mean anything");
+    assert_eq!(report["models"][0]["accuracy"]["seen"]["clips"].as_u64(), Some(by_model as u64), "{report}");
+    assert_eq!(report["real"]["accuracy"]["seen"]["clips"].as_u64(), Some(by_data as u64), "{report}");
+    // The caption reaches the drawing, and so does the noise.
+    let clip = |text: &str, seed: &str| {
+        let o = root.path().join(format!("fast-{seed}-{}", text.len()));
+        ok(&["generate", "--checkpoint", p(&fast_run), "--text", text, "--seeds", seed, "--out", p(&o)]);
+        std::fs::read(o.join(format!("seed000{seed}.gif"))).unwrap()
+    };
+    let three = clip("digit 3 is moving up and down", "0");
+    assert_ne!(three, clip("digit 7 is moving left and right", "0"), "two captions drew the same clip");
+    assert_ne!(three, clip("digit 3 is moving up and down", "1"), "another noise drew the same clip");
+    assert_eq!(three, clip("digit 3 is moving up and down", "0"));
+    fails(&["train", "--preset", "tganc-fast", "--data", p(&data), "--runs", p(&runs), "--set", "diffaugment=color,flip"], "unknown transform \"flip\"");
+    fails(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "recipe.mode_seeking=-1"], "mode_seeking = -1 is out of range");
+    fails(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "recipe.dropout=1"], "unknown config key \"recipe.dropout\"");
+    fails(
+        &["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "aux_attributes=1"],
+        "the storygan family does not use it yet",
+    );
+
     let export = root.path().join("export");
     ok(&["export", "--checkpoint", p(&run), "--out", p(&export)]);
     fails(&["eval", "--gam", p(&run), p(&export), "--data", p(&data), "--out", p(&ev)], "has no discriminators");

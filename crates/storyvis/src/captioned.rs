@@ -178,6 +178,11 @@ impl EmbeddedCaptions {
         }
     }
 
+    /// The embeddings of the distinct caption texts [U, E] (each text's first row).
+    pub fn distinct_embeddings(&self) -> Tensor {
+        self.rows(&crate::family::first_of_each(&self.text_ids), self.embeddings.device())
+    }
+
     /// The embeddings of caption `rows` on `device`.
     pub fn rows(&self, rows: &[i64], device: Device) -> Tensor {
         self.embeddings.index_select(0, &upload(rows, self.embeddings.device())).to_device(device)

@@ -8,9 +8,10 @@
 //! [run]                      # what the training loop owns (seed, length, reporting, policy)
 //! seed = 0
 //! [model]                    # the family's own keys (networks, objective, batches, rates)
+//! [recipe]                   # optional: DiffAugment, attribute heads, mode seeking (recipe.rs)
 //! ```
 //!
-//! A key is named bare (`lr_g`, looked up in [run] then [model]) or with its section
+//! A key is named bare (`lr_g`, looked up in [run], [model], then [recipe]) or with its section
 //! (`model.lr_g`). Unknown keys and out-of-range values are errors that say what is allowed;
 //! the family checks its section when the config is resolved.
 
@@ -69,6 +70,9 @@ pub struct Config {
     pub run: Run,
     /// The family's section, checked by the family (`Config::model`).
     pub model: toml::Table,
+    /// The budget-first recipe's parts (`recipe.rs`), all off when the section is absent.
+    #[serde(default)]
+    pub recipe: crate::recipe::Recipe,
 }
 
 /// Keys of [run] (a config written before the sections existed is read by moving them).
@@ -114,12 +118,16 @@ fn set_key<'k>(table: &mut toml::Table, key: &'k str, value: toml::Value, source
     let (sections, bare): (&[&str], &str) = match key.split_once('.') {
         Some(("run", k)) => (&["run"], k),
         Some(("model", k)) => (&["model"], k),
-        _ => (&["run", "model"], key),
+        Some(("recipe", k)) => (&["recipe"], k),
+        _ => (&["run", "model", "recipe"], key),
     };
     for s in sections {
+        if *s == "recipe" && !table.contains_key("recipe") {
+            table.insert("recipe".into(), toml::Value::Table(toml::Table::new()));
+        }
         let sec = section(table, s)?;
-        // [run] keys with a default may be absent from a preset.
-        if sec.contains_key(bare) || (*s == "run" && RUN_KEYS.contains(&bare)) {
+        // [run] and [recipe] keys with a default may be absent from a preset.
+        if sec.contains_key(bare) || (*s == "run" && RUN_KEYS.contains(&bare)) || (*s == "recipe" && crate::recipe::KEYS.contains(&bare)) {
             sec.insert(bare.into(), value);
             return Ok(bare);
         }
@@ -176,7 +184,7 @@ impl Config {
             let source = f.display().to_string();
             for (k, v) in user {
                 match (k.as_str(), v) {
-                    ("run" | "model", toml::Value::Table(t)) => {
+                    ("run" | "model" | "recipe", toml::Value::Table(t)) => {
                         for (kk, vv) in t {
                             set_key(&mut table, &format!("{k}.{kk}"), vv, &source)?;
                         }
@@ -234,6 +242,7 @@ impl Config {
         range("ema_half_life", r.ema_half_life, 0, 100_000_000)?;
         range("ema_standing", r.ema_standing, 0, 10_000)?;
         let family = models::family(&self.family)?;
+        self.recipe.check(family.name, family.recipe)?;
         (family.check)(self).with_context(|| format!("preset {} (family {})", self.preset, self.family))
     }
 }

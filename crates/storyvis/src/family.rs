@@ -139,6 +139,8 @@ pub struct FamilyEntry {
     /// How a trained model is loaded to draw from typed text (`storyvis serve`); none for a
     /// family that does not draw from text.
     pub drawer: Option<crate::drawer::LoadDrawer>,
+    /// The `[recipe]` keys the family reads (`recipe::KEYS`); setting another is an error.
+    pub recipe: &'static [&'static str],
 }
 
 /// The training items of each of `batches` standing passes (`Family::standing_passes`):
@@ -161,6 +163,15 @@ pub fn text_ids<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<usize> {
             *seen.entry(t).or_insert(n)
         })
         .collect()
+}
+
+/// For each distinct text id (from `text_ids`), the first position that has it.
+pub fn first_of_each(text_ids: &[usize]) -> Vec<i64> {
+    let mut first = vec![0i64; text_ids.iter().max().map_or(0, |m| m + 1)];
+    for (k, &t) in text_ids.iter().enumerate().rev() {
+        first[t] = k as i64;
+    }
+    first
 }
 
 /// The mismatched ("wrong") caption of each of a batch's `b` items (Reed et al. 2016 §3.1):
@@ -236,6 +247,7 @@ mod tests {
     #[test]
     fn identical_texts_share_an_id_in_order_of_first_appearance() {
         assert_eq!(text_ids(["a b", "c", "a b", "d", "c"]), vec![0, 1, 0, 2, 1]);
+        assert_eq!(first_of_each(&[0, 1, 0, 2, 1]), vec![0, 1, 3]);
     }
 
     #[test]

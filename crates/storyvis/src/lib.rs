@@ -22,6 +22,7 @@ pub mod nn;
 pub mod optim;
 pub mod plot;
 pub mod precision;
+pub mod recipe;
 pub mod run_dir;
 pub mod sample;
 pub mod shipped;

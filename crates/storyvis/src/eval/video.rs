@@ -97,6 +97,8 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
                 ds.header.image_size
             );
             let ids = model.ids(&captions)?;
+            // "Seen" is what the model's training data showed, where its checkpoint says.
+            let flags = model.held_out.as_ref().map_or_else(|| flags.clone(), |h| held_out_flags(h, &clips));
             let (mut values, mut features, mut all_truth, mut all_flags) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for seed in 0..req.seeds {
                 tch::manual_seed(seed as i64);
@@ -128,7 +130,7 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
         clips: clips.len(),
         seeds: req.seeds,
         classifier: classifier.dir.display().to_string(),
-        note: "Accuracies and the Fréchet distance use storyvis' clip classifier (digit and motion per digit), trained on real clips.".into(),
+        note: "Accuracies and the Fréchet distance use storyvis' clip classifier (digit and motion per digit), trained on real clips. A model's seen and held-out combinations are those of its own training data where its checkpoint records them (the dataset's otherwise).".into(),
         real: real_row,
         models,
     })

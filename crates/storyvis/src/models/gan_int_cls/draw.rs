@@ -27,6 +27,8 @@ pub struct Loaded {
     pub averaged: bool,
     nets: Nets,
     pub joint: Joint,
+    /// The centring and scale of the encoder's embeddings the run trained with (`text_norm`).
+    text_norm: Option<crate::recipe::TextNorm>,
     device: Device,
 }
 
@@ -42,11 +44,13 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
     let manifest = checkpoint::verify(&dir)?;
     let cfg = Config::of(&checkpoint::load_config_of(&dir, FAMILY_NAME)?)?;
     let joint = Joint::load(&dir, device).with_context(|| format!("the text encoder in {}", dir.display()))?;
-    let mut nets = Nets::new(&cfg, joint.manifest.config.dim, device);
+    // Drawing needs no discriminator (nor its attribute head).
+    let mut nets = Nets::new(&cfg, joint.manifest.config.dim, None, device);
     let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
     checkpoint::load_store(&mut nets.g_vs, &file)?;
     checkpoint::load_store(&mut nets.s_vs, &dir.join("style.safetensors"))?;
-    Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, averaged, nets, joint, device })
+    let text_norm = if cfg.text_norm { Some(crate::recipe::TextNorm::load(&dir)?) } else { None };
+    Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, averaged, nets, joint, text_norm, device })
 }
 
 /// A typed caption checked for a model that reads it through `joint`'s text encoder.
@@ -72,7 +76,17 @@ impl Loaded {
     /// unknown: `TextEncoder::unknown_words` lists them).
     pub fn embed(&self, caption: &str) -> Result<Tensor> {
         check_caption(caption)?;
-        self.joint.text.embed(&[caption])
+        self.texts(&[caption])
+    }
+
+    /// Captions' embeddings [N, dim] as the generator reads them (through `text_norm` when the
+    /// run used it).
+    pub fn texts(&self, captions: &[&str]) -> Result<Tensor> {
+        let e = self.joint.text.embed(captions)?;
+        Ok(match &self.text_norm {
+            Some(n) => n.apply(&e),
+            None => e,
+        })
     }
 
     /// The noise of `seed` [1, noise_dim].
@@ -120,7 +134,7 @@ impl Loaded {
 /// The held-out evaluation's drawings: each caption at each seed 0..seeds (noise from the
 /// seed), seed-major: [seeds · N, 3, S, S] on the CPU, `batch` at a time; `on_batch` after each.
 pub fn draw_captions(model: &Loaded, captions: &[&str], seeds: usize, batch: usize, on_batch: &dyn Fn()) -> Result<Tensor> {
-    let t = model.joint.text.embed(captions)?;
+    let t = model.texts(captions)?;
     let mut out = Vec::new();
     for seed in 0..seeds {
         tch::manual_seed(seed as i64);

@@ -8,6 +8,7 @@ use crate::data::to_image;
 use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
 use crate::joint::{self, Joint};
 use crate::loss;
+use crate::recipe::TextNorm;
 use crate::train::mix;
 use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     presets: &[
         ("gan-int-cls-clevr", include_str!("../../../../../presets/gan-int-cls-clevr.toml")),
         ("gan-int-cls-small", include_str!("../../../../../presets/gan-int-cls-small.toml")),
+        ("gan-int-cls-fast", include_str!("../../../../../presets/gan-int-cls-fast.toml")),
         ("gan-int-cls-twemoji", include_str!("../../../../../presets/gan-int-cls-twemoji.toml")),
         ("gan-int-cls-tiny", include_str!("../../../../../presets/gan-int-cls-tiny.toml")),
     ],
@@ -29,6 +31,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     build,
     training_only: &["discriminator"],
     drawer: Some(super::draw::load_drawer),
+    recipe: &crate::recipe::KEYS,
 };
 
 /// Held-out captions drawn in the sample sheets, and seeds per caption.
@@ -66,14 +69,44 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     let train = CaptionData::load(ds, Split::Train, false)?;
     ensure!(train.len() as i64 >= c.batch, "{} has {} training images; batch {} needs at least as many", ds.dir.display(), train.len(), c.batch);
     let samples = CaptionData::load(ds, Split::Test, true)?;
-    let captions = EmbeddedCaptions::new(&train, &enc, ds)?;
+    let mut captions = EmbeddedCaptions::new(&train, &enc, ds)?;
     let sheet_captions: Vec<String> = samples.captions.iter().take(SHEET_CAPTIONS).map(|c| c[0].clone()).collect();
-    let sheet_text = enc.text.embed(&sheet_captions.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let mut sheet_text = enc.text.embed(&sheet_captions.iter().map(String::as_str).collect::<Vec<_>>())?;
+    // text_norm: fitted to the distinct training captions (a resumed run reads its own).
+    let text_norm = if c.text_norm {
+        let norm = match from {
+            Some(dir) => TextNorm::load(dir)?,
+            None => TextNorm::fit(&captions.distinct_embeddings()),
+        };
+        captions.embeddings = norm.apply(&captions.embeddings);
+        sheet_text = norm.apply(&sheet_text);
+        Some(norm)
+    } else {
+        None
+    };
     let sheet_real = samples.images_at(&(0..sheet_captions.len() as i64).collect::<Vec<_>>(), device);
     let embed_dim = enc.manifest.config.dim;
-    let nets = Nets::new(&c, embed_dim, device);
+    let recipe = cfg.recipe.clone();
+    let heads = recipe.attribute_labels(&ds.header.label_names, &train.labels, &ds.dir)?;
+    let nets = Nets::new(&c, embed_dim, heads, device);
     let images = train.images.to_device(device);
-    Ok(Box::new(GanIntCls { cfg: c, nets, images, n: train.len(), captions, files, sheet: (sheet_captions, sheet_text, sheet_real), device, now: None }))
+    let labels = train.labels.to_device(device);
+    let augment = recipe.augment();
+    Ok(Box::new(GanIntCls {
+        cfg: c,
+        recipe,
+        augment,
+        nets,
+        images,
+        labels,
+        n: train.len(),
+        captions,
+        files,
+        text_norm,
+        sheet: (sheet_captions, sheet_text, sheet_real),
+        device,
+        now: None,
+    }))
 }
 
 /// The networks, each in its own store.
@@ -87,10 +120,11 @@ pub struct Nets {
 }
 
 impl Nets {
-    pub fn new(c: &Config, embed_dim: i64, device: Device) -> Nets {
+    /// `labels`: what the discriminator's attribute head predicts, if it has one.
+    pub fn new(c: &Config, embed_dim: i64, labels: Option<crate::recipe::Labels>, device: Device) -> Nets {
         let (g_vs, d_vs, s_vs) = (VarStore::new(device), VarStore::new(device), VarStore::new(device));
         let g = Generator::new(g_vs.root(), c, embed_dim);
-        let d = Discriminator::new(d_vs.root(), c, embed_dim);
+        let d = Discriminator::new(d_vs.root(), c, embed_dim, labels);
         let s = StyleEncoder::new(s_vs.root(), c);
         Nets { g_vs, g, d_vs, d, s_vs, s }
     }
@@ -100,18 +134,27 @@ struct Iteration {
     real: Tensor,
     text: Tensor,
     wrong: Tensor,
+    /// The images' labels [B, labels] (what the attribute head learns).
+    labels: Tensor,
     reported: Vec<Tensor>,
 }
 
 pub struct GanIntCls {
     pub cfg: Config,
+    /// The budget-first parts switched on (`[recipe]`), and DiffAugment's transforms.
+    recipe: crate::recipe::Recipe,
+    augment: crate::recipe::Augment,
     pub nets: Nets,
     /// Training images [N, 3, S, S] u8 on the device.
     images: Tensor,
+    /// Their labels [N, labels] (0/1).
+    labels: Tensor,
     n: usize,
     /// Every training caption's embedding.
     captions: EmbeddedCaptions,
     files: Vec<(&'static str, Vec<u8>)>,
+    /// The centring and scale of the text embeddings (`text_norm`), saved with the run.
+    text_norm: Option<TextNorm>,
     /// Sample sheet: held-out captions, their embeddings, their real images.
     sheet: (Vec<String>, Tensor, Tensor),
     device: Device,
@@ -119,7 +162,7 @@ pub struct GanIntCls {
 }
 
 /// Reported values.
-const REPORTED: [(&str, &str, bool); 7] = [
+const REPORTED: [(&str, &str, bool); 10] = [
     ("loss_d", "discriminator", true),
     ("loss_g", "generator", true),
     ("loss_g_int", "generator (interpolated text)", true),
@@ -127,6 +170,9 @@ const REPORTED: [(&str, &str, bool); 7] = [
     ("d_real", "D(real, right text)", false),
     ("d_wrong", "D(real, wrong text)", false),
     ("d_fake", "D(fake, right text)", false),
+    ("loss_d_attributes", "discriminator's attribute head", true),
+    ("loss_g_attributes", "generator's attribute loss", true),
+    ("loss_g_mode_seeking", "mode-seeking term", true),
 ];
 
 impl GanIntCls {
@@ -173,25 +219,30 @@ impl Family for GanIntCls {
         let batch = self.captions.batch(at, self.cfg.batch as usize, self.iters_per_epoch());
         let (idx, right, wrong) = (batch.images, batch.right, batch.wrong);
         let pick = |rows: &[i64]| self.captions.rows(rows, self.device);
-        let real = crate::data::to_unit(&self.images.index_select(0, &Tensor::from_slice(&idx).to_device(self.device)));
+        let rows = Tensor::from_slice(&idx).to_device(self.device);
+        let real = crate::data::to_unit(&self.images.index_select(0, &rows));
+        let labels = self.labels.index_select(0, &rows);
         let reported = (0..REPORTED.len()).map(|_| Tensor::zeros([], (Kind::Float, self.device))).collect();
-        self.now = Some(Iteration { real, text: pick(&right), wrong: pick(&wrong), reported });
+        self.now = Some(Iteration { real, text: pick(&right), wrong: pick(&wrong), labels, reported });
         Ok(())
     }
 
     fn loss(&mut self, i: usize) -> Result<Tensor> {
         let it = self.now.as_mut().context("a phase outside an iteration")?;
-        let (c, nets) = (&self.cfg, &self.nets);
+        let (c, nets, recipe) = (&self.cfg, &self.nets, &self.recipe);
         let b = c.batch;
         let device = self.device;
         let noise = || Tensor::randn([b, c.noise_dim], (Kind::Float, device));
         let z = noise();
         let l = match i {
             0 => {
-                let feat = nets.d.features(&it.real, true);
+                let fake = tch::no_grad(|| nets.g.forward_t(&z, &it.text, true));
+                // DiffAugment: one draw for the real images and the fakes.
+                let seen = self.augment.same_draw(&[&it.real, &fake]);
+                let feat = nets.d.features(&seen[0], true);
                 let real = nets.d.judge(&feat, &it.text, true);
-                let fake = nets.d.forward_t(&tch::no_grad(|| nets.g.forward_t(&z, &it.text, true)), &it.text, true);
-                let l = if c.cls {
+                let fake = nets.d.forward_t(&seen[1], &it.text, true);
+                let mut l = if c.cls {
                     // GAN-CLS: real + ½ (wrong + fake).
                     let wrong = nets.d.judge(&feat, &it.wrong, true);
                     it.reported[5] = wrong.sigmoid().mean(Kind::Float).detach();
@@ -201,17 +252,29 @@ impl Family for GanIntCls {
                 };
                 it.reported[4] = real.sigmoid().mean(Kind::Float).detach();
                 it.reported[6] = fake.sigmoid().mean(Kind::Float).detach();
+                if let Some(a) = nets.d.attribute_loss(&feat, &it.labels) {
+                    it.reported[7] = a.detach();
+                    l += a * recipe.aux_attributes;
+                }
                 l
             }
             1 => {
-                let fake = nets.g.forward_t(&z, &it.text, true);
-                let mut l = loss::generator(&nets.d.forward_t(&fake, &it.text, true));
+                // With mode seeking the batch's first half of captions is drawn twice, each
+                // with its own noise (MSGAN's pairs).
+                let [text, labels, wrong] = <[Tensor; 3]>::try_from(recipe.generator_batch(&[&it.text, &it.labels, &it.wrong])).expect("three");
+                let fake = nets.g.forward_t(&z, &text, true);
+                let seen = self.augment.same_draw(&[&fake]);
+                let feat = nets.d.features(&seen[0], true);
+                let mut l = loss::generator(&nets.d.judge(&feat, &text, true));
                 it.reported[1] = l.detach();
+                let attributes = nets.d.attribute_loss(&feat, &labels);
+                recipe.add_generator_terms(&mut l, attributes.as_ref(), &fake, &z, &mut it.reported, (8, 9));
                 if c.int {
                     // GAN-INT: captions interpolated with another image's, which no real image
                     // matches: only the generator's objective sees them.
-                    let t = interpolate(&it.text, &it.wrong, c.int_beta);
-                    let li = loss::generator(&nets.d.forward_t(&nets.g.forward_t(&noise(), &t, true), &t, true));
+                    let t = interpolate(&text, &wrong, c.int_beta);
+                    let seen = self.augment.same_draw(&[&nets.g.forward_t(&noise(), &t, true)]);
+                    let li = loss::generator(&nets.d.forward_t(&seen[0], &t, true));
                     it.reported[2] = li.detach();
                     l += li;
                 }
@@ -260,11 +323,15 @@ impl Family for GanIntCls {
     }
 
     fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
-        self.files.clone()
+        let mut files = self.files.clone();
+        files.extend(self.text_norm.iter().map(|n| (TextNorm::FILE, n.to_json())));
+        files
     }
 
     fn shape(&self) -> serde_json::Value {
-        self.captions.shape()
+        let mut s = self.captions.shape();
+        s["labels"] = serde_json::json!(self.labels.size()[1]);
+        s
     }
 
     fn data_summary(&self) -> serde_json::Value {

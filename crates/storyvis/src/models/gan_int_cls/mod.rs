@@ -10,6 +10,7 @@ pub mod family;
 
 use crate::config::{check_adam, range};
 use crate::nn::{bn1d, bn2d, conv, doublings, leaky, linear, DownStack};
+use crate::recipe::{AttributeHead, Labels};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
@@ -24,6 +25,11 @@ pub struct Config {
     /// The text encoder (a directory made by `storyvis train-text-encoder`); copied into every
     /// checkpoint, so a checkpoint draws without it.
     pub text_encoder: String,
+    /// Centre the text encoder's embeddings on the training captions' mean and scale them to
+    /// unit variance (`recipe::TextNorm`; for a frozen encoder's unit-length embeddings, such as
+    /// `train-text-encoder --encoder minilm`'s; not in the paper).
+    #[serde(default)]
+    pub text_norm: bool,
     /// GAN-CLS: the discriminator also learns that a real image with a mismatched text is fake
     /// (§4.2).
     pub cls: bool,
@@ -115,6 +121,7 @@ impl Generator {
 
 /// D: strided convolutions to 4×4×8ndf; the projected text tiled over the 4×4 positions and
 /// concatenated; a 1×1 convolution (batch-norm, leaky ReLU); a 4×4 convolution → one logit.
+/// With the recipe's `aux_attributes`, an attribute head (AC-GAN) on the 4×4 image features.
 #[derive(Debug)]
 pub struct Discriminator {
     body: DownStack,
@@ -122,10 +129,12 @@ pub struct Discriminator {
     joint: nn::Conv2D,
     joint_bn: crate::nn::BatchNorm,
     out: nn::Conv2D,
+    attributes: Option<AttributeHead>,
 }
 
 impl Discriminator {
-    pub fn new(p: nn::Path, c: &Config, embed_dim: i64) -> Discriminator {
+    /// `labels`: what the attribute head predicts (the dataset's labels), if it has one.
+    pub fn new(p: nn::Path, c: &Config, embed_dim: i64, labels: Option<Labels>) -> Discriminator {
         let body = DownStack::new(&p / "body", c.image_size, c.ndf);
         let ch = body.out_channels;
         Discriminator {
@@ -133,8 +142,15 @@ impl Discriminator {
             joint: conv(&p / "joint", ch + c.text_dim, ch, 1, 1, 0),
             joint_bn: bn2d(&p / "joint_bn", ch),
             out: conv(&p / "out", ch, 1, 4, 1, 0),
+            attributes: labels.map(|l| AttributeHead::new(&p / "attributes", ch * 16, l)),
             body,
         }
+    }
+
+    /// The attribute head's loss on image features of items carrying `labels` (none without
+    /// a head).
+    pub fn attribute_loss(&self, features: &Tensor, labels: &Tensor) -> Option<Tensor> {
+        self.attributes.as_ref().map(|h| h.loss(features, labels))
     }
 
     /// The image features [B, 8ndf, 4, 4] (real images' are shared by their right and wrong

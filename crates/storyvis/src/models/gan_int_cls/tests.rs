@@ -15,7 +15,7 @@ fn the_networks_have_the_papers_shapes() {
         let c = Config { image_size: size, ..tiny() };
         let vs = tch::nn::VarStore::new(Device::Cpu);
         let g = Generator::new(vs.root() / "g", &c, 32);
-        let d = Discriminator::new(vs.root() / "d", &c, 32);
+        let d = Discriminator::new(vs.root() / "d", &c, 32, None);
         let s = StyleEncoder::new(vs.root() / "s", &c);
         let z = Tensor::randn([3, c.noise_dim], (Kind::Float, Device::Cpu));
         let t = Tensor::randn([3, 32], (Kind::Float, Device::Cpu));

@@ -30,6 +30,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     build: crate::models::stackgan::family::build,
     training_only: &["discriminator"],
     drawer: Some(crate::models::stackgan::draw::load_drawer),
+    recipe: &[],
 };
 
 /// The contrastive loss's form.

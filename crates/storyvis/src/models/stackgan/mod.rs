@@ -42,6 +42,7 @@ pub const FAMILY: crate::family::FamilyEntry = crate::family::FamilyEntry {
     build: family::build,
     training_only: &["discriminator"],
     drawer: Some(draw::load_drawer),
+    recipe: &[],
 };
 
 /// The [model] section of the stackgan and sdgan families.

@@ -36,6 +36,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     build,
     training_only: &["image_d", "story_d"],
     drawer: Some(crate::sample::load_drawer),
+    recipe: &[],
 };
 
 /// The vocabulary saved beside a checkpoint's config.

@@ -34,6 +34,9 @@ pub struct Loaded {
     pub step: usize,
     pub averaged: bool,
     pub vocab: Vocab,
+    /// The (digit, motion) combinations its training data held out, where the checkpoint
+    /// records them.
+    pub held_out: Option<storyvis_data::bouncing::HeldOut>,
     nets: Nets,
     device: Device,
 }
@@ -43,15 +46,33 @@ pub struct Loaded {
 pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> Result<Loaded> {
     let dir = checkpoint::resolve(path)?;
     let manifest = checkpoint::verify(&dir)?;
-    let cfg = Config::of(&checkpoint::load_config_of(&dir, FAMILY_NAME)?)?;
+    let core = checkpoint::load_config_of(&dir, FAMILY_NAME)?;
+    let cfg = Config::of(&core)?;
     let vocab = load_vocab(&dir)?;
-    let mut nets = Nets::new(&cfg, vocab.len(), device)?;
+    // The discriminators' attribute head, if the run had one (its width from the data; drawing
+    // and judging never compute its loss, so its groups do not matter here).
+    let labels = manifest
+        .shape
+        .get("labels")
+        .and_then(serde_json::Value::as_i64)
+        .filter(|_| core.recipe.aux_attributes > 0.0)
+        .map(|count| crate::recipe::Labels { count, groups: None });
+    let mut nets = Nets::new(&cfg, vocab.len(), labels, device)?;
+    if cfg.text_norm {
+        nets.text.set_norm(crate::recipe::TextNorm::load(&dir)?);
+    }
     let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
     checkpoint::load_store(&mut nets.g_vs, &file)?;
     if cfg.trains_text() {
         checkpoint::load_store(&mut nets.t_vs, &dir.join("text.safetensors"))?;
     }
-    Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, averaged, vocab, nets, device })
+    let held_out = manifest
+        .shape
+        .get("held_out_motion")
+        .and_then(|m| serde_json::from_value::<Vec<usize>>(m.clone()).ok())
+        .filter(|m| m.len() == 10 || m.len() == 100)
+        .map(|motion| storyvis_data::bouncing::HeldOut { digits: if motion.len() == 10 { 1 } else { 2 }, motion });
+    Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, averaged, vocab, held_out, nets, device })
 }
 
 impl Loaded {

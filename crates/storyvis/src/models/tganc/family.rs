@@ -8,6 +8,7 @@ use crate::data::{load_clips, to_image, to_network, to_unit};
 use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
 use crate::loss;
 use crate::models::storygan::family::{load_vocab, VOCAB};
+use crate::recipe::TextNorm;
 use crate::text::Vocab;
 use crate::train::mix;
 use anyhow::{ensure, Context, Result};
@@ -26,12 +27,14 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     presets: &[
         ("tganc-mnist1", include_str!("../../../../../presets/tganc-mnist1.toml")),
         ("tganc-mnist2", include_str!("../../../../../presets/tganc-mnist2.toml")),
+        ("tganc-fast", include_str!("../../../../../presets/tganc-fast.toml")),
         ("tganc-tiny", include_str!("../../../../../presets/tganc-tiny.toml")),
     ],
     check: |cfg| Config::of(cfg).map(drop),
     build,
     training_only: &["discriminator"],
     drawer: Some(super::draw::load_drawer),
+    recipe: &crate::recipe::KEYS,
 };
 
 /// Held-out clips drawn in the sample sheets, and seeds per clip.
@@ -75,7 +78,13 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
         None => Vocab::build(captions.iter().copied()),
     };
     ensure!(!vocab.is_empty(), "the training captions contain no words");
-    let nets = Nets::new(&c, vocab.len(), device)?;
+    let recipe = cfg.recipe.clone();
+    // A clip's label is its first frame's (every frame carries the clip's).
+    let labels: Vec<f32> = train.iter().flat_map(|s| s.frames[0].label.iter().map(|&x| x as f32)).collect();
+    let labels = Tensor::from_slice(&labels).view([train.len() as i64, -1]);
+    let heads = recipe.attribute_labels(&ds.header.label_names, &labels, &ds.dir)?;
+    let labels = labels.to_device(device);
+    let mut nets = Nets::new(&c, vocab.len(), heads, device)?;
     let ids = if c.trains_text() {
         nets.text.ids(&vocab, &captions)?
     } else {
@@ -85,6 +94,17 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     }
     .to_device(device);
     let text_ids = crate::family::text_ids(captions.iter().copied());
+    // text_norm: fitted to the distinct training captions (a resumed run reads its own).
+    let text_norm = if c.text_norm {
+        let norm = match from {
+            Some(dir) => TextNorm::load(dir)?,
+            None => TextNorm::fit(&ids.index_select(0, &Tensor::from_slice(&crate::family::first_of_each(&text_ids)).to_device(device))),
+        };
+        nets.text.set_norm(norm.clone());
+        Some(norm)
+    } else {
+        None
+    };
     let mut words = vec![Vec::new(); text_ids.iter().max().map_or(0, |m| m + 1)];
     for (caption, &t) in captions.iter().zip(&text_ids) {
         if words[t].is_empty() {
@@ -107,7 +127,24 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
         .collect();
     let sheet_ids = nets.text.ids(&vocab, &sheet_captions.iter().map(String::as_str).collect::<Vec<_>>())?.to_device(device);
     let sheet_real = load_clips(ds, &sheet_clips, c.channels)?;
-    Ok(Box::new(Tganc { cfg: c, nets, clips, ids, text_ids, words, vocab, sheet: (sheet_titles, sheet_ids, sheet_real), device, now: None }))
+    let augment = recipe.augment();
+    Ok(Box::new(Tganc {
+        cfg: c,
+        recipe,
+        augment,
+        nets,
+        clips,
+        labels,
+        ids,
+        text_ids,
+        words,
+        vocab,
+        text_norm,
+        held_out: held,
+        sheet: (sheet_titles, sheet_ids, sheet_real),
+        device,
+        now: None,
+    }))
 }
 
 /// The networks, each in its own store.
@@ -122,7 +159,8 @@ pub struct Nets {
 }
 
 impl Nets {
-    pub fn new(c: &Config, vocab: i64, device: Device) -> Result<Nets> {
+    /// `labels`: what the discriminators' attribute head predicts, if they have one.
+    pub fn new(c: &Config, vocab: i64, labels: Option<crate::recipe::Labels>, device: Device) -> Result<Nets> {
         let (g_vs, mut t_vs, d_vs) = (VarStore::new(device), VarStore::new(device), VarStore::new(device));
         let g = Generator::new(g_vs.root(), c);
         let text = match c.text {
@@ -133,9 +171,9 @@ impl Nets {
                 crate::minilm::load_pretrained(&mut t_vs, "minilm")?;
                 TextNet::Tuned { pieces: Box::new(crate::minilm::WordPieces::load_default()?), bert }
             }
-            CaptionText::Minilm => TextNet::Minilm(Box::new(crate::minilm::MiniLm::load_default(device)?)),
+            CaptionText::Minilm => TextNet::Minilm(Box::new(crate::minilm::MiniLm::load_default(device)?), None),
         };
-        let d = Discriminator::new(d_vs.root(), c);
+        let d = Discriminator::new(d_vs.root(), c, labels);
         Ok(Nets { g_vs, g, t_vs, text, d_vs, d })
     }
 
@@ -150,14 +188,21 @@ struct Iteration {
     real: Tensor,
     ids: Tensor,
     wrong: Tensor,
+    /// The clips' labels [B, labels] (what the attribute head learns).
+    labels: Tensor,
     reported: Vec<Tensor>,
 }
 
 pub struct Tganc {
     pub cfg: Config,
+    /// The budget-first parts switched on (`[recipe]`), and DiffAugment's transforms.
+    recipe: crate::recipe::Recipe,
+    augment: crate::recipe::Augment,
     pub nets: Nets,
     /// Training clips [N, T, C, S, S] u8 on the device.
     clips: Tensor,
+    /// Their labels [N, labels] (0/1).
+    labels: Tensor,
     /// Their captions' word ids [N, L].
     ids: Tensor,
     /// Per clip, an id shared by identical captions.
@@ -165,6 +210,10 @@ pub struct Tganc {
     /// Per caption id, its word ids.
     words: Vec<Vec<i64>>,
     vocab: Vocab,
+    /// The frozen MiniLM's centring and scale (`text_norm`), saved with the run.
+    text_norm: Option<TextNorm>,
+    /// The (digit, motion) combinations the training data holds out, if it records them.
+    held_out: Option<storyvis_data::bouncing::HeldOut>,
     /// Sample sheet: held-out clips' titles (caption, seen or held-out combination), their
     /// captions' word ids, their real clips.
     sheet: (Vec<String>, Tensor, Tensor),
@@ -173,7 +222,7 @@ pub struct Tganc {
 }
 
 /// Reported values.
-const REPORTED: [(&str, &str, bool); 10] = [
+const REPORTED: [(&str, &str, bool); 13] = [
     ("loss_d", "discriminator", true),
     ("loss_g", "generator", true),
     ("loss_d_video", "video discriminator", true),
@@ -184,14 +233,19 @@ const REPORTED: [(&str, &str, bool); 10] = [
     ("d_wrong", "D0(real, wrong caption)", false),
     ("d_fake", "D0(fake, right caption)", false),
     ("motion_real", "D2(real, right caption)", false),
+    ("loss_d_attributes", "discriminators' attribute head", true),
+    ("loss_g_attributes", "generator's attribute loss", true),
+    ("loss_g_mode_seeking", "mode-seeking term", true),
 ];
 
 /// The matching-aware losses of one batch against its discriminators: the discriminators'
-/// (real + ½ (fake + wrong), per discriminator, eqs. 1, 2 and 4) and the generator's.
+/// (real + ½ (fake + wrong), per discriminator, eqs. 1, 2 and 4) and the generator's; and,
+/// with an attribute head and labels, its loss (unweighted, not in `total`).
 pub struct Losses {
     pub video: Tensor,
     pub frame: Tensor,
     pub motion: Option<Tensor>,
+    pub attributes: Option<Tensor>,
 }
 
 impl Losses {
@@ -215,9 +269,19 @@ impl Tganc {
 }
 
 /// The discriminators' matching-aware loss (eqs. 1, 2, 4): on real clips with the right
-/// sentence `s`, real clips with a wrong sentence `w`, and fake clips with `s`.
-pub fn discriminator_losses(d: &Discriminator, real: &Tensor, fake: &Tensor, s: &Tensor, w: &Tensor, motion: bool) -> (Losses, [Tensor; 4]) {
+/// sentence `s`, real clips with a wrong sentence `w`, and fake clips with `s`; with `labels`
+/// [B, labels] of the real clips, the attribute head's loss on them.
+pub fn discriminator_losses(
+    d: &Discriminator,
+    real: &Tensor,
+    fake: &Tensor,
+    s: &Tensor,
+    w: &Tensor,
+    motion: bool,
+    labels: Option<&Tensor>,
+) -> (Losses, [Tensor; 4]) {
     let fr = d.features(real, true);
+    let attributes = labels.and_then(|y| d.attribute_loss(&fr, y));
     let ff = d.features(fake, true);
     let (v_real, v_wrong, v_fake) = (d.video(&fr, s, true), d.video(&fr, w, true), d.video(&ff, s, true));
     let video = loss::discriminator(&v_real, &v_fake, &v_wrong);
@@ -229,18 +293,20 @@ pub fn discriminator_losses(d: &Discriminator, real: &Tensor, fake: &Tensor, s: 
     } else {
         (None, Tensor::zeros([], (Kind::Float, real.device())))
     };
-    (Losses { video, frame, motion }, [mean(&v_real), mean(&v_wrong), mean(&v_fake), m_real])
+    (Losses { video, frame, motion, attributes }, [mean(&v_real), mean(&v_wrong), mean(&v_fake), m_real])
 }
 
 /// The generator's adversarial losses (non-saturating: −log D(fake, right sentence) per
-/// discriminator) and, for TGANs-C-C, the coherence constraint.
-pub fn generator_losses(d: &Discriminator, fake: &Tensor, s: &Tensor, temporal: Temporal) -> (Losses, Option<Tensor>) {
+/// discriminator) and, for TGANs-C-C, the coherence constraint; with `labels` [B, labels] of
+/// the captions drawn, the attribute head's loss on the drawings.
+pub fn generator_losses(d: &Discriminator, fake: &Tensor, s: &Tensor, temporal: Temporal, labels: Option<&Tensor>) -> (Losses, Option<Tensor>) {
     let f = d.features(fake, true);
+    let attributes = labels.and_then(|y| d.attribute_loss(&f, y));
     let video = loss::generator(&d.video(&f, s, true));
     let frame = loss::generator(&d.frame(&f, s, true));
     let motion = (temporal == Temporal::Adversarial).then(|| loss::generator(&d.motion(&f, s, true)));
     let constraint = (temporal == Temporal::Constraint).then(|| coherence_constraint(&f));
-    (Losses { video, frame, motion }, constraint)
+    (Losses { video, frame, motion, attributes }, constraint)
 }
 
 impl Family for Tganc {
@@ -310,21 +376,26 @@ impl Family for Tganc {
         let rows = |r: &[i64]| Tensor::from_slice(r).to_device(self.device);
         let real = to_network(&self.clips.index_select(0, &rows(&idx)));
         let reported = (0..REPORTED.len()).map(|_| Tensor::zeros([], (Kind::Float, self.device))).collect();
-        self.now = Some(Iteration { real, ids: self.ids.index_select(0, &rows(&idx)), wrong: self.ids.index_select(0, &rows(&wrong)), reported });
+        let (ids, wrong, labels) = (self.ids.index_select(0, &rows(&idx)), self.ids.index_select(0, &rows(&wrong)), self.labels.index_select(0, &rows(&idx)));
+        self.now = Some(Iteration { real, ids, wrong, labels, reported });
         Ok(())
     }
 
     fn loss(&mut self, i: usize) -> Result<Tensor> {
         let it = self.now.as_mut().context("a phase outside an iteration")?;
-        let (c, nets) = (&self.cfg, &self.nets);
+        let (c, nets, recipe) = (&self.cfg, &self.nets, &self.recipe);
         let z = Tensor::randn([c.batch, c.noise_dim], (Kind::Float, self.device));
+        let aux = recipe.aux_attributes > 0.0;
         let l = match i {
             0 => {
                 // The caption encoder learns from the discriminators' matching-aware terms.
                 let s = nets.text.forward(&it.ids);
                 let w = nets.text.forward(&it.wrong);
                 let fake = tch::no_grad(|| nets.g.forward_t(&z, &s, true));
-                let (l, means) = discriminator_losses(&nets.d, &it.real, &fake, &s, &w, c.temporal == Temporal::Adversarial);
+                // DiffAugment: one draw for the real clips and the fakes.
+                let seen = self.augment.same_draw(&[&it.real, &fake]);
+                let labels = aux.then_some(&it.labels);
+                let (l, means) = discriminator_losses(&nets.d, &seen[0], &seen[1], &s, &w, c.temporal == Temporal::Adversarial, labels);
                 it.reported[2] = l.video.detach();
                 it.reported[3] = l.frame.detach();
                 if let Some(m) = &l.motion {
@@ -333,19 +404,28 @@ impl Family for Tganc {
                 for (k, m) in means.into_iter().enumerate() {
                     it.reported[6 + k] = m;
                 }
-                let total = l.total();
+                let mut total = l.total();
+                if let Some(a) = &l.attributes {
+                    it.reported[10] = a.detach();
+                    total += a * recipe.aux_attributes;
+                }
                 it.reported[0] = total.detach();
                 total
             }
             _ => {
-                let s = tch::no_grad(|| nets.text.forward(&it.ids));
+                // With mode seeking the batch's first half of captions is drawn twice, each
+                // with its own noise (MSGAN's pairs).
+                let [ids, labels] = <[Tensor; 2]>::try_from(recipe.generator_batch(&[&it.ids, &it.labels])).expect("two");
+                let s = tch::no_grad(|| nets.text.forward(&ids));
                 let fake = nets.g.forward_t(&z, &s, true);
-                let (l, constraint) = generator_losses(&nets.d, &fake, &s, c.temporal);
+                let seen = self.augment.same_draw(&[&fake]);
+                let (l, constraint) = generator_losses(&nets.d, &seen[0], &s, c.temporal, aux.then_some(&labels));
                 let mut total = l.total();
                 if let Some(cc) = constraint {
                     it.reported[5] = cc.detach();
                     total += cc * c.constraint_weight;
                 }
+                recipe.add_generator_terms(&mut total, l.attributes.as_ref(), &fake, &z, &mut it.reported, (11, 12));
                 it.reported[1] = total.detach();
                 total
             }
@@ -381,11 +461,14 @@ impl Family for Tganc {
     }
 
     fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
-        vec![(VOCAB, self.vocab.save_json().into_bytes())]
+        let mut files = vec![(VOCAB, self.vocab.save_json().into_bytes())];
+        files.extend(self.text_norm.iter().map(|n| (TextNorm::FILE, n.to_json())));
+        files
     }
 
+    /// With the held-out combinations of the training data (`eval` scores "seen" against them).
     fn shape(&self) -> serde_json::Value {
-        serde_json::json!({ "vocab": self.vocab.len() })
+        serde_json::json!({ "vocab": self.vocab.len(), "labels": self.labels.size()[1], "held_out_motion": self.held_out.as_ref().map(|h| &h.motion) })
     }
 
     fn data_summary(&self) -> serde_json::Value {

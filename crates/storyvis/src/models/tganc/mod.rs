@@ -19,6 +19,7 @@ mod tests;
 
 use crate::config::{check_adam, range};
 use crate::nn::{bn1d, bn2d, conv, doublings, leaky, linear, BatchNorm, DownStack, LstmCell, INIT};
+use crate::recipe::{AttributeHead, Labels};
 use crate::text::PAD;
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -101,6 +102,10 @@ pub struct Config {
     /// `text = "minilm"`: train MiniLM (at `lr_text`) instead of keeping it frozen.
     #[serde(default)]
     pub text_finetune: bool,
+    /// Frozen MiniLM: centre its embeddings on the training captions' mean and scale them to
+    /// unit variance (`recipe::TextNorm`; not in the paper, which trains its encoder).
+    #[serde(default)]
+    pub text_norm: bool,
     /// Width of each network's embedding φ(S) of the sentence.
     pub cond_dim: i64,
     /// Generator channels at the last up-step (8·ngf at the first).
@@ -142,6 +147,10 @@ impl Config {
         check_adam(&[("lr_g", c.lr_g), ("lr_d", c.lr_d), ("lr_text", c.lr_text)], c.beta1, c.beta2)?;
         range("lr_halve_epochs", c.lr_halve_epochs, 1, 1_000_000)?;
         ensure!(!c.text_finetune || c.text == CaptionText::Minilm, "config: text_finetune = true needs text = \"minilm\" (the caption encoder always trains)");
+        ensure!(
+            !c.text_norm || (c.text == CaptionText::Minilm && !c.text_finetune),
+            "config: text_norm = true is for the frozen MiniLM (text = \"minilm\", text_finetune = false)"
+        );
         ensure!(
             !c.text_finetune || c.lr_text <= 1e-3,
             "config: lr_text = {} would wreck MiniLM's pretrained weights; fine-tuning it wants about 2e-5 (--set lr_text=2e-5; at most 1e-3)",
@@ -231,25 +240,37 @@ impl CaptionEncoder {
     }
 }
 
-/// The captions' reader: the caption encoder, or MiniLM, frozen (its weights stay in the cache)
-/// or trained (`Tuned`: a copy in the text store under `minilm.`, started from the pretrained
-/// weights, and the tokenizer).
+/// The captions' reader: the caption encoder, or MiniLM, frozen (its weights stay in the cache;
+/// with `text_norm`, its embeddings centred and scaled) or trained (`Tuned`: a copy in the text
+/// store under `minilm.`, started from the pretrained weights, and the tokenizer).
 #[derive(Debug)]
 pub enum TextNet {
     Lstm(Box<CaptionEncoder>),
-    Minilm(Box<crate::minilm::MiniLm>),
+    Minilm(Box<crate::minilm::MiniLm>, Option<crate::recipe::TextNorm>),
     Tuned { pieces: Box<crate::minilm::WordPieces>, bert: Box<crate::minilm::Bert> },
 }
 
 impl TextNet {
     /// Token ids [N, L] (from `ids`) → S [N, text_dim]. The frozen MiniLM also takes its own
-    /// embeddings [N, 384] (floats: a training set's, computed once) and passes them through.
+    /// embeddings [N, 384] (floats: a training set's, computed once) in place of ids.
     pub fn forward(&self, ids: &Tensor) -> Tensor {
         match self {
             TextNet::Lstm(e) => e.forward(ids),
-            TextNet::Minilm(_) if ids.is_floating_point() => ids.shallow_clone(),
-            TextNet::Minilm(model) => model.encode_ids(ids),
+            TextNet::Minilm(model, norm) => {
+                let e = if ids.is_floating_point() { ids.shallow_clone() } else { model.encode_ids(ids) };
+                match norm {
+                    Some(n) => n.apply(&e),
+                    None => e,
+                }
+            }
             TextNet::Tuned { bert, .. } => bert.encode(ids),
+        }
+    }
+
+    /// Sets the frozen MiniLM's `TextNorm` (nothing for the other readers).
+    pub fn set_norm(&mut self, n: crate::recipe::TextNorm) {
+        if let TextNet::Minilm(_, norm) = self {
+            *norm = Some(n);
         }
     }
 
@@ -257,7 +278,7 @@ impl TextNet {
     pub fn ids(&self, vocab: &crate::text::Vocab, captions: &[&str]) -> Result<Tensor> {
         match self {
             TextNet::Lstm(_) => vocab.batch(captions),
-            TextNet::Minilm(model) => Ok(model.ids(captions)?.0),
+            TextNet::Minilm(model, _) => Ok(model.ids(captions)?.0),
             TextNet::Tuned { pieces, .. } => Ok(pieces.ids(captions)?.0),
         }
     }
@@ -386,6 +407,8 @@ impl Judge {
 
 /// The three discriminators. D1's convolutions give the frame features that D2 reads the
 /// motion from (the motion tensor of §3.3 is the difference of adjacent frames' D1 maps).
+/// With the recipe's `aux_attributes` they share an attribute head (AC-GAN) over D0's video
+/// features and D1's frame features averaged over the clip: it names the digit and the motion.
 #[derive(Debug)]
 pub struct Discriminator {
     video: Vec<Conv3>,
@@ -394,6 +417,7 @@ pub struct Discriminator {
     frames: DownStack,
     frame_judge: Judge,
     motion_judge: Judge,
+    attributes: Option<AttributeHead>,
 }
 
 /// What the discriminators make of a batch of clips: D1's frame features and D0's video
@@ -416,7 +440,8 @@ impl Features {
 }
 
 impl Discriminator {
-    pub fn new(p: nn::Path, c: &Config) -> Discriminator {
+    /// `labels`: what the attribute head predicts (the dataset's labels), if it has one.
+    pub fn new(p: nn::Path, c: &Config, labels: Option<Labels>) -> Discriminator {
         let k = doublings(c.image_size);
         let widths: Vec<i64> = std::iter::once(c.channels).chain((0..k).map(|i| c.ndf << i.min(3))).collect();
         let t0 = c.base_frames();
@@ -428,7 +453,16 @@ impl Discriminator {
             frames: DownStack::with_widths(&p / "frames", c.channels, &widths[1..]),
             frame_judge: Judge::new(&p / "frame_judge", c, top),
             motion_judge: Judge::new(&p / "motion_judge", c, top),
+            attributes: labels.map(|l| AttributeHead::new(&p / "attributes", (top * t0 + top) * 16, l)),
         }
+    }
+
+    /// The attribute head's loss on clips' features whose clips carry `labels` [B, labels]
+    /// (none without a head).
+    pub fn attribute_loss(&self, f: &Features, labels: &Tensor) -> Option<Tensor> {
+        let head = self.attributes.as_ref()?;
+        let frames = f.frames.view([f.clips, -1, f.frames.size()[1], 4, 4]).mean_dim(1, false, f.frames.kind());
+        Some(head.loss(&Tensor::cat(&[f.video.flatten(1, -1), frames.flatten(1, -1)], 1), labels))
     }
 
     /// Clips [B, C, T, S, S] → their features.

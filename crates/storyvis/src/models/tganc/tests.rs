@@ -95,7 +95,7 @@ fn the_networks_have_the_papers_shapes() {
         let c = Config { frames, image_size: size, ..tiny() };
         let vs = tch::nn::VarStore::new(Device::Cpu);
         let g = Generator::new(vs.root() / "g", &c);
-        let d = Discriminator::new(vs.root() / "d", &c);
+        let d = Discriminator::new(vs.root() / "d", &c, None);
         let z = randn(&[3, c.noise_dim]);
         let s = randn(&[3, c.sentence_dim]);
         let clip = g.forward_t(&z, &s, true);
@@ -118,7 +118,7 @@ fn the_motion_discriminator_reads_adjacent_frame_feature_differences() {
     tch::manual_seed(2);
     let c = tiny();
     let vs = tch::nn::VarStore::new(Device::Cpu);
-    let d = Discriminator::new(vs.root(), &c);
+    let d = Discriminator::new(vs.root(), &c, None);
     let clips = randn(&[2, 1, 16, 64, 64]).tanh();
     let f = d.features(&clips, false);
     // Frame i's features are D1's convolutions of frame i alone.
@@ -150,12 +150,12 @@ fn the_matching_aware_terms_are_real_plus_half_fake_and_wrong_for_each_discrimin
     tch::manual_seed(3);
     let c = tiny();
     let vs = tch::nn::VarStore::new(Device::Cpu);
-    let d = Discriminator::new(vs.root(), &c);
+    let d = Discriminator::new(vs.root(), &c, None);
     let real = randn(&[3, 1, 16, 64, 64]).tanh();
     let fake = randn(&[3, 1, 16, 64, 64]).tanh();
     let (s, w) = (randn(&[3, c.sentence_dim]), randn(&[3, c.sentence_dim]));
     let want = |r: Tensor, f: Tensor, wr: Tensor| mean(&values(&r), nll_real) + 0.5 * (mean(&values(&f), nll_fake) + mean(&values(&wr), nll_fake));
-    let (l, _) = tch::no_grad(|| discriminator_losses(&d, &real, &fake, &s, &w, true));
+    let (l, _) = tch::no_grad(|| discriminator_losses(&d, &real, &fake, &s, &w, true, None));
     // By hand from the discriminators' logits (training mode, as the losses run: each batch of
     // clips normalised by its own statistics).
     let (tr, tf) = (d.features(&real, true), d.features(&fake, true));
@@ -166,21 +166,21 @@ fn the_matching_aware_terms_are_real_plus_half_fake_and_wrong_for_each_discrimin
         assert!((got.double_value(&[]) - want).abs() < 1e-5, "{} vs {want}", got.double_value(&[]));
     }
     // Without the adversarial temporal loss there is no motion term.
-    let (l, _) = tch::no_grad(|| discriminator_losses(&d, &real, &fake, &s, &w, false));
+    let (l, _) = tch::no_grad(|| discriminator_losses(&d, &real, &fake, &s, &w, false, None));
     assert!(l.motion.is_none());
     assert!((l.total().double_value(&[]) - l.video.double_value(&[]) - l.frame.double_value(&[])).abs() < 1e-6);
     // The generator's: −log D(fake, right caption) per discriminator, plus the constraint for
     // TGANs-C-C only.
-    let (g, cc) = tch::no_grad(|| generator_losses(&d, &fake, &s, Temporal::Adversarial));
+    let (g, cc) = tch::no_grad(|| generator_losses(&d, &fake, &s, Temporal::Adversarial, None));
     let f2 = d.features(&fake, true);
     assert!((g.video.double_value(&[]) - mean(&values(&d.video(&f2, &s, true)), nll_real)).abs() < 1e-5);
     assert!((g.frame.double_value(&[]) - mean(&values(&d.frame(&f2, &s, true)), nll_real)).abs() < 1e-5);
     assert!((g.motion.unwrap().double_value(&[]) - mean(&values(&d.motion(&f2, &s, true)), nll_real)).abs() < 1e-5);
     assert!(cc.is_none());
-    let (g, cc) = tch::no_grad(|| generator_losses(&d, &fake, &s, Temporal::Constraint));
+    let (g, cc) = tch::no_grad(|| generator_losses(&d, &fake, &s, Temporal::Constraint, None));
     assert!(g.motion.is_none());
     assert!((cc.unwrap().double_value(&[]) - coherence_constraint(&f2).double_value(&[])).abs() < 1e-6);
-    let (g, cc) = tch::no_grad(|| generator_losses(&d, &fake, &s, Temporal::None));
+    let (g, cc) = tch::no_grad(|| generator_losses(&d, &fake, &s, Temporal::None, None));
     assert!(g.motion.is_none() && cc.is_none());
 }
 
@@ -189,12 +189,12 @@ fn the_wrong_caption_term_teaches_the_encoder_and_the_judges() {
     tch::manual_seed(4);
     let c = tiny();
     let (dvs, tvs) = (tch::nn::VarStore::new(Device::Cpu), tch::nn::VarStore::new(Device::Cpu));
-    let d = Discriminator::new(dvs.root(), &c);
+    let d = Discriminator::new(dvs.root(), &c, None);
     let enc = CaptionEncoder::new(tvs.root(), 10, &c);
     let real = randn(&[2, 1, 16, 64, 64]).tanh();
     let fake = randn(&[2, 1, 16, 64, 64]).tanh();
     let (right, wrong) = (Tensor::from_slice(&[2i64, 3, 4, 2, 5, 4]).view([2, 3]), Tensor::from_slice(&[2i64, 5, 4, 2, 3, 4]).view([2, 3]));
-    let (l, _) = discriminator_losses(&d, &real, &fake, &enc.forward(&right), &enc.forward(&wrong), true);
+    let (l, _) = discriminator_losses(&d, &real, &fake, &enc.forward(&right), &enc.forward(&wrong), true, None);
     let vars: Vec<Tensor> = tvs.trainable_variables();
     let grads = Tensor::run_backward(&[l.total()], &vars.iter().collect::<Vec<_>>(), false, false);
     let norm: f64 = grads.iter().filter(|g| g.defined()).map(|g| g.square().sum(Kind::Float).double_value(&[])).sum();
@@ -202,7 +202,7 @@ fn the_wrong_caption_term_teaches_the_encoder_and_the_judges() {
     // And the mismatched term is what tells captions apart: with the wrong caption the right
     // one, real and "wrong" logits coincide and the loss is the plain one's real + ½ (fake + real).
     let s = enc.forward(&right);
-    let (same, _) = tch::no_grad(|| discriminator_losses(&d, &real, &fake, &s, &s, false));
+    let (same, _) = tch::no_grad(|| discriminator_losses(&d, &real, &fake, &s, &s, false, None));
     let (fr, ff) = (d.features(&real, true), d.features(&fake, true));
     let (r, f) = (values(&d.video(&fr, &s, true)), values(&d.video(&ff, &s, true)));
     let want = mean(&r, nll_real) + 0.5 * (mean(&f, nll_fake) + mean(&r, nll_fake));

@@ -25,6 +25,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     build,
     training_only: &["discriminator"],
     drawer: None,
+    recipe: &[],
 };
 
 /// Where the injected NaN goes.

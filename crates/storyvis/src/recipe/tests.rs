@@ -1,0 +1,238 @@
+use super::*;
+
+fn values(t: &Tensor) -> Vec<f64> {
+    Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap()
+}
+
+fn randn(shape: &[i64]) -> Tensor {
+    Tensor::randn(shape, (Kind::Float, Device::Cpu))
+}
+
+fn policy(p: &str) -> Augment {
+    Augment::parse(p).unwrap()
+}
+
+/// Per picture (dy, dx) of a shift, and (top, left, side) of a cutout.
+type Shifts = Vec<(i64, i64)>;
+type Holes = Vec<(i64, i64, i64)>;
+
+/// The shift and cutout parameters of a draw, as plain numbers.
+fn parameters(d: &AugmentDraw) -> (Shifts, Holes) {
+    let (mut shifts, mut holes) = (Vec::new(), Vec::new());
+    for step in &d.steps {
+        match step {
+            Step::Shift(s) => {
+                let v = Vec::<i64>::try_from(s.flatten(0, -1)).unwrap();
+                shifts = v.chunks(2).map(|c| (c[0], c[1])).collect();
+            }
+            Step::Cutout { corner, side } => {
+                let v = Vec::<i64>::try_from(corner.flatten(0, -1)).unwrap();
+                holes = v.chunks(2).map(|c| (c[0], c[1], *side)).collect();
+            }
+            Step::Color { .. } => {}
+        }
+    }
+    (shifts, holes)
+}
+
+#[test]
+fn policies_parse_and_bad_ones_are_named() {
+    assert_eq!(policy("color, translation,cutout").transforms, vec![Transform::Color, Transform::Translation, Transform::Cutout]);
+    assert!(policy("").is_off());
+    let e = Augment::parse("color,flip").unwrap_err().to_string();
+    assert!(e.contains("\"flip\"") && e.contains("translation"), "{e}");
+    assert!(Augment::parse("cutout,cutout").unwrap_err().to_string().contains("twice"));
+}
+
+#[test]
+fn translation_and_cutout_equal_a_loop_over_pixels() {
+    tch::manual_seed(3);
+    let (b, c, s) = (6, 2, 8);
+    let x = randn(&[b, c, s, s]);
+    let d = policy("translation,cutout").draw(b, s, Device::Cpu);
+    let got = values(&d.apply(&x));
+    let (shifts, holes) = parameters(&d);
+    assert!(shifts.iter().all(|&(dy, dx)| dy.abs() <= 1 && dx.abs() <= 1), "⅛ of 8 is one pixel: {shifts:?}");
+    let xv = values(&x);
+    let at = |i: i64, ch: i64, y: i64, x: i64| xv[(((i * c + ch) * s + y) * s + x) as usize];
+    for i in 0..b {
+        let (dy, dx) = shifts[i as usize];
+        let (hy, hx, side) = holes[i as usize];
+        for ch in 0..c {
+            for y in 0..s {
+                for xx in 0..s {
+                    let (sy, sx) = (y - dy, xx - dx);
+                    let mut want = if (0..s).contains(&sy) && (0..s).contains(&sx) { at(i, ch, sy, sx) } else { 0.0 };
+                    if (hy..hy + side).contains(&y) && (hx..hx + side).contains(&xx) {
+                        want = 0.0;
+                    }
+                    let g = got[(((i * c + ch) * s + y) * s + xx) as usize];
+                    assert!((g - want).abs() < 1e-6, "picture {i} ({dy}, {dx}) hole {hy},{hx}: ({ch}, {y}, {xx}) {g} vs {want}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn colour_equals_its_closed_form() {
+    tch::manual_seed(5);
+    let (b, c, s) = (3, 3, 4);
+    let x = randn(&[b, c, s, s]);
+    let d = policy("color").draw(b, s, Device::Cpu);
+    let Step::Color { brightness, saturation, contrast } = &d.steps[0] else { panic!("a colour step") };
+    let (br, sa, co) = (values(brightness), values(saturation), values(contrast));
+    assert!(br.iter().all(|v| (-0.5..0.5).contains(v)) && sa.iter().all(|v| (0.0..2.0).contains(v)) && co.iter().all(|v| (0.5..1.5).contains(v)));
+    let got = values(&d.apply(&x));
+    let xv = values(&x);
+    let n = (c * s * s) as usize;
+    for i in 0..b as usize {
+        let pic: Vec<f64> = xv[i * n..(i + 1) * n].iter().map(|v| v + br[i]).collect();
+        // Saturation about each pixel's mean over the channels.
+        let px = (s * s) as usize;
+        let mut sat = pic.clone();
+        for p in 0..px {
+            let mean = (0..c as usize).map(|ch| pic[ch * px + p]).sum::<f64>() / c as f64;
+            for ch in 0..c as usize {
+                sat[ch * px + p] = (pic[ch * px + p] - mean) * sa[i] + mean;
+            }
+        }
+        let mean = sat.iter().sum::<f64>() / n as f64;
+        for (k, v) in sat.iter().enumerate() {
+            let want = (v - mean) * co[i] + mean;
+            assert!((got[i * n + k] - want).abs() < 1e-5, "picture {i}, value {k}: {} vs {want}", got[i * n + k]);
+        }
+    }
+}
+
+#[test]
+fn one_draw_gives_real_and_fake_the_same_transform_and_every_frame_of_a_clip_too() {
+    tch::manual_seed(11);
+    let (b, t, s) = (4, 5, 16);
+    let d = policy("color,translation,cutout").draw(b, s, Device::Cpu);
+    // Real and fake: the same pictures get the same output, whichever batch they are in.
+    let x = randn(&[b, 1, s, s]);
+    assert_eq!(values(&d.apply(&x)), values(&d.apply(&x.copy())));
+    // A clip of one frame repeated: its frames stay identical.
+    let frame = randn(&[b, 1, 1, s, s]);
+    let clip = d.apply(&frame.expand([b, 1, t, s, s], false).contiguous());
+    for k in 1..t {
+        assert_eq!(values(&clip.select(2, k)), values(&clip.select(2, 0)), "frame {k}");
+    }
+    // Shift and cutout of a clip of different frames: each frame as that picture alone.
+    let d = policy("translation,cutout").draw(b, s, Device::Cpu);
+    let clip = randn(&[b, 1, t, s, s]);
+    let out = d.apply(&clip);
+    for k in 0..t {
+        assert_eq!(values(&out.select(2, k)), values(&d.apply(&clip.select(2, k))), "frame {k}");
+    }
+    // Another draw is another transform.
+    let other = policy("translation,cutout").draw(b, s, Device::Cpu);
+    assert_ne!(values(&other.apply(&clip)), values(&out));
+}
+
+#[test]
+fn augmentation_passes_gradients_to_the_pictures() {
+    tch::manual_seed(2);
+    let x = randn(&[3, 3, 8, 8]).set_requires_grad(true);
+    let d = policy("color,translation,cutout").draw(3, 8, Device::Cpu);
+    d.apply(&x).sum(Kind::Float).backward();
+    let g = x.grad();
+    assert!(g.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    assert!(values(&g).iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn mode_seeking_equals_its_closed_form_on_pairs() {
+    // Items 0, 1 pair with 2, 3 (B = 4, half 2).
+    assert_eq!(paired_rows(4), vec![0, 1, 0, 1]);
+    assert_eq!(paired_rows(5), vec![0, 1, 2, 0, 1]);
+    let fake = Tensor::from_slice(&[1.0f32, 2.0, 0.0, -1.0, 3.0, 2.0, 1.0, 0.0]).view([4, 2]);
+    let z = Tensor::from_slice(&[0.0f32, 0.0, 1.0, 1.0, 0.5, 0.0, 1.0, 3.0]).view([4, 2]);
+    // |a − b| over pairs (0,2), (1,3): |1−3|, |2−2|, |0−1|, |−1−0| → mean 1; |z| diffs: .5, 0, 0, 2 → .625.
+    let want = 1.0 / (1.0 / 0.625 + 1e-5);
+    let got = mode_seeking_pairs(&fake, &z).double_value(&[]);
+    assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    // The same drawing from both noises costs the most.
+    let same = Tensor::ones([4, 2], (Kind::Float, Device::Cpu));
+    assert!(mode_seeking_pairs(&same, &z).double_value(&[]) > 1e4);
+}
+
+#[test]
+fn a_family_must_read_every_part_that_is_on() {
+    let r = Recipe { diffaugment: "cutout".into(), aux_attributes: 1.0, mode_seeking: 0.0 };
+    assert_eq!(r.switched_on(), vec!["diffaugment", "aux_attributes"]);
+    r.check("tganc", &KEYS).unwrap();
+    let e = r.check("storygan", &[]).unwrap_err().to_string();
+    assert!(e.contains("diffaugment") && e.contains("storygan"), "{e}");
+    let e = Recipe { mode_seeking: -1.0, ..Recipe::default() }.check("tganc", &KEYS).unwrap_err().to_string();
+    assert!(e.contains("mode_seeking"), "{e}");
+    Recipe::default().check("storygan", &[]).unwrap();
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn exclusive_label_groups_are_found_only_where_every_item_has_one_label_on() {
+    let n = names(&["digit:0", "digit:1", "digit:2", "motion:a", "motion:b"]);
+    let one_each = Tensor::from_slice(&[0.0f32, 1., 0., 1., 0., 1., 0., 0., 0., 1.]).view([2, 5]);
+    assert_eq!(exclusive_groups(&n, &one_each), Some(vec![(0, 3), (3, 2)]));
+    // An item with two digits on (or none): not exclusive.
+    let two = Tensor::from_slice(&[1.0f32, 1., 0., 1., 0., 1., 0., 0., 0., 1.]).view([2, 5]);
+    assert_eq!(exclusive_groups(&n, &two), None);
+    // Names without groups, or a group of one label: not exclusive.
+    assert_eq!(exclusive_groups(&names(&["a", "b"]), &Tensor::from_slice(&[1.0f32, 0.]).view([1, 2])), None);
+    assert_eq!(exclusive_groups(&names(&["x:1", "y:1"]), &Tensor::from_slice(&[1.0f32, 1.]).view([1, 2])), None);
+}
+
+#[test]
+fn the_grouped_head_loss_is_the_summed_cross_entropy_of_its_groups() {
+    tch::manual_seed(4);
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let head = AttributeHead::new(vs.root(), 6, Labels { count: 5, groups: Some(vec![(0, 3), (3, 2)]) });
+    let f = randn(&[2, 6]);
+    let labels = Tensor::from_slice(&[0.0f32, 1., 0., 1., 0., 1., 0., 0., 0., 1.]).view([2, 5]);
+    let logits = values(&head.forward(&f));
+    let ce = |row: usize, start: usize, len: usize, on: usize| {
+        let z = &logits[row * 5 + start..row * 5 + start + len];
+        let lse = z.iter().map(|x| x.exp()).sum::<f64>().ln();
+        lse - z[on]
+    };
+    let want = (ce(0, 0, 3, 1) + ce(1, 0, 3, 0)) / 2.0 + (ce(0, 3, 2, 0) + ce(1, 3, 2, 1)) / 2.0;
+    assert!((head.loss(&f, &labels).double_value(&[]) - want).abs() < 1e-6);
+}
+
+#[test]
+fn the_attribute_head_loss_is_the_multi_label_loss_of_its_logits() {
+    tch::manual_seed(1);
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let head = AttributeHead::new(vs.root(), 2 * 3 * 3, Labels { count: 4, groups: None });
+    let f = randn(&[5, 2, 3, 3]);
+    let labels = Tensor::from_slice(&[1.0f32, 0., 0., 1., 0., 1., 0., 1., 1., 0., 0., 0., 0., 0., 1., 1., 0., 1., 0., 0.]).view([5, 4]);
+    let logits = values(&head.forward(&f));
+    let lv = values(&labels);
+    let want = logits.iter().zip(&lv).map(|(x, y)| -(y * (1.0 / (1.0 + (-x).exp())).ln() + (1.0 - y) * (1.0 / (1.0 + x.exp())).ln())).sum::<f64>() / 20.0;
+    assert!((head.loss(&f, &labels).double_value(&[]) - want).abs() < 1e-6);
+}
+
+#[test]
+fn the_text_norm_centres_and_scales_to_unit_mean_variance() {
+    let e = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 2.0, 5.0, 2.0]).view([3, 2]);
+    let n = TextNorm::fit(&e);
+    // Mean (3, 2); deviations (−2, 0), (0, 0), (2, 0): mean square 8/6 over the six entries.
+    assert_eq!(n.mean, vec![3.0, 2.0]);
+    assert!((n.scale as f64 - (6.0f64 / 8.0).sqrt()).abs() < 1e-6);
+    let out = n.apply(&e);
+    assert!((out.square().mean(Kind::Float).double_value(&[]) - 1.0).abs() < 1e-5);
+    assert!(out.mean_dim(0, false, Kind::Float).abs().max().double_value(&[]) < 1e-6);
+    // One caption: nothing to scale by.
+    assert_eq!(TextNorm::fit(&e.narrow(0, 0, 1)).scale, 1.0);
+    // Saved and read back; a damaged file is named.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(TextNorm::FILE), n.to_json()).unwrap();
+    assert_eq!(TextNorm::load(dir.path()).unwrap(), n);
+    std::fs::write(dir.path().join(TextNorm::FILE), b"{\"mean\": [1], \"scale\": -1}").unwrap();
+    assert!(TextNorm::load(dir.path()).unwrap_err().to_string().contains("text-norm.json is damaged"));
+}
