@@ -77,6 +77,10 @@ enum Command {
         /// The directory to create.
         #[arg(long)]
         out: PathBuf,
+        /// Keep only the moving average of a network that has one (it draws by default); its
+        /// trained weights are left out (`--weights trained` then cannot draw from the copy).
+        #[arg(long)]
+        average_only: bool,
     },
     /// Check the libtorch runtime: version, threads, devices, and a computation on the device.
     Doctor {
@@ -659,8 +663,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(a) => bench(a),
-        Command::Export { checkpoint, out } => {
-            let m = storyvis::checkpoint::export_generator(&checkpoint, &out)?;
+        Command::Export { checkpoint, out, average_only } => {
+            let m = storyvis::checkpoint::export_generator(&checkpoint, &out, average_only)?;
             let bytes: u64 = m.files.keys().filter_map(|f| std::fs::metadata(out.join(f)).ok()).map(|md| md.len()).sum();
             println!("exported the generator of step {} to {} ({:.1} MB)", m.step, out.display(), bytes as f64 / 1e6);
             Ok(())

@@ -156,6 +156,14 @@ fn bouncing_mnist_tganc_and_gifs() {
     assert_ne!(three, clip("digit 7 is moving left and right", "0"), "two captions drew the same clip");
     assert_ne!(three, clip("digit 3 is moving up and down", "1"), "another noise drew the same clip");
     assert_eq!(three, clip("digit 3 is moving up and down", "0"));
+    // A copy with the moving average only draws what the run draws.
+    let average = root.path().join("fast-average");
+    ok(&["export", "--checkpoint", p(&fast_run), "--out", p(&average), "--average-only"]);
+    assert!(!average.join("generator.safetensors").exists() && average.join("generator_ema.safetensors").is_file());
+    assert!(!average.join("discriminator.safetensors").exists());
+    let o = root.path().join("fast-average-out");
+    ok(&["generate", "--checkpoint", p(&average), "--text", "digit 3 is moving up and down", "--seeds", "0", "--out", p(&o)]);
+    assert_eq!(std::fs::read(o.join("seed0000.gif")).unwrap(), three);
     fails(&["train", "--preset", "tganc-fast", "--data", p(&data), "--runs", p(&runs), "--set", "diffaugment=color,flip"], "unknown transform \"flip\"");
     fails(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "recipe.mode_seeking=-1"], "mode_seeking = -1 is out of range");
     fails(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "recipe.dropout=1"], "unknown config key \"recipe.dropout\"");

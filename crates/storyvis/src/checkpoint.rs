@@ -35,10 +35,12 @@ pub enum Weights {
     Trained,
 }
 
-/// The file `network` draws from in a checkpoint, and whether it is the moving average.
+/// The file `network` draws from in a checkpoint, and whether it is the moving average (the
+/// average also where only it was exported: `export --average-only`).
 pub fn drawing_weights(dir: &Path, manifest: &Manifest, network: &str, which: Weights) -> (PathBuf, bool) {
     let avg = format!("{}.safetensors", average_of(network));
-    if which == Weights::Average && manifest.files.contains_key(&avg) {
+    let only_average = !manifest.files.contains_key(&format!("{network}.safetensors"));
+    if (which == Weights::Average || only_average) && manifest.files.contains_key(&avg) {
         (dir.join(avg), true)
     } else {
         (dir.join(format!("{network}.safetensors")), false)
@@ -137,12 +139,18 @@ pub fn save(root: &Path, networks: &[(&str, &VarStore)], optimizers: &[(&str, &A
 /// file but the optimiser state and the networks only training needs (the family's
 /// discriminators), with their digests, which is all `generate` and `eval` read. It cannot be
 /// resumed, and is about a tenth of the size. Returns its manifest.
-pub fn export_generator(src: &Path, dest: &Path) -> Result<Manifest> {
+pub fn export_generator(src: &Path, dest: &Path, average_only: bool) -> Result<Manifest> {
     let src = resolve(src)?;
     let m = verify(&src)?;
     ensure!(!dest.exists(), "{} already exists; export writes a new directory", dest.display());
     let family = crate::models::family(&load_config(&src)?.family)?;
-    let dropped: Vec<String> = family.training_only.iter().map(|n| format!("{n}.safetensors")).chain([OPTIMIZER.to_string()]).collect();
+    let mut dropped: Vec<String> = family.training_only.iter().map(|n| format!("{n}.safetensors")).chain([OPTIMIZER.to_string()]).collect();
+    if average_only {
+        // A network's trained weights, where its moving average is there to draw with.
+        let averaged =
+            m.files.keys().filter_map(|f| f.strip_suffix(".safetensors")).filter(|n| m.files.contains_key(&format!("{}.safetensors", average_of(n))));
+        dropped.extend(averaged.map(|n| format!("{n}.safetensors")).collect::<Vec<_>>());
+    }
     let keep: Vec<&str> = m.files.keys().map(String::as_str).filter(|f| !dropped.iter().any(|d| d == f)).collect();
     write_dir(
         dest,
