@@ -172,6 +172,14 @@ fn bouncing_mnist_tganc_and_gifs() {
         "the storygan family does not use it yet",
     );
 
+    // The shipped tganc-fast (the moving average only, with its text norm) draws a 16-frame clip.
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/tganc-fast");
+    let o = root.path().join("shipped");
+    let said = ok(&["generate", "--checkpoint", p(&shipped), "--text", "digit 4 is moving left and right", "--seeds", "0", "--out", p(&o)]);
+    assert!(said.contains("seed0000.gif"), "{said}");
+    let gif = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(std::fs::File::open(o.join("seed0000.gif")).unwrap())).unwrap();
+    assert_eq!(gif.into_frames().collect_frames().unwrap().len(), 16);
+
     let export = root.path().join("export");
     ok(&["export", "--checkpoint", p(&run), "--out", p(&export)]);
     fails(&["eval", "--gam", p(&run), p(&export), "--data", p(&data), "--out", p(&ev)], "has no discriminators");
