@@ -116,6 +116,12 @@ pub struct Config {
     /// The mismatched captions ("random": the paper's; "closest").
     #[serde(default)]
     pub mismatch: Mismatch,
+    /// With the recipe's attribute head: judge every frame's features (with the clip's video
+    /// features) against the clip's labels, and average over the frames, instead of judging the
+    /// frames' features averaged over the clip once; so a clip whose frames show different
+    /// digits cannot pass as the right one on average.
+    #[serde(default)]
+    pub attributes_per_frame: bool,
     /// Weight of the temporal coherence constraint (TGANs-C-C).
     pub constraint_weight: f64,
     pub batch: i64,
@@ -418,6 +424,8 @@ pub struct Discriminator {
     frame_judge: Judge,
     motion_judge: Judge,
     attributes: Option<AttributeHead>,
+    /// `attributes_per_frame`.
+    per_frame: bool,
 }
 
 /// What the discriminators make of a batch of clips: D1's frame features and D0's video
@@ -454,15 +462,24 @@ impl Discriminator {
             frame_judge: Judge::new(&p / "frame_judge", c, top),
             motion_judge: Judge::new(&p / "motion_judge", c, top),
             attributes: labels.map(|l| AttributeHead::new(&p / "attributes", (top * t0 + top) * 16, l)),
+            per_frame: c.attributes_per_frame,
         }
     }
 
     /// The attribute head's loss on clips' features whose clips carry `labels` [B, labels]
-    /// (none without a head).
+    /// (none without a head): on [video ; frames averaged over the clip], or, with
+    /// `attributes_per_frame`, on [video ; frame t] for every t, averaged over the frames.
     pub fn attribute_loss(&self, f: &Features, labels: &Tensor) -> Option<Tensor> {
         let head = self.attributes.as_ref()?;
-        let frames = f.frames.view([f.clips, -1, f.frames.size()[1], 4, 4]).mean_dim(1, false, f.frames.kind());
-        Some(head.loss(&Tensor::cat(&[f.video.flatten(1, -1), frames.flatten(1, -1)], 1), labels))
+        let frames = f.frames.view([f.clips, -1, f.frames.size()[1] * 16]); // [B, T, 8ndf·16]
+        let video = f.video.flatten(1, -1); // [B, 8ndf·t0·16]
+        if !self.per_frame {
+            return Some(head.loss(&Tensor::cat(&[video, frames.mean_dim(1, false, frames.kind())], 1), labels));
+        }
+        let t = frames.size()[1];
+        let video = video.unsqueeze(1).expand([-1, t, -1], false);
+        let rows = Tensor::cat(&[video, frames], 2).flatten(0, 1); // [B·T, …], clip-major
+        Some(head.loss(&rows, &repeat_rows(labels, t)))
     }
 
     /// Clips [B, C, T, S, S] → their features.

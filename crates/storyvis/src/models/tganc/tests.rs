@@ -227,3 +227,38 @@ fn the_generators_last_layer_sets_the_ground_of_every_frame_with_its_bias() {
     assert_eq!(clip.size(), [3, c.channels, c.frames, c.image_size, c.image_size]);
     assert!(max_diff(&clip, &clip.full_like((-1.5f64).tanh())) < 1e-6);
 }
+
+#[test]
+fn the_per_frame_attribute_loss_is_the_mean_of_each_frames_loss() {
+    tch::manual_seed(9);
+    let names: Vec<String> = (0..10).map(|d| format!("digit:{d}")).chain(["motion:up-down".into(), "motion:left-right".into()]).collect();
+    let mut on = vec![0f32; 24];
+    for k in [3, 10, 12 + 7, 12 + 11] {
+        on[k] = 1.0;
+    }
+    let labels = Tensor::from_slice(&on).view([2, 12]);
+    let heads = crate::recipe::Labels::of(&names, &labels);
+    assert!(heads.groups.is_some());
+    let mut c = tiny();
+    c.attributes_per_frame = true;
+    let clips = randn(&[2, 1, c.frames, 64, 64]);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut d = Discriminator::new(vs.root(), &c, Some(heads));
+    // Features of the discriminator's shapes, drawn large (frames that disagree strongly), so
+    // that the freshly initialised head's logits are far from zero.
+    let shapes = tch::no_grad(|| d.features(&clips, false));
+    let f = Features { frames: randn(&shapes.frames.size()) * 20.0, video: randn(&shapes.video.size()) * 20.0, clips: 2 };
+    let got = d.attribute_loss(&f, &labels).unwrap().double_value(&[]);
+    // By hand: the head on [video ; frame k] for each frame k alone, averaged.
+    let t = c.frames;
+    let frames = f.frames.view([2, t, -1]);
+    let head = d.attributes.as_ref().unwrap();
+    let want = (0..t).map(|k| head.loss(&Tensor::cat(&[f.video.flatten(1, -1), frames.select(1, k)], 1), &labels).double_value(&[])).sum::<f64>() / t as f64;
+    assert!((got - want).abs() < 1e-5 * want.abs().max(1.0), "{got} vs {want}");
+    // Without the switch the head judges the frames' average once: another value.
+    d.per_frame = false;
+    let averaged = d.attribute_loss(&f, &labels).unwrap().double_value(&[]);
+    let frames_mean = frames.mean_dim(1, false, Kind::Float);
+    let want_mean = head.loss(&Tensor::cat(&[f.video.flatten(1, -1), frames_mean], 1), &labels).double_value(&[]);
+    assert!((averaged - want_mean).abs() < 1e-5 * want_mean.abs().max(1.0) && (averaged - got).abs() > 1e-2, "{averaged} vs {want_mean}, {got}");
+}
