@@ -389,6 +389,15 @@ impl TextNorm {
         TextNorm { mean: Vec::<f32>::try_from(mean.to_kind(Kind::Float)).expect("a float vector"), scale: scale as f32 }
     }
 
+    /// A run's norm: a resumed run's own (read from its checkpoint `from`), else fitted to
+    /// `distinct()`, the distinct training captions' embeddings.
+    pub fn resumed_or_fit(from: Option<&std::path::Path>, distinct: impl FnOnce() -> Tensor) -> Result<TextNorm> {
+        match from {
+            Some(dir) => TextNorm::load(dir),
+            None => Ok(TextNorm::fit(&distinct())),
+        }
+    }
+
     /// Embeddings [N, D] → (e − mean) · scale.
     pub fn apply(&self, e: &Tensor) -> Tensor {
         let mean = Tensor::from_slice(&self.mean).to_device(e.device()).to_kind(e.kind());

@@ -74,10 +74,7 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     let mut sheet_text = enc.text.embed(&sheet_captions.iter().map(String::as_str).collect::<Vec<_>>())?;
     // text_norm: fitted to the distinct training captions (a resumed run reads its own).
     let text_norm = if c.text_norm {
-        let norm = match from {
-            Some(dir) => TextNorm::load(dir)?,
-            None => TextNorm::fit(&captions.distinct_embeddings()),
-        };
+        let norm = TextNorm::resumed_or_fit(from, || captions.distinct_embeddings())?;
         captions.embeddings = norm.apply(&captions.embeddings);
         sheet_text = norm.apply(&sheet_text);
         Some(norm)

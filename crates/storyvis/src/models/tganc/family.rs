@@ -95,16 +95,10 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     .to_device(device);
     let text_ids = crate::family::text_ids(captions.iter().copied());
     // text_norm: fitted to the distinct training captions (a resumed run reads its own).
-    let text_norm = if c.text_norm {
-        let norm = match from {
-            Some(dir) => TextNorm::load(dir)?,
-            None => TextNorm::fit(&ids.index_select(0, &Tensor::from_slice(&crate::family::first_of_each(&text_ids)).to_device(device))),
-        };
-        nets.text.set_norm(norm.clone());
-        Some(norm)
-    } else {
-        None
-    };
+    if c.text_norm {
+        let distinct = || ids.index_select(0, &Tensor::from_slice(&crate::family::first_of_each(&text_ids)).to_device(device));
+        nets.text.set_norm(TextNorm::resumed_or_fit(from, distinct)?);
+    }
     let mut words = vec![Vec::new(); text_ids.iter().max().map_or(0, |m| m + 1)];
     for (caption, &t) in captions.iter().zip(&text_ids) {
         if words[t].is_empty() {
@@ -139,7 +133,6 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
         text_ids,
         words,
         vocab,
-        text_norm,
         held_out: held,
         sheet: (sheet_titles, sheet_ids, sheet_real),
         device,
@@ -210,8 +203,6 @@ pub struct Tganc {
     /// Per caption id, its word ids.
     words: Vec<Vec<i64>>,
     vocab: Vocab,
-    /// The frozen MiniLM's centring and scale (`text_norm`), saved with the run.
-    text_norm: Option<TextNorm>,
     /// The (digit, motion) combinations the training data holds out, if it records them.
     held_out: Option<storyvis_data::bouncing::HeldOut>,
     /// Sample sheet: held-out clips' titles (caption, seen or held-out combination), their
@@ -462,7 +453,7 @@ impl Family for Tganc {
 
     fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
         let mut files = vec![(VOCAB, self.vocab.save_json().into_bytes())];
-        files.extend(self.text_norm.iter().map(|n| (TextNorm::FILE, n.to_json())));
+        files.extend(self.nets.text.norm().map(|n| (TextNorm::FILE, n.to_json())));
         files
     }
 

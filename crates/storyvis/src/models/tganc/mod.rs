@@ -273,6 +273,14 @@ impl TextNet {
         }
     }
 
+    /// The frozen MiniLM's `TextNorm`, if it has one (saved with the run).
+    pub fn norm(&self) -> Option<&crate::recipe::TextNorm> {
+        match self {
+            TextNet::Minilm(_, norm) => norm.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Sets the frozen MiniLM's `TextNorm` (nothing for the other readers).
     pub fn set_norm(&mut self, n: crate::recipe::TextNorm) {
         if let TextNet::Minilm(_, norm) = self {
