@@ -122,6 +122,9 @@ pub struct Config {
     /// digits cannot pass as the right one on average.
     #[serde(default)]
     pub attributes_per_frame: bool,
+    /// How the generator draws ("conv3d": the paper's; "sprite": one picture moved along a path).
+    #[serde(default)]
+    pub generator: GeneratorKind,
     /// Weight of the temporal coherence constraint (TGANs-C-C).
     pub constraint_weight: f64,
     pub batch: i64,
@@ -336,16 +339,50 @@ impl Conv3 {
     }
 }
 
+/// How the generator draws a clip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneratorKind {
+    /// §3.2: 3-D transposed convolutions draw every frame.
+    #[default]
+    Conv3d,
+    /// One picture per clip (2-D transposed convolutions, DCGAN's generator) moved along a
+    /// path with a spatial transformer (Jaderberg et al. 2015; transformation-based video
+    /// models, van Amersfoort et al. 2017): a start and a velocity, read off [z ; φ(S)] by a
+    /// small perceptron, the picture moving at that velocity and bouncing off the walls of a
+    /// box (the motion of Bouncing MNIST, TGANs-C §4.1). What is drawn cannot change from frame
+    /// to frame, only where it is; not in the paper.
+    Sprite,
+}
+
+/// The sprite generator's path stays this far (in the canvas' normalised units, where the
+/// canvas spans 2) each way from where the picture is drawn: the walls it bounces off.
+const PATH_REACH: f64 = 0.5;
+/// The most the sprite generator's picture travels over a clip (normalised units, before
+/// bouncing): four widths of the box.
+const PATH_TRAVEL: f64 = 4.0 * 2.0 * PATH_REACH;
+/// Hidden width of the path's perceptron.
+const PATH_HIDDEN: i64 = 128;
+
+/// What follows G's shared first layers.
+#[derive(Debug)]
+enum Body {
+    /// `GeneratorKind::Conv3d`.
+    Clip { ups: Vec<Conv3>, bns: Vec<BatchNorm> },
+    /// `GeneratorKind::Sprite`: the picture's up-steps, and the path's two layers.
+    Sprite { ups: Vec<nn::ConvTranspose2D>, bns: Vec<BatchNorm>, hidden: nn::Linear, path: nn::Linear, frames: i64 },
+}
+
 /// G (§3.2): [z ; φ(S)] → linear → 8ngf × base_frames × 4 × 4 → 3-D transposed convolutions
 /// halving the channels and doubling space (and time, first) → channels × frames × S × S,
-/// batch-norm and ReLU between, tanh at the end.
+/// batch-norm and ReLU between, tanh at the end. Or, `generator = "sprite"`, one picture by the
+/// same steps in 2-D, moved along a path (`GeneratorKind::Sprite`).
 #[derive(Debug)]
 pub struct Generator {
     phi: nn::Linear,
     fc: nn::Linear,
     fc_bn: BatchNorm,
-    ups: Vec<Conv3>,
-    bns: Vec<BatchNorm>,
+    body: Body,
     base: i64,
     base_frames: i64,
 }
@@ -355,38 +392,113 @@ impl Generator {
         let k = doublings(c.image_size);
         let base = 8 * c.ngf;
         let widths: Vec<i64> = (0..k).map(|i| (base >> i).max(2)).chain([c.channels]).collect();
-        let t0 = c.base_frames();
-        Generator {
-            phi: embed_sentence(&p / "phi", c),
-            fc: linear(&p / "fc", c.noise_dim + c.cond_dim, base * t0 * 16, false),
-            fc_bn: bn1d(&p / "fc_bn", base * t0 * 16),
-            // The last layer has a bias, as VGAN's volumetric full convolutions (Vondrick et
-            // al. 2016), which TGANs-C's generator follows: with kernel 4 and stride 2 in time
-            // the first and last frames get one temporal tap where the others get two, and
-            // without it their ground could not be as dark as the rest.
-            ups: (0..k)
-                .map(|i| {
-                    let (p, step) = (&p / format!("up{i}"), c.temporal_step(i));
-                    if i + 1 == k {
-                        Conv3::with_bias(p, widths[i], widths[i + 1], step, true)
-                    } else {
-                        Conv3::new(p, widths[i], widths[i + 1], step, true)
-                    }
-                })
-                .collect(),
-            bns: (0..k - 1).map(|i| bn2d(&p / format!("bn{i}"), widths[i + 1])).collect(),
-            base,
-            base_frames: t0,
-        }
+        let input = c.noise_dim + c.cond_dim;
+        let t0 = match c.generator {
+            GeneratorKind::Conv3d => c.base_frames(),
+            GeneratorKind::Sprite => 1,
+        };
+        // The variables are drawn from the seed in a fixed order per generator (the paper's as
+        // it always was, the sprite generator's as in the run that made models/tganc-fast), so
+        // that a preset's command re-makes its run.
+        let first = || (embed_sentence(&p / "phi", c), linear(&p / "fc", input, base * t0 * 16, false), bn1d(&p / "fc_bn", base * t0 * 16));
+        let bns = |p: &nn::Path| (0..k - 1).map(|i| bn2d(p / format!("bn{i}"), widths[i + 1])).collect();
+        let ((phi, fc, fc_bn), body) = match c.generator {
+            GeneratorKind::Conv3d => {
+                let first = first();
+                // The last layer has a bias, as VGAN's volumetric full convolutions (Vondrick
+                // et al. 2016), which TGANs-C's generator follows: with kernel 4 and stride 2
+                // in time the first and last frames get one temporal tap where the others get
+                // two, and without it their ground could not be as dark as the rest.
+                let ups = (0..k)
+                    .map(|i| {
+                        let (p, step) = (&p / format!("up{i}"), c.temporal_step(i));
+                        if i + 1 == k {
+                            Conv3::with_bias(p, widths[i], widths[i + 1], step, true)
+                        } else {
+                            Conv3::new(p, widths[i], widths[i + 1], step, true)
+                        }
+                    })
+                    .collect();
+                (first, Body::Clip { ups, bns: bns(&p) })
+            }
+            GeneratorKind::Sprite => {
+                let bns = bns(&p);
+                let ups = (0..k)
+                    .map(|i| {
+                        let bias = i + 1 == k;
+                        let cfg = nn::ConvTransposeConfig { stride: 2, padding: 1, bias, ws_init: INIT, ..Default::default() };
+                        nn::conv_transpose2d(&p / format!("up{i}"), widths[i], widths[i + 1], 4, cfg)
+                    })
+                    .collect();
+                let hidden = linear(&p / "path_hidden", input, PATH_HIDDEN, true);
+                // The path starts still (its last layer at zero): the motion discriminator
+                // sets it going.
+                let zero = nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true };
+                let path = nn::linear(&p / "path", PATH_HIDDEN, 4, zero);
+                (first(), Body::Sprite { ups, bns, hidden, path, frames: c.frames })
+            }
+        };
+        Generator { phi, fc, fc_bn, body, base, base_frames: t0 }
     }
 
     /// z [B, noise_dim], S [B, sentence_dim] → clips [B, channels, frames, S, S] in [−1, 1].
     pub fn forward_t(&self, z: &Tensor, sentence: &Tensor, train: bool) -> Tensor {
         let s = leaky(&self.phi.forward(sentence));
-        let h = self.fc_bn.forward_t(&self.fc.forward(&Tensor::cat(&[z, &s], 1)), train).relu();
-        let h = h.view([-1, self.base, self.base_frames, 4, 4]);
-        crate::nn::dcgan_up(h, &self.ups, &self.bns, train, |up, x| up.forward(x))
+        let input = Tensor::cat(&[z, &s], 1);
+        let h = self.fc_bn.forward_t(&self.fc.forward(&input), train).relu();
+        match &self.body {
+            Body::Clip { ups, bns } => {
+                let h = h.view([-1, self.base, self.base_frames, 4, 4]);
+                crate::nn::dcgan_up(h, ups, bns, train, |up, x| up.forward(x))
+            }
+            Body::Sprite { ups, bns, hidden, path, frames } => {
+                let picture = crate::nn::dcgan_up(h.view([-1, self.base, 4, 4]), ups, bns, train, |up, x| up.forward(x));
+                let p = path.forward(&hidden.forward(&input).relu()).tanh(); // [B, 4]
+                let paths = bouncing_path(&(p.narrow(1, 0, 2) * PATH_REACH), &(p.narrow(1, 2, 2) * PATH_TRAVEL), *frames, PATH_REACH);
+                along_path(&picture, &paths)
+            }
+        }
     }
+
+    /// The 3-D generator's layers (none for the sprite generator).
+    #[cfg(test)]
+    fn clip_layers(&self) -> &[Conv3] {
+        match &self.body {
+            Body::Clip { ups, .. } => ups,
+            Body::Sprite { .. } => &[],
+        }
+    }
+}
+
+/// Paths [B, T, 2] that start at `start` [B, 2] and cover `travel` [B, 2] over the T frames at
+/// a constant velocity, reflected at ±`reach` (a triangle wave: the walls of a box): frame t is
+/// at reflect(start + travel · t / (T − 1)).
+pub fn bouncing_path(start: &Tensor, travel: &Tensor, frames: i64, reach: f64) -> Tensor {
+    let t = Tensor::arange(frames, (Kind::Float, start.device())).to_kind(start.kind()) / (frames - 1).max(1) as f64;
+    let free = start.unsqueeze(1) + travel.unsqueeze(1) * t.view([1, frames, 1]); // [B, T, 2]
+                                                                                  // Unfolded: one period is 4·reach; the way out (2·reach) is kept, the way back mirrored.
+    let u = (free + reach).remainder(4.0 * reach);
+    let back = u.gt(2.0 * reach);
+    u.where_self(&back.logical_not(), &(u.neg() + 4.0 * reach)) - reach
+}
+
+/// Pictures [B, C, S, S] in [−1, 1] moved along paths [B, T, 2] (x and y offsets in the
+/// canvas' normalised units, where it spans 2) → clips [B, C, T, S, S]: frame t samples the
+/// picture bilinearly at each pixel's position plus the offset (so the picture moves by minus
+/// the offset), and the ground (−1) comes in at the edges.
+pub fn along_path(pictures: &Tensor, paths: &Tensor) -> Tensor {
+    let (b, ch, s) = (pictures.size()[0], pictures.size()[1], pictures.size()[3]);
+    let t = paths.size()[1];
+    let device = pictures.device();
+    // Normalised pixel centres (align_corners = false): (2j + 1) / S − 1.
+    let centres = (Tensor::arange(s, (Kind::Float, device)) * 2.0 + 1.0) / s as f64 - 1.0;
+    let xs = centres.view([1, 1, 1, s, 1]).expand([b, t, s, s, 1], false);
+    let ys = centres.view([1, 1, s, 1, 1]).expand([b, t, s, s, 1], false);
+    let grid = Tensor::cat(&[xs, ys], 4).to_kind(paths.kind()) + paths.view([b, t, 1, 1, 2]); // [B, T, S, S, 2]
+    let frames = (pictures + 1.0).unsqueeze(1).expand([b, t, ch, s, s], false).reshape([b * t, ch, s, s]);
+    // interpolation 0: bilinear; padding 0: zeros (the ground, once shifted back).
+    let moved = frames.grid_sampler_2d(&grid.reshape([b * t, s, s, 2]), 0, 0, false) - 1.0;
+    moved.view([b, t, ch, s, s]).transpose(1, 2)
 }
 
 /// A discriminator's judgement of 4×4 feature maps with a sentence: φ(S) tiled over the map

@@ -216,9 +216,10 @@ fn the_generators_last_layer_sets_the_ground_of_every_frame_with_its_bias() {
     let c = tiny();
     let vs = nn::VarStore::new(Device::Cpu);
     let g = Generator::new(vs.root(), &c);
-    let last = g.ups.last().unwrap();
+    let ups = g.clip_layers();
+    let last = ups.last().unwrap();
     let bias = last.bs.as_ref().expect("the last layer has a bias");
-    assert!(g.ups[..g.ups.len() - 1].iter().all(|u| u.bs.is_none()), "batch norm follows the others");
+    assert!(ups[..ups.len() - 1].iter().all(|u| u.bs.is_none()), "batch norm follows the others");
     tch::no_grad(|| {
         let _ = last.ws.shallow_clone().zero_();
         let _ = bias.shallow_clone().fill_(-1.5);
@@ -261,4 +262,92 @@ fn the_per_frame_attribute_loss_is_the_mean_of_each_frames_loss() {
     let frames_mean = frames.mean_dim(1, false, Kind::Float);
     let want_mean = head.loss(&Tensor::cat(&[f.video.flatten(1, -1), frames_mean], 1), &labels).double_value(&[]);
     assert!((averaged - want_mean).abs() < 1e-5 * want_mean.abs().max(1.0) && (averaged - got).abs() > 1e-2, "{averaged} vs {want_mean}, {got}");
+}
+
+#[test]
+fn a_path_moves_the_picture_by_whole_pixels_and_brings_in_the_ground() {
+    // Offsets of whole pixels (2k/S in normalised units) sample exact pixel centres: frame t is
+    // the picture shifted by −offset, pixel for pixel, with −1 where it came from outside.
+    tch::manual_seed(3);
+    let (b, ch, s) = (2i64, 2i64, 8i64);
+    let pictures = randn(&[b, ch, s, s]).tanh();
+    let steps: [[i64; 2]; 3] = [[0, 0], [2, -1], [-3, 4]]; // (x, y) pixels per frame
+    let path: Vec<f32> = (0..b).flat_map(|i| steps.iter().flat_map(move |p| p.map(|k| (2 * (k + i)) as f32 / s as f32))).collect();
+    let paths = Tensor::from_slice(&path).view([b, 3, 2]);
+    let clips = super::along_path(&pictures, &paths);
+    assert_eq!(clips.size(), [b, ch, 3, s, s]);
+    let pic = Vec::<f32>::try_from(pictures.flatten(0, -1)).unwrap();
+    let got = Vec::<f32>::try_from(clips.flatten(0, -1)).unwrap();
+    for i in 0..b {
+        for (t, step) in steps.iter().enumerate() {
+            let (dx, dy) = (step[0] + i, step[1] + i);
+            for c in 0..ch {
+                for y in 0..s {
+                    for x in 0..s {
+                        let (sy, sx) = (y + dy, x + dx);
+                        let want = if (0..s).contains(&sy) && (0..s).contains(&sx) { pic[(((i * ch + c) * s + sy) * s + sx) as usize] } else { -1.0 };
+                        let at = ((((i * ch + c) * 3 + t as i64) * s + y) * s + x) as usize;
+                        assert!((got[at] - want).abs() < 1e-5, "clip {i} frame {t} channel {c} ({x}, {y}): {} vs {want}", got[at]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_sprite_generator_moves_one_picture_and_learns_its_path() {
+    tch::manual_seed(4);
+    let c = Config { generator: super::GeneratorKind::Sprite, ..tiny() };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let g = Generator::new(vs.root(), &c);
+    assert!(g.clip_layers().is_empty());
+    let (z, s) = (randn(&[3, c.noise_dim]), randn(&[3, c.sentence_dim]));
+    let clip = g.forward_t(&z, &s, true);
+    assert_eq!(clip.size(), [3, c.channels, c.frames, c.image_size, c.image_size]);
+    assert!(clip.abs().max().double_value(&[]) <= 1.0);
+    // The path starts still: every frame is the same picture.
+    let first = clip.narrow(2, 0, 1);
+    assert!(max_diff(&clip, &first.expand_as(&clip)) < 1e-6);
+    // A loss on where the last frame's picture is reaches the path's weights (through the
+    // sampler).
+    let last = clip.narrow(2, c.frames - 1, 1);
+    (&last - last.roll([3], [4]).detach()).square().mean(Kind::Float).backward();
+    let vars = vs.variables();
+    let hidden_grad = vars["path_hidden.weight"].grad();
+    let path_grad = vars["path.weight"].grad();
+    assert!(path_grad.abs().sum(Kind::Float).double_value(&[]) > 0.0, "the path's last layer gets a gradient");
+    // (Its hidden layer gets one once the last layer is off zero.)
+    assert_eq!(hidden_grad.abs().sum(Kind::Float).double_value(&[]), 0.0);
+    assert_eq!(vars["path.weight"].size(), [4, 128]);
+}
+
+#[test]
+fn a_bouncing_path_moves_at_a_constant_velocity_and_reflects_off_the_walls() {
+    let reach = 0.5;
+    let start = Tensor::from_slice(&[0.1f32, -0.4, 0.0, 0.3]).view([2, 2]);
+    let travel = Tensor::from_slice(&[2.7f32, 0.0, -5.3, 1.1]).view([2, 2]);
+    let frames = 8;
+    let got = Vec::<f32>::try_from(super::bouncing_path(&start, &travel, frames, reach).flatten(0, -1)).unwrap();
+    let (s, v) = ([0.1f64, -0.4, 0.0, 0.3], [2.7f64, 0.0, -5.3, 1.1]);
+    for b in 0..2 {
+        for t in 0..frames as usize {
+            for a in 0..2 {
+                // Walk there step by step, turning round at each wall.
+                let (mut x, mut dir) = (s[2 * b + a], v[2 * b + a].signum());
+                let mut left = v[2 * b + a].abs() * t as f64 / (frames - 1) as f64;
+                while left > 0.0 {
+                    let wall = if dir > 0.0 { reach - x } else { x + reach };
+                    let step = left.min(wall);
+                    x += dir * step;
+                    left -= step;
+                    if left > 0.0 {
+                        dir = -dir;
+                    }
+                }
+                let at = (b * frames as usize + t) * 2 + a;
+                assert!((got[at] as f64 - x).abs() < 1e-5, "path {b} frame {t} axis {a}: {} vs {x}", got[at]);
+            }
+        }
+    }
 }
