@@ -36,10 +36,14 @@ pub struct Recipe {
     pub aux_attributes: f64,
     /// Weight of the mode-seeking term in the generator's loss (0: off).
     pub mode_seeking: f64,
+    /// A bound τ on the ratio the mode-seeking term rewards (0: none): the generator pays
+    /// 1 / (min(ratio, τ) + ε), so once two noises' drawings differ by τ per unit of noise it
+    /// is pushed no further (the bounded diversity term of DSGAN, Yang et al., ICLR 2019).
+    pub mode_seeking_cap: f64,
 }
 
 /// The section's keys, as `--set` and the families name them.
-pub const KEYS: [&str; 3] = ["diffaugment", "aux_attributes", "mode_seeking"];
+pub const KEYS: [&str; 4] = ["diffaugment", "aux_attributes", "mode_seeking", "mode_seeking_cap"];
 
 impl Recipe {
     /// Checks ranges and that `family` reads every part that is switched on (`reads`: its
@@ -48,6 +52,11 @@ impl Recipe {
         Augment::parse(&self.diffaugment)?;
         range("aux_attributes", self.aux_attributes, 0.0, 1e3)?;
         range("mode_seeking", self.mode_seeking, 0.0, 1e3)?;
+        range("mode_seeking_cap", self.mode_seeking_cap, 0.0, 1e3)?;
+        ensure!(
+            self.mode_seeking_cap == 0.0 || self.mode_seeking > 0.0,
+            "config: [recipe] mode_seeking_cap bounds the mode-seeking term, which is off (mode_seeking = 0)"
+        );
         for key in self.switched_on() {
             ensure!(
                 reads.contains(&key),
@@ -60,7 +69,7 @@ impl Recipe {
 
     /// The keys whose part is on.
     pub fn switched_on(&self) -> Vec<&'static str> {
-        let on = [!self.diffaugment.trim().is_empty(), self.aux_attributes > 0.0, self.mode_seeking > 0.0];
+        let on = [!self.diffaugment.trim().is_empty(), self.aux_attributes > 0.0, self.mode_seeking > 0.0, self.mode_seeking_cap > 0.0];
         KEYS.iter().zip(on).filter(|(_, on)| *on).map(|(k, _)| *k).collect()
     }
 
@@ -109,7 +118,7 @@ impl Recipe {
             *total += a * self.aux_attributes;
         }
         if self.mode_seeking > 0.0 {
-            let ms = mode_seeking_pairs(fake, z);
+            let ms = mode_seeking_pairs(fake, z, self.mode_seeking_cap);
             reported[slots.1] = ms.detach();
             *total += ms * self.mode_seeking;
         }
@@ -273,8 +282,10 @@ fn shifted(x: &Tensor, shift: &Tensor) -> Tensor {
 
 /// MSGAN's mode-seeking term (Mao et al. 2019, eq. 3): 1 / (mean|a − b| / mean|z_a − z_b| + ε)
 /// for drawings `a`, `b` of the same conditions from noises `z_a`, `z_b`.
-pub fn mode_seeking(a: &Tensor, b: &Tensor, z_a: &Tensor, z_b: &Tensor) -> Tensor {
+/// With `cap` > 0 the ratio counts up to `cap` only (DSGAN's bound; 0: no bound).
+pub fn mode_seeking(a: &Tensor, b: &Tensor, z_a: &Tensor, z_b: &Tensor, cap: f64) -> Tensor {
     let ratio = (a - b).abs().mean(Kind::Float) / (z_a - z_b).abs().mean(Kind::Float);
+    let ratio = if cap > 0.0 { ratio.clamp_max(cap) } else { ratio };
     (ratio + 1e-5).reciprocal()
 }
 
@@ -359,11 +370,11 @@ pub fn paired_rows(b: i64) -> Vec<i64> {
 }
 
 /// The mode-seeking term over a batch drawn with `paired_rows`: `fake` [B, …], `z` [B, dim].
-pub fn mode_seeking_pairs(fake: &Tensor, z: &Tensor) -> Tensor {
+pub fn mode_seeking_pairs(fake: &Tensor, z: &Tensor, cap: f64) -> Tensor {
     let b = fake.size()[0];
     let half = (b + 1) / 2;
     let n = b - half;
-    mode_seeking(&fake.narrow(0, 0, n), &fake.narrow(0, half, n), &z.narrow(0, 0, n), &z.narrow(0, half, n))
+    mode_seeking(&fake.narrow(0, 0, n), &fake.narrow(0, half, n), &z.narrow(0, 0, n), &z.narrow(0, half, n), cap)
 }
 
 /// Frozen sentence embeddings centred on the training captions' mean and scaled so that their

@@ -151,22 +151,33 @@ fn mode_seeking_equals_its_closed_form_on_pairs() {
     let z = Tensor::from_slice(&[0.0f32, 0.0, 1.0, 1.0, 0.5, 0.0, 1.0, 3.0]).view([4, 2]);
     // |a − b| over pairs (0,2), (1,3): |1−3|, |2−2|, |0−1|, |−1−0| → mean 1; |z| diffs: .5, 0, 0, 2 → .625.
     let want = 1.0 / (1.0 / 0.625 + 1e-5);
-    let got = mode_seeking_pairs(&fake, &z).double_value(&[]);
+    let got = mode_seeking_pairs(&fake, &z, 0.0).double_value(&[]);
     assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     // The same drawing from both noises costs the most.
     let same = Tensor::ones([4, 2], (Kind::Float, Device::Cpu));
-    assert!(mode_seeking_pairs(&same, &z).double_value(&[]) > 1e4);
+    assert!(mode_seeking_pairs(&same, &z, 0.0).double_value(&[]) > 1e4);
+    // Bounded (DSGAN): the ratio 1.6 counts as the cap 0.5, and there the term has no gradient.
+    let fake = fake.set_requires_grad(true);
+    let capped = mode_seeking_pairs(&fake, &z, 0.5);
+    assert!((capped.double_value(&[]) - 1.0 / (0.5 + 1e-5)).abs() < 1e-6);
+    capped.backward();
+    assert_eq!(fake.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
+    // Below the cap it is the unbounded term.
+    assert!((mode_seeking_pairs(&fake, &z, 2.0).double_value(&[]) - want).abs() < 1e-6);
 }
 
 #[test]
 fn a_family_must_read_every_part_that_is_on() {
-    let r = Recipe { diffaugment: "cutout".into(), aux_attributes: 1.0, mode_seeking: 0.0 };
+    let r = Recipe { diffaugment: "cutout".into(), aux_attributes: 1.0, mode_seeking: 0.0, mode_seeking_cap: 0.0 };
     assert_eq!(r.switched_on(), vec!["diffaugment", "aux_attributes"]);
     r.check("tganc", &KEYS).unwrap();
     let e = r.check("storygan", &[]).unwrap_err().to_string();
     assert!(e.contains("diffaugment") && e.contains("storygan"), "{e}");
     let e = Recipe { mode_seeking: -1.0, ..Recipe::default() }.check("tganc", &KEYS).unwrap_err().to_string();
     assert!(e.contains("mode_seeking"), "{e}");
+    let e = Recipe { mode_seeking_cap: 0.05, ..Recipe::default() }.check("tganc", &KEYS).unwrap_err().to_string();
+    assert!(e.contains("mode_seeking_cap bounds the mode-seeking term, which is off"), "{e}");
+    assert!(Recipe { mode_seeking: 1.0, mode_seeking_cap: 0.05, ..Recipe::default() }.check("tganc", &KEYS).is_ok());
     Recipe::default().check("storygan", &[]).unwrap();
 }
 
