@@ -149,7 +149,7 @@ pub fn export_generator(src: &Path, dest: &Path, average_only: bool) -> Result<M
         // A network's trained weights, where its moving average is there to draw with.
         let averaged =
             m.files.keys().filter_map(|f| f.strip_suffix(".safetensors")).filter(|n| m.files.contains_key(&format!("{}.safetensors", average_of(n))));
-        dropped.extend(averaged.map(|n| format!("{n}.safetensors")).collect::<Vec<_>>());
+        dropped.extend(averaged.map(|n| format!("{n}.safetensors")));
     }
     let keep: Vec<&str> = m.files.keys().map(String::as_str).filter(|f| !dropped.iter().any(|d| d == f)).collect();
     write_dir(

@@ -2,7 +2,7 @@
 //! and the per-sample ("dynamic") convolutions at the heart of StoryGAN's Text2Gist.
 
 use tch::nn::{self, Module, ModuleT};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 /// N(0, 0.02), the DCGAN / StoryGAN weight initialisation.
 pub const INIT: nn::Init = nn::Init::Randn { mean: 0.0, stdev: 0.02 };
@@ -367,6 +367,22 @@ pub fn dynamic_conv2d(maps: &Tensor, filters: &Tensor) -> Tensor {
     let x = maps.view([1, s[0], s[2], s[3]]);
     let w = filters.view([s[0], 1, f[2], f[3]]);
     x.conv2d(&w, None::<Tensor>, [1, 1], [f[2] / 2, f[3] / 2], [1, 1], s[0]).view([s[0], 1, s[2], s[3]])
+}
+
+/// Pictures [N, C, S, S] each moved by `offsets` [N, 2] (x, y in normalised units, where the
+/// picture spans 2): output pixel (i, j) samples the picture at its centre plus the offset, so
+/// the content moves by minus the offset, with zeros from outside. `interpolation`: libtorch's
+/// grid-sampler mode (0 bilinear, 1 nearest); a whole-pixel offset (2k/S) with nearest sampling
+/// lands on exact pixel centres and blends nothing.
+pub fn translated(pictures: &Tensor, offsets: &Tensor, interpolation: i64) -> Tensor {
+    let (n, s) = (pictures.size()[0], pictures.size()[3]);
+    // Normalised pixel centres (align_corners = false): (2j + 1) / S − 1.
+    let centres = (Tensor::arange(s, (Kind::Float, pictures.device())) * 2.0 + 1.0) / s as f64 - 1.0;
+    let xs = centres.view([1, 1, s, 1]).expand([n, s, s, 1], false);
+    let ys = centres.view([1, s, 1, 1]).expand([n, s, s, 1], false);
+    let grid = Tensor::cat(&[xs, ys], 3).to_kind(offsets.kind()) + offsets.view([n, 1, 1, 2]); // [N, S, S, 2]
+                                                                                               // padding 0: zeros.
+    pictures.grid_sampler_2d(&grid.to_kind(pictures.kind()), interpolation, 0, false)
 }
 
 #[cfg(test)]

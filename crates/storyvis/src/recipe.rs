@@ -266,18 +266,10 @@ impl AugmentDraw {
 fn shifted(x: &Tensor, shift: &Tensor) -> Tensor {
     let shape = x.size();
     let (b, s) = (shape[0], shape[shape.len() - 1]);
-    let flat = x.reshape([b, -1, s, s]);
-    let device = x.device();
-    // Normalised centre of pixel j (align_corners = false): (2j + 1) / S − 1.
-    let centre = |j: &Tensor| (j * 2.0 + 1.0) / s as f64 - 1.0;
-    let at = Tensor::arange(s, (Kind::Float, device)).unsqueeze(0); // [1, S]
-    let dy = shift.select(1, 0).to_kind(Kind::Float).unsqueeze(1);
-    let dx = shift.select(1, 1).to_kind(Kind::Float).unsqueeze(1);
-    let ys = centre(&(&at - dy)); // [B, S]
-    let xs = centre(&(&at - dx));
-    let grid = Tensor::stack(&[xs.unsqueeze(1).expand([b, s, s], false), ys.unsqueeze(2).expand([b, s, s], false)], 3).to_kind(flat.kind());
-    // interpolation 1: nearest; padding 0: zeros.
-    flat.grid_sampler_2d(&grid, 1, 0, false).reshape(shape.as_slice())
+    // Content moves by (dy, dx) pixels: sample at minus that, as (x, y) in normalised units.
+    let offsets = shift.flip([1]).to_kind(Kind::Float) * (-2.0 / s as f64);
+    // interpolation 1: nearest.
+    crate::nn::translated(&x.reshape([b, -1, s, s]), &offsets, 1).reshape(shape.as_slice())
 }
 
 /// MSGAN's mode-seeking term (Mao et al. 2019, eq. 3): 1 / (mean|a − b| / mean|z_a − z_b| + ε)

@@ -478,8 +478,7 @@ pub fn bouncing_path(start: &Tensor, travel: &Tensor, frames: i64, reach: f64) -
     let free = start.unsqueeze(1) + travel.unsqueeze(1) * t.view([1, frames, 1]); // [B, T, 2]
                                                                                   // Unfolded: one period is 4·reach; the way out (2·reach) is kept, the way back mirrored.
     let u = (free + reach).remainder(4.0 * reach);
-    let back = u.gt(2.0 * reach);
-    u.where_self(&back.logical_not(), &(u.neg() + 4.0 * reach)) - reach
+    (u.neg() + 4.0 * reach).where_self(&u.gt(2.0 * reach), &u) - reach
 }
 
 /// Pictures [B, C, S, S] in [−1, 1] moved along paths [B, T, 2] (x and y offsets in the
@@ -489,15 +488,9 @@ pub fn bouncing_path(start: &Tensor, travel: &Tensor, frames: i64, reach: f64) -
 pub fn along_path(pictures: &Tensor, paths: &Tensor) -> Tensor {
     let (b, ch, s) = (pictures.size()[0], pictures.size()[1], pictures.size()[3]);
     let t = paths.size()[1];
-    let device = pictures.device();
-    // Normalised pixel centres (align_corners = false): (2j + 1) / S − 1.
-    let centres = (Tensor::arange(s, (Kind::Float, device)) * 2.0 + 1.0) / s as f64 - 1.0;
-    let xs = centres.view([1, 1, 1, s, 1]).expand([b, t, s, s, 1], false);
-    let ys = centres.view([1, 1, s, 1, 1]).expand([b, t, s, s, 1], false);
-    let grid = Tensor::cat(&[xs, ys], 4).to_kind(paths.kind()) + paths.view([b, t, 1, 1, 2]); // [B, T, S, S, 2]
     let frames = (pictures + 1.0).unsqueeze(1).expand([b, t, ch, s, s], false).reshape([b * t, ch, s, s]);
-    // interpolation 0: bilinear; padding 0: zeros (the ground, once shifted back).
-    let moved = frames.grid_sampler_2d(&grid.reshape([b * t, s, s, 2]), 0, 0, false) - 1.0;
+    // interpolation 0: bilinear; zeros from outside are the ground once shifted back.
+    let moved = crate::nn::translated(&frames, &paths.reshape([b * t, 2]), 0) - 1.0;
     moved.view([b, t, ch, s, s]).transpose(1, 2)
 }
 
