@@ -13,4 +13,5 @@ pub mod npy;
 pub mod pickle;
 pub mod rng;
 pub mod sheet;
+pub mod torch_legacy;
 pub mod twemoji;

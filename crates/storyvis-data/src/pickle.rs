@@ -30,6 +30,27 @@ pub enum Value {
     Array(NdArray),
     /// A call of an unknown global, kept only so that the error can name it if it is used.
     Object(String),
+    /// An integer too wide for i64 (LONG1 / LONG4), as its little-endian two's-complement bytes.
+    BigInt(Vec<u8>),
+    /// What a persistent id (PERSID / BINPERSID) refers to: the id itself, for the caller to
+    /// resolve (`torch.save` names its storages this way).
+    Persistent(Box<Value>),
+    /// A tensor rebuilt by `torch._utils._rebuild_tensor_v2`: where its values are.
+    Tensor(TensorRef),
+}
+
+/// A PyTorch tensor in a pickle: its storage (a persistent id's key and type) and the view.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorRef {
+    /// The storage's key among the file's storages.
+    pub storage: String,
+    /// The storage's class, e.g. `torch.FloatStorage`.
+    pub storage_type: String,
+    /// Elements the storage holds, as its persistent id says.
+    pub storage_len: usize,
+    pub offset: usize,
+    pub size: Vec<usize>,
+    pub stride: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -72,6 +93,9 @@ impl Value {
             Value::Dtype(d) => format!("the dtype '{}'", d.name()),
             Value::Array(_) => "an array".into(),
             Value::Object(name) => format!("an object of {name}"),
+            Value::BigInt(_) => "a wide integer".into(),
+            Value::Persistent(_) => "a persistent id".into(),
+            Value::Tensor(_) => "a tensor".into(),
         }
     }
 }
@@ -154,6 +178,9 @@ fn weight(v: &Value) -> usize {
                     ArrayData::Objects(items) => items.iter().map(weight).sum(),
                 }
         }
+        Value::BigInt(b) => b.len(),
+        Value::Persistent(v) => weight(v),
+        Value::Tensor(t) => t.storage.len() + t.storage_type.len() + (t.size.len() + t.stride.len()) * size_of::<usize>(),
         Value::None | Value::Bool(_) | Value::Int(_) | Value::Float(_) => 0,
     };
     size_of::<Value>() + inner
@@ -309,8 +336,36 @@ fn call(callable: Value, args: Value) -> Result<Value> {
             }
             _ => bail!("pickle: malformed numpy scalar"),
         },
+        // A state dict: its items come by SETITEMS (its `_metadata` by BUILD, not needed).
+        "collections.OrderedDict" if args.is_empty() => Value::Dict(vec![]),
+        "torch._utils._rebuild_tensor_v2" => Value::Tensor(rebuilt_tensor(&args)?),
         _ => Value::Object(name),
     })
+}
+
+/// `_rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks)`
+/// where the storage is a persistent id `('storage', storage_type, key, location, numel, …)`.
+fn rebuilt_tensor(args: &[Value]) -> Result<TensorRef> {
+    ensure!(args.len() >= 4, "pickle: _rebuild_tensor_v2 with {} arguments", args.len());
+    let Value::Persistent(pid) = &args[0] else { bail!("pickle: a tensor's storage is {}, not a persistent id", args[0].kind()) };
+    let Value::Tuple(pid) = pid.as_ref() else { bail!("pickle: a storage's persistent id is {}, not a tuple", pid.kind()) };
+    let count = |v: &Value, what: &str| match v {
+        Value::Int(n) => usize::try_from(*n).map_err(|_| anyhow!("pickle: a tensor's {what} is negative ({n})")),
+        other => bail!("pickle: a tensor's {what} is {}", other.kind()),
+    };
+    let dims = |v: &Value, what: &str| match v {
+        Value::Tuple(items) => items.iter().map(|d| count(d, what)).collect::<Result<Vec<_>>>(),
+        other => bail!("pickle: a tensor's {what} is {}, not a tuple", other.kind()),
+    };
+    let (storage, storage_type, storage_len) = match pid.as_slice() {
+        [tag, Value::Global(ty), key, _location, numel, ..] if tag.as_text().as_deref() == Some("storage") => {
+            (key.as_text().context("pickle: a storage key that is not text")?, ty.clone(), count(numel, "storage length")?)
+        }
+        _ => bail!("pickle: a persistent id that is not a storage"),
+    };
+    let (size, stride) = (dims(&args[2], "size")?, dims(&args[3], "stride")?);
+    ensure!(size.len() == stride.len(), "pickle: a tensor of {} dimensions with {} strides", size.len(), stride.len());
+    Ok(TensorRef { storage, storage_type, storage_len, offset: count(&args[1], "storage offset")?, size, stride })
 }
 
 fn build(obj: &mut Value, state: Value) -> Result<()> {
@@ -365,13 +420,20 @@ fn build(obj: &mut Value, state: Value) -> Result<()> {
 
 /// Runs a pickle program and returns the object it builds.
 pub fn load(data: &[u8]) -> Result<Value> {
+    Ok(load_prefix(data)?.0)
+}
+
+/// Runs the pickle program at the start of `data` and returns the object it builds and the
+/// bytes it took (`torch.save`'s legacy files hold several programs one after another).
+pub fn load_prefix(data: &[u8]) -> Result<(Value, usize)> {
     let mut r = Reader { data, pos: 0 };
     let mut m = Machine::new(data.len());
     loop {
         let at = r.pos;
         let op = r.u8()?;
         if op == b'.' {
-            return m.into_result().with_context(|| format!("pickle STOP at offset {at}"));
+            let v = m.into_result().with_context(|| format!("pickle STOP at offset {at}"))?;
+            return Ok((v, r.pos));
         }
         step(&mut r, &mut m, op).with_context(|| format!("pickle opcode 0x{op:02x} at offset {at}"))?;
     }
@@ -422,7 +484,9 @@ fn step(r: &mut Reader, m: &mut Machine, op: u8) -> Result<()> {
         0x8a | 0x8b => {
             let n = if op == 0x8a { r.u8()? as usize } else { r.uint(4)? };
             if n > 8 {
-                bail!("integer of {n} bytes is too large");
+                ensure!(n <= 64, "integer of {n} bytes is too large");
+                m.push(Value::BigInt(r.take(n)?.to_vec()));
+                return Ok(());
             }
             let b = r.take(n)?;
             let mut v: i64 = 0;
@@ -542,6 +606,14 @@ fn step(r: &mut Reader, m: &mut Machine, op: u8) -> Result<()> {
             let args = m.pop_value()?;
             let f = m.pop_value()?;
             m.push(call(f, args)?);
+        }
+        b'Q' => {
+            let (pid, depth) = m.pop()?;
+            m.push_container(Value::Persistent(Box::new(pid)), depth)?;
+        }
+        b'P' => {
+            let pid = r.line()?.to_string();
+            m.push(Value::Persistent(Box::new(Value::Str(pid))));
         }
         b'b' => {
             let (state, depth) = m.pop()?;

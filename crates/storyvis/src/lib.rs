@@ -4,6 +4,7 @@
 //! the networks (`models`), their building blocks (`nn`), text encoding, losses, the optimiser,
 //! configuration, checkpoints, training and sampling.
 
+pub mod backbone;
 pub mod captioned;
 pub mod checkpoint;
 pub mod classifier;

@@ -13,10 +13,15 @@
 //! - **Mode seeking** (MSGAN: Mao, Lee, Tseng, Ma & Yang, CVPR 2019, eq. 3): two noises per
 //!   condition, and the generator pays 1 / (mean|G(c, z1) − G(c, z2)| / mean|z1 − z2| + ε), so
 //!   it cannot draw one picture whatever the noise.
+//! - **A pretrained-feature discriminator** (`d_backbone`; Projected GAN: Sauer et al., NeurIPS
+//!   2021): the discriminator judges a frozen EfficientNet-Lite's features through fixed random
+//!   projections (`projected`).
 //! - **Frozen text at a usable scale** (`TextNorm`): a frozen encoder's unit-length sentence
 //!   embeddings differ little between captions that differ in one word, and a projection
 //!   initialised at N(0, 0.02) passes almost nothing of that difference on; centred on the
 //!   training captions' mean and scaled to unit variance, they do.
+
+pub mod projected;
 
 use crate::config::range;
 use anyhow::{bail, ensure, Result};
@@ -40,16 +45,20 @@ pub struct Recipe {
     /// 1 / (min(ratio, τ) + ε), so once two noises' drawings differ by τ per unit of noise it
     /// is pushed no further (the bounded diversity term of DSGAN, Yang et al., ICLR 2019).
     pub mode_seeking_cap: f64,
+    /// The discriminator's frozen pretrained backbone: "none" (or "": the family's own
+    /// discriminator), "efficientnet-lite0" or "efficientnet-lite1" (`projected`).
+    pub d_backbone: String,
 }
 
 /// The section's keys, as `--set` and the families name them.
-pub const KEYS: [&str; 4] = ["diffaugment", "aux_attributes", "mode_seeking", "mode_seeking_cap"];
+pub const KEYS: [&str; 5] = ["diffaugment", "aux_attributes", "mode_seeking", "mode_seeking_cap", "d_backbone"];
 
 impl Recipe {
     /// Checks ranges and that `family` reads every part that is switched on (`reads`: its
     /// `FamilyEntry::recipe`).
     pub fn check(&self, family: &str, reads: &[&str]) -> Result<()> {
         Augment::parse(&self.diffaugment)?;
+        self.backbone()?;
         range("aux_attributes", self.aux_attributes, 0.0, 1e3)?;
         range("mode_seeking", self.mode_seeking, 0.0, 1e3)?;
         range("mode_seeking_cap", self.mode_seeking_cap, 0.0, 1e3)?;
@@ -69,8 +78,22 @@ impl Recipe {
 
     /// The keys whose part is on.
     pub fn switched_on(&self) -> Vec<&'static str> {
-        let on = [!self.diffaugment.trim().is_empty(), self.aux_attributes > 0.0, self.mode_seeking > 0.0, self.mode_seeking_cap > 0.0];
+        let on = [
+            !self.diffaugment.trim().is_empty(),
+            self.aux_attributes > 0.0,
+            self.mode_seeking > 0.0,
+            self.mode_seeking_cap > 0.0,
+            !matches!(self.d_backbone.as_str(), "" | "none"),
+        ];
         KEYS.iter().zip(on).filter(|(_, on)| *on).map(|(k, _)| *k).collect()
+    }
+
+    /// The discriminator's backbone (none: the family's own discriminator).
+    pub fn backbone(&self) -> Result<Option<crate::backbone::Variant>> {
+        match self.d_backbone.as_str() {
+            "" | "none" => Ok(None),
+            name => crate::backbone::Variant::parse(name).map(Some),
+        }
     }
 
     /// DiffAugment's transforms (none when off).

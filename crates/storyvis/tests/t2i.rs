@@ -179,3 +179,38 @@ fn the_fast_preset_trains_with_the_recipe_and_draws_through_its_text_norm() {
     let by_hand = norm.apply(&raw);
     assert!((model.embed("a large red metal cube.").unwrap() - by_hand).abs().max().double_value(&[]) < 1e-6);
 }
+
+#[test]
+fn the_projected_discriminator_trains_resumes_exactly_and_stays_out_of_the_checkpoint() {
+    let _turn = turn();
+    let f = fixture(EncoderKind::Minilm);
+    // gan-int-cls-fast at tiny widths with the frozen EfficientNet-Lite0 discriminator.
+    let with = |steps: usize| {
+        let sets: Vec<String> =
+            ["ngf=8", "ndf=8", "batch=4", "noise_dim=8", "text_dim=8", "ema_standing=1", "checkpoint_every=2", "d_backbone=efficientnet-lite0"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([format!("max_steps={steps}"), format!("text_encoder={:?}", f.encoder.display().to_string())])
+                .collect();
+        Config::resolve("gan-int-cls-fast", None, &sets).unwrap()
+    };
+    let straight = run(with(4), &f.data, Start::Fresh { runs: f.root.path().join("a") }).unwrap();
+    let half = run(with(2), &f.data, Start::Fresh { runs: f.root.path().join("b") }).unwrap();
+    let resumed = run(with(4), &f.data, Start::Resume(half.run_dir.clone())).unwrap();
+    // The random projections are drawn again from the run's seed: the resumed run is the same.
+    for file in ["generator.safetensors", "discriminator.safetensors", "optimizer.safetensors"] {
+        let (a, b) = (tensors(&straight.checkpoint.join(file)), tensors(&resumed.checkpoint.join(file)));
+        assert_eq!(a.len(), b.len());
+        for ((na, ta), (_, tb)) in a.iter().zip(&b) {
+            assert!(ta.equal(tb), "{file}: {na} differs after resume");
+        }
+    }
+    // Only the small discriminators and the attribute head are stored: no backbone, no projection.
+    let d = tensors(&straight.checkpoint.join("discriminator.safetensors"));
+    assert!(d.iter().all(|(n, _)| n.starts_with("scale") || n.starts_with("attributes")), "{:?}", d.iter().map(|(n, _)| n).collect::<Vec<_>>());
+    let stored: i64 = d.iter().map(|(_, t)| t.numel() as i64).sum();
+    assert!(stored < 1_000_000, "{stored} values stored: more than the small discriminators");
+    let stats = std::fs::read_to_string(straight.run_dir.join("stats.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stats.lines().last().unwrap()).unwrap();
+    assert!(last["loss_d"].as_f64().is_some_and(f64::is_finite) && last["loss_d_attributes"].as_f64().is_some_and(|v| v > 0.0), "{last}");
+}

@@ -168,7 +168,7 @@ fn mode_seeking_equals_its_closed_form_on_pairs() {
 
 #[test]
 fn a_family_must_read_every_part_that_is_on() {
-    let r = Recipe { diffaugment: "cutout".into(), aux_attributes: 1.0, mode_seeking: 0.0, mode_seeking_cap: 0.0 };
+    let r = Recipe { diffaugment: "cutout".into(), aux_attributes: 1.0, ..Recipe::default() };
     assert_eq!(r.switched_on(), vec!["diffaugment", "aux_attributes"]);
     r.check("tganc", &KEYS).unwrap();
     let e = r.check("storygan", &[]).unwrap_err().to_string();
@@ -179,6 +179,16 @@ fn a_family_must_read_every_part_that_is_on() {
     assert!(e.contains("mode_seeking_cap bounds the mode-seeking term, which is off"), "{e}");
     assert!(Recipe { mode_seeking: 1.0, mode_seeking_cap: 0.05, ..Recipe::default() }.check("tganc", &KEYS).is_ok());
     Recipe::default().check("storygan", &[]).unwrap();
+    // The backbone: "none" is off; an unknown one is named.
+    let none = Recipe { d_backbone: "none".into(), ..Recipe::default() };
+    assert!(none.switched_on().is_empty() && none.backbone().unwrap().is_none());
+    let lite = Recipe { d_backbone: "efficientnet-lite1".into(), ..Recipe::default() };
+    assert_eq!(lite.switched_on(), vec!["d_backbone"]);
+    assert_eq!(lite.backbone().unwrap(), Some(crate::backbone::Variant::Lite1));
+    let e = lite.check("tganc", &KEYS[..4]).unwrap_err().to_string();
+    assert!(e.contains("d_backbone is set, but the tganc family does not use it yet"), "{e}");
+    let e = Recipe { d_backbone: "resnet50".into(), ..Recipe::default() }.check("gan-int-cls", &KEYS).unwrap_err().to_string();
+    assert!(e.contains("d_backbone \"resnet50\" is not one of none, efficientnet-lite0, efficientnet-lite1"), "{e}");
 }
 
 fn names(v: &[&str]) -> Vec<String> {
@@ -246,4 +256,66 @@ fn the_text_norm_centres_and_scales_to_unit_mean_variance() {
     assert_eq!(TextNorm::load(dir.path()).unwrap(), n);
     std::fs::write(dir.path().join(TextNorm::FILE), b"{\"mean\": [1], \"scale\": -1}").unwrap();
     assert!(TextNorm::load(dir.path()).unwrap_err().to_string().contains("text-norm.json is damaged"));
+}
+
+/// A projected discriminator over EfficientNet-Lite0 (the weights `scripts/setup` installs)
+/// at base width 4, for 64×64 pictures and 6-wide texts, its projections drawn from `seed`.
+fn projected(seed: u64) -> (tch::nn::VarStore, projected::Projected) {
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let labels = Labels { count: 3, groups: None };
+    let d = projected::Projected::new(vs.root(), crate::backbone::Variant::Lite0, 64, 4, 6, Some(labels), seed)
+        .unwrap_or_else(|e| panic!("{e:#} (scripts/setup installs the EfficientNet-Lite weights)"));
+    (vs, d)
+}
+
+fn copies(ts: &[&Tensor]) -> Vec<Tensor> {
+    ts.iter().map(|t| t.copy()).collect()
+}
+
+#[test]
+fn the_projected_discriminator_draws_its_projections_from_the_seed_and_mixes_four_scales() {
+    tch::manual_seed(0);
+    let (_, a) = projected(7);
+    tch::manual_seed(1);
+    let (_, b) = projected(7);
+    let (_, c) = projected(8);
+    let (fa, fb, fc) = (a.frozen(), b.frozen(), c.frozen());
+    assert_eq!(fa.len(), fb.len());
+    assert!(fa.iter().zip(&fb).all(|(x, y)| x.equal(y)), "the same seed drew other projections");
+    // The backbone's tensors are the same whatever the seed; the projections are not.
+    let backbone = a.frozen().len() - 16;
+    assert!(fa[..backbone].iter().zip(&fc[..backbone]).all(|(x, y)| x.equal(y)));
+    assert!(fa[backbone..].iter().zip(&fc[backbone..]).all(|(x, y)| !x.equal(y)), "another seed drew the same projections");
+    // PyTorch's default bound 1/√fan_in: the first CCM mixes Lite0's 24 channels.
+    let ccm0 = fa[backbone].abs().max().double_value(&[]);
+    assert!(ccm0 <= 1.0 / 24f64.sqrt() && ccm0 > 0.8 / 24f64.sqrt(), "{ccm0}");
+    // Mixed maps twice the backbone's side, with c, c, 2c, 4c channels (c = 4).
+    let x = randn(&[2, 3, 64, 64]).tanh();
+    let sizes: Vec<Vec<i64>> = a.mixed(&x).iter().map(Tensor::size).collect();
+    assert_eq!(sizes, [vec![2, 4, 32, 32], vec![2, 4, 16, 16], vec![2, 8, 8, 8], vec![2, 16, 4, 4]]);
+    let logits = a.judge(&a.features(&x, true), &randn(&[2, 6]));
+    assert_eq!(logits.size(), [2, 4]);
+}
+
+#[test]
+fn a_training_step_moves_the_small_discriminators_and_leaves_the_frozen_parts_bit_identical() {
+    use tch::nn::OptimizerConfig;
+    tch::manual_seed(0);
+    let (vs, d) = projected(3);
+    let frozen = copies(&d.frozen());
+    let learned: Vec<Tensor> = vs.trainable_variables().iter().map(Tensor::copy).collect();
+    assert!(!learned.is_empty() && d.frozen().iter().all(|t| !t.requires_grad()));
+    let mut opt = tch::nn::Adam::default().build(&vs, 1e-3).unwrap();
+    let x = randn(&[4, 3, 64, 64]).tanh().set_requires_grad(true);
+    let f = d.features(&x, true);
+    let labels = Tensor::from_slice(&[1f32, 0., 1., 0., 1., 0., 1., 1., 0., 0., 0., 1.]).view([4, 3]);
+    let loss = crate::loss::real_fake(&d.judge(&f, &randn(&[4, 6])), &d.judge(&f, &randn(&[4, 6]))) + d.attribute_loss(&f, &labels).unwrap();
+    opt.zero_grad();
+    loss.backward();
+    assert!(x.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0, "no gradient reached the pictures");
+    assert!(d.frozen().iter().all(|t| !t.grad().defined()), "a frozen tensor took a gradient");
+    opt.step();
+    assert!(d.frozen().iter().zip(&frozen).all(|(now, before)| now.equal(before)), "a frozen tensor changed");
+    let moved = vs.trainable_variables().iter().zip(&learned).filter(|(now, before)| !now.equal(before)).count();
+    assert!(moved * 10 >= learned.len() * 9, "only {moved} of {} learned tensors moved", learned.len());
 }

@@ -45,7 +45,7 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
     let cfg = Config::of(&checkpoint::load_config_of(&dir, FAMILY_NAME)?)?;
     let joint = Joint::load(&dir, device).with_context(|| format!("the text encoder in {}", dir.display()))?;
     // Drawing needs no discriminator (nor its attribute head).
-    let mut nets = Nets::new(&cfg, joint.manifest.config.dim, None, device);
+    let mut nets = Nets::new(&cfg, joint.manifest.config.dim, None, None, device)?;
     let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
     checkpoint::load_store(&mut nets.g_vs, &file)?;
     checkpoint::load_store(&mut nets.s_vs, &dir.join("style.safetensors"))?;

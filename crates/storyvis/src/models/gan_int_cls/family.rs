@@ -2,12 +2,14 @@
 //! training images with one random caption each; the discriminator's phase, the generator's,
 //! and (with `style`) the style encoder's.
 
-use super::{interpolate, style_loss, Config, Discriminator, Generator, StyleEncoder};
+use super::{interpolate, style_loss, Config, Discriminator, Generator, Judge, StyleEncoder};
+use crate::backbone::Variant;
 use crate::captioned::{CaptionData, EmbeddedCaptions};
 use crate::data::to_image;
 use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
 use crate::joint::{self, Joint};
 use crate::loss;
+use crate::recipe::projected::Projected;
 use crate::recipe::TextNorm;
 use crate::train::mix;
 use anyhow::{ensure, Context, Result};
@@ -85,7 +87,8 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     let embed_dim = enc.manifest.config.dim;
     let recipe = cfg.recipe.clone();
     let heads = recipe.attribute_labels(&ds.header.label_names, &train.labels, &ds.dir)?;
-    let nets = Nets::new(&c, embed_dim, heads, device);
+    let backbone = recipe.backbone()?.map(|v| (v, cfg.run.seed));
+    let nets = Nets::new(&c, embed_dim, heads, backbone, device)?;
     let images = train.images.to_device(device);
     let labels = train.labels.to_device(device);
     let augment = recipe.augment();
@@ -111,19 +114,24 @@ pub struct Nets {
     pub g_vs: VarStore,
     pub g: Generator,
     pub d_vs: VarStore,
-    pub d: Discriminator,
+    pub d: Judge,
     pub s_vs: VarStore,
     pub s: StyleEncoder,
 }
 
 impl Nets {
-    /// `labels`: what the discriminator's attribute head predicts, if it has one.
-    pub fn new(c: &Config, embed_dim: i64, labels: Option<crate::recipe::Labels>, device: Device) -> Nets {
+    /// `labels`: what the discriminator's attribute head predicts, if it has one; `backbone`:
+    /// the projected discriminator's frozen network and the seed of its random projections
+    /// (none: the paper's discriminator).
+    pub fn new(c: &Config, embed_dim: i64, labels: Option<crate::recipe::Labels>, backbone: Option<(Variant, u64)>, device: Device) -> Result<Nets> {
         let (g_vs, d_vs, s_vs) = (VarStore::new(device), VarStore::new(device), VarStore::new(device));
         let g = Generator::new(g_vs.root(), c, embed_dim);
-        let d = Discriminator::new(d_vs.root(), c, embed_dim, labels);
+        let d = match backbone {
+            None => Judge::Own(Box::new(Discriminator::new(d_vs.root(), c, embed_dim, labels))),
+            Some((variant, seed)) => Judge::Projected(Projected::new(d_vs.root(), variant, c.image_size, c.ndf, embed_dim, labels, seed)?),
+        };
         let s = StyleEncoder::new(s_vs.root(), c);
-        Nets { g_vs, g, d_vs, d, s_vs, s }
+        Ok(Nets { g_vs, g, d_vs, d, s_vs, s })
     }
 }
 

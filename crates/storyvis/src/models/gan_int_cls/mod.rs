@@ -176,6 +176,50 @@ impl Discriminator {
     }
 }
 
+/// The discriminator a run trains: the paper's, or the projected one on a frozen pretrained
+/// backbone (`[recipe] d_backbone`), with the same matching-aware use (a real image's features
+/// judged with its own and a wrong caption).
+#[derive(Debug)]
+pub enum Judge {
+    Own(Box<Discriminator>),
+    Projected(crate::recipe::projected::Projected),
+}
+
+impl Judge {
+    /// The image features (real images' are shared by their right and wrong pairs).
+    pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
+        match self {
+            Judge::Own(d) => d.features(x, train),
+            Judge::Projected(d) => d.features(x, train),
+        }
+    }
+
+    /// Logits ([B], or [B, scales] for the projected discriminator) of (features, text) pairs.
+    pub fn judge(&self, features: &Tensor, text: &Tensor, train: bool) -> Tensor {
+        match self {
+            Judge::Own(d) => d.judge(features, text, train),
+            Judge::Projected(d) => d.judge(features, text),
+        }
+    }
+
+    pub fn forward_t(&self, x: &Tensor, text: &Tensor, train: bool) -> Tensor {
+        self.judge(&self.features(x, train), text, train)
+    }
+
+    pub fn attribute_loss(&self, features: &Tensor, labels: &Tensor) -> Option<Tensor> {
+        match self {
+            Judge::Own(d) => d.attribute_loss(features, labels),
+            Judge::Projected(d) => d.attribute_loss(features, labels),
+        }
+    }
+
+    pub fn set_channels_last(&mut self, on: bool) {
+        if let Judge::Own(d) = self {
+            d.set_channels_last(on);
+        }
+    }
+}
+
 /// S: the style encoder, an image → z regressor (the discriminator's body, then linear).
 #[derive(Debug)]
 pub struct StyleEncoder {
