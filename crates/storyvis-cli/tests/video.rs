@@ -164,6 +164,22 @@ fn bouncing_mnist_tganc_and_gifs() {
     let o = root.path().join("fast-average-out");
     ok(&["generate", "--checkpoint", p(&average), "--text", "digit 3 is moving up and down", "--seeds", "0", "--out", p(&o)]);
     assert_eq!(std::fs::read(o.join("seed0000.gif")).unwrap(), three);
+    // The projected frame discriminator on the frozen EfficientNet-Lite0 (d_backbone): it trains,
+    // and the run's discriminators (small discriminators, no backbone) load for GAM.
+    let said = ok(&["train", "--preset", "tganc-fast", "--data", p(&data), "--runs", p(&runs), "--set", "d_backbone=efficientnet-lite0"]
+        .into_iter()
+        .chain(fast.iter().flat_map(|s| ["--set", s]))
+        .collect::<Vec<_>>());
+    let projected_run = std::path::PathBuf::from(said.split(": run ").nth(1).and_then(|r| r.split(',').next()).unwrap_or_else(|| panic!("{said}")));
+    let d = storyvis::checkpoint::resolve(&projected_run).unwrap().join("discriminator.safetensors");
+    // The tensor names in the safetensors header.
+    let bytes = std::fs::read(&d).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let names: Vec<String> = header.as_object().unwrap().keys().cloned().collect();
+    assert!(names.iter().any(|n| n.starts_with("projected.scale3.")) && !names.iter().any(|n| n.contains("_blocks")), "{names:?}");
+    let said = ok(&["eval", "--gam", p(&projected_run), p(&fast_run), "--data", p(&data), "--out", p(&ev)]);
+    assert!(said.contains("GAM on 4 held-out clips"), "{said}");
     fails(&["train", "--preset", "tganc-fast", "--data", p(&data), "--runs", p(&runs), "--set", "diffaugment=color,flip"], "unknown transform \"flip\"");
     fails(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "recipe.mode_seeking=-1"], "mode_seeking = -1 is out of range");
     fails(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "recipe.dropout=1"], "unknown config key \"recipe.dropout\"");

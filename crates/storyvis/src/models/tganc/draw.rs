@@ -38,6 +38,9 @@ pub struct Loaded {
     /// records them.
     pub held_out: Option<storyvis_data::bouncing::HeldOut>,
     nets: Nets,
+    /// The discriminators' attribute labels and projected backbone, to build them when they
+    /// are loaded (drawing needs neither, nor the backbone's weights).
+    judges: (Option<crate::recipe::Labels>, Option<(crate::backbone::Variant, u64)>),
     device: Device,
 }
 
@@ -57,7 +60,8 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
         .and_then(serde_json::Value::as_i64)
         .filter(|_| core.recipe.aux_attributes > 0.0)
         .map(|count| crate::recipe::Labels { count, groups: None });
-    let mut nets = Nets::new(&cfg, vocab.len(), labels, device)?;
+    let backbone = core.recipe.backbone()?.map(|v| (v, core.run.seed));
+    let mut nets = Nets::new(&cfg, vocab.len(), labels.clone(), None, device)?;
     if cfg.text_norm {
         nets.text.set_norm(crate::recipe::TextNorm::load(&dir)?);
     }
@@ -72,7 +76,7 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
         .and_then(|m| serde_json::from_value::<Vec<usize>>(m.clone()).ok())
         .filter(|m| m.len() == 10 || m.len() == 100)
         .map(|motion| storyvis_data::bouncing::HeldOut { digits: if motion.len() == 10 { 1 } else { 2 }, motion });
-    Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, averaged, vocab, held_out, nets, device })
+    Ok(Loaded { cfg, checkpoint: dir, step: manifest.step, averaged, vocab, held_out, nets, judges: (labels, backbone), device })
 }
 
 impl Loaded {
@@ -80,6 +84,11 @@ impl Loaded {
     pub fn load_discriminator(&mut self) -> Result<()> {
         let file = self.checkpoint.join("discriminator.safetensors");
         ensure!(file.is_file(), "{} has no discriminators (an exported copy?): give a training checkpoint", self.checkpoint.display());
+        let (labels, backbone) = self.judges.clone();
+        if backbone.is_some() {
+            self.nets.d_vs = tch::nn::VarStore::new(self.device);
+            self.nets.d = super::Discriminator::new(self.nets.d_vs.root(), &self.cfg, labels, backbone)?;
+        }
         checkpoint::load_store(&mut self.nets.d_vs, &file)
     }
 

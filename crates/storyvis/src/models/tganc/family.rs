@@ -34,8 +34,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     build,
     training_only: &["discriminator"],
     drawer: Some(super::draw::load_drawer),
-    // Every part but d_backbone.
-    recipe: &["diffaugment", "aux_attributes", "mode_seeking", "mode_seeking_cap"],
+    recipe: &crate::recipe::KEYS,
 };
 
 /// Held-out clips drawn in the sample sheets, and seeds per clip.
@@ -85,7 +84,8 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     let labels = Tensor::from_slice(&labels).view([train.len() as i64, -1]);
     let heads = recipe.attribute_labels(&ds.header.label_names, &labels, &ds.dir)?;
     let labels = labels.to_device(device);
-    let mut nets = Nets::new(&c, vocab.len(), heads, device)?;
+    let backbone = recipe.backbone()?.map(|v| (v, cfg.run.seed));
+    let mut nets = Nets::new(&c, vocab.len(), heads, backbone, device)?;
     let ids = if c.trains_text() {
         nets.text.ids(&vocab, &captions)?
     } else {
@@ -154,7 +154,14 @@ pub struct Nets {
 
 impl Nets {
     /// `labels`: what the discriminators' attribute head predicts, if they have one.
-    pub fn new(c: &Config, vocab: i64, labels: Option<crate::recipe::Labels>, device: Device) -> Result<Nets> {
+    /// `backbone`: the projected frame discriminator's network and projection seed, if any.
+    pub fn new(
+        c: &Config,
+        vocab: i64,
+        labels: Option<crate::recipe::Labels>,
+        backbone: Option<(crate::backbone::Variant, u64)>,
+        device: Device,
+    ) -> Result<Nets> {
         let (g_vs, mut t_vs, d_vs) = (VarStore::new(device), VarStore::new(device), VarStore::new(device));
         let g = Generator::new(g_vs.root(), c);
         let text = match c.text {
@@ -167,7 +174,7 @@ impl Nets {
             }
             CaptionText::Minilm => TextNet::Minilm(Box::new(crate::minilm::MiniLm::load_default(device)?), None),
         };
-        let d = Discriminator::new(d_vs.root(), c, labels);
+        let d = Discriminator::new(d_vs.root(), c, labels, backbone)?;
         Ok(Nets { g_vs, g, t_vs, text, d_vs, d })
     }
 

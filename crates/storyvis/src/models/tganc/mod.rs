@@ -524,10 +524,17 @@ impl Judge {
     }
 }
 
+/// Frames per clip the projected frame discriminator judges (`[recipe] d_backbone`), drawn
+/// afresh for every batch: the frozen backbone on all of a clip's frames would cost its whole
+/// budget.
+pub const PROJECTED_FRAMES: i64 = 2;
+
 /// The three discriminators. D1's convolutions give the frame features that D2 reads the
 /// motion from (the motion tensor of §3.3 is the difference of adjacent frames' D1 maps).
 /// With the recipe's `aux_attributes` they share an attribute head (AC-GAN) over D0's video
 /// features and D1's frame features averaged over the clip: it names the digit and the motion.
+/// With `d_backbone` the frames are judged by the projected discriminator instead of D1's own
+/// judge (`PROJECTED_FRAMES` of each clip); D1's convolutions still give D2 its motion.
 #[derive(Debug)]
 pub struct Discriminator {
     video: Vec<Conv3>,
@@ -539,6 +546,7 @@ pub struct Discriminator {
     attributes: Option<AttributeHead>,
     /// `attributes_per_frame`.
     per_frame: bool,
+    projected: Option<crate::recipe::projected::Projected>,
 }
 
 /// What the discriminators make of a batch of clips: D1's frame features and D0's video
@@ -549,6 +557,9 @@ pub struct Features {
     /// [B, 8ndf·base_frames, 4, 4]
     pub video: Tensor,
     pub clips: i64,
+    /// With `d_backbone`: the projected discriminator's features of `PROJECTED_FRAMES` frames
+    /// of each clip, clip-major.
+    pub projected: Option<Tensor>,
 }
 
 impl Features {
@@ -561,13 +572,19 @@ impl Features {
 }
 
 impl Discriminator {
-    /// `labels`: what the attribute head predicts (the dataset's labels), if it has one.
-    pub fn new(p: nn::Path, c: &Config, labels: Option<Labels>) -> Discriminator {
+    /// `labels`: what the attribute head predicts (the dataset's labels), if it has one;
+    /// `backbone`: the projected frame discriminator's frozen network and the seed of its
+    /// random projections (none: D1's own judge).
+    pub fn new(p: nn::Path, c: &Config, labels: Option<Labels>, backbone: Option<(crate::backbone::Variant, u64)>) -> Result<Discriminator> {
         let k = doublings(c.image_size);
         let widths: Vec<i64> = std::iter::once(c.channels).chain((0..k).map(|i| c.ndf << i.min(3))).collect();
         let t0 = c.base_frames();
         let top = widths[k];
-        Discriminator {
+        let projected = match backbone {
+            Some((variant, seed)) => Some(crate::recipe::projected::Projected::new(&p / "projected", variant, c.image_size, c.ndf, c.text_dim(), None, seed)?),
+            None => None,
+        };
+        Ok(Discriminator {
             video: (0..k).map(|i| Conv3::new(&p / format!("video{i}"), widths[i], widths[i + 1], c.temporal_step(i), false)).collect(),
             video_bns: (1..k).map(|i| bn2d(&p / format!("video_bn{i}"), widths[i + 1])).collect(),
             video_judge: Judge::new(&p / "video_judge", c, top * t0),
@@ -576,7 +593,8 @@ impl Discriminator {
             motion_judge: Judge::new(&p / "motion_judge", c, top),
             attributes: labels.map(|l| AttributeHead::new(&p / "attributes", (top * t0 + top) * 16, l)),
             per_frame: c.attributes_per_frame,
-        }
+            projected,
+        })
     }
 
     /// The attribute head's loss on clips' features whose clips carry `labels` [B, labels]
@@ -603,8 +621,17 @@ impl Discriminator {
             h = leaky(&bn.forward_t(&conv.forward(&h), train));
         }
         let video = h.view([b, -1, 4, 4]);
-        let frames = self.frames.forward_t(&clips.transpose(1, 2).flatten(0, 1), train);
-        Features { frames, video, clips: b }
+        let all = clips.transpose(1, 2).flatten(0, 1); // [B·T, C, S, S]
+        let frames = self.frames.forward_t(&all, train);
+        let projected = self.projected.as_ref().map(|p| {
+            let t = clips.size()[2];
+            let k = PROJECTED_FRAMES.min(t);
+            // Per clip k distinct frames, uniformly (libtorch's generator).
+            let picks = Tensor::rand([b, t], (Kind::Float, clips.device())).argsort(1, false).narrow(1, 0, k);
+            let rows = (picks + Tensor::arange(b, (Kind::Int64, clips.device())).unsqueeze(1) * t).flatten(0, 1);
+            p.features(&all.index_select(0, &rows), train)
+        });
+        Features { frames, video, clips: b, projected }
     }
 
     /// D0's logits [B].
@@ -612,8 +639,13 @@ impl Discriminator {
         self.video_judge.forward_t(&f.video, sentence, train)
     }
 
-    /// D1's logits [B·T]: each frame with its clip's sentence.
+    /// D1's logits [B·T]: each frame with its clip's sentence (with `d_backbone`: the
+    /// projected discriminator's [B·PROJECTED_FRAMES·4], every scale of every judged frame).
     pub fn frame(&self, f: &Features, sentence: &Tensor, train: bool) -> Tensor {
+        if let (Some(p), Some(features)) = (&self.projected, &f.projected) {
+            let k = features.size()[0] / f.clips;
+            return p.judge(features, &repeat_rows(sentence, k)).flatten(0, -1);
+        }
         let t = f.frames.size()[0] / f.clips;
         self.frame_judge.forward_t(&f.frames, &repeat_rows(sentence, t), train)
     }

@@ -95,7 +95,7 @@ fn the_networks_have_the_papers_shapes() {
         let c = Config { frames, image_size: size, ..tiny() };
         let vs = tch::nn::VarStore::new(Device::Cpu);
         let g = Generator::new(vs.root() / "g", &c);
-        let d = Discriminator::new(vs.root() / "d", &c, None);
+        let d = Discriminator::new(vs.root() / "d", &c, None, None).unwrap();
         let z = randn(&[3, c.noise_dim]);
         let s = randn(&[3, c.sentence_dim]);
         let clip = g.forward_t(&z, &s, true);
@@ -118,7 +118,7 @@ fn the_motion_discriminator_reads_adjacent_frame_feature_differences() {
     tch::manual_seed(2);
     let c = tiny();
     let vs = tch::nn::VarStore::new(Device::Cpu);
-    let d = Discriminator::new(vs.root(), &c, None);
+    let d = Discriminator::new(vs.root(), &c, None, None).unwrap();
     let clips = randn(&[2, 1, 16, 64, 64]).tanh();
     let f = d.features(&clips, false);
     // Frame i's features are D1's convolutions of frame i alone.
@@ -150,7 +150,7 @@ fn the_matching_aware_terms_are_real_plus_half_fake_and_wrong_for_each_discrimin
     tch::manual_seed(3);
     let c = tiny();
     let vs = tch::nn::VarStore::new(Device::Cpu);
-    let d = Discriminator::new(vs.root(), &c, None);
+    let d = Discriminator::new(vs.root(), &c, None, None).unwrap();
     let real = randn(&[3, 1, 16, 64, 64]).tanh();
     let fake = randn(&[3, 1, 16, 64, 64]).tanh();
     let (s, w) = (randn(&[3, c.sentence_dim]), randn(&[3, c.sentence_dim]));
@@ -189,7 +189,7 @@ fn the_wrong_caption_term_teaches_the_encoder_and_the_judges() {
     tch::manual_seed(4);
     let c = tiny();
     let (dvs, tvs) = (tch::nn::VarStore::new(Device::Cpu), tch::nn::VarStore::new(Device::Cpu));
-    let d = Discriminator::new(dvs.root(), &c, None);
+    let d = Discriminator::new(dvs.root(), &c, None, None).unwrap();
     let enc = CaptionEncoder::new(tvs.root(), 10, &c);
     let real = randn(&[2, 1, 16, 64, 64]).tanh();
     let fake = randn(&[2, 1, 16, 64, 64]).tanh();
@@ -244,11 +244,11 @@ fn the_per_frame_attribute_loss_is_the_mean_of_each_frames_loss() {
     c.attributes_per_frame = true;
     let clips = randn(&[2, 1, c.frames, 64, 64]);
     let vs = nn::VarStore::new(Device::Cpu);
-    let mut d = Discriminator::new(vs.root(), &c, Some(heads));
+    let mut d = Discriminator::new(vs.root(), &c, Some(heads), None).unwrap();
     // Features of the discriminator's shapes, drawn large (frames that disagree strongly), so
     // that the freshly initialised head's logits are far from zero.
     let shapes = tch::no_grad(|| d.features(&clips, false));
-    let f = Features { frames: randn(&shapes.frames.size()) * 20.0, video: randn(&shapes.video.size()) * 20.0, clips: 2 };
+    let f = Features { frames: randn(&shapes.frames.size()) * 20.0, video: randn(&shapes.video.size()) * 20.0, clips: 2, projected: None };
     let got = d.attribute_loss(&f, &labels).unwrap().double_value(&[]);
     // By hand: the head on [video ; frame k] for each frame k alone, averaged.
     let t = c.frames;
