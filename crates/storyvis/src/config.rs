@@ -41,6 +41,11 @@ pub struct Run {
     pub epochs: usize,
     /// If > 0, stop after this many iterations instead (tiny runs, tests).
     pub max_steps: usize,
+    /// If > 0, also stop (and save) once this call's training loop has run this many seconds
+    /// of wall-clock time: runs of one time budget (an ablation at equal cost). The trajectory
+    /// up to the stop is the seed's as ever; where it stops depends on the machine.
+    #[serde(default)]
+    pub max_seconds: u64,
     pub checkpoint_every: usize,
     pub sample_every: usize,
     pub log_every: usize,
@@ -76,12 +81,24 @@ pub struct Config {
 }
 
 /// Keys of [run] (a config written before the sections existed is read by moving them).
-pub const RUN_KEYS: [&str; 10] =
-    ["seed", "epochs", "max_steps", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks", "ema_half_life", "ema_standing"];
+pub const RUN_KEYS: [&str; 11] = [
+    "seed",
+    "epochs",
+    "max_steps",
+    "max_seconds",
+    "checkpoint_every",
+    "sample_every",
+    "log_every",
+    "nonfinite",
+    "max_rollbacks",
+    "ema_half_life",
+    "ema_standing",
+];
 
 /// Keys a resumed run may change: how long it runs, how it reports, and how the moving
 /// average's batch-norm statistics are estimated (nothing of the trained weights).
-pub const RESUMABLE: [&str; 8] = ["max_steps", "epochs", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks", "ema_standing"];
+pub const RESUMABLE: [&str; 9] =
+    ["max_steps", "max_seconds", "epochs", "checkpoint_every", "sample_every", "log_every", "nonfinite", "max_rollbacks", "ema_standing"];
 
 /// Every preset shipped with storyvis: (name, TOML), family by family.
 pub fn presets() -> Vec<(&'static str, &'static str)> {
@@ -238,6 +255,7 @@ impl Config {
         range("checkpoint_every", r.checkpoint_every, 1, usize::MAX)?;
         range("sample_every", r.sample_every, 1, usize::MAX)?;
         range("log_every", r.log_every, 1, usize::MAX)?;
+        range("max_seconds", r.max_seconds, 0, 100 * 365 * 86_400)?;
         range("max_rollbacks", r.max_rollbacks, 0, 1_000_000)?;
         range("ema_half_life", r.ema_half_life, 0, 100_000_000)?;
         range("ema_standing", r.ema_standing, 0, 10_000)?;

@@ -564,9 +564,15 @@ pub fn train(req: TrainRequest, on_step: &dyn Fn(usize, usize, Option<&Stats>), 
     // Values not yet read back: read at every log, sample and checkpoint step (so no
     // non-finite state is ever saved) and at the end.
     let mut pending: Vec<(usize, Tensor)> = Vec::new();
+    let started = Instant::now();
+    let budget = (run.max_seconds > 0).then(|| std::time::Duration::from_secs(run.max_seconds));
     while step < total {
         if stop.load(Ordering::SeqCst) {
             interrupted = true;
+            break;
+        }
+        if budget.is_some_and(|b| started.elapsed() >= b) {
+            // The time budget is spent: saved below like a run's last step.
             break;
         }
         if let Some(values) = t.iteration(Draw { step, rollbacks, seed: run.seed }, true)? {

@@ -180,6 +180,24 @@ fn a_stop_request_saves_and_the_resumed_run_ends_where_the_straight_one_does() {
     assert!(e.contains("is a toy checkpoint (preset toy), not a storygan one"), "{e}");
 }
 
+#[test]
+fn a_time_budget_stops_and_saves_where_the_seeds_trajectory_was() {
+    let _turn = turn();
+    let f = fixture();
+    // A million steps, but one second: it stops, saves, and is not an interruption.
+    let t0 = std::time::Instant::now();
+    let budget = run(toy(&["max_steps=1000000", "max_seconds=1", "checkpoint_every=1000000", "log_every=1"]), &f.data, f.runs("a")).unwrap();
+    assert!(!budget.interrupted && budget.steps > 0 && budget.steps < 1_000_000, "{}", budget.steps);
+    assert!(t0.elapsed().as_secs_f64() < 60.0);
+    assert!(budget.checkpoint.ends_with(storyvis::checkpoint::step_name(budget.steps)), "{}", budget.checkpoint.display());
+    // Up to where it stopped, the run is the seed's: the same steps without a budget agree.
+    let steps = format!("max_steps={}", budget.steps);
+    let straight = run(toy(&[&steps, "checkpoint_every=1000000"]), &f.data, f.runs("b")).unwrap();
+    assert_same_state(&straight.checkpoint, &budget.checkpoint);
+    let e = format!("{:#}", Config::resolve("toy", None, &["max_seconds=-1".into()]).err().unwrap());
+    assert!(e.contains("max_seconds"), "{e}");
+}
+
 /// The tensors of one safetensors file, by name.
 fn weights(path: &Path) -> std::collections::BTreeMap<String, Tensor> {
     Tensor::read_safetensors(path).unwrap().into_iter().collect()
