@@ -135,8 +135,15 @@ impl EmbeddedCaptions {
             first[i] = k;
             count[i] += 1;
         }
+        // The frozen MiniLM's embeddings depend on the captions alone: computed once and cached
+        // beside the data (a learned encoder's are computed afresh).
+        let embeddings = if enc.text.cfg.kind == crate::joint::EncoderKind::Minilm {
+            crate::minilm::cached_embeddings(&ds.dir, texts.iter().copied(), &texts, |unique| enc.text.embed(unique))?
+        } else {
+            enc.text.embed(&texts)?
+        };
         Ok(EmbeddedCaptions {
-            embeddings: enc.text.embed(&texts)?,
+            embeddings,
             text_ids: crate::family::text_ids(texts.iter().copied()),
             texts: texts.iter().map(|t| t.to_string()).collect(),
             first,

@@ -164,6 +164,10 @@ fn the_fast_preset_trains_with_the_recipe_and_draws_through_its_text_norm() {
     }
     let norm = storyvis::recipe::TextNorm::load(&out.checkpoint).unwrap();
     assert_eq!(norm.mean.len(), 384);
+    // The frozen MiniLM's caption table is cached beside the data for the next run.
+    let cached: Vec<String> =
+        std::fs::read_dir(&f.data).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("minilm-")).collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
     // The caption reaches the drawing, and so does the noise.
     let model = draw::load(&out.run_dir, Device::Cpu).unwrap();
     let png = |caption: &str, seed: u64, name: &str| {
