@@ -48,10 +48,14 @@ pub struct Recipe {
     /// The discriminator's frozen pretrained backbone: "none" (or "": the family's own
     /// discriminator), "efficientnet-lite0" or "efficientnet-lite1" (`projected`).
     pub d_backbone: String,
+    /// The side the pictures are resized to (bilinear) before the backbone (0: their own).
+    /// Projected GAN resizes every picture to 224×224; at 64×64 the backbone's stride-2 stem
+    /// and ¼-side first map see little of a picture's finest detail.
+    pub d_backbone_size: i64,
 }
 
 /// The section's keys, as `--set` and the families name them.
-pub const KEYS: [&str; 5] = ["diffaugment", "aux_attributes", "mode_seeking", "mode_seeking_cap", "d_backbone"];
+pub const KEYS: [&str; 6] = ["diffaugment", "aux_attributes", "mode_seeking", "mode_seeking_cap", "d_backbone", "d_backbone_size"];
 
 impl Recipe {
     /// Checks ranges and that `family` reads every part that is switched on (`reads`: its
@@ -59,6 +63,15 @@ impl Recipe {
     pub fn check(&self, family: &str, reads: &[&str]) -> Result<()> {
         Augment::parse(&self.diffaugment)?;
         self.backbone()?;
+        ensure!(
+            self.d_backbone_size == 0 || ((64..=512).contains(&self.d_backbone_size) && self.d_backbone_size & (self.d_backbone_size - 1) == 0),
+            "config: d_backbone_size = {} is not 0 (the pictures' own) or a power of two from 64 to 512",
+            self.d_backbone_size
+        );
+        ensure!(
+            self.d_backbone_size == 0 || self.backbone()?.is_some(),
+            "config: [recipe] d_backbone_size sizes the pictures for the backbone, which is off (d_backbone = \"none\")"
+        );
         range("aux_attributes", self.aux_attributes, 0.0, 1e3)?;
         range("mode_seeking", self.mode_seeking, 0.0, 1e3)?;
         range("mode_seeking_cap", self.mode_seeking_cap, 0.0, 1e3)?;
@@ -84,16 +97,22 @@ impl Recipe {
             self.mode_seeking > 0.0,
             self.mode_seeking_cap > 0.0,
             !matches!(self.d_backbone.as_str(), "" | "none"),
+            self.d_backbone_size > 0,
         ];
         KEYS.iter().zip(on).filter(|(_, on)| *on).map(|(k, _)| *k).collect()
     }
 
-    /// The discriminator's backbone (none: the family's own discriminator).
+    /// The discriminator's backbone network (none: the family's own discriminator).
     pub fn backbone(&self) -> Result<Option<crate::backbone::Variant>> {
         match self.d_backbone.as_str() {
             "" | "none" => Ok(None),
             name => crate::backbone::Variant::parse(name).map(Some),
         }
+    }
+
+    /// The projected discriminator a run of `seed` builds, if `d_backbone` is on.
+    pub fn projected(&self, seed: u64) -> Result<Option<projected::Backbone>> {
+        Ok(self.backbone()?.map(|variant| projected::Backbone { variant, size: self.d_backbone_size, seed }))
     }
 
     /// DiffAugment's transforms (none when off).

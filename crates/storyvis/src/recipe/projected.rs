@@ -20,7 +20,8 @@
 //! frozen like the backbone: neither is a variable of any store nor part of a checkpoint.
 //!
 //! Departures from the reference code, for the CPU budget: the picture goes to the backbone at
-//! its own size (the reference resizes every picture to 224×224), the small discriminators end
+//! its own size unless `d_backbone_size` says otherwise (the reference resizes every picture to
+//! 224×224), the small discriminators end
 //! at 4×4 (one logit each, not 5×5) with `ndf`-scaled widths, and their convolutions are not
 //! spectrally normalised.
 
@@ -35,6 +36,15 @@ use tch::{Device, Kind, Tensor};
 /// The width of the vector each small discriminator scores against the text (the reference's
 /// `cmap_dim`).
 const CMAP: i64 = 64;
+
+/// What a run's projected discriminator is built from: the backbone, the side pictures are
+/// resized to before it (0: their own) and the seed its random projections are drawn from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backbone {
+    pub variant: Variant,
+    pub size: i64,
+    pub seed: u64,
+}
 
 /// A fixed random 1×1 convolution.
 #[derive(Debug)]
@@ -76,6 +86,8 @@ struct Small {
 #[derive(Debug)]
 pub struct Projected {
     backbone: EfficientNetLite,
+    /// The side pictures are resized to before the backbone.
+    size: i64,
     ccm: Vec<Fixed>,
     /// Deepest first, as they are applied.
     csm: Vec<Fixed>,
@@ -86,14 +98,19 @@ pub struct Projected {
 }
 
 impl Projected {
-    /// For `size`×`size` pictures (a power of two ≥ 64), texts embedded in `text_dim`, base
-    /// width `ndf`; projections drawn from `seed`; `labels`: what the attribute head predicts.
-    pub fn new(p: nn::Path, variant: Variant, size: i64, ndf: i64, text_dim: i64, labels: Option<Labels>, seed: u64) -> Result<Projected> {
-        anyhow::ensure!(size >= 64 && size & (size - 1) == 0, "d_backbone needs pictures of a power-of-two side ≥ 64; these are {size}×{size}");
+    /// For `picture`×`picture` pictures, texts embedded in `text_dim`, base width `ndf`;
+    /// `labels`: what the attribute head predicts. The side the backbone sees (`b.size`, else
+    /// the picture's) must be a power of two ≥ 64.
+    pub fn new(p: nn::Path, b: Backbone, picture: i64, ndf: i64, text_dim: i64, labels: Option<Labels>) -> Result<Projected> {
+        let size = if b.size > 0 { b.size } else { picture };
+        anyhow::ensure!(
+            size >= 64 && size & (size - 1) == 0,
+            "d_backbone needs pictures of a power-of-two side ≥ 64; these are {picture}×{picture} (set d_backbone_size to resize them)"
+        );
         let device = p.device();
-        let backbone = EfficientNetLite::load(variant, device)?;
+        let backbone = EfficientNetLite::load(b.variant, device)?;
         // A stream of its own, so the projections do not depend on what else the seed draws.
-        let mut rng = Rng::new(seed ^ 0x5052_4f4a_4543_5444);
+        let mut rng = Rng::new(b.seed ^ 0x5052_4f4a_4543_5444);
         let mixed = [ndf, 2 * ndf, 4 * ndf, 8 * ndf];
         let ccm: Vec<Fixed> = EfficientNetLite::CHANNELS.iter().zip(mixed).map(|(&i, o)| Fixed::draw(&mut rng, i, o, device)).collect();
         // CSM, deepest first: 8c → 4c, 4c → 2c, 2c → c, and c → c at the top (not halved).
@@ -116,7 +133,7 @@ impl Projected {
         }
         let features = widths.iter().sum::<i64>() * 16;
         let attributes = labels.map(|l| AttributeHead::new(&p / "attributes", features, l));
-        Ok(Projected { backbone, ccm, csm, small, widths, attributes })
+        Ok(Projected { backbone, size, ccm, csm, small, widths, attributes })
     }
 
     pub fn variant(&self) -> Variant {
@@ -126,7 +143,10 @@ impl Projected {
     /// The four mixed maps of pictures `x` [B, C, S, S] in [−1, 1] (frozen, differentiable in
     /// `x`).
     pub fn mixed(&self, x: &Tensor) -> Vec<Tensor> {
-        let maps: Vec<Tensor> = self.backbone.features(x).iter().zip(&self.ccm).map(|(f, p)| p.forward(f)).collect();
+        let side = x.size()[x.dim() - 1];
+        // Resized as the reference does (bilinear, corners not aligned).
+        let x = if side == self.size { x.shallow_clone() } else { x.upsample_bilinear2d([self.size, self.size], false, None, None) };
+        let maps: Vec<Tensor> = self.backbone.features(&x).iter().zip(&self.ccm).map(|(f, p)| p.forward(f)).collect();
         let up = |t: &Tensor| {
             let s = t.size();
             t.upsample_bilinear2d([s[2] * 2, s[3] * 2], true, None, None)

