@@ -127,7 +127,7 @@ impl Nets {
         let g = Generator::new(g_vs.root(), c, embed_dim);
         let d = match backbone {
             None => Judge::Own(Box::new(Discriminator::new(d_vs.root(), c, embed_dim, labels))),
-            Some(b) => Judge::Projected(Projected::new(d_vs.root(), b, c.image_size, c.ndf, embed_dim, labels)?),
+            Some(b) => Judge::Projected(Box::new(Projected::new(d_vs.root(), b, c.image_size, c.ndf, embed_dim, labels)?)),
         };
         let s = StyleEncoder::new(s_vs.root(), c);
         Ok(Nets { g_vs, g, d_vs, d, s_vs, s })

@@ -182,7 +182,7 @@ impl Discriminator {
 #[derive(Debug)]
 pub enum Judge {
     Own(Box<Discriminator>),
-    Projected(crate::recipe::projected::Projected),
+    Projected(Box<crate::recipe::projected::Projected>),
 }
 
 impl Judge {
