@@ -380,8 +380,8 @@ pub fn translated(pictures: &Tensor, offsets: &Tensor, interpolation: i64) -> Te
     let centres = (Tensor::arange(s, (Kind::Float, pictures.device())) * 2.0 + 1.0) / s as f64 - 1.0;
     let xs = centres.view([1, 1, s, 1]).expand([n, s, s, 1], false);
     let ys = centres.view([1, s, 1, 1]).expand([n, s, s, 1], false);
-    let grid = Tensor::cat(&[xs, ys], 3).to_kind(offsets.kind()) + offsets.view([n, 1, 1, 2]); // [N, S, S, 2]
-                                                                                               // padding 0: zeros.
+    // [N, S, S, 2]; sampled with padding 0: zeros.
+    let grid = Tensor::cat(&[xs, ys], 3).to_kind(offsets.kind()) + offsets.view([n, 1, 1, 2]);
     pictures.grid_sampler_2d(&grid.to_kind(pictures.kind()), interpolation, 0, false)
 }
 

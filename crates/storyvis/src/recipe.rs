@@ -54,6 +54,11 @@ pub struct Recipe {
     pub d_backbone_size: i64,
 }
 
+/// Whether `d_backbone` names no backbone ("none" or "").
+fn backbone_off(name: &str) -> bool {
+    matches!(name, "" | "none")
+}
+
 /// The section's keys, as `--set` and the families name them.
 pub const KEYS: [&str; 6] = ["diffaugment", "aux_attributes", "mode_seeking", "mode_seeking_cap", "d_backbone", "d_backbone_size"];
 
@@ -62,14 +67,14 @@ impl Recipe {
     /// `FamilyEntry::recipe`).
     pub fn check(&self, family: &str, reads: &[&str]) -> Result<()> {
         Augment::parse(&self.diffaugment)?;
-        self.backbone()?;
+        let backbone = self.backbone()?;
         ensure!(
             self.d_backbone_size == 0 || ((64..=512).contains(&self.d_backbone_size) && self.d_backbone_size & (self.d_backbone_size - 1) == 0),
             "config: d_backbone_size = {} is not 0 (the pictures' own) or a power of two from 64 to 512",
             self.d_backbone_size
         );
         ensure!(
-            self.d_backbone_size == 0 || self.backbone()?.is_some(),
+            self.d_backbone_size == 0 || backbone.is_some(),
             "config: [recipe] d_backbone_size sizes the pictures for the backbone, which is off (d_backbone = \"none\")"
         );
         range("aux_attributes", self.aux_attributes, 0.0, 1e3)?;
@@ -96,7 +101,7 @@ impl Recipe {
             self.aux_attributes > 0.0,
             self.mode_seeking > 0.0,
             self.mode_seeking_cap > 0.0,
-            !matches!(self.d_backbone.as_str(), "" | "none"),
+            !backbone_off(&self.d_backbone),
             self.d_backbone_size > 0,
         ];
         KEYS.iter().zip(on).filter(|(_, on)| *on).map(|(k, _)| *k).collect()
@@ -104,10 +109,10 @@ impl Recipe {
 
     /// The discriminator's backbone network (none: the family's own discriminator).
     pub fn backbone(&self) -> Result<Option<crate::backbone::Variant>> {
-        match self.d_backbone.as_str() {
-            "" | "none" => Ok(None),
-            name => crate::backbone::Variant::parse(name).map(Some),
+        if backbone_off(&self.d_backbone) {
+            return Ok(None);
         }
+        crate::backbone::Variant::parse(&self.d_backbone).map(Some)
     }
 
     /// The projected discriminator a run of `seed` builds, if `d_backbone` is on.

@@ -475,8 +475,9 @@ impl Generator {
 /// at reflect(start + travel · t / (T − 1)).
 pub fn bouncing_path(start: &Tensor, travel: &Tensor, frames: i64, reach: f64) -> Tensor {
     let t = Tensor::arange(frames, (Kind::Float, start.device())).to_kind(start.kind()) / (frames - 1).max(1) as f64;
-    let free = start.unsqueeze(1) + travel.unsqueeze(1) * t.view([1, frames, 1]); // [B, T, 2]
-                                                                                  // Unfolded: one period is 4·reach; the way out (2·reach) is kept, the way back mirrored.
+    // [B, T, 2], unfolded: one period is 4·reach; the way out (2·reach) is kept, the way back
+    // mirrored.
+    let free = start.unsqueeze(1) + travel.unsqueeze(1) * t.view([1, frames, 1]);
     let u = (free + reach).remainder(4.0 * reach);
     (u.neg() + 4.0 * reach).where_self(&u.gt(2.0 * reach), &u) - reach
 }
