@@ -16,6 +16,11 @@
 //! - **A pretrained-feature discriminator** (`d_backbone`; Projected GAN: Sauer et al., NeurIPS
 //!   2021): the discriminator judges a frozen EfficientNet-Lite's features through fixed random
 //!   projections (`projected`).
+//! - **The matching-aware gradient penalty** (`ma_gp`; DF-GAN: Tao et al., CVPR 2022, §3.3,
+//!   eq. 2): the discriminator pays k·E[‖(∇ₓD(x, e), ∇ₑD(x, e))‖^p] on real images x with
+//!   their own captions e, so its verdict is flat around the real, matching pairs and the
+//!   generator's gradient towards them is smooth in both the picture and the text (p = 6 as
+//!   the paper; k is the weight, 2 in the paper).
 //! - **Frozen text at a usable scale** (`TextNorm`): a frozen encoder's unit-length sentence
 //!   embeddings differ little between captions that differ in one word, and a projection
 //!   initialised at N(0, 0.02) passes almost nothing of that difference on; centred on the
@@ -31,7 +36,7 @@ use tch::{Device, Kind, Tensor};
 
 /// The `[recipe]` section (every part off by default: a preset without the section is the
 /// paper's recipe).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Recipe {
     /// DiffAugment's transforms, comma-separated: "color", "translation", "cutout" ("": off).
@@ -52,6 +57,27 @@ pub struct Recipe {
     /// Projected GAN resizes every picture to 224×224; at 64×64 the backbone's stride-2 stem
     /// and ¼-side first map see little of a picture's finest detail.
     pub d_backbone_size: i64,
+    /// Weight k of DF-GAN's matching-aware gradient penalty on the discriminator (0: off;
+    /// `matching_aware_penalty`).
+    pub ma_gp: f64,
+    /// Generator updates per discriminator update (1: the papers'; each with fresh noise on
+    /// the iteration's captions).
+    pub g_steps: i64,
+}
+
+impl Default for Recipe {
+    fn default() -> Recipe {
+        Recipe {
+            diffaugment: String::new(),
+            aux_attributes: 0.0,
+            mode_seeking: 0.0,
+            mode_seeking_cap: 0.0,
+            d_backbone: String::new(),
+            d_backbone_size: 0,
+            ma_gp: 0.0,
+            g_steps: 1,
+        }
+    }
 }
 
 /// Whether `d_backbone` names no backbone ("none" or "").
@@ -60,7 +86,7 @@ fn backbone_off(name: &str) -> bool {
 }
 
 /// The section's keys, as `--set` and the families name them.
-pub const KEYS: [&str; 6] = ["diffaugment", "aux_attributes", "mode_seeking", "mode_seeking_cap", "d_backbone", "d_backbone_size"];
+pub const KEYS: [&str; 8] = ["diffaugment", "aux_attributes", "mode_seeking", "mode_seeking_cap", "d_backbone", "d_backbone_size", "ma_gp", "g_steps"];
 
 impl Recipe {
     /// Checks ranges and that `family` reads every part that is switched on (`reads`: its
@@ -80,6 +106,8 @@ impl Recipe {
         range("aux_attributes", self.aux_attributes, 0.0, 1e3)?;
         range("mode_seeking", self.mode_seeking, 0.0, 1e3)?;
         range("mode_seeking_cap", self.mode_seeking_cap, 0.0, 1e3)?;
+        range("ma_gp", self.ma_gp, 0.0, 1e3)?;
+        range("g_steps", self.g_steps, 1, 16)?;
         ensure!(
             self.mode_seeking_cap == 0.0 || self.mode_seeking > 0.0,
             "config: [recipe] mode_seeking_cap bounds the mode-seeking term, which is off (mode_seeking = 0)"
@@ -103,6 +131,8 @@ impl Recipe {
             self.mode_seeking_cap > 0.0,
             !backbone_off(&self.d_backbone),
             self.d_backbone_size > 0,
+            self.ma_gp > 0.0,
+            self.g_steps > 1,
         ];
         KEYS.iter().zip(on).filter(|(_, on)| *on).map(|(k, _)| *k).collect()
     }
@@ -170,6 +200,26 @@ impl Recipe {
             *total += ms * self.mode_seeking;
         }
     }
+}
+
+/// The exponent p of DF-GAN's matching-aware gradient penalty (§3.3; 6 in the paper and its
+/// code).
+pub const MA_GP_POWER: i32 = 6;
+
+/// DF-GAN's matching-aware gradient penalty (§3.3, eq. 2, without its weight):
+/// mean over the batch of ‖(∇ₓ judge(x, e), ∇ₑ judge(x, e))‖^`MA_GP_POWER`, the gradient of each
+/// item's logit taken at the real images `images` [B, …] and their own captions' embeddings
+/// `text` [B, D] together. Built with the graph kept, so that its own gradient reaches the
+/// judge's weights (a second derivative).
+pub fn matching_aware_penalty(images: &Tensor, text: &Tensor, judge: impl Fn(&Tensor, &Tensor) -> Tensor) -> Tensor {
+    let x = images.detach().set_requires_grad(true);
+    let e = text.detach().set_requires_grad(true);
+    let out = judge(&x, &e).sum(Kind::Float);
+    let grads = Tensor::run_backward(&[out], &[&x, &e], true, true);
+    let square_sum = |g: &Tensor| g.square().flatten(1, -1).sum_dim_intlist(1, false, g.kind());
+    let squares = square_sum(&grads[0]) + square_sum(&grads[1]);
+    // ‖g‖^p as (‖g‖²)^(p/2): no square root, whose gradient at a zero norm is not finite.
+    squares.pow_tensor_scalar((MA_GP_POWER / 2) as i64).mean(squares.kind())
 }
 
 /// One of DiffAugment's transforms.

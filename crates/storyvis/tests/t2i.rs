@@ -147,10 +147,10 @@ fn the_char_cnn_rnn_encoder_trains_and_a_story_dataset_is_refused() {
 fn the_fast_preset_trains_with_the_recipe_and_draws_through_its_text_norm() {
     let _turn = turn();
     let f = fixture(EncoderKind::Minilm);
-    // gan-int-cls-fast at tiny widths: DiffAugment, the attribute head, mode seeking, MiniLM's
-    // embeddings centred and scaled.
+    // gan-int-cls-fast at tiny widths: DiffAugment, the attribute head, mode seeking, the
+    // matching-aware gradient penalty, MiniLM's embeddings centred and scaled.
     let sets: Vec<String> =
-        ["max_steps=2", "ngf=8", "ndf=8", "batch=4", "noise_dim=8", "text_dim=8", "ema_standing=1", "recipe.diffaugment=color,translation,cutout"]
+        ["max_steps=2", "ngf=8", "ndf=8", "batch=4", "noise_dim=8", "text_dim=8", "ema_standing=1", "recipe.diffaugment=color,translation,cutout", "ma_gp=2"]
             .iter()
             .map(|s| s.to_string())
             .chain([format!("text_encoder={:?}", f.encoder.display().to_string())])
@@ -159,11 +159,17 @@ fn the_fast_preset_trains_with_the_recipe_and_draws_through_its_text_norm() {
     let out = run(cfg, &f.data, Start::Fresh { runs: f.root.path().join("fast") }).unwrap();
     let stats = std::fs::read_to_string(out.run_dir.join("stats.jsonl")).unwrap();
     let last: serde_json::Value = serde_json::from_str(stats.lines().last().unwrap()).unwrap();
-    for k in ["loss_d_attributes", "loss_g_attributes", "loss_g_mode_seeking"] {
+    for k in ["loss_d_attributes", "loss_g_attributes", "loss_g_mode_seeking", "loss_d_ma_gp"] {
         assert!(last[k].as_f64().is_some_and(|v| v.is_finite() && v > 0.0), "{k} in {last}");
     }
     let norm = storyvis::recipe::TextNorm::load(&out.checkpoint).unwrap();
     assert_eq!(norm.mean.len(), 384);
+    // Two generator updates per discriminator update (`g_steps`), each its own Adam step.
+    let steps = |m: &storyvis::checkpoint::Manifest| (m.adam_steps["generator"], m.adam_steps["discriminator"]);
+    assert_eq!(steps(&storyvis::checkpoint::verify(&out.checkpoint).unwrap()), (2, 2));
+    let twice = Config::resolve("gan-int-cls-fast", None, &[sets.clone(), vec!["g_steps=2".into()]].concat()).unwrap();
+    let out2 = run(twice, &f.data, Start::Fresh { runs: f.root.path().join("fast2") }).unwrap();
+    assert_eq!(steps(&storyvis::checkpoint::verify(&out2.checkpoint).unwrap()), (4, 2));
     // The frozen MiniLM's caption table is cached beside the data for the next run.
     let cached: Vec<String> =
         std::fs::read_dir(&f.data).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("minilm-")).collect();

@@ -167,6 +167,49 @@ fn mode_seeking_equals_its_closed_form_on_pairs() {
 }
 
 #[test]
+fn the_matching_aware_penalty_equals_its_closed_form_and_its_gradient_reaches_the_judge() {
+    // judge(x, e) = w·x + (x·a)(v·e): ∇ₓ = w + a (v·e), ∇ₑ = v (x·a), per item.
+    let x = Tensor::from_slice(&[1.0f64, -2.0, 0.5, 0.0, 3.0, 1.0]).view([2, 3]);
+    let e = Tensor::from_slice(&[0.5f64, 1.0, -1.0, 2.0]).view([2, 2]);
+    let (w0, a, v) = ([0.3f64, -0.1, 0.2], [1.0f64, 0.5, -0.5], [0.4f64, -0.3]);
+    let penalty = |w: &Tensor| {
+        let a = Tensor::from_slice(&a);
+        let v = Tensor::from_slice(&v);
+        matching_aware_penalty(&x, &e, |x, e| x.matmul(w) + x.matmul(&a) * e.matmul(&v))
+    };
+    let by_hand = |w: &[f64; 3]| {
+        let mut total = 0.0;
+        for b in 0..2 {
+            let xb: Vec<f64> = (0..3).map(|i| values(&x)[b * 3 + i]).collect();
+            let eb: Vec<f64> = (0..2).map(|i| values(&e)[b * 2 + i]).collect();
+            let ve: f64 = v.iter().zip(&eb).map(|(p, q)| p * q).sum();
+            let xa: f64 = a.iter().zip(&xb).map(|(p, q)| p * q).sum();
+            let gx: f64 = (0..3).map(|i| (w[i] + a[i] * ve).powi(2)).sum();
+            let ge: f64 = v.iter().map(|vi| (vi * xa).powi(2)).sum();
+            total += (gx + ge).powi(MA_GP_POWER / 2);
+        }
+        total / 2.0
+    };
+    let w = Tensor::from_slice(&w0).set_requires_grad(true);
+    let got = penalty(&w);
+    assert!((got.double_value(&[]) - by_hand(&w0)).abs() < 1e-9 * by_hand(&w0).max(1.0), "{} vs {}", got.double_value(&[]), by_hand(&w0));
+    // Its gradient reaches the judge's weights (through the second derivative), as central
+    // differences of the closed form say.
+    got.backward();
+    let grad = values(&w.grad());
+    for i in 0..3 {
+        let h = 1e-6;
+        let (mut up, mut down) = (w0, w0);
+        up[i] += h;
+        down[i] -= h;
+        let want = (by_hand(&up) - by_hand(&down)) / (2.0 * h);
+        assert!((grad[i] - want).abs() < 1e-5 * want.abs().max(1.0), "weight {i}: {} vs {want}", grad[i]);
+    }
+    // The inputs themselves are left as they were (no gradient kept on them).
+    assert!(!x.requires_grad() && !e.requires_grad());
+}
+
+#[test]
 fn a_family_must_read_every_part_that_is_on() {
     let r = Recipe { diffaugment: "cutout".into(), aux_attributes: 1.0, ..Recipe::default() };
     assert_eq!(r.switched_on(), vec!["diffaugment", "aux_attributes"]);
@@ -186,7 +229,13 @@ fn a_family_must_read_every_part_that_is_on() {
     assert_eq!(lite.switched_on(), vec!["d_backbone"]);
     assert_eq!(lite.backbone().unwrap(), Some(crate::backbone::Variant::Lite1));
     let e = lite.check("tganc", &KEYS[..4]).unwrap_err().to_string();
+    assert!(Recipe { ma_gp: -1.0, ..Recipe::default() }.check("gan-int-cls", &KEYS).unwrap_err().to_string().contains("ma_gp"));
+    assert_eq!(Recipe { ma_gp: 2.0, ..Recipe::default() }.switched_on(), vec!["ma_gp"]);
+    assert_eq!(Recipe { g_steps: 2, ..Recipe::default() }.switched_on(), vec!["g_steps"]);
+    assert!(Recipe { g_steps: 0, ..Recipe::default() }.check("gan-int-cls", &KEYS).unwrap_err().to_string().contains("g_steps = 0 is out of range"));
     assert!(e.contains("d_backbone is set, but the tganc family does not use it yet"), "{e}");
+    let e = Recipe { g_steps: 2, ..Recipe::default() }.check("tganc", &KEYS[..6]).unwrap_err().to_string();
+    assert!(e.contains("g_steps is set, but the tganc family does not use it yet"), "{e}");
     let sized = |size: i64, backbone: &str| Recipe { d_backbone: backbone.into(), d_backbone_size: size, ..Recipe::default() }.check("gan-int-cls", &KEYS);
     assert!(sized(128, "efficientnet-lite0").is_ok() && sized(0, "efficientnet-lite0").is_ok());
     assert!(sized(100, "efficientnet-lite0").unwrap_err().to_string().contains("d_backbone_size = 100 is not 0"));

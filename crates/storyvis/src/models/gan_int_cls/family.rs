@@ -166,7 +166,7 @@ pub struct GanIntCls {
 }
 
 /// Reported values.
-const REPORTED: [(&str, &str, bool); 10] = [
+const REPORTED: [(&str, &str, bool); 11] = [
     ("loss_d", "discriminator", true),
     ("loss_g", "generator", true),
     ("loss_g_int", "generator (interpolated text)", true),
@@ -177,6 +177,7 @@ const REPORTED: [(&str, &str, bool); 10] = [
     ("loss_d_attributes", "discriminator's attribute head", true),
     ("loss_g_attributes", "generator's attribute loss", true),
     ("loss_g_mode_seeking", "mode-seeking term", true),
+    ("loss_d_ma_gp", "matching-aware gradient penalty", true),
 ];
 
 impl GanIntCls {
@@ -208,7 +209,8 @@ impl Family for GanIntCls {
     }
 
     fn phases(&self) -> Vec<Phase> {
-        let mut v = vec![Phase { name: "discriminator", optimizers: vec![1] }, Phase { name: "generator", optimizers: vec![0] }];
+        let mut v = vec![Phase { name: "discriminator", optimizers: vec![1] }];
+        v.extend((0..self.recipe.g_steps).map(|_| Phase { name: "generator", optimizers: vec![0] }));
         if self.cfg.style {
             v.push(Phase { name: "style encoder", optimizers: vec![2] });
         }
@@ -238,7 +240,15 @@ impl Family for GanIntCls {
         let device = self.device;
         let noise = || Tensor::randn([b, c.noise_dim], (Kind::Float, device));
         let z = noise();
-        let l = match i {
+        // Phases: the discriminator, `g_steps` generator updates, the style encoder.
+        let kind = if i == 0 {
+            0
+        } else if i as i64 <= recipe.g_steps {
+            1
+        } else {
+            2
+        };
+        let l = match kind {
             0 => {
                 let fake = tch::no_grad(|| nets.g.forward_t(&z, &it.text, true));
                 // DiffAugment: one draw for the real images and the fakes.
@@ -259,6 +269,13 @@ impl Family for GanIntCls {
                 if let Some(a) = nets.d.attribute_loss(&feat, &it.labels) {
                     it.reported[7] = a.detach();
                     l += a * recipe.aux_attributes;
+                }
+                if recipe.ma_gp > 0.0 {
+                    // DF-GAN's matching-aware gradient penalty on the real images as the
+                    // discriminator saw them, with their own captions.
+                    let gp = crate::recipe::matching_aware_penalty(&seen[0], &it.text, |x, e| nets.d.forward_t(x, e, true));
+                    it.reported[10] = gp.detach();
+                    l += gp * recipe.ma_gp;
                 }
                 l
             }
@@ -293,7 +310,7 @@ impl Family for GanIntCls {
                 l
             }
         };
-        if i == 0 {
+        if kind == 0 {
             it.reported[0] = l.detach();
         }
         Ok(l)

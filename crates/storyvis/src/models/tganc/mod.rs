@@ -125,6 +125,10 @@ pub struct Config {
     /// How the generator draws ("conv3d": the paper's; "sprite": one picture moved along a path).
     #[serde(default)]
     pub generator: GeneratorKind,
+    /// How the sprite generator's path is read off its perceptron ("xy": a travel per axis,
+    /// starting still; "polar": a direction and a speed, starting on the move).
+    #[serde(default)]
+    pub sprite_path: SpritePath,
     /// Weight of the temporal coherence constraint (TGANs-C-C).
     pub constraint_weight: f64,
     pub batch: i64,
@@ -155,6 +159,10 @@ impl Config {
         range("batch", c.batch, 2, 4096)?;
         check_adam(&[("lr_g", c.lr_g), ("lr_d", c.lr_d), ("lr_text", c.lr_text)], c.beta1, c.beta2)?;
         range("lr_halve_epochs", c.lr_halve_epochs, 1, 1_000_000)?;
+        ensure!(
+            c.sprite_path == SpritePath::Xy || c.generator == GeneratorKind::Sprite,
+            "config: sprite_path = \"polar\" is for generator = \"sprite\" (the 3-D generator has no path)"
+        );
         ensure!(!c.text_finetune || c.text == CaptionText::Minilm, "config: text_finetune = true needs text = \"minilm\" (the caption encoder always trains)");
         ensure!(
             !c.text_norm || (c.text == CaptionText::Minilm && !c.text_finetune),
@@ -355,6 +363,23 @@ pub enum GeneratorKind {
     Sprite,
 }
 
+/// How the sprite generator reads its path off the perceptron's four outputs (o₁…o₄); both
+/// start at (tanh o₁, tanh o₂)·`PATH_REACH`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpritePath {
+    /// The travel over the clip is (tanh o₃, tanh o₄)·`PATH_TRAVEL`. The perceptron's last layer
+    /// starts at zero, so every path starts still, and an axis the discriminators do not push
+    /// hard stays nearly still (left-and-right clips moved a few pixels in `models/tganc-fast`).
+    #[default]
+    Xy,
+    /// The travel is a direction and a length: (cos θ, sin θ)·sigmoid(o₄)·`PATH_TRAVEL` with
+    /// θ = π·o₃. From the zero start every path moves at half the most travel (the speed is
+    /// what the discriminators then tune), and turning it from one axis to the other is one
+    /// smooth parameter. Not in the paper (nor is the sprite generator).
+    Polar,
+}
+
 /// The sprite generator's path stays this far (in the canvas' normalised units, where the
 /// canvas spans 2) each way from where the picture is drawn: the walls it bounces off.
 const PATH_REACH: f64 = 0.5;
@@ -370,7 +395,7 @@ enum Body {
     /// `GeneratorKind::Conv3d`.
     Clip { ups: Vec<Conv3>, bns: Vec<BatchNorm> },
     /// `GeneratorKind::Sprite`: the picture's up-steps, and the path's two layers.
-    Sprite { ups: Vec<nn::ConvTranspose2D>, bns: Vec<BatchNorm>, hidden: nn::Linear, path: nn::Linear, frames: i64 },
+    Sprite { ups: Vec<nn::ConvTranspose2D>, bns: Vec<BatchNorm>, hidden: nn::Linear, path: nn::Linear, frames: i64, kind: SpritePath },
 }
 
 /// G (§3.2): [z ; φ(S)] → linear → 8ngf × base_frames × 4 × 4 → 3-D transposed convolutions
@@ -435,7 +460,7 @@ impl Generator {
                 // sets it going.
                 let zero = nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true };
                 let path = nn::linear(&p / "path", PATH_HIDDEN, 4, zero);
-                (first(), Body::Sprite { ups, bns, hidden, path, frames: c.frames })
+                (first(), Body::Sprite { ups, bns, hidden, path, frames: c.frames, kind: c.sprite_path })
             }
         };
         Generator { phi, fc, fc_bn, body, base, base_frames: t0 }
@@ -451,11 +476,11 @@ impl Generator {
                 let h = h.view([-1, self.base, self.base_frames, 4, 4]);
                 crate::nn::dcgan_up(h, ups, bns, train, |up, x| up.forward(x))
             }
-            Body::Sprite { ups, bns, hidden, path, frames } => {
+            Body::Sprite { ups, bns, hidden, path, frames, kind } => {
                 let picture = crate::nn::dcgan_up(h.view([-1, self.base, 4, 4]), ups, bns, train, |up, x| up.forward(x));
-                let p = path.forward(&hidden.forward(&input).relu()).tanh(); // [B, 4]
-                let paths = bouncing_path(&(p.narrow(1, 0, 2) * PATH_REACH), &(p.narrow(1, 2, 2) * PATH_TRAVEL), *frames, PATH_REACH);
-                along_path(&picture, &paths)
+                let o = path.forward(&hidden.forward(&input).relu()); // [B, 4]
+                let (start, travel) = sprite_travel(&o, *kind);
+                along_path(&picture, &bouncing_path(&start, &travel, *frames, PATH_REACH))
             }
         }
     }
@@ -468,6 +493,20 @@ impl Generator {
             Body::Sprite { .. } => &[],
         }
     }
+}
+
+/// The sprite generator's perceptron outputs [B, 4] → (start [B, 2], travel [B, 2]) as `kind`
+/// reads them.
+pub fn sprite_travel(o: &Tensor, kind: SpritePath) -> (Tensor, Tensor) {
+    let start = o.narrow(1, 0, 2).tanh() * PATH_REACH;
+    let travel = match kind {
+        SpritePath::Xy => o.narrow(1, 2, 2).tanh() * PATH_TRAVEL,
+        SpritePath::Polar => {
+            let theta = o.narrow(1, 2, 1) * std::f64::consts::PI;
+            Tensor::cat(&[theta.cos(), theta.sin()], 1) * (o.narrow(1, 3, 1).sigmoid() * PATH_TRAVEL)
+        }
+    };
+    (start, travel)
 }
 
 /// Paths [B, T, 2] that start at `start` [B, 2] and cover `travel` [B, 2] over the T frames at

@@ -323,6 +323,45 @@ fn the_sprite_generator_moves_one_picture_and_learns_its_path() {
 }
 
 #[test]
+fn the_polar_path_starts_on_the_move_and_reads_a_direction_and_a_speed() {
+    use super::{sprite_travel, SpritePath, PATH_REACH, PATH_TRAVEL};
+    use std::f64::consts::PI;
+    // By hand: start (tanh o1, tanh o2)·reach; travel (cos πo3, sin πo3)·sigmoid(o4)·most.
+    let rows = [[0.3f64, -1.2, 0.0, 0.0], [0.0, 0.0, 0.5, 2.0], [-0.7, 0.4, -0.25, -1.0]];
+    let o = Tensor::from_slice(&rows.concat()).view([3, 4]).to_kind(Kind::Float);
+    let (start, travel) = sprite_travel(&o, SpritePath::Polar);
+    let (start, travel) = (values(&start), values(&travel));
+    for (b, r) in rows.iter().enumerate() {
+        let speed = PATH_TRAVEL / (1.0 + (-r[3]).exp());
+        let want = [r[0].tanh() * PATH_REACH, r[1].tanh() * PATH_REACH, (PI * r[2]).cos() * speed, (PI * r[2]).sin() * speed];
+        let got = [start[2 * b], start[2 * b + 1], travel[2 * b], travel[2 * b + 1]];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "row {b}: {got:?} vs {want:?}");
+        }
+    }
+    // The xy reading of the same outputs: tanh per axis.
+    let xy = values(&sprite_travel(&o, SpritePath::Xy).1);
+    assert!((xy[3] - 2f64.tanh() * PATH_TRAVEL).abs() < 1e-5);
+    // From the zero start the polar generator's clips move (half the most travel, along x)
+    // where the xy generator's stand still.
+    tch::manual_seed(4);
+    let c = Config { generator: super::GeneratorKind::Sprite, sprite_path: SpritePath::Polar, ..tiny() };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let g = Generator::new(vs.root(), &c);
+    let clip = g.forward_t(&randn(&[2, c.noise_dim]), &randn(&[2, c.sentence_dim]), true);
+    let first = clip.narrow(2, 0, 1);
+    assert!(max_diff(&clip, &first.expand_as(&clip)) > 0.1, "the polar path starts on the move");
+    // sprite_path is for the sprite generator only.
+    let resolve = |sets: &[&str]| {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        crate::config::Config::resolve("tganc-tiny", None, &sets).and_then(|cfg| Config::of(&cfg))
+    };
+    let err = format!("{:#}", resolve(&["sprite_path=polar"]).unwrap_err());
+    assert!(err.contains("sprite_path"), "{err}");
+    assert_eq!(resolve(&["sprite_path=polar", "generator=sprite"]).unwrap().sprite_path, SpritePath::Polar);
+}
+
+#[test]
 fn a_bouncing_path_moves_at_a_constant_velocity_and_reflects_off_the_walls() {
     let reach = 0.5;
     let start = Tensor::from_slice(&[0.1f32, -0.4, 0.0, 0.3]).view([2, 2]);
