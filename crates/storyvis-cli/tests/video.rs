@@ -165,12 +165,15 @@ fn bouncing_mnist_tganc_and_gifs() {
     ok(&["generate", "--checkpoint", p(&average), "--text", "digit 3 is moving up and down", "--seeds", "0", "--out", p(&o)]);
     assert_eq!(std::fs::read(o.join("seed0000.gif")).unwrap(), three);
     // The projected frame discriminator on the frozen EfficientNet-Lite0 (d_backbone): it trains,
-    // and the run's discriminators (small discriminators, no backbone) load for GAM.
-    let said = ok(&["train", "--preset", "tganc-fast", "--data", p(&data), "--runs", p(&runs), "--set", "d_backbone=efficientnet-lite0"]
+    // and the run's discriminators (small discriminators, no backbone) load for GAM. With two
+    // generator updates per discriminator update (g_steps), each its own Adam step.
+    let said = ok(&["train", "--preset", "tganc-fast", "--data", p(&data), "--runs", p(&runs), "--set", "d_backbone=efficientnet-lite0", "--set", "g_steps=2"]
         .into_iter()
         .chain(fast.iter().flat_map(|s| ["--set", s]))
         .collect::<Vec<_>>());
     let projected_run = std::path::PathBuf::from(said.split(": run ").nth(1).and_then(|r| r.split(',').next()).unwrap_or_else(|| panic!("{said}")));
+    let manifest = storyvis::checkpoint::verify(&storyvis::checkpoint::resolve(&projected_run).unwrap()).unwrap();
+    assert_eq!((manifest.adam_steps["generator"], manifest.adam_steps["discriminator"]), (4, 2), "{:?}", manifest.adam_steps);
     let d = storyvis::checkpoint::resolve(&projected_run).unwrap().join("discriminator.safetensors");
     // The tensor names in the safetensors header.
     let bytes = std::fs::read(&d).unwrap();
@@ -181,6 +184,10 @@ fn bouncing_mnist_tganc_and_gifs() {
     let said = ok(&["eval", "--gam", p(&projected_run), p(&fast_run), "--data", p(&data), "--out", p(&ev)]);
     assert!(said.contains("GAM on 4 held-out clips"), "{said}");
     fails(&["train", "--preset", "tganc-fast", "--data", p(&data), "--runs", p(&runs), "--set", "diffaugment=color,flip"], "unknown transform \"flip\"");
+    fails(
+        &["train", "--preset", "tganc-fast", "--data", p(&data), "--runs", p(&runs), "--set", "ma_gp=2"],
+        "ma_gp is set, but the tganc family does not use it yet",
+    );
     fails(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "recipe.mode_seeking=-1"], "mode_seeking = -1 is out of range");
     fails(&["train", "--preset", "tganc-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "recipe.dropout=1"], "unknown config key \"recipe.dropout\"");
     fails(

@@ -35,7 +35,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     training_only: &["discriminator"],
     drawer: Some(super::draw::load_drawer),
     // Every part but the matching-aware gradient penalty (not built for its three judges yet).
-    recipe: &["diffaugment", "aux_attributes", "mode_seeking", "mode_seeking_cap", "d_backbone", "d_backbone_size"],
+    recipe: &["diffaugment", "aux_attributes", "mode_seeking", "mode_seeking_cap", "d_backbone", "d_backbone_size", "g_steps"],
 };
 
 /// Held-out clips drawn in the sample sheets, and seeds per clip.
@@ -347,7 +347,11 @@ impl Family for Tganc {
 
     fn phases(&self) -> Vec<Phase> {
         let d = if self.frozen_text() { vec![1] } else { vec![2, 1] };
-        vec![Phase { name: "discriminator", optimizers: d }, Phase { name: "generator", optimizers: vec![0] }]
+        // The discriminators, then `g_steps` generator updates (phase i > 0), each with fresh
+        // noise.
+        let mut v = vec![Phase { name: "discriminator", optimizers: d }];
+        v.extend((0..self.recipe.g_steps).map(|_| Phase { name: "generator", optimizers: vec![0] }));
+        v
     }
 
     fn reported(&self) -> Vec<Reported> {
