@@ -129,6 +129,11 @@ pub struct Config {
     /// starting still; "polar": a direction and a speed, starting on the move).
     #[serde(default)]
     pub sprite_path: SpritePath,
+    /// The sprite generator draws its picture in a centred window of this side (pixels; 0: the
+    /// whole canvas): the ground outside it, so what moves is no larger than the window and
+    /// the path alone says where it is.
+    #[serde(default)]
+    pub sprite_window: i64,
     /// Weight of the temporal coherence constraint (TGANs-C-C).
     pub constraint_weight: f64,
     pub batch: i64,
@@ -162,6 +167,12 @@ impl Config {
         ensure!(
             c.sprite_path == SpritePath::Xy || c.generator == GeneratorKind::Sprite,
             "config: sprite_path = \"polar\" is for generator = \"sprite\" (the 3-D generator has no path)"
+        );
+        ensure!(
+            c.sprite_window == 0 || (c.generator == GeneratorKind::Sprite && (4..=c.image_size).contains(&c.sprite_window)),
+            "config: sprite_window = {} must be 0 (the whole canvas) or, with generator = \"sprite\", 4 to image_size ({})",
+            c.sprite_window,
+            c.image_size
         );
         ensure!(!c.text_finetune || c.text == CaptionText::Minilm, "config: text_finetune = true needs text = \"minilm\" (the caption encoder always trains)");
         ensure!(
@@ -395,7 +406,7 @@ enum Body {
     /// `GeneratorKind::Conv3d`.
     Clip { ups: Vec<Conv3>, bns: Vec<BatchNorm> },
     /// `GeneratorKind::Sprite`: the picture's up-steps, and the path's two layers.
-    Sprite { ups: Vec<nn::ConvTranspose2D>, bns: Vec<BatchNorm>, hidden: nn::Linear, path: nn::Linear, frames: i64, kind: SpritePath },
+    Sprite { ups: Vec<nn::ConvTranspose2D>, bns: Vec<BatchNorm>, hidden: nn::Linear, path: nn::Linear, frames: i64, kind: SpritePath, window: i64 },
 }
 
 /// G (§3.2): [z ; φ(S)] → linear → 8ngf × base_frames × 4 × 4 → 3-D transposed convolutions
@@ -460,7 +471,7 @@ impl Generator {
                 // sets it going.
                 let zero = nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true };
                 let path = nn::linear(&p / "path", PATH_HIDDEN, 4, zero);
-                (first(), Body::Sprite { ups, bns, hidden, path, frames: c.frames, kind: c.sprite_path })
+                (first(), Body::Sprite { ups, bns, hidden, path, frames: c.frames, kind: c.sprite_path, window: c.sprite_window })
             }
         };
         Generator { phi, fc, fc_bn, body, base, base_frames: t0 }
@@ -476,8 +487,8 @@ impl Generator {
                 let h = h.view([-1, self.base, self.base_frames, 4, 4]);
                 crate::nn::dcgan_up(h, ups, bns, train, |up, x| up.forward(x))
             }
-            Body::Sprite { ups, bns, hidden, path, frames, kind } => {
-                let picture = crate::nn::dcgan_up(h.view([-1, self.base, 4, 4]), ups, bns, train, |up, x| up.forward(x));
+            Body::Sprite { ups, bns, hidden, path, frames, kind, window } => {
+                let picture = windowed(&crate::nn::dcgan_up(h.view([-1, self.base, 4, 4]), ups, bns, train, |up, x| up.forward(x)), *window);
                 let o = path.forward(&hidden.forward(&input).relu()); // [B, 4]
                 let (start, travel) = sprite_travel(&o, *kind);
                 along_path(&picture, &bouncing_path(&start, &travel, *frames, PATH_REACH))
@@ -493,6 +504,21 @@ impl Generator {
             Body::Sprite { .. } => &[],
         }
     }
+}
+
+/// Pictures [B, C, S, S] in [−1, 1] with everything outside the centred `window`² square set to
+/// the ground (−1); as they are for window 0 or S.
+pub fn windowed(pictures: &Tensor, window: i64) -> Tensor {
+    let s = pictures.size()[3];
+    if window == 0 || window >= s {
+        return pictures.shallow_clone();
+    }
+    let lo = (s - window) / 2;
+    let band = |len: i64| {
+        Tensor::zeros([len], (Kind::Float, pictures.device())).index_fill(0, &Tensor::arange_start(lo, lo + window, (Kind::Int64, pictures.device())), 1.0)
+    };
+    let mask = (band(s).view([s, 1]) * band(s).view([1, s])).to_kind(pictures.kind());
+    (pictures + 1.0) * mask - 1.0
 }
 
 /// The sprite generator's perceptron outputs [B, 4] → (start [B, 2], travel [B, 2]) as `kind`

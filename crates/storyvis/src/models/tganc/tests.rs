@@ -362,6 +362,37 @@ fn the_polar_path_starts_on_the_move_and_reads_a_direction_and_a_speed() {
 }
 
 #[test]
+fn the_sprite_window_keeps_the_picture_in_the_middle_and_the_ground_around_it() {
+    let x = Tensor::rand([2, 1, 8, 8], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let got = values(&super::windowed(&x, 4));
+    let xs = values(&x);
+    for (i, (g, v)) in got.iter().zip(&xs).enumerate() {
+        let (row, col) = ((i / 8) % 8, i % 8);
+        let inside = (2..6).contains(&row) && (2..6).contains(&col);
+        let want = if inside { *v } else { -1.0 };
+        assert!((g - want).abs() < 1e-6, "pixel {i} ({row}, {col}): {g} vs {want}");
+    }
+    assert!(max_diff(&super::windowed(&x, 0), &x) == 0.0 && max_diff(&super::windowed(&x, 8), &x) == 0.0);
+    // In the generator: the first frame of a still path is the ground outside the window.
+    let c = Config { generator: super::GeneratorKind::Sprite, sprite_window: 8, ..tiny() };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let clip = Generator::new(vs.root(), &c).forward_t(&randn(&[2, c.noise_dim]), &randn(&[2, c.sentence_dim]), true);
+    let lo = (c.image_size - 8) / 2;
+    let frame = clip.narrow(2, 0, 1);
+    let outside = frame.narrow(3, 0, lo);
+    assert!(max_diff(&outside, &(outside.ones_like() * -1.0)) < 1e-6);
+    assert!(max_diff(&frame.narrow(3, lo, 8).narrow(4, lo, 8), &(frame.narrow(3, lo, 8).narrow(4, lo, 8).ones_like() * -1.0)) > 1e-3);
+    // A window needs the sprite generator and fits the canvas.
+    let resolve = |sets: &[&str]| {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        crate::config::Config::resolve("tganc-tiny", None, &sets).and_then(|cfg| Config::of(&cfg))
+    };
+    assert!(format!("{:#}", resolve(&["sprite_window=8"]).unwrap_err()).contains("sprite_window = 8 must be 0"));
+    assert!(resolve(&["sprite_window=1000", "generator=sprite"]).is_err());
+    assert_eq!(resolve(&["sprite_window=8", "generator=sprite"]).unwrap().sprite_window, 8);
+}
+
+#[test]
 fn a_bouncing_path_moves_at_a_constant_velocity_and_reflects_off_the_walls() {
     let reach = 0.5;
     let start = Tensor::from_slice(&[0.1f32, -0.4, 0.0, 0.3]).view([2, 2]);
