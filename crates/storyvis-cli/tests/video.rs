@@ -146,6 +146,10 @@ fn bouncing_mnist_tganc_and_gifs() {
     assert_ne!(by_model, by_data, "the two splits must differ for this check to mean anything");
     assert_eq!(report["models"][0]["accuracy"]["seen"]["clips"].as_u64(), Some(by_model as u64), "{report}");
     assert_eq!(report["real"]["accuracy"]["seen"]["clips"].as_u64(), Some(by_data as u64), "{report}");
+    // The floor: the real clips' first frames held still, on the data's split as the real row.
+    assert_eq!(report["floors"][0]["name"].as_str(), Some("floor: first frame held still"), "{report}");
+    assert_eq!(report["floors"][0]["accuracy"]["seen"]["clips"].as_u64(), Some(by_data as u64), "{report}");
+    assert!(std::fs::read_to_string(ev.join("eval.md")).unwrap().contains("| floor: first frame held still |"));
     // The caption reaches the drawing, and so does the noise.
     let clip = |text: &str, seed: &str| {
         let o = root.path().join(format!("fast-{seed}-{}", text.len()));

@@ -3,7 +3,9 @@
 //! accuracy and both-correct, separately on clips of combinations the training split showed
 //! (seen) and of held-out ones; and the Fréchet distance between the classifier's features of
 //! the generated and the real held-out clips. A "real clips" row gives the classifier's own
-//! scores on the ground truth: the ceiling of every other row.
+//! scores on the ground truth: the ceiling of every other row. A floor row, the real clips with
+//! their first frame held still, says what the columns give a model that draws the right digit
+//! and never moves it (the motion classifier reads a still clip as one of its two motions).
 
 use super::EvalRequest;
 use crate::clip_classifier::{groups, held_out_flags, real_clips, true_values, ClipClassifier, SplitAccuracy};
@@ -41,6 +43,8 @@ pub struct VideoReport {
     pub classifier: String,
     pub note: String,
     pub real: VideoRow,
+    /// Rows that draw what ignores the model: the real clips' first frames held still.
+    pub floors: Vec<VideoRow>,
     pub models: Vec<VideoRow>,
 }
 
@@ -64,7 +68,8 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
     let truth: Vec<Vec<i64>> = clips.iter().map(|s| true_values(&s.frames[0].label, &g)).collect();
     let flags = held_out_flags(&held, &clips);
     let started = Instant::now();
-    let real = classifier.score(&real_clips(&ds, &clips)?);
+    let real_tensor = real_clips(&ds, &clips)?;
+    let real = classifier.score(&real_tensor);
     let real_gaussian = Gaussian::fit(&real.features, real.dim)?;
     let real_row = VideoRow {
         name: "real clips".into(),
@@ -73,6 +78,17 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
         temporal: String::new(),
         accuracy: SplitAccuracy::of(&real.values, &truth, &flags, &g),
         frechet: None,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let started = Instant::now();
+    let still = classifier.score(&held_still(&real_tensor));
+    let still_row = VideoRow {
+        name: "floor: first frame held still".into(),
+        checkpoint: String::new(),
+        step: 0,
+        temporal: String::new(),
+        accuracy: SplitAccuracy::of(&still.values, &truth, &flags, &g),
+        frechet: Some(frechet_distance(&real_gaussian, &Gaussian::fit(&still.features, real_gaussian.dim)?)?),
         seconds: started.elapsed().as_secs_f64(),
     };
     let total = req.checkpoints.len() * req.seeds * clips.len().div_ceil(DRAW_BATCH);
@@ -132,8 +148,14 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
         classifier: classifier.dir.display().to_string(),
         note: "Accuracies and the Fréchet distance use storyvis' clip classifier (digit and motion per digit), trained on real clips. A model's seen and held-out combinations are those of its own training data where its checkpoint records them (the dataset's otherwise).".into(),
         real: real_row,
+        floors: vec![still_row],
         models,
     })
+}
+
+/// Clips [N, C, T, S, S] with every frame replaced by the first.
+pub fn held_still(clips: &Tensor) -> Tensor {
+    clips.narrow(2, 0, 1).expand_as(clips).contiguous()
 }
 
 /// The report as a markdown table: the real clips first, then each model.
@@ -142,7 +164,7 @@ pub fn markdown(r: &VideoReport) -> String {
         "{} held-out clips of {} × {} seed(s); classifier {}\n\n| row | step | digit (seen) | motion (seen) | both (seen) | digit (held-out) | motion (held-out) | both (held-out) | FD (clf) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         r.clips, r.data, r.seeds, r.classifier
     );
-    for row in std::iter::once(&r.real).chain(&r.models) {
+    for row in std::iter::once(&r.real).chain(&r.floors).chain(&r.models) {
         let a = &row.accuracy;
         s.push_str(&format!(
             "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} |\n",
@@ -259,6 +281,21 @@ pub fn gam_markdown(g: &Gam) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_still_floor_repeats_each_clips_first_frame() {
+        let clips = Tensor::randn([2, 1, 4, 3, 3], (Kind::Float, Device::Cpu));
+        let still = held_still(&clips);
+        assert_eq!(still.size(), clips.size());
+        let (c, s) = (Vec::<f32>::try_from(clips.flatten(0, -1)).unwrap(), Vec::<f32>::try_from(still.flatten(0, -1)).unwrap());
+        for n in 0..2 {
+            for t in 0..4 {
+                for p in 0..9 {
+                    assert_eq!(s[(n * 4 + t) * 9 + p], c[n * 4 * 9 + p], "clip {n} frame {t} pixel {p}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn gam_follows_the_ratios() {
