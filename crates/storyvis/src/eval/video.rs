@@ -35,6 +35,13 @@ pub struct VideoRow {
     pub seconds: f64,
 }
 
+impl VideoRow {
+    /// A row no model drew (the real clips, a floor), timed from `started`.
+    fn reference(name: &str, accuracy: SplitAccuracy, frechet: Option<f64>, started: Instant) -> VideoRow {
+        VideoRow { name: name.into(), checkpoint: String::new(), step: 0, temporal: String::new(), accuracy, frechet, seconds: started.elapsed().as_secs_f64() }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct VideoReport {
     pub data: String,
@@ -71,26 +78,11 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
     let real_tensor = real_clips(&ds, &clips)?;
     let real = classifier.score(&real_tensor);
     let real_gaussian = Gaussian::fit(&real.features, real.dim)?;
-    let real_row = VideoRow {
-        name: "real clips".into(),
-        checkpoint: String::new(),
-        step: 0,
-        temporal: String::new(),
-        accuracy: SplitAccuracy::of(&real.values, &truth, &flags, &g),
-        frechet: None,
-        seconds: started.elapsed().as_secs_f64(),
-    };
+    let real_row = VideoRow::reference("real clips", SplitAccuracy::of(&real.values, &truth, &flags, &g), None, started);
     let started = Instant::now();
     let still = classifier.score(&held_still(&real_tensor));
-    let still_row = VideoRow {
-        name: "floor: first frame held still".into(),
-        checkpoint: String::new(),
-        step: 0,
-        temporal: String::new(),
-        accuracy: SplitAccuracy::of(&still.values, &truth, &flags, &g),
-        frechet: Some(frechet_distance(&real_gaussian, &Gaussian::fit(&still.features, real_gaussian.dim)?)?),
-        seconds: started.elapsed().as_secs_f64(),
-    };
+    let still_frechet = frechet_distance(&real_gaussian, &Gaussian::fit(&still.features, real_gaussian.dim)?)?;
+    let still_row = VideoRow::reference("floor: first frame held still", SplitAccuracy::of(&still.values, &truth, &flags, &g), Some(still_frechet), started);
     let total = req.checkpoints.len() * req.seeds * clips.len().div_ceil(DRAW_BATCH);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let tick = || on_batch(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
