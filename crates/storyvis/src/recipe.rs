@@ -166,6 +166,12 @@ impl Recipe {
         Ok(Some(Labels::of(names, labels)))
     }
 
+    /// The generator's phases of an iteration: `g_steps` updates of optimizer `generator`
+    /// (an index into the family's optimizers), to follow the discriminator's phase.
+    pub fn generator_phases(&self, generator: usize) -> impl Iterator<Item = crate::family::Phase> {
+        (0..self.g_steps).map(move |_| crate::family::Phase { name: "generator", optimizers: vec![generator] })
+    }
+
     /// The rows of a generator update's batch (`items`, each [B, …]): with mode seeking the
     /// first ⌈B/2⌉ twice (`paired_rows`), else all of them as they are.
     pub fn generator_batch(&self, items: &[&Tensor]) -> Vec<Tensor> {

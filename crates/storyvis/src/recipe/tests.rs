@@ -229,11 +229,11 @@ fn a_family_must_read_every_part_that_is_on() {
     assert_eq!(lite.switched_on(), vec!["d_backbone"]);
     assert_eq!(lite.backbone().unwrap(), Some(crate::backbone::Variant::Lite1));
     let e = lite.check("tganc", &KEYS[..4]).unwrap_err().to_string();
+    assert!(e.contains("d_backbone is set, but the tganc family does not use it yet"), "{e}");
     assert!(Recipe { ma_gp: -1.0, ..Recipe::default() }.check("gan-int-cls", &KEYS).unwrap_err().to_string().contains("ma_gp"));
     assert_eq!(Recipe { ma_gp: 2.0, ..Recipe::default() }.switched_on(), vec!["ma_gp"]);
     assert_eq!(Recipe { g_steps: 2, ..Recipe::default() }.switched_on(), vec!["g_steps"]);
     assert!(Recipe { g_steps: 0, ..Recipe::default() }.check("gan-int-cls", &KEYS).unwrap_err().to_string().contains("g_steps = 0 is out of range"));
-    assert!(e.contains("d_backbone is set, but the tganc family does not use it yet"), "{e}");
     let e = Recipe { ma_gp: 2.0, ..Recipe::default() }.check("tganc", &KEYS[..6]).unwrap_err().to_string();
     assert!(e.contains("ma_gp is set, but the tganc family does not use it yet"), "{e}");
     let sized = |size: i64, backbone: &str| Recipe { d_backbone: backbone.into(), d_backbone_size: size, ..Recipe::default() }.check("gan-int-cls", &KEYS);

@@ -210,7 +210,7 @@ impl Family for GanIntCls {
 
     fn phases(&self) -> Vec<Phase> {
         let mut v = vec![Phase { name: "discriminator", optimizers: vec![1] }];
-        v.extend((0..self.recipe.g_steps).map(|_| Phase { name: "generator", optimizers: vec![0] }));
+        v.extend(self.recipe.generator_phases(0));
         if self.cfg.style {
             v.push(Phase { name: "style encoder", optimizers: vec![2] });
         }

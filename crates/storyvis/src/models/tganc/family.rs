@@ -350,7 +350,7 @@ impl Family for Tganc {
         // The discriminators, then `g_steps` generator updates (phase i > 0), each with fresh
         // noise.
         let mut v = vec![Phase { name: "discriminator", optimizers: d }];
-        v.extend((0..self.recipe.g_steps).map(|_| Phase { name: "generator", optimizers: vec![0] }));
+        v.extend(self.recipe.generator_phases(0));
         v
     }
 

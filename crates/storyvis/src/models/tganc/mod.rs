@@ -513,12 +513,9 @@ pub fn windowed(pictures: &Tensor, window: i64) -> Tensor {
     if window == 0 || window >= s {
         return pictures.shallow_clone();
     }
-    let lo = (s - window) / 2;
-    let band = |len: i64| {
-        Tensor::zeros([len], (Kind::Float, pictures.device())).index_fill(0, &Tensor::arange_start(lo, lo + window, (Kind::Int64, pictures.device())), 1.0)
-    };
-    let mask = (band(s).view([s, 1]) * band(s).view([1, s])).to_kind(pictures.kind());
-    (pictures + 1.0) * mask - 1.0
+    let (lo, hi) = ((s - window) / 2, s - window - (s - window) / 2);
+    // The window's pixels, shifted so the ground is 0, padded back to S × S with zeros.
+    (pictures.narrow(2, lo, window).narrow(3, lo, window) + 1.0).constant_pad_nd([lo, hi, lo, hi]) - 1.0
 }
 
 /// The sprite generator's perceptron outputs [B, 4] → (start [B, 2], travel [B, 2]) as `kind`
