@@ -341,6 +341,41 @@ impl UpBlock {
     }
 }
 
+/// FastGAN's skip-layer excitation (Liu et al., ICLR 2021, §3.1, Fig. 3): a low-resolution map
+/// gates the channels of a high-resolution one. The low map is average-pooled to 4×4, a 4×4
+/// convolution takes it to 1×1, then leaky ReLU (slope 0.1), a 1×1 convolution and a sigmoid
+/// give one weight in (0, 1) per channel of the high map, which multiplies it.
+#[derive(Debug)]
+pub struct SkipExcitation {
+    squeeze: nn::Conv2D,
+    excite: nn::Conv2D,
+}
+
+impl SkipExcitation {
+    /// `low`: the low map's channels; `high`: the high map's.
+    pub fn new(p: nn::Path, low: i64, high: i64) -> SkipExcitation {
+        SkipExcitation { squeeze: conv(&p / "squeeze", low, high, 4, 1, 0), excite: conv(&p / "excite", high, high, 1, 1, 0) }
+    }
+
+    /// low [N, low, h, w] (h, w ≥ 4) → the gates [N, high, 1, 1].
+    pub fn gates(&self, low: &Tensor) -> Tensor {
+        let s = self.squeeze.forward(&low.adaptive_avg_pool2d([4, 4]));
+        self.excite.forward(&s.maximum(&(&s * 0.1))).sigmoid()
+    }
+
+    /// Zero the last convolution, so that every gate is σ(0) = ½ (for tests).
+    #[cfg(test)]
+    pub fn zero_excitation(&self) {
+        let mut w = self.excite.ws.shallow_clone();
+        let _ = w.zero_();
+    }
+
+    /// high [N, high, H, W] gated by low.
+    pub fn forward(&self, low: &Tensor, high: &Tensor) -> Tensor {
+        high * self.gates(low)
+    }
+}
+
 /// Each sample's own bank of 1-d filters applied to its own signal ("same" padding):
 /// signal [B, D], filters [B, K, L] (L odd) → [B, K, D], where
 /// out[b, k, d] = Σ_j filters[b, k, j] · signal[b, d + j − L/2] (cross-correlation, as
@@ -569,5 +604,45 @@ mod tests {
             let want = (1.0 - z) * n + z * hv[i];
             assert!((got[i] - want).abs() < 1e-6, "{} vs {want}", got[i]);
         }
+    }
+
+    #[test]
+    fn skip_excitation_matches_a_loop_over_its_equations() {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut sle = SkipExcitation::new(vs.root() / "s", 2, 3);
+        // Weights of order one, so that the gates spread over (0, 1).
+        tch::no_grad(|| {
+            sle.squeeze.ws.copy_(&Tensor::randn([3, 2, 4, 4], (Kind::Float, Device::Cpu)));
+            sle.excite.ws.copy_(&Tensor::randn([3, 3, 1, 1], (Kind::Float, Device::Cpu)));
+        });
+        let low = Tensor::randn([1, 2, 8, 8], (Kind::Float, Device::Cpu));
+        let high = Tensor::randn([1, 3, 5, 5], (Kind::Float, Device::Cpu));
+        let got = to_vec(&sle.forward(&low, &high));
+        let (lo, hi) = (to_vec(&low), to_vec(&high));
+        let (w1, w2) = (to_vec(&sle.squeeze.ws), to_vec(&sle.excite.ws));
+        // Average 2×2 blocks of the 8×8 map, then the 4×4 convolution as a sum.
+        let pooled = |c: usize, i: usize, j: usize| (0..4).map(|k| lo[c * 64 + (2 * i + k / 2) * 8 + 2 * j + k % 2]).sum::<f64>() / 4.0;
+        let squeezed: Vec<f64> = (0..3)
+            .map(|o| {
+                let s: f64 =
+                    (0..2).flat_map(|c| (0..16).map(move |ij| (c, ij / 4, ij % 4))).map(|(c, i, j)| w1[o * 32 + c * 16 + i * 4 + j] * pooled(c, i, j)).sum();
+                if s > 0.0 {
+                    s
+                } else {
+                    0.1 * s
+                }
+            })
+            .collect();
+        let mut spread = (1.0f64, 0.0f64);
+        for o in 0..3 {
+            let gate = 1.0 / (1.0 + (-(0..3).map(|k| w2[o * 3 + k] * squeezed[k]).sum::<f64>()).exp());
+            spread = (spread.0.min(gate), spread.1.max(gate));
+            for p in 0..25 {
+                let want = hi[o * 25 + p] * gate;
+                assert!((got[o * 25 + p] - want).abs() < 1e-5, "{} vs {want}", got[o * 25 + p]);
+            }
+        }
+        assert!(spread.1 - spread.0 > 0.05, "the gates hardly differ: {spread:?}");
     }
 }

@@ -83,3 +83,34 @@ fn the_style_encoder_learns_to_invert_a_fixed_generator() {
     let by_hand = (0..32).map(|i| (0..c.noise_dim).map(|k| (z.double_value(&[i, k]) - p.double_value(&[i, k])).powi(2)).sum::<f64>()).sum::<f64>() / 32.0;
     assert!((style_loss(&z, &p).double_value(&[]) - by_hand).abs() < 1e-3 * by_hand.max(1.0));
 }
+
+#[test]
+fn skip_layer_excitation_gates_the_maps_two_doublings_up() {
+    for (size, gates) in [(64, 2), (128, 3)] {
+        let c = Config { image_size: size, ..tiny() };
+        let z = Tensor::randn([4, c.noise_dim], (Kind::Float, Device::Cpu));
+        let t = Tensor::randn([4, 16], (Kind::Float, Device::Cpu));
+        let (gated_vs, mut plain_vs) = (tch::nn::VarStore::new(Device::Cpu), tch::nn::VarStore::new(Device::Cpu));
+        let gated_g = Generator::new(gated_vs.root() / "g", &Config { sle: true, ..c.clone() }, 16);
+        let plain_g = Generator::new(plain_vs.root() / "g", &c, 16);
+        // The same weights but the excitations' (tests share the random generator: copied, not
+        // drawn from one seed twice).
+        plain_vs.copy(&gated_vs).unwrap();
+        let count = |vs: &tch::nn::VarStore| vs.variables().into_keys().filter(|n| n.contains("sle")).count();
+        assert_eq!((count(&plain_vs), count(&gated_vs)), (0, 2 * gates));
+        // Excitations whose last convolution is zero gate every channel by σ(0) = ½.
+        tch::no_grad(|| gated_g.sle.iter().for_each(|s| s.zero_excitation()));
+        let (plain, gated) = (plain_g.forward_t(&z, &t, false), gated_g.forward_t(&z, &t, false));
+        // Drawn in eval mode by fresh networks (batch-norm's running mean 0 and variance 1), every
+        // layer between the 4×4 map and the picture's pre-activation is positively homogeneous:
+        // halving the 16×16 map halves the 32×32 one, which its own gate halves again, and so
+        // on: the picture's pre-activation is the plain generator's times ½ per gate.
+        let want = (plain.atanh() * 0.5f64.powi(gates as i32)).tanh();
+        // Relative to the picture's scale (fresh weights draw faint pictures in eval mode).
+        let scale = plain.abs().max().double_value(&[]);
+        assert!(scale > 0.0);
+        let diff = (&gated - &want).abs().max().double_value(&[]) / scale;
+        assert!(diff < 1e-3, "{size}: {diff}");
+        assert!((&gated - &plain).abs().max().double_value(&[]) > 0.5 * scale);
+    }
+}
