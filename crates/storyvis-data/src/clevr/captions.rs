@@ -210,4 +210,25 @@ mod tests {
         }
         assert!(seen.len() >= 8 * 3, "{} patterns", seen.len());
     }
+
+    #[test]
+    fn the_relational_caption_states_a_relation_that_holds_and_no_other_does() {
+        use crate::clevr::sentence::{stated_relation, Attributes};
+        for i in 0..200u64 {
+            let mut rng = Rng::for_item(9, i);
+            let story = Story::sample(&mut rng, &Placement::default()).unwrap();
+            let k = 1 + (i as usize % 4);
+            let objects = &story.objects[..k];
+            let stated: Vec<_> = captions(objects, &story.camera, TEMPLATES, &mut rng).iter().filter_map(|c| stated_relation(c)).collect();
+            // One template states a relation, where there are two objects to relate.
+            assert_eq!(stated.len(), usize::from(k >= 2), "{k} objects: {stated:?}");
+            for st in stated {
+                // Two objects alike in all four attributes can both fit a name: some pair of
+                // distinct objects with the names must stand in the relation.
+                let named = |a: Attributes| objects.iter().enumerate().filter(move |(_, o)| Attributes::of(o) == a);
+                let holds = named(st.subject).any(|(i, s)| named(st.anchor).any(|(j, a)| i != j && st.relation.holds(s, a, &story.camera)));
+                assert!(holds, "{i}: {st:?} {objects:?}");
+            }
+        }
+    }
 }

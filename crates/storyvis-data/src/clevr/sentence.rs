@@ -12,10 +12,10 @@
 //! sphere", other relation and region phrases, other templates. Colours, "left" and "right" keep
 //! their names (no everyday synonyms).
 
-use super::scene::{Camera, Object, COLORS};
+use super::scene::{Camera, Object, COLORS, MATERIALS, SHAPES, SIZES};
 use crate::rng::Rng;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Relation {
     LeftOf,
     RightOf,
@@ -47,7 +47,7 @@ impl Relation {
 }
 
 /// How sentences are worded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Phrasing {
     /// The training templates and CLEVR's attribute words.
     #[default]
@@ -183,10 +183,78 @@ pub fn caption_in(phrasing: Phrasing, objects: &[Object], t: usize, camera: &Cam
     Caption { text, anchor: Some(anchor), relation: Some(relation) }
 }
 
+/// An object's four attributes, as indices into SHAPES, COLORS, MATERIALS and SIZES.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attributes {
+    pub shape: usize,
+    pub color: usize,
+    pub material: usize,
+    pub size: usize,
+}
+
+impl Attributes {
+    pub fn of(o: &Object) -> Attributes {
+        Attributes { shape: o.shape, color: o.color, material: o.material, size: o.size }
+    }
+}
+
+/// A relation a sentence states: `subject` stands in `relation` to `anchor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stated {
+    pub subject: Attributes,
+    pub relation: Relation,
+    pub anchor: Attributes,
+}
+
+const RELATIONS: [Relation; 4] = [Relation::LeftOf, Relation::RightOf, Relation::Behind, Relation::InFrontOf];
+
+/// The relation a sentence states between two objects it names in full ("a SIZE COLOR
+/// MATERIAL SHAPE", in the standard or the paraphrase words), read back from the words of
+/// either phrasing: the relation phrase, "the" and the anchor's noun phrase after it, and the
+/// subject, the nearest "a …" noun phrase before the phrase or, where the sentence puts the
+/// relation first ("to the left of the X there is now a Y."), the first one after the anchor.
+/// None for a sentence without one (a first frame's region: "on the left side of the picture"
+/// is no relation, since "the picture" names no object).
+pub fn stated_relation(text: &str) -> Option<Stated> {
+    let words: Vec<&str> = text.split(|c: char| c.is_whitespace() || c == '.' || c == ',').filter(|w| !w.is_empty()).collect();
+    let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    // The four words of a noun phrase starting at i.
+    let noun = |i: usize| -> Option<Attributes> {
+        let w = lower.get(i..i + 4)?;
+        let find = |standard: &[&str], paraphrase: &[&str], w: &str| standard.iter().position(|s| *s == w).or_else(|| paraphrase.iter().position(|s| *s == w));
+        Some(Attributes {
+            size: find(&SIZES, &PARAPHRASE_SIZES, w[0])?,
+            color: COLORS.iter().position(|c| *c == w[1])?,
+            material: find(&MATERIALS, &PARAPHRASE_MATERIALS, w[2])?,
+            shape: find(&SHAPES, &PARAPHRASE_SHAPES, w[3])?,
+        })
+    };
+    let article = |i: usize, a: &str| lower.get(i) == Some(&a);
+    for start in 0..lower.len() {
+        for phrasing in [Phrasing::Standard, Phrasing::Paraphrase] {
+            for relation in RELATIONS {
+                let phrase: Vec<&str> = phrasing.relation(relation).split(' ').collect();
+                if lower.get(start..start + phrase.len()) != Some(&phrase[..]) {
+                    continue;
+                }
+                let after = start + phrase.len();
+                let Some(anchor) = article(after, "the").then(|| noun(after + 1)).flatten() else { continue };
+                let before = (0..start).rev().find_map(|i| article(i, "a").then(|| noun(i + 1)).flatten());
+                let subject = before.or_else(|| (after + 5..lower.len()).find_map(|i| article(i, "a").then(|| noun(i + 1)).flatten()));
+                if let Some(subject) = subject {
+                    return Some(Stated { subject, relation, anchor });
+                }
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clevr::scene::{Placement, Story, COLORS, FRAMES, MATERIALS, SHAPES, SIZES};
+    use crate::clevr::scene::{Placement, Story, FRAMES};
 
     #[test]
     fn sentences_name_the_added_object_and_a_true_relation() {
@@ -288,5 +356,53 @@ mod tests {
         // "behind" points away from the camera: the camera stands in front of the origin.
         let p = cam.position();
         assert!(Relation::InFrontOf.holds(&at(p[0] * 0.1, p[1] * 0.1), &base, &cam));
+    }
+
+    #[test]
+    fn the_stated_relation_is_read_back_from_every_template_in_both_phrasings() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..400 {
+            let s = Story::sample(&mut Rng::for_item(13, i), &Placement::default()).unwrap();
+            for phrasing in [Phrasing::Standard, Phrasing::Paraphrase] {
+                let mut rng = Rng::for_item(17, i);
+                for t in 0..FRAMES {
+                    let c = caption_in(phrasing, &s.objects, t, &s.camera, &mut rng);
+                    let got = stated_relation(&c.text);
+                    match (c.anchor, c.relation) {
+                        (Some(k), Some(relation)) => {
+                            let want = Stated { subject: Attributes::of(&s.objects[t]), relation, anchor: Attributes::of(&s.objects[k]) };
+                            assert_eq!(got, Some(want), "{:?}", c.text);
+                            seen.insert((phrasing, relation, c.text.starts_with(phrasing.relation(relation))));
+                        }
+                        _ => assert_eq!(got, None, "{:?}", c.text),
+                    }
+                }
+            }
+        }
+        // Both phrasings, all four relations, each with the relation first and after the subject.
+        assert_eq!(seen.len(), 2 * 4 * 2, "{seen:?}");
+    }
+
+    #[test]
+    fn region_phrases_and_plain_lists_state_no_relation() {
+        let cam = Camera { jitter: [0.0; 3] };
+        for (lateral, behind) in [(-2.0, -2.0), (0.0, 0.0), (2.0, 2.0), (-2.0, 0.0), (2.0, 0.0)] {
+            let (r, b) = cam.ground_axes();
+            let o = Object { shape: 1, color: 2, material: 0, size: 1, x: lateral * r[0] + behind * b[0], y: lateral * r[1] + behind * b[1], angle: 0.0 };
+            for phrasing in [Phrasing::Standard, Phrasing::Paraphrase] {
+                let region = scene_region(&o, &cam, phrasing);
+                let text = format!("a {} {region}.", phrasing.noun_phrase(&o));
+                assert_eq!(stated_relation(&text), None, "{text:?}");
+            }
+        }
+        assert_eq!(stated_relation("a large red metal cube and a small blue rubber sphere."), None);
+        // An anchor named in part is not read.
+        assert_eq!(stated_relation("a large red metal cube to the left of the blue sphere."), None);
+        let cube = Attributes { shape: 0, color: 1, material: 1, size: 0 };
+        let ball = Attributes { shape: 1, color: 2, material: 0, size: 1 };
+        assert_eq!(
+            stated_relation("A large red metal cube, to the left of the small blue rubber sphere, with a small gray metal cylinder."),
+            Some(Stated { subject: cube, relation: Relation::LeftOf, anchor: ball })
+        );
     }
 }
