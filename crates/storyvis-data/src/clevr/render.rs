@@ -387,18 +387,33 @@ impl Renderer {
     /// For each object, the number of pixels of the `size`×`size` frame (sampled at their
     /// centres) where it is the first surface seen.
     pub fn visible_pixels(&self, size: u32) -> Vec<usize> {
-        let mut counts = vec![0; self.solids.len()];
+        self.visibility(size).iter().map(|v| v.pixels).collect()
+    }
+
+    /// For each object, what of it a `size`×`size` frame shows: the pixels (sampled at their
+    /// centres) where it is the first surface seen, and their centroid (x to the right, y
+    /// downwards, pixel i's centre at i + ½, as `Camera::pixel` counts).
+    pub fn visibility(&self, size: u32) -> Vec<Visible> {
+        let mut sums = vec![(0usize, 0.0f64, 0.0f64); self.solids.len()];
         let n = size as f64;
         for j in 0..size {
             for i in 0..size {
-                let d = self.ray((i as f64 + 0.5) / n, (j as f64 + 0.5) / n);
-                if let Some(Hit { surface: Surface::Object(k), .. }) = self.trace(self.eye, d) {
-                    counts[k] += 1;
+                let (x, y) = (i as f64 + 0.5, j as f64 + 0.5);
+                if let Some(Hit { surface: Surface::Object(k), .. }) = self.trace(self.eye, self.ray(x / n, y / n)) {
+                    sums[k] = (sums[k].0 + 1, sums[k].1 + x, sums[k].2 + y);
                 }
             }
         }
-        counts
+        sums.into_iter().map(|(pixels, sx, sy)| Visible { pixels, centroid: (pixels > 0).then(|| [sx / pixels as f64, sy / pixels as f64]) }).collect()
     }
+}
+
+/// What a frame shows of one object (`Renderer::visibility`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Visible {
+    pub pixels: usize,
+    /// The visible pixels' mean position; none when none is visible.
+    pub centroid: Option<[f64; 2]>,
 }
 
 #[cfg(test)]
@@ -465,6 +480,22 @@ mod tests {
         let px = |w: f64| ((w + 1.0) / 2.0 * size as f64) as u32;
         let c = ((px(-v) * size + px(u)) * 3) as usize;
         assert!(red[c] > 2 * red[c + 1] && red[c] > 2 * red[c + 2], "{:?}", &red[c..c + 3]);
+    }
+
+    #[test]
+    fn a_lone_objects_visible_centroid_is_where_its_centre_projects() {
+        for (shape, x, y) in [(1, 0.0, 0.0), (0, 1.5, -1.0), (2, -2.0, 1.5)] {
+            let o = obj(shape, x, y);
+            let v = Renderer::new(&[o], &CAM).visibility(64)[0];
+            let c = v.centroid.unwrap();
+            let want = CAM.pixel([o.x, o.y, o.z()], 64.0);
+            // The silhouette's centroid sits within a pixel of the projected centre (perspective
+            // and the shapes' outlines shift it a little), and the count is the sum's.
+            assert!((c[0] - want[0]).hypot(c[1] - want[1]) < 1.0, "{shape}: {c:?} vs {want:?}");
+            assert_eq!(v.pixels, Renderer::new(&[o], &CAM).visible_pixels(64)[0]);
+            assert!(v.pixels > 20);
+        }
+        assert_eq!(Renderer::new(&[], &CAM).visibility(8), vec![]);
     }
 
     #[test]

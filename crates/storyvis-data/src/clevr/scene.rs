@@ -189,6 +189,27 @@ impl Camera {
         (dot(d, b.right) / depth / b.tan_half, dot(d, b.up) / depth / b.tan_half_v, depth)
     }
 
+    /// Where a world point appears in a square frame of `size` pixels (the 4:3 view squashed
+    /// to the square, as the frames are): x to the right, y downwards, pixel i covering
+    /// [i, i + 1) so that its centre is i + ½.
+    pub fn pixel(&self, p: [f64; 3], size: f64) -> [f64; 2] {
+        let (u, v, _) = self.project(p);
+        [(u + 1.0) / 2.0 * size, (1.0 - v) / 2.0 * size]
+    }
+
+    /// The point at height `z` that appears at `pixel` of a `size` frame (the inverse of
+    /// `pixel` for points of known height, such as an object's centre at its radius): its
+    /// ground coordinates (x, y), or none where the pixel's ray never reaches that height in
+    /// front of the camera.
+    pub fn unproject(&self, pixel: [f64; 2], size: f64, z: f64) -> Option<[f64; 2]> {
+        let b = self.basis();
+        let (u, v) = (pixel[0] / size * 2.0 - 1.0, 1.0 - pixel[1] / size * 2.0);
+        let (a, c) = (u * b.tan_half, v * b.tan_half_v);
+        let dir: [f64; 3] = std::array::from_fn(|k| b.forward[k] + a * b.right[k] + c * b.up[k]);
+        let t = (z - b.eye[2]) / dir[2];
+        (dir[2].abs() > 1e-12 && t > 0.0 && t.is_finite()).then(|| [b.eye[0] + t * dir[0], b.eye[1] + t * dir[1]])
+    }
+
     /// Whether the object's bounding sphere projects entirely inside the frame.
     pub fn sees_whole(&self, o: &Object) -> bool {
         let (u, v, depth) = self.project([o.x, o.y, o.z()]);
@@ -450,6 +471,31 @@ mod tests {
         // Far outside the scene is outside the frame.
         let far = Object { shape: 1, color: 0, material: 0, size: 0, x: -9.0, y: -9.0, angle: 0.0 };
         assert!(!cam.sees_whole(&far));
+    }
+
+    #[test]
+    fn unproject_inverts_pixel_at_the_objects_heights() {
+        for s in stories(60) {
+            for o in &s.objects {
+                let centre = [o.x, o.y, o.z()];
+                for size in [64.0, 128.0] {
+                    let px = s.camera.pixel(centre, size);
+                    // Every placed object is in view: its centre is inside the frame.
+                    assert!(px.iter().all(|&c| (0.0..size).contains(&c)), "{px:?}");
+                    let back = s.camera.unproject(px, size, o.z()).unwrap();
+                    assert!((back[0] - o.x).abs() < 1e-9 && (back[1] - o.y).abs() < 1e-9, "{back:?} vs {o:?}");
+                }
+            }
+        }
+        // The frame's centre pixel of the mean camera is where its view ray meets the ground.
+        let cam = Camera { jitter: [0.0; 3] };
+        let b = cam.basis();
+        let t = -b.eye[2] / b.forward[2];
+        let ground = cam.unproject([32.0, 32.0], 64.0, 0.0).unwrap();
+        assert!((ground[0] - (b.eye[0] + t * b.forward[0])).abs() < 1e-9 && (ground[1] - (b.eye[1] + t * b.forward[1])).abs() < 1e-9);
+        // The top edge's rays point above the horizon: they never come down to the ground.
+        assert!(cam.unproject([32.0, 0.0], 64.0, 0.0).is_some());
+        assert!(cam.unproject([32.0, -40.0], 64.0, 0.0).is_none());
     }
 
     #[test]
