@@ -290,7 +290,7 @@ pub fn generate(opts: &BouncingOptions, train: &Digits, test: &Digits, out: &Pat
                 let image = format!("images/{id}_{:02}.png", f + 1);
                 writer.write_png(&image, &rgb, opts.size)?;
                 let vector = tracks.iter().flat_map(|t| [t.path[f].0 as f32, t.path[f].1 as f32]).collect();
-                frames.push(Frame { image, vector, label: label.clone(), sentence: text.clone(), captions: Vec::new() });
+                frames.push(Frame { image, vector, label: label.clone(), sentence: text.clone(), captions: Vec::new(), objects: Vec::new() });
             }
             tick();
             Ok(StoryRecord { id, split, frames })

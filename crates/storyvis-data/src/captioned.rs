@@ -184,7 +184,8 @@ pub fn import_captioned(src: &Path, out: &Path, force: bool, opts: &CaptionImpor
             writer.write_png(&rel, rgb.as_raw(), opts.size)?;
             tick();
             let label = label_names.iter().map(|n| u8::from(item.labels.contains(n))).collect();
-            let frame = Frame { image: rel, vector: Vec::new(), label, sentence: item.captions[0].clone(), captions: item.captions.clone() };
+            let frame =
+                Frame { image: rel, vector: Vec::new(), label, sentence: item.captions[0].clone(), captions: item.captions.clone(), objects: Vec::new() };
             Ok(StoryRecord { id: item.id.clone(), split: item.split, frames: vec![frame] })
         })
         .collect::<Result<_>>()?;

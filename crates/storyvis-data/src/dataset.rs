@@ -63,6 +63,27 @@ pub struct Frame {
     /// Captioned-image datasets: every caption of the image (`sentence` is the first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub captions: Vec<String>,
+    /// Rendered scenes (CLEVR-SV, CLEVR captions): each object of the frame, what it is and
+    /// where it appears, in the order the objects entered the story (what an object detector
+    /// learns and eval checks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<FrameObject>,
+}
+
+/// One object of a rendered frame: what it is and where it appears.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrameObject {
+    /// Its shape, colour, material and size, as indices into the values of the header's
+    /// label groups (`shape:…`, `color:…`, `material:…`, `size:…`, in that order).
+    pub attributes: [u8; 4],
+    /// Its centre's projection in the frame's pixels (x to the right, y downwards, pixel i's
+    /// centre at i + ½), which may lie outside the frame.
+    pub centre: [f32; 2],
+    /// How many of the frame's pixels show it (sampled at their centres; 0 when hidden), where
+    /// known (not for imported frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -205,6 +226,7 @@ impl Header {
             );
             ensure!(f.label.iter().all(|&v| v <= 1), "story {} frame {}: labels must be 0 or 1", s.id, t + 1);
             ensure!(!f.sentence.trim().is_empty(), "story {} frame {}: empty sentence", s.id, t + 1);
+            ensure!(f.objects.iter().all(|o| o.centre.iter().all(|c| c.is_finite())), "story {} frame {}: an object's centre is not finite", s.id, t + 1);
             if !f.captions.is_empty() {
                 ensure!(f.captions[0] == f.sentence, "story {} frame {}: the sentence must be the first caption", s.id, t + 1);
                 ensure!(f.captions.iter().all(|c| !c.trim().is_empty()), "story {} frame {}: an empty caption", s.id, t + 1);

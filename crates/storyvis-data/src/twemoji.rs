@@ -143,7 +143,7 @@ pub fn write_twemoji(tgz: &[u8], out: &Path, force: bool, size: u32, split: f64)
         records.push(StoryRecord {
             id: file.trim_end_matches(".png").to_string(),
             split: *split,
-            frames: vec![Frame { image: rel, vector: Vec::new(), label, sentence: caps[0].clone(), captions: caps }],
+            frames: vec![Frame { image: rel, vector: Vec::new(), label, sentence: caps[0].clone(), captions: caps, objects: Vec::new() }],
         });
     }
     let header = Header {

@@ -92,11 +92,24 @@ fn generated_dataset_reads_back_consistently() {
     assert_eq!((ds.header.stories, ds.header.frames_per_story, ds.header.image_size), (8, 4, 32));
     assert_eq!(ds.split(Split::Train).count(), 6);
     assert_eq!(ds.split(Split::Test).count(), 2);
-    for s in &ds.stories {
+    for (i, s) in ds.stories.iter().enumerate() {
+        let (story, _) = sample_story(&opts, i).unwrap();
         for (t, f) in s.frames.iter().enumerate() {
             assert_eq!(f.vector.len(), VECTOR_LEN);
             assert_eq!(f.label, label_of(&f.vector).to_vec());
             assert_eq!(f.label.len(), LABEL_LEN);
+            // Its objects: what each is, where its centre projects and how much of it shows,
+            // as the story's scene and camera give them.
+            assert_eq!(f.objects.len(), t + 1);
+            let visible = Renderer::new(&story.objects[..=t], &story.camera).visible_pixels(32);
+            for (k, (got, o)) in f.objects.iter().zip(&story.objects).enumerate() {
+                assert_eq!(got.attributes, [o.shape as u8, o.color as u8, o.material as u8, o.size as u8]);
+                let want = story.camera.pixel([o.x, o.y, o.z()], 32.0);
+                assert!((got.centre[0] as f64 - want[0]).abs() < 1e-4 && (got.centre[1] as f64 - want[1]).abs() < 1e-4, "{got:?} vs {want:?}");
+                assert!(got.centre.iter().all(|c| (0.0..32.0).contains(c)));
+                assert_eq!(got.visible, Some(visible[k] as u32));
+                assert!(visible[k] >= opts.min_visible_pixels());
+            }
             // Frame t has t + 1 objects: that many filled slots.
             let filled = (0..4).filter(|k| f.vector[k * 18..k * 18 + 15].contains(&1.0)).count();
             assert_eq!(filled, t + 1);
@@ -181,6 +194,8 @@ fn damaged_datasets_are_reported_with_the_file_and_line() {
     check(&format!("{}\n{{not json\n", lines[0]), "line 2");
     check(&good.replacen("\"vector\":[", "\"vector\":[0.5,", 1), "vector of 76 numbers");
     check(&good.replacen("\"version\":1", "\"version\":9", 1), "version 9");
+    check(&good.replacen("\"centre\":[", "\"center\":[", 1), "unknown field `center`");
+    check(&good.replacen("\"attributes\":[", "\"attributes\":[300,", 1), "line 2");
     check(&good.replacen("images/000001_2.png", "../outside.png", 1), "stay inside the dataset");
     fs::write(&manifest, &good).unwrap();
     fs::remove_file(dir.join("images/000002_4.png")).unwrap();
@@ -276,6 +291,16 @@ fn imports_the_original_layout() {
                 pick(0, &["cube", "sphere", "cylinder"])
             );
             assert!(f.sentence.contains(&phrase), "{:?} lacks {phrase}", f.sentence);
+            // The frame's objects in order of appearance, placed by the fitted mean camera (the
+            // stories' own cameras are not known): the new one is slot t's, inside the frame.
+            assert_eq!(f.objects.len(), t + 1);
+            let new = f.objects[t];
+            let index = |start: usize, n: usize| (0..n).find(|&i| slot[start + i] == 1.0).unwrap() as u8;
+            assert_eq!(new.attributes, [index(0, 3), index(3, 8), index(11, 2), index(13, 2)]);
+            let (x, y, z) = (f.vector[t * 18 + 15] as f64, f.vector[t * 18 + 16] as f64, f.vector[t * 18 + 17] as f64);
+            let want = storyvis_data::clevr::scene::Camera { jitter: [0.0; 3] }.pixel([x, y, z], 64.0);
+            assert!((new.centre[0] as f64 - want[0]).abs() < 1e-3 && (new.centre[1] as f64 - want[1]).abs() < 1e-3, "{new:?} vs {want:?}");
+            assert!(new.centre.iter().all(|c| (0.0..64.0).contains(c)) && new.visible.is_none());
             // Resized from 320×240 RGBA to 64×64 RGB; the colour of a drawn object survives.
             let img = ds.load_image(f).unwrap();
             assert_eq!(img.dimensions(), (64, 64));
@@ -528,4 +553,27 @@ fn renders_the_real_samples_scenes_like_the_real_frames() {
     assert!(f.objects.iter().all(|c| c.real.len() >= 60), "{:?}", f.objects.map(|c| c.real.len()));
     assert!(rubber < 10.0 && metal < 12.0, "object colours: rubber {rubber}, metal {metal}");
     assert!((f.first_frame.0 - f.first_frame.1).abs() < 3.0 && f.frame_rms < 10.0, "{f:?}");
+}
+
+#[test]
+fn caption_images_list_their_objects_as_their_vectors_do() {
+    use storyvis_data::clevr::captions::{generate_captions, CaptionOptions};
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cc");
+    generate_captions(&CaptionOptions { images: 12, size: 32, ..CaptionOptions::default() }, &dir, false, &|| {}).unwrap();
+    let ds = Dataset::open(&dir).unwrap();
+    let mut counts = std::collections::BTreeSet::new();
+    for s in &ds.stories {
+        let f = &s.frames[0];
+        let filled = (0..4).filter(|k| f.vector[k * 18..k * 18 + 15].contains(&1.0)).count();
+        assert_eq!(f.objects.len(), filled);
+        counts.insert(filled);
+        for (k, o) in f.objects.iter().enumerate() {
+            let slot = &f.vector[k * 18..k * 18 + 15];
+            let index = |start: usize, n: usize| (0..n).find(|&i| slot[start + i] == 1.0).unwrap() as u8;
+            assert_eq!(o.attributes, [index(0, 3), index(3, 8), index(11, 2), index(13, 2)]);
+            assert!(o.centre.iter().all(|c| (0.0..32.0).contains(c)) && o.visible.unwrap() > 0, "{o:?}");
+        }
+    }
+    assert!(counts.len() >= 3, "object counts {counts:?}");
 }

@@ -123,13 +123,21 @@ fn make_image(opts: &CaptionOptions, index: usize, out: &DatasetWriter) -> Resul
     let mut rng = Rng::for_item(opts.seed ^ 0xCA97_1095, index as u64);
     let k = 1 + rng.below(4);
     let objects = &story.objects[..k];
-    let rgb = super::render::Renderer::new(objects, &story.camera).render(opts.size, opts.supersample);
+    let renderer = super::render::Renderer::new(objects, &story.camera);
+    let rgb = renderer.render(opts.size, opts.supersample);
     let id = super::story_id(index);
     let image = format!("images/{id}.png");
     out.write_png(&image, &rgb, opts.size)?;
     let vector = story.vector(k - 1);
     let caps = captions(objects, &story.camera, opts.captions, &mut rng);
-    let frame = Frame { image, vector: vector.to_vec(), label: label_of(&vector).to_vec(), sentence: caps[0].clone(), captions: caps };
+    let frame = Frame {
+        image,
+        vector: vector.to_vec(),
+        label: label_of(&vector).to_vec(),
+        sentence: caps[0].clone(),
+        captions: caps,
+        objects: super::frame_objects(objects, &story.camera, opts.size, Some(&renderer)),
+    };
     Ok(StoryRecord { id, split: Split::of(index, opts.images, opts.split), frames: vec![frame] })
 }
 

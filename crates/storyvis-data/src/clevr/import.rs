@@ -207,6 +207,8 @@ fn import_story(images: &Path, story: &Ready, index: usize, total: usize, opts: 
             label: label_of(vector).to_vec(),
             sentence: sentence::caption(&story.objects, t, &story.camera, &mut rng).text,
             captions: Vec::new(),
+            // The authors' cameras are known only as the fitted mean one (`scene::CAMERA_BASE`).
+            objects: super::frame_objects(&story.objects[..=t], &story.camera, opts.size, None),
         });
     }
     Ok(StoryRecord { id, split: Split::of(index, total, opts.split), frames })

@@ -8,12 +8,12 @@ pub mod render;
 pub mod scene;
 pub mod sentence;
 
-use crate::dataset::{self, DatasetWriter, Frame, Header, Split, StoryRecord};
+use crate::dataset::{self, DatasetWriter, Frame, FrameObject, Header, Split, StoryRecord};
 use crate::rng::Rng;
 use anyhow::{bail, ensure, Result};
 use rayon::prelude::*;
 use render::Renderer;
-use scene::{label_of, Placement, Story, FRAMES, VECTOR_LEN};
+use scene::{label_of, Camera, Object, Placement, Story, FRAMES, VECTOR_LEN};
 use std::path::Path;
 
 /// Settings of `storyvis prepare clevr-sv`.
@@ -124,13 +124,32 @@ pub fn example_caption(seed: u64) -> Result<String> {
     Ok(captions::captions(&story.objects[..k], &story.camera, 1, &mut rng).remove(0))
 }
 
+/// Where `objects` appear in a `size`×`size` frame seen by `camera`: their centres' projections
+/// and, given the frame's renderer, how many pixels show each.
+pub fn frame_objects(objects: &[Object], camera: &Camera, size: u32, renderer: Option<&Renderer>) -> Vec<FrameObject> {
+    let visible = renderer.map(|r| r.visibility(size));
+    objects
+        .iter()
+        .enumerate()
+        .map(|(k, o)| {
+            let [x, y] = camera.pixel([o.x, o.y, o.z()], size as f64);
+            FrameObject {
+                attributes: [o.shape as u8, o.color as u8, o.material as u8, o.size as u8],
+                centre: [x as f32, y as f32],
+                visible: visible.as_ref().map(|v| v[k].pixels as u32),
+            }
+        })
+        .collect()
+}
+
 /// Renders one story's frames and writes them; returns its manifest record.
 fn make_story(opts: &GenerateOptions, index: usize, out: &DatasetWriter) -> Result<StoryRecord> {
     let (story, mut rng) = sample_story(opts, index)?;
     let id = story_id(index);
     let mut frames = Vec::with_capacity(FRAMES);
     for t in 0..FRAMES {
-        let rgb = Renderer::new(&story.objects[..=t], &story.camera).render(opts.size, opts.supersample);
+        let renderer = Renderer::new(&story.objects[..=t], &story.camera);
+        let rgb = renderer.render(opts.size, opts.supersample);
         let image = format!("images/{id}_{}.png", t + 1);
         out.write_png(&image, &rgb, opts.size)?;
         let vector = story.vector(t);
@@ -140,6 +159,7 @@ fn make_story(opts: &GenerateOptions, index: usize, out: &DatasetWriter) -> Resu
             label: label_of(&vector).to_vec(),
             sentence: sentence::caption_in(opts.phrasing, &story.objects, t, &story.camera, &mut rng).text,
             captions: Vec::new(),
+            objects: frame_objects(&story.objects[..=t], &story.camera, opts.size, Some(&renderer)),
         });
     }
     Ok(StoryRecord { id, split: Split::of(index, opts.stories, opts.split), frames })
