@@ -15,7 +15,7 @@ use storyvis::classifier::{self, ClassifierRequest};
 use storyvis::config::Config;
 use storyvis::eval::{self, EvalRequest};
 use storyvis::sample::{self, Fit, Format};
-use storyvis::shipped::{DEFAULT_CLASSIFIER, DEFAULT_MODEL};
+use storyvis::shipped::{DEFAULT_CLASSIFIER, DEFAULT_DETECTOR, DEFAULT_MODEL};
 use storyvis::train::{self, Start, TrainRequest};
 use storyvis_data::{atomic, dataset::Dataset, sheet};
 use t2i::ClipFormat;
@@ -51,6 +51,9 @@ enum Command {
     Generate(GenerateArgs),
     /// Train the CLEVR-SV attribute classifier that `eval` scores generated frames with.
     TrainClassifier(ClassifierArgs),
+    /// Train the CLEVR object detector that finds where drawn objects are and what each is
+    /// (from rendered frames, which list their objects' centres).
+    TrainDetector(DetectorArgs),
     /// Train a text encoder for the text-to-image models: the char-CNN-RNN (or a word-level
     /// encoder) with an image encoder, by the joint embedding loss of Reed et al. 2016.
     TrainTextEncoder(t2i::TextEncoderArgs),
@@ -279,6 +282,37 @@ impl From<WeightsArg> for storyvis::checkpoint::Weights {
             WeightsArg::Trained => Self::Trained,
         }
     }
+}
+
+#[derive(Args)]
+struct DetectorArgs {
+    /// A rendered CLEVR-SV or CLEVR-captions dataset (its frames list their objects): its
+    /// training split teaches the detector, its test split scores it.
+    #[arg(long)]
+    data: PathBuf,
+    /// Where the detector goes (a directory; must be empty or absent unless --force; default
+    /// models/clevr-detector).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Training iterations.
+    #[arg(long, default_value_t = 4000)]
+    steps: usize,
+    /// Frames per iteration.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Replace an existing detector.
+    #[arg(long)]
+    force: bool,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Channels of its two stride-2 convolutions (64 → 16 pixels), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "32,64")]
+    widths: Vec<i64>,
 }
 
 #[derive(Args)]
@@ -589,6 +623,49 @@ fn train_classifier(a: ClassifierArgs) -> Result<()> {
     Ok(())
 }
 
+fn train_detector(a: DetectorArgs) -> Result<()> {
+    let device = storyvis::device::parse_device(&a.device)?;
+    let req = storyvis::detector::DetectorRequest {
+        data: a.data,
+        out: a.out.unwrap_or_else(|| PathBuf::from(DEFAULT_DETECTOR)),
+        steps: a.steps,
+        batch: a.batch,
+        lr: a.lr,
+        seed: a.seed,
+        device,
+        force: a.force,
+        widths: a.widths,
+    };
+    let started = Instant::now();
+    let progress = Progress::new(req.steps as u64, "training");
+    let note = |step: usize, total: usize, loss: f64| {
+        progress.tick();
+        if step % 250 == 0 || step == total {
+            progress.note(&format!("step {step} loss {loss:.4}"));
+        }
+    };
+    let result = storyvis::detector::train_detector(&req, &note);
+    progress.finish();
+    let m = result?;
+    let h = &m.held_out;
+    println!(
+        "detector in {} after {:.0}s; held-out frames ({}, {} objects): precision {:.4}, recall {:.4}, F1 {:.4}, count accuracy {:.4}",
+        req.out.display(),
+        started.elapsed().as_secs_f64(),
+        h.frames,
+        h.objects,
+        h.precision,
+        h.recall,
+        h.f1,
+        h.count_accuracy
+    );
+    println!(
+        "per matched object: shape {:.4} (large {:.4}, small {:.4}), colour {:.4}, material {:.4}, size {:.4}",
+        h.shape, h.shape_large, h.shape_small, h.colour, h.material, h.size
+    );
+    Ok(())
+}
+
 fn evaluate(a: EvalArgs) -> Result<()> {
     let device = storyvis::device::parse_device(&a.device)?;
     let mut checkpoints: Vec<PathBuf> = a.checkpoint.into_iter().collect();
@@ -649,6 +726,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train(a),
         Command::Generate(a) => generate(a),
         Command::TrainClassifier(a) => train_classifier(a),
+        Command::TrainDetector(a) => train_detector(a),
         Command::TrainTextEncoder(a) => t2i::train_encoder(a),
         Command::Interpolate(a) => t2i::interpolate(a),
         Command::StyleTransfer(a) => t2i::style_transfer(a),

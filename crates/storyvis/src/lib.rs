@@ -11,6 +11,7 @@ pub mod classifier;
 pub mod clip_classifier;
 pub mod config;
 pub mod data;
+pub mod detector;
 pub mod device;
 pub mod drawer;
 pub mod eval;

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_MODEL: &str = "models/storygan-default";
 /// The CLEVR-SV attribute classifier that `eval` scores with.
 pub const DEFAULT_CLASSIFIER: &str = "models/clevr-classifier";
+/// The CLEVR object detector (`storyvis train-detector`'s default output).
+pub const DEFAULT_DETECTOR: &str = "models/clevr-detector";
 /// The environment variable naming a storyvis home (a directory holding `models/`).
 pub const HOME_VAR: &str = "STORYVIS_HOME";
 

@@ -1,13 +1,23 @@
-//! Scorers never train: the evaluation classifiers (`classifier`, `clip_classifier`) judge
-//! drawings after training and take no part in it. Every file a training run executes (the
-//! loop, the families, the recipe and the parts they build on) is read here, and none may name
-//! the classifiers' modules, types or shipped models; attribute heads inside a discriminator are
-//! the model's own and are not these.
+//! Scorers never train: the evaluation classifiers (`classifier`, `clip_classifier`) and the
+//! object detector (`detector`) judge drawings after training and take no part in it. Every
+//! file a training run executes (the loop, the families, the recipe and the parts they build
+//! on) is read here, and none may name the scorers' modules, types or shipped models; attribute
+//! heads inside a discriminator are the model's own and are not these.
 
 use std::path::{Path, PathBuf};
 
 /// What naming a scorer looks like in source.
-const SCORER_NAMES: [&str; 6] = ["classifier::", "ClipClassifier", "Classifier::load", "AttributeClassifier", "clevr-classifier", "bouncing-classifier"];
+const SCORER_NAMES: [&str; 9] = [
+    "classifier::",
+    "ClipClassifier",
+    "Classifier::load",
+    "AttributeClassifier",
+    "clevr-classifier",
+    "bouncing-classifier",
+    "detector::",
+    "Detector::load",
+    "clevr-detector",
+];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
