@@ -18,6 +18,7 @@
 
 pub mod attributes;
 pub mod floors;
+pub mod objects;
 pub mod video;
 
 use crate::checkpoint;
