@@ -364,6 +364,12 @@ struct EvalArgs {
     /// one (models/clevr-classifier).
     #[arg(long)]
     classifier: Option<PathBuf>,
+    /// The object detector (made by `storyvis train-detector`) for the object columns: where
+    /// drawn objects are, what each is, and whether the sentences' relations hold. Without it,
+    /// the shipped one (models/clevr-detector) where it exists and the dataset's frames list
+    /// their objects.
+    #[arg(long)]
+    detector: Option<PathBuf>,
     /// The first N held-out stories.
     #[arg(long, default_value_t = 1000)]
     stories: usize,
@@ -681,6 +687,10 @@ fn evaluate(a: EvalArgs) -> Result<()> {
         seeds: a.seeds,
         device,
         weights: a.weights.into(),
+        detector: match a.detector {
+            Some(d) => Some(storyvis::eval::Detector::Given(d)),
+            None => storyvis::shipped::find(DEFAULT_DETECTOR).ok().map(storyvis::eval::Detector::Shipped),
+        },
     };
     let progress = std::cell::OnceCell::new();
     let tick = |_, total| progress.get_or_init(|| Progress::new(total as u64, "drawing")).tick();

@@ -105,6 +105,7 @@ fn stage_two_trains_on_a_frozen_stage_one_resumes_exactly_draws_and_evaluates() 
         seeds: 1,
         device: Device::Cpu,
         weights: Default::default(),
+        detector: None,
     };
     let report = storyvis::eval::evaluate(&ereq, &|_, _| {}).unwrap();
     let variants: Vec<&str> = report.models.iter().map(|m| m.variant.as_str()).collect();

@@ -104,6 +104,7 @@ fn gan_int_cls_trains_resumes_exactly_and_draws() {
         seeds: 2,
         device: Device::Cpu,
         weights: Default::default(),
+        detector: None,
     };
     let report = storyvis::eval::evaluate(&ereq, &|_, _| {}).unwrap();
     let row = &report.models[0];

@@ -57,6 +57,17 @@ pub struct EvalRequest {
     pub device: Device,
     /// Which generator weights draw (a run's moving average, by default, where it has one).
     pub weights: checkpoint::Weights,
+    /// The object detector that finds where drawn objects are (`objects`): the object columns
+    /// of every row, on datasets whose frames list their objects.
+    pub detector: Option<Detector>,
+}
+
+/// Which object detector an evaluation uses.
+pub enum Detector {
+    /// This one: a dataset whose frames list no objects is an error.
+    Given(PathBuf),
+    /// The shipped one, where the dataset's frames list their objects.
+    Shipped(PathBuf),
 }
 
 /// One row of the table.
@@ -93,6 +104,10 @@ pub struct Scores {
     /// embedding.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r_precision: Option<f64>,
+    /// Where the objects are, by the object detector (`objects`), on datasets whose frames list
+    /// their objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects: Option<objects::ObjectScores>,
     pub frames: usize,
     pub seconds: f64,
 }
@@ -180,6 +195,7 @@ fn classifier_scores(name: &str, scored: &Scored, labels: &Tensor, t: usize, inf
         persistence: (introduced > 0).then(|| stayed as f64 / introduced as f64),
         seed_diversity: None,
         r_precision: None,
+        objects: None,
         frames: predictions.len(),
         seconds: 0.0,
     })
@@ -237,8 +253,31 @@ pub struct Reference {
     labels: Tensor,
     frames_per_story: usize,
     info: LabelInfo,
+    /// The frames' objects and the detector that looks for them (`with_objects`).
+    objects: Option<ObjectTruth>,
     /// The "real frames" row.
     pub real: Scores,
+}
+
+/// What the object columns compare drawings with.
+struct ObjectTruth {
+    detector: crate::detector::Detector,
+    /// Each frame's objects, centres in 64×64 pixels.
+    truth: Vec<Vec<storyvis_data::dataset::FrameObject>>,
+    /// The relation each frame's sentence states, if any.
+    stated: Vec<Option<storyvis_data::clevr::sentence::Stated>>,
+}
+
+impl ObjectTruth {
+    /// The object columns of frames [K·N·T, 3, 64, 64] in [−1, 1]: K draws of the frames.
+    fn score(&self, frames: &Tensor) -> Result<objects::ObjectScores> {
+        let found = self.detector.detect(frames);
+        let n = self.truth.len();
+        ensure!(!found.is_empty() && found.len() % n == 0, "{} frames for {n} with objects", found.len());
+        let truth: Vec<_> = self.truth.iter().cycle().take(found.len()).cloned().collect();
+        let stated: Vec<_> = self.stated.iter().cycle().take(found.len()).copied().collect();
+        objects::object_scores(&truth, &stated, &found)
+    }
 }
 
 impl Reference {
@@ -258,7 +297,31 @@ impl Reference {
         let story = t * FRAME.len();
         real.seed_diversity = (pixels.len() >= 2 * story).then(|| grey_level_difference(&pixels[..pixels.len() - story], &pixels[story..]));
         real.seconds = started.elapsed().as_secs_f64();
-        Ok(Reference { pixels, gaussian, labels, frames_per_story: t, info, real })
+        Ok(Reference { pixels, gaussian, labels, frames_per_story: t, info, objects: None, real })
+    }
+
+    /// The object columns from here on, by `detector`, for the frames of `stories` (those
+    /// `new` was given): the real row's now, every scored row's after. An error naming the
+    /// dataset when its frames list no objects.
+    pub fn with_objects(mut self, detector: crate::detector::Detector, ds: &Dataset, stories: &[&StoryRecord]) -> Result<Reference> {
+        let started = Instant::now();
+        let frames: Vec<&storyvis_data::dataset::Frame> = stories.iter().flat_map(|s| &s.frames).collect();
+        ensure!(
+            frames.iter().any(|f| !f.objects.is_empty()),
+            "{} lists no objects in its frames (rendered before December 7 2026, or not a CLEVR dataset): prepare it again for the object columns",
+            ds.dir.display()
+        );
+        let scale = crate::detector::SIZE as f32 / ds.header.image_size as f32;
+        let truth = frames
+            .iter()
+            .map(|f| f.objects.iter().map(|o| storyvis_data::dataset::FrameObject { centre: o.centre.map(|c| c * scale), ..*o }).collect())
+            .collect();
+        let stated = frames.iter().map(|f| storyvis_data::clevr::sentence::stated_relation(&f.sentence)).collect();
+        let o = ObjectTruth { detector, truth, stated };
+        self.real.objects = Some(o.score(&self.frames())?);
+        self.real.seconds += started.elapsed().as_secs_f64();
+        self.objects = Some(o);
+        Ok(self)
     }
 
     /// The held-out frames as read, [N·T, 3, 64, 64] in [−1, 1].
@@ -298,6 +361,9 @@ pub fn score_frames(name: &str, fake: &Tensor, reference: &Reference, classifier
     row.ssim = Some(pairs.iter().map(|p| p.0).sum::<f64>() / n);
     row.psnr = Some(pairs.iter().map(|p| p.1).sum::<f64>() / n);
     row.frechet = Some(frechet_distance(real_gaussian, &gaussian)?);
+    if let Some(o) = &reference.objects {
+        row.objects = Some(o.score(fake)?);
+    }
     Ok(row)
 }
 
@@ -403,8 +469,18 @@ pub fn evaluate(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Result<Ev
         req.classifier.display(),
         req.data.display()
     );
-    let reference = Reference::new(&ds, &stories, &classifier)?;
-    let warnings: Vec<String> = floors::classifier_warning(classifier.manifest.held_out.micro_f1, reference.real.micro_f1).into_iter().collect();
+    let mut reference = Reference::new(&ds, &stories, &classifier)?;
+    let mut warnings: Vec<String> = floors::classifier_warning(classifier.manifest.held_out.micro_f1, reference.real.micro_f1).into_iter().collect();
+    let lists_objects = stories.iter().any(|s| s.frames.iter().any(|f| !f.objects.is_empty()));
+    match &req.detector {
+        Some(Detector::Given(path)) => reference = reference.with_objects(crate::detector::Detector::load(path, req.device)?, &ds, &stories)?,
+        Some(Detector::Shipped(path)) if lists_objects => reference = reference.with_objects(crate::detector::Detector::load(path, req.device)?, &ds, &stories)?,
+        Some(Detector::Shipped(_)) if matches!(ds.header.kind.as_str(), "clevr-sv" | "clevr-captions") => warnings.push(format!(
+            "{} lists no objects in its frames (rendered before December 7 2026): prepare it again for the object columns (where drawn objects are, and the relations)",
+            req.data.display()
+        )),
+        _ => {}
+    }
     let floors = floors::floor_frames(&ds, &stories, &reference)?
         .into_iter()
         .map(|(name, frames)| {
@@ -490,9 +566,44 @@ pub fn markdown(report: &EvalReport) -> String {
          a model's numbers mean something where they clear them.\n\n{}\n",
         report.note
     ));
+    if report.real.objects.is_some() {
+        s.push_str(&objects_table(rows().collect::<Vec<_>>().as_slice()));
+    }
     for w in &report.warnings {
         s.push_str(&format!("\n**Warning:** {w}\n"));
     }
+    s
+}
+
+/// The object columns as a markdown table.
+fn objects_table(rows: &[&Scores]) -> String {
+    let mut s = String::from(
+        "\n| model | objects P ↑ | R ↑ | F1 ↑ | count acc. ↑ | shape (per object) ↑ | colour ↑ | material ↑ | size ↑ | relation acc. ↑ | RSIM ↑ |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        if let Some(o) = &r.objects {
+            s.push_str(&format!(
+                "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {:.4} |\n",
+                r.name,
+                o.precision,
+                o.recall,
+                o.f1,
+                o.count_accuracy,
+                o.shape,
+                o.colour,
+                o.material,
+                o.size,
+                cell(o.relation_accuracy, 4),
+                o.rsim
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "\nObject columns by the object detector: detections matched to the true objects by centre (Hungarian, within {} pixels of 64) for \
+         precision, recall, F1, the count and per-object attributes; each relation a sentence states checked on the ground places of \
+         the two objects it names, found in the drawing by shape and colour; RSIM as GeNeVA-GAN defines it.\n",
+        crate::detector::MATCH_PIXELS
+    ));
     s
 }
 
