@@ -98,6 +98,9 @@ fn classifier_then_eval_with_compare() {
     // Frames 2–4 of a CLEVR-SV story each state a relation: 18 of the 24 held-out frames, and
     // twice that over two seeds.
     assert_eq!((r["real"]["objects"]["relations"].as_u64(), r["models"][0]["objects"]["relations"].as_u64()), (Some(18), Some(36)));
+    // And a floor row for them: the right objects in random places.
+    let floors: Vec<&str> = r["floors"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(floors.last(), Some(&"floor: right objects, random places"));
     fails(&[&args[..], &["--detector", p(&clf)]].concat(), "is an attribute classifier, not an object detector");
 
     fails(&["eval", "--checkpoint", p(&run), "--data", p(&data), "--classifier", p(&root.path().join("none"))], "train-classifier");

@@ -354,7 +354,13 @@ impl Renderer {
     /// stored as 8 bits, then squashed to the square with a bilinear (triangle) filter as
     /// StoryGAN's loader resizes the originals.
     pub fn render(&self, size: u32, ss: u32) -> Vec<u8> {
-        let w = RENDER_SCALE * size;
+        self.render_scaled(size, RENDER_SCALE, ss)
+    }
+
+    /// `render` from a 4:3 frame `scale`·size pixels across: a coarser, faster picture of the
+    /// same view (for frames made in bulk during evaluation).
+    pub fn render_scaled(&self, size: u32, scale: u32, ss: u32) -> Vec<u8> {
+        let w = scale.max(1) * size;
         let h = ((w as f64 / super::scene::ASPECT).round() as u32).max(1);
         let wide = image::RgbImage::from_raw(w, h, self.render_raw(w, h, ss)).expect("w × h RGB pixels");
         image::imageops::resize(&wide, size, size, image::imageops::FilterType::Triangle).into_raw()

@@ -284,6 +284,30 @@ impl Story {
 }
 
 /// Whether `b` may join a scene holding `a` under `rules`.
+/// Objects of the given attributes (shape, colour, material, size indices) placed at random
+/// as `Story::sample` places a story's: on the ground within the extent, wholly in view of
+/// `camera`, apart by `rules`; none after 1,000 tries.
+pub fn place(attributes: &[[u8; 4]], camera: &Camera, rules: &Placement, rng: &mut Rng) -> Option<Vec<Object>> {
+    let mut objects: Vec<Object> = Vec::with_capacity(attributes.len());
+    for _ in 0..1000 {
+        let Some(a) = attributes.get(objects.len()) else { return Some(objects) };
+        let lim = rules.extent - RADII[a[3] as usize];
+        let candidate = Object {
+            shape: a[0] as usize,
+            color: a[1] as usize,
+            material: a[2] as usize,
+            size: a[3] as usize,
+            x: rng.range(-lim, lim),
+            y: rng.range(-lim, lim),
+            angle: rng.range(0.0, std::f64::consts::TAU),
+        };
+        if camera.sees_whole(&candidate) && objects.iter().all(|o| placement_ok(camera, o, &candidate, rules)) {
+            objects.push(candidate);
+        }
+    }
+    (objects.len() == attributes.len()).then_some(objects)
+}
+
 pub fn placement_ok(camera: &Camera, a: &Object, b: &Object, rules: &Placement) -> bool {
     let d = ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt();
     if d - a.footprint() - b.footprint() < rules.min_gap {
@@ -424,6 +448,30 @@ mod tests {
                 assert!(a.iter().zip(&b).all(|(x, y)| x <= y));
             }
         }
+    }
+
+    #[test]
+    fn placed_objects_keep_their_attributes_and_the_placement_rules() {
+        let rules = Placement::default();
+        let cam = Camera { jitter: [0.0; 3] };
+        let attributes = [[0, 1, 0, 0], [1, 2, 1, 1], [2, 7, 0, 0], [0, 1, 0, 0]];
+        let mut places = Vec::new();
+        for i in 0..100 {
+            let objects = place(&attributes, &cam, &rules, &mut Rng::for_item(8, i)).unwrap();
+            for (k, (o, a)) in objects.iter().zip(&attributes).enumerate() {
+                assert_eq!([o.shape, o.color, o.material, o.size], a.map(|v| v as usize));
+                assert!(cam.sees_whole(o) && o.x.abs() <= rules.extent - o.radius() && o.y.abs() <= rules.extent - o.radius());
+                assert!(objects[k + 1..].iter().all(|b| placement_ok(&cam, o, b, &rules) && placement_ok(&cam, b, o, &rules)));
+            }
+            places.push(objects[0].x);
+        }
+        // Random places: the first object lands all over the ground.
+        let (lo, hi) = places.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        assert!(hi - lo > 3.0, "{lo}..{hi}");
+        // Rules nothing can meet: none.
+        let crowded = Placement { min_gap: 5.0, ..rules };
+        assert!(place(&attributes, &cam, &crowded, &mut Rng::for_item(8, 0)).is_none());
+        assert_eq!(place(&[], &cam, &rules, &mut Rng::for_item(8, 0)), Some(vec![]));
     }
 
     #[test]

@@ -37,6 +37,8 @@ use storyvis_data::dataset::{Dataset, Split, StoryRecord};
 use storyvis_metrics::{frechet_distance, inception_score, psnr, ssim, Gaussian, ImageShape};
 use tch::{Device, Kind, Tensor};
 
+/// The seed of the random-places floor's placements.
+const RANDOM_PLACES_SEED: u64 = 0x9A1D;
 /// Stories drawn per generator call.
 const DRAW_BATCH: usize = 100;
 /// Splits of the Inception-score formula (as the original code).
@@ -481,7 +483,11 @@ pub fn evaluate(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Result<Ev
         )),
         _ => {}
     }
-    let floors = floors::floor_frames(&ds, &stories, &reference)?
+    let mut floor_frames = floors::floor_frames(&ds, &stories, &reference)?;
+    if let Some(o) = &reference.objects {
+        floor_frames.push((objects::RANDOM_PLACES, objects::random_places(&o.truth, RANDOM_PLACES_SEED)?));
+    }
+    let floors = floor_frames
         .into_iter()
         .map(|(name, frames)| {
             let mut row = score_frames(name, &frames, &reference, &classifier)?;

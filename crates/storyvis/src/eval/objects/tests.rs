@@ -85,3 +85,18 @@ fn a_stated_relation_counts_when_both_objects_are_found_standing_as_stated() {
     assert_eq!((s.recall, s.count_accuracy), (7.0 / 8.0, 0.75));
     assert!(object_scores(&truth, &[None; 4], &found).unwrap().relation_accuracy.is_none());
 }
+
+#[test]
+fn random_places_draw_the_objects_somewhere_else_the_same_way_for_a_seed() {
+    let objects = vec![vec![at([0, 1, 0, 0], 0.0, 0.0)], vec![at([1, 2, 1, 1], 1.0, 1.0), at([2, 7, 0, 0], -1.0, -1.0)]];
+    let a = random_places(&objects, 3).unwrap();
+    assert_eq!(a.size(), [2, 3, 64, 64]);
+    assert!(a.equal(&random_places(&objects, 3).unwrap()));
+    assert!(!a.equal(&random_places(&objects, 4).unwrap()));
+    // A red object is drawn in the first frame: some pixels far redder than green.
+    let red = (a.get(0).get(0) - a.get(0).get(1)).max().double_value(&[]);
+    assert!(red > 0.4, "{red}");
+    // Objects that cannot all be placed are an error, not a panic.
+    let crowd: Vec<FrameObject> = (0..40).map(|_| at([0, 1, 0, 0], 0.0, 0.0)).collect();
+    assert!(random_places(&[crowd], 0).is_err());
+}
