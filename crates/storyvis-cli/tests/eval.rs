@@ -68,8 +68,11 @@ fn classifier_then_eval_with_compare() {
     assert_eq!(report["real"]["micro_f1"], manifest["held_out"]["micro_f1"]);
     assert!(report["real"]["ssim"].is_null());
     // Floor rows, per-attribute accuracy, persistence and diversity in the report and table.
+    // The frames list their objects, so the shipped detector (found from any working
+    // directory, as the classifier is) adds the object columns and their floor.
     let floors: Vec<&str> = report["floors"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
-    assert_eq!(floors, ["floor: flat mean colour", "floor: mean frame", "floor: previous frame"]);
+    assert_eq!(floors, ["floor: flat mean colour", "floor: mean frame", "floor: previous frame", "floor: right objects, random places"]);
+    assert!(report["real"]["objects"]["f1"].as_f64().is_some_and(|f| f > 0.9), "{}", report["real"]);
     assert!(table.contains("| shape acc. ↑ | color acc. ↑ | material acc. ↑ | size acc. ↑ | persistence ↑ | seed diversity |"), "{table}");
     assert!(m["seed_diversity"].as_f64().is_some_and(|d| d > 0.0) && single["models"][0]["seed_diversity"].is_null());
     assert!(report["real"]["persistence"].as_f64().is_some());
