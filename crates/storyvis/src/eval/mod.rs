@@ -607,7 +607,7 @@ fn objects_table(rows: &[&Scores]) -> String {
     s.push_str(&format!(
         "\nObject columns by the object detector: detections matched to the true objects by centre (Hungarian, within {} pixels of 64) for \
          precision, recall, F1, the count and per-object attributes; each relation a sentence states checked on the ground places of \
-         the two objects it names, found in the drawing by shape and colour; RSIM as GeNeVA-GAN defines it.\n",
+         the two objects it names, found in the drawing by their attributes (at most one of shape and colour wrong); RSIM as GeNeVA-GAN defines it.\n",
         crate::detector::MATCH_PIXELS
     ));
     s

@@ -26,18 +26,24 @@ fn ground_places_are_read_back_at_the_objects_heights() {
 }
 
 #[test]
-fn objects_are_found_by_shape_and_colour_then_the_rest() {
+fn objects_are_found_by_the_attributes_they_are_drawn_with() {
     let truth = [at([0, 1, 0, 0], 0.0, 0.0), at([1, 2, 1, 1], 2.0, 0.0)];
     let found = [
-        // The cube in red but metal and small, far away: still the red cube.
+        // A red cube, but metal and small, far away: still the red cube.
         Detection { attributes: [0, 1, 1, 1], ..det(at([0, 1, 0, 0], -2.0, 2.0)) },
-        // A blue cylinder: nobody's.
+        // A blue cylinder where the blue sphere was: the sphere with a wrong shape.
         det(at([2, 2, 1, 1], 2.0, 0.0)),
     ];
-    assert_eq!(find_by_identity(&truth, &found), vec![Some(0), None]);
+    assert_eq!(find_by_identity(&truth, &found), vec![Some(0), Some(1)]);
+    // Wrong in shape and colour both, or in shape and size: nobody's.
+    let found = [det(at([2, 2, 0, 0], 0.0, 0.0)), det(at([1, 1, 0, 1], 0.0, 0.0))];
+    assert_eq!(find_by_identity(&truth[..1], &found), vec![None]);
     // Two red cubes drawn: the one alike in material and size wins, whatever the distance.
     let found = [det(at([0, 1, 1, 0], 0.0, 0.0)), det(at([0, 1, 0, 0], 2.0, 2.0))];
     assert_eq!(find_by_identity(&truth[..1], &found), vec![Some(1)]);
+    // One drawing for two objects that both fit it: it is found once.
+    let found = [det(at([0, 1, 0, 0], 0.0, 0.0))];
+    assert_eq!(find_by_identity(&[truth[0], truth[0]], &found).iter().flatten().count(), 1);
 }
 
 #[test]
