@@ -227,6 +227,17 @@ impl Header {
             ensure!(f.label.iter().all(|&v| v <= 1), "story {} frame {}: labels must be 0 or 1", s.id, t + 1);
             ensure!(!f.sentence.trim().is_empty(), "story {} frame {}: empty sentence", s.id, t + 1);
             ensure!(f.objects.iter().all(|o| o.centre.iter().all(|c| c.is_finite())), "story {} frame {}: an object's centre is not finite", s.id, t + 1);
+            if !f.objects.is_empty() {
+                // Each attribute indexes its label group's values.
+                let values = |g: &str| self.label_names.iter().filter(|n| n.split_once(':').is_some_and(|(p, _)| p == g)).count();
+                let groups = ["shape", "color", "material", "size"].map(values);
+                ensure!(
+                    f.objects.iter().all(|o| o.attributes.iter().zip(groups).all(|(&a, n)| (a as usize) < n)),
+                    "story {} frame {}: an object's attributes are outside the label groups (shape, color, material, size: {groups:?} values)",
+                    s.id,
+                    t + 1
+                );
+            }
             if !f.captions.is_empty() {
                 ensure!(f.captions[0] == f.sentence, "story {} frame {}: the sentence must be the first caption", s.id, t + 1);
                 ensure!(f.captions.iter().all(|c| !c.trim().is_empty()), "story {} frame {}: an empty caption", s.id, t + 1);

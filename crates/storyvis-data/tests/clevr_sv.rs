@@ -196,6 +196,14 @@ fn damaged_datasets_are_reported_with_the_file_and_line() {
     check(&good.replacen("\"version\":1", "\"version\":9", 1), "version 9");
     check(&good.replacen("\"centre\":[", "\"center\":[", 1), "unknown field `center`");
     check(&good.replacen("\"attributes\":[", "\"attributes\":[300,", 1), "line 2");
+    let shape = |s: &str| {
+        s.replacen("\"attributes\":[0,", "\"attributes\":[5,", 1).replacen("\"attributes\":[1,", "\"attributes\":[5,", 1).replacen(
+            "\"attributes\":[2,",
+            "\"attributes\":[5,",
+            1,
+        )
+    };
+    check(&shape(&good), "outside the label groups");
     check(&good.replacen("images/000001_2.png", "../outside.png", 1), "stay inside the dataset");
     fs::write(&manifest, &good).unwrap();
     fs::remove_file(dir.join("images/000002_4.png")).unwrap();

@@ -30,12 +30,16 @@ pub fn min_cost_assignment(cost: &[f64], rows: usize, cols: usize) -> Result<Vec
 /// The pairs (row, column) of the assignment that matches the most pairs whose cost is at most
 /// `max_cost` and, among those, costs least; pairs above it are never matched (a detection
 /// farther than the gate from every true object stays unmatched, whatever else that frees).
+/// Costs must not be negative (distances, counts of differences).
 pub fn match_within(cost: &[f64], rows: usize, cols: usize, max_cost: f64) -> Result<Vec<(usize, usize)>, MetricError> {
     if !max_cost.is_finite() {
         return Err(MetricError::Invalid(format!("the matching gate {max_cost} is not finite")));
     }
     if cost.len() != rows * cols {
         return Err(MetricError::Invalid(format!("{} costs do not form a {rows} × {cols} matrix", cost.len())));
+    }
+    if let Some(c) = cost.iter().find(|&&c| c < 0.0) {
+        return Err(MetricError::Invalid(format!("matching cost {c} is negative")));
     }
     let allowed_max = cost.iter().filter(|&&c| c <= max_cost).fold(0.0f64, |a, &c| a.max(c.abs()));
     // A forbidden pair costs more than every allowed pair of an assignment together, so the
@@ -196,5 +200,6 @@ mod tests {
         assert!(min_cost_assignment(&[1.0, 2.0, 3.0], 2, 2).is_err());
         assert!(min_cost_assignment(&[1.0, f64::NAN], 1, 2).is_err());
         assert!(match_within(&[1.0], 1, 1, f64::INFINITY).is_err());
+        assert!(match_within(&[1.0, -0.5], 1, 2, 3.0).is_err());
     }
 }

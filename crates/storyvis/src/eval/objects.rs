@@ -57,7 +57,7 @@ pub fn holds(relation: Relation, a: [f64; 2], b: [f64; 2]) -> bool {
 /// Each true object's detection by identity, or none: the assignment that finds the most true
 /// objects and, among those, names the most of their attributes (a wrong shape or colour costs
 /// 2, a wrong material or size 1, at most 2 in all: one of shape and colour may be wrong; the
-/// distance, in hundreds of pixels, only breaks ties).
+/// distance, in 200-pixel units and at most 0.4, only breaks ties).
 pub fn find_by_identity(truth: &[FrameObject], found: &[Detection]) -> Vec<Option<usize>> {
     const GATE: f64 = 2.5;
     const WEIGHTS: [f64; 4] = [2.0, 2.0, 1.0, 1.0];
@@ -66,7 +66,9 @@ pub fn find_by_identity(truth: &[FrameObject], found: &[Detection]) -> Vec<Optio
         .flat_map(|t| {
             found.iter().map(move |d| {
                 let wrong: f64 = (0..4).map(|k| WEIGHTS[k] * (t.attributes[k] != d.attributes[k]) as u8 as f64).sum();
-                wrong + ((t.centre[0] - d.centre[0]) as f64).hypot((t.centre[1] - d.centre[1]) as f64) / 100.0
+                // At most 0.4 (half the smallest step of `wrong`): it never decides whether an
+                // object is found, only which detection.
+                wrong + (((t.centre[0] - d.centre[0]) as f64).hypot((t.centre[1] - d.centre[1]) as f64) / 200.0).min(0.4)
             })
         })
         .collect();
@@ -136,13 +138,15 @@ pub fn object_scores(truth: &[Vec<FrameObject>], stated: &[Option<Stated>], foun
         rsim += relational_similarity(&true_places, &drawn);
         if let Some(s) = s {
             relations += 1;
-            let named = |a: Attributes| t.iter().position(|o| o.attributes == [a.shape as u8, a.color as u8, a.material as u8, a.size as u8]);
-            // The subject is the object the sentence adds; two objects alike in every attribute
-            // leave the first of them.
-            let (subject, anchor) = (named(s.subject), named(s.anchor));
-            if let (Some(i), Some(j)) = (subject, anchor) {
+            let named = |a: Attributes| {
+                t.iter().enumerate().filter(move |(_, o)| o.attributes == [a.shape as u8, a.color as u8, a.material as u8, a.size as u8]).map(|(k, _)| k)
+            };
+            // Two objects alike in every attribute: the subject is the later one (the object a
+            // story's frame adds is its last), the anchor another.
+            let pair = named(s.subject).rev().find_map(|i| named(s.anchor).find(|&j| j != i).map(|j| (i, j)));
+            if let Some((i, j)) = pair {
                 if let (Some(a), Some(b)) = (drawn[i], drawn[j]) {
-                    kept += (i != j && holds(s.relation, a, b)) as usize;
+                    kept += holds(s.relation, a, b) as usize;
                 }
             }
         }

@@ -41,6 +41,9 @@ fn objects_are_found_by_the_attributes_they_are_drawn_with() {
     // Two red cubes drawn: the one alike in material and size wins, whatever the distance.
     let found = [det(at([0, 1, 1, 0], 0.0, 0.0)), det(at([0, 1, 0, 0], 2.0, 2.0))];
     assert_eq!(find_by_identity(&truth[..1], &found), vec![Some(1)]);
+    // A red sphere 90 pixels away (past any frame) is still the red cube, its shape wrong.
+    let far = Detection { centre: [truth[0].centre[0] + 90.0, truth[0].centre[1]], score: 0.9, attributes: [1, 1, 0, 0] };
+    assert_eq!(find_by_identity(&truth[..1], &[far]), vec![Some(0)]);
     // One drawing for two objects that both fit it: it is found once.
     let found = [det(at([0, 1, 0, 0], 0.0, 0.0))];
     assert_eq!(find_by_identity(&[truth[0], truth[0]], &found).iter().flatten().count(), 1);
@@ -90,6 +93,13 @@ fn a_stated_relation_counts_when_both_objects_are_found_standing_as_stated() {
     // By place, the swapped frame's objects are where the others were, with other attributes.
     assert_eq!((s.recall, s.count_accuracy), (7.0 / 8.0, 0.75));
     assert!(object_scores(&truth, &[None; 4], &found).unwrap().relation_accuracy.is_none());
+    // Two red cubes alike in every attribute, the later one right of the earlier: the subject is
+    // the later (the object the frame adds), the anchor the other.
+    let twins = vec![at(cube, -1.0, 0.3), at(cube, 1.5, 0.8)];
+    let same_cube = Attributes { shape: 0, color: 1, material: 0, size: 0 };
+    let said = Some(Stated { subject: same_cube, relation: Relation::RightOf, anchor: same_cube });
+    let drawn: Vec<Detection> = twins.iter().map(|&o| det(o)).collect();
+    assert_eq!(object_scores(&[twins], &[said], &[drawn]).unwrap().relation_accuracy, Some(1.0));
 }
 
 #[test]
