@@ -591,14 +591,14 @@ fn objects_table(rows: &[&Scores]) -> String {
             s.push_str(&format!(
                 "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {:.4} |\n",
                 r.name,
-                o.precision,
-                o.recall,
-                o.f1,
-                o.count_accuracy,
-                o.shape,
-                o.colour,
-                o.material,
-                o.size,
+                o.placed.precision,
+                o.placed.recall,
+                o.placed.f1,
+                o.placed.count_accuracy,
+                o.placed.shape,
+                o.placed.colour,
+                o.placed.material,
+                o.placed.size,
                 cell(o.relation_accuracy, 4),
                 o.rsim
             ));

@@ -109,14 +109,8 @@ pub fn relational_similarity(truth: &[[f64; 2]], drawn: &[Option<[f64; 2]>]) -> 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct ObjectScores {
     /// Detections against true objects matched by place (`detector::score`).
-    pub precision: f64,
-    pub recall: f64,
-    pub f1: f64,
-    pub count_accuracy: f64,
-    pub shape: f64,
-    pub colour: f64,
-    pub material: f64,
-    pub size: f64,
+    #[serde(flatten)]
+    pub placed: crate::detector::DetectionScores,
     /// Of the relations the frames' sentences state, the share the drawing keeps (both named
     /// objects found by identity, standing as stated); absent when no sentence states one.
     pub relation_accuracy: Option<f64>,
@@ -152,19 +146,7 @@ pub fn object_scores(truth: &[Vec<FrameObject>], stated: &[Option<Stated>], foun
         }
     }
     let frames = truth.len().max(1) as f64;
-    Ok(ObjectScores {
-        precision: placed.precision,
-        recall: placed.recall,
-        f1: placed.f1,
-        count_accuracy: placed.count_accuracy,
-        shape: placed.shape,
-        colour: placed.colour,
-        material: placed.material,
-        size: placed.size,
-        relation_accuracy: (relations > 0).then(|| kept as f64 / relations as f64),
-        relations,
-        rsim: rsim / frames,
-    })
+    Ok(ObjectScores { placed, relation_accuracy: (relations > 0).then(|| kept as f64 / relations as f64), relations, rsim: rsim / frames })
 }
 
 #[cfg(test)]

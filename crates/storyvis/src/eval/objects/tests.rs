@@ -91,7 +91,7 @@ fn a_stated_relation_counts_when_both_objects_are_found_standing_as_stated() {
     let want = (1.0 + 0.25 + 0.5 + 1.0) / 4.0;
     assert!((s.rsim - want).abs() < 1e-12, "{} vs {want}", s.rsim);
     // By place, the swapped frame's objects are where the others were, with other attributes.
-    assert_eq!((s.recall, s.count_accuracy), (7.0 / 8.0, 0.75));
+    assert_eq!((s.placed.recall, s.placed.count_accuracy), (7.0 / 8.0, 0.75));
     assert!(object_scores(&truth, &[None; 4], &found).unwrap().relation_accuracy.is_none());
     // Two red cubes alike in every attribute, the later one right of the earlier: the subject is
     // the later (the object the frame adds), the anchor the other.
