@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the fixture of storyvis' parity test (crates/storyvis/tests/parity.rs): one training
+"""Writes the fixture of storyvis' parity test (crates/storyvis-models/tests/parity.rs): one training
 iteration of bench/pytorch_storygan.py on the CPU in fp32, from weights, batches and noise it
 saves beside the values it reports and the weights after the updates. The Rust test loads the
 same weights, batches and noise into storyvis and must report the same values.
 
-    python3 bench/make_parity_fixture.py [--out crates/storyvis/tests/fixtures/parity]
+    python3 bench/make_parity_fixture.py [--out crates/storyvis-models/tests/fixtures/parity]
 
 Needs torch and safetensors. Two cases, narrow versions of two presets, so that the fixture
 stays small: the reference configuration's path (attribute vectors, the reference code's gist,
@@ -36,7 +36,7 @@ def state(module):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="crates/storyvis/tests/fixtures/parity")
+    ap.add_argument("--out", default="crates/storyvis-models/tests/fixtures/parity")
     a = ap.parse_args()
     torch.set_num_threads(1)
     cpu = torch.device("cpu")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """StoryGAN in plain PyTorch, written for storyvis' side-by-side benchmark.
 
-The same architecture, widths, losses and passes as storyvis (crates/storyvis/src/models/
+The same architecture, widths, losses and passes as storyvis (crates/storyvis-models/src/
 storygan/, nn.rs, text.rs, loss.rs and the iteration in train.rs), with the same parameter
 names, so that a storyvis checkpoint's safetensors load into it. It is written the way a
 PyTorch user writes a GAN: `loss.backward()` and `torch.optim.Adam` (PyTorch's default

@@ -29,7 +29,7 @@ def splice(path, section):
     os.replace(tmp, path)
 
 # StoryGAN (Li et al. 2019), Table 1, CLEVR-SV: mean SSIM of generated vs ground-truth frames
-# (the table is an image in the sources; values as commonly quoted, approximate: SPEC §1).
+# (the table is an image in the sources; values as commonly quoted, approximate: Li et al., CVPR 2019, Table 1).
 PAPER_SSIM = {"imagegan": 0.596, "svc": 0.641, "svfn": 0.654, "storygan": 0.672}
 NAMES = {"imagegan": "ImageGAN", "svc": "SVC", "svfn": "SVFN", "storygan": "StoryGAN"}
 

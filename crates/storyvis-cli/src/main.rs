@@ -11,17 +11,23 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use storyvis::classifier::{self, ClassifierRequest};
-use storyvis::config::Config;
-use storyvis::eval::{self, EvalRequest};
-use storyvis::sample::{self, Fit, Format};
-use storyvis::shipped::{DEFAULT_CLASSIFIER, DEFAULT_DETECTOR, DEFAULT_MODEL};
-use storyvis::train::{self, Start, TrainRequest};
+use storyvis_core::config::Config;
+use storyvis_core::drawer::{Format, Input, Layout};
+use storyvis_core::input::{self, Fit};
+use storyvis_core::registry;
+use storyvis_core::train::{self, Start, TrainRequest};
 use storyvis_data::{atomic, dataset::Dataset, sheet};
-use t2i::ClipFormat;
+use storyvis_eval::classifier::{self, ClassifierRequest};
+use storyvis_eval::eval::{self, EvalRequest};
+use storyvis_eval::{DEFAULT_CLASSIFIER, DEFAULT_DETECTOR};
+use storyvis_models::DEFAULT_MODEL;
 
 #[derive(Parser)]
-#[command(name = "storyvis", version, about = "Text-conditioned GANs: story visualisation (StoryGAN), text-to-image and text-to-video")]
+#[command(
+    name = "storyvis",
+    version,
+    about = "Text-conditioned GANs: story visualisation (StoryGAN), text-to-image and text-to-video"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,7 +51,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Train a model from a preset (any family: StoryGAN and its baselines, GAN-INT-CLS, StackGAN, SDGAN, TGANs-C, toy) on a prepared dataset.
+    /// Train a model from a preset (any family: StoryGAN and its baselines, GAN-INT-CLS, StackGAN, SDGAN, TGANs-C) on a prepared dataset.
     Train(TrainArgs),
     /// Draw a typed story with a trained model: one PNG strip per seed.
     Generate(GenerateArgs),
@@ -101,24 +107,28 @@ struct RuntimeArgs {
     device: String,
     /// Arithmetic of the forward passes: fp32, tf32 (CUDA tensor cores) or bf16 (autocast).
     #[arg(long, default_value = "fp32")]
-    precision: storyvis::precision::Precision,
+    precision: storyvis_core::precision::Precision,
     /// Layout of the convolutions' activations: auto (channels-last on the CPU, where it is
     /// faster; standard on CUDA), standard (NCHW) or channels-last (NHWC).
     #[arg(long, default_value = "auto")]
-    memory_format: storyvis::precision::MemoryFormat,
+    memory_format: storyvis_core::precision::MemoryFormat,
 }
 
 impl RuntimeArgs {
-    fn resolve(&self) -> Result<storyvis::precision::Runtime> {
-        let device = storyvis::device::parse_device(&self.device)?;
-        Ok(storyvis::precision::Runtime { device, precision: self.precision, channels_last: self.memory_format.channels_last(device) })
+    fn resolve(&self) -> Result<storyvis_core::precision::Runtime> {
+        let device = storyvis_core::device::parse_device(&self.device)?;
+        Ok(storyvis_core::precision::Runtime {
+            device,
+            precision: self.precision,
+            channels_last: self.memory_format.channels_last(device),
+        })
     }
 }
 
 #[derive(Args)]
 struct BenchArgs {
     /// Preset to measure (storygan-clevr is the reference configuration).
-    #[arg(long, default_value = "storygan-clevr")]
+    #[arg(long, default_value = storyvis_models::BENCH_PRESET)]
     preset: String,
     /// Override one config key (as for train).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -147,8 +157,7 @@ struct TrainArgs {
     /// gan-int-cls-fast (the budget-first recipe), gan-int-cls-tiny;
     /// stackgan-clevr, stackgan-clevr-stage2, stackgan-small, stackgan-small-stage2,
     /// stackgan-tiny; sdgan-clevr, sdgan-small, sdgan-tiny; tganc-mnist1, tganc-mnist2,
-    /// tganc-fast (the budget-first recipe), tganc-tiny; toy (the loop-test family). A preset
-    /// names its model family.
+    /// tganc-fast (the budget-first recipe), tganc-tiny; each names its model family.
     #[arg(long)]
     preset: String,
     /// A TOML file of config keys overriding the preset.
@@ -252,18 +261,26 @@ struct ServeArgs {
 
 fn serve(a: ServeArgs) -> Result<()> {
     let models = if a.models.is_empty() {
-        let dir = storyvis::shipped::find(DEFAULT_MODEL).context("no --model given, and the shipped model is missing")?;
-        vec![("storygan-default".to_string(), dir)]
+        let dir = storyvis_core::shipped::find(DEFAULT_MODEL)
+            .context("no --model given, and the shipped model is missing")?;
+        let name = std::path::Path::new(DEFAULT_MODEL)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        vec![(name.unwrap_or_default(), dir)]
     } else {
         a.models.iter().map(|m| storyvis_serve::parse_model(m)).collect::<Result<_>>()?
     };
-    ensure!(a.timeout >= 1 && a.timeout <= 3600, "--timeout must be 1..3600 seconds, got {}", a.timeout);
+    ensure!(
+        a.timeout >= 1 && a.timeout <= 3600,
+        "--timeout must be 1..3600 seconds, got {}",
+        a.timeout
+    );
     let opts = storyvis_serve::Options {
         models,
         queue: a.queue,
         workers: a.workers,
         timeout: std::time::Duration::from_secs(a.timeout),
-        device: storyvis::device::parse_device(&a.device)?,
+        device: storyvis_core::device::parse_device(&a.device)?,
         weights: a.weights.into(),
     };
     storyvis_serve::run(&opts, &a.host, a.port)
@@ -275,7 +292,7 @@ pub(crate) enum WeightsArg {
     Trained,
 }
 
-impl From<WeightsArg> for storyvis::checkpoint::Weights {
+impl From<WeightsArg> for storyvis_core::checkpoint::Weights {
     fn from(w: WeightsArg) -> Self {
         match w {
             WeightsArg::Average => Self::Average,
@@ -394,6 +411,16 @@ enum FormatArg {
     Gif,
 }
 
+impl FormatArg {
+    fn format(self) -> Format {
+        match self {
+            FormatArg::Strip => Format::Strip,
+            FormatArg::Frames => Format::Frames,
+            FormatArg::Gif => Format::Gif,
+        }
+    }
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -415,29 +442,21 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
-    use storyvis::data::StoryData;
     ensure!(a.iterations > 0 && a.draws > 0, "--iterations and --draws must be at least 1");
-    let full = Config::resolve(&a.preset, None, &a.sets)?;
-    ensure!(full.family == "storygan", "bench measures StoryGAN presets; {} is a {} preset", a.preset, full.family);
-    let cfg = storyvis::models::storygan::Config::of(&full)?;
+    let cfg = Config::resolve(&a.preset, None, &a.sets)?;
     let runtime = a.runtime.resolve()?;
     let device = runtime.device;
-    // CLEVR-SV's shapes: 15 labels, 75-long attribute vectors (5 slots), a 40-word vocabulary.
-    let shape = storyvis::models::storygan::DataShape { vocab: 40, vector_len: 75, labels: 15 };
-    let stories = 4 * cfg.story_batch.max(cfg.image_batch) as usize;
-    let data = StoryData::synthetic(&cfg, shape, stories, full.run.seed);
-    let t = storyvis::models::storygan::family::bench_iterations(&full, shape, data, runtime, a.warmup, a.iterations, a.draws)?;
+    let t = train::bench(&cfg, runtime, a.warmup, a.iterations, a.draws)?;
     let (train_ms, sample_ms) = (median(&t.train_ms), median(&t.sample_ms));
     let report = serde_json::json!({
         "implementation": "storyvis",
         "preset": a.preset,
+        "family": cfg.family,
         "overrides": a.sets,
         "device": format!("{device:?}"),
         "precision": runtime.precision.to_string(),
         "channels_last": runtime.channels_last,
-        "story_batch": cfg.story_batch,
-        "image_batch": cfg.image_batch,
-        "g_steps": cfg.g_steps,
+        "model": cfg.model,
         "parameters": t.parameters.iter().map(|(n, p)| (n.to_string(), *p)).collect::<std::collections::BTreeMap<_, _>>(),
         "warmup": a.warmup,
         "train_ms": t.train_ms,
@@ -449,11 +468,21 @@ fn bench(a: BenchArgs) -> Result<()> {
     if let Some(p) = &a.json {
         storyvis_data::atomic::write_file(p, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
-    let params: Vec<String> = t.parameters.iter().map(|(n, p)| format!("{n} {:.2} M", *p as f64 / 1e6)).collect();
+    let params: Vec<String> =
+        t.parameters.iter().map(|(n, p)| format!("{n} {:.2} M", *p as f64 / 1e6)).collect();
     let layout = if runtime.channels_last { ", channels-last" } else { "" };
-    println!("storyvis bench: {} on {device:?} at {}{layout} ({})", a.preset, runtime.precision, params.join(", "));
-    println!("train iteration  {train_ms:9.2} ms (median of {}, after {} warm-up)", t.train_ms.len(), a.warmup);
-    println!("draw one story   {sample_ms:9.2} ms (median of {})", t.sample_ms.len());
+    println!(
+        "storyvis bench: {} on {device:?} at {}{layout} ({})",
+        a.preset,
+        runtime.precision,
+        params.join(", ")
+    );
+    println!(
+        "train iteration  {train_ms:9.2} ms (median of {}, after {} warm-up)",
+        t.train_ms.len(),
+        a.warmup
+    );
+    println!("draw one sample  {sample_ms:9.2} ms (median of {})", t.sample_ms.len());
     if let Some(m) = peak_rss_mib() {
         println!("peak host memory {m:9.0} MiB");
     }
@@ -467,7 +496,7 @@ const INTERRUPTED: i32 = 130;
 fn train(a: TrainArgs) -> Result<()> {
     let config = Config::resolve(&a.preset, a.config.as_deref(), &a.sets)?;
     if a.resume.is_some() && a.config.is_some() {
-        bail!("--config cannot be used with --resume: a resumed run keeps its config (--set may change {})", storyvis::config::RESUMABLE.join(", "));
+        bail!("--config cannot be used with --resume: a resumed run keeps its config (--set may change {})", storyvis_core::config::RESUMABLE.join(", "));
     }
     if a.dry_run {
         print!("{}", config.to_toml());
@@ -477,7 +506,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let runtime = a.runtime.resolve()?;
     let start = match a.resume.as_deref() {
         None => Start::Fresh { runs: a.runs },
-        Some("latest") => Start::Resume(storyvis::run_dir::latest_run(&a.runs, &a.preset)?),
+        Some("latest") => Start::Resume(storyvis_core::run_dir::latest_run(&a.runs, &a.preset)?),
         Some(dir) => Start::Resume(PathBuf::from(dir)),
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -506,7 +535,12 @@ fn train(a: TrainArgs) -> Result<()> {
                     .filter(|(k, _)| !k.starts_with("lr_") && !k.starts_with("grad_"))
                     .map(|(k, v)| format!("{} {v:.3}", k.strip_prefix("loss_").unwrap_or(k)))
                     .collect();
-                bar.note(&format!("step {} {} {:.2}s/it", s.step, shown.join(" "), s.seconds_per_iteration));
+                bar.note(&format!(
+                    "step {} {} {:.2}s/it",
+                    s.step,
+                    shown.join(" "),
+                    s.seconds_per_iteration
+                ));
             }
         },
         &stop,
@@ -514,7 +548,11 @@ fn train(a: TrainArgs) -> Result<()> {
     if let Some(p) = progress.borrow().as_ref() {
         p.finish();
     }
-    let resumed = if outcome.first_step > 0 { format!(", resumed at step {}", outcome.first_step) } else { String::new() };
+    let resumed = if outcome.first_step > 0 {
+        format!(", resumed at step {}", outcome.first_step)
+    } else {
+        String::new()
+    };
     println!(
         "{} at step {} ({} iteration{} run{resumed}) in {:.0}s: run {}, checkpoint {}",
         if outcome.interrupted { "stopped" } else { "trained" },
@@ -526,29 +564,23 @@ fn train(a: TrainArgs) -> Result<()> {
         outcome.checkpoint.display()
     );
     if outcome.interrupted {
-        eprintln!("interrupted: the checkpoint above is saved; resume with --resume {}", outcome.run_dir.display());
+        eprintln!(
+            "interrupted: the checkpoint above is saved; resume with --resume {}",
+            outcome.run_dir.display()
+        );
         std::process::exit(INTERRUPTED);
     }
     Ok(())
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
-    if let Some(caption) = &a.text {
-        let checkpoint = a.checkpoint.as_deref().context("--text needs --checkpoint: a text-to-image run (the shipped model draws stories)")?;
-        let clip = match a.format {
-            None => None,
-            Some(FormatArg::Gif) => Some(ClipFormat::Gif),
-            Some(FormatArg::Strip) => Some(ClipFormat::Strip),
-            Some(FormatArg::Frames) => bail!("--format frames is for story models; a video is drawn as gif or strip"),
-        };
-        return t2i::generate(checkpoint, caption, &a.seeds, &a.out, &a.device, a.weights.into(), clip, a.stages);
-    }
-    let text = match (&a.story, &a.story_file) {
-        (Some(s), _) => s.clone(),
-        (None, Some(f)) => sample::read_story_file(f)?,
-        (None, None) => bail!("give --story or --story-file"),
+    let (text, caption) = match (&a.story, &a.story_file, &a.text) {
+        (Some(s), _, _) => (s.clone(), false),
+        (None, Some(f), _) => (input::read_story_file(f)?, false),
+        (None, None, Some(t)) => (t.clone(), true),
+        (None, None, None) => bail!("give --story, --story-file or --text"),
     };
-    let seeds = sample::parse_seeds(&a.seeds)?;
+    let seeds = input::parse_seeds(&a.seeds)?;
     let fit = if a.pad {
         Fit::Pad
     } else if a.truncate {
@@ -556,41 +588,82 @@ fn generate(a: GenerateArgs) -> Result<()> {
     } else {
         Fit::Exact
     };
-    let device = storyvis::device::parse_device(&a.device)?;
+    let device = storyvis_core::device::parse_device(&a.device)?;
     let checkpoint = match &a.checkpoint {
         Some(c) => c.clone(),
-        None => storyvis::shipped::find(DEFAULT_MODEL).context("no --checkpoint given, and the shipped model is missing")?,
+        None if caption => bail!("--text needs --checkpoint: a text-to-image or video run (the shipped model draws stories)"),
+        None => storyvis_core::shipped::find(DEFAULT_MODEL).context("no --checkpoint given, and the shipped model is missing")?,
     };
-    let model = sample::load_with(&checkpoint, device, a.weights.into()).with_context(|| match &a.checkpoint {
-        Some(_) => "loading the checkpoint".to_string(),
-        None => format!("loading the shipped model {DEFAULT_MODEL} (give --checkpoint to use another)"),
-    })?;
-    let story = sample::prepare(&model, &text, fit, a.strict_vocab)?;
-    if !story.unknown.is_empty() {
-        eprintln!("warning: unknown words (not in the training vocabulary, drawn as unknown): {}", sample::words(&story.unknown));
+    let model =
+        registry::load_drawer(&checkpoint, device, a.weights.into()).with_context(|| {
+            match &a.checkpoint {
+                Some(_) => "loading the checkpoint".to_string(),
+                None => format!(
+                    "loading the shipped model {DEFAULT_MODEL} (give --checkpoint to use another)"
+                ),
+            }
+        })?;
+    let about = model.about();
+    let layout = Layout { format: a.format.map(FormatArg::format), stages: a.stages };
+    storyvis_core::drawer::check_layout(model.as_ref(), &layout)?;
+    match (model.input(), caption) {
+        (Input::Story { .. }, true) => bail!(
+            "{} is a {} checkpoint, which draws stories: give the story with --story or --story-file",
+            about.checkpoint.display(),
+            about.family
+        ),
+        (Input::Caption | Input::Video { .. }, false) => {
+            bail!(
+                "{} is a {} checkpoint, which draws from a caption: give it with --text",
+                about.checkpoint.display(),
+                about.family
+            )
+        }
+        _ => {}
     }
-    let format = match a.format {
-        None | Some(FormatArg::Strip) => Format::Strip,
-        Some(FormatArg::Frames) => Format::Frames,
-        Some(FormatArg::Gif) => bail!("--format gif is for video models (generate --text on a tganc checkpoint); stories are drawn as strip or frames"),
-    };
-    let files = sample::generate(&model, &story, &seeds, &a.out, format)?;
+    let checked = model.check(&text, fit)?;
+    if !checked.unknown.is_empty() {
+        ensure!(
+            !a.strict_vocab,
+            "unknown words (not in the training vocabulary): {}",
+            input::words(&checked.unknown)
+        );
+        let how = if caption {
+            "not in the text encoder's vocabulary, read as unknown"
+        } else {
+            "not in the training vocabulary, drawn as unknown"
+        };
+        eprintln!("warning: unknown words ({how}): {}", input::words(&checked.unknown));
+    }
+    let layout = Layout { format: a.format.map(FormatArg::format), stages: a.stages };
+    let files =
+        storyvis_core::drawer::save_all(&model.draw_as(&checked, &seeds, &layout)?, &a.out)?;
     for f in &files {
         println!("{}", f.display());
     }
-    eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());
+    eprintln!("drew {} seed(s) with {}", seeds.len(), about.checkpoint.display());
     Ok(())
 }
 
 fn train_classifier(a: ClassifierArgs) -> Result<()> {
-    let device = storyvis::device::parse_device(&a.device)?;
+    let device = storyvis_core::device::parse_device(&a.device)?;
     let video = Dataset::read_header(&a.data)?.kind == storyvis_data::bouncing::KIND;
     let out = match a.out {
         Some(o) => o,
         None if video => bail!("give --out for a clip classifier (the default, {DEFAULT_CLASSIFIER}, is the CLEVR-SV attribute classifier)"),
         None => PathBuf::from(DEFAULT_CLASSIFIER),
     };
-    let req = ClassifierRequest { data: a.data, out, steps: a.steps, batch: a.batch, lr: a.lr, seed: a.seed, device, force: a.force, widths: a.widths };
+    let req = ClassifierRequest {
+        data: a.data,
+        out,
+        steps: a.steps,
+        batch: a.batch,
+        lr: a.lr,
+        seed: a.seed,
+        device,
+        force: a.force,
+        widths: a.widths,
+    };
     let started = Instant::now();
     let progress = Progress::new(req.steps as u64, "training");
     let note = |step: usize, total: usize, loss: f64| {
@@ -600,7 +673,7 @@ fn train_classifier(a: ClassifierArgs) -> Result<()> {
         }
     };
     if video {
-        let result = storyvis::clip_classifier::train_clip_classifier(&req, &note);
+        let result = storyvis_eval::clip_classifier::train_clip_classifier(&req, &note);
         progress.finish();
         let m = result?;
         println!(
@@ -624,14 +697,22 @@ fn train_classifier(a: ClassifierArgs) -> Result<()> {
         m.held_out.macro_f1,
         m.held_out.exact_match
     );
-    let attributes: Vec<String> = m.held_out.attributes.iter().map(|a| format!("{} {:.4}", a.attribute, a.accuracy)).collect();
-    println!("per-attribute accuracy (frames whose set of values is exactly right): {}", attributes.join(", "));
+    let attributes: Vec<String> = m
+        .held_out
+        .attributes
+        .iter()
+        .map(|a| format!("{} {:.4}", a.attribute, a.accuracy))
+        .collect();
+    println!(
+        "per-attribute accuracy (frames whose set of values is exactly right): {}",
+        attributes.join(", ")
+    );
     Ok(())
 }
 
 fn train_detector(a: DetectorArgs) -> Result<()> {
-    let device = storyvis::device::parse_device(&a.device)?;
-    let req = storyvis::detector::DetectorRequest {
+    let device = storyvis_core::device::parse_device(&a.device)?;
+    let req = storyvis_eval::detector::DetectorRequest {
         data: a.data,
         out: a.out.unwrap_or_else(|| PathBuf::from(DEFAULT_DETECTOR)),
         steps: a.steps,
@@ -650,7 +731,7 @@ fn train_detector(a: DetectorArgs) -> Result<()> {
             progress.note(&format!("step {step} loss {loss:.4}"));
         }
     };
-    let result = storyvis::detector::train_detector(&req, &note);
+    let result = storyvis_eval::detector::train_detector(&req, &note);
     progress.finish();
     let m = result?;
     let h = &m.held_out;
@@ -673,7 +754,7 @@ fn train_detector(a: DetectorArgs) -> Result<()> {
 }
 
 fn evaluate(a: EvalArgs) -> Result<()> {
-    let device = storyvis::device::parse_device(&a.device)?;
+    let device = storyvis_core::device::parse_device(&a.device)?;
     let mut checkpoints: Vec<PathBuf> = a.checkpoint.into_iter().collect();
     checkpoints.extend(a.compare);
     let req = EvalRequest {
@@ -681,24 +762,36 @@ fn evaluate(a: EvalArgs) -> Result<()> {
         data: a.data,
         classifier: match a.classifier {
             Some(c) => c,
-            None => storyvis::shipped::find(DEFAULT_CLASSIFIER).context("no --classifier given, and the shipped one is missing")?,
+            None => storyvis_core::shipped::find(DEFAULT_CLASSIFIER)
+                .context("no --classifier given, and the shipped one is missing")?,
         },
         stories: a.stories,
         seeds: a.seeds,
         device,
         weights: a.weights.into(),
         detector: match a.detector {
-            Some(d) => Some(storyvis::eval::Detector::Given(d)),
-            None => storyvis::shipped::find(DEFAULT_DETECTOR).ok().map(storyvis::eval::Detector::Shipped),
+            Some(d) => Some(storyvis_eval::eval::Detector::Given(d)),
+            None => storyvis_core::shipped::find(DEFAULT_DETECTOR)
+                .ok()
+                .map(storyvis_eval::eval::Detector::Shipped),
         },
     };
     let progress = std::cell::OnceCell::new();
     let tick = |_, total| progress.get_or_init(|| Progress::new(total as u64, "drawing")).tick();
     let video = Dataset::read_header(&req.data)?.kind == storyvis_data::bouncing::KIND;
     if let [x, y] = &a.gam[..] {
-        ensure!(video, "--gam compares video models on a video dataset ({}); {} is not one", storyvis_data::bouncing::KIND, req.data.display());
+        ensure!(
+            video,
+            "--gam compares video models on a video dataset ({}); {} is not one",
+            storyvis_data::bouncing::KIND,
+            req.data.display()
+        );
         let g = eval::video::gam(x, y, &req)?;
-        return write_report(&a.out, &serde_json::to_string_pretty(&g)?, &eval::video::gam_markdown(&g));
+        return write_report(
+            &a.out,
+            &serde_json::to_string_pretty(&g)?,
+            &eval::video::gam_markdown(&g),
+        );
     }
     if video {
         let result = eval::video::evaluate_video(&req, &tick);
@@ -752,20 +845,31 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(a) => bench(a),
         Command::Export { checkpoint, out, average_only } => {
-            let m = storyvis::checkpoint::export_generator(&checkpoint, &out, average_only)?;
-            let bytes: u64 = m.files.keys().filter_map(|f| std::fs::metadata(out.join(f)).ok()).map(|md| md.len()).sum();
-            println!("exported the generator of step {} to {} ({:.1} MB)", m.step, out.display(), bytes as f64 / 1e6);
+            let m = registry::export(&checkpoint, &out, average_only)?;
+            let bytes: u64 = m
+                .files
+                .keys()
+                .filter_map(|f| std::fs::metadata(out.join(f)).ok())
+                .map(|md| md.len())
+                .sum();
+            println!(
+                "exported the generator of step {} to {} ({:.1} MB)",
+                m.step,
+                out.display(),
+                bytes as f64 / 1e6
+            );
             Ok(())
         }
         Command::Doctor { device } => {
-            let device = storyvis::device::parse_device(&device)?;
-            println!("{}", storyvis::device::runtime_report(device)?);
+            let device = storyvis_core::device::parse_device(&device)?;
+            println!("{}", storyvis_core::device::runtime_report(device)?);
             Ok(())
         }
     }
 }
 
 fn main() {
+    storyvis_models::install();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");

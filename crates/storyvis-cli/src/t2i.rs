@@ -1,18 +1,19 @@
 //! The text-to-image commands: `train-text-encoder` (the joint embedding every text-to-image
-//! family reads its captions through), `generate --text`, `interpolate`, `style-transfer`.
+//! family reads its captions through), `interpolate`, `style-transfer` (through the family
+//! registry: a family that has them draws them).
 
 use crate::progress::Progress;
 use crate::WeightsArg;
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use storyvis::checkpoint::Weights;
-use storyvis::joint::{train_text_encoder, EncoderKind, EncoderRequest, Hinge, SwapGroups};
-use storyvis::models::gan_int_cls::draw;
-use storyvis::models::stackgan;
-use storyvis::models::tganc;
-pub use storyvis::models::tganc::draw::ClipFormat;
+use storyvis_core::checkpoint::Weights;
+use storyvis_core::drawer::{save_all, Drawer};
+use storyvis_core::encoder_training::{train_text_encoder, EncoderRequest};
+use storyvis_core::input::Fit;
+use storyvis_core::joint::{EncoderKind, Hinge, SwapGroups};
+use storyvis_core::registry;
 
 #[derive(Args)]
 pub struct TextEncoderArgs {
@@ -65,12 +66,16 @@ pub struct TextEncoderArgs {
 }
 
 pub fn train_encoder(a: TextEncoderArgs) -> Result<()> {
-    let device = storyvis::device::parse_device(&a.device)?;
+    let device = storyvis_core::device::parse_device(&a.device)?;
     let req = EncoderRequest {
         data: a.data,
         out: a.out,
         kind: a.encoder,
-        dim: a.dim.unwrap_or(if a.encoder == EncoderKind::Minilm { storyvis::minilm::DIM } else { 1024 }),
+        dim: a.dim.unwrap_or(if a.encoder == EncoderKind::Minilm {
+            storyvis_core::minilm::DIM
+        } else {
+            1024
+        }),
         max_chars: a.max_chars,
         word_dim: a.word_dim,
         steps: a.steps,
@@ -107,16 +112,17 @@ pub fn train_encoder(a: TextEncoderArgs) -> Result<()> {
     Ok(())
 }
 
-fn load(checkpoint: &Path, device: &str, weights: Weights) -> Result<draw::Loaded> {
-    let device = storyvis::device::parse_device(device)?;
-    draw::load_with(checkpoint, device, weights)
+/// Loads a checkpoint of any family to draw, through the registry.
+fn load(checkpoint: &Path, device: &str, weights: Weights) -> Result<Box<dyn Drawer>> {
+    registry::load_drawer(checkpoint, storyvis_core::device::parse_device(device)?, weights)
 }
 
-/// Warns of the words of `caption` the text encoder does not know.
-fn warn_unknown(text: &storyvis::joint::TextEncoder, caption: &str) {
-    let unknown = text.unknown_words(caption);
-    if !unknown.is_empty() {
-        eprintln!("warning: unknown words (not in the text encoder's vocabulary, read as unknown): {}", storyvis::sample::words(&unknown));
+/// Warns of the words of `text` the model does not know.
+fn warn_unknown(model: &dyn Drawer, text: &str) {
+    if let Ok(c) = model.check(text, Fit::Exact) {
+        if !c.unknown.is_empty() {
+            eprintln!("warning: unknown words (not in the text encoder's vocabulary, read as unknown): {}", storyvis_core::input::words(&c.unknown));
+        }
     }
 }
 
@@ -124,46 +130,6 @@ fn list(files: &[PathBuf]) {
     for f in files {
         println!("{}", f.display());
     }
-}
-
-/// `generate --text`: images from a text-to-image model, or clips from a video model (TGANs-C),
-/// by the checkpoint's family. `clip`: how a video is written (`--format`; GIFs by default).
-/// `stages`: a two-stage model's Stage I beside its Stage II.
-#[allow(clippy::too_many_arguments)]
-pub fn generate(
-    checkpoint: &Path,
-    caption: &str,
-    seeds: &str,
-    out: &Path,
-    device: &str,
-    weights: Weights,
-    clip: Option<ClipFormat>,
-    stages: bool,
-) -> Result<()> {
-    let seeds = storyvis::sample::parse_seeds(seeds)?;
-    let dir = storyvis::checkpoint::resolve(checkpoint)?;
-    let family = storyvis::checkpoint::load_config(&dir)?.family;
-    if stackgan::draw::FAMILY_NAMES.contains(&family.as_str()) {
-        ensure!(clip.is_none(), "--format is for story and video models; a text-to-image model draws a row of images");
-        let model = stackgan::draw::load_with(&dir, storyvis::device::parse_device(device)?, weights)?;
-        warn_unknown(&model.joint.text, caption);
-        list(&stackgan::draw::generate(&model, caption, &seeds, out, stages)?);
-        eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());
-        return Ok(());
-    }
-    ensure!(!stages, "--stages is for two-stage models (stackgan, sdgan); {} is a {family} checkpoint", dir.display());
-    if family == tganc::family::FAMILY_NAME {
-        let model = tganc::draw::load_with(&dir, storyvis::device::parse_device(device)?, weights)?;
-        list(&tganc::draw::generate(&model, caption, &seeds, out, clip.unwrap_or(ClipFormat::Gif))?);
-        eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());
-        return Ok(());
-    }
-    ensure!(clip.is_none(), "--format is for story and video models; a text-to-image model draws a row of images");
-    let model = load(checkpoint, device, weights)?;
-    warn_unknown(&model.joint.text, caption);
-    list(&draw::generate(&model, caption, &seeds, out)?);
-    eprintln!("drew {} seed(s) with {}", seeds.len(), model.checkpoint.display());
-    Ok(())
 }
 
 #[derive(Args)]
@@ -192,11 +158,11 @@ pub struct InterpolateArgs {
 }
 
 pub fn interpolate(a: InterpolateArgs) -> Result<()> {
-    let seeds = storyvis::sample::parse_seeds(&a.seeds)?;
+    let seeds = storyvis_core::input::parse_seeds(&a.seeds)?;
     let model = load(&a.checkpoint, &a.device, a.weights.into())?;
-    warn_unknown(&model.joint.text, &a.from);
-    warn_unknown(&model.joint.text, &a.to);
-    list(&draw::interpolate(&model, &a.from, &a.to, a.steps, &seeds, &a.out)?);
+    warn_unknown(model.as_ref(), &a.from);
+    warn_unknown(model.as_ref(), &a.to);
+    list(&save_all(&model.interpolate(&a.from, &a.to, a.steps, &seeds)?, &a.out)?);
     Ok(())
 }
 
@@ -223,7 +189,10 @@ pub struct StyleArgs {
 
 pub fn style_transfer(a: StyleArgs) -> Result<()> {
     let model = load(&a.checkpoint, &a.device, a.weights.into())?;
-    warn_unknown(&model.joint.text, &a.text);
-    println!("{}", draw::style_transfer(&model, &a.image, &a.text, &a.out)?.display());
+    warn_unknown(model.as_ref(), &a.text);
+    let picture = model.style_transfer(&a.image, &a.text)?;
+    for f in save_all(&[picture], &a.out)? {
+        println!("{}", f.display());
+    }
     Ok(())
 }

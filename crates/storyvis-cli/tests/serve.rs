@@ -46,13 +46,24 @@ impl Serving {
         });
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr =
-            line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("no address in {line:?}: {}", log.lock().unwrap())).parse().unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("no address in {line:?}: {}", log.lock().unwrap()))
+            .parse()
+            .unwrap();
         Serving { child, addr, log }
     }
 
     fn post(&self, body: &Value) -> Reply {
-        request(self.addr, "POST", "/api/generate", body.to_string().as_bytes(), Duration::from_secs(120)).unwrap()
+        request(
+            self.addr,
+            "POST",
+            "/api/generate",
+            body.to_string().as_bytes(),
+            Duration::from_secs(120),
+        )
+        .unwrap()
     }
 
     fn get(&self, path: &str) -> Reply {
@@ -90,7 +101,12 @@ fn pictures(r: &Reply) -> Vec<(String, Vec<u8>)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["name"].as_str().unwrap().to_string(), b64.decode(p["base64"].as_str().unwrap()).unwrap()))
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                b64.decode(p["base64"].as_str().unwrap()).unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -98,8 +114,14 @@ fn pictures(r: &Reply) -> Vec<(String, Vec<u8>)> {
 fn same_as_generate(served: &[(String, Vec<u8>)], args: &[&str], out: &Path) {
     ok(&[&["generate", "--seeds", "0-1", "--out", p(out)], args].concat());
     for (name, bytes) in served {
-        let written = std::fs::read(out.join(name)).unwrap_or_else(|_| panic!("generate wrote no {name}"));
-        assert!(&written == bytes, "{name} differs from generate {args:?} ({} and {} bytes)", bytes.len(), written.len());
+        let written =
+            std::fs::read(out.join(name)).unwrap_or_else(|_| panic!("generate wrote no {name}"));
+        assert!(
+            &written == bytes,
+            "{name} differs from generate {args:?} ({} and {} bytes)",
+            bytes.len(),
+            written.len()
+        );
     }
 }
 
@@ -117,32 +139,124 @@ fn every_family_is_served_through_the_registry_and_draws_what_generate_draws() {
     // iterations each.
     let (_, story_run) = trained(r);
     let captions = r.join("captions");
-    ok(&["prepare", "clevr-captions", "--out", p(&captions), "--images", "16", "--supersample", "1", "--split", "0.75"]);
+    ok(&[
+        "prepare",
+        "clevr-captions",
+        "--out",
+        p(&captions),
+        "--images",
+        "16",
+        "--supersample",
+        "1",
+        "--split",
+        "0.75",
+    ]);
     let enc = r.join("enc");
-    ok(&["train-text-encoder", "--data", p(&captions), "--out", p(&enc), "--encoder", "word", "--dim", "16", "--steps", "3", "--batch", "4"]);
+    ok(&[
+        "train-text-encoder",
+        "--data",
+        p(&captions),
+        "--out",
+        p(&enc),
+        "--encoder",
+        "word",
+        "--dim",
+        "16",
+        "--steps",
+        "3",
+        "--batch",
+        "4",
+    ]);
     let te = format!("text_encoder={:?}", p(&enc));
     let runs = r.join("runs-t2i");
-    ok(&["train", "--preset", "gan-int-cls-tiny", "--data", p(&captions), "--runs", p(&runs), "--set", &te, "--set", "max_steps=2", "--set", "batch=4"]);
+    ok(&[
+        "train",
+        "--preset",
+        "gan-int-cls-tiny",
+        "--data",
+        p(&captions),
+        "--runs",
+        p(&runs),
+        "--set",
+        &te,
+        "--set",
+        "max_steps=2",
+        "--set",
+        "batch=4",
+    ]);
     let caption_run = runs.join("00000-gan-int-cls-tiny");
     for preset in ["stackgan-tiny", "sdgan-tiny"] {
-        ok(&["train", "--preset", preset, "--data", p(&captions), "--runs", p(&runs), "--set", &te, "--set", "max_steps=2", "--set", "batch=4"]);
+        ok(&[
+            "train",
+            "--preset",
+            preset,
+            "--data",
+            p(&captions),
+            "--runs",
+            p(&runs),
+            "--set",
+            &te,
+            "--set",
+            "max_steps=2",
+            "--set",
+            "batch=4",
+        ]);
     }
-    let (stackgan_run, sdgan_run) = (runs.join("00001-stackgan-tiny"), runs.join("00002-sdgan-tiny"));
+    let (stackgan_run, sdgan_run) =
+        (runs.join("00001-stackgan-tiny"), runs.join("00002-sdgan-tiny"));
     let mnist = r.join("mnist");
     write_mnist(&mnist, 20);
     let clips = r.join("bm");
-    ok(&["prepare", "bouncing-mnist", "--mnist", p(&mnist), "--clips", "16", "--out", p(&clips), "--split", "0.75"]);
+    ok(&[
+        "prepare",
+        "bouncing-mnist",
+        "--mnist",
+        p(&mnist),
+        "--clips",
+        "16",
+        "--out",
+        p(&clips),
+        "--split",
+        "0.75",
+    ]);
     let runs = r.join("runs-video");
-    ok(&["train", "--preset", "tganc-tiny", "--data", p(&clips), "--runs", p(&runs), "--set", "max_steps=2"]);
+    ok(&[
+        "train",
+        "--preset",
+        "tganc-tiny",
+        "--data",
+        p(&clips),
+        "--runs",
+        p(&runs),
+        "--set",
+        "max_steps=2",
+    ]);
     let video_run = runs.join("00000-tganc-tiny");
 
     // Bad models are refused at start, naming the model.
     let classifier = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/clevr-classifier");
     fails(&["serve", "--port", "0", "--model", &format!("clf={}", p(&classifier))], "model clf");
     fails(&["serve", "--port", "0", "--model", &format!("x={}", p(&r.join("none")))], "model x");
-    fails(&["serve", "--port", "0", "--model", &format!("../x={}", p(&story_run))], "model name \"../x\"");
-    fails(&["serve", "--port", "0", "--model", &format!("a={}", p(&story_run)), "--model", &format!("a={}", p(&video_run))], "given twice");
-    fails(&["serve", "--port", "0", "--queue", "0", "--model", &format!("a={}", p(&story_run))], "--queue must be");
+    fails(
+        &["serve", "--port", "0", "--model", &format!("../x={}", p(&story_run))],
+        "model name \"../x\"",
+    );
+    fails(
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--model",
+            &format!("a={}", p(&story_run)),
+            "--model",
+            &format!("a={}", p(&video_run)),
+        ],
+        "given twice",
+    );
+    fails(
+        &["serve", "--port", "0", "--queue", "0", "--model", &format!("a={}", p(&story_run))],
+        "--queue must be",
+    );
 
     let s = Serving::start(&[
         "--model",
@@ -159,11 +273,22 @@ fn every_family_is_served_through_the_registry_and_draws_what_generate_draws() {
         &format!("sdgan={}", p(&sdgan_run)),
     ]);
     let list = s.get("/api/models").json();
-    let kinds: Vec<(&str, &str)> =
-        list["models"].as_array().unwrap().iter().map(|m| (m["family"].as_str().unwrap(), m["input"]["kind"].as_str().unwrap())).collect();
+    let kinds: Vec<(&str, &str)> = list["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["family"].as_str().unwrap(), m["input"]["kind"].as_str().unwrap()))
+        .collect();
     assert_eq!(
         kinds,
-        [("storygan", "story"), ("gan-int-cls", "caption"), ("tganc", "video"), ("storygan", "story"), ("stackgan", "caption"), ("sdgan", "caption")]
+        [
+            ("storygan", "story"),
+            ("gan-int-cls", "caption"),
+            ("tganc", "video"),
+            ("storygan", "story"),
+            ("stackgan", "caption"),
+            ("sdgan", "caption")
+        ]
     );
     // Example prompts in each model's own words (the shipped model's are CLEVR-SV stories).
     for m in list["models"].as_array().unwrap() {
@@ -172,25 +297,56 @@ fn every_family_is_served_through_the_registry_and_draws_what_generate_draws() {
 
     let out = r.join("generated");
     let story = pictures(&s.post(&json!({"model": "story", "story": STORY, "seeds": [0, 1]})));
-    assert_eq!(story.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["seed0000.png", "seed0001.png"]);
-    same_as_generate(&story, &["--checkpoint", p(&story_run), "--story", STORY], &out.join("story"));
-    let image = pictures(&s.post(&json!({"model": "caption", "text": "a large red metal cube.", "seeds": [0, 1]})));
-    assert_eq!(image.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["seed0000.png", "seed0001.png", "row.png"]);
-    same_as_generate(&image, &["--checkpoint", p(&caption_run), "--text", "a large red metal cube."], &out.join("image"));
+    assert_eq!(
+        story.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["seed0000.png", "seed0001.png"]
+    );
+    same_as_generate(
+        &story,
+        &["--checkpoint", p(&story_run), "--story", STORY],
+        &out.join("story"),
+    );
+    let image = pictures(
+        &s.post(&json!({"model": "caption", "text": "a large red metal cube.", "seeds": [0, 1]})),
+    );
+    assert_eq!(
+        image.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["seed0000.png", "seed0001.png", "row.png"]
+    );
+    same_as_generate(
+        &image,
+        &["--checkpoint", p(&caption_run), "--text", "a large red metal cube."],
+        &out.join("image"),
+    );
     for (name, run) in [("stackgan", &stackgan_run), ("sdgan", &sdgan_run)] {
-        let image = pictures(&s.post(&json!({"model": name, "text": "a large red metal cube.", "seeds": [0, 1]})));
+        let image = pictures(
+            &s.post(&json!({"model": name, "text": "a large red metal cube.", "seeds": [0, 1]})),
+        );
         assert_eq!(image.len(), 3, "{name}");
-        same_as_generate(&image, &["--checkpoint", p(run), "--text", "a large red metal cube."], &out.join(name));
+        same_as_generate(
+            &image,
+            &["--checkpoint", p(run), "--text", "a large red metal cube."],
+            &out.join(name),
+        );
     }
     // A video caption the model was trained on: its first example.
     let caption = list["models"][2]["examples"][0].as_str().unwrap().to_string();
     let clip = s.post(&json!({"model": "video", "text": caption, "seeds": [0, 1]}));
     assert_eq!(clip.json()["pictures"][0]["mime"], "image/gif", "{}", clip.error());
-    same_as_generate(&pictures(&clip), &["--checkpoint", p(&video_run), "--text", &caption], &out.join("video"));
+    same_as_generate(
+        &pictures(&clip),
+        &["--checkpoint", p(&video_run), "--text", &caption],
+        &out.join("video"),
+    );
     // The shipped model draws what `generate` draws without --checkpoint.
-    let shipped_story = pictures(&s.post(&json!({"model": "shipped", "story": STORY, "seeds": [0, 1]})));
+    let shipped_story =
+        pictures(&s.post(&json!({"model": "shipped", "story": STORY, "seeds": [0, 1]})));
     same_as_generate(&shipped_story, &["--story", STORY], &out.join("shipped"));
-    assert_eq!(s.post(&json!({"story": STORY})).json()["model"], "story", "the first story model is the default");
+    assert_eq!(
+        s.post(&json!({"story": STORY})).json()["model"],
+        "story",
+        "the first story model is the default"
+    );
 
     // Input the models cannot read, reported as the CLI reports it.
     let v = s.post(&json!({"model": "shipped", "story": "a zebra cube. a red cube appears. a blue cube appears. a cube.", "seeds": [0]})).json();
@@ -212,7 +368,10 @@ fn every_family_is_served_through_the_registry_and_draws_what_generate_draws() {
     let (clean, log) = s.interrupt();
     assert!(clean, "{log}");
     assert!(
-        log.contains("stopping") && log.contains("POST /api/generate 200") && log.contains("POST /api/generate 400") && log.contains("GET /api/models 200"),
+        log.contains("stopping")
+            && log.contains("POST /api/generate 200")
+            && log.contains("POST /api/generate 400")
+            && log.contains("GET /api/models 200"),
         "{log}"
     );
 }
@@ -270,15 +429,23 @@ impl Browser {
                     break (lines[0].to_string(), lines[1].to_string());
                 }
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "Chromium did not open its DevTools port");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "Chromium did not open its DevTools port"
+            );
             std::thread::sleep(Duration::from_millis(100));
         };
         let stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
         let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}{path}"), stream).unwrap();
         let mut b = Browser { child, ws, session: String::new(), next: 0, _profile: profile };
-        let target = b.call("Target.createTarget", json!({"url": "about:blank"}))["targetId"].clone();
-        b.session = b.call("Target.attachToTarget", json!({"targetId": target, "flatten": true}))["sessionId"].as_str().unwrap().to_string();
+        let target =
+            b.call("Target.createTarget", json!({"url": "about:blank"}))["targetId"].clone();
+        b.session = b.call("Target.attachToTarget", json!({"targetId": target, "flatten": true}))
+            ["sessionId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         b
     }
 
@@ -302,7 +469,10 @@ impl Browser {
 
     /// Evaluates JavaScript in the page; its value.
     fn eval(&mut self, js: &str) -> Value {
-        let r = self.call("Runtime.evaluate", json!({"expression": js, "returnByValue": true, "awaitPromise": true}));
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": js, "returnByValue": true, "awaitPromise": true}),
+        );
         assert!(r.get("exceptionDetails").is_none(), "{js}: {r}");
         r["result"]["value"].clone()
     }
@@ -329,7 +499,10 @@ impl Browser {
         ));
         let (x, y) = (r[0].as_f64().unwrap(), r[1].as_f64().unwrap());
         for kind in ["mousePressed", "mouseReleased"] {
-            self.call("Input.dispatchMouseEvent", json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}));
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+            );
         }
     }
 }
@@ -344,7 +517,9 @@ impl Drop for Browser {
 /// Where the screenshot goes: `STORYVIS_SCREENSHOT` (docs/serve/page.png is made so), else
 /// the test's temporary directory.
 fn screenshot_path(tmp: &Path) -> PathBuf {
-    std::env::var_os("STORYVIS_SCREENSHOT").map(PathBuf::from).unwrap_or_else(|| tmp.join("page.png"))
+    std::env::var_os("STORYVIS_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.join("page.png"))
 }
 
 #[test]
@@ -352,17 +527,26 @@ fn a_browser_types_a_story_into_the_page_and_sees_it_drawn() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Serving::start(&[]);
     let mut b = Browser::start();
-    b.call("Emulation.setDeviceMetricsOverride", json!({"width": 1000, "height": 820, "deviceScaleFactor": 1, "mobile": false}));
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1000, "height": 820, "deviceScaleFactor": 1, "mobile": false}),
+    );
     b.call("Page.navigate", json!({"url": format!("http://{}/", s.addr)}));
     b.wait_for("document.body && document.body.dataset.ready === '1'", 60);
     assert_eq!(b.eval("document.querySelector('#model').value"), "storygan-default");
     assert_eq!(b.eval("document.querySelectorAll('#sentences input').length"), 4);
     // A paragraph typed into the first field is split into the four.
     b.type_into("[data-sentence='0']", STORY);
-    let fields = b.eval("Array.from(document.querySelectorAll('#sentences input')).map((e) => e.value)");
+    let fields =
+        b.eval("Array.from(document.querySelectorAll('#sentences input')).map((e) => e.value)");
     assert_eq!(
         fields,
-        json!(["there is a small red rubber cube.", "a large blue metal sphere appears.", "someone adds a green cylinder.", "a yellow cube appears."])
+        json!([
+            "there is a small red rubber cube.",
+            "a large blue metal sphere appears.",
+            "someone adds a green cylinder.",
+            "a yellow cube appears."
+        ])
     );
     b.type_into("#seeds", "0-2");
     b.click("#draw");
@@ -370,9 +554,13 @@ fn a_browser_types_a_story_into_the_page_and_sees_it_drawn() {
     assert_eq!(b.eval("document.querySelector('#message').textContent"), "");
     // The whole page in one picture.
     let height = b.eval("document.documentElement.scrollHeight").as_i64().unwrap().min(2400);
-    b.call("Emulation.setDeviceMetricsOverride", json!({"width": 1000, "height": height, "deviceScaleFactor": 1, "mobile": false}));
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1000, "height": height, "deviceScaleFactor": 1, "mobile": false}),
+    );
     let shot = b.call("Page.captureScreenshot", json!({"format": "png"}));
-    let png = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap()).unwrap();
+    let png =
+        base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap()).unwrap();
     let path = screenshot_path(tmp.path());
     std::fs::write(&path, &png).unwrap();
     // Not blank: the page and three story strips, in many colours.
@@ -383,16 +571,29 @@ fn a_browser_types_a_story_into_the_page_and_sees_it_drawn() {
     // The strips are the server's pictures, as drawn for seed 0.
     let seed0 = b.eval("document.querySelector('#results img').src");
     let served = pictures(&s.post(&json!({"story": STORY, "seeds": [0]})));
-    assert_eq!(seed0.as_str().unwrap(), format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(&served[0].1)));
+    assert_eq!(
+        seed0.as_str().unwrap(),
+        format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(&served[0].1)
+        )
+    );
 
     // Unknown words and too-long input are shown inline, as the CLI words them.
     b.type_into("[data-sentence='3']", "a zebra appears.");
     b.click("#draw");
     b.wait_for("document.querySelector('#message').textContent.includes('unknown words')", 60);
-    assert!(b.eval("document.querySelector('#message').textContent").as_str().unwrap().ends_with(": zebra"));
+    assert!(b
+        .eval("document.querySelector('#message').textContent")
+        .as_str()
+        .unwrap()
+        .ends_with(": zebra"));
     b.type_into("[data-sentence='3']", &"x".repeat(1200));
     b.click("#draw");
-    b.wait_for("document.querySelector('#message').textContent.includes('sentence 4 is 1200 bytes long')", 60);
+    b.wait_for(
+        "document.querySelector('#message').textContent.includes('sentence 4 is 1200 bytes long')",
+        60,
+    );
     b.type_into("#seeds", "0-20");
     b.click("#draw");
     b.wait_for("document.querySelector('#message').textContent.includes('at most 8 seeds')", 10);

@@ -8,15 +8,69 @@ use common::{fails, ok, p, trained};
 fn captions_encoder_gan_and_drawing_commands() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("captions");
-    let said = ok(&["prepare", "clevr-captions", "--out", p(&data), "--images", "16", "--supersample", "1", "--split", "0.75"]);
+    let said = ok(&[
+        "prepare",
+        "clevr-captions",
+        "--out",
+        p(&data),
+        "--images",
+        "16",
+        "--supersample",
+        "1",
+        "--split",
+        "0.75",
+    ]);
     assert!(said.contains("rendered 16 CLEVR caption images"), "{said}");
-    fails(&["prepare", "clevr-captions", "--out", p(&root.path().join("x")), "--images", "0"], "--images must be between 1");
-    fails(&["prepare", "clevr-captions", "--out", p(&root.path().join("x")), "--images", "4", "--captions", "9"], "--captions must be 1..8");
+    fails(
+        &["prepare", "clevr-captions", "--out", p(&root.path().join("x")), "--images", "0"],
+        "--images must be between 1",
+    );
+    fails(
+        &[
+            "prepare",
+            "clevr-captions",
+            "--out",
+            p(&root.path().join("x")),
+            "--images",
+            "4",
+            "--captions",
+            "9",
+        ],
+        "--captions must be 1..8",
+    );
     let enc = root.path().join("enc");
-    let said = ok(&["train-text-encoder", "--data", p(&data), "--out", p(&enc), "--encoder", "word", "--dim", "16", "--steps", "3", "--batch", "4"]);
+    let said = ok(&[
+        "train-text-encoder",
+        "--data",
+        p(&data),
+        "--out",
+        p(&enc),
+        "--encoder",
+        "word",
+        "--dim",
+        "16",
+        "--steps",
+        "3",
+        "--batch",
+        "4",
+    ]);
     assert!(said.contains("held-out R-precision"), "{said}");
-    fails(&["train-text-encoder", "--data", p(&data), "--out", p(&enc), "--steps", "3"], "already exists");
-    fails(&["train-text-encoder", "--data", p(&data), "--out", p(&root.path().join("e2")), "--encoder", "bag"], "unknown text encoder");
+    fails(
+        &["train-text-encoder", "--data", p(&data), "--out", p(&enc), "--steps", "3"],
+        "already exists",
+    );
+    fails(
+        &[
+            "train-text-encoder",
+            "--data",
+            p(&data),
+            "--out",
+            p(&root.path().join("e2")),
+            "--encoder",
+            "bag",
+        ],
+        "unknown text encoder",
+    );
     let runs = root.path().join("runs");
     let te = format!("text_encoder={:?}", p(&enc));
     ok(&[
@@ -40,14 +94,48 @@ fn captions_encoder_gan_and_drawing_commands() {
     ]);
     let run = runs.join("00000-gan-int-cls-tiny");
     let out = root.path().join("out");
-    let said = ok(&["generate", "--checkpoint", p(&run), "--text", "a large red metal cube.", "--seeds", "0-1", "--out", p(&out)]);
+    let said = ok(&[
+        "generate",
+        "--checkpoint",
+        p(&run),
+        "--text",
+        "a large red metal cube.",
+        "--seeds",
+        "0-1",
+        "--out",
+        p(&out),
+    ]);
     assert!(said.contains("seed0001.png") && said.contains("row.png"), "{said}");
     // The run keeps a moving average (with its own batch-norm statistics), which `generate`
     // draws by default; `--weights trained` draws the trained weights: another picture.
     let row = std::fs::read(out.join("row.png")).unwrap();
-    ok(&["generate", "--checkpoint", p(&run), "--text", "a large red metal cube.", "--seeds", "0-1", "--out", p(&out), "--weights", "trained"]);
+    ok(&[
+        "generate",
+        "--checkpoint",
+        p(&run),
+        "--text",
+        "a large red metal cube.",
+        "--seeds",
+        "0-1",
+        "--out",
+        p(&out),
+        "--weights",
+        "trained",
+    ]);
     assert_ne!(std::fs::read(out.join("row.png")).unwrap(), row);
-    ok(&["generate", "--checkpoint", p(&run), "--text", "a large red metal cube.", "--seeds", "0-1", "--out", p(&out), "--weights", "average"]);
+    ok(&[
+        "generate",
+        "--checkpoint",
+        p(&run),
+        "--text",
+        "a large red metal cube.",
+        "--seeds",
+        "0-1",
+        "--out",
+        p(&out),
+        "--weights",
+        "average",
+    ]);
     assert_eq!(std::fs::read(out.join("row.png")).unwrap(), row);
     let said = ok(&[
         "interpolate",
@@ -80,35 +168,123 @@ fn captions_encoder_gan_and_drawing_commands() {
     ]);
     assert!(said.contains("style-transfer.png"), "{said}");
     // Bad input.
-    fails(&["generate", "--checkpoint", p(&run), "--text", "", "--out", p(&out)], "the caption is empty");
+    fails(
+        &["generate", "--checkpoint", p(&run), "--text", "", "--out", p(&out)],
+        "the caption is empty",
+    );
     // A row of images has no video format, not even the default one named.
     for f in ["gif", "strip"] {
-        fails(&["generate", "--checkpoint", p(&run), "--text", "a red cube.", "--format", f, "--out", p(&out)], "a text-to-image model draws a row of images");
+        fails(
+            &[
+                "generate",
+                "--checkpoint",
+                p(&run),
+                "--text",
+                "a red cube.",
+                "--format",
+                f,
+                "--out",
+                p(&out),
+            ],
+            "a text-to-image model draws a row of images",
+        );
     }
-    fails(&["generate", "--checkpoint", p(&run), "--story", "a red cube. a blue cube. a cube. a cube.", "--out", p(&out)], "is a gan-int-cls checkpoint");
-    fails(&["style-transfer", "--checkpoint", p(&run), "--image", p(&data.join("manifest.jsonl")), "--text", "a cube.", "--out", p(&out)], "is not an image");
-    fails(&["train", "--preset", "gan-int-cls-tiny", "--set", "family=storygan", "--dry-run"], "the family comes with the preset");
-    fails(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs)], "has 1 frames per story, the model 4");
+    fails(
+        &[
+            "generate",
+            "--checkpoint",
+            p(&run),
+            "--story",
+            "a red cube. a blue cube. a cube. a cube.",
+            "--out",
+            p(&out),
+        ],
+        "is a gan-int-cls checkpoint",
+    );
+    fails(
+        &[
+            "style-transfer",
+            "--checkpoint",
+            p(&run),
+            "--image",
+            p(&data.join("manifest.jsonl")),
+            "--text",
+            "a cube.",
+            "--out",
+            p(&out),
+        ],
+        "is not an image",
+    );
+    fails(
+        &["train", "--preset", "gan-int-cls-tiny", "--set", "family=storygan", "--dry-run"],
+        "the family comes with the preset",
+    );
+    fails(
+        &["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs)],
+        "has 1 frames per story, the model 4",
+    );
     // prepare import: a folder of images with captions.jsonl, and a CUB tree missing a caption file.
     let folder = root.path().join("folder");
     std::fs::create_dir_all(folder.join("img")).unwrap();
     for (i, rgb) in [[200u8, 0, 0], [0, 0, 200]].iter().enumerate() {
-        image::RgbImage::from_pixel(24, 24, image::Rgb(*rgb)).save(folder.join(format!("img/{i}.png"))).unwrap();
+        image::RgbImage::from_pixel(24, 24, image::Rgb(*rgb))
+            .save(folder.join(format!("img/{i}.png")))
+            .unwrap();
     }
     std::fs::write(folder.join("captions.jsonl"), "{\"image\":\"img/0.png\",\"captions\":[\"red.\"]}\n{\"image\":\"img/1.png\",\"captions\":[\"blue.\"]}\n")
         .unwrap();
-    let said = ok(&["prepare", "import", p(&folder), "--layout", "folder", "--out", p(&root.path().join("imported")), "--size", "16"]);
+    let said = ok(&[
+        "prepare",
+        "import",
+        p(&folder),
+        "--layout",
+        "folder",
+        "--out",
+        p(&root.path().join("imported")),
+        "--size",
+        "16",
+    ]);
     assert!(said.contains("imported 2 captioned images"), "{said}");
     let cub = root.path().join("cub");
     std::fs::create_dir_all(cub.join("images/001.A")).unwrap();
     std::fs::create_dir_all(cub.join("text_c10/001.A")).unwrap();
     image::RgbImage::new(20, 20).save(cub.join("images/001.A/x.jpg")).unwrap();
-    fails(&["prepare", "import", p(&cub), "--layout", "cub", "--out", p(&root.path().join("cub-out"))], "text_c10/001.A/x.txt is missing");
+    fails(
+        &[
+            "prepare",
+            "import",
+            p(&cub),
+            "--layout",
+            "cub",
+            "--out",
+            p(&root.path().join("cub-out")),
+        ],
+        "text_c10/001.A/x.txt is missing",
+    );
     assert!(!root.path().join("cub-out").exists());
-    fails(&["prepare", "import", p(&cub), "--layout", "coco", "--out", p(&root.path().join("c2"))], "unknown layout");
+    fails(
+        &["prepare", "import", p(&cub), "--layout", "coco", "--out", p(&root.path().join("c2"))],
+        "unknown layout",
+    );
     // A story model's checkpoint given to a text-to-image command.
     let story_root = tempfile::tempdir().unwrap();
     let (_, story_run) = trained(story_root.path());
-    fails(&["generate", "--checkpoint", p(&story_run), "--text", "a red cube.", "--out", p(&out)], "is a storygan checkpoint");
-    fails(&["interpolate", "--checkpoint", p(&story_run), "--from", "a", "--to", "b", "--out", p(&out)], "is a storygan checkpoint");
+    fails(
+        &["generate", "--checkpoint", p(&story_run), "--text", "a red cube.", "--out", p(&out)],
+        "is a storygan checkpoint",
+    );
+    fails(
+        &[
+            "interpolate",
+            "--checkpoint",
+            p(&story_run),
+            "--from",
+            "a",
+            "--to",
+            "b",
+            "--out",
+            p(&out),
+        ],
+        "is a storygan checkpoint",
+    );
 }

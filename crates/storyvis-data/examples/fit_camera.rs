@@ -52,7 +52,11 @@ fn project(right: [f64; 2], pitch: f64, focal: f64, e: [f64; 3], p: [f64; 3]) ->
     let fwd = [fh[0] * cp, fh[1] * cp, -sp];
     let r = [right[0], right[1], 0.0];
     // up = right × forward
-    let up = [r[1] * fwd[2] - r[2] * fwd[1], r[2] * fwd[0] - r[0] * fwd[2], r[0] * fwd[1] - r[1] * fwd[0]];
+    let up = [
+        r[1] * fwd[2] - r[2] * fwd[1],
+        r[2] * fwd[0] - r[0] * fwd[2],
+        r[0] * fwd[1] - r[1] * fwd[0],
+    ];
     let d = [p[0] - e[0], p[1] - e[1], p[2] - e[2]];
     let dot = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
     let z = dot(d, fwd);
@@ -103,9 +107,15 @@ fn main() -> Result<()> {
     for it in 0..200 {
         let r = resid(&x);
         let cost = |x: &[f64], r: &[f64]| -> f64 {
-            let mean: [f64; 3] = std::array::from_fn(|k| (0..stories).map(|s| x[2 + 3 * s + k]).sum::<f64>() / stories as f64);
+            let mean: [f64; 3] = std::array::from_fn(|k| {
+                (0..stories).map(|s| x[2 + 3 * s + k]).sum::<f64>() / stories as f64
+            });
             r.iter().map(|v| v * v).sum::<f64>()
-                + prior * (0..stories).flat_map(|s| (0..3).map(move |k| (s, k))).map(|(s, k)| (x[2 + 3 * s + k] - mean[k]).powi(2)).sum::<f64>()
+                + prior
+                    * (0..stories)
+                        .flat_map(|s| (0..3).map(move |k| (s, k)))
+                        .map(|(s, k)| (x[2 + 3 * s + k] - mean[k]).powi(2))
+                        .sum::<f64>()
         };
         let c0 = cost(&x, &r);
         let n = x.len();
@@ -130,7 +140,9 @@ fn main() -> Result<()> {
             g[i] = -(0..r.len()).map(|k| jt[i][k] * r[k]).sum::<f64>();
         }
         // The prior's gradient and (diagonal, with the mean held fixed) curvature.
-        let mean: [f64; 3] = std::array::from_fn(|k| (0..stories).map(|s| x[2 + 3 * s + k]).sum::<f64>() / stories as f64);
+        let mean: [f64; 3] = std::array::from_fn(|k| {
+            (0..stories).map(|s| x[2 + 3 * s + k]).sum::<f64>() / stories as f64
+        });
         for s in 0..stories {
             for k in 0..3 {
                 a[2 + 3 * s + k][2 + 3 * s + k] += prior;
@@ -157,17 +169,33 @@ fn main() -> Result<()> {
         }
         if it % 20 == 0 {
             let rms = (resid(&x).iter().map(|v| v * v).sum::<f64>() / obs.len() as f64).sqrt();
-            eprintln!("it {it}: cost {c0:.1} rms {rms:.2} px pitch {:.2}° focal {:.1}", x[0].to_degrees(), x[1]);
+            eprintln!(
+                "it {it}: cost {c0:.1} rms {rms:.2} px pitch {:.2}° focal {:.1}",
+                x[0].to_degrees(),
+                x[1]
+            );
         }
     }
     let r = resid(&x);
     let rms = (r.iter().map(|v| v * v).sum::<f64>() / obs.len() as f64).sqrt();
-    let eyes: Vec<[f64; 3]> = (0..stories).map(|s| [x[2 + 3 * s], x[3 + 3 * s], x[4 + 3 * s]]).collect();
-    let mean: [f64; 3] = std::array::from_fn(|k| eyes.iter().map(|e| e[k]).sum::<f64>() / stories as f64);
-    let spread: [f64; 3] = std::array::from_fn(|k| eyes.iter().map(|e| (e[k] - mean[k]).abs()).fold(0.0, f64::max));
-    let sd: [f64; 3] = std::array::from_fn(|k| (eyes.iter().map(|e| (e[k] - mean[k]).powi(2)).sum::<f64>() / stories as f64).sqrt());
+    let eyes: Vec<[f64; 3]> =
+        (0..stories).map(|s| [x[2 + 3 * s], x[3 + 3 * s], x[4 + 3 * s]]).collect();
+    let mean: [f64; 3] =
+        std::array::from_fn(|k| eyes.iter().map(|e| e[k]).sum::<f64>() / stories as f64);
+    let spread: [f64; 3] =
+        std::array::from_fn(|k| eyes.iter().map(|e| (e[k] - mean[k]).abs()).fold(0.0, f64::max));
+    let sd: [f64; 3] = std::array::from_fn(|k| {
+        (eyes.iter().map(|e| (e[k] - mean[k]).powi(2)).sum::<f64>() / stories as f64).sqrt()
+    });
     println!("rms reprojection {rms:.2} px over {} observations", obs.len());
-    println!("pitch {:.3}° below horizontal, focal {:.1} px (horizontal FOV {:.2}°)", x[0].to_degrees(), x[1], 2.0 * (W / 2.0 / x[1]).atan().to_degrees());
-    println!("eye mean {mean:.3?}, max |offset| {spread:.3?}, sd {sd:.3?} (uniform ±0.5 has sd 0.289)");
+    println!(
+        "pitch {:.3}° below horizontal, focal {:.1} px (horizontal FOV {:.2}°)",
+        x[0].to_degrees(),
+        x[1],
+        2.0 * (W / 2.0 / x[1]).atan().to_degrees()
+    );
+    println!(
+        "eye mean {mean:.3?}, max |offset| {spread:.3?}, sd {sd:.3?} (uniform ±0.5 has sd 0.289)"
+    );
     Ok(())
 }

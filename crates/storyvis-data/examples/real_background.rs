@@ -53,14 +53,19 @@ fn main() -> Result<()> {
     println!();
     // Least-squares fit of linear light per channel to a cubic in the pixel's normalised
     // coordinates (x right, y up, both in [-1, 1]).
-    let terms = |x: f64, y: f64| [1.0, x, y, x * x, x * y, y * y, x * x * x, x * x * y, x * y * y, y * y * y];
+    let terms = |x: f64, y: f64| {
+        [1.0, x, y, x * x, x * y, y * y, x * x * x, x * x * y, x * y * y, y * y * y]
+    };
     let lin = |v: u8| (v as f64 / 255.0).powf(2.2);
     for c in 0..3 {
         let mut a = [[0.0f64; 10]; 10];
         let mut b = [0.0f64; 10];
         for y in 0..h {
             for x in 0..w {
-                let t = terms(2.0 * (x as f64 + 0.5) / w as f64 - 1.0, 1.0 - 2.0 * (y as f64 + 0.5) / h as f64);
+                let t = terms(
+                    2.0 * (x as f64 + 0.5) / w as f64 - 1.0,
+                    1.0 - 2.0 * (y as f64 + 0.5) / h as f64,
+                );
                 let v = lin(out.get_pixel(x, y)[c]);
                 for i in 0..10 {
                     b[i] += t[i] * v;
@@ -74,13 +79,20 @@ fn main() -> Result<()> {
         let mut err = 0.0;
         for y in 0..h {
             for x in 0..w {
-                let t = terms(2.0 * (x as f64 + 0.5) / w as f64 - 1.0, 1.0 - 2.0 * (y as f64 + 0.5) / h as f64);
+                let t = terms(
+                    2.0 * (x as f64 + 0.5) / w as f64 - 1.0,
+                    1.0 - 2.0 * (y as f64 + 0.5) / h as f64,
+                );
                 let v: f64 = t.iter().zip(&coef).map(|(a, b)| a * b).sum();
                 let s = 255.0 * v.max(0.0).powf(1.0 / 2.2);
                 err += (s - out.get_pixel(x, y)[c] as f64).powi(2);
             }
         }
-        println!("channel {c}: {:?} rms {:.2} grey levels", coef.iter().map(|v| (v * 1e4).round() / 1e4).collect::<Vec<_>>(), (err / (w * h) as f64).sqrt());
+        println!(
+            "channel {c}: {:?} rms {:.2} grey levels",
+            coef.iter().map(|v| (v * 1e4).round() / 1e4).collect::<Vec<_>>(),
+            (err / (w * h) as f64).sqrt()
+        );
     }
     Ok(())
 }

@@ -11,7 +11,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync directory {}", dir.display()))
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot sync directory {}", dir.display()))
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -22,7 +24,9 @@ fn parent_of(path: &Path) -> &Path {
 }
 
 fn file_name(path: &Path) -> Result<String> {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).with_context(|| format!("{} has no file name", path.display()))
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .with_context(|| format!("{} has no file name", path.display()))
 }
 
 /// `fs::create_dir_all` whose error names the part of the path that exists but is not a
@@ -40,7 +44,9 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
 /// Writes `bytes` to `path` and fsyncs it (no rename: for files inside a staging directory).
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("cannot write {}", path.display()))
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Replaces `path` with `bytes` atomically (temp + fsync + rename + fsync of the parent).
@@ -84,7 +90,10 @@ impl StagedDir {
             bail!("{} is a file; the output must be a directory", dest.display());
         }
         if dest.is_dir() {
-            let non_empty = fs::read_dir(dest).with_context(|| format!("cannot read {}", dest.display()))?.next().is_some();
+            let non_empty = fs::read_dir(dest)
+                .with_context(|| format!("cannot read {}", dest.display()))?
+                .next()
+                .is_some();
             if non_empty && !force {
                 bail!("{} exists and is not empty; pass --force to replace it", dest.display());
             }
@@ -97,7 +106,8 @@ impl StagedDir {
         if tmp.exists() {
             fs::remove_dir_all(&tmp).with_context(|| format!("cannot clear {}", tmp.display()))?;
         }
-        fs::create_dir(&tmp).with_context(|| format!("cannot write to {} (is it writable?)", parent.display()))?;
+        fs::create_dir(&tmp)
+            .with_context(|| format!("cannot write to {} (is it writable?)", parent.display()))?;
         Ok(StagedDir { tmp, dest: dest.to_path_buf(), committed: false })
     }
 
@@ -128,18 +138,21 @@ impl StagedDir {
         let old = parent.join(format!(".{}.old-{}", file_name(&self.dest)?, std::process::id()));
         let had_old = self.dest.exists();
         if had_old {
-            fs::rename(&self.dest, &old).with_context(|| format!("cannot move the old {} aside", self.dest.display()))?;
+            fs::rename(&self.dest, &old)
+                .with_context(|| format!("cannot move the old {} aside", self.dest.display()))?;
         }
         if let Err(e) = fs::rename(&self.tmp, &self.dest) {
             if had_old {
                 let _ = fs::rename(&old, &self.dest);
             }
-            return Err(e).with_context(|| format!("cannot move {} into place", self.dest.display()));
+            return Err(e)
+                .with_context(|| format!("cannot move {} into place", self.dest.display()));
         }
         self.committed = true;
         sync_dir(&parent)?;
         if had_old {
-            fs::remove_dir_all(&old).with_context(|| format!("cannot remove the replaced {}", old.display()))?;
+            fs::remove_dir_all(&old)
+                .with_context(|| format!("cannot remove the replaced {}", old.display()))?;
         }
         Ok(())
     }

@@ -67,11 +67,23 @@ impl Default for BouncingOptions {
 
 impl BouncingOptions {
     pub fn validate(&self) -> Result<()> {
-        ensure!(self.digits == 1 || self.digits == 2, "--digits must be 1 or 2 (got {})", self.digits);
+        ensure!(
+            self.digits == 1 || self.digits == 2,
+            "--digits must be 1 or 2 (got {})",
+            self.digits
+        );
         ensure!(self.clips >= 1, "--clips must be at least 1");
         ensure!((1..=64).contains(&self.frames), "--frames must be 1 to 64 (got {})", self.frames);
-        ensure!(self.size as usize > SIDE && self.size <= 512, "--size must exceed the 28-pixel digit and be at most 512 (got {})", self.size);
-        ensure!(self.split > 0.0 && self.split < 1.0, "--split must be between 0 and 1 exclusive (got {})", self.split);
+        ensure!(
+            self.size as usize > SIDE && self.size <= 512,
+            "--size must exceed the 28-pixel digit and be at most 512 (got {})",
+            self.size
+        );
+        ensure!(
+            self.split > 0.0 && self.split < 1.0,
+            "--split must be between 0 and 1 exclusive (got {})",
+            self.split
+        );
         Ok(())
     }
 }
@@ -112,13 +124,18 @@ pub fn track(rng: &mut Rng, class: u8, motion: Motion, frames: usize, travel: us
     let start = rng.uniform();
     let v = if rng.below(2) == 0 { SPEED } else { -SPEED };
     let moving = bounce(start, v, frames, travel);
-    let path = moving.into_iter().map(|m| if motion == 0 { (fixed, m) } else { (m, fixed) }).collect();
+    let path =
+        moving.into_iter().map(|m| if motion == 0 { (fixed, m) } else { (m, fixed) }).collect();
     Track { class, motion, path }
 }
 
 /// The caption of a clip's tracks.
 pub fn caption(tracks: &[Track]) -> String {
-    tracks.iter().map(|t| format!("digit {} is moving {}", t.class, MOTIONS[t.motion])).collect::<Vec<_>>().join(" and ")
+    tracks
+        .iter()
+        .map(|t| format!("digit {} is moving {}", t.class, MOTIONS[t.motion]))
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 /// A caption of a random clip of `digits` digits with distinct classes: an example of what
@@ -126,7 +143,9 @@ pub fn caption(tracks: &[Track]) -> String {
 pub fn example_caption(rng: &mut Rng, digits: usize) -> String {
     let mut classes: Vec<u8> = (0..10).collect();
     rng.shuffle(&mut classes);
-    let tracks: Vec<Track> = (0..digits).map(|d| Track { class: classes[d], motion: rng.below(MOTIONS.len()), path: Vec::new() }).collect();
+    let tracks: Vec<Track> = (0..digits)
+        .map(|d| Track { class: classes[d], motion: rng.below(MOTIONS.len()), path: Vec::new() })
+        .collect();
     caption(&tracks)
 }
 
@@ -215,7 +234,12 @@ impl HeldOut {
 }
 
 /// Draws the tracks' digits onto `frames` canvases: `size`² grey levels each.
-pub fn render(tracks: &[Track], images: &[&[u8; PIXELS]], frames: usize, size: usize) -> Vec<Vec<u8>> {
+pub fn render(
+    tracks: &[Track],
+    images: &[&[u8; PIXELS]],
+    frames: usize,
+    size: usize,
+) -> Vec<Vec<u8>> {
     (0..frames)
         .map(|f| {
             let mut canvas = vec![0u8; size * size];
@@ -240,7 +264,13 @@ pub fn test_clip_held_out(index: usize, opts: &BouncingOptions) -> bool {
 }
 
 /// Samples clip `index`: its split, tracks and the digit images (indices into its pool).
-pub fn sample_clip(opts: &BouncingOptions, held: &HeldOut, train: &Digits, test: &Digits, index: usize) -> (Split, Vec<Track>, Vec<usize>) {
+pub fn sample_clip(
+    opts: &BouncingOptions,
+    held: &HeldOut,
+    train: &Digits,
+    test: &Digits,
+    index: usize,
+) -> (Split, Vec<Track>, Vec<usize>) {
     let split = Split::of(index, opts.clips, opts.split);
     let (pool, want_held) = match split {
         Split::Train => (train, false),
@@ -256,19 +286,31 @@ pub fn sample_clip(opts: &BouncingOptions, held: &HeldOut, train: &Digits, test:
     let choices: Vec<Vec<Motion>> = (0..(1usize << opts.digits))
         .map(|bits| (0..opts.digits).map(|k| (bits >> k) & 1).collect::<Vec<_>>())
         .filter(|ms| {
-            let combo: Vec<(u8, Motion)> = classes.iter().copied().zip(ms.iter().copied()).collect();
+            let combo: Vec<(u8, Motion)> =
+                classes.iter().copied().zip(ms.iter().copied()).collect();
             held.holds(&combo) == want_held && combo.windows(2).all(|w| w[0] <= w[1])
         })
         .collect();
     let motions = rng.choose(&choices).clone();
     let travel = opts.size as usize - SIDE;
-    let tracks = classes.iter().zip(&motions).map(|(&c, &m)| track(&mut rng, c, m, opts.frames, travel)).collect();
+    let tracks = classes
+        .iter()
+        .zip(&motions)
+        .map(|(&c, &m)| track(&mut rng, c, m, opts.frames, travel))
+        .collect();
     (split, tracks, picks)
 }
 
 /// Renders a Bouncing MNIST dataset into `out` (in parallel across clips; the bytes do not
 /// depend on the thread count). `tick` is called once per finished clip.
-pub fn generate(opts: &BouncingOptions, train: &Digits, test: &Digits, out: &Path, force: bool, tick: &(dyn Fn() + Sync)) -> Result<()> {
+pub fn generate(
+    opts: &BouncingOptions,
+    train: &Digits,
+    test: &Digits,
+    out: &Path,
+    force: bool,
+    tick: &(dyn Fn() + Sync),
+) -> Result<()> {
     opts.validate()?;
     train.check_classes()?;
     test.check_classes()?;
@@ -289,8 +331,16 @@ pub fn generate(opts: &BouncingOptions, train: &Digits, test: &Digits, out: &Pat
                 let rgb: Vec<u8> = grey.iter().flat_map(|&g| [g, g, g]).collect();
                 let image = format!("images/{id}_{:02}.png", f + 1);
                 writer.write_png(&image, &rgb, opts.size)?;
-                let vector = tracks.iter().flat_map(|t| [t.path[f].0 as f32, t.path[f].1 as f32]).collect();
-                frames.push(Frame { image, vector, label: label.clone(), sentence: text.clone(), captions: Vec::new(), objects: Vec::new() });
+                let vector =
+                    tracks.iter().flat_map(|t| [t.path[f].0 as f32, t.path[f].1 as f32]).collect();
+                frames.push(Frame {
+                    image,
+                    vector,
+                    label: label.clone(),
+                    sentence: text.clone(),
+                    captions: Vec::new(),
+                    objects: Vec::new(),
+                });
             }
             tick();
             Ok(StoryRecord { id, split, frames })
@@ -332,7 +382,10 @@ pub fn held_out_of(header: &Header) -> Result<HeldOut> {
         .and_then(|m| m.as_array())
         .map(|a| a.iter().filter_map(|v| v.as_u64().map(|x| x as usize)).collect())
         .unwrap_or_default();
-    ensure!((digits == 1 && motion.len() == 10) || (digits == 2 && motion.len() == 100), "the dataset header records no held-out combinations");
+    ensure!(
+        (digits == 1 && motion.len() == 10) || (digits == 2 && motion.len() == 100),
+        "the dataset header records no held-out combinations"
+    );
     Ok(HeldOut { digits, motion })
 }
 
@@ -375,9 +428,17 @@ mod tests {
         let one = [t(3, 0)];
         assert_eq!(caption(&one), "digit 3 is moving up and down");
         let two = [t(1, 1), t(7, 0)];
-        assert_eq!(caption(&two), "digit 1 is moving left and right and digit 7 is moving up and down");
+        assert_eq!(
+            caption(&two),
+            "digit 1 is moving left and right and digit 7 is moving up and down"
+        );
         let names = label_names(2);
-        let on: Vec<&str> = label(&two).iter().zip(&names).filter(|(&l, _)| l == 1).map(|(_, n)| n.as_str()).collect();
+        let on: Vec<&str> = label(&two)
+            .iter()
+            .zip(&names)
+            .filter(|(&l, _)| l == 1)
+            .map(|(_, n)| n.as_str())
+            .collect();
         assert_eq!(on, vec!["digit1:1", "motion1:left-right", "digit2:7", "motion2:up-down"]);
         assert_eq!(combination_of(&label(&two)), vec![(1, 1), (7, 0)]);
         assert_eq!(label_names(1).len(), 12);
@@ -391,7 +452,10 @@ mod tests {
             d[PIXELS - 1] = 100; // bottom-right pixel
             d
         };
-        let tracks = [Track { class: 0, motion: 1, path: vec![(5, 9), (6, 9)] }, Track { class: 1, motion: 0, path: vec![(5, 9), (30, 2)] }];
+        let tracks = [
+            Track { class: 0, motion: 1, path: vec![(5, 9), (6, 9)] },
+            Track { class: 1, motion: 0, path: vec![(5, 9), (30, 2)] },
+        ];
         let other = [50u8; PIXELS];
         let frames = render(&tracks, &[&img, &other], 2, 64);
         // Frame 0: both at (5, 9): maximum of 200 and 50 at the corner, 50 elsewhere in the box.
@@ -419,17 +483,29 @@ mod tests {
                     assert!(!held.holds(&[(c, 1 - held.motion[c as usize])]));
                 }
             }
-            let opts = BouncingOptions { digits, clips: 400, frames: 3, seed: 7, ..BouncingOptions::default() };
+            let opts = BouncingOptions {
+                digits,
+                clips: 400,
+                frames: 3,
+                seed: 7,
+                ..BouncingOptions::default()
+            };
             let (train, test) = (pool(3, 0), pool(2, 100));
             let mut test_kinds = [0, 0];
             for i in 0..opts.clips {
                 let (split, tracks, picks) = sample_clip(&opts, &held, &train, &test, i);
                 let combo: Vec<(u8, Motion)> = tracks.iter().map(|t| (t.class, t.motion)).collect();
-                assert!(combo.windows(2).all(|w| w[0] <= w[1]), "clip {i}: digits out of canonical order {combo:?}");
+                assert!(
+                    combo.windows(2).all(|w| w[0] <= w[1]),
+                    "clip {i}: digits out of canonical order {combo:?}"
+                );
                 match split {
                     Split::Train => {
                         assert!(!held.holds(&combo), "training clip {i} shows held-out {combo:?}");
-                        assert!(picks.iter().zip(&tracks).all(|(&p, t)| train.labels[p] == t.class));
+                        assert!(picks
+                            .iter()
+                            .zip(&tracks)
+                            .all(|(&p, t)| train.labels[p] == t.class));
                     }
                     Split::Test => {
                         assert_eq!(held.holds(&combo), test_clip_held_out(i, &opts));
@@ -446,33 +522,60 @@ mod tests {
     #[test]
     fn a_dataset_is_written_deterministically_with_its_held_out_list() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = BouncingOptions { digits: 2, clips: 10, frames: 4, seed: 1, ..BouncingOptions::default() };
+        let opts = BouncingOptions {
+            digits: 2,
+            clips: 10,
+            frames: 4,
+            seed: 1,
+            ..BouncingOptions::default()
+        };
         let (train, test) = (pool(2, 0), pool(1, 100));
         generate(&opts, &train, &test, &dir.path().join("a"), false, &|| {}).unwrap();
         generate(&opts, &train, &test, &dir.path().join("b"), false, &|| {}).unwrap();
         let a = Dataset::open(&dir.path().join("a")).unwrap();
         let b = Dataset::open(&dir.path().join("b")).unwrap();
         assert_eq!(a.stories, b.stories);
-        assert_eq!(std::fs::read(dir.path().join("a/images/000009_04.png")).unwrap(), std::fs::read(dir.path().join("b/images/000009_04.png")).unwrap());
-        assert_eq!((a.header.frames_per_story, a.header.vector_len, a.header.label_names.len()), (4, 4, 24));
+        assert_eq!(
+            std::fs::read(dir.path().join("a/images/000009_04.png")).unwrap(),
+            std::fs::read(dir.path().join("b/images/000009_04.png")).unwrap()
+        );
+        assert_eq!(
+            (a.header.frames_per_story, a.header.vector_len, a.header.label_names.len()),
+            (4, 4, 24)
+        );
         let held = held_out_of(&a.header).unwrap();
         for s in &a.stories {
             let combo = combination_of(&s.frames[0].label);
-            assert_eq!(s.frames[0].sentence, caption(&combo.iter().map(|&(class, motion)| Track { class, motion, path: vec![] }).collect::<Vec<_>>()));
+            assert_eq!(
+                s.frames[0].sentence,
+                caption(
+                    &combo
+                        .iter()
+                        .map(|&(class, motion)| Track { class, motion, path: vec![] })
+                        .collect::<Vec<_>>()
+                )
+            );
             // Test digits are drawn from the test pool (grey 100 + class), training ones from the other.
             let img = a.load_image(&s.frames[0]).unwrap();
             let top = img.pixels().map(|p| p[0]).max().unwrap();
             assert_eq!(top >= 100, s.split == Split::Test, "clip {}", s.id);
-            assert_eq!(held.holds(&combo), s.split == Split::Test && test_clip_held_out(s.id.parse().unwrap(), &opts));
+            assert_eq!(
+                held.holds(&combo),
+                s.split == Split::Test && test_clip_held_out(s.id.parse().unwrap(), &opts)
+            );
         }
     }
 
     #[test]
     fn bad_options_are_clear_errors() {
         let bad = |o: BouncingOptions| format!("{:#}", o.validate().unwrap_err());
-        assert!(bad(BouncingOptions { frames: 0, ..BouncingOptions::default() }).contains("--frames"));
+        assert!(
+            bad(BouncingOptions { frames: 0, ..BouncingOptions::default() }).contains("--frames")
+        );
         assert!(bad(BouncingOptions { size: 28, ..BouncingOptions::default() }).contains("--size"));
-        assert!(bad(BouncingOptions { digits: 3, ..BouncingOptions::default() }).contains("--digits"));
+        assert!(
+            bad(BouncingOptions { digits: 3, ..BouncingOptions::default() }).contains("--digits")
+        );
         assert!(bad(BouncingOptions { clips: 0, ..BouncingOptions::default() }).contains("--clips"));
     }
 }

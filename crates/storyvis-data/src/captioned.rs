@@ -64,16 +64,26 @@ struct Item {
 
 /// A caption file: UTF-8, one caption per non-empty line.
 fn read_captions(path: &Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).with_context(|| format!("caption file {} is missing or unreadable", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("caption file {} is not UTF-8 (byte {})", path.display(), e.utf8_error().valid_up_to()))?;
-    let caps: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("caption file {} is missing or unreadable", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "caption file {} is not UTF-8 (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let caps: Vec<String> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
     ensure!(!caps.is_empty(), "caption file {} holds no caption", path.display());
     Ok(caps)
 }
 
 fn sorted_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> =
-        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     v.sort();
     Ok(v)
 }
@@ -82,18 +92,29 @@ fn class_list(path: &Path) -> Result<Option<BTreeSet<String>>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
     Ok(Some(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()))
 }
 
 fn cub_items(src: &Path, opts: &CaptionImport) -> Result<Vec<Item>> {
     let (images, texts) = (src.join("images"), src.join("text_c10"));
-    ensure!(images.is_dir(), "{} has no images/ directory (the CUB / Oxford-102 layout: images/<class>/<name>.jpg)", src.display());
-    ensure!(texts.is_dir(), "{} has no text_c10/ directory (captions: text_c10/<class>/<name>.txt)", src.display());
+    ensure!(
+        images.is_dir(),
+        "{} has no images/ directory (the CUB / Oxford-102 layout: images/<class>/<name>.jpg)",
+        src.display()
+    );
+    ensure!(
+        texts.is_dir(),
+        "{} has no text_c10/ directory (captions: text_c10/<class>/<name>.txt)",
+        src.display()
+    );
     let classes: Vec<PathBuf> = sorted_dirs(&images)?.into_iter().filter(|p| p.is_dir()).collect();
     ensure!(!classes.is_empty(), "{} holds no class directories", images.display());
-    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let (train, test) = (class_list(&src.join("trainvalclasses.txt"))?, class_list(&src.join("testclasses.txt"))?);
+    let name =
+        |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let (train, test) =
+        (class_list(&src.join("trainvalclasses.txt"))?, class_list(&src.join("testclasses.txt"))?);
     let n_train = (classes.len() as f64 * opts.split).round() as usize;
     let mut items = Vec::new();
     for (k, class) in classes.iter().enumerate() {
@@ -110,9 +131,16 @@ fn cub_items(src: &Path, opts: &CaptionImport) -> Result<Vec<Item>> {
             if !matches!(ext.as_deref(), Some("jpg" | "jpeg" | "png")) {
                 continue;
             }
-            let stem = img.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem =
+                img.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let captions = read_captions(&texts.join(&c).join(format!("{stem}.txt")))?;
-            items.push(Item { id: format!("{c}/{stem}"), image: img, captions, split, labels: vec![c.clone()] });
+            items.push(Item {
+                id: format!("{c}/{stem}"),
+                image: img,
+                captions,
+                split,
+                labels: vec![c.clone()],
+            });
         }
     }
     ensure!(!items.is_empty(), "{} holds no images", images.display());
@@ -132,25 +160,42 @@ struct FolderLine {
 
 fn folder_items(src: &Path, opts: &CaptionImport) -> Result<Vec<Item>> {
     let path = src.join("captions.jsonl");
-    let bytes = std::fs::read(&path).with_context(|| format!("{} is missing (the folder layout: captions.jsonl beside the images)", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8", path.display()))?;
-    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "{} is missing (the folder layout: captions.jsonl beside the images)",
+            path.display()
+        )
+    })?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8", path.display()))?;
+    let lines: Vec<(usize, &str)> =
+        text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
     let n_train = (lines.len() as f64 * opts.split).round() as usize;
     let mut items = Vec::with_capacity(lines.len());
     for (k, (n, line)) in lines.into_iter().enumerate() {
         let at = || format!("{} line {}", path.display(), n + 1);
         let l: FolderLine = serde_json::from_str(line).with_context(at)?;
         ensure!(
-            !l.image.is_empty() && Path::new(&l.image).components().all(|c| matches!(c, std::path::Component::Normal(_))),
+            !l.image.is_empty()
+                && Path::new(&l.image)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_))),
             "{}: image {:?} must be a relative path inside {}",
             at(),
             l.image,
             src.display()
         );
-        let captions: Vec<String> = l.captions.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
+        let captions: Vec<String> =
+            l.captions.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
         ensure!(!captions.is_empty(), "{}: no caption", at());
         let split = l.split.unwrap_or(if k < n_train { Split::Train } else { Split::Test });
-        items.push(Item { id: format!("{k:06}"), image: src.join(&l.image), captions, split, labels: l.labels });
+        items.push(Item {
+            id: format!("{k:06}"),
+            image: src.join(&l.image),
+            captions,
+            split,
+            labels: l.labels,
+        });
     }
     ensure!(!items.is_empty(), "{} lists no images", path.display());
     Ok(items)
@@ -165,27 +210,46 @@ fn square(img: &image::RgbImage, size: u32) -> image::RgbImage {
 }
 
 /// Imports `src` into a new dataset at `out`; returns the number of images.
-pub fn import_captioned(src: &Path, out: &Path, force: bool, opts: &CaptionImport, tick: &(dyn Fn() + Sync)) -> Result<usize> {
+pub fn import_captioned(
+    src: &Path,
+    out: &Path,
+    force: bool,
+    opts: &CaptionImport,
+    tick: &(dyn Fn() + Sync),
+) -> Result<usize> {
     crate::clevr::check_common(opts.size, opts.split)?;
     ensure!(src.is_dir(), "{} is not a directory", src.display());
     let items = match opts.layout {
         Layout::Cub => cub_items(src, opts)?,
         Layout::Folder => folder_items(src, opts)?,
     };
-    let label_names: Vec<String> = items.iter().flat_map(|i| i.labels.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+    let label_names: Vec<String> = items
+        .iter()
+        .flat_map(|i| i.labels.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let writer = DatasetWriter::create(out, force)?;
     let records: Vec<StoryRecord> = items
         .par_iter()
         .enumerate()
         .map(|(k, item)| {
-            let img = image::open(&item.image).with_context(|| format!("cannot read image {}", item.image.display()))?.to_rgb8();
+            let img = image::open(&item.image)
+                .with_context(|| format!("cannot read image {}", item.image.display()))?
+                .to_rgb8();
             let rgb = square(&img, opts.size);
             let rel = format!("images/{k:06}.png");
             writer.write_png(&rel, rgb.as_raw(), opts.size)?;
             tick();
             let label = label_names.iter().map(|n| u8::from(item.labels.contains(n))).collect();
-            let frame =
-                Frame { image: rel, vector: Vec::new(), label, sentence: item.captions[0].clone(), captions: item.captions.clone(), objects: Vec::new() };
+            let frame = Frame {
+                image: rel,
+                vector: Vec::new(),
+                label,
+                sentence: item.captions[0].clone(),
+                captions: item.captions.clone(),
+                objects: Vec::new(),
+            };
             Ok(StoryRecord { id: item.id.clone(), split: item.split, frames: vec![frame] })
         })
         .collect::<Result<_>>()?;
@@ -226,8 +290,15 @@ mod tests {
     fn cub_tree(root: &Path, with_lists: bool) {
         for (c, class) in ["001.Albatross", "002.Auklet", "003.Bunting"].iter().enumerate() {
             for i in 0..2 {
-                jpg(&root.join(format!("images/{class}/bird_{i}.jpg")), 40 + 10 * i, 30, [80 * c as u8, 100, 20]);
-                let caps: String = (0..10).map(|k| format!("this bird {k} of class {c} has a short beak.\n")).collect();
+                jpg(
+                    &root.join(format!("images/{class}/bird_{i}.jpg")),
+                    40 + 10 * i,
+                    30,
+                    [80 * c as u8, 100, 20],
+                );
+                let caps: String = (0..10)
+                    .map(|k| format!("this bird {k} of class {c} has a short beak.\n"))
+                    .collect();
                 write(&root.join(format!("text_c10/{class}/bird_{i}.txt")), caps.as_bytes());
             }
         }
@@ -243,7 +314,10 @@ mod tests {
         let src = dir.path().join("cub");
         cub_tree(&src, true);
         let opts = CaptionImport { layout: Layout::Cub, size: 16, split: 0.5 };
-        assert_eq!(import_captioned(&src, &dir.path().join("out"), false, &opts, &|| {}).unwrap(), 6);
+        assert_eq!(
+            import_captioned(&src, &dir.path().join("out"), false, &opts, &|| {}).unwrap(),
+            6
+        );
         let ds = Dataset::open(&dir.path().join("out")).unwrap();
         assert_eq!(ds.header.label_names, vec!["001.Albatross", "002.Auklet", "003.Bunting"]);
         let test: Vec<_> = ds.split(Split::Test).map(|s| s.id.clone()).collect();
@@ -254,7 +328,14 @@ mod tests {
         // Without the lists: the first half of the classes (rounded) train.
         let src2 = dir.path().join("cub2");
         cub_tree(&src2, false);
-        import_captioned(&src2, &dir.path().join("out2"), false, &CaptionImport { split: 0.67, ..opts.clone() }, &|| {}).unwrap();
+        import_captioned(
+            &src2,
+            &dir.path().join("out2"),
+            false,
+            &CaptionImport { split: 0.67, ..opts.clone() },
+            &|| {},
+        )
+        .unwrap();
         let ds = Dataset::open(&dir.path().join("out2")).unwrap();
         assert_eq!(ds.split(Split::Train).count(), 4);
     }
@@ -263,11 +344,20 @@ mod tests {
     fn a_broken_cub_tree_is_an_error_naming_the_file_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let opts = CaptionImport { layout: Layout::Cub, size: 16, split: 0.5 };
-        let err = |src: &Path| format!("{:#}", import_captioned(src, &dir.path().join("never"), false, &opts, &|| {}).unwrap_err());
+        let err = |src: &Path| {
+            format!(
+                "{:#}",
+                import_captioned(src, &dir.path().join("never"), false, &opts, &|| {}).unwrap_err()
+            )
+        };
         let missing = dir.path().join("missing");
         cub_tree(&missing, true);
         std::fs::remove_file(missing.join("text_c10/002.Auklet/bird_1.txt")).unwrap();
-        assert!(err(&missing).contains("text_c10/002.Auklet/bird_1.txt is missing"), "{}", err(&missing));
+        assert!(
+            err(&missing).contains("text_c10/002.Auklet/bird_1.txt is missing"),
+            "{}",
+            err(&missing)
+        );
         let latin1 = dir.path().join("latin1");
         cub_tree(&latin1, true);
         write(&latin1.join("text_c10/001.Albatross/bird_0.txt"), b"a caf\xe9 bird.\n");
@@ -290,7 +380,10 @@ mod tests {
                      {\"image\":\"sub/b.jpg\",\"captions\":[\"a blue one.\"],\"split\":\"test\",\"labels\":[\"blue\"]}\n";
         write(&src.join("captions.jsonl"), lines.as_bytes());
         let opts = CaptionImport { layout: Layout::Folder, size: 16, split: 1.0 };
-        assert_eq!(import_captioned(&src, &dir.path().join("out"), false, &opts, &|| {}).unwrap(), 2);
+        assert_eq!(
+            import_captioned(&src, &dir.path().join("out"), false, &opts, &|| {}).unwrap(),
+            2
+        );
         let ds = Dataset::open(&dir.path().join("out")).unwrap();
         assert_eq!(ds.header.label_names, vec!["blue", "red"]);
         assert_eq!((ds.stories[0].split, ds.stories[1].split), (Split::Train, Split::Test));
@@ -305,11 +398,17 @@ mod tests {
             ("{\"image\":\"nope.png\",\"captions\":[\"x\"]}", "cannot read image"),
         ] {
             write(&src.join("captions.jsonl"), bad.as_bytes());
-            let e = format!("{:#}", import_captioned(&src, &dir.path().join("bad"), false, &opts, &|| {}).unwrap_err());
+            let e = format!(
+                "{:#}",
+                import_captioned(&src, &dir.path().join("bad"), false, &opts, &|| {}).unwrap_err()
+            );
             assert!(e.contains(want), "{bad}: {e}");
         }
         write(&src.join("captions.jsonl"), b"\xff\xfe");
-        let e = format!("{:#}", import_captioned(&src, &dir.path().join("bad"), false, &opts, &|| {}).unwrap_err());
+        let e = format!(
+            "{:#}",
+            import_captioned(&src, &dir.path().join("bad"), false, &opts, &|| {}).unwrap_err()
+        );
         assert!(e.contains("is not UTF-8"), "{e}");
     }
 }

@@ -119,7 +119,10 @@ pub struct Dataset {
 
 fn check_relative(p: &str) -> Result<()> {
     let path = Path::new(p);
-    ensure!(!p.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_))), "image path {p:?} must be relative and stay inside the dataset");
+    ensure!(
+        !p.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_))),
+        "image path {p:?} must be relative and stay inside the dataset"
+    );
     Ok(())
 }
 
@@ -140,11 +143,22 @@ impl Dataset {
             };
             header.check_story(&story).with_context(|| at(n))?;
             for f in &story.frames {
-                ensure!(dir.join(&f.image).is_file(), "{}: image {} is missing", at(n), dir.join(&f.image).display());
+                ensure!(
+                    dir.join(&f.image).is_file(),
+                    "{}: image {} is missing",
+                    at(n),
+                    dir.join(&f.image).display()
+                );
             }
             stories.push(story);
         }
-        ensure!(stories.len() == header.stories, "{}: header promises {} stories, found {} (truncated?)", path.display(), header.stories, stories.len());
+        ensure!(
+            stories.len() == header.stories,
+            "{}: header promises {} stories, found {} (truncated?)",
+            path.display(),
+            header.stories,
+            stories.len()
+        );
         Ok(Dataset { dir: dir.to_path_buf(), header, stories })
     }
 
@@ -191,17 +205,33 @@ impl Dataset {
             Ok(Line::Story(_)) => bail!("{at}: expected the header first"),
             Err(e) => bail!("{at}: not a valid header: {e}"),
         };
-        ensure!(header.format == FORMAT, "{at}: format is {:?}, expected {FORMAT:?}", header.format);
-        ensure!(header.version == VERSION, "{at}: format version {} is not supported (this storyvis reads version {VERSION})", header.version);
+        ensure!(
+            header.format == FORMAT,
+            "{at}: format is {:?}, expected {FORMAT:?}",
+            header.format
+        );
+        ensure!(
+            header.version == VERSION,
+            "{at}: format version {} is not supported (this storyvis reads version {VERSION})",
+            header.version
+        );
         Ok(header)
     }
 
     /// Loads one frame as RGB8, checking its size against the header.
     pub fn load_image(&self, frame: &Frame) -> Result<image::RgbImage> {
         let path = self.dir.join(&frame.image);
-        let img = image::open(&path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8();
+        let img = image::open(&path)
+            .with_context(|| format!("cannot read image {}", path.display()))?
+            .to_rgb8();
         let s = self.header.image_size;
-        ensure!(img.dimensions() == (s, s), "image {} is {}×{}, the dataset says {s}×{s}", path.display(), img.width(), img.height());
+        ensure!(
+            img.dimensions() == (s, s),
+            "image {} is {}×{}, the dataset says {s}×{s}",
+            path.display(),
+            img.width(),
+            img.height()
+        );
         Ok(img)
     }
 
@@ -212,10 +242,23 @@ impl Dataset {
 
 impl Header {
     fn check_story(&self, s: &StoryRecord) -> Result<()> {
-        ensure!(s.frames.len() == self.frames_per_story, "story {} has {} frames, the header says {}", s.id, s.frames.len(), self.frames_per_story);
+        ensure!(
+            s.frames.len() == self.frames_per_story,
+            "story {} has {} frames, the header says {}",
+            s.id,
+            s.frames.len(),
+            self.frames_per_story
+        );
         for (t, f) in s.frames.iter().enumerate() {
             check_relative(&f.image)?;
-            ensure!(f.vector.len() == self.vector_len, "story {} frame {}: vector of {} numbers, expected {}", s.id, t + 1, f.vector.len(), self.vector_len);
+            ensure!(
+                f.vector.len() == self.vector_len,
+                "story {} frame {}: vector of {} numbers, expected {}",
+                s.id,
+                t + 1,
+                f.vector.len(),
+                self.vector_len
+            );
             ensure!(
                 f.label.len() == self.label_names.len(),
                 "story {} frame {}: label of {} entries, expected {}",
@@ -224,12 +267,32 @@ impl Header {
                 f.label.len(),
                 self.label_names.len()
             );
-            ensure!(f.label.iter().all(|&v| v <= 1), "story {} frame {}: labels must be 0 or 1", s.id, t + 1);
-            ensure!(!f.sentence.trim().is_empty(), "story {} frame {}: empty sentence", s.id, t + 1);
-            ensure!(f.objects.iter().all(|o| o.centre.iter().all(|c| c.is_finite())), "story {} frame {}: an object's centre is not finite", s.id, t + 1);
+            ensure!(
+                f.label.iter().all(|&v| v <= 1),
+                "story {} frame {}: labels must be 0 or 1",
+                s.id,
+                t + 1
+            );
+            ensure!(
+                !f.sentence.trim().is_empty(),
+                "story {} frame {}: empty sentence",
+                s.id,
+                t + 1
+            );
+            ensure!(
+                f.objects.iter().all(|o| o.centre.iter().all(|c| c.is_finite())),
+                "story {} frame {}: an object's centre is not finite",
+                s.id,
+                t + 1
+            );
             if !f.objects.is_empty() {
                 // Each attribute indexes its label group's values.
-                let values = |g: &str| self.label_names.iter().filter(|n| n.split_once(':').is_some_and(|(p, _)| p == g)).count();
+                let values = |g: &str| {
+                    self.label_names
+                        .iter()
+                        .filter(|n| n.split_once(':').is_some_and(|(p, _)| p == g))
+                        .count()
+                };
                 let groups = ["shape", "color", "material", "size"].map(values);
                 ensure!(
                     f.objects.iter().all(|o| o.attributes.iter().zip(groups).all(|(&a, n)| (a as usize) < n)),
@@ -239,8 +302,18 @@ impl Header {
                 );
             }
             if !f.captions.is_empty() {
-                ensure!(f.captions[0] == f.sentence, "story {} frame {}: the sentence must be the first caption", s.id, t + 1);
-                ensure!(f.captions.iter().all(|c| !c.trim().is_empty()), "story {} frame {}: an empty caption", s.id, t + 1);
+                ensure!(
+                    f.captions[0] == f.sentence,
+                    "story {} frame {}: the sentence must be the first caption",
+                    s.id,
+                    t + 1
+                );
+                ensure!(
+                    f.captions.iter().all(|c| !c.trim().is_empty()),
+                    "story {} frame {}: an empty caption",
+                    s.id,
+                    t + 1
+                );
             }
         }
         Ok(())
@@ -257,23 +330,31 @@ pub struct DatasetWriter {
 impl DatasetWriter {
     pub fn create(dest: &Path, force: bool) -> Result<DatasetWriter> {
         let stage = StagedDir::new(dest, force)?;
-        fs::create_dir(stage.path().join("images")).with_context(|| format!("cannot create images/ in {}", stage.path().display()))?;
+        fs::create_dir(stage.path().join("images"))
+            .with_context(|| format!("cannot create images/ in {}", stage.path().display()))?;
         Ok(DatasetWriter { stage })
     }
 
     /// Encodes an RGB8 image as PNG at `rel` (e.g. "images/000001_1.png"). Thread-safe.
     pub fn write_png(&self, rel: &str, rgb: &[u8], size: u32) -> Result<()> {
         check_relative(rel)?;
-        let img =
-            image::RgbImage::from_raw(size, size, rgb.to_vec()).with_context(|| format!("{rel}: {} bytes is not a {size}×{size} RGB image", rgb.len()))?;
+        let img = image::RgbImage::from_raw(size, size, rgb.to_vec()).with_context(|| {
+            format!("{rel}: {} bytes is not a {size}×{size} RGB image", rgb.len())
+        })?;
         let mut bytes = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).with_context(|| format!("cannot encode {rel}"))?;
+        img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .with_context(|| format!("cannot encode {rel}"))?;
         atomic::write_synced(&self.stage.path().join(rel), &bytes)
     }
 
     /// Writes the manifest and moves the dataset into place.
     pub fn finish(self, header: &Header, stories: &[StoryRecord]) -> Result<()> {
-        ensure!(header.stories == stories.len(), "header says {} stories, got {}", header.stories, stories.len());
+        ensure!(
+            header.stories == stories.len(),
+            "header says {} stories, got {}",
+            header.stories,
+            stories.len()
+        );
         let mut text = serde_json::to_string(&LineRef::Header(header))?;
         text.push('\n');
         for s in stories {

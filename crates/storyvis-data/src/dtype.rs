@@ -32,9 +32,11 @@ impl Dtype {
         let mut chars = self.descr.chars();
         let kind = chars.next()?;
         let rest = chars.as_str();
-        let (num, unit) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len()));
+        let (num, unit) =
+            rest.split_at(rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len()));
         // Only datetimes and timedeltas carry something after the width: their unit.
-        let unit_ok = unit.is_empty() || (matches!(kind, 'M' | 'm') && unit.starts_with('[') && unit.ends_with(']'));
+        let unit_ok = unit.is_empty()
+            || (matches!(kind, 'M' | 'm') && unit.starts_with('[') && unit.ends_with(']'));
         Some((kind, num.parse().ok()?)).filter(|_| unit_ok)
     }
 
@@ -75,11 +77,20 @@ pub fn numeric_to_f64(raw: &[u8], dtype: &Dtype) -> Result<Vec<f64>> {
             dtype.name()
         ),
     };
-    ensure!(raw.len() % width == 0, "{} bytes is not a whole number of '{}' items", raw.len(), dtype.name());
+    ensure!(
+        raw.len() % width == 0,
+        "{} bytes is not a whole number of '{}' items",
+        raw.len(),
+        dtype.name()
+    );
     let big = dtype.order == '>';
     let items = raw.chunks_exact(width).map(|c| {
         // The item's bits as an unsigned integer of its width.
-        let bits = if big { c.iter().fold(0u64, |v, &b| (v << 8) | u64::from(b)) } else { c.iter().rev().fold(0u64, |v, &b| (v << 8) | u64::from(b)) };
+        let bits = if big {
+            c.iter().fold(0u64, |v, &b| (v << 8) | u64::from(b))
+        } else {
+            c.iter().rev().fold(0u64, |v, &b| (v << 8) | u64::from(b))
+        };
         match (kind, width) {
             ('f', 2) => f16_to_f64(bits as u16),
             ('f', 4) => f64::from(f32::from_bits(bits as u32)),
@@ -98,16 +109,26 @@ pub fn numeric_to_f64(raw: &[u8], dtype: &Dtype) -> Result<Vec<f64>> {
 
 /// The number of elements of an array of `shape`, or an error if it does not fit a `usize`.
 pub fn element_count(shape: &[usize]) -> Result<usize> {
-    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).with_context(|| format!("array shape {shape:?} has too many elements"))
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .with_context(|| format!("array shape {shape:?} has too many elements"))
 }
 
 /// Checks that `raw` holds exactly the items of an array of `shape` and `dtype`, and returns
 /// them in C (row-major) order. NumPy writes the raw data of a Fortran-ordered array
 /// (`fortran_order` in a .npy header, `is_fortran` in a pickled array's state) column-major.
-pub fn raw_in_c_order(raw: Vec<u8>, shape: &[usize], dtype: &Dtype, fortran: bool) -> Result<Vec<u8>> {
+pub fn raw_in_c_order(
+    raw: Vec<u8>,
+    shape: &[usize],
+    dtype: &Dtype,
+    fortran: bool,
+) -> Result<Vec<u8>> {
     let itemsize = dtype.itemsize()?;
     let n = element_count(shape)?;
-    let want = n.checked_mul(itemsize).with_context(|| format!("array of shape {shape:?} and dtype '{}' is too large", dtype.name()))?;
+    let want = n.checked_mul(itemsize).with_context(|| {
+        format!("array of shape {shape:?} and dtype '{}' is too large", dtype.name())
+    })?;
     ensure!(
         raw.len() == want,
         "array data of shape {shape:?} and dtype '{}' needs {want} bytes, found {} ({})",

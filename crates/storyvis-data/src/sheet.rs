@@ -14,7 +14,10 @@ const FAINT: Rgb<u8> = Rgb([110, 110, 110]);
 /// lacks are drawn as '?'.
 pub fn draw_text(img: &mut RgbImage, x: u32, y: u32, text: &str, color: Rgb<u8>) {
     for (i, ch) in text.chars().enumerate() {
-        let glyph = font8x8::BASIC_FONTS.get(ch).or_else(|| font8x8::BASIC_FONTS.get('?')).unwrap_or([0; 8]);
+        let glyph = font8x8::BASIC_FONTS
+            .get(ch)
+            .or_else(|| font8x8::BASIC_FONTS.get('?'))
+            .unwrap_or([0; 8]);
         let gx = x + i as u32 * GLYPH;
         for (row, bits) in glyph.iter().enumerate() {
             for col in 0..8 {
@@ -87,7 +90,13 @@ impl StripLayout {
     }
 
     /// Draws one strip with its title at row offset `y`.
-    pub fn draw_row(&self, sheet: &mut RgbImage, y: u32, title: &str, frames: &[(RgbImage, String)]) {
+    pub fn draw_row(
+        &self,
+        sheet: &mut RgbImage,
+        y: u32,
+        title: &str,
+        frames: &[(RgbImage, String)],
+    ) {
         draw_text(sheet, self.gap, y + 2, title, FAINT);
         let chars = (self.cell / GLYPH) as usize;
         for (i, (img, caption)) in frames.iter().enumerate() {
@@ -99,7 +108,10 @@ impl StripLayout {
             if lines.len() > self.caption_lines as usize {
                 lines.truncate(self.caption_lines as usize);
                 let last = lines.last_mut().expect("caption_lines > 0");
-                *last = format!("{}...", last.chars().take(chars.saturating_sub(3)).collect::<String>());
+                *last = format!(
+                    "{}...",
+                    last.chars().take(chars.saturating_sub(3)).collect::<String>()
+                );
             }
             for (k, line) in lines.iter().enumerate() {
                 draw_text(sheet, x, top + self.cell + 4 + k as u32 * (GLYPH + 1), line, INK);
@@ -123,17 +135,29 @@ pub fn contact_sheet(ds: &Dataset, stories: usize) -> Result<RgbImage> {
     // drawn at twice their size with nothing under them.
     let video = ds.header.kind == crate::bouncing::KIND;
     let size = ds.header.image_size;
-    let layout = if video { StripLayout::for_clips(size) } else { StripLayout::for_frame_size(size) };
+    let layout =
+        if video { StripLayout::for_clips(size) } else { StripLayout::for_frame_size(size) };
     let frames = ds.header.frames_per_story as u32;
-    let mut sheet = paper(layout.width(frames), chosen.len() as u32 * layout.row_height() + layout.gap);
+    let mut sheet =
+        paper(layout.width(frames), chosen.len() as u32 * layout.row_height() + layout.gap);
     for (row, s) in chosen.iter().enumerate() {
-        let under = |f: &crate::dataset::Frame| if video { String::new() } else { f.sentence.clone() };
-        let strip = s.frames.iter().map(|f| Ok((ds.load_image(f)?, under(f)))).collect::<Result<Vec<_>>>()?;
+        let under =
+            |f: &crate::dataset::Frame| if video { String::new() } else { f.sentence.clone() };
+        let strip = s
+            .frames
+            .iter()
+            .map(|f| Ok((ds.load_image(f)?, under(f))))
+            .collect::<Result<Vec<_>>>()?;
         let title = match video {
             true => format!("clip {} ({:?}): {}", s.id, s.split, s.frames[0].sentence),
             false => format!("story {} ({:?})", s.id, s.split),
         };
-        layout.draw_row(&mut sheet, layout.gap + row as u32 * layout.row_height(), &title.to_lowercase(), &strip);
+        layout.draw_row(
+            &mut sheet,
+            layout.gap + row as u32 * layout.row_height(),
+            &title.to_lowercase(),
+            &strip,
+        );
     }
     Ok(sheet)
 }
@@ -156,7 +180,8 @@ mod tests {
 
     #[test]
     fn wrap_respects_width_and_keeps_words() {
-        let text = "next, a large red metal cube is placed to the right of the small gray rubber sphere.";
+        let text =
+            "next, a large red metal cube is placed to the right of the small gray rubber sphere.";
         let lines = wrap(text, 24);
         assert!(lines.iter().all(|l| l.chars().count() <= 24), "{lines:?}");
         assert_eq!(lines.join(" "), text);

@@ -41,23 +41,45 @@ impl StateDict {
     /// Reads `path` (the error names it).
     pub fn read(path: &Path) -> Result<StateDict> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        StateDict::parse(&bytes).with_context(|| format!("{} is not a readable legacy torch.save state dict", path.display()))
+        StateDict::parse(&bytes).with_context(|| {
+            format!("{} is not a readable legacy torch.save state dict", path.display())
+        })
     }
 
     pub fn parse(bytes: &[u8]) -> Result<StateDict> {
-        ensure!(!bytes.starts_with(b"PK"), "it is a zip (PyTorch 1.6+) file; this reader takes the legacy format only");
+        ensure!(
+            !bytes.starts_with(b"PK"),
+            "it is a zip (PyTorch 1.6+) file; this reader takes the legacy format only"
+        );
         let mut at = 0;
         let mut next = || -> Result<Value> {
-            let (v, used) = pickle::load_prefix(&bytes[at..]).with_context(|| format!("the pickle at byte {at}"))?;
+            let (v, used) = pickle::load_prefix(&bytes[at..])
+                .with_context(|| format!("the pickle at byte {at}"))?;
             at += used;
             Ok(v)
         };
-        ensure!(matches!(next()?, Value::BigInt(b) if b == MAGIC), "no torch.save magic number at its start");
-        ensure!(matches!(next()?, Value::Int(PROTOCOL)), "not torch.save's protocol version {PROTOCOL}");
-        let Value::Dict(facts) = next()? else { bail!("no system facts after the protocol version") };
-        let little = facts.iter().find(|(k, _)| k.as_text().as_deref() == Some("little_endian")).map(|(_, v)| v.clone());
-        ensure!(little == Some(Value::Bool(true)), "written on a big-endian machine (not supported)");
-        let Value::Dict(items) = next()? else { bail!("the saved object is not a dict of tensors") };
+        ensure!(
+            matches!(next()?, Value::BigInt(b) if b == MAGIC),
+            "no torch.save magic number at its start"
+        );
+        ensure!(
+            matches!(next()?, Value::Int(PROTOCOL)),
+            "not torch.save's protocol version {PROTOCOL}"
+        );
+        let Value::Dict(facts) = next()? else {
+            bail!("no system facts after the protocol version")
+        };
+        let little = facts
+            .iter()
+            .find(|(k, _)| k.as_text().as_deref() == Some("little_endian"))
+            .map(|(_, v)| v.clone());
+        ensure!(
+            little == Some(Value::Bool(true)),
+            "written on a big-endian machine (not supported)"
+        );
+        let Value::Dict(items) = next()? else {
+            bail!("the saved object is not a dict of tensors")
+        };
         let Value::List(keys) = next()? else { bail!("no list of storage keys after the object") };
         let mut tensors = Vec::with_capacity(items.len());
         for (k, v) in items {
@@ -65,39 +87,72 @@ impl StateDict {
             let Value::Tensor(t) = v else { bail!("{name} is {}, not a tensor", v.kind()) };
             tensors.push((name, t));
         }
-        let kinds: HashMap<&str, &TensorRef> = tensors.iter().map(|(_, t)| (t.storage.as_str(), t)).collect();
+        let kinds: HashMap<&str, &TensorRef> =
+            tensors.iter().map(|(_, t)| (t.storage.as_str(), t)).collect();
         let mut storages = HashMap::new();
         for key in keys {
             let key = key.as_text().context("a storage key that is not text")?;
-            let t = kinds.get(key.as_str()).with_context(|| format!("storage {key} belongs to no tensor"))?;
-            let head = bytes.get(at..at + 8).with_context(|| format!("truncated: storage {key}'s length is missing"))?;
+            let t = kinds
+                .get(key.as_str())
+                .with_context(|| format!("storage {key} belongs to no tensor"))?;
+            let head = bytes
+                .get(at..at + 8)
+                .with_context(|| format!("truncated: storage {key}'s length is missing"))?;
             let count = u64::from_le_bytes(head.try_into().expect("8 bytes")) as usize;
-            ensure!(count == t.storage_len, "storage {key} holds {count} elements, its tensors say {}", t.storage_len);
-            let len = count.checked_mul(element_size(&t.storage_type)?).context("storage length out of range")?;
-            let data = bytes.get(at + 8..).and_then(|rest| rest.get(..len)).with_context(|| format!("truncated: storage {key} needs {len} bytes"))?;
+            ensure!(
+                count == t.storage_len,
+                "storage {key} holds {count} elements, its tensors say {}",
+                t.storage_len
+            );
+            let len = count
+                .checked_mul(element_size(&t.storage_type)?)
+                .context("storage length out of range")?;
+            let data = bytes
+                .get(at + 8..)
+                .and_then(|rest| rest.get(..len))
+                .with_context(|| format!("truncated: storage {key} needs {len} bytes"))?;
             storages.insert(key, data.to_vec());
             at += 8 + len;
         }
         for (name, t) in &tensors {
-            ensure!(storages.contains_key(&t.storage), "{name}'s storage {} is not in the file", t.storage);
+            ensure!(
+                storages.contains_key(&t.storage),
+                "{name}'s storage {} is not in the file",
+                t.storage
+            );
         }
         Ok(StateDict { tensors, storages })
     }
 
     /// The tensor `name` of a float storage as (shape, values in C order), its strides followed.
     pub fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        let (_, t) = self.tensors.iter().find(|(n, _)| n == name).with_context(|| format!("no tensor {name} in the state dict"))?;
-        ensure!(t.storage_type.ends_with("FloatStorage"), "{name} is a {}, not a FloatStorage", t.storage_type);
+        let (_, t) = self
+            .tensors
+            .iter()
+            .find(|(n, _)| n == name)
+            .with_context(|| format!("no tensor {name} in the state dict"))?;
+        ensure!(
+            t.storage_type.ends_with("FloatStorage"),
+            "{name} is a {}, not a FloatStorage",
+            t.storage_type
+        );
         let raw = &self.storages[&t.storage];
         let count: usize = t.size.iter().product();
         // The last element a view reaches must lie inside its storage.
-        let reach = t.offset + t.size.iter().zip(&t.stride).map(|(&n, &s)| n.saturating_sub(1) * s).sum::<usize>();
-        ensure!(count == 0 || reach < t.storage_len, "{name}'s view reaches element {reach} of a storage of {}", t.storage_len);
+        let reach = t.offset
+            + t.size.iter().zip(&t.stride).map(|(&n, &s)| n.saturating_sub(1) * s).sum::<usize>();
+        ensure!(
+            count == 0 || reach < t.storage_len,
+            "{name}'s view reaches element {reach} of a storage of {}",
+            t.storage_len
+        );
         let at = |i: usize| f32::from_le_bytes(raw[4 * i..4 * i + 4].try_into().expect("4 bytes"));
         let mut values = Vec::with_capacity(count);
         let mut index = vec![0usize; t.size.len()];
         for _ in 0..count {
-            values.push(at(t.offset + index.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>()));
+            values.push(at(
+                t.offset + index.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>()
+            ));
             for d in (0..index.len()).rev() {
                 index[d] += 1;
                 if index[d] < t.size[d] {
@@ -141,7 +196,11 @@ mod tests {
     #[test]
     fn damaged_files_are_errors() {
         let e = |b: &[u8]| format!("{:#}", StateDict::parse(b).unwrap_err());
-        assert!(e(&file(6, 20)).contains("truncated: storage 42 needs 24 bytes"), "{}", e(&file(6, 20)));
+        assert!(
+            e(&file(6, 20)).contains("truncated: storage 42 needs 24 bytes"),
+            "{}",
+            e(&file(6, 20))
+        );
         assert!(e(&file(5, 24)).contains("holds 5 elements"), "{}", e(&file(5, 24)));
         assert!(e(b"PK\x03\x04").contains("zip"));
         let mut f = file(6, 24);

@@ -27,7 +27,13 @@ pub const ATTRIBUTION: &str = "Twemoji graphics by Twitter, Inc and other contri
     (https://github.com/iamcal/emoji-data)";
 
 /// The skin tones of the variations' code points.
-const TONES: [(&str, &str); 5] = [("1F3FB", "light"), ("1F3FC", "medium-light"), ("1F3FD", "medium"), ("1F3FE", "medium-dark"), ("1F3FF", "dark")];
+const TONES: [(&str, &str); 5] = [
+    ("1F3FB", "light"),
+    ("1F3FC", "medium-light"),
+    ("1F3FD", "medium"),
+    ("1F3FE", "medium-dark"),
+    ("1F3FF", "dark"),
+];
 
 #[derive(Deserialize)]
 struct Emoji {
@@ -67,7 +73,10 @@ fn read_package(tgz: &[u8]) -> Result<(Vec<Emoji>, Pngs)> {
         let mut bytes = Vec::new();
         if name == "package/emoji.json" {
             entry.read_to_end(&mut bytes)?;
-            json = Some(serde_json::from_slice::<Vec<Emoji>>(&bytes).context("package/emoji.json is not the emoji list")?);
+            json = Some(
+                serde_json::from_slice::<Vec<Emoji>>(&bytes)
+                    .context("package/emoji.json is not the emoji list")?,
+            );
         } else if let Some(file) = name.strip_prefix("package/img/twitter/64/") {
             entry.read_to_end(&mut bytes)?;
             images.insert(file.to_string(), bytes);
@@ -105,7 +114,11 @@ fn on_white(png: &[u8], size: u32) -> Result<image::RgbImage> {
         let c = |v: u8| ((v as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
         rgb.put_pixel(x, y, image::Rgb([c(p[0]), c(p[1]), c(p[2])]));
     }
-    Ok(if rgb.width() == size && rgb.height() == size { rgb } else { image::imageops::resize(&rgb, size, size, image::imageops::FilterType::Triangle) })
+    Ok(if rgb.width() == size && rgb.height() == size {
+        rgb
+    } else {
+        image::imageops::resize(&rgb, size, size, image::imageops::FilterType::Triangle)
+    })
 }
 
 /// Writes the Twemoji dataset from the package tarball `tgz` into `out`: every image with
@@ -114,7 +127,8 @@ fn on_white(png: &[u8], size: u32) -> Result<image::RgbImage> {
 pub fn write_twemoji(tgz: &[u8], out: &Path, force: bool, size: u32, split: f64) -> Result<usize> {
     crate::clevr::check_common(size, split)?;
     let (emoji, images) = read_package(tgz)?;
-    let categories: Vec<String> = emoji.iter().map(|e| e.category.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let categories: Vec<String> =
+        emoji.iter().map(|e| e.category.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     // (image, emoji, tones, split): a base emoji and its skin-tone variations share a split,
     // so near-duplicates do not cross it.
     let mut items: Vec<(String, &Emoji, Vec<&str>, Split)> = Vec::new();
@@ -125,7 +139,10 @@ pub fn write_twemoji(tgz: &[u8], out: &Path, force: bool, size: u32, split: f64)
         }
         for (code, v) in &e.skin_variations {
             if v.has_img_twitter {
-                let tones: Vec<&str> = code.split('-').filter_map(|c| TONES.iter().find(|(t, _)| *t == c).map(|(_, n)| *n)).collect();
+                let tones: Vec<&str> = code
+                    .split('-')
+                    .filter_map(|c| TONES.iter().find(|(t, _)| *t == c).map(|(_, n)| *n))
+                    .collect();
                 items.push((v.image.clone(), e, tones, split));
             }
         }
@@ -134,7 +151,9 @@ pub fn write_twemoji(tgz: &[u8], out: &Path, force: bool, size: u32, split: f64)
     let writer = DatasetWriter::create(out, force)?;
     let mut records = Vec::with_capacity(items.len());
     for (file, e, tones, split) in &items {
-        let png = images.get(file).with_context(|| format!("the package lacks img/twitter/64/{file}, which emoji.json lists"))?;
+        let png = images.get(file).with_context(|| {
+            format!("the package lacks img/twitter/64/{file}, which emoji.json lists")
+        })?;
         let rgb = on_white(png, size).with_context(|| format!("img/twitter/64/{file}"))?;
         let rel = format!("images/{}", file.replace(".png", "") + ".png");
         writer.write_png(&rel, rgb.as_raw(), size)?;
@@ -143,7 +162,14 @@ pub fn write_twemoji(tgz: &[u8], out: &Path, force: bool, size: u32, split: f64)
         records.push(StoryRecord {
             id: file.trim_end_matches(".png").to_string(),
             split: *split,
-            frames: vec![Frame { image: rel, vector: Vec::new(), label, sentence: caps[0].clone(), captions: caps, objects: Vec::new() }],
+            frames: vec![Frame {
+                image: rel,
+                vector: Vec::new(),
+                label,
+                sentence: caps[0].clone(),
+                captions: caps,
+                objects: Vec::new(),
+            }],
         });
     }
     let header = Header {
@@ -172,8 +198,13 @@ mod tests {
             "skin_variations":{"1F3FB":{"image":"1f44b-1f3fb.png","has_img_twitter":true}}},
           {"name":"RED APPLE","image":"1f34e.png","short_names":["apple","red_apple"],"category":"Food & Drink","subcategory":"food-fruit","has_img_twitter":true}]"#;
         let mut png = Vec::new();
-        image::RgbaImage::from_pixel(64, 64, image::Rgba([255, 0, 0, 128])).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
-        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        image::RgbaImage::from_pixel(64, 64, image::Rgba([255, 0, 0, 128]))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
         let mut add = |name: &str, bytes: &[u8]| {
             let mut h = tar::Header::new_gnu();
             h.set_size(bytes.len() as u64);
@@ -182,7 +213,10 @@ mod tests {
             tar.append_data(&mut h, name, bytes).unwrap();
         };
         add("package/emoji.json", json.as_bytes());
-        for f in ["1f44b.png", "1f44b-1f3fb.png", "1f34e.png"].iter().filter(|f| with_image || **f != "1f34e.png") {
+        for f in ["1f44b.png", "1f44b-1f3fb.png", "1f34e.png"]
+            .iter()
+            .filter(|f| with_image || **f != "1f34e.png")
+        {
             add(&format!("package/img/twitter/64/{f}"), &png);
         }
         tar.into_inner().unwrap().finish().unwrap()
@@ -196,9 +230,17 @@ mod tests {
         let ds = Dataset::open(&dir.path().join("t")).unwrap();
         assert_eq!(ds.header.label_names, vec!["category:Food & Drink", "category:People & Body"]);
         assert!(ds.header.source["attribution"].as_str().unwrap().contains("CC-BY 4.0"));
-        let caps: Vec<Vec<String>> = ds.stories.iter().map(|s| s.frames[0].captions.clone()).collect();
+        let caps: Vec<Vec<String>> =
+            ds.stories.iter().map(|s| s.frames[0].captions.clone()).collect();
         assert_eq!(caps[0], vec!["waving hand sign", "wave", "hand fingers open emoji"]);
-        assert_eq!(caps[1], vec!["waving hand sign with light skin tone", "wave with light skin tone", "hand fingers open emoji with light skin tone"]);
+        assert_eq!(
+            caps[1],
+            vec![
+                "waving hand sign with light skin tone",
+                "wave with light skin tone",
+                "hand fingers open emoji with light skin tone"
+            ]
+        );
         assert_eq!(caps[2], vec!["red apple", "apple", "food fruit emoji"]);
         assert_eq!(ds.stories[2].frames[0].label, vec![1, 0]);
         // Half-transparent red on white.
@@ -207,10 +249,17 @@ mod tests {
         // The second emoji (the apple) tests; the hand and its variation train together.
         assert_eq!(ds.split(Split::Test).map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["1f34e"]);
         // A package missing an image it lists is an error, and nothing is written.
-        let e = format!("{:#}", write_twemoji(&fake_package(false), &dir.path().join("u"), false, 64, 0.5).unwrap_err());
+        let e = format!(
+            "{:#}",
+            write_twemoji(&fake_package(false), &dir.path().join("u"), false, 64, 0.5).unwrap_err()
+        );
         assert!(e.contains("lacks img/twitter/64/1f34e.png"), "{e}");
         assert!(!dir.path().join("u").exists());
-        assert!(format!("{:#}", write_twemoji(b"not a tarball", &dir.path().join("v"), false, 64, 0.5).unwrap_err()).contains("package"));
+        assert!(format!(
+            "{:#}",
+            write_twemoji(b"not a tarball", &dir.path().join("v"), false, 64, 0.5).unwrap_err()
+        )
+        .contains("package"));
     }
 
     /// The real package, when the cache has it (it is fetched by `prepare twemoji`, not here).

@@ -29,7 +29,10 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(p.strip_prefix(dir).unwrap().display().to_string(), fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -56,7 +59,13 @@ fn a_paraphrased_set_has_the_same_scenes_and_other_sentences() {
     let root = tempfile::tempdir().unwrap();
     let (std_dir, para_dir) = (root.path().join("standard"), root.path().join("paraphrase"));
     generate(&small(6, 5), &std_dir, false, &|| {}).unwrap();
-    generate(&GenerateOptions { phrasing: Phrasing::Paraphrase, ..small(6, 5) }, &para_dir, false, &|| {}).unwrap();
+    generate(
+        &GenerateOptions { phrasing: Phrasing::Paraphrase, ..small(6, 5) },
+        &para_dir,
+        false,
+        &|| {},
+    )
+    .unwrap();
     let (ts, tp) = (tree(&std_dir), tree(&para_dir));
     // Every image byte for byte; the manifests differ.
     assert_eq!(ts.len(), tp.len());
@@ -103,9 +112,16 @@ fn generated_dataset_reads_back_consistently() {
             assert_eq!(f.objects.len(), t + 1);
             let visible = Renderer::new(&story.objects[..=t], &story.camera).visible_pixels(32);
             for (k, (got, o)) in f.objects.iter().zip(&story.objects).enumerate() {
-                assert_eq!(got.attributes, [o.shape as u8, o.color as u8, o.material as u8, o.size as u8]);
+                assert_eq!(
+                    got.attributes,
+                    [o.shape as u8, o.color as u8, o.material as u8, o.size as u8]
+                );
                 let want = story.camera.pixel([o.x, o.y, o.z()], 32.0);
-                assert!((got.centre[0] as f64 - want[0]).abs() < 1e-4 && (got.centre[1] as f64 - want[1]).abs() < 1e-4, "{got:?} vs {want:?}");
+                assert!(
+                    (got.centre[0] as f64 - want[0]).abs() < 1e-4
+                        && (got.centre[1] as f64 - want[1]).abs() < 1e-4,
+                    "{got:?} vs {want:?}"
+                );
                 assert!(got.centre.iter().all(|c| (0.0..32.0).contains(c)));
                 assert_eq!(got.visible, Some(visible[k] as u32));
                 assert!(visible[k] >= opts.min_visible_pixels());
@@ -145,9 +161,13 @@ fn bad_generation_requests_leave_nothing_behind() {
     let dir = root.path().join("ds");
     let e = generate(&small(0, 0), &dir, false, &|| {}).unwrap_err().to_string();
     assert!(e.contains("--stories"), "{e}");
-    let e = generate(&GenerateOptions { size: 8, ..small(1, 0) }, &dir, false, &|| {}).unwrap_err().to_string();
+    let e = generate(&GenerateOptions { size: 8, ..small(1, 0) }, &dir, false, &|| {})
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--size"), "{e}");
-    let e = generate(&GenerateOptions { split: 1.5, ..small(1, 0) }, &dir, false, &|| {}).unwrap_err().to_string();
+    let e = generate(&GenerateOptions { split: 1.5, ..small(1, 0) }, &dir, false, &|| {})
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--split"), "{e}");
     assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0);
 
@@ -183,7 +203,11 @@ fn damaged_datasets_are_reported_with_the_file_and_line() {
     // The header alone reads what `open` reads, and fails as it fails, without the stories.
     assert_eq!(Dataset::read_header(&dir).unwrap(), Dataset::open(&dir).unwrap().header);
     fs::write(&manifest, format!("\n{}\n{{not json\n", lines[0])).unwrap();
-    assert_eq!(Dataset::read_header(&dir).unwrap().stories, 3, "a damaged story is not the header's business");
+    assert_eq!(
+        Dataset::read_header(&dir).unwrap().stories,
+        3,
+        "a damaged story is not the header's business"
+    );
     for (text, want) in [("", "is empty"), (lines[1], "line 1: expected the header first")] {
         fs::write(&manifest, text).unwrap();
         let e = format!("{:#}", Dataset::read_header(&dir).unwrap_err());
@@ -197,11 +221,9 @@ fn damaged_datasets_are_reported_with_the_file_and_line() {
     check(&good.replacen("\"centre\":[", "\"center\":[", 1), "unknown field `center`");
     check(&good.replacen("\"attributes\":[", "\"attributes\":[300,", 1), "line 2");
     let shape = |s: &str| {
-        s.replacen("\"attributes\":[0,", "\"attributes\":[5,", 1).replacen("\"attributes\":[1,", "\"attributes\":[5,", 1).replacen(
-            "\"attributes\":[2,",
-            "\"attributes\":[5,",
-            1,
-        )
+        s.replacen("\"attributes\":[0,", "\"attributes\":[5,", 1)
+            .replacen("\"attributes\":[1,", "\"attributes\":[5,", 1)
+            .replacen("\"attributes\":[2,", "\"attributes\":[5,", 1)
     };
     check(&shape(&good), "outside the label groups");
     check(&good.replacen("images/000001_2.png", "../outside.png", 1), "stay inside the dataset");
@@ -255,13 +277,40 @@ fn corrupt_dicts_are_errors_not_panics() {
         // A flip in a number still parses (to another number); anything else is an error
         // that names the file and, under that, what was wrong with it.
         match npy::load_dict_of_vectors(&p) {
-            Ok(dict) => assert_eq!(dict.len(), expected_vectors().len(), "flip at {pos} changed the entries"),
+            Ok(dict) => assert_eq!(
+                dict.len(),
+                expected_vectors().len(),
+                "flip at {pos} changed the entries"
+            ),
             Err(e) => {
                 assert!(e.to_string().contains("d.npy"), "flip at {pos}: {e:#}");
                 // What went wrong, below the file's name: one of the reader's own reasons.
-                let why = e.chain().skip(1).map(|c| c.to_string().to_lowercase()).collect::<Vec<_>>().join(": ");
-                let known = ["pickle", "npy", "truncated", "dtype", "expected", "utf-8", "memo", "stack", "mark", "dict", "number", "array", "shape", "string"];
-                assert!(!why.contains("d.npy") && known.iter().any(|k| why.contains(k)), "flip at {pos}: {why:?} in {e:#}");
+                let why = e
+                    .chain()
+                    .skip(1)
+                    .map(|c| c.to_string().to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(": ");
+                let known = [
+                    "pickle",
+                    "npy",
+                    "truncated",
+                    "dtype",
+                    "expected",
+                    "utf-8",
+                    "memo",
+                    "stack",
+                    "mark",
+                    "dict",
+                    "number",
+                    "array",
+                    "shape",
+                    "string",
+                ];
+                assert!(
+                    !why.contains("d.npy") && known.iter().any(|k| why.contains(k)),
+                    "flip at {pos}: {why:?} in {e:#}"
+                );
             }
         }
     }
@@ -275,12 +324,16 @@ fn import_opts() -> ImportOptions {
 fn imports_the_original_layout() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("imported");
-    let report = import(&fixtures().join("clevr-sv-original"), &out, false, &import_opts(), &|| {}).unwrap();
+    let report =
+        import(&fixtures().join("clevr-sv-original"), &out, false, &import_opts(), &|| {}).unwrap();
     assert_eq!((report.imported, report.skipped.len()), (3, 0));
     let ds = Dataset::open(&out).unwrap();
     assert_eq!(ds.header.source["skipped"], serde_json::json!([]));
     let want = expected_vectors();
-    assert_eq!(ds.stories.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["000100", "000101", "000102"]);
+    assert_eq!(
+        ds.stories.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["000100", "000101", "000102"]
+    );
     assert_eq!(ds.split(Split::Train).count(), 2);
     for s in &ds.stories {
         for (t, f) in s.frames.iter().enumerate() {
@@ -290,7 +343,9 @@ fn imports_the_original_layout() {
             assert_eq!(f.label, label_of(&f.vector).to_vec());
             // The sentence names the object this frame adds (slot t) by its attributes.
             let slot = &f.vector[t * 18..t * 18 + 15];
-            let pick = |start: usize, names: &[&str]| names[(0..names.len()).find(|&i| slot[start + i] == 1.0).unwrap()].to_string();
+            let pick = |start: usize, names: &[&str]| {
+                names[(0..names.len()).find(|&i| slot[start + i] == 1.0).unwrap()].to_string()
+            };
             let phrase = format!(
                 "a {} {} {} {}",
                 pick(13, &["large", "small"]),
@@ -303,11 +358,21 @@ fn imports_the_original_layout() {
             // stories' own cameras are not known): the new one is slot t's, inside the frame.
             assert_eq!(f.objects.len(), t + 1);
             let new = f.objects[t];
-            let index = |start: usize, n: usize| (0..n).find(|&i| slot[start + i] == 1.0).unwrap() as u8;
+            let index =
+                |start: usize, n: usize| (0..n).find(|&i| slot[start + i] == 1.0).unwrap() as u8;
             assert_eq!(new.attributes, [index(0, 3), index(3, 8), index(11, 2), index(13, 2)]);
-            let (x, y, z) = (f.vector[t * 18 + 15] as f64, f.vector[t * 18 + 16] as f64, f.vector[t * 18 + 17] as f64);
-            let want = storyvis_data::clevr::scene::Camera { jitter: [0.0; 3] }.pixel([x, y, z], 64.0);
-            assert!((new.centre[0] as f64 - want[0]).abs() < 1e-3 && (new.centre[1] as f64 - want[1]).abs() < 1e-3, "{new:?} vs {want:?}");
+            let (x, y, z) = (
+                f.vector[t * 18 + 15] as f64,
+                f.vector[t * 18 + 16] as f64,
+                f.vector[t * 18 + 17] as f64,
+            );
+            let want =
+                storyvis_data::clevr::scene::Camera { jitter: [0.0; 3] }.pixel([x, y, z], 64.0);
+            assert!(
+                (new.centre[0] as f64 - want[0]).abs() < 1e-3
+                    && (new.centre[1] as f64 - want[1]).abs() < 1e-3,
+                "{new:?} vs {want:?}"
+            );
             assert!(new.centre.iter().all(|c| (0.0..64.0).contains(c)) && new.visible.is_none());
             // Resized from 320×240 RGBA to 64×64 RGB; the colour of a drawn object survives.
             let img = ds.load_image(f).unwrap();
@@ -340,12 +405,18 @@ fn import_rejects_bad_sources_and_writes_nothing() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("out");
     let strict = ImportOptions { strict: true, ..import_opts() };
-    let run = |src: &Path, opts: &ImportOptions| format!("{:#}", import(src, &out, false, opts, &|| {}).unwrap_err());
+    let run = |src: &Path, opts: &ImportOptions| {
+        format!("{:#}", import(src, &out, false, opts, &|| {}).unwrap_err())
+    };
 
-    let src = fixture_with_dict(root.path(), Some(&fixtures().join("clevr-sv-dicts/bad_length.npy")));
+    let src =
+        fixture_with_dict(root.path(), Some(&fixtures().join("clevr-sv-dicts/bad_length.npy")));
     let e = run(&src, &strict);
     assert!(e.contains("story 000100: CLEVR_new_000100_2.png has 74 numbers, expected 75"), "{e}");
-    assert!(e.contains("1 of the 3 stories") && e.contains("without --strict they would be skipped"), "{e}");
+    assert!(
+        e.contains("1 of the 3 stories") && e.contains("without --strict they would be skipped"),
+        "{e}"
+    );
 
     fs::remove_file(src.join("CLEVR_dict.npy")).unwrap();
     assert!(run(&src, &import_opts()).contains("has no CLEVR_dict.npy"));
@@ -360,20 +431,29 @@ fn import_rejects_bad_sources_and_writes_nothing() {
         fs::remove_file(src.join(format!("images/CLEVR_new_{s}_1.png"))).unwrap();
     }
     let e = run(&src, &import_opts());
-    assert!(e.contains("none of the 3 stories") && e.contains("story 000102: images/ lacks CLEVR_new_000102_1.png"), "{e}");
+    assert!(
+        e.contains("none of the 3 stories")
+            && e.contains("story 000102: images/ lacks CLEVR_new_000102_1.png"),
+        "{e}"
+    );
 
     fs::write(src.join("CLEVR_dict.npy"), b"\x93NUMPY garbage").unwrap();
     assert!(run(&src, &import_opts()).contains("CLEVR_dict.npy"));
     assert!(run(&root.path().join("nowhere"), &import_opts()).contains("not a directory"));
     assert!(!out.exists());
-    let leftovers: Vec<_> = fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> =
+        fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("src")]);
 }
 
 /// Copies the four frames of story `from` in `images` as story `to`.
 fn copy_story(images: &Path, from: &str, to: &str) {
     for t in 1..=4 {
-        fs::copy(images.join(format!("CLEVR_new_{from}_{t}.png")), images.join(format!("CLEVR_new_{to}_{t}.png"))).unwrap();
+        fs::copy(
+            images.join(format!("CLEVR_new_{from}_{t}.png")),
+            images.join(format!("CLEVR_new_{to}_{t}.png")),
+        )
+        .unwrap();
     }
 }
 
@@ -384,13 +464,20 @@ fn skipped(story: &str, reason: &str) -> Skipped {
 #[test]
 fn stories_that_cannot_be_imported_are_skipped_and_reported() {
     let root = tempfile::tempdir().unwrap();
-    let src = fixture_with_dict(root.path(), Some(&fixtures().join("clevr-sv-original/CLEVR_dict.npy")));
+    let src =
+        fixture_with_dict(root.path(), Some(&fixtures().join("clevr-sv-original/CLEVR_dict.npy")));
     let images = src.join("images");
     // A story the dict does not label, as in the authors' sample, and one lacking a frame.
-    assert!(!npy::load_dict_of_vectors(&src.join("CLEVR_dict.npy")).unwrap().keys().any(|k| k.contains("000196")));
+    assert!(!npy::load_dict_of_vectors(&src.join("CLEVR_dict.npy"))
+        .unwrap()
+        .keys()
+        .any(|k| k.contains("000196")));
     copy_story(&images, "000100", "000196");
     fs::remove_file(images.join("CLEVR_new_000102_4.png")).unwrap();
-    let want = vec![skipped("000102", "images/ lacks CLEVR_new_000102_4.png"), skipped("000196", "no entry for CLEVR_new_000196_1.png in CLEVR_dict.npy")];
+    let want = vec![
+        skipped("000102", "images/ lacks CLEVR_new_000102_4.png"),
+        skipped("000196", "no entry for CLEVR_new_000196_1.png in CLEVR_dict.npy"),
+    ];
 
     // --strict: an error naming both, and nothing written.
     let out = root.path().join("out");
@@ -444,8 +531,12 @@ fn stories_that_cannot_be_imported_are_skipped_and_reported() {
     for n in 200..212 {
         copy_story(&images, "000100", &format!("000{n}"));
     }
-    let e = format!("{:#}", import(&src, &root.path().join("x"), false, &strict, &|| {}).unwrap_err());
-    assert!(e.contains("story 000209:") && !e.contains("story 000210:") && e.contains("and 2 more"), "{e}");
+    let e =
+        format!("{:#}", import(&src, &root.path().join("x"), false, &strict, &|| {}).unwrap_err());
+    assert!(
+        e.contains("story 000209:") && !e.contains("story 000210:") && e.contains("and 2 more"),
+        "{e}"
+    );
 }
 
 /// A v1 .npy of a dict from names to lists of floats, in pickle protocol 2.
@@ -486,7 +577,10 @@ fn stories_with_unusable_vectors_are_skipped() {
     assert_eq!(
         report.skipped,
         [
-            skipped("000100", "CLEVR_new_000100_2.png has 74 numbers, expected 75 (in CLEVR_dict.npy)"),
+            skipped(
+                "000100",
+                "CLEVR_new_000100_2.png has 74 numbers, expected 75 (in CLEVR_dict.npy)"
+            ),
             skipped("000101", "CLEVR_new_000101_3.png adds no object to the story"),
         ]
     );
@@ -514,7 +608,10 @@ fn imports_the_authors_sample_and_skips_an_unlabelled_story() {
     assert_eq!((report.imported, report.skipped.len()), (48, 0));
     let ds = Dataset::open(&out).unwrap();
     let ids: Vec<String> = (100..148).map(|n| format!("000{n}")).collect();
-    assert_eq!(ds.stories.iter().map(|s| &s.id).collect::<Vec<_>>(), ids.iter().collect::<Vec<_>>());
+    assert_eq!(
+        ds.stories.iter().map(|s| &s.id).collect::<Vec<_>>(),
+        ids.iter().collect::<Vec<_>>()
+    );
     assert_eq!(ds.header.image_size, 64);
     for s in &ds.stories {
         for (t, f) in s.frames.iter().enumerate() {
@@ -540,9 +637,15 @@ fn imports_the_authors_sample_and_skips_an_unlabelled_story() {
     let part = root.path().join("part");
     let report = import(&src, &part, false, &import_opts(), &|| {}).unwrap();
     assert_eq!(report.imported, 48);
-    assert_eq!(report.skipped, [skipped("000196", "no entry for CLEVR_new_000196_1.png in CLEVR_dict.npy")]);
+    assert_eq!(
+        report.skipped,
+        [skipped("000196", "no entry for CLEVR_new_000196_1.png in CLEVR_dict.npy")]
+    );
     // The same 48 stories as the import without it.
-    assert_eq!(fs::read(part.join("images/000147_4.png")).unwrap(), fs::read(out.join("images/000147_4.png")).unwrap());
+    assert_eq!(
+        fs::read(part.join("images/000147_4.png")).unwrap(),
+        fs::read(out.join("images/000147_4.png")).unwrap()
+    );
 }
 
 /// Our renderer draws the real sample's scenes close to the real frames: the added objects'
@@ -557,7 +660,10 @@ fn renders_the_real_samples_scenes_like_the_real_frames() {
     import(&sample, &out, false, &import_opts(), &|| {}).unwrap();
     let f = storyvis_data::clevr::fidelity::compare(&Dataset::open(&out).unwrap()).unwrap();
     let (rubber, metal) = (f.objects[0].rms(), f.objects[1].rms());
-    println!("rubber {rubber:.2}, metal {metal:.2}, frame 1 {:?}, per frame {:.2}", f.first_frame, f.frame_rms);
+    println!(
+        "rubber {rubber:.2}, metal {metal:.2}, frame 1 {:?}, per frame {:.2}",
+        f.first_frame, f.frame_rms
+    );
     assert!(f.objects.iter().all(|c| c.real.len() >= 60), "{:?}", f.objects.map(|c| c.real.len()));
     assert!(rubber < 10.0 && metal < 12.0, "object colours: rubber {rubber}, metal {metal}");
     assert!((f.first_frame.0 - f.first_frame.1).abs() < 3.0 && f.frame_rms < 10.0, "{f:?}");
@@ -568,7 +674,13 @@ fn caption_images_list_their_objects_as_their_vectors_do() {
     use storyvis_data::clevr::captions::{generate_captions, CaptionOptions};
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("cc");
-    generate_captions(&CaptionOptions { images: 12, size: 32, ..CaptionOptions::default() }, &dir, false, &|| {}).unwrap();
+    generate_captions(
+        &CaptionOptions { images: 12, size: 32, ..CaptionOptions::default() },
+        &dir,
+        false,
+        &|| {},
+    )
+    .unwrap();
     let ds = Dataset::open(&dir).unwrap();
     let mut counts = std::collections::BTreeSet::new();
     for s in &ds.stories {
@@ -578,9 +690,13 @@ fn caption_images_list_their_objects_as_their_vectors_do() {
         counts.insert(filled);
         for (k, o) in f.objects.iter().enumerate() {
             let slot = &f.vector[k * 18..k * 18 + 15];
-            let index = |start: usize, n: usize| (0..n).find(|&i| slot[start + i] == 1.0).unwrap() as u8;
+            let index =
+                |start: usize, n: usize| (0..n).find(|&i| slot[start + i] == 1.0).unwrap() as u8;
             assert_eq!(o.attributes, [index(0, 3), index(3, 8), index(11, 2), index(13, 2)]);
-            assert!(o.centre.iter().all(|c| (0.0..32.0).contains(c)) && o.visible.unwrap() > 0, "{o:?}");
+            assert!(
+                o.centre.iter().all(|c| (0.0..32.0).contains(c)) && o.visible.unwrap() > 0,
+                "{o:?}"
+            );
         }
     }
     assert!(counts.len() >= 3, "object counts {counts:?}");

@@ -25,7 +25,10 @@ fn with_header(dict: &str, payload: &[u8]) -> Vec<u8> {
 
 fn npy(descr: &str, fortran: bool, shape: &str, payload: &[u8]) -> Vec<u8> {
     let order = if fortran { "True" } else { "False" };
-    with_header(&format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}"), payload)
+    with_header(
+        &format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}"),
+        payload,
+    )
 }
 
 /// Pickle opcodes written by hand, protocol 4/5 style: MEMOIZE after each object as Python's
@@ -87,17 +90,32 @@ fn protocol5_dict() -> (Vec<u8>, BTreeMap<String, Vec<f32>>) {
     p.memoize();
     p.op(b"}");
     p.memoize();
-    p.op(b"(").text("big").array(reconstruct, ndarray).op(b"(K\x01K\x03\x85").dtype(dtype, "i4", ">").op(b"\x89C\x0c");
+    p.op(b"(")
+        .text("big")
+        .array(reconstruct, ndarray)
+        .op(b"(K\x01K\x03\x85")
+        .dtype(dtype, "i4", ">")
+        .op(b"\x89C\x0c");
     p.op(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 2, 0, 1, 0x11, 0x70]).op(b"tb");
-    p.text("fortran").array(reconstruct, ndarray).op(b"(K\x01K\x02K\x03\x86").dtype(dtype, "f8", "<").op(b"\x88\x96");
+    p.text("fortran")
+        .array(reconstruct, ndarray)
+        .op(b"(K\x01K\x02K\x03\x86")
+        .dtype(dtype, "f8", "<")
+        .op(b"\x88\x96");
     let f: Vec<u8> = [1f64, 4., 2., 5., 3., 6.].iter().flat_map(|x| x.to_le_bytes()).collect();
     p.op(&(f.len() as u64).to_le_bytes()).op(&f).op(b"tb");
-    p.text("half").array(reconstruct, ndarray).op(b"(K\x01K\x02K\x02\x86").dtype(dtype, "f2", "<").op(b"\x89C\x08");
+    p.text("half")
+        .array(reconstruct, ndarray)
+        .op(b"(K\x01K\x02K\x02\x86")
+        .dtype(dtype, "f2", "<")
+        .op(b"\x89C\x08");
     p.op(&[0x00, 0x3c, 0x00, 0xc1, 0xff, 0x7b, 0x00, 0x7c]).op(b"tb");
     p.text("list").op(b"]");
     p.memoize();
     p.op(b"(").get(scalar).get(dtype).text("f8").op(b"\x89\x88\x87R(K\x03").text("<");
-    p.op(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbC\x08").op(&2.5f64.to_le_bytes()).op(b"\x86RK\x03e");
+    p.op(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbC\x08")
+        .op(&2.5f64.to_le_bytes())
+        .op(b"\x86RK\x03e");
     p.op(b"uatb.");
     // A FRAME over everything after PROTO.
     let mut pickle = p.bytes[..2].to_vec();
@@ -147,7 +165,11 @@ impl Fuzz {
     fn run(&mut self, what: impl FnOnce() -> String, bytes: &[u8]) {
         self.runs += 1;
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| exercise(bytes))) {
-            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
             self.panics.push((what(), msg));
         }
     }
@@ -237,7 +259,15 @@ fn malformed_npy_and_pickles_are_errors_never_panics() {
         ("protocol4 CLEVR_dict.npy", fixture("clevr-sv-original/CLEVR_dict.npy")),
         ("protocol5-style dict", p5.clone()),
         ("<f8 Fortran 2x3", npy("<f8", true, "(2, 3)", &f8(&[1., 4., 2., 5., 3., 6.]))),
-        (">i4 Fortran 2x2", npy(">i4", true, "(2, 2)", &[0, 0, 0, 1, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 4])),
+        (
+            ">i4 Fortran 2x2",
+            npy(
+                ">i4",
+                true,
+                "(2, 2)",
+                &[0, 0, 0, 1, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 4],
+            ),
+        ),
         ("<f2", npy("<f2", false, "(3,)", &[0x00, 0x3c, 0x00, 0xc1, 0x00, 0x7c])),
         ("|u1 Fortran 2x3x2", npy("|u1", true, "(2, 3, 2)", &(0..12).collect::<Vec<u8>>())),
         ("|b1", npy("|b1", false, "(2,)", &[0, 1])),
@@ -293,7 +323,12 @@ fn malformed_npy_and_pickles_are_errors_never_panics() {
         }
     }
     let pickle_payload = &seeds[0].1[128..];
-    let payloads: [(&str, &[u8]); 4] = [("no payload", &[]), ("32 bytes", &[0x3f; 32]), ("a pickle", pickle_payload), ("one byte", &[1])];
+    let payloads: [(&str, &[u8]); 4] = [
+        ("no payload", &[]),
+        ("32 bytes", &[0x3f; 32]),
+        ("a pickle", pickle_payload),
+        ("one byte", &[1]),
+    ];
     for header in bad_headers() {
         for (what, payload) in payloads {
             fuzz.run(|| format!("header {header:?} with {what}"), &with_header(&header, payload));
@@ -304,7 +339,12 @@ fn malformed_npy_and_pickles_are_errors_never_panics() {
     for (what, msg) in fuzz.panics.iter().take(20) {
         println!("PANIC on {what}: {msg}");
     }
-    assert!(fuzz.panics.is_empty(), "{} of {} inputs panicked (the first are listed above)", fuzz.panics.len(), fuzz.runs);
+    assert!(
+        fuzz.panics.is_empty(),
+        "{} of {} inputs panicked (the first are listed above)",
+        fuzz.panics.len(),
+        fuzz.runs
+    );
     println!("{} malformed inputs, none panicked, in {:.1?}", fuzz.runs, start.elapsed());
 
     // Some malformed inputs must be errors that name the problem.
@@ -318,16 +358,34 @@ fn malformed_npy_and_pickles_are_errors_never_panics() {
         (npy("<f8", false, "(-1, 2)", &[0; 8]), "bad npy dimension \"-1\""),
         (npy("<f8", true, "(2, 2)", &[0; 31]), "needs 32 bytes, found 31 (truncated)"),
         (npy("<f8", true, "(2, 2)", &[0; 33]), "needs 32 bytes, found 33 (trailing data)"),
-        (with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), ", &[0; 16]), "not a {...} dict"),
-        (seeds[0].1[..3000].to_vec(), "truncated pickle"),
-        (with_header("{'descr': '|O', 'fortran_order': False, 'shape': (), }", b"\x80\x02\xff."), "opcode 0xff"),
-        (with_header("{'descr': '|O', 'fortran_order': False, 'shape': (), }", b"\x80\x02}(K\x01u."), "odd number"),
         (
-            with_header("{'descr': '|O', 'fortran_order': False, 'shape': (), }", &[b"]".repeat(200), b"a".repeat(199), b".".to_vec()].concat()),
+            with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), ", &[0; 16]),
+            "not a {...} dict",
+        ),
+        (seeds[0].1[..3000].to_vec(), "truncated pickle"),
+        (
+            with_header("{'descr': '|O', 'fortran_order': False, 'shape': (), }", b"\x80\x02\xff."),
+            "opcode 0xff",
+        ),
+        (
+            with_header(
+                "{'descr': '|O', 'fortran_order': False, 'shape': (), }",
+                b"\x80\x02}(K\x01u.",
+            ),
+            "odd number",
+        ),
+        (
+            with_header(
+                "{'descr': '|O', 'fortran_order': False, 'shape': (), }",
+                &[b"]".repeat(200), b"a".repeat(199), b".".to_vec()].concat(),
+            ),
             "nested more than 100 deep",
         ),
         (
-            with_header("{'descr': '|O', 'fortran_order': False, 'shape': (), }", &[&b"\x80\x02]"[..], &b"2a".repeat(64), b"."].concat()),
+            with_header(
+                "{'descr': '|O', 'fortran_order': False, 'shape': (), }",
+                &[&b"\x80\x02]"[..], &b"2a".repeat(64), b"."].concat(),
+            ),
             "copies of shared values",
         ),
     ];

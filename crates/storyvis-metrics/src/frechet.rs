@@ -27,11 +27,16 @@ impl Gaussian {
     /// Fits mean and the unbiased (n − 1) covariance to `features`, `n` rows of `dim` values.
     pub fn fit(features: &[f32], dim: usize) -> Result<Gaussian, MetricError> {
         if dim == 0 || features.len() % dim != 0 {
-            return Err(MetricError::Invalid(format!("{} feature values do not split into rows of {dim}", features.len())));
+            return Err(MetricError::Invalid(format!(
+                "{} feature values do not split into rows of {dim}",
+                features.len()
+            )));
         }
         let n = features.len() / dim;
         if n < 2 {
-            return Err(MetricError::Invalid(format!("a covariance needs at least 2 samples, got {n}")));
+            return Err(MetricError::Invalid(format!(
+                "a covariance needs at least 2 samples, got {n}"
+            )));
         }
         let mut mean = vec![0.0; dim];
         for row in features.chunks(dim) {
@@ -54,7 +59,13 @@ impl Gaussian {
             .flat_map_iter(|i| {
                 let ci = &centred[i * n..(i + 1) * n];
                 let centred = &centred;
-                (0..dim).map(move |j| if j < i { 0.0 } else { crate::linalg::dot(ci, &centred[j * n..(j + 1) * n]) / denom })
+                (0..dim).map(move |j| {
+                    if j < i {
+                        0.0
+                    } else {
+                        crate::linalg::dot(ci, &centred[j * n..(j + 1) * n]) / denom
+                    }
+                })
             })
             .collect();
         for i in 0..dim {
@@ -96,7 +107,11 @@ mod tests {
             let row: Vec<f32> = (0..dim).map(|_| next()).collect();
             for k in 0..dim {
                 // Mixing makes the covariance full rather than near-diagonal.
-                out.push(if mix { row[k] + 0.7 * row[(k + 1) % dim] + 0.1 * k as f32 } else { row[k] });
+                out.push(if mix {
+                    row[k] + 0.7 * row[(k + 1) % dim] + 0.1 * k as f32
+                } else {
+                    row[k]
+                });
             }
         }
         out
@@ -121,7 +136,8 @@ mod tests {
         let a = Gaussian { dim: n, mean: vec![0.0, 1.0, -2.0, 0.5], cov: diag(&v1) };
         let b = Gaussian { dim: n, mean: vec![1.0, 1.0, 0.0, 0.0], cov: diag(&v2) };
         let mean_term = 1.0 + 0.0 + 4.0 + 0.25;
-        let cov_term: f64 = v1.iter().zip(&v2).map(|(x, y): (&f64, &f64)| (x.sqrt() - y.sqrt()).powi(2)).sum();
+        let cov_term: f64 =
+            v1.iter().zip(&v2).map(|(x, y): (&f64, &f64)| (x.sqrt() - y.sqrt()).powi(2)).sum();
         let d = frechet_distance(&a, &b).unwrap();
         assert!((d - (mean_term + cov_term)).abs() < 1e-12, "{d}");
     }
@@ -143,21 +159,28 @@ mod tests {
         use crate::linalg::tests::{lcg, with_eigenvalues};
         let n = 2048;
         let mut next = lcg(42);
-        let d1: Vec<f64> = (0..n).map(|k| if k < 1500 { 5.0 * (next() + 0.5) } else { 0.0 }).collect();
+        let d1: Vec<f64> =
+            (0..n).map(|k| if k < 1500 { 5.0 * (next() + 0.5) } else { 0.0 }).collect();
         let d2: Vec<f64> = (0..n).map(|_| 3.0 * (next() + 0.5)).collect();
         let (m1, m2): (Vec<f64>, Vec<f64>) = (0..n).map(|_| (next(), next())).unzip();
         let a = Gaussian { dim: n, mean: m1.clone(), cov: with_eigenvalues(&d1, 7) };
         let b = Gaussian { dim: n, mean: m2.clone(), cov: with_eigenvalues(&d2, 7) };
-        let want: f64 =
-            m1.iter().zip(&m2).map(|(x, y)| (x - y).powi(2)).sum::<f64>() + d1.iter().zip(&d2).map(|(x, y)| (x.sqrt() - y.sqrt()).powi(2)).sum::<f64>();
+        let want: f64 = m1.iter().zip(&m2).map(|(x, y)| (x - y).powi(2)).sum::<f64>()
+            + d1.iter().zip(&d2).map(|(x, y)| (x.sqrt() - y.sqrt()).powi(2)).sum::<f64>();
         let started = std::time::Instant::now();
         let got = frechet_distance(&a, &b).unwrap();
-        eprintln!("d = 2048: Fréchet distance {got:.9} (closed form {want:.9}) in {:.2} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "d = 2048: Fréchet distance {got:.9} (closed form {want:.9}) in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
         assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
         // And in the other order (the factored covariance of full rank).
         let started = std::time::Instant::now();
         let back = frechet_distance(&b, &a).unwrap();
-        eprintln!("d = 2048, first covariance of full rank: {back:.9} in {:.2} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "d = 2048, first covariance of full rank: {back:.9} in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
         assert!((back - want).abs() < 1e-6 * want, "{back} vs {want}");
     }
 

@@ -9,9 +9,16 @@ use crate::MetricError;
 
 /// `probs` holds one row of `classes` probabilities per sample (each row sums to 1 within 1e-3;
 /// rows are renormalised). Returns `(mean, std)` of the score over `splits` parts.
-pub fn inception_score(probs: &[f32], classes: usize, splits: usize) -> Result<(f64, f64), MetricError> {
+pub fn inception_score(
+    probs: &[f32],
+    classes: usize,
+    splits: usize,
+) -> Result<(f64, f64), MetricError> {
     if classes == 0 || probs.len() % classes != 0 {
-        return Err(MetricError::Invalid(format!("{} probabilities do not split into rows of {classes}", probs.len())));
+        return Err(MetricError::Invalid(format!(
+            "{} probabilities do not split into rows of {classes}",
+            probs.len()
+        )));
     }
     let n = probs.len() / classes;
     if splits == 0 || n < splits {
@@ -21,7 +28,9 @@ pub fn inception_score(probs: &[f32], classes: usize, splits: usize) -> Result<(
     for (i, row) in probs.chunks(classes).enumerate() {
         let sum: f64 = row.iter().map(|&p| p as f64).sum();
         if row.iter().any(|&p| p.is_nan() || p < 0.0) || (sum - 1.0).abs() > 1e-3 {
-            return Err(MetricError::Invalid(format!("row {i} is not a probability distribution (sum {sum})")));
+            return Err(MetricError::Invalid(format!(
+                "row {i} is not a probability distribution (sum {sum})"
+            )));
         }
         rows.push(row.iter().map(|&p| p as f64 / sum).collect::<Vec<f64>>());
     }
@@ -76,7 +85,8 @@ mod tests {
     #[test]
     fn two_class_closed_form() {
         // Half the samples (0.9, 0.1), half (0.1, 0.9): p(y) = (½, ½), KL = 0.9 ln 1.8 + 0.1 ln 0.2.
-        let probs: Vec<f32> = (0..20).flat_map(|i| if i % 2 == 0 { [0.9, 0.1] } else { [0.1, 0.9] }).collect();
+        let probs: Vec<f32> =
+            (0..20).flat_map(|i| if i % 2 == 0 { [0.9, 0.1] } else { [0.1, 0.9] }).collect();
         let kl = 0.9f64 * (0.9f32 as f64 / 0.5).ln() + 0.1f32 as f64 * (0.1f32 as f64 / 0.5).ln();
         let (m, _) = inception_score(&probs, 2, 1).unwrap();
         assert!((m - kl.exp()).abs() < 1e-6, "{m} vs {}", kl.exp());

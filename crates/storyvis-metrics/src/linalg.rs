@@ -24,7 +24,14 @@ pub fn pivoted_cholesky(a: &[f64], n: usize, rel_tol: f64) -> (Vec<f64>, usize) 
     let mut used = vec![false; n];
     let mut r = 0;
     while r < n {
-        let Some((p, &pivot)) = residual.iter().enumerate().filter(|(i, _)| !used[*i]).max_by(|x, y| x.1.total_cmp(y.1)) else { break };
+        let Some((p, &pivot)) = residual
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !used[*i])
+            .max_by(|x, y| x.1.total_cmp(y.1))
+        else {
+            break;
+        };
         if pivot.is_nan() || pivot <= rel_tol * largest || pivot <= 0.0 {
             break;
         }
@@ -72,8 +79,13 @@ pub fn congruence(lt: &[f64], r: usize, b: &[f64], n: usize) -> Vec<f64> {
         })
         .collect();
     // M = C · ltᵀ: M[i, j] = ⟨C[i, :], lt[j, :]⟩, the upper triangle, then mirrored.
-    let mut m: Vec<f64> =
-        c.par_chunks(n).enumerate().flat_map_iter(|(i, ci)| lt.chunks(n).enumerate().map(move |(j, lj)| if j < i { 0.0 } else { dot(ci, lj) })).collect();
+    let mut m: Vec<f64> = c
+        .par_chunks(n)
+        .enumerate()
+        .flat_map_iter(|(i, ci)| {
+            lt.chunks(n).enumerate().map(move |(j, lj)| if j < i { 0.0 } else { dot(ci, lj) })
+        })
+        .collect();
     for i in 0..r {
         for j in 0..i {
             m[i * r + j] = m[j * r + i];
@@ -134,7 +146,8 @@ pub fn tridiagonalize(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
         // Trailing block A ← H A H = A − v wᵀ − w vᵀ, with p = β A v and w = p − (β pᵀv / 2) v.
         let s = k + 1;
         let len = n - s;
-        let p: Vec<f64> = (s..n).into_par_iter().map(|i| beta * dot(&m[i * n + s..(i + 1) * n], &v)).collect();
+        let p: Vec<f64> =
+            (s..n).into_par_iter().map(|i| beta * dot(&m[i * n + s..(i + 1) * n], &v)).collect();
         let half = 0.5 * beta * dot(&p, &v);
         let w: Vec<f64> = p.iter().zip(&v).map(|(pi, vi)| pi - half * vi).collect();
         m.par_chunks_mut(n).skip(s).enumerate().for_each(|(i, row)| {
@@ -231,7 +244,8 @@ pub(crate) mod tests {
             let vxv = dot(v, &xv);
             for i in 0..n {
                 for j in 0..n {
-                    m[i * n + j] += -beta * v[i] * xv[j] - beta * xv[i] * v[j] + beta * beta * vxv * v[i] * v[j];
+                    m[i * n + j] += -beta * v[i] * xv[j] - beta * xv[i] * v[j]
+                        + beta * beta * vxv * v[i] * v[j];
                 }
             }
         }
@@ -266,13 +280,19 @@ pub(crate) mod tests {
             // A = B Bᵀ with B of n × rank.
             let mut next = lcg(rank as u64);
             let b: Vec<f64> = (0..n * rank).map(|_| next()).collect();
-            let a: Vec<f64> = (0..n * n).map(|idx| dot(&b[(idx / n) * rank..][..rank], &b[(idx % n) * rank..][..rank])).collect();
+            let a: Vec<f64> = (0..n * n)
+                .map(|idx| dot(&b[(idx / n) * rank..][..rank], &b[(idx % n) * rank..][..rank]))
+                .collect();
             let (lt, r) = pivoted_cholesky(&a, n, 1e-12);
             assert_eq!(r, rank);
             for i in 0..n {
                 for j in 0..n {
                     let got: f64 = (0..r).map(|k| lt[k * n + i] * lt[k * n + j]).sum();
-                    assert!((got - a[i * n + j]).abs() < 1e-12, "rank {rank} ({i}, {j}): {got} vs {}", a[i * n + j]);
+                    assert!(
+                        (got - a[i * n + j]).abs() < 1e-12,
+                        "rank {rank} ({i}, {j}): {got} vs {}",
+                        a[i * n + j]
+                    );
                 }
             }
         }
@@ -288,7 +308,10 @@ pub(crate) mod tests {
         let m = congruence(&lt, r, &b, n);
         for i in 0..r {
             for j in 0..r {
-                let want: f64 = (0..n).flat_map(|k| (0..n).map(move |l| (k, l))).map(|(k, l)| lt[i * n + k] * b[k * n + l] * lt[j * n + l]).sum();
+                let want: f64 = (0..n)
+                    .flat_map(|k| (0..n).map(move |l| (k, l)))
+                    .map(|(k, l)| lt[i * n + k] * b[k * n + l] * lt[j * n + l])
+                    .sum();
                 assert!((m[i * r + j] - want).abs() < 1e-12);
             }
         }

@@ -8,9 +8,16 @@ use crate::MetricError;
 /// The assignment of `rows` to `cols` (`cost` row-major, `rows × cols`) that pairs
 /// min(rows, cols) of them at the least total cost: for each row its column, or none where
 /// there are fewer columns than rows.
-pub fn min_cost_assignment(cost: &[f64], rows: usize, cols: usize) -> Result<Vec<Option<usize>>, MetricError> {
+pub fn min_cost_assignment(
+    cost: &[f64],
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<Option<usize>>, MetricError> {
     if cost.len() != rows * cols {
-        return Err(MetricError::Invalid(format!("{} costs do not form a {rows} × {cols} matrix", cost.len())));
+        return Err(MetricError::Invalid(format!(
+            "{} costs do not form a {rows} × {cols} matrix",
+            cost.len()
+        )));
     }
     if let Some(c) = cost.iter().find(|c| !c.is_finite()) {
         return Err(MetricError::Invalid(format!("assignment cost {c} is not finite")));
@@ -31,12 +38,20 @@ pub fn min_cost_assignment(cost: &[f64], rows: usize, cols: usize) -> Result<Vec
 /// `max_cost` and, among those, costs least; pairs above it are never matched (a detection
 /// farther than the gate from every true object stays unmatched, whatever else that frees).
 /// Costs must not be negative (distances, counts of differences).
-pub fn match_within(cost: &[f64], rows: usize, cols: usize, max_cost: f64) -> Result<Vec<(usize, usize)>, MetricError> {
+pub fn match_within(
+    cost: &[f64],
+    rows: usize,
+    cols: usize,
+    max_cost: f64,
+) -> Result<Vec<(usize, usize)>, MetricError> {
     if !max_cost.is_finite() {
         return Err(MetricError::Invalid(format!("the matching gate {max_cost} is not finite")));
     }
     if cost.len() != rows * cols {
-        return Err(MetricError::Invalid(format!("{} costs do not form a {rows} × {cols} matrix", cost.len())));
+        return Err(MetricError::Invalid(format!(
+            "{} costs do not form a {rows} × {cols} matrix",
+            cost.len()
+        )));
     }
     if let Some(c) = cost.iter().find(|&&c| c < 0.0) {
         return Err(MetricError::Invalid(format!("matching cost {c} is negative")));
@@ -47,7 +62,11 @@ pub fn match_within(cost: &[f64], rows: usize, cols: usize, max_cost: f64) -> Re
     let forbidden = (rows.min(cols) as f64 + 1.0) * (allowed_max + 1.0);
     let gated: Vec<f64> = cost.iter().map(|&c| if c <= max_cost { c } else { forbidden }).collect();
     let assignment = min_cost_assignment(&gated, rows, cols)?;
-    Ok(assignment.into_iter().enumerate().filter_map(|(i, j)| j.filter(|&j| cost[i * cols + j] <= max_cost).map(|j| (i, j))).collect())
+    Ok(assignment
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, j)| j.filter(|&j| cost[i * cols + j] <= max_cost).map(|j| (i, j)))
+        .collect())
 }
 
 /// n ≤ m: every row gets a distinct column.
@@ -116,7 +135,14 @@ mod tests {
     /// The least total cost over every injective map of the smaller side into the larger, by
     /// enumeration.
     fn brute_force(cost: &[f64], rows: usize, cols: usize) -> f64 {
-        fn go(cost: &[f64], rows: usize, cols: usize, i: usize, used: &mut Vec<bool>, flip: bool) -> f64 {
+        fn go(
+            cost: &[f64],
+            rows: usize,
+            cols: usize,
+            i: usize,
+            used: &mut Vec<bool>,
+            flip: bool,
+        ) -> f64 {
             let (n, m) = if flip { (cols, rows) } else { (rows, cols) };
             if i == n {
                 return 0.0;
@@ -176,7 +202,8 @@ mod tests {
         // object at 10 is missed; the detection at 40 is extra). Cost: distance, gate 3.
         let truth = [0.0f64, 10.0, 20.0];
         let found = [0.5, 19.0, 40.0];
-        let cost: Vec<f64> = truth.iter().flat_map(|t| found.iter().map(move |f| (t - f).abs())).collect();
+        let cost: Vec<f64> =
+            truth.iter().flat_map(|t| found.iter().map(move |f| (t - f).abs())).collect();
         assert_eq!(match_within(&cost, 3, 3, 3.0).unwrap(), vec![(0, 0), (2, 1)]);
         // Without the gate every row is matched: the missed object takes the detection at 19,
         // and the object at 20 is left the extra one at 40.

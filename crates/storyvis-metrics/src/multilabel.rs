@@ -32,13 +32,23 @@ fn ratio(num: u64, den: u64) -> f64 {
 
 impl Scores {
     fn from_counts(tp: u64, fp: u64, fn_: u64) -> Scores {
-        Scores { precision: ratio(tp, tp + fp), recall: ratio(tp, tp + fn_), f1: ratio(2 * tp, 2 * tp + fp + fn_) }
+        Scores {
+            precision: ratio(tp, tp + fp),
+            recall: ratio(tp, tp + fn_),
+            f1: ratio(2 * tp, 2 * tp + fp + fn_),
+        }
     }
 }
 
 impl MultiLabelCounts {
     pub fn new(labels: usize) -> MultiLabelCounts {
-        MultiLabelCounts { true_pos: vec![0; labels], false_pos: vec![0; labels], false_neg: vec![0; labels], samples: 0, exact: 0 }
+        MultiLabelCounts {
+            true_pos: vec![0; labels],
+            false_pos: vec![0; labels],
+            false_neg: vec![0; labels],
+            samples: 0,
+            exact: 0,
+        }
     }
 
     pub fn labels(&self) -> usize {
@@ -102,7 +112,10 @@ mod tests {
         c.add(&[true, false, true], &[true, true, false]).unwrap(); // label0 TP, label1 FN, label2 FP
         c.add(&[true, true, false], &[true, true, false]).unwrap(); // exact
         c.add(&[false, false, false], &[false, false, true]).unwrap(); // label2 FN
-        assert_eq!((c.true_pos.clone(), c.false_pos.clone(), c.false_neg.clone()), (vec![2, 1, 0], vec![0, 0, 1], vec![0, 1, 1]));
+        assert_eq!(
+            (c.true_pos.clone(), c.false_pos.clone(), c.false_neg.clone()),
+            (vec![2, 1, 0], vec![0, 0, 1], vec![0, 1, 1])
+        );
         assert!((c.exact_match() - 1.0 / 3.0).abs() < 1e-15);
         // Micro: TP 3, FP 1, FN 2 → P 3/4, R 3/5, F1 6/9.
         let m = c.micro();

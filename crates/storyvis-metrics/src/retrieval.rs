@@ -10,18 +10,35 @@ use crate::MetricError;
 /// R-precision of `images` against `captions` (both `n × dim`, row i of each belongs
 /// together), with `distractors` mismatched captions per image (99 in AttnGAN's setting;
 /// fewer when fewer other captions exist). Ties count against the image.
-pub fn r_precision(images: &[f32], captions: &[f32], dim: usize, distractors: usize, seed: u64) -> Result<f64, MetricError> {
+pub fn r_precision(
+    images: &[f32],
+    captions: &[f32],
+    dim: usize,
+    distractors: usize,
+    seed: u64,
+) -> Result<f64, MetricError> {
     if dim == 0 || images.len() % dim != 0 || images.len() != captions.len() {
-        return Err(MetricError::Invalid(format!("{} image and {} caption values do not form matching rows of {dim}", images.len(), captions.len())));
+        return Err(MetricError::Invalid(format!(
+            "{} image and {} caption values do not form matching rows of {dim}",
+            images.len(),
+            captions.len()
+        )));
     }
     let n = images.len() / dim;
     if n < 2 {
-        return Err(MetricError::Invalid(format!("R-precision needs at least 2 image–caption pairs, got {n}")));
+        return Err(MetricError::Invalid(format!(
+            "R-precision needs at least 2 image–caption pairs, got {n}"
+        )));
     }
     let unit = |rows: &[f32]| -> Vec<Vec<f64>> {
         rows.chunks(dim)
             .map(|r| {
-                let norm = r.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+                let norm = r
+                    .iter()
+                    .map(|&x| (x as f64).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+                    .max(f64::MIN_POSITIVE);
                 r.iter().map(|&x| x as f64 / norm).collect()
             })
             .collect()
@@ -59,7 +76,11 @@ mod tests {
 
     /// Row i is the basis vector e_(i mod dim), scaled.
     fn basis(n: usize, dim: usize, scale: f32) -> Vec<f32> {
-        (0..n).flat_map(|i| (0..dim).map(move |d| if d == i % dim { scale * (1 + i) as f32 } else { 0.0 })).collect()
+        (0..n)
+            .flat_map(|i| {
+                (0..dim).map(move |d| if d == i % dim { scale * (1 + i) as f32 } else { 0.0 })
+            })
+            .collect()
     }
 
     #[test]
@@ -76,10 +97,16 @@ mod tests {
         let (n, dim) = (100, 10);
         assert_eq!(r_precision(&basis(n, dim, 1.0), &basis(n, dim, 1.0), dim, 99, 3).unwrap(), 0.0);
         let d2 = dim + n;
-        let caption: Vec<f32> = (0..n).flat_map(|i| (0..d2).map(move |d| if d == i % dim || d == dim + i { 1.0 } else { 0.0 })).collect();
+        let caption: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                (0..d2).map(move |d| if d == i % dim || d == dim + i { 1.0 } else { 0.0 })
+            })
+            .collect();
         // Even rows on the caption's own extra axis, odd rows on the shared one.
         let axis = |i: usize| if i % 2 == 0 { dim + i } else { i % dim };
-        let image: Vec<f32> = (0..n).flat_map(|i| (0..d2).map(move |d| if d == axis(i) { 1.0 } else { 0.0 })).collect();
+        let image: Vec<f32> = (0..n)
+            .flat_map(|i| (0..d2).map(move |d| if d == axis(i) { 1.0 } else { 0.0 }))
+            .collect();
         // Even rows: the image is the caption's own extra axis, cosine 1/√2 with its caption and 0
         // with any other. Odd rows: the image is the shared axis, tied with the 9 others on it.
         assert_eq!(r_precision(&image, &caption, d2, 99, 3).unwrap(), 0.5);

@@ -89,7 +89,9 @@ pub fn ssim(a: &[f32], b: &[f32], shape: ImageShape, data_range: f64) -> Result<
     check_pair(a, b, shape, data_range)?;
     let ImageShape { channels, height: h, width: w } = shape;
     if h < WINDOW || w < WINDOW {
-        return Err(MetricError::Invalid(format!("SSIM needs images of at least {WINDOW}×{WINDOW} pixels, got {h}×{w}")));
+        return Err(MetricError::Invalid(format!(
+            "SSIM needs images of at least {WINDOW}×{WINDOW} pixels, got {h}×{w}"
+        )));
     }
     let win = gaussian_window();
     let c1 = (K1 * data_range).powi(2);
@@ -99,7 +101,8 @@ pub fn ssim(a: &[f32], b: &[f32], shape: ImageShape, data_range: f64) -> Result<
     for c in 0..channels {
         let x: Vec<f64> = a[c * plane..(c + 1) * plane].iter().map(|&v| v as f64).collect();
         let y: Vec<f64> = b[c * plane..(c + 1) * plane].iter().map(|&v| v as f64).collect();
-        let product = |p: &[f64], q: &[f64]| -> Vec<f64> { p.iter().zip(q).map(|(u, v)| u * v).collect() };
+        let product =
+            |p: &[f64], q: &[f64]| -> Vec<f64> { p.iter().zip(q).map(|(u, v)| u * v).collect() };
         let mu_x = filter_valid(&x, h, w, &win);
         let mu_y = filter_valid(&y, h, w, &win);
         let xx = filter_valid(&product(&x, &x), h, w, &win);
@@ -111,7 +114,8 @@ pub fn ssim(a: &[f32], b: &[f32], shape: ImageShape, data_range: f64) -> Result<
             let var_x = xx[i] - mx * mx;
             let var_y = yy[i] - my * my;
             let cov = xy[i] - mx * my;
-            sum += (2.0 * mx * my + c1) * (2.0 * cov + c2) / ((mx * mx + my * my + c1) * (var_x + var_y + c2));
+            sum += (2.0 * mx * my + c1) * (2.0 * cov + c2)
+                / ((mx * mx + my * my + c1) * (var_x + var_y + c2));
         }
         total += sum / mu_x.len() as f64;
     }
@@ -121,7 +125,8 @@ pub fn ssim(a: &[f32], b: &[f32], shape: ImageShape, data_range: f64) -> Result<
 /// Peak signal-to-noise ratio in dB: 10 log10(L² / MSE). Identical images give +∞.
 pub fn psnr(a: &[f32], b: &[f32], shape: ImageShape, data_range: f64) -> Result<f64, MetricError> {
     check_pair(a, b, shape, data_range)?;
-    let mse = a.iter().zip(b).map(|(&u, &v)| (u as f64 - v as f64).powi(2)).sum::<f64>() / a.len() as f64;
+    let mse =
+        a.iter().zip(b).map(|(&u, &v)| (u as f64 - v as f64).powi(2)).sum::<f64>() / a.len() as f64;
     Ok(10.0 * (data_range * data_range / mse).log10())
 }
 

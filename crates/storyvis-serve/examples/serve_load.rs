@@ -16,7 +16,11 @@ const STORIES: [&str; 3] = [
 ];
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(|v| v.parse().expect("a number")).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().expect("a number"))
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -28,7 +32,11 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let addr: SocketAddr = args.get(1).expect("usage: serve_load ADDR [--clients N] [--seconds S]").parse().expect("ADDR: 127.0.0.1:PORT");
+    let addr: SocketAddr = args
+        .get(1)
+        .expect("usage: serve_load ADDR [--clients N] [--seconds S]")
+        .parse()
+        .expect("ADDR: 127.0.0.1:PORT");
     assert!(addr.ip().is_loopback(), "the load goes to this machine only");
     let clients = arg(&args, "--clients", 50).clamp(1, 1000);
     let seconds = arg(&args, "--seconds", 60).clamp(1, 3600);

@@ -11,9 +11,9 @@
 //! queue in front of the models is full or a request waited past its timeout.
 //!
 //! Models are any family's checkpoints, loaded through the family registry
-//! (`storyvis::drawer::load`). Requests wait in a bounded queue (`queue` places, past which
+//! (`storyvis_core::registry::load_drawer`). Requests wait in a bounded queue (`queue` places, past which
 //! the answer is 503) for one of `workers` threads; libtorch's random generator is one per
-//! process, so the drawings themselves run one at a time (`storyvis::drawer::DRAW_LOCK`): a
+//! process, so the drawings themselves run one at a time (`storyvis_core::drawer::DRAW_LOCK`): a
 //! seed gives the same pictures as `storyvis generate`.
 
 use anyhow::{bail, ensure, Context, Result};
@@ -31,15 +31,16 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use storyvis::drawer::{self, Drawer, Input};
-use storyvis::sample::Fit;
+use storyvis_core::drawer::{self, Drawer, Input};
+use storyvis_core::input::Fit;
+use storyvis_core::registry;
 use tokio::sync::Semaphore;
 
 /// The page, served at `/`.
 pub const PAGE: &str = include_str!("page.html");
 /// Largest request body accepted: a story of the most bytes `generate` takes, with room for
 /// JSON escapes.
-pub const BODY_LIMIT: usize = 2 * storyvis::sample::MAX_STORY_BYTES;
+pub const BODY_LIMIT: usize = 2 * storyvis_core::input::MAX_STORY_BYTES;
 /// Most seeds one request draws (a story strip, an image or a clip each).
 pub const MAX_SEEDS: usize = 8;
 /// Example inputs listed per model.
@@ -59,7 +60,7 @@ pub struct Options {
     /// How long a request may wait and draw before it is answered 503.
     pub timeout: Duration,
     pub device: tch::Device,
-    pub weights: storyvis::checkpoint::Weights,
+    pub weights: storyvis_core::checkpoint::Weights,
 }
 
 /// A model as served.
@@ -78,15 +79,27 @@ impl Served {
         check_name(name)?;
         let examples = drawer::examples(d.as_ref(), EXAMPLES);
         let (family, step) = (d.about().family.to_string(), d.about().step);
-        Ok(Served { name: name.to_string(), input: d.input(), family, step, examples, drawer: Mutex::new(d) })
+        Ok(Served {
+            name: name.to_string(),
+            input: d.input(),
+            family,
+            step,
+            examples,
+            drawer: Mutex::new(d),
+        })
     }
 }
 
 /// A model name: letters, digits, '-', '_' and '.', not starting with '.', at most 64 bytes.
 pub fn check_name(name: &str) -> Result<()> {
-    ensure!(!name.is_empty() && name.len() <= MAX_NAME, "model name {:?}: give 1 to {MAX_NAME} characters", excerpt(name));
     ensure!(
-        name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !name.starts_with('.'),
+        !name.is_empty() && name.len() <= MAX_NAME,
+        "model name {:?}: give 1 to {MAX_NAME} characters",
+        excerpt(name)
+    );
+    ensure!(
+        name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && !name.starts_with('.'),
         "model name {:?}: use letters, digits, '-', '_' and '.' (not first)",
         excerpt(name)
     );
@@ -95,7 +108,9 @@ pub fn check_name(name: &str) -> Result<()> {
 
 /// Parses `NAME=DIR`.
 pub fn parse_model(spec: &str) -> Result<(String, PathBuf)> {
-    let (name, dir) = spec.split_once('=').with_context(|| format!("--model {:?}: give NAME=DIR", excerpt(spec)))?;
+    let (name, dir) = spec
+        .split_once('=')
+        .with_context(|| format!("--model {:?}: give NAME=DIR", excerpt(spec)))?;
     check_name(name)?;
     ensure!(!dir.is_empty(), "--model {name}=: give the checkpoint directory after '='");
     Ok((name.to_string(), PathBuf::from(dir)))
@@ -104,11 +119,13 @@ pub fn parse_model(spec: &str) -> Result<(String, PathBuf)> {
 /// Loads every model (through the family registry); an error names the model.
 pub fn load_models(opts: &Options) -> Result<Vec<Arc<Served>>> {
     ensure!(!opts.models.is_empty(), "no models to serve");
+    storyvis_models::install();
     let mut out: Vec<Arc<Served>> = Vec::new();
     for (name, dir) in &opts.models {
         check_name(name)?;
         ensure!(!out.iter().any(|m| &m.name == name), "model name {name:?} is given twice");
-        let d = drawer::load(dir, opts.device, opts.weights).with_context(|| format!("model {name} ({})", dir.display()))?;
+        let d = registry::load_drawer(dir, opts.device, opts.weights)
+            .with_context(|| format!("model {name} ({})", dir.display()))?;
         out.push(Arc::new(Served::new(name, d)?));
     }
     Ok(out)
@@ -125,7 +142,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(models: Vec<Arc<Served>>, queue: usize, workers: usize, timeout: Duration) -> Result<AppState> {
+    pub fn new(
+        models: Vec<Arc<Served>>,
+        queue: usize,
+        workers: usize,
+        timeout: Duration,
+    ) -> Result<AppState> {
         ensure!((1..=10_000).contains(&queue), "--queue must be 1..10000, got {queue}");
         ensure!((1..=64).contains(&workers), "--workers must be 1..64, got {workers}");
         ensure!(timeout >= Duration::from_secs(1), "the request timeout must be at least 1 s");
@@ -143,9 +165,17 @@ impl AppState {
         match name {
             Some(n) => self.models.iter().find(|m| m.name == n).cloned().ok_or_else(|| {
                 let names: Vec<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
-                ApiError::new(StatusCode::NOT_FOUND, format!("unknown model {:?}; served: {}", excerpt(n), names.join(", ")))
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("unknown model {:?}; served: {}", excerpt(n), names.join(", ")),
+                )
             }),
-            None => Ok(self.models.iter().find(|m| matches!(m.input, Input::Story { .. })).unwrap_or(&self.models[0]).clone()),
+            None => Ok(self
+                .models
+                .iter()
+                .find(|m| matches!(m.input, Input::Story { .. }))
+                .unwrap_or(&self.models[0])
+                .clone()),
         }
     }
 }
@@ -168,7 +198,11 @@ impl ApiError {
     }
 
     fn busy(message: impl Into<String>, retry_after: u64) -> ApiError {
-        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: message.into(), retry_after: Some(retry_after) }
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.into(),
+            retry_after: Some(retry_after),
+        }
     }
 }
 
@@ -184,7 +218,7 @@ impl IntoResponse for ApiError {
 
 /// The first 60 characters of user input, for messages.
 fn excerpt(s: &str) -> String {
-    storyvis::sample::excerpt(s, 60)
+    storyvis_core::input::excerpt(s, 60)
 }
 
 /// The body of `POST /api/generate`.
@@ -206,7 +240,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/models", get(models))
         .route("/api/generate", axum::routing::post(generate))
         .fallback(not_found)
-        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(log))
         .with_state(state)
@@ -216,16 +252,31 @@ async fn log(req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let started = Instant::now();
     let res = next.run(req).await;
-    eprintln!("{method} {} {} {:.0} ms", excerpt(&path), res.status().as_u16(), started.elapsed().as_secs_f64() * 1000.0);
+    eprintln!(
+        "{method} {} {} {:.0} ms",
+        excerpt(&path),
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     res
 }
 
 async fn page() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAGE)
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+        PAGE,
+    )
 }
 
 async fn not_found(method: Method) -> ApiError {
-    ApiError::new(if method == Method::GET || method == Method::HEAD { StatusCode::NOT_FOUND } else { StatusCode::METHOD_NOT_ALLOWED }, "no such page")
+    ApiError::new(
+        if method == Method::GET || method == Method::HEAD {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::METHOD_NOT_ALLOWED
+        },
+        "no such page",
+    )
 }
 
 fn describe(m: &Served, default: bool) -> Value {
@@ -234,17 +285,22 @@ fn describe(m: &Served, default: bool) -> Value {
 
 async fn models(State(s): State<AppState>) -> Json<Value> {
     let default = s.model(None).ok().map(|m| m.name.clone());
-    let list: Vec<Value> = s.models.iter().map(|m| describe(m, Some(&m.name) == default.as_ref())).collect();
+    let list: Vec<Value> =
+        s.models.iter().map(|m| describe(m, Some(&m.name) == default.as_ref())).collect();
     Json(json!({ "models": list, "max_seeds": MAX_SEEDS, "body_limit": BODY_LIMIT }))
 }
 
 /// Reads the request body as the JSON of `GenerateRequest`.
 fn parse(body: Result<Bytes, BytesRejection>) -> Result<GenerateRequest, ApiError> {
     let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is over {BODY_LIMIT} bytes")),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over {BODY_LIMIT} bytes"),
+        ),
         s => ApiError::new(s, format!("cannot read the request body: {e}")),
     })?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad("the request body is not UTF-8 text"))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad("the request body is not UTF-8 text"))?;
     serde_json::from_str(text).map_err(|e| {
         ApiError::bad(if e.is_data() {
             format!("bad request: {e} (expected {{\"model\": name, \"story\" or \"text\": string, \"seeds\": [integers], \"fit\": \"exact\"|\"pad\"|\"truncate\"}})")
@@ -255,23 +311,44 @@ fn parse(body: Result<Bytes, BytesRejection>) -> Result<GenerateRequest, ApiErro
 }
 
 /// The checked parts of a request: the model, its input text, the fit and the seeds.
-fn validate(s: &AppState, r: GenerateRequest) -> Result<(Arc<Served>, String, Fit, Vec<u64>), ApiError> {
+fn validate(
+    s: &AppState,
+    r: GenerateRequest,
+) -> Result<(Arc<Served>, String, Fit, Vec<u64>), ApiError> {
     let model = s.model(r.model.as_deref())?;
     let text = match (&model.input, r.story, r.text) {
         (_, Some(_), Some(_)) => return Err(ApiError::bad("give \"story\" or \"text\", not both")),
         (Input::Story { .. }, Some(t), None) => t,
         (Input::Story { frames }, None, _) => {
-            return Err(ApiError::bad(format!("model {} draws stories: give \"story\" with {frames} sentences separated by periods", model.name)))
+            return Err(ApiError::bad(format!(
+            "model {} draws stories: give \"story\" with {frames} sentences separated by periods",
+            model.name
+        )))
         }
         (_, None, Some(t)) => t,
-        (Input::Caption, _, None) => return Err(ApiError::bad(format!("model {} draws captions: give \"text\"", model.name))),
-        (Input::Video { .. }, _, None) => return Err(ApiError::bad(format!("model {} draws video captions: give \"text\"", model.name))),
+        (Input::Caption, _, None) => {
+            return Err(ApiError::bad(format!(
+                "model {} draws captions: give \"text\"",
+                model.name
+            )))
+        }
+        (Input::Video { .. }, _, None) => {
+            return Err(ApiError::bad(format!(
+                "model {} draws video captions: give \"text\"",
+                model.name
+            )))
+        }
     };
     let fit = match r.fit.as_deref() {
         None | Some("exact") => Fit::Exact,
         Some("pad") => Fit::Pad,
         Some("truncate") => Fit::Truncate,
-        Some(other) => return Err(ApiError::bad(format!("fit {:?}: use \"exact\", \"pad\" or \"truncate\"", excerpt(other)))),
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "fit {:?}: use \"exact\", \"pad\" or \"truncate\"",
+                excerpt(other)
+            )))
+        }
     };
     let mut seeds = r.seeds.unwrap_or_else(|| vec![0]);
     let mut seen = std::collections::HashSet::new();
@@ -280,15 +357,29 @@ fn validate(s: &AppState, r: GenerateRequest) -> Result<(Arc<Served>, String, Fi
     Ok((model, text, fit, seeds))
 }
 
-async fn generate(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+async fn generate(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let (model, text, fit, seeds) = validate(&s, parse(body)?)?;
     // A place in the queue, or 503 at once.
     let place = s.queue.clone().try_acquire_owned().map_err(|_| {
-        ApiError::busy(format!("busy: {} requests are already waiting or drawing; try again shortly", s.queue_size), 2 + s.timeout.as_secs().min(30) / 10)
+        ApiError::busy(
+            format!(
+                "busy: {} requests are already waiting or drawing; try again shortly",
+                s.queue_size
+            ),
+            2 + s.timeout.as_secs().min(30) / 10,
+        )
     })?;
     let timeout = s.timeout;
     let work = async move {
-        let worker = s.workers.clone().acquire_owned().await.map_err(|_| ApiError::busy("the server is shutting down", 5))?;
+        let worker = s
+            .workers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::busy("the server is shutting down", 5))?;
         // Drawing blocks: on a blocking thread that holds the queue place and the worker
         // until it ends, even if the request has stopped waiting for it.
         tokio::task::spawn_blocking(move || {
@@ -296,11 +387,19 @@ async fn generate(State(s): State<AppState>, body: Result<Bytes, BytesRejection>
             draw(&model, &text, fit, &seeds)
         })
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("drawing failed: {e}")))?
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("drawing failed: {e}"))
+        })?
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r.map(Json),
-        Err(_) => Err(ApiError::busy(format!("timed out after {} s waiting for a free worker or a drawing; try again shortly", timeout.as_secs()), 5)),
+        Err(_) => Err(ApiError::busy(
+            format!(
+                "timed out after {} s waiting for a free worker or a drawing; try again shortly",
+                timeout.as_secs()
+            ),
+            5,
+        )),
     }
 }
 
@@ -310,7 +409,9 @@ fn draw(model: &Served, text: &str, fit: Fit, seeds: &[u64]) -> Result<Value, Ap
     let checked = d.check(text, fit).map_err(|e| ApiError::bad(format!("{e:#}")))?;
     let pictures = {
         let _rng = drawer::DRAW_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        d.draw(&checked, seeds).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("drawing failed: {e:#}")))?
+        d.draw(&checked, seeds).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("drawing failed: {e:#}"))
+        })?
     };
     let b64 = base64::engine::general_purpose::STANDARD;
     let pictures: Vec<Value> = pictures.iter().map(|p| json!({ "name": p.name, "seed": p.seed, "mime": p.mime, "base64": b64.encode(&p.bytes) })).collect();
@@ -326,8 +427,15 @@ fn draw(model: &Served, text: &str, fit: Fit, seeds: &[u64]) -> Result<Value, Ap
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets requests in flight finish.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await.context("the server stopped")
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the server stopped")
 }
 
 /// `storyvis serve`: loads the models, binds `host:port` (port 0: any free port), prints
@@ -351,7 +459,13 @@ pub fn run(opts: &Options, host: &str, port: u16) -> Result<()> {
         };
         let addr = listener.local_addr()?;
         for m in models.iter() {
-            eprintln!("model {}: {} (iteration {}), reads {}", m.name, m.family, m.step, serde_json::to_string(&m.input)?);
+            eprintln!(
+                "model {}: {} (iteration {}), reads {}",
+                m.name,
+                m.family,
+                m.step,
+                serde_json::to_string(&m.input)?
+            );
         }
         println!("listening on http://{addr}");
         use std::io::Write;
@@ -398,7 +512,13 @@ pub mod client {
     }
 
     /// Sends one request to a loopback server and reads the whole answer.
-    pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8], timeout: Duration) -> std::io::Result<Reply> {
+    pub fn request(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        timeout: Duration,
+    ) -> std::io::Result<Reply> {
         assert!(addr.ip().is_loopback(), "the client talks only to this machine");
         let mut s = TcpStream::connect_timeout(&addr, timeout)?;
         s.set_read_timeout(Some(timeout))?;
@@ -412,7 +532,9 @@ pub mod client {
         let _ = s.write_all(body);
         let mut raw = Vec::new();
         s.read_to_end(&mut raw)?;
-        parse(&raw).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP answer"))
+        parse(&raw).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP answer")
+        })
     }
 
     fn parse(raw: &[u8]) -> Option<Reply> {
@@ -420,8 +542,10 @@ pub mod client {
         let head = std::str::from_utf8(&raw[..end]).ok()?;
         let mut lines = head.split("\r\n");
         let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-        let headers: Vec<(String, String)> =
-            lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
         let mut body = raw[end + 4..].to_vec();
         if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
             body = unchunk(&body)?;
@@ -433,7 +557,11 @@ pub mod client {
         let mut out = Vec::new();
         loop {
             let line = b.windows(2).position(|w| w == b"\r\n")?;
-            let n = usize::from_str_radix(std::str::from_utf8(&b[..line]).ok()?.split(';').next()?.trim(), 16).ok()?;
+            let n = usize::from_str_radix(
+                std::str::from_utf8(&b[..line]).ok()?.split(';').next()?.trim(),
+                16,
+            )
+            .ok()?;
             if n == 0 {
                 return Some(out);
             }

@@ -6,7 +6,7 @@ use super::client::{request, Reply};
 use super::*;
 use std::net::SocketAddr;
 use std::path::Path;
-use storyvis::drawer::{About, Checked, Picture};
+use storyvis_core::drawer::{About, Checked, Layout, Picture};
 
 struct Fake {
     input: Input,
@@ -18,22 +18,38 @@ impl Drawer for Fake {
         self.input
     }
     fn about(&self) -> About<'_> {
-        About { family: "fake", step: 7, checkpoint: Path::new("fake") }
+        About { family: "fake", step: 7, checkpoint: Path::new("fake"), averaged: false }
     }
     fn check(&self, text: &str, _fit: Fit) -> Result<Checked> {
         ensure!(!text.trim().is_empty(), "the caption is empty");
-        ensure!(text.len() <= 1000, "the caption is {} bytes long; at most 1000 are allowed", text.len());
-        let unknown = text.split_whitespace().filter(|w| w.starts_with("zebra")).map(String::from).collect();
+        ensure!(
+            text.len() <= 1000,
+            "the caption is {} bytes long; at most 1000 are allowed",
+            text.len()
+        );
+        let unknown =
+            text.split_whitespace().filter(|w| w.starts_with("zebra")).map(String::from).collect();
         Ok(Checked { sentences: vec![text.to_string()], unknown })
     }
-    fn draw(&self, _text: &Checked, seeds: &[u64]) -> Result<Vec<Picture>> {
+    fn draw_as(&self, _text: &Checked, seeds: &[u64], _layout: &Layout) -> Result<Vec<Picture>> {
         std::thread::sleep(self.delay);
-        Ok(seeds.iter().map(|&s| Picture { name: format!("seed{s:04}.png"), seed: Some(s), mime: "image/png", bytes: vec![s as u8; 3] }).collect())
+        Ok(seeds
+            .iter()
+            .map(|&s| Picture {
+                name: format!("seed{s:04}.png"),
+                seed: Some(s),
+                mime: "image/png",
+                bytes: vec![s as u8; 3],
+            })
+            .collect())
     }
 }
 
 fn fake(name: &str, input: Input, delay_ms: u64) -> Arc<Served> {
-    Arc::new(Served::new(name, Box::new(Fake { input, delay: Duration::from_millis(delay_ms) })).unwrap())
+    Arc::new(
+        Served::new(name, Box::new(Fake { input, delay: Duration::from_millis(delay_ms) }))
+            .unwrap(),
+    )
 }
 
 /// A server on a free loopback port, in its own runtime; dropping the handle stops it and
@@ -56,7 +72,10 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 tx.send(listener.local_addr()?).unwrap();
@@ -95,20 +114,33 @@ impl Drop for Server {
 /// Status, a JSON error body naming `want`.
 fn fails(r: &Reply, status: u16, want: &str) {
     assert_eq!(r.status, status, "{:?}", String::from_utf8_lossy(&r.body));
-    assert!(r.header("content-type").is_some_and(|c| c.starts_with("application/json")), "{:?}", r.headers);
+    assert!(
+        r.header("content-type").is_some_and(|c| c.starts_with("application/json")),
+        "{:?}",
+        r.headers
+    );
     assert!(r.error().contains(want), "expected {want:?} in {:?}", r.error());
 }
 
 #[test]
 fn the_api_answers_and_every_bad_input_is_a_json_error_with_its_status() {
-    let s = Server::start(vec![fake("captions", Input::Caption, 0), fake("stories", Input::Story { frames: 4 }, 0)], 8, 2, 30);
+    let s = Server::start(
+        vec![fake("captions", Input::Caption, 0), fake("stories", Input::Story { frames: 4 }, 0)],
+        8,
+        2,
+        30,
+    );
     // The page and the model list.
     let page = s.call("GET", "/", b"");
     assert_eq!(page.status, 200);
     assert!(String::from_utf8_lossy(&page.body).contains("/api/generate"));
-    assert!(!String::from_utf8_lossy(&page.body).contains("http"), "the page loads nothing from elsewhere");
+    assert!(
+        !String::from_utf8_lossy(&page.body).contains("http"),
+        "the page loads nothing from elsewhere"
+    );
     let list = s.call("GET", "/api/models", b"").json();
-    let names: Vec<&str> = list["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        list["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["captions", "stories"]);
     // The default model is the first story model.
     assert_eq!(list["models"][1]["default"], true);
@@ -126,7 +158,11 @@ fn the_api_answers_and_every_bad_input_is_a_json_error_with_its_status() {
     let v = s.post(r#"{"story": "one. two. three. four."}"#).json();
     assert_eq!((v["model"].as_str(), v["seeds"].clone()), (Some("stories"), json!([0])));
 
-    fails(&s.post(r#"{"model": "nope", "text": "x"}"#), 404, "unknown model \"nope\"; served: captions, stories");
+    fails(
+        &s.post(r#"{"model": "nope", "text": "x"}"#),
+        404,
+        "unknown model \"nope\"; served: captions, stories",
+    );
     fails(&s.post(r#"{"model": "../../etc/passwd", "text": "x"}"#), 404, "unknown model");
     fails(&s.post(r#"{"model": "/etc/passwd", "text": "x"}"#), 404, "unknown model");
     fails(&s.post("a story"), 400, "not JSON");
@@ -137,17 +173,36 @@ fn the_api_answers_and_every_bad_input_is_a_json_error_with_its_status() {
     fails(&s.post(r#"{"model": "captions", "text": "x", "seeds": [-1]}"#), 400, "invalid value");
     fails(&s.post(r#"{"model": "captions", "text": "x", "seeds": [1.5]}"#), 400, "invalid type");
     fails(&s.post(r#"{"model": "captions", "text": "x", "seeds": []}"#), 400, "at least one seed");
-    fails(&s.post(r#"{"model": "captions", "text": "x", "seeds": [0,1,2,3,4,5,6,7,8]}"#), 400, "9 seeds asked; at most 8");
-    fails(&s.post(r#"{"model": "captions", "text": "x", "sedes": [0]}"#), 400, "unknown field `sedes`");
+    fails(
+        &s.post(r#"{"model": "captions", "text": "x", "seeds": [0,1,2,3,4,5,6,7,8]}"#),
+        400,
+        "9 seeds asked; at most 8",
+    );
+    fails(
+        &s.post(r#"{"model": "captions", "text": "x", "sedes": [0]}"#),
+        400,
+        "unknown field `sedes`",
+    );
     fails(&s.post(r#"{"model": "captions", "story": "x"}"#), 400, "draws captions: give \"text\"");
-    fails(&s.post(r#"{"model": "stories", "text": "x"}"#), 400, "draws stories: give \"story\" with 4 sentences");
+    fails(
+        &s.post(r#"{"model": "stories", "text": "x"}"#),
+        400,
+        "draws stories: give \"story\" with 4 sentences",
+    );
     fails(&s.post(r#"{"model": "captions", "text": "x", "story": "y"}"#), 400, "not both");
-    fails(&s.post(r#"{"model": "stories", "story": "x", "fit": "stretch"}"#), 400, "fit \"stretch\"");
+    fails(
+        &s.post(r#"{"model": "stories", "story": "x", "fit": "stretch"}"#),
+        400,
+        "fit \"stretch\"",
+    );
     fails(&s.post(r#"{"model": "captions", "text": "   "}"#), 400, "the caption is empty");
     let long = format!(r#"{{"model": "captions", "text": "{}"}}"#, "a".repeat(10_000));
     fails(&s.post(&long), 400, "10000 bytes long");
     // A range of a million seeds as a list is far over the body limit: 413 before parsing.
-    let million = format!(r#"{{"model": "captions", "text": "x", "seeds": [{}]}}"#, vec!["1"; 1_000_000].join(","));
+    let million = format!(
+        r#"{{"model": "captions", "text": "x", "seeds": [{}]}}"#,
+        vec!["1"; 1_000_000].join(",")
+    );
     fails(&s.post(&million), 413, &format!("over {BODY_LIMIT} bytes"));
     fails(&s.call("GET", "/api/generate", b""), 405, "method not allowed");
     fails(&s.call("GET", "/etc/passwd", b""), 404, "no such page");
@@ -163,12 +218,23 @@ fn past_the_queue_the_answer_is_503_with_retry_after_and_places_come_back() {
     let s = Server::start(vec![fake("slow", Input::Caption, 1500)], 2, 1, 30);
     let addr = s.addr;
     let body = r#"{"text": "x"}"#;
-    let busy: Vec<_> =
-        (0..2).map(|_| std::thread::spawn(move || request(addr, "POST", "/api/generate", body.as_bytes(), Duration::from_secs(30)).unwrap().status)).collect();
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                request(addr, "POST", "/api/generate", body.as_bytes(), Duration::from_secs(30))
+                    .unwrap()
+                    .status
+            })
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(400));
     let r = s.post(body);
     fails(&r, 503, "busy: 2 requests");
-    assert!(r.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v >= 1), "{:?}", r.headers);
+    assert!(
+        r.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v >= 1),
+        "{:?}",
+        r.headers
+    );
     // Bad input is still told apart at once (it never takes a place).
     fails(&s.post(r#"{"text": "x", "seeds": []}"#), 400, "at least one seed");
     let statuses: Vec<u16> = busy.into_iter().map(|t| t.join().unwrap()).collect();
@@ -180,7 +246,12 @@ fn past_the_queue_the_answer_is_503_with_retry_after_and_places_come_back() {
 #[test]
 fn a_request_past_its_timeout_is_answered_503_and_the_worker_goes_on() {
     // One worker, a 1 s timeout; drawings of 2.5 s and of none.
-    let s = Server::start(vec![fake("slow", Input::Caption, 2500), fake("quick", Input::Caption, 0)], 4, 1, 1);
+    let s = Server::start(
+        vec![fake("slow", Input::Caption, 2500), fake("quick", Input::Caption, 0)],
+        4,
+        1,
+        1,
+    );
     let t = Instant::now();
     let r = s.post(r#"{"model": "slow", "text": "x"}"#);
     fails(&r, 503, "timed out after 1 s");
@@ -197,7 +268,10 @@ fn a_request_past_its_timeout_is_answered_503_and_the_worker_goes_on() {
 fn shutdown_lets_the_request_in_flight_finish() {
     let s = Server::start(vec![fake("slow", Input::Caption, 1000)], 4, 1, 30);
     let addr = s.addr;
-    let inflight = std::thread::spawn(move || request(addr, "POST", "/api/generate", br#"{"text": "x"}"#, Duration::from_secs(30)).unwrap());
+    let inflight = std::thread::spawn(move || {
+        request(addr, "POST", "/api/generate", br#"{"text": "x"}"#, Duration::from_secs(30))
+            .unwrap()
+    });
     std::thread::sleep(Duration::from_millis(300));
     s.stop().unwrap();
     assert_eq!(inflight.join().unwrap().status, 200);
@@ -207,7 +281,10 @@ fn shutdown_lets_the_request_in_flight_finish() {
 
 #[test]
 fn model_names_and_specs() {
-    assert_eq!(parse_model("story=models/x").unwrap(), ("story".to_string(), PathBuf::from("models/x")));
+    assert_eq!(
+        parse_model("story=models/x").unwrap(),
+        ("story".to_string(), PathBuf::from("models/x"))
+    );
     for bad in ["../x=dir", "a/b=dir", ".hidden=dir", "=dir", "name", "sp ace=dir"] {
         assert!(parse_model(bad).is_err(), "{bad}");
     }

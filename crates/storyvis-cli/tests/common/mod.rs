@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn storyvis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_storyvis")).args(args).env("OMP_NUM_THREADS", "1").output().expect("storyvis runs")
+    Command::new(env!("CARGO_BIN_EXE_storyvis"))
+        .args(args)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("storyvis runs")
 }
 
 pub fn text(o: &Output) -> String {
@@ -34,7 +38,18 @@ pub fn p(path: &Path) -> &str {
 /// A small rendered dataset of `stories` stories in `root/data`.
 pub fn small_data(root: &Path, stories: usize) -> PathBuf {
     let data = root.join("data");
-    ok(&["prepare", "clevr-sv", "--out", p(&data), "--stories", &stories.to_string(), "--seed", "2", "--supersample", "1"]);
+    ok(&[
+        "prepare",
+        "clevr-sv",
+        "--out",
+        p(&data),
+        "--stories",
+        &stories.to_string(),
+        "--seed",
+        "2",
+        "--supersample",
+        "1",
+    ]);
     data
 }
 
@@ -42,7 +57,19 @@ pub fn small_data(root: &Path, stories: usize) -> PathBuf {
 pub fn trained(root: &Path) -> (PathBuf, PathBuf) {
     let data = small_data(root, 8);
     let runs = root.join("runs");
-    let out = ok(&["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs), "--set", "max_steps=4", "--set", "checkpoint_every=2"]);
+    let out = ok(&[
+        "train",
+        "--preset",
+        "storygan-tiny",
+        "--data",
+        p(&data),
+        "--runs",
+        p(&runs),
+        "--set",
+        "max_steps=4",
+        "--set",
+        "checkpoint_every=2",
+    ]);
     assert!(out.contains("trained at step 4 (4 iterations run)"), "{out}");
     (data, runs.join("00000-storygan-tiny"))
 }

@@ -37,10 +37,22 @@ pub const KIND: &str = "clevr-captions";
 
 impl CaptionOptions {
     pub fn validate(&self) -> Result<()> {
-        ensure!((1..=MAX_STORIES).contains(&self.images), "--images must be between 1 and {MAX_STORIES}, got {}", self.images);
+        ensure!(
+            (1..=MAX_STORIES).contains(&self.images),
+            "--images must be between 1 and {MAX_STORIES}, got {}",
+            self.images
+        );
         check_common(self.size, self.split)?;
-        ensure!((1..=8).contains(&self.supersample), "--supersample must be 1..8, got {}", self.supersample);
-        ensure!((1..=TEMPLATES).contains(&self.captions), "--captions must be 1..{TEMPLATES}, got {}", self.captions);
+        ensure!(
+            (1..=8).contains(&self.supersample),
+            "--supersample must be 1..8, got {}",
+            self.supersample
+        );
+        ensure!(
+            (1..=TEMPLATES).contains(&self.captions),
+            "--captions must be 1..{TEMPLATES}, got {}",
+            self.captions
+        );
         Ok(())
     }
 
@@ -80,16 +92,27 @@ pub fn captions(objects: &[Object], camera: &Camera, n: usize, rng: &mut Rng) ->
         .map(|t| {
             let mut order: Vec<usize> = (0..objects.len()).collect();
             rng.shuffle(&mut order);
-            let full: Vec<String> = order.iter().map(|&i| format!("a {}", objects[i].noun_phrase())).collect();
+            let full: Vec<String> =
+                order.iter().map(|&i| format!("a {}", objects[i].noun_phrase())).collect();
             let k = objects.len();
             let text = match t {
                 0 => format!("{}.", list(&full)),
                 1 => format!("there is {}.", list(&full)),
                 2 => format!("a picture of {}.", list(&full)),
                 3 => format!("the scene shows {}.", list(&full)),
-                4 => format!("{} object{}: {}.", NUMBERS[k], if k == 1 { "" } else { "s" }, list(&full)),
+                4 => format!(
+                    "{} object{}: {}.",
+                    NUMBERS[k],
+                    if k == 1 { "" } else { "s" },
+                    list(&full)
+                ),
                 5 => {
-                    let short: Vec<String> = order.iter().map(|&i| format!("a {} {}", COLORS[objects[i].color], SHAPES[objects[i].shape])).collect();
+                    let short: Vec<String> = order
+                        .iter()
+                        .map(|&i| {
+                            format!("a {} {}", COLORS[objects[i].color], SHAPES[objects[i].shape])
+                        })
+                        .collect();
                     format!("{}.", list(&short))
                 }
                 6 => format!("on the ground stand {}.", list(&full)),
@@ -100,7 +123,11 @@ pub fn captions(objects: &[Object], camera: &Camera, n: usize, rng: &mut Rng) ->
                         // The first two objects (in this caption's order) and a true relation
                         // between them on the camera's lateral axis; the rest listed after.
                         let (a, b) = (&objects[order[0]], &objects[order[1]]);
-                        let rel = if Relation::LeftOf.holds(a, b, camera) { Relation::LeftOf } else { Relation::RightOf };
+                        let rel = if Relation::LeftOf.holds(a, b, camera) {
+                            Relation::LeftOf
+                        } else {
+                            Relation::RightOf
+                        };
                         let head = format!("{} {} the {}", full[0], rel.phrase(), b.noun_phrase());
                         if k == 2 {
                             format!("{head}.")
@@ -143,7 +170,12 @@ fn make_image(opts: &CaptionOptions, index: usize, out: &DatasetWriter) -> Resul
 
 /// Renders a CLEVR-captions dataset into `out` (in parallel; the bytes do not depend on the
 /// thread count). `tick` is called once per finished image.
-pub fn generate_captions(opts: &CaptionOptions, out: &Path, force: bool, tick: &(dyn Fn() + Sync)) -> Result<()> {
+pub fn generate_captions(
+    opts: &CaptionOptions,
+    out: &Path,
+    force: bool,
+    tick: &(dyn Fn() + Sync),
+) -> Result<()> {
     opts.validate()?;
     let writer = DatasetWriter::create(out, force)?;
     let items: Vec<StoryRecord> = (0..opts.images)
@@ -194,23 +226,39 @@ mod tests {
             assert_eq!(distinct.len(), 6, "{caps:?}");
             let mut full = 0;
             for c in &caps {
-                assert!(c.ends_with('.') && c.starts_with(|ch: char| ch.is_ascii_lowercase()), "{c:?}");
+                assert!(
+                    c.ends_with('.') && c.starts_with(|ch: char| ch.is_ascii_lowercase()),
+                    "{c:?}"
+                );
                 for o in objects {
                     let short = format!("{} {}", COLORS[o.color], SHAPES[o.shape]);
-                    let long = format!("{} {} {} {}", SIZES[o.size], COLORS[o.color], MATERIALS[o.material], SHAPES[o.shape]);
+                    let long = format!(
+                        "{} {} {} {}",
+                        SIZES[o.size], COLORS[o.color], MATERIALS[o.material], SHAPES[o.shape]
+                    );
                     assert!(c.contains(&short) || c.contains(&long), "{c:?} lacks {long}");
                 }
                 full += usize::from(objects.iter().all(|o| c.contains(&o.noun_phrase())));
-                if let Some(rel) = [Relation::LeftOf, Relation::RightOf].into_iter().find(|r| c.contains(r.phrase())) {
+                if let Some(rel) = [Relation::LeftOf, Relation::RightOf]
+                    .into_iter()
+                    .find(|r| c.contains(r.phrase()))
+                {
                     // "a X to the left of the Y": the two named objects stand so.
                     let (x, y) = c.split_once(rel.phrase()).unwrap();
-                    let named = |a: &Object, b: &Object| x.ends_with(&format!("a {} ", a.noun_phrase())) && y.starts_with(&format!(" the {}", b.noun_phrase()));
-                    let holds = objects.iter().any(|a| objects.iter().any(|b| named(a, b) && rel.holds(a, b, &story.camera)));
+                    let named = |a: &Object, b: &Object| {
+                        x.ends_with(&format!("a {} ", a.noun_phrase()))
+                            && y.starts_with(&format!(" the {}", b.noun_phrase()))
+                    };
+                    let holds = objects.iter().any(|a| {
+                        objects.iter().any(|b| named(a, b) && rel.holds(a, b, &story.camera))
+                    });
                     assert!(holds, "{c:?}");
                 }
                 let mut pattern = c.clone();
                 for o in objects {
-                    pattern = pattern.replace(&o.noun_phrase(), "X").replace(&format!("{} {}", COLORS[o.color], SHAPES[o.shape]), "Y");
+                    pattern = pattern
+                        .replace(&o.noun_phrase(), "X")
+                        .replace(&format!("{} {}", COLORS[o.color], SHAPES[o.shape]), "Y");
                 }
                 seen.insert(pattern.replace("left", "SIDE").replace("right", "SIDE"));
             }
@@ -227,14 +275,21 @@ mod tests {
             let story = Story::sample(&mut rng, &Placement::default()).unwrap();
             let k = 1 + (i as usize % 4);
             let objects = &story.objects[..k];
-            let stated: Vec<_> = captions(objects, &story.camera, TEMPLATES, &mut rng).iter().filter_map(|c| stated_relation(c)).collect();
+            let stated: Vec<_> = captions(objects, &story.camera, TEMPLATES, &mut rng)
+                .iter()
+                .filter_map(|c| stated_relation(c))
+                .collect();
             // One template states a relation, where there are two objects to relate.
             assert_eq!(stated.len(), usize::from(k >= 2), "{k} objects: {stated:?}");
             for st in stated {
                 // Two objects alike in all four attributes can both fit a name: some pair of
                 // distinct objects with the names must stand in the relation.
-                let named = |a: Attributes| objects.iter().enumerate().filter(move |(_, o)| Attributes::of(o) == a);
-                let holds = named(st.subject).any(|(i, s)| named(st.anchor).any(|(j, a)| i != j && st.relation.holds(s, a, &story.camera)));
+                let named = |a: Attributes| {
+                    objects.iter().enumerate().filter(move |(_, o)| Attributes::of(o) == a)
+                };
+                let holds = named(st.subject).any(|(i, s)| {
+                    named(st.anchor).any(|(j, a)| i != j && st.relation.holds(s, a, &story.camera))
+                });
                 assert!(holds, "{i}: {st:?} {objects:?}");
             }
         }

@@ -37,7 +37,9 @@ pub struct Colours {
 impl Colours {
     /// Root mean square difference per channel, in grey levels.
     pub fn rms(&self) -> f64 {
-        let (sum, n) = self.real.iter().zip(&self.ours).fold((0.0, 0usize), |(s, n), (r, o)| (s + (0..3).map(|c| (r[c] - o[c]).powi(2)).sum::<f64>(), n + 3));
+        let (sum, n) = self.real.iter().zip(&self.ours).fold((0.0, 0usize), |(s, n), (r, o)| {
+            (s + (0..3).map(|c| (r[c] - o[c]).powi(2)).sum::<f64>(), n + 3)
+        });
         (sum / n.max(1) as f64).sqrt()
     }
 }
@@ -57,10 +59,13 @@ pub struct Fidelity {
 /// `size`×`size`, and each frame's added object's material.
 pub fn redraw(story: &StoryRecord, size: u32) -> Result<(Vec<Vec<u8>>, Vec<usize>)> {
     ensure!(story.frames.len() == FRAMES, "story {} has {} frames", story.id, story.frames.len());
-    let (decoded, _) = decode_frame(&story.frames[FRAMES - 1].vector).map_err(|e| anyhow::anyhow!("story {}: {e}", story.id))?;
+    let (decoded, _) = decode_frame(&story.frames[FRAMES - 1].vector)
+        .map_err(|e| anyhow::anyhow!("story {}: {e}", story.id))?;
     let objs: Vec<_> = decoded.iter().map(|(_, o)| *o).collect();
     ensure!(objs.len() == FRAMES, "story {}: {} objects in its last frame", story.id, objs.len());
-    let frames = (0..FRAMES).map(|t| Renderer::new(&objs[..=t], &Camera { jitter: [0.0; 3] }).render(size, 1)).collect();
+    let frames = (0..FRAMES)
+        .map(|t| Renderer::new(&objs[..=t], &Camera { jitter: [0.0; 3] }).render(size, 1))
+        .collect();
     Ok((frames, objs.iter().map(|o| o.material).collect()))
 }
 
@@ -72,16 +77,23 @@ pub fn compare(real: &Dataset) -> Result<Fidelity> {
     let (mut first_real, mut first_ours, mut sq, mut frames) = (0.0, 0.0, 0.0, 0usize);
     for s in &real.stories {
         let (ours, materials) = redraw(s, size)?;
-        let theirs: Vec<Vec<u8>> = s.frames.iter().map(|f| real.load_image(f).map(|i| i.into_raw())).collect::<Result<_>>()?;
+        let theirs: Vec<Vec<u8>> = s
+            .frames
+            .iter()
+            .map(|f| real.load_image(f).map(|i| i.into_raw()))
+            .collect::<Result<_>>()?;
         for (a, b) in theirs.iter().zip(&ours) {
-            sq += a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>() / a.len() as f64;
+            sq += a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>()
+                / a.len() as f64;
             frames += 1;
         }
         let mean = |v: &[u8]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
         first_real += mean(&theirs[0]);
         first_ours += mean(&ours[0]);
         for t in 1..FRAMES {
-            if let (Some(r), Some(o)) = (changed_mean(&theirs[t - 1], &theirs[t]), changed_mean(&ours[t - 1], &ours[t])) {
+            if let (Some(r), Some(o)) =
+                (changed_mean(&theirs[t - 1], &theirs[t]), changed_mean(&ours[t - 1], &ours[t]))
+            {
                 let m = &mut objects[materials[t]];
                 m.real.push(r);
                 m.ours.push(o);
@@ -89,7 +101,11 @@ pub fn compare(real: &Dataset) -> Result<Fidelity> {
         }
     }
     let n = real.stories.len() as f64;
-    Ok(Fidelity { objects, first_frame: (first_real / n, first_ours / n), frame_rms: (sq / frames as f64).sqrt() })
+    Ok(Fidelity {
+        objects,
+        first_frame: (first_real / n, first_ours / n),
+        frame_rms: (sq / frames as f64).sqrt(),
+    })
 }
 
 #[cfg(test)]

@@ -66,7 +66,10 @@ fn parse_name(name: &str) -> Option<(u32, usize)> {
 
 /// Orders a story's objects by appearance. The object frame t adds is slot t when present
 /// (cumulative filling), else the slot present in frame t but not in frame t-1.
-fn objects_in_order(vectors: &[Vec<f32>], names: &[String]) -> Result<(Vec<Object>, Camera), String> {
+fn objects_in_order(
+    vectors: &[Vec<f32>],
+    names: &[String],
+) -> Result<(Vec<Object>, Camera), String> {
     let mut seen = BTreeSet::new();
     let mut order = Vec::with_capacity(FRAMES);
     let mut camera = None;
@@ -96,9 +99,15 @@ struct Ready {
 /// Checks story `num`, whose frame numbers in `images/` are `present`: every frame file is
 /// there, has an entry of `VECTOR_LEN` numbers in the dict (`dict_name`), and the vectors add
 /// one object per frame. The error is the reason to skip it.
-fn check_story(num: u32, present: &BTreeSet<usize>, dict: &BTreeMap<String, Vec<f32>>, dict_name: &str) -> Result<Ready, String> {
+fn check_story(
+    num: u32,
+    present: &BTreeSet<usize>,
+    dict: &BTreeMap<String, Vec<f32>>,
+    dict_name: &str,
+) -> Result<Ready, String> {
     let names: Vec<String> = (0..FRAMES).map(|t| frame_name(num, t)).collect();
-    let missing: Vec<&str> = (0..FRAMES).filter(|t| !present.contains(&(t + 1))).map(|t| names[t].as_str()).collect();
+    let missing: Vec<&str> =
+        (0..FRAMES).filter(|t| !present.contains(&(t + 1))).map(|t| names[t].as_str()).collect();
     if !missing.is_empty() {
         return Err(format!("images/ lacks {}", missing.join(", ")));
     }
@@ -106,7 +115,10 @@ fn check_story(num: u32, present: &BTreeSet<usize>, dict: &BTreeMap<String, Vec<
     for key in &names {
         let v = dict.get(key).ok_or_else(|| format!("no entry for {key} in {dict_name}"))?;
         if v.len() != VECTOR_LEN {
-            return Err(format!("{key} has {} numbers, expected {VECTOR_LEN} (in {dict_name})", v.len()));
+            return Err(format!(
+                "{key} has {} numbers, expected {VECTOR_LEN} (in {dict_name})",
+                v.len()
+            ));
         }
         vectors.push(v.clone());
     }
@@ -117,7 +129,8 @@ fn check_story(num: u32, present: &BTreeSet<usize>, dict: &BTreeMap<String, Vec<
 /// The first `LISTED` skipped stories, one per line, then how many more (for messages; the
 /// dataset's header lists them all).
 pub fn list(skipped: &[Skipped]) -> String {
-    let mut lines: Vec<String> = skipped.iter().take(LISTED).map(|s| format!("  story {}: {}", s.story, s.reason)).collect();
+    let mut lines: Vec<String> =
+        skipped.iter().take(LISTED).map(|s| format!("  story {}: {}", s.story, s.reason)).collect();
     if skipped.len() > LISTED {
         lines.push(format!("  and {} more", skipped.len() - LISTED));
     }
@@ -130,15 +143,26 @@ pub fn list(skipped: &[Skipped]) -> String {
 /// dataset's header; with `opts.strict` they are an error instead. It is an error too when
 /// no story can be imported. Nothing is written on error. `tick` is called once per imported
 /// story.
-pub fn import(src: &Path, out: &Path, force: bool, opts: &ImportOptions, tick: &(dyn Fn() + Sync)) -> Result<ImportReport> {
+pub fn import(
+    src: &Path,
+    out: &Path,
+    force: bool,
+    opts: &ImportOptions,
+    tick: &(dyn Fn() + Sync),
+) -> Result<ImportReport> {
     check_common(opts.size, opts.split)?;
     ensure!(src.is_dir(), "{} is not a directory", src.display());
-    let (dict_path, dict_name) =
-        DICT_NAMES.iter().map(|n| (src.join(n), *n)).find(|(p, _)| p.is_file()).with_context(|| format!("{} has no CLEVR_dict.npy", src.display()))?;
+    let (dict_path, dict_name) = DICT_NAMES
+        .iter()
+        .map(|n| (src.join(n), *n))
+        .find(|(p, _)| p.is_file())
+        .with_context(|| format!("{} has no CLEVR_dict.npy", src.display()))?;
     let dict = npy::load_dict_of_vectors(&dict_path)?;
     let images = src.join("images");
     let mut stories: BTreeMap<u32, BTreeSet<usize>> = BTreeMap::new();
-    for e in std::fs::read_dir(&images).with_context(|| format!("cannot read {}", images.display()))? {
+    for e in
+        std::fs::read_dir(&images).with_context(|| format!("cannot read {}", images.display()))?
+    {
         let name = e?.file_name().to_string_lossy().into_owned();
         if let Some((n, t)) = parse_name(&name) {
             stories.entry(n).or_default().insert(t);
@@ -154,7 +178,12 @@ pub fn import(src: &Path, out: &Path, force: bool, opts: &ImportOptions, tick: &
         }
     }
     if ready.is_empty() {
-        bail!("none of the {} stories in {} can be imported:\n{}", stories.len(), src.display(), list(&skipped));
+        bail!(
+            "none of the {} stories in {} can be imported:\n{}",
+            stories.len(),
+            src.display(),
+            list(&skipped)
+        );
     }
     if opts.strict && !skipped.is_empty() {
         bail!(
@@ -178,7 +207,8 @@ pub fn import(src: &Path, out: &Path, force: bool, opts: &ImportOptions, tick: &
             r
         })
         .collect::<Result<_>>()?;
-    let left_out: Vec<serde_json::Value> = skipped.iter().map(|s| serde_json::json!({"story": s.story, "reason": s.reason})).collect();
+    let left_out: Vec<serde_json::Value> =
+        skipped.iter().map(|s| serde_json::json!({"story": s.story, "reason": s.reason})).collect();
     let source = serde_json::json!({
         "imported_from": src.display().to_string(),
         "layout": "StoryGAN CLEVR-SV (images/CLEVR_new_%06d_%d.png + CLEVR_dict.npy)",
@@ -190,7 +220,14 @@ pub fn import(src: &Path, out: &Path, force: bool, opts: &ImportOptions, tick: &
     Ok(ImportReport { imported: n, skipped })
 }
 
-fn import_story(images: &Path, story: &Ready, index: usize, total: usize, opts: &ImportOptions, out: &DatasetWriter) -> Result<StoryRecord> {
+fn import_story(
+    images: &Path,
+    story: &Ready,
+    index: usize,
+    total: usize,
+    opts: &ImportOptions,
+    out: &DatasetWriter,
+) -> Result<StoryRecord> {
     let mut rng = Rng::for_item(opts.seed, story.num as u64);
     let id = story_id(story.num as usize);
     let mut frames = Vec::with_capacity(FRAMES);
@@ -198,7 +235,12 @@ fn import_story(images: &Path, story: &Ready, index: usize, total: usize, opts: 
         let path: PathBuf = images.join(name);
         let img = image::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
         // Like the reference loader: RGB channels only, squashed to size × size.
-        let rgb = image::imageops::resize(&img.to_rgb8(), opts.size, opts.size, image::imageops::FilterType::Triangle);
+        let rgb = image::imageops::resize(
+            &img.to_rgb8(),
+            opts.size,
+            opts.size,
+            image::imageops::FilterType::Triangle,
+        );
         let rel = format!("images/{id}_{}.png", t + 1);
         out.write_png(&rel, rgb.as_raw(), opts.size)?;
         frames.push(Frame {

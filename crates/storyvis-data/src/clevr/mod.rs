@@ -55,15 +55,26 @@ pub const MAX_STORIES: usize = 10_000_000;
 /// Validates options shared by generation and import.
 pub fn check_common(size: u32, split: f64) -> Result<()> {
     ensure!((16..=1024).contains(&size), "--size must be between 16 and 1024 pixels, got {size}");
-    ensure!((0.0..=1.0).contains(&split), "--split must be a fraction between 0 and 1, got {split}");
+    ensure!(
+        (0.0..=1.0).contains(&split),
+        "--split must be a fraction between 0 and 1, got {split}"
+    );
     Ok(())
 }
 
 impl GenerateOptions {
     pub fn validate(&self) -> Result<()> {
-        ensure!((1..=MAX_STORIES).contains(&self.stories), "--stories must be between 1 and {MAX_STORIES}, got {}", self.stories);
+        ensure!(
+            (1..=MAX_STORIES).contains(&self.stories),
+            "--stories must be between 1 and {MAX_STORIES}, got {}",
+            self.stories
+        );
         check_common(self.size, self.split)?;
-        ensure!((1..=8).contains(&self.supersample), "--supersample must be 1..8, got {}", self.supersample);
+        ensure!(
+            (1..=8).contains(&self.supersample),
+            "--supersample must be 1..8, got {}",
+            self.supersample
+        );
         Ok(())
     }
 
@@ -104,7 +115,9 @@ pub fn sample_story(opts: &GenerateOptions, index: usize) -> Result<(Story, Rng)
             return Ok((story, rng));
         }
     }
-    bail!("story {index}: no placement satisfied the rules in 200 tries (are the rules too strict?)")
+    bail!(
+        "story {index}: no placement satisfied the rules in 200 tries (are the rules too strict?)"
+    )
 }
 
 /// The sentences of CLEVR-SV story `seed` (default options, standard wording), without
@@ -112,7 +125,11 @@ pub fn sample_story(opts: &GenerateOptions, index: usize) -> Result<(Story, Rng)
 pub fn example_story(seed: u64) -> Result<Vec<String>> {
     let opts = GenerateOptions { seed, ..Default::default() };
     let (story, mut rng) = sample_story(&opts, 0)?;
-    Ok((0..FRAMES).map(|t| sentence::caption_in(opts.phrasing, &story.objects, t, &story.camera, &mut rng).text).collect())
+    Ok((0..FRAMES)
+        .map(|t| {
+            sentence::caption_in(opts.phrasing, &story.objects, t, &story.camera, &mut rng).text
+        })
+        .collect())
 }
 
 /// A caption of the first 1–4 objects of CLEVR-SV story `seed`, as `prepare clevr-captions`
@@ -126,7 +143,12 @@ pub fn example_caption(seed: u64) -> Result<String> {
 
 /// Where `objects` appear in a `size`×`size` frame seen by `camera`: their centres' projections
 /// and, given the frame's renderer, how many pixels show each.
-pub fn frame_objects(objects: &[Object], camera: &Camera, size: u32, renderer: Option<&Renderer>) -> Vec<FrameObject> {
+pub fn frame_objects(
+    objects: &[Object],
+    camera: &Camera,
+    size: u32,
+    renderer: Option<&Renderer>,
+) -> Vec<FrameObject> {
     let visible = renderer.map(|r| r.visibility(size));
     objects
         .iter()
@@ -157,7 +179,14 @@ fn make_story(opts: &GenerateOptions, index: usize, out: &DatasetWriter) -> Resu
             image,
             vector: vector.to_vec(),
             label: label_of(&vector).to_vec(),
-            sentence: sentence::caption_in(opts.phrasing, &story.objects, t, &story.camera, &mut rng).text,
+            sentence: sentence::caption_in(
+                opts.phrasing,
+                &story.objects,
+                t,
+                &story.camera,
+                &mut rng,
+            )
+            .text,
             captions: Vec::new(),
             objects: frame_objects(&story.objects[..=t], &story.camera, opts.size, Some(&renderer)),
         });
@@ -167,7 +196,12 @@ fn make_story(opts: &GenerateOptions, index: usize, out: &DatasetWriter) -> Resu
 
 /// Renders a CLEVR-SV dataset into `out` (in parallel across stories; the bytes do not depend
 /// on the thread count). `tick` is called once per finished story.
-pub fn generate(opts: &GenerateOptions, out: &Path, force: bool, tick: &(dyn Fn() + Sync)) -> Result<()> {
+pub fn generate(
+    opts: &GenerateOptions,
+    out: &Path,
+    force: bool,
+    tick: &(dyn Fn() + Sync),
+) -> Result<()> {
     opts.validate()?;
     let writer = DatasetWriter::create(out, force)?;
     let stories: Vec<StoryRecord> = (0..opts.stories)

@@ -34,7 +34,16 @@ impl V3 {
 }
 
 /// CLEVR's colours (sRGB, 0..255), in `COLORS` order.
-const PALETTE: [[u8; 3]; 8] = [[87, 87, 87], [173, 35, 35], [42, 75, 215], [29, 105, 20], [129, 74, 25], [129, 38, 192], [41, 208, 208], [255, 238, 51]];
+const PALETTE: [[u8; 3]; 8] = [
+    [87, 87, 87],
+    [173, 35, 35],
+    [42, 75, 215],
+    [29, 105, 20],
+    [129, 74, 25],
+    [129, 38, 192],
+    [41, 208, 208],
+    [255, 238, 51],
+];
 /// The floor's light (linear, per channel) as a cubic in the mean camera's image coordinates
 /// (u right, v up, in [−1, 1]; terms 1, u, v, u², uv, v², u³, u²v, uv², v³): fitted by least
 /// squares to the per-pixel median of the real CLEVR-SV frames of the authors' sample (192
@@ -61,7 +70,8 @@ const SKY_UP: f64 = 0.6;
 /// Share of the floor's light a shadow takes away (CLEVR's shadows are soft and light).
 const SHADOW: f64 = 0.45;
 /// Light directions sampled per shadow test (a small cone: soft edges).
-const SHADOW_SAMPLES: [(f64, f64); 4] = [(-0.07, -0.07), (0.07, -0.07), (-0.07, 0.07), (0.07, 0.07)];
+const SHADOW_SAMPLES: [(f64, f64); 4] =
+    [(-0.07, -0.07), (0.07, -0.07), (-0.07, 0.07), (0.07, 0.07)];
 /// Rendered pixels per output pixel, horizontally: 64×64 frames come from 320×240 renders, as
 /// the real ones do.
 pub const RENDER_SCALE: u32 = 5;
@@ -140,7 +150,8 @@ impl Solid {
                 }
                 let s = disc.sqrt();
                 let t = if -b - s > EPS { -b - s } else { -b + s };
-                (t > EPS && t < t_max).then(|| (t, o.add(d.mul(t)).sub(self.center).mul(1.0 / self.r)))
+                (t > EPS && t < t_max)
+                    .then(|| (t, o.add(d.mul(t)).sub(self.center).mul(1.0 / self.r)))
             }
             Shape::Cube => {
                 // Into the cube's frame: translate, then rotate by -angle about z.
@@ -148,8 +159,11 @@ impl Solid {
                 let p = o.sub(self.center);
                 let lo = V3(c * p.0 + s * p.1, -s * p.0 + c * p.1, p.2);
                 let ld = V3(c * d.0 + s * d.1, -s * d.0 + c * d.1, d.2);
-                let (mut t0, mut t1, mut axis0, mut sign0) = (f64::NEG_INFINITY, f64::INFINITY, 0, 0.0);
-                for (k, (oo, dd)) in [(lo.0, ld.0), (lo.1, ld.1), (lo.2, ld.2)].into_iter().enumerate() {
+                let (mut t0, mut t1, mut axis0, mut sign0) =
+                    (f64::NEG_INFINITY, f64::INFINITY, 0, 0.0);
+                for (k, (oo, dd)) in
+                    [(lo.0, ld.0), (lo.1, ld.1), (lo.2, ld.2)].into_iter().enumerate()
+                {
                     if dd.abs() < 1e-12 {
                         if oo.abs() > self.r {
                             return None;
@@ -205,7 +219,10 @@ impl Solid {
                 if d.2.abs() > 1e-12 {
                     let t = (top - p.2) / d.2;
                     let q = p.add(d.mul(t));
-                    if t > EPS && t < best.map_or(t_max, |b| b.0) && q.0 * q.0 + q.1 * q.1 <= self.r * self.r {
+                    if t > EPS
+                        && t < best.map_or(t_max, |b| b.0)
+                        && q.0 * q.0 + q.1 * q.1 <= self.r * self.r
+                    {
                         best = Some((t, V3(0.0, 0.0, 1.0)));
                     }
                 }
@@ -239,7 +256,10 @@ fn floor_light(mean: &ViewBasis, p: V3) -> V3 {
     let dot = |a: [f64; 3]| a[0] * d[0] + a[1] * d[1] + a[2] * d[2];
     let depth = dot(mean.forward);
     let (u, v) = if depth > 0.0 {
-        ((dot(mean.right) / depth / mean.tan_half).clamp(-1.2, 1.2), (dot(mean.up) / depth / mean.tan_half_v).clamp(-1.2, 1.2))
+        (
+            (dot(mean.right) / depth / mean.tan_half).clamp(-1.2, 1.2),
+            (dot(mean.up) / depth / mean.tan_half_v).clamp(-1.2, 1.2),
+        )
     } else {
         (0.0, 1.2)
     };
@@ -259,8 +279,15 @@ impl Renderer {
         let fill = right.mul(0.8).add(V3(0.0, 0.0, 0.5)).norm();
         // Two directions across the light's: horizontal (light × z) and the one across both.
         let across = V3(light.1, -light.0, 0.0).norm();
-        let tilt = V3(light.1 * across.2 - light.2 * across.1, light.2 * across.0 - light.0 * across.2, light.0 * across.1 - light.1 * across.0);
-        let light_samples = SHADOW_SAMPLES.iter().map(|&(a, b)| light.add(across.mul(a)).add(tilt.mul(b)).norm()).collect();
+        let tilt = V3(
+            light.1 * across.2 - light.2 * across.1,
+            light.2 * across.0 - light.0 * across.2,
+            light.0 * across.1 - light.1 * across.0,
+        );
+        let light_samples = SHADOW_SAMPLES
+            .iter()
+            .map(|&(a, b)| light.add(across.mul(a)).add(tilt.mul(b)).norm())
+            .collect();
         Renderer {
             solids: objects.iter().map(Solid::new).collect(),
             eye,
@@ -313,14 +340,22 @@ impl Renderer {
         if !self.solids.iter().any(|s| near(&s)) {
             return 0.0;
         }
-        let blocked = self.light_samples.iter().filter(|&&l| self.solids.iter().filter(near).any(|s| s.intersect(p, l, f64::INFINITY).is_some())).count();
+        let blocked = self
+            .light_samples
+            .iter()
+            .filter(|&&l| {
+                self.solids.iter().filter(near).any(|s| s.intersect(p, l, f64::INFINITY).is_some())
+            })
+            .count();
         blocked as f64 / self.light_samples.len() as f64
     }
 
     /// What a ray that leaves the scene sees: the backdrop (the floor's light far away) and the
     /// area lamps, which metal objects show as bright patches (as in the real frames).
     fn sky(&self, o: V3, d: V3) -> V3 {
-        let lamps = LAMPS.0 * d.dot(self.light).max(0.0).powi(LAMPS.1) + LAMPS.2 * d.dot(self.fill).max(0.0).powi(LAMPS.3) + SKY_UP * d.2.max(0.0);
+        let lamps = LAMPS.0 * d.dot(self.light).max(0.0).powi(LAMPS.1)
+            + LAMPS.2 * d.dot(self.fill).max(0.0).powi(LAMPS.3)
+            + SKY_UP * d.2.max(0.0);
         floor_light(&self.mean, o.add(d.mul(1e3))).add(V3(lamps, lamps, lamps))
     }
 
@@ -334,7 +369,8 @@ impl Renderer {
             Surface::Ground => return floor_light(&self.mean, p).mul(1.0 - SHADOW * (1.0 - lit)),
             Surface::Object(i) => (self.solids[i].albedo, self.solids[i].metal),
         };
-        let diffuse = AMBIENT + KEY * lit * n.dot(self.light).max(0.0) + FILL * n.dot(self.fill).max(0.0);
+        let diffuse =
+            AMBIENT + KEY * lit * n.dot(self.light).max(0.0) + FILL * n.dot(self.fill).max(0.0);
         let half = self.light.sub(d).norm();
         let nh = n.dot(half).max(0.0);
         let m = usize::from(metal);
@@ -346,7 +382,12 @@ impl Renderer {
         let reflected = d.sub(n.mul(2.0 * d.dot(n)));
         let env = if bounce { self.shade(p, reflected, false) } else { self.sky(p, reflected) };
         let spec = 1.2 * lit * nh.powi(90);
-        albedo.mul(0.25 * diffuse).add(albedo.hadamard(env).mul(0.9)).add(V3(spec, spec, spec)).mul(OBJECT_GAIN[m]).add(haze)
+        albedo
+            .mul(0.25 * diffuse)
+            .add(albedo.hadamard(env).mul(0.9))
+            .add(V3(spec, spec, spec))
+            .mul(OBJECT_GAIN[m])
+            .add(haze)
     }
 
     /// Renders a `size`×`size` RGB8 frame the way the real ones were made: a 4:3 frame of
@@ -362,7 +403,8 @@ impl Renderer {
     pub fn render_scaled(&self, size: u32, scale: u32, ss: u32) -> Vec<u8> {
         let w = scale.max(1) * size;
         let h = ((w as f64 / super::scene::ASPECT).round() as u32).max(1);
-        let wide = image::RgbImage::from_raw(w, h, self.render_raw(w, h, ss)).expect("w × h RGB pixels");
+        let wide =
+            image::RgbImage::from_raw(w, h, self.render_raw(w, h, ss)).expect("w × h RGB pixels");
         image::imageops::resize(&wide, size, size, image::imageops::FilterType::Triangle).into_raw()
     }
 
@@ -405,12 +447,19 @@ impl Renderer {
         for j in 0..size {
             for i in 0..size {
                 let (x, y) = (i as f64 + 0.5, j as f64 + 0.5);
-                if let Some(Hit { surface: Surface::Object(k), .. }) = self.trace(self.eye, self.ray(x / n, y / n)) {
+                if let Some(Hit { surface: Surface::Object(k), .. }) =
+                    self.trace(self.eye, self.ray(x / n, y / n))
+                {
                     sums[k] = (sums[k].0 + 1, sums[k].1 + x, sums[k].2 + y);
                 }
             }
         }
-        sums.into_iter().map(|(pixels, sx, sy)| Visible { pixels, centroid: (pixels > 0).then(|| [sx / pixels as f64, sy / pixels as f64]) }).collect()
+        sums.into_iter()
+            .map(|(pixels, sx, sy)| Visible {
+                pixels,
+                centroid: (pixels > 0).then(|| [sx / pixels as f64, sy / pixels as f64]),
+            })
+            .collect()
     }
 }
 
@@ -437,12 +486,14 @@ mod tests {
         // Rays straight down onto each shape's top: the hit height is the top of the shape.
         for (shape, top) in [(0, 1.4), (1, 1.4), (2, 1.4)] {
             let s = Solid::new(&obj(shape, 1.0, -0.5));
-            let (t, n) = s.intersect(V3(1.0, -0.5, 10.0), V3(0.0, 0.0, -1.0), f64::INFINITY).unwrap();
+            let (t, n) =
+                s.intersect(V3(1.0, -0.5, 10.0), V3(0.0, 0.0, -1.0), f64::INFINITY).unwrap();
             assert!((10.0 - t - top).abs() < 1e-9, "shape {shape}: t = {t}");
             assert!((n.2 - 1.0).abs() < 1e-9);
             // A horizontal ray at mid height hits the side at distance 10 - r (sphere, cylinder).
             if shape != 0 {
-                let (t, n) = s.intersect(V3(-9.0, -0.5, 0.7), V3(1.0, 0.0, 0.0), f64::INFINITY).unwrap();
+                let (t, n) =
+                    s.intersect(V3(-9.0, -0.5, 0.7), V3(1.0, 0.0, 0.0), f64::INFINITY).unwrap();
                 assert!((t - (10.0 - 0.7)).abs() < 1e-9, "shape {shape}: t = {t}");
                 assert!((n.0 + 1.0).abs() < 1e-9);
             }
@@ -479,7 +530,10 @@ mod tests {
         let px = |x: u32, y: u32| &empty[((y * size + x) * 3) as usize..][..3];
         let (bottom, top) = (px(size / 2, size - 1), px(size / 2, 0));
         assert!(bottom[0].abs_diff(150) <= 12 && top[0].abs_diff(105) <= 12, "{bottom:?} {top:?}");
-        assert!(bottom.iter().zip(top).all(|(b, t)| b > t) && bottom[0].abs_diff(bottom[2]) < 12, "{bottom:?} {top:?}");
+        assert!(
+            bottom.iter().zip(top).all(|(b, t)| b > t) && bottom[0].abs_diff(bottom[2]) < 12,
+            "{bottom:?} {top:?}"
+        );
         let red = Renderer::new(&[obj(1, 0.0, 0.0)], &CAM).render(size, 2);
         // The pixel where the sphere's centre projects.
         let (u, v, _) = CAM.project([0.0, 0.0, 0.7]);

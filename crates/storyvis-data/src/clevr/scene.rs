@@ -24,7 +24,8 @@ pub const SIZES: [&str; 2] = ["large", "small"];
 
 /// Names of the 15 label entries, in vector order.
 pub fn label_names() -> Vec<String> {
-    let groups: [(&str, &[&str]); 4] = [("shape", &SHAPES), ("color", &COLORS), ("material", &MATERIALS), ("size", &SIZES)];
+    let groups: [(&str, &[&str]); 4] =
+        [("shape", &SHAPES), ("color", &COLORS), ("material", &MATERIALS), ("size", &SIZES)];
     groups.iter().flat_map(|(g, names)| names.iter().map(move |n| format!("{g}:{n}"))).collect()
 }
 
@@ -96,7 +97,10 @@ impl Object {
     }
     /// "large red metal cube".
     pub fn noun_phrase(&self) -> String {
-        format!("{} {} {} {}", SIZES[self.size], COLORS[self.color], MATERIALS[self.material], SHAPES[self.shape])
+        format!(
+            "{} {} {} {}",
+            SIZES[self.size], COLORS[self.color], MATERIALS[self.material], SHAPES[self.shape]
+        )
     }
     fn one_hots(&self) -> [f32; LABEL_LEN] {
         let mut v = [0f32; LABEL_LEN];
@@ -167,7 +171,11 @@ pub struct ViewBasis {
 
 impl Camera {
     pub fn position(&self) -> [f64; 3] {
-        [CAMERA_BASE[0] + self.jitter[0], CAMERA_BASE[1] + self.jitter[1], CAMERA_BASE[2] + self.jitter[2]]
+        [
+            CAMERA_BASE[0] + self.jitter[0],
+            CAMERA_BASE[1] + self.jitter[1],
+            CAMERA_BASE[2] + self.jitter[2],
+        ]
     }
     pub fn basis(&self) -> ViewBasis {
         let eye = self.position();
@@ -207,7 +215,8 @@ impl Camera {
         let (a, c) = (u * b.tan_half, v * b.tan_half_v);
         let dir: [f64; 3] = std::array::from_fn(|k| b.forward[k] + a * b.right[k] + c * b.up[k]);
         let t = (z - b.eye[2]) / dir[2];
-        (dir[2].abs() > 1e-12 && t > 0.0 && t.is_finite()).then(|| [b.eye[0] + t * dir[0], b.eye[1] + t * dir[1]])
+        (dir[2].abs() > 1e-12 && t > 0.0 && t.is_finite())
+            .then(|| [b.eye[0] + t * dir[0], b.eye[1] + t * dir[1]])
     }
 
     /// Whether the object's bounding sphere projects entirely inside the frame.
@@ -265,7 +274,9 @@ impl Story {
                 y: rng.range(-lim, lim),
                 angle: rng.range(0.0, std::f64::consts::TAU),
             };
-            if camera.sees_whole(&candidate) && objects.iter().all(|o| placement_ok(&camera, o, &candidate, rules)) {
+            if camera.sees_whole(&candidate)
+                && objects.iter().all(|o| placement_ok(&camera, o, &candidate, rules))
+            {
                 objects.push(candidate);
             }
         }
@@ -287,7 +298,12 @@ impl Story {
 /// Objects of the given attributes (shape, colour, material, size indices) placed at random
 /// as `Story::sample` places a story's: on the ground within the extent, wholly in view of
 /// `camera`, apart by `rules`; none after 1,000 tries.
-pub fn place(attributes: &[[u8; 4]], camera: &Camera, rules: &Placement, rng: &mut Rng) -> Option<Vec<Object>> {
+pub fn place(
+    attributes: &[[u8; 4]],
+    camera: &Camera,
+    rules: &Placement,
+    rng: &mut Rng,
+) -> Option<Vec<Object>> {
     let mut objects: Vec<Object> = Vec::with_capacity(attributes.len());
     for _ in 0..1000 {
         let Some(a) = attributes.get(objects.len()) else { return Some(objects) };
@@ -301,7 +317,9 @@ pub fn place(attributes: &[[u8; 4]], camera: &Camera, rules: &Placement, rng: &m
             y: rng.range(-lim, lim),
             angle: rng.range(0.0, std::f64::consts::TAU),
         };
-        if camera.sees_whole(&candidate) && objects.iter().all(|o| placement_ok(camera, o, &candidate, rules)) {
+        if camera.sees_whole(&candidate)
+            && objects.iter().all(|o| placement_ok(camera, o, &candidate, rules))
+        {
             objects.push(candidate);
         }
     }
@@ -368,7 +386,10 @@ pub fn decode_frame(vector: &[f32]) -> Result<(Vec<(usize, Object)>, Camera), St
             .iter()
             .map(|&(start, n)| {
                 let g = &s[start..start + n];
-                let (i, m) = g.iter().enumerate().fold((0, f32::MIN), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
+                let (i, m) =
+                    g.iter()
+                        .enumerate()
+                        .fold((0, f32::MIN), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
                 (m > 0.5).then_some(i)
             })
             .collect();
@@ -378,7 +399,18 @@ pub fn decode_frame(vector: &[f32]) -> Result<(Vec<(usize, Object)>, Camera), St
             _ => return Err(format!("slot {slot} has one-hots in only some of its groups")),
         }
         let p: Vec<usize> = picks.into_iter().map(Option::unwrap).collect();
-        out.push((slot, Object { shape: p[0], color: p[1], material: p[2], size: p[3], x: s[15] as f64, y: s[16] as f64, angle: 0.0 }));
+        out.push((
+            slot,
+            Object {
+                shape: p[0],
+                color: p[1],
+                material: p[2],
+                size: p[3],
+                x: s[15] as f64,
+                y: s[16] as f64,
+                angle: 0.0,
+            },
+        ));
     }
     // The last three numbers are the camera's right direction, the same in every story; the
     // position jitter is not recorded, so the decoded camera is the mean one.
@@ -390,7 +422,9 @@ mod tests {
     use super::*;
 
     fn stories(n: u64) -> Vec<Story> {
-        (0..n).map(|i| Story::sample(&mut Rng::for_item(3, i), &Placement::default()).unwrap()).collect()
+        (0..n)
+            .map(|i| Story::sample(&mut Rng::for_item(3, i), &Placement::default()).unwrap())
+            .collect()
     }
 
     #[test]
@@ -412,7 +446,10 @@ mod tests {
                         assert_eq!(sl[3 + o.color], 1.0);
                         assert_eq!(sl[11 + o.material], 1.0);
                         assert_eq!(sl[13 + o.size], 1.0);
-                        assert_eq!((sl[15], sl[16], sl[17]), (o.x as f32, o.y as f32, o.z() as f32));
+                        assert_eq!(
+                            (sl[15], sl[16], sl[17]),
+                            (o.x as f32, o.y as f32, o.z() as f32)
+                        );
                         // Earlier frames carry the same slot unchanged (cumulative filling).
                         if t > 0 && slot < t {
                             let prev = s.vector(t - 1);
@@ -460,8 +497,14 @@ mod tests {
             let objects = place(&attributes, &cam, &rules, &mut Rng::for_item(8, i)).unwrap();
             for (k, (o, a)) in objects.iter().zip(&attributes).enumerate() {
                 assert_eq!([o.shape, o.color, o.material, o.size], a.map(|v| v as usize));
-                assert!(cam.sees_whole(o) && o.x.abs() <= rules.extent - o.radius() && o.y.abs() <= rules.extent - o.radius());
-                assert!(objects[k + 1..].iter().all(|b| placement_ok(&cam, o, b, &rules) && placement_ok(&cam, b, o, &rules)));
+                assert!(
+                    cam.sees_whole(o)
+                        && o.x.abs() <= rules.extent - o.radius()
+                        && o.y.abs() <= rules.extent - o.radius()
+                );
+                assert!(objects[k + 1..]
+                    .iter()
+                    .all(|b| placement_ok(&cam, o, b, &rules) && placement_ok(&cam, b, o, &rules)));
             }
             places.push(objects[0].x);
         }
@@ -505,7 +548,11 @@ mod tests {
         let (u, v, d) = cam.project(centre);
         assert!(u.abs() < 1e-12 && v.abs() < 1e-12 && (d - t).abs() < 1e-9, "{u} {v} {d}");
         // It looks 28.7° down, across the scene: the centre is near the origin.
-        assert!((b.forward[2] + PITCH_DEGREES.to_radians().sin()).abs() < 1e-12 && centre[0].hypot(centre[1]) < 1.5, "{centre:?}");
+        assert!(
+            (b.forward[2] + PITCH_DEGREES.to_radians().sin()).abs() < 1e-12
+                && centre[0].hypot(centre[1]) < 1.5,
+            "{centre:?}"
+        );
         // A point 1 unit to the right at the centre's depth lands at 1 / (depth · tan(FOV/2)).
         let (u1, v1, _) = cam.project([centre[0] + b.right[0], centre[1] + b.right[1], 0.0]);
         assert!((u1 - 1.0 / (d * b.tan_half)).abs() < 1e-9 && v1.abs() < 1e-12, "{u1} {v1}");
@@ -531,7 +578,10 @@ mod tests {
                     // Every placed object is in view: its centre is inside the frame.
                     assert!(px.iter().all(|&c| (0.0..size).contains(&c)), "{px:?}");
                     let back = s.camera.unproject(px, size, o.z()).unwrap();
-                    assert!((back[0] - o.x).abs() < 1e-9 && (back[1] - o.y).abs() < 1e-9, "{back:?} vs {o:?}");
+                    assert!(
+                        (back[0] - o.x).abs() < 1e-9 && (back[1] - o.y).abs() < 1e-9,
+                        "{back:?} vs {o:?}"
+                    );
                 }
             }
         }
@@ -540,7 +590,10 @@ mod tests {
         let b = cam.basis();
         let t = -b.eye[2] / b.forward[2];
         let ground = cam.unproject([32.0, 32.0], 64.0, 0.0).unwrap();
-        assert!((ground[0] - (b.eye[0] + t * b.forward[0])).abs() < 1e-9 && (ground[1] - (b.eye[1] + t * b.forward[1])).abs() < 1e-9);
+        assert!(
+            (ground[0] - (b.eye[0] + t * b.forward[0])).abs() < 1e-9
+                && (ground[1] - (b.eye[1] + t * b.forward[1])).abs() < 1e-9
+        );
         // The top edge's rays point above the horizon: they never come down to the ground.
         assert!(cam.unproject([32.0, 0.0], 64.0, 0.0).is_some());
         assert!(cam.unproject([32.0, -40.0], 64.0, 0.0).is_none());
@@ -553,7 +606,10 @@ mod tests {
             assert_eq!(objs.len(), FRAMES);
             for ((slot, o), want) in objs.iter().zip(&s.objects) {
                 assert_eq!(s.objects[*slot].shape, o.shape);
-                assert_eq!((o.shape, o.color, o.material, o.size), (want.shape, want.color, want.material, want.size));
+                assert_eq!(
+                    (o.shape, o.color, o.material, o.size),
+                    (want.shape, want.color, want.material, want.size)
+                );
                 assert!((o.x - want.x).abs() < 1e-5 && (o.y - want.y).abs() < 1e-5);
             }
             assert_eq!(cam.jitter, [0.0; 3], "the jitter is not recorded");

@@ -67,7 +67,13 @@ impl Phrasing {
         match self {
             Phrasing::Standard => o.noun_phrase(),
             Phrasing::Paraphrase => {
-                format!("{} {} {} {}", PARAPHRASE_SIZES[o.size], COLORS[o.color], PARAPHRASE_MATERIALS[o.material], PARAPHRASE_SHAPES[o.shape])
+                format!(
+                    "{} {} {} {}",
+                    PARAPHRASE_SIZES[o.size],
+                    COLORS[o.color],
+                    PARAPHRASE_MATERIALS[o.material],
+                    PARAPHRASE_SHAPES[o.shape]
+                )
             }
         }
     }
@@ -111,13 +117,25 @@ fn scene_region(o: &Object, camera: &Camera, phrasing: Phrasing) -> &'static str
     };
     const REGIONS: [[&str; 3]; 3] = [
         // depth: front, middle, back; lateral: left, centre, right
-        ["at the front left of the scene", "at the front of the scene", "at the front right of the scene"],
+        [
+            "at the front left of the scene",
+            "at the front of the scene",
+            "at the front right of the scene",
+        ],
         ["on the left of the scene", "in the middle of the scene", "on the right of the scene"],
-        ["at the back left of the scene", "at the back of the scene", "at the back right of the scene"],
+        [
+            "at the back left of the scene",
+            "at the back of the scene",
+            "at the back right of the scene",
+        ],
     ];
     const PARAPHRASED: [[&str; 3]; 3] = [
         ["in the near left corner", "close to us in the centre", "in the near right corner"],
-        ["on the left side of the picture", "in the centre of the picture", "on the right side of the picture"],
+        [
+            "on the left side of the picture",
+            "in the centre of the picture",
+            "on the right side of the picture",
+        ],
         ["in the far left corner", "far away in the centre", "in the far right corner"],
     ];
     match phrasing {
@@ -132,7 +150,13 @@ pub fn caption(objects: &[Object], t: usize, camera: &Camera, rng: &mut Rng) -> 
 }
 
 /// `caption` worded by `phrasing` (the same random draws whatever the phrasing).
-pub fn caption_in(phrasing: Phrasing, objects: &[Object], t: usize, camera: &Camera, rng: &mut Rng) -> Caption {
+pub fn caption_in(
+    phrasing: Phrasing,
+    objects: &[Object],
+    t: usize,
+    camera: &Camera,
+    rng: &mut Rng,
+) -> Caption {
     let new = &objects[t];
     let a = format!("a {}", phrasing.noun_phrase(new));
     let standard = phrasing == Phrasing::Standard;
@@ -206,7 +230,8 @@ pub struct Stated {
     pub anchor: Attributes,
 }
 
-const RELATIONS: [Relation; 4] = [Relation::LeftOf, Relation::RightOf, Relation::Behind, Relation::InFrontOf];
+const RELATIONS: [Relation; 4] =
+    [Relation::LeftOf, Relation::RightOf, Relation::Behind, Relation::InFrontOf];
 
 /// The relation a sentence states between two objects it names in full ("a SIZE COLOR
 /// MATERIAL SHAPE", in the standard or the paraphrase words), read back from the words of
@@ -216,13 +241,21 @@ const RELATIONS: [Relation; 4] = [Relation::LeftOf, Relation::RightOf, Relation:
 /// None for a sentence without one (a first frame's region: "on the left side of the picture"
 /// is no relation, since "the picture" names no object).
 pub fn stated_relation(text: &str) -> Option<Stated> {
-    let words: Vec<&str> = text.split(|c: char| c.is_whitespace() || c == '.' || c == ',').filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == '.' || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect();
     let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
     // The four words of a noun phrase starting at i.
     let noun = |i: usize| -> Option<Attributes> {
         let w = lower.get(i..i + 4)?;
-        let find = |standard: &[&str], paraphrase: &[&str], w: &str| standard.iter().position(|s| *s == w).or_else(|| paraphrase.iter().position(|s| *s == w));
+        let find = |standard: &[&str], paraphrase: &[&str], w: &str| {
+            standard
+                .iter()
+                .position(|s| *s == w)
+                .or_else(|| paraphrase.iter().position(|s| *s == w))
+        };
         Some(Attributes {
             size: find(&SIZES, &PARAPHRASE_SIZES, w[0])?,
             color: COLORS.iter().position(|c| *c == w[1])?,
@@ -239,9 +272,15 @@ pub fn stated_relation(text: &str) -> Option<Stated> {
                     continue;
                 }
                 let after = start + phrase.len();
-                let Some(anchor) = article(after, "the").then(|| noun(after + 1)).flatten() else { continue };
-                let before = (0..start).rev().find_map(|i| article(i, "a").then(|| noun(i + 1)).flatten());
-                let subject = before.or_else(|| (after + 5..lower.len()).find_map(|i| article(i, "a").then(|| noun(i + 1)).flatten()));
+                let Some(anchor) = article(after, "the").then(|| noun(after + 1)).flatten() else {
+                    continue;
+                };
+                let before =
+                    (0..start).rev().find_map(|i| article(i, "a").then(|| noun(i + 1)).flatten());
+                let subject = before.or_else(|| {
+                    (after + 5..lower.len())
+                        .find_map(|i| article(i, "a").then(|| noun(i + 1)).flatten())
+                });
                 if let Some(subject) = subject {
                     return Some(Stated { subject, relation, anchor });
                 }
@@ -265,7 +304,10 @@ mod tests {
             for t in 0..FRAMES {
                 let c = caption(&s.objects, t, &s.camera, &mut rng);
                 let o = &s.objects[t];
-                let phrase = format!("a {} {} {} {}", SIZES[o.size], COLORS[o.color], MATERIALS[o.material], SHAPES[o.shape]);
+                let phrase = format!(
+                    "a {} {} {} {}",
+                    SIZES[o.size], COLORS[o.color], MATERIALS[o.material], SHAPES[o.shape]
+                );
                 assert!(c.text.contains(&phrase), "{:?} lacks {phrase}", c.text);
                 assert!(c.text.ends_with('.') && !c.text[..c.text.len() - 1].contains('.'));
                 match (t, c.anchor, c.relation) {
@@ -284,7 +326,9 @@ mod tests {
                 for w in SHAPES.iter().chain(&COLORS).chain(&MATERIALS).chain(&SIZES) {
                     pattern = pattern.replace(w, "_");
                 }
-                for r in [Relation::LeftOf, Relation::RightOf, Relation::Behind, Relation::InFrontOf] {
+                for r in
+                    [Relation::LeftOf, Relation::RightOf, Relation::Behind, Relation::InFrontOf]
+                {
                     pattern = pattern.replace(r.phrase(), "REL");
                 }
                 templates.insert(pattern);
@@ -296,7 +340,15 @@ mod tests {
     #[test]
     fn paraphrases_draw_alike_and_share_no_attribute_or_template_word_with_the_standard() {
         let word_set = |texts: &[String]| -> std::collections::HashSet<String> {
-            texts.iter().flat_map(|t| t.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect::<Vec<_>>()).collect()
+            texts
+                .iter()
+                .flat_map(|t| {
+                    t.split(|c: char| !c.is_alphanumeric())
+                        .filter(|w| !w.is_empty())
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
         };
         let (mut standard, mut paraphrased) = (Vec::new(), Vec::new());
         for i in 0..300 {
@@ -308,9 +360,20 @@ mod tests {
                 // The same draws: the same anchor and relation, and the generators stay in step.
                 assert_eq!((c.anchor, c.relation), (p.anchor, p.relation));
                 let o = &s.objects[t];
-                assert!(p.text.contains(&format!("a {}", Phrasing::Paraphrase.noun_phrase(o))), "{:?}", p.text);
+                assert!(
+                    p.text.contains(&format!("a {}", Phrasing::Paraphrase.noun_phrase(o))),
+                    "{:?}",
+                    p.text
+                );
                 if let (Some(k), Some(rel)) = (p.anchor, p.relation) {
-                    assert!(p.text.contains(&format!("the {}", Phrasing::Paraphrase.noun_phrase(&s.objects[k]))), "{:?}", p.text);
+                    assert!(
+                        p.text.contains(&format!(
+                            "the {}",
+                            Phrasing::Paraphrase.noun_phrase(&s.objects[k])
+                        )),
+                        "{:?}",
+                        p.text
+                    );
                     assert!(p.text.contains(Phrasing::Paraphrase.relation(rel)));
                 }
                 standard.push(c.text);
@@ -329,12 +392,10 @@ mod tests {
         assert_eq!(shared, allowed);
         // No size, material or shape word of the standard wording, and no content word of its
         // templates, appears in a paraphrase.
-        for w in SHAPES
-            .iter()
-            .chain(&MATERIALS)
-            .chain(&SIZES)
-            .chain(&["stands", "begins", "story", "scene", "appears", "placed", "adds", "someone", "next", "behind", "front"])
-        {
+        for w in SHAPES.iter().chain(&MATERIALS).chain(&SIZES).chain(&[
+            "stands", "begins", "story", "scene", "appears", "placed", "adds", "someone", "next",
+            "behind", "front",
+        ]) {
             assert!(sw.contains(*w), "{w} is not a standard word");
             assert!(!pw.contains(*w), "a paraphrase says {w:?}");
         }
@@ -351,8 +412,12 @@ mod tests {
         let at = |dx: f64, dy: f64| Object { x: dx, y: dy, ..base };
         let r = at(right[0], right[1]);
         let b = at(behind[0], behind[1]);
-        assert!(Relation::RightOf.holds(&r, &base, &cam) && !Relation::LeftOf.holds(&r, &base, &cam));
-        assert!(Relation::Behind.holds(&b, &base, &cam) && !Relation::InFrontOf.holds(&b, &base, &cam));
+        assert!(
+            Relation::RightOf.holds(&r, &base, &cam) && !Relation::LeftOf.holds(&r, &base, &cam)
+        );
+        assert!(
+            Relation::Behind.holds(&b, &base, &cam) && !Relation::InFrontOf.holds(&b, &base, &cam)
+        );
         // "behind" points away from the camera: the camera stands in front of the origin.
         let p = cam.position();
         assert!(Relation::InFrontOf.holds(&at(p[0] * 0.1, p[1] * 0.1), &base, &cam));
@@ -370,9 +435,17 @@ mod tests {
                     let got = stated_relation(&c.text);
                     match (c.anchor, c.relation) {
                         (Some(k), Some(relation)) => {
-                            let want = Stated { subject: Attributes::of(&s.objects[t]), relation, anchor: Attributes::of(&s.objects[k]) };
+                            let want = Stated {
+                                subject: Attributes::of(&s.objects[t]),
+                                relation,
+                                anchor: Attributes::of(&s.objects[k]),
+                            };
                             assert_eq!(got, Some(want), "{:?}", c.text);
-                            seen.insert((phrasing, relation, c.text.starts_with(phrasing.relation(relation))));
+                            seen.insert((
+                                phrasing,
+                                relation,
+                                c.text.starts_with(phrasing.relation(relation)),
+                            ));
                         }
                         _ => assert_eq!(got, None, "{:?}", c.text),
                     }
@@ -388,7 +461,15 @@ mod tests {
         let cam = Camera { jitter: [0.0; 3] };
         for (lateral, behind) in [(-2.0, -2.0), (0.0, 0.0), (2.0, 2.0), (-2.0, 0.0), (2.0, 0.0)] {
             let (r, b) = cam.ground_axes();
-            let o = Object { shape: 1, color: 2, material: 0, size: 1, x: lateral * r[0] + behind * b[0], y: lateral * r[1] + behind * b[1], angle: 0.0 };
+            let o = Object {
+                shape: 1,
+                color: 2,
+                material: 0,
+                size: 1,
+                x: lateral * r[0] + behind * b[0],
+                y: lateral * r[1] + behind * b[1],
+                angle: 0.0,
+            };
             for phrasing in [Phrasing::Standard, Phrasing::Paraphrase] {
                 let region = scene_region(&o, &cam, phrasing);
                 let text = format!("a {} {region}.", phrasing.noun_phrase(&o));

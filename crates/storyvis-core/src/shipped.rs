@@ -1,0 +1,75 @@
+//! Where the models shipped with storyvis are found (`generate` without `--checkpoint`, `eval`
+//! without `--classifier`), in this order:
+//!
+//! 1. `$STORYVIS_HOME/<path>`, when `STORYVIS_HOME` is set (for an installed or copied binary);
+//! 2. the checkout the binary was built from (wherever its target directory is);
+//! 3. beside the binary (`<dir of the executable>/<path>`).
+//!
+//! The first that exists wins; if none does, the error lists every place looked at.
+
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+
+/// The environment variable naming a storyvis home (a directory holding `models/`).
+pub const HOME_VAR: &str = "STORYVIS_HOME";
+
+/// The places `find` looks for `rel`, in order.
+pub fn candidates(rel: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(home) = std::env::var_os(HOME_VAR).filter(|h| !h.is_empty()) {
+        out.push(Path::new(&home).join(rel));
+    }
+    // crates/storyvis-core → the checkout root, as compiled.
+    out.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel));
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        out.push(dir.join(rel));
+    }
+    out
+}
+
+/// The first of `places` that exists; an error naming all of them otherwise.
+pub fn first_existing(rel: &str, places: &[PathBuf]) -> Result<PathBuf> {
+    if let Some(p) = places.iter().find(|p| p.exists()) {
+        return Ok(normalise(p));
+    }
+    let list: Vec<String> =
+        places.iter().map(|p| format!("  {}", normalise(p).display())).collect();
+    bail!(
+        "the shipped {rel} was not found; looked in:\n{}\n(set {HOME_VAR} to a directory holding {rel}, or name the model on the command line)",
+        list.join("\n")
+    )
+}
+
+/// Finds a shipped model (see the module header for the order).
+pub fn find(rel: &str) -> Result<PathBuf> {
+    first_existing(rel, &candidates(rel))
+}
+
+/// `a/b/../c` → `a/c` where the path exists, for readable messages.
+fn normalise(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_existing_place_wins_and_a_miss_lists_every_place() {
+        let root = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            root.path().join("a/models/m"),
+            root.path().join("b/models/m"),
+            root.path().join("c/models/m"),
+        );
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::create_dir_all(&c).unwrap();
+        let places = [a.clone(), b.clone(), c.clone()];
+        assert_eq!(first_existing("models/m", &places).unwrap(), b.canonicalize().unwrap());
+        let e = first_existing("models/m", &places[..1]).unwrap_err().to_string();
+        assert!(e.contains(&a.display().to_string()) && e.contains(HOME_VAR), "{e}");
+        // The checkout this crate was built in holds the shipped models.
+        assert!(candidates("models").iter().any(|p| p.join("README.md").is_file() || p.is_dir()));
+    }
+}
