@@ -53,7 +53,8 @@ enum Command {
     },
     /// Train a model from a preset (any family: StoryGAN and its baselines, GAN-INT-CLS, StackGAN, SDGAN, TGANs-C) on a prepared dataset.
     Train(TrainArgs),
-    /// Draw a typed story with a trained model: one PNG strip per seed.
+    /// Draw typed text with a trained model of any family: a story (one PNG strip per seed), a
+    /// caption (an image per seed and a row) or a video caption (a GIF per seed).
     Generate(GenerateArgs),
     /// Train the CLEVR-SV attribute classifier that `eval` scores generated frames with.
     TrainClassifier(ClassifierArgs),
@@ -74,7 +75,7 @@ enum Command {
     /// Score trained models on held-out stories: SSIM, PSNR, classifier F1 and accuracies,
     /// Fréchet distance, IS and consistency; JSON plus a markdown table.
     Eval(EvalArgs),
-    /// Time training iterations and story sampling of a preset on synthetic data (no dataset
+    /// Time training iterations and drawing of a preset (any family) on synthetic data (no dataset
     /// needed): median milliseconds after a warm-up, parameters, peak memory.
     Bench(BenchArgs),
     /// Write a generator-only copy of a checkpoint (weights, config, vocabulary, digests): all
@@ -139,7 +140,7 @@ struct BenchArgs {
     /// Timed training iterations.
     #[arg(long, default_value_t = 30)]
     iterations: usize,
-    /// Timed draws of one story.
+    /// Timed draws of one sample (a story, an image, a clip).
     #[arg(long, default_value_t = 50)]
     draws: usize,
     /// Write the measurements as JSON here too.

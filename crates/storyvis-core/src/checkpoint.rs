@@ -295,18 +295,37 @@ pub fn load_config(dir: &Path) -> Result<Config> {
     Config::load(&dir.join(CONFIG))
 }
 
-/// The config of the checkpoint at `dir`, which must be of `family` (for commands that draw
-/// with one family's networks).
-pub fn load_config_of(dir: &Path, family: &str) -> Result<Config> {
-    let cfg = load_config(dir)?;
+/// A checkpoint opened to draw with: what every family's loader starts from.
+pub struct Opened {
+    /// The checkpoint directory (a run directory resolves to its newest checkpoint).
+    pub dir: PathBuf,
+    /// Its manifest, every file's digest checked.
+    pub manifest: Manifest,
+    pub config: Config,
+    /// The generator's weights to draw with (`drawing_weights`), and whether they are its
+    /// moving average.
+    pub generator: PathBuf,
+    pub averaged: bool,
+}
+
+/// Opens the checkpoint (or run directory) at `path` to draw with a generator of one of
+/// `families`: resolved, verified, its config read (an error names the family it is, if
+/// another), and the weights `which` asks for chosen.
+pub fn open_to_draw(path: &Path, families: &[&str], which: Weights) -> Result<Opened> {
+    let dir = resolve(path)?;
+    let manifest = verify(&dir)?;
+    let config = load_config(&dir)?;
     ensure!(
-        cfg.family == family,
-        "{} is a {} checkpoint (preset {}), not a {family} one: this command draws with {family} models",
+        families.contains(&config.family.as_str()),
+        "{} is a {} checkpoint (preset {}), not a {} one: this command draws with {} models",
         dir.display(),
-        cfg.family,
-        cfg.preset
+        config.family,
+        config.preset,
+        families.join(" or "),
+        families.join(" or ")
     );
-    Ok(cfg)
+    let (generator, averaged) = drawing_weights(&dir, &manifest, "generator", which);
+    Ok(Opened { dir, manifest, config, generator, averaged })
 }
 
 fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {

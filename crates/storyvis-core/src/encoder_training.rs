@@ -151,15 +151,11 @@ pub fn train_text_encoder(
                 &(v.index_select(0, &idx) * t_swap).sum_dim_intlist(1, false, Kind::Float),
             );
         }
-        if frozen_text {
-            let g = Adam::backward(&loss, &[&opt_i]);
-            opt_i.step(&g[0], req.lr);
+        let l = if frozen_text {
+            Adam::update(&loss, &mut [&mut opt_i], req.lr)
         } else {
-            let g = Adam::backward(&loss, &[&opt_t, &opt_i]);
-            opt_t.step(&g[0], req.lr);
-            opt_i.step(&g[1], req.lr);
-        }
-        let l = loss.double_value(&[]);
+            Adam::update(&loss, &mut [&mut opt_t, &mut opt_i], req.lr)
+        };
         ensure!(
             l.is_finite(),
             "the joint embedding loss is not finite at step {step} ({l}); try a lower --lr"

@@ -21,22 +21,23 @@ pub struct OptimizerSpec {
     pub network: &'static str,
     /// Which of them (by variable name).
     pub params: fn(&str) -> bool,
+    /// Its learning rate, before the family's schedule (`Family::lr_scale`).
+    pub lr: f64,
     pub beta1: f64,
     pub beta2: f64,
 }
 
 impl OptimizerSpec {
     /// An optimiser over every trainable variable of `network`, named after it.
-    pub fn whole(network: &'static str, beta1: f64, beta2: f64) -> OptimizerSpec {
-        OptimizerSpec { name: network, network, params: |_| true, beta1, beta2 }
+    pub fn whole(network: &'static str, lr: f64, beta1: f64, beta2: f64) -> OptimizerSpec {
+        OptimizerSpec { name: network, network, params: |_| true, lr, beta1, beta2 }
     }
 }
 
-/// Learning rates halved every `every` epochs (StackGAN's and StoryGAN's schedule): `rates`
-/// scaled for `epoch`.
-pub fn halved(rates: &[f64], epoch: usize, every: usize) -> Vec<f64> {
-    let scale = 0.5f64.powi((epoch / every) as i32);
-    rates.iter().map(|lr| lr * scale).collect()
+/// The factor of a schedule that halves every learning rate every `every` epochs (StackGAN's
+/// and StoryGAN's) in `epoch`.
+pub fn halving(epoch: usize, every: usize) -> f64 {
+    0.5f64.powi((epoch / every) as i32)
 }
 
 /// One phase of an iteration: a loss, and the optimisers its gradient updates.
@@ -78,8 +79,10 @@ pub trait Family {
     fn networks(&self) -> Vec<(&'static str, &VarStore)>;
     fn networks_mut(&mut self) -> Vec<(&'static str, &mut VarStore)>;
     fn optimizers(&self) -> Vec<OptimizerSpec>;
-    /// Each optimiser's learning rate in `epoch` (`optimizers` order).
-    fn learning_rates(&self, epoch: usize) -> Vec<f64>;
+    /// What every optimiser's learning rate is multiplied by in `epoch` (1: constant rates).
+    fn lr_scale(&self, _epoch: usize) -> f64 {
+        1.0
+    }
     /// Iterations in one pass over the training data.
     fn iters_per_epoch(&self) -> usize;
     /// The phases of one iteration, in order (a phase may appear more than once).
@@ -126,6 +129,37 @@ pub trait Family {
     fn draw_once(&self) -> Result<()> {
         anyhow::bail!("this family has no drawing benchmark")
     }
+}
+
+/// Writes a `Family`'s `networks` and `networks_mut` from one list of (name, field path)
+/// entries, each kept only where its `if` condition holds:
+///
+/// ```ignore
+/// storyvis_core::networks!(self;
+///     "generator" => nets.g_vs,
+///     "text" => nets.t_vs if !self.frozen_text(),
+///     "discriminator" => nets.d_vs,
+/// );
+/// ```
+#[macro_export]
+macro_rules! networks {
+    ($s:ident; $($name:literal => $($field:ident).+ $(if $cond:expr)?),* $(,)?) => {
+        fn networks(&$s) -> Vec<(&'static str, &tch::nn::VarStore)> {
+            let keep = [$(true $(&& $cond)?),*];
+            let mut v = Vec::new();
+            let mut k = keep.iter();
+            $(if *k.next().expect("one flag a network") { v.push(($name, &$s.$($field).+)); })*
+            v
+        }
+
+        fn networks_mut(&mut $s) -> Vec<(&'static str, &mut tch::nn::VarStore)> {
+            let keep = [$(true $(&& $cond)?),*];
+            let mut v = Vec::new();
+            let mut k = keep.iter();
+            $(if *k.next().expect("one flag a network") { v.push(($name, &mut $s.$($field).+)); })*
+            v
+        }
+    };
 }
 
 /// How a family is built for training on a dataset (libtorch's generator seeded by the loop

@@ -18,6 +18,7 @@ pub mod drawer;
 pub mod encoder_training;
 pub mod evaluation;
 pub mod family;
+pub mod fit;
 pub mod input;
 pub mod joint;
 pub mod loss;

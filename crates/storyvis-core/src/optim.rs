@@ -89,6 +89,20 @@ impl Adam {
     ///   p ← p − lr · m̂ / (√v̂ + ε),  m̂ = m / (1−β1ᵗ),  v̂ = v / (1−β2ᵗ),
     /// computed in place as p ← p − (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε), with three
     /// model-sized temporaries.
+    /// One update outside the training engine (the scorers' and text encoders' loops): the
+    /// gradient of `loss` for each optimiser's variables, then each one's step at `lr`.
+    /// Returns the loss's value.
+    pub fn update(loss: &Tensor, optimizers: &mut [&mut Adam], lr: f64) -> f64 {
+        let grads = {
+            let shared: Vec<&Adam> = optimizers.iter().map(|o| &**o).collect();
+            Adam::backward(loss, &shared)
+        };
+        for (o, g) in optimizers.iter_mut().zip(&grads) {
+            o.step(g, lr);
+        }
+        loss.double_value(&[])
+    }
+
     pub fn step(&mut self, g: &Tensor, lr: f64) {
         self.step += 1;
         let bc1 = 1.0 - self.beta1.powi(self.step as i32);

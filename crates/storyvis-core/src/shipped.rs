@@ -51,6 +51,16 @@ fn normalise(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// A configured path to a model (a preset's `text_encoder = "models/…"`): itself where it
+/// exists from here or is absolute, else where `find` finds it (so that a preset's relative
+/// default works from any directory), else itself (for the caller's error to name).
+pub fn locate(configured: &str) -> PathBuf {
+    match PathBuf::from(configured) {
+        p if p.exists() || p.is_absolute() => p,
+        p => find(configured).unwrap_or(p),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

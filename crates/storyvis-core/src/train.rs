@@ -333,6 +333,12 @@ impl<F: Family + ?Sized> Engine<F> {
     }
 
     /// Runs the family at `runtime`'s precision and memory format (its device is the engine's).
+    /// Each optimiser's learning rate in `epoch`: its own, times the family's schedule.
+    fn learning_rates(&self, epoch: usize) -> Vec<f64> {
+        let scale = self.family.lr_scale(epoch);
+        self.specs.iter().map(|s| s.lr * scale).collect()
+    }
+
     pub fn set_runtime(&mut self, runtime: Runtime) -> Result<()> {
         runtime.precision.apply(self.device)?;
         self.precision = runtime.precision;
@@ -393,7 +399,7 @@ impl<F: Family + ?Sized> Engine<F> {
         }
         let eager = self.nonfinite == NonFinite::Skip;
         let saved = eager.then(|| self.snapshot());
-        let lrs = self.family.learning_rates(at.step / self.family.iters_per_epoch().max(1));
+        let lrs = self.learning_rates(at.step / self.family.iters_per_epoch().max(1));
         {
             let _amp = self.precision.autocast(self.device)?;
             self.family.begin(at)?;
@@ -738,7 +744,7 @@ pub fn train(
                     .specs
                     .iter()
                     .map(|s| format!("lr_{}", s.name))
-                    .zip(t.family.learning_rates(epoch))
+                    .zip(t.learning_rates(epoch))
                     .collect();
                 values.extend(columns.iter().map(|c| c.0.clone()).zip(v));
                 let s = Stats {

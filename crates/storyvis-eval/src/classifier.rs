@@ -14,10 +14,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use storyvis_core::checkpoint::{self, MANIFEST};
 use storyvis_core::data::{load_images, load_labels, to_unit};
+use storyvis_core::fit::Fit;
 use storyvis_core::nn::{bn2d, conv, leaky, linear};
-use storyvis_core::optim::Adam;
 use storyvis_data::dataset::{Dataset, Split, StoryRecord};
-use storyvis_data::rng::Rng;
 use storyvis_metrics::MultiLabelCounts;
 use tch::nn::{self, Module, ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -263,66 +262,27 @@ pub struct ClassifierRequest {
     pub widths: Vec<i64>,
 }
 
-/// How the classifier is fitted: binary cross-entropy per label, Adam (β 0.9, 0.999) with a
-/// cosine learning-rate decay to 0, batches from per-epoch shuffles, random horizontal flips
-/// (presence labels do not change under a flip).
-pub struct Fit {
-    pub steps: usize,
-    pub batch: usize,
-    pub lr: f64,
-    pub seed: u64,
-    pub device: Device,
-}
-
-impl Fit {
-    /// Fits `net` (whose variables are `vs`) to frames [N, 3, 64, 64] in [−1, 1] and labels
-    /// [N, labels]; `on_step(step, steps, loss)` after each update.
-    pub fn run(
-        &self,
-        net: &AttributeClassifier,
-        vs: &VarStore,
-        images: &Tensor,
-        labels: &Tensor,
-        on_step: &dyn Fn(usize, usize, f64),
-    ) {
-        let loss_of = |idx: &Tensor| {
-            let x = images.index_select(0, idx).to_device(self.device);
-            let y = labels.index_select(0, idx).to_device(self.device);
-            let flip =
-                Tensor::rand([self.batch as i64, 1, 1, 1], (Kind::Float, self.device)).lt(0.5);
-            let x = x.flip([3]).where_self(&flip, &x);
-            let (_, logits) = net.forward_t(&x, true);
-            logits.binary_cross_entropy_with_logits::<Tensor>(&y, None, None, tch::Reduction::Mean)
-        };
-        self.run_with(vs, images.size()[0] as usize, &loss_of, on_step);
-    }
-
-    /// The loop alone: batches of item indices (per-epoch shuffles of 0..n), `loss_of` each
-    /// batch's loss, an Adam step with the cosine-decayed learning rate.
-    pub fn run_with(
-        &self,
-        vs: &VarStore,
-        n: usize,
-        loss_of: &dyn Fn(&Tensor) -> Tensor,
-        on_step: &dyn Fn(usize, usize, f64),
-    ) {
-        let mut adam = Adam::new(vs, 0.9, 0.999, |_| true);
-        let mut rng = Rng::new(self.seed);
-        let mut order: Vec<usize> = Vec::new();
-        for step in 1..=self.steps {
-            while order.len() < self.batch {
-                let mut next: Vec<usize> = (0..n).collect();
-                rng.shuffle(&mut next);
-                order.extend(next);
-            }
-            let pick: Vec<i64> = order.drain(..self.batch).map(|i| i as i64).collect();
-            let loss = loss_of(&Tensor::from_slice(&pick));
-            let g = Adam::backward(&loss, &[&adam]).remove(0);
-            let progress = (step - 1) as f64 / self.steps as f64;
-            adam.step(&g, self.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
-            on_step(step, self.steps, loss.double_value(&[]));
-        }
-    }
+/// Fits the classifier `net` (whose variables are `vs`) to frames [N, 3, 64, 64] in [−1, 1] and
+/// labels [N, labels] on the scorers' loop (`Fit`): binary cross-entropy per label, random
+/// horizontal flips (presence labels do not change under a flip); `on_step(step, steps, loss)`
+/// after each update.
+pub fn fit_frames(
+    fit: &Fit,
+    net: &AttributeClassifier,
+    vs: &VarStore,
+    images: &Tensor,
+    labels: &Tensor,
+    on_step: &dyn Fn(usize, usize, f64),
+) {
+    let loss_of = |idx: &Tensor| {
+        let x = images.index_select(0, idx).to_device(fit.device);
+        let y = labels.index_select(0, idx).to_device(fit.device);
+        let flip = Tensor::rand([fit.batch as i64, 1, 1, 1], (Kind::Float, fit.device)).lt(0.5);
+        let x = x.flip([3]).where_self(&flip, &x);
+        let (_, logits) = net.forward_t(&x, true);
+        logits.binary_cross_entropy_with_logits::<Tensor>(&y, None, None, tch::Reduction::Mean)
+    };
+    fit.run_with(vs, images.size()[0] as usize, &loss_of, on_step);
 }
 
 /// Multi-label counts of predictions against true labels [N, labels].
@@ -363,7 +323,7 @@ pub fn train_classifier(
     let net = AttributeClassifier::new(vs.root(), label_count, &req.widths);
     let fit =
         Fit { steps: req.steps, batch: req.batch, lr: req.lr, seed: req.seed, device: req.device };
-    fit.run(&net, &vs, &images, &labels, on_step);
+    fit_frames(&fit, &net, &vs, &images, &labels, on_step);
     let scored = score_with(&net, &test_images, req.device);
     let predictions = scored.predictions(label_count as usize);
     let counts = count(&predictions, &test_labels)?;

@@ -6,13 +6,14 @@
 //! "motion", or "digit1" … "motion2" for two digits).
 
 use crate::attributes::attribute_groups;
-use crate::classifier::{check_widths, ClassifierRequest, Fit};
+use crate::classifier::{check_widths, ClassifierRequest};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use storyvis_core::checkpoint::{self, MANIFEST};
 use storyvis_core::data::{load_clips, to_network};
+use storyvis_core::fit::Fit;
 use storyvis_core::nn::{leaky, linear, DownStack};
 use storyvis_data::bouncing::{self, HeldOut};
 use storyvis_data::dataset::{Dataset, Split, StoryRecord};

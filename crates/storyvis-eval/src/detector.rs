@@ -9,13 +9,14 @@
 //! centre, `Frame::objects`), with its held-out scores on real frames stored beside it; like the
 //! attribute classifier it never takes part in training a generator.
 
-use crate::classifier::{at_size, check_size, Fit};
+use crate::classifier::{at_size, check_size};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use storyvis_core::checkpoint::{self, MANIFEST};
 use storyvis_core::data::{load_images, to_unit};
+use storyvis_core::fit::Fit;
 use storyvis_core::nn::{bn2d, conv, leaky};
 use storyvis_data::dataset::{Dataset, FrameObject, Split, StoryRecord};
 use tch::nn::{self, Module, ModuleT, VarStore};

@@ -3,11 +3,11 @@
 
 mod common;
 
+use storyvis_core::fit::Fit;
 use storyvis_data::clevr::render::Renderer;
 use storyvis_data::clevr::scene::Object;
 use storyvis_data::clevr::{frame_objects, generate, sample_story, GenerateOptions};
 use storyvis_data::dataset::FrameObject;
-use storyvis_eval::classifier::Fit;
 use storyvis_eval::detector::{self, Detector, DetectorNet, DetectorRequest};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 

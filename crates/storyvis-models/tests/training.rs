@@ -474,8 +474,11 @@ fn a_checkpoint_of_another_preset_or_a_damaged_one_is_refused() {
 #[test]
 fn attribute_classifier_learns_its_frames() {
     storyvis_models::install();
+    use storyvis_core::fit::Fit;
     use storyvis_data::dataset::Split;
-    use storyvis_eval::classifier::{count, frames_of, score_with, AttributeClassifier, Fit};
+    use storyvis_eval::classifier::{
+        count, fit_frames, frames_of, score_with, AttributeClassifier,
+    };
     let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     dataset(dir.path(), 4, 0.5);
@@ -492,7 +495,7 @@ fn attribute_classifier_learns_its_frames() {
     let before = count(&score_with(&net, &images, Device::Cpu).predictions(15), &labels).unwrap();
     let losses = std::cell::RefCell::new(Vec::new());
     let fit = Fit { steps: 120, batch: 8, lr: 1e-3, seed: 0, device: Device::Cpu };
-    fit.run(&net, &vs, &images, &labels, &|_, _, l| losses.borrow_mut().push(l));
+    fit_frames(&fit, &net, &vs, &images, &labels, &|_, _, l| losses.borrow_mut().push(l));
     let after = count(&score_with(&net, &images, Device::Cpu).predictions(15), &labels).unwrap();
     let l = losses.borrow();
     eprintln!(

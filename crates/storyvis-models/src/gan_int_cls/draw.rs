@@ -42,15 +42,14 @@ pub fn load(path: &Path, device: Device) -> Result<Loaded> {
 
 /// [`load`] with the chosen generator weights.
 pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> Result<Loaded> {
-    let dir = checkpoint::resolve(path)?;
-    let manifest = checkpoint::verify(&dir)?;
-    let cfg = Config::of(&checkpoint::load_config_of(&dir, FAMILY_NAME)?)?;
+    let checkpoint::Opened { dir, manifest, config, generator, averaged } =
+        checkpoint::open_to_draw(path, &[FAMILY_NAME], weights)?;
+    let cfg = Config::of(&config)?;
     let joint = Joint::load(&dir, device)
         .with_context(|| format!("the text encoder in {}", dir.display()))?;
     // Drawing needs no discriminator (nor its attribute head).
     let mut nets = Nets::new(&cfg, joint.manifest.config.dim, None, None, device)?;
-    let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
-    checkpoint::load_store(&mut nets.g_vs, &file)?;
+    checkpoint::load_store(&mut nets.g_vs, &generator)?;
     checkpoint::load_store(&mut nets.s_vs, &dir.join("style.safetensors"))?;
     let text_norm =
         if cfg.text_norm { Some(storyvis_core::recipe::TextNorm::load(&dir)?) } else { None };

@@ -4,7 +4,7 @@
 
 use super::{interpolate, style_loss, Config, Discriminator, Generator, Judge, StyleEncoder};
 use anyhow::{ensure, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use storyvis_core::captioned::{CaptionData, EmbeddedCaptions};
 use storyvis_core::data::to_image;
 use storyvis_core::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Report, Reported};
@@ -60,10 +60,7 @@ fn build(
     // `models/text-encoder-clevr` works from any directory.
     let dir = match from {
         Some(d) => d.to_path_buf(),
-        None => match PathBuf::from(&c.text_encoder) {
-            p if p.exists() || p.is_absolute() => p,
-            p => storyvis_core::shipped::find(&c.text_encoder).unwrap_or(p),
-        },
+        None => storyvis_core::shipped::locate(&c.text_encoder),
     };
     let enc = Joint::load(&dir, device)
         .with_context(|| format!("loading the text encoder {}", dir.display()))?;
@@ -223,36 +220,22 @@ impl GanIntCls {
 }
 
 impl Family for GanIntCls {
-    fn networks(&self) -> Vec<(&'static str, &VarStore)> {
-        vec![
-            ("generator", &self.nets.g_vs),
-            ("discriminator", &self.nets.d_vs),
-            ("style", &self.nets.s_vs),
-        ]
-    }
-
-    fn networks_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
-        vec![
-            ("generator", &mut self.nets.g_vs),
-            ("discriminator", &mut self.nets.d_vs),
-            ("style", &mut self.nets.s_vs),
-        ]
-    }
+    storyvis_core::networks!(self;
+        "generator" => nets.g_vs,
+        "discriminator" => nets.d_vs,
+        "style" => nets.s_vs,
+    );
 
     fn optimizers(&self) -> Vec<OptimizerSpec> {
-        let (beta1, beta2) = (self.cfg.beta1, self.cfg.beta2);
-        ["generator", "discriminator", "style"]
+        let c = &self.cfg;
+        [("generator", c.lr_g), ("discriminator", c.lr_d), ("style", c.lr_style)]
             .into_iter()
-            .map(|n| OptimizerSpec::whole(n, beta1, beta2))
+            .map(|(n, lr)| OptimizerSpec::whole(n, lr, c.beta1, c.beta2))
             .collect()
     }
 
-    fn learning_rates(&self, epoch: usize) -> Vec<f64> {
-        storyvis_core::family::halved(
-            &[self.cfg.lr_g, self.cfg.lr_d, self.cfg.lr_style],
-            epoch,
-            self.cfg.lr_halve_epochs,
-        )
+    fn lr_scale(&self, epoch: usize) -> f64 {
+        storyvis_core::family::halving(epoch, self.cfg.lr_halve_epochs)
     }
 
     fn iters_per_epoch(&self) -> usize {

@@ -35,15 +35,8 @@ pub struct Loaded {
 
 /// Loads a run directory or checkpoint of the stackgan or sdgan family.
 pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> Result<Loaded> {
-    let dir = checkpoint::resolve(path)?;
-    let manifest = checkpoint::verify(&dir)?;
-    let raw = checkpoint::load_config(&dir)?;
-    ensure!(
-        FAMILY_NAMES.contains(&raw.family.as_str()),
-        "{} is a {} checkpoint, not a StackGAN/SDGAN one",
-        dir.display(),
-        raw.family
-    );
+    let checkpoint::Opened { dir, manifest, config: raw, generator, averaged } =
+        checkpoint::open_to_draw(path, &FAMILY_NAMES, weights)?;
     let cfg = Config::of(&raw)?;
     let joint = Joint::load(&dir, device)
         .with_context(|| format!("the text encoder in {}", dir.display()))?;
@@ -58,11 +51,10 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
         joint.text.word_feature_dim(),
         device,
     );
-    let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
     match &mut gens.two {
-        None => checkpoint::load_store(&mut gens.one_vs, &file)?,
+        None => checkpoint::load_store(&mut gens.one_vs, &generator)?,
         Some((_, vs, _)) => {
-            checkpoint::load_store(vs, &file)?;
+            checkpoint::load_store(vs, &generator)?;
             checkpoint::load_store(&mut gens.one_vs, &dir.join("stage1_generator.safetensors"))?;
         }
     }

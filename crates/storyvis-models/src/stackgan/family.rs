@@ -171,10 +171,7 @@ pub fn build(
     let dir = match (from, &stage1) {
         (Some(d), _) => d.to_path_buf(),
         (None, Some((Some(d), _, _))) => d.clone(),
-        _ => match PathBuf::from(&c.text_encoder) {
-            p if p.exists() || p.is_absolute() => p,
-            p => storyvis_core::shipped::find(&c.text_encoder).unwrap_or(p),
-        },
+        _ => storyvis_core::shipped::locate(&c.text_encoder),
     };
     let enc = Joint::load(&dir, device)
         .with_context(|| format!("loading the text encoder {}", dir.display()))?;
@@ -400,19 +397,15 @@ impl Family for StackGan {
     }
 
     fn optimizers(&self) -> Vec<OptimizerSpec> {
-        let (beta1, beta2) = (self.cfg.beta1, self.cfg.beta2);
+        let c = &self.cfg;
         vec![
-            OptimizerSpec::whole("generator", beta1, beta2),
-            OptimizerSpec::whole("discriminator", beta1, beta2),
+            OptimizerSpec::whole("generator", c.lr_g, c.beta1, c.beta2),
+            OptimizerSpec::whole("discriminator", c.lr_d, c.beta1, c.beta2),
         ]
     }
 
-    fn learning_rates(&self, epoch: usize) -> Vec<f64> {
-        storyvis_core::family::halved(
-            &[self.cfg.lr_g, self.cfg.lr_d],
-            epoch,
-            self.cfg.lr_halve_epochs,
-        )
+    fn lr_scale(&self, epoch: usize) -> f64 {
+        storyvis_core::family::halving(epoch, self.cfg.lr_halve_epochs)
     }
 
     fn iters_per_epoch(&self) -> usize {

@@ -365,32 +365,29 @@ impl Family for StoryGanTrainer {
     }
 
     fn optimizers(&self) -> Vec<OptimizerSpec> {
-        let (beta1, beta2) = (self.cfg.beta1, self.cfg.beta2);
-        let spec = |name, network, params| OptimizerSpec { name, network, params, beta1, beta2 };
-        let mut v = vec![spec("generator", "generator", |n| !is_text(n))];
+        let c = &self.cfg;
+        let spec = |name, network, params, lr| OptimizerSpec {
+            name,
+            network,
+            params,
+            lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+        };
+        let mut v = vec![spec("generator", "generator", |n| !is_text(n), c.lr_g)];
         if self.has_text_optimizer() {
             // The sentence encoder and its label head, at `lr_text`.
-            v.push(spec("text", "generator", is_text));
+            v.push(spec("text", "generator", is_text, c.lr_text));
         }
-        v.push(spec("image_d", "image_d", |_| true));
+        v.push(spec("image_d", "image_d", |_| true, c.lr_d));
         if self.model.ds.is_some() {
-            v.push(spec("story_d", "story_d", |_| true));
+            v.push(spec("story_d", "story_d", |_| true, c.lr_d));
         }
         v
     }
 
-    fn learning_rates(&self, epoch: usize) -> Vec<f64> {
-        let c = &self.cfg;
-        let scale = 0.5f64.powi((epoch / c.lr_halve_epochs) as i32);
-        let mut v = vec![c.lr_g];
-        if self.has_text_optimizer() {
-            v.push(c.lr_text);
-        }
-        v.push(c.lr_d);
-        if self.model.ds.is_some() {
-            v.push(c.lr_d);
-        }
-        v.into_iter().map(|lr| lr * scale).collect()
+    fn lr_scale(&self, epoch: usize) -> f64 {
+        storyvis_core::family::halving(epoch, self.cfg.lr_halve_epochs)
     }
 
     fn iters_per_epoch(&self) -> usize {

@@ -61,17 +61,16 @@ pub fn load(path: &Path, device: Device) -> Result<Loaded> {
 
 /// Loads a StoryGAN checkpoint to draw with the chosen weights.
 pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> Result<Loaded> {
-    let dir = checkpoint::resolve(path)?;
-    let manifest = checkpoint::verify(&dir)?;
-    let cfg = Config::of(&checkpoint::load_config_of(&dir, "storygan")?)?;
+    let checkpoint::Opened { dir, manifest, config, generator, averaged } =
+        checkpoint::open_to_draw(path, &["storygan"], weights)?;
+    let cfg = Config::of(&config)?;
     let vocab = storyvis_core::text::load_vocab(&dir)?;
     let mut vs = VarStore::new(device);
     let s: DataShape = serde_json::from_value(manifest.shape.clone())
         .with_context(|| format!("{}: the recorded data shape is not StoryGAN's", dir.display()))?;
     let mut g = Generator::new(vs.root(), &cfg, s.vocab, s.vector_len, s.labels);
     g.attach_minilm()?;
-    let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
-    checkpoint::load_store(&mut vs, &file)?;
+    checkpoint::load_store(&mut vs, &generator)?;
     let minilm = match cfg.text {
         // The generator runs MiniLM itself (its own trained copy, or the frozen one under its
         // attention pooling): it reads token ids.

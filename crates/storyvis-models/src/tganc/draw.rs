@@ -52,9 +52,8 @@ pub struct Loaded {
 /// Loads a run directory or checkpoint of the tganc family (an error names the family it is,
 /// if another).
 pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> Result<Loaded> {
-    let dir = checkpoint::resolve(path)?;
-    let manifest = checkpoint::verify(&dir)?;
-    let core = checkpoint::load_config_of(&dir, FAMILY_NAME)?;
+    let checkpoint::Opened { dir, manifest, config: core, generator, averaged } =
+        checkpoint::open_to_draw(path, &[FAMILY_NAME], weights)?;
     let cfg = Config::of(&core)?;
     let vocab = load_vocab(&dir)?;
     // The discriminators' attribute head, if the run had one (its width from the data; drawing
@@ -70,8 +69,7 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
     if cfg.text_norm {
         nets.text.set_norm(storyvis_core::recipe::TextNorm::load(&dir)?);
     }
-    let (file, averaged) = checkpoint::drawing_weights(&dir, &manifest, "generator", weights);
-    checkpoint::load_store(&mut nets.g_vs, &file)?;
+    checkpoint::load_store(&mut nets.g_vs, &generator)?;
     if cfg.trains_text() {
         checkpoint::load_store(&mut nets.t_vs, &dir.join("text.safetensors"))?;
     }

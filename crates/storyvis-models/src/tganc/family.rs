@@ -382,42 +382,28 @@ pub fn generator_losses(
 impl Family for Tganc {
     // With MiniLM there is no caption encoder to train or save: the networks, optimisers and
     // learning rates are the generator's and the discriminators'.
-    fn networks(&self) -> Vec<(&'static str, &VarStore)> {
-        let mut v = vec![
-            ("generator", &self.nets.g_vs),
-            ("text", &self.nets.t_vs),
-            ("discriminator", &self.nets.d_vs),
-        ];
-        if self.frozen_text() {
-            v.remove(1);
-        }
-        v
-    }
-
-    fn networks_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
-        let frozen = self.frozen_text();
-        let mut v = vec![
-            ("generator", &mut self.nets.g_vs),
-            ("text", &mut self.nets.t_vs),
-            ("discriminator", &mut self.nets.d_vs),
-        ];
-        if frozen {
-            v.remove(1);
-        }
-        v
-    }
+    storyvis_core::networks!(self;
+        "generator" => nets.g_vs,
+        "text" => nets.t_vs if !self.frozen_text(),
+        "discriminator" => nets.d_vs,
+    );
 
     fn optimizers(&self) -> Vec<OptimizerSpec> {
-        let (beta1, beta2) = (self.cfg.beta1, self.cfg.beta2);
+        let c = &self.cfg;
+        let lr = |n: &str| match n {
+            "generator" => c.lr_g,
+            "text" => c.lr_text,
+            _ => c.lr_d,
+        };
         // (Without the adversarial temporal loss D2's judge gets no gradient and stays as it is.)
-        self.networks().into_iter().map(|(n, _)| OptimizerSpec::whole(n, beta1, beta2)).collect()
+        self.networks()
+            .into_iter()
+            .map(|(n, _)| OptimizerSpec::whole(n, lr(n), c.beta1, c.beta2))
+            .collect()
     }
 
-    fn learning_rates(&self, epoch: usize) -> Vec<f64> {
-        let c = &self.cfg;
-        let rates =
-            if self.frozen_text() { vec![c.lr_g, c.lr_d] } else { vec![c.lr_g, c.lr_text, c.lr_d] };
-        storyvis_core::family::halved(&rates, epoch, c.lr_halve_epochs)
+    fn lr_scale(&self, epoch: usize) -> f64 {
+        storyvis_core::family::halving(epoch, self.cfg.lr_halve_epochs)
     }
 
     fn iters_per_epoch(&self) -> usize {

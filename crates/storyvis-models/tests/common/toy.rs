@@ -156,36 +156,17 @@ impl Toy {
 }
 
 impl Family for Toy {
-    fn networks(&self) -> Vec<(&'static str, &VarStore)> {
-        vec![("generator", &self.nets.g_vs), ("discriminator", &self.nets.d_vs)]
-    }
-
-    fn networks_mut(&mut self) -> Vec<(&'static str, &mut VarStore)> {
-        vec![("generator", &mut self.nets.g_vs), ("discriminator", &mut self.nets.d_vs)]
-    }
+    storyvis_core::networks!(self;
+        "generator" => nets.g_vs,
+        "discriminator" => nets.d_vs,
+    );
 
     fn optimizers(&self) -> Vec<OptimizerSpec> {
-        let (beta1, beta2) = (self.cfg.beta1, self.cfg.beta2);
+        let c = &self.cfg;
         vec![
-            OptimizerSpec {
-                name: "generator",
-                network: "generator",
-                params: |_| true,
-                beta1,
-                beta2,
-            },
-            OptimizerSpec {
-                name: "discriminator",
-                network: "discriminator",
-                params: |_| true,
-                beta1,
-                beta2,
-            },
+            OptimizerSpec::whole("generator", c.lr_g, c.beta1, c.beta2),
+            OptimizerSpec::whole("discriminator", c.lr_d, c.beta1, c.beta2),
         ]
-    }
-
-    fn learning_rates(&self, _epoch: usize) -> Vec<f64> {
-        vec![self.cfg.lr_g, self.cfg.lr_d]
     }
 
     fn iters_per_epoch(&self) -> usize {
@@ -320,18 +301,17 @@ pub struct Loaded {
 
 impl Loaded {
     fn load(dir: &Path, device: Device, weights: Weights) -> Result<Loaded> {
-        let manifest = checkpoint::verify(dir)?;
-        let cfg = Config::of(&checkpoint::load_config_of(dir, "toy")?)?;
+        let opened = checkpoint::open_to_draw(dir, &["toy"], weights)?;
+        let cfg = Config::of(&opened.config)?;
         let mut toy = Toy::new(cfg.clone(), Tensor::zeros([2, 3], (Kind::Float, device)), device);
-        let (file, averaged) = checkpoint::drawing_weights(dir, &manifest, "generator", weights);
-        checkpoint::load_store(&mut toy.nets.g_vs, &file)?;
+        checkpoint::load_store(&mut toy.nets.g_vs, &opened.generator)?;
         Ok(Loaded {
             cfg,
             g_vs: toy.nets.g_vs,
             g: toy.nets.g,
-            checkpoint: dir.to_path_buf(),
-            step: manifest.step,
-            averaged,
+            checkpoint: opened.dir,
+            step: opened.manifest.step,
+            averaged: opened.averaged,
         })
     }
 
