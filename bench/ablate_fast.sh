@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The fast presets' ablation at one wall-clock budget (issue: "RESULTS.md ablation for both
-# families, same wall-clock budget, same evaluation"): the faithful preset, the fast preset, the
+# The fast presets' ablation at one wall-clock budget (the ablation RESULTS.md reports for both
+# families: the same wall-clock budget, the same evaluation): the faithful preset, the fast preset, the
 # fast preset with the frozen EfficientNet-Lite0 discriminator, and the fast preset without
 # DiffAugment, without the attribute head, without mode seeking. Every row trains for the same
 # seconds (`--set max_seconds=S`, the training loop's own clock; one run at a time, so each has
@@ -9,7 +9,7 @@
 #
 #   bench/ablate_fast.sh tganc|gan-int-cls [SECONDS] [ROWS…]
 #
-# SECONDS defaults to 3600 (the issue's budget: about 6 hours a family); ROWS to all of
+# SECONDS defaults to 3600 (an hour a row: about 6 hours a family); ROWS to all of
 # faithful fast backbone no-diffaugment no-attributes no-mode-seeking. Needs, for tganc,
 # data/bouncing-mnist1 and data/bm-777 (`storyvis prepare bouncing-mnist --digits 1 --clips
 # 10000 --out data/bouncing-mnist1`; `… --clips 2000 --seed 777 --out data/bm-777`) and

@@ -75,8 +75,9 @@ enum Command {
     /// Score trained models on held-out stories: SSIM, PSNR, classifier F1 and accuracies,
     /// Fréchet distance, IS and consistency; JSON plus a markdown table.
     Eval(EvalArgs),
-    /// Time training iterations and drawing of a preset (any family) on synthetic data (no dataset
-    /// needed): median milliseconds after a warm-up, parameters, peak memory.
+    /// Time training iterations and drawing of a preset on synthetic data (no dataset needed; a
+    /// family with a benchmark hook: StoryGAN's presets): median milliseconds after a warm-up,
+    /// parameters, peak memory.
     Bench(BenchArgs),
     /// Write a generator-only copy of a checkpoint (weights, config, vocabulary, digests): all
     /// that `generate` and `eval` need, about a tenth of the size; it cannot be resumed.
@@ -636,7 +637,6 @@ fn generate(a: GenerateArgs) -> Result<()> {
         };
         eprintln!("warning: unknown words ({how}): {}", input::words(&checked.unknown));
     }
-    let layout = Layout { format: a.format.map(FormatArg::format), stages: a.stages };
     let files =
         storyvis_core::drawer::save_all(&model.draw_as(&checked, &seeds, &layout)?, &a.out)?;
     for f in &files {

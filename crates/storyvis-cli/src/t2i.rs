@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use storyvis_core::checkpoint::Weights;
 use storyvis_core::drawer::{save_all, Drawer};
-use storyvis_core::encoder_training::{train_text_encoder, EncoderRequest};
 use storyvis_core::input::Fit;
 use storyvis_core::joint::{EncoderKind, Hinge, SwapGroups};
 use storyvis_core::registry;
+use storyvis_models::encoder_training::{train_text_encoder, EncoderRequest};
 
 #[derive(Args)]
 pub struct TextEncoderArgs {

@@ -246,7 +246,15 @@ impl Config {
             .with_context(|| format!("cannot read {}", path.display()))?;
         let table: toml::Table =
             text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
-        Self::parse_table(migrate(table)).with_context(|| format!("in {}", path.display()))
+        let table = migrate(table);
+        ensure!(
+            table.contains_key("family"),
+            "{} predates the [run] and [model] sections and names preset {}, which no registered family has \
+             (a program registers its families at start-up)",
+            path.display(),
+            table.get("preset").map_or("(none)".to_string(), |p| p.to_string())
+        );
+        Self::parse_table(table).with_context(|| format!("in {}", path.display()))
     }
 
     /// Checks the training loop's keys ([run]); `registry::validate` adds the family's.

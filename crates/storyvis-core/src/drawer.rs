@@ -108,7 +108,7 @@ pub trait Drawer: Send {
     ) -> Result<Vec<Picture>> {
         let a = self.about();
         bail!(
-            "{} is a {} checkpoint; interpolation is for text-to-image models with a noise input",
+            "{} is a {} checkpoint; that family has no sentence interpolation",
             a.checkpoint.display(),
             a.family
         )
@@ -117,7 +117,11 @@ pub trait Drawer: Send {
     /// the model draws), through the model's style encoder.
     fn style_transfer(&self, _image: &Path, _text: &str) -> Result<Picture> {
         let a = self.about();
-        bail!("{} is a {} checkpoint; style transfer is for text-to-image models trained with a style encoder", a.checkpoint.display(), a.family)
+        bail!(
+            "{} is a {} checkpoint; that family has no style encoder to transfer a style with",
+            a.checkpoint.display(),
+            a.family
+        )
     }
 }
 

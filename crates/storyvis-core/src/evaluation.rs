@@ -50,16 +50,6 @@ pub trait Evaluated: Drawer {
 /// How a family's checkpoint is loaded for evaluation (`FamilyEntry::evaluated`).
 pub type LoadEvaluated = fn(&Path, Device, Weights) -> Result<Box<dyn Evaluated>>;
 
-/// The name of a run's row: the run directory's name, where the checkpoint sits in one.
-pub fn run_name(path: &Path, checkpoint: &Path) -> String {
-    let run = checkpoint
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::file_name)
-        .map(|n| n.to_string_lossy().into_owned());
-    run.unwrap_or_else(|| path.display().to_string())
-}
-
 /// The loop every family's `Evaluated::draw_items` runs: for each seed 0..`seeds` (libtorch's
 /// generator seeded with it), the `n` items in batches of at most `batch`, each drawn by
 /// `draw(start, len)` and handed to `sink` on the CPU.

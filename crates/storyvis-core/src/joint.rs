@@ -532,31 +532,6 @@ impl Joint {
     }
 }
 
-/// R-precision of images [K·N, 3, S, S] in [−1, 1] drawn from `captions` (K draws of the N, in
-/// order; S any 64·2^k, averaged down or repeated up to the encoder's size): each image against its caption
-/// and 99 others in the joint embedding (the ranking StackGAN's successors report, AttnGAN §5).
-pub fn r_precision(joint: &Joint, images: &Tensor, captions: &[&str], seed: u64) -> Result<f64> {
-    let t = joint.text.embed(captions)?;
-    let k = images.size()[0] / captions.len() as i64;
-    let side = joint.manifest.config.image_size;
-    let device = joint.text.vs.device();
-    let mut v = Vec::new();
-    for chunk in images.split(256, 0) {
-        let chunk = match chunk.size()[3] {
-            s if s == side => chunk,
-            s if s > side => crate::data::block_mean(&chunk, side),
-            _ => chunk.upsample_nearest2d([side, side], None, None),
-        };
-        v.push(tch::no_grad(|| joint.image.forward_t(&chunk.to_device(device), false)));
-    }
-    let rows = |t: Tensor| {
-        Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))
-            .context("embeddings")
-    };
-    let (img, cap) = (rows(Tensor::cat(&v, 0))?, rows(t.repeat([k, 1]))?);
-    Ok(storyvis_metrics::r_precision(&img, &cap, joint.manifest.config.dim as usize, 99, seed)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

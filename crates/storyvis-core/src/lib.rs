@@ -15,7 +15,6 @@ pub mod data;
 pub mod device;
 pub mod digest;
 pub mod drawer;
-pub mod encoder_training;
 pub mod evaluation;
 pub mod family;
 pub mod fit;

@@ -80,6 +80,13 @@ mod tests {
         let e = first_existing("models/m", &places[..1]).unwrap_err().to_string();
         assert!(e.contains(&a.display().to_string()) && e.contains(HOME_VAR), "{e}");
         // The checkout this crate was built in holds the shipped models.
-        assert!(candidates("models").iter().any(|p| p.join("README.md").is_file() || p.is_dir()));
+        let shipped = |dir: &Path| {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.path().join("checkpoint.json").is_file())
+        };
+        assert!(candidates("models").iter().any(|p| shipped(p)));
     }
 }

@@ -332,13 +332,13 @@ impl<F: Family + ?Sized> Engine<F> {
         out
     }
 
-    /// Runs the family at `runtime`'s precision and memory format (its device is the engine's).
     /// Each optimiser's learning rate in `epoch`: its own, times the family's schedule.
     fn learning_rates(&self, epoch: usize) -> Vec<f64> {
         let scale = self.family.lr_scale(epoch);
         self.specs.iter().map(|s| s.lr * scale).collect()
     }
 
+    /// Runs the family at `runtime`'s precision and memory format (its device is the engine's).
     pub fn set_runtime(&mut self, runtime: Runtime) -> Result<()> {
         runtime.precision.apply(self.device)?;
         self.precision = runtime.precision;

@@ -5,7 +5,7 @@
 //! of the clips drawn for another noise, another digit and another motion.
 //!
 //! ```text
-//! cargo run --release --example caption_separation -- RUN/checkpoints/step-N
+//! cargo run --release -p storyvis-models --example caption_separation -- RUN/checkpoints/step-N
 //! ```
 
 use anyhow::{Context, Result};
@@ -36,6 +36,7 @@ fn separation(encode: &dyn Fn(&str) -> Result<Tensor>) -> Result<(f64, f64, f64)
 }
 
 fn main() -> Result<()> {
+    storyvis_models::install();
     let path =
         PathBuf::from(std::env::args().nth(1).context("usage: caption_separation CHECKPOINT")?);
     let m = load_with(&path, Device::Cpu, Weights::Trained)?;

@@ -8,7 +8,7 @@
 //! probe and under an MLP; and MiniLM's last token states under the attention pooling of
 //! `text_pool = "attention"` (`TokenAttention`, one query per attribute) with a linear probe.
 //!
-//! cargo run --release -p storyvis --example minilm_probe -- TRAIN STANDARD PARAPHRASE
+//! cargo run --release -p storyvis-models --example minilm_probe -- TRAIN STANDARD PARAPHRASE
 //! (RESULTS.md, "Words a story model never trained on", gives the command and its output.)
 
 use anyhow::{Context, Result};
@@ -129,6 +129,7 @@ fn probe(
 }
 
 fn main() -> Result<()> {
+    storyvis_models::install();
     let args: Vec<String> = std::env::args().skip(1).collect();
     anyhow::ensure!(
         args.len() == 3,

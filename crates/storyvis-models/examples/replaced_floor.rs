@@ -7,7 +7,7 @@
 //! and relations) and the placement rules and visibility hold, and scores those frames by SSIM
 //! and PSNR against the ground truth, beside a flat frame of the held-out frames' mean colour.
 //!
-//!   cargo run --release -p storyvis --example replaced_floor -- data/clevr-sv-10k-v3 [STORIES] [SEED]
+//!   cargo run --release -p storyvis-models --example replaced_floor -- data/clevr-sv-10k-v3 [STORIES] [SEED]
 //!
 //! Each original story is first re-rendered from its seed and checked byte for byte against
 //! the dataset's frames, so the placements are those of the data on disk.
@@ -36,6 +36,7 @@ fn planar(rgb: &[u8], s: usize) -> Vec<f32> {
 }
 
 fn main() -> Result<()> {
+    storyvis_models::install();
     let args: Vec<String> = std::env::args().collect();
     let dir = args.get(1).context("usage: replaced_floor DATASET [STORIES] [SEED]")?;
     let limit: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(200);

@@ -10,7 +10,7 @@
 //! and σ̄² the two captions' mean variance (d′ ≫ 1: the generator can read the word from ĉ; d′ ≲ 1:
 //! it reaches the generator as noise).
 //!
-//!   cargo run --release --example shape_vs_colour -p storyvis -- models/text-encoder-clevr [DIR …]
+//!   cargo run --release --example shape_vs_colour -p storyvis-models -- models/text-encoder-clevr [DIR …]
 use anyhow::{ensure, Result};
 use storyvis_core::joint::Joint;
 use storyvis_data::clevr::scene::{COLORS, SHAPES};
@@ -54,6 +54,7 @@ fn pairs(e: &Tensor, var: Option<&Tensor>) -> [(f64, f64, f64); 2] {
 }
 
 fn main() -> Result<()> {
+    storyvis_models::install();
     let dirs: Vec<String> = std::env::args().skip(1).collect();
     ensure!(!dirs.is_empty(), "usage: shape_vs_colour TEXT_ENCODER_OR_STACKGAN_CHECKPOINT [… …]");
     let texts: Vec<String> = COLORS

@@ -10,6 +10,7 @@
 //! Adding a family is its folder here (a `FamilyEntry` and a `Family` implementation), its
 //! presets under `presets/`, and one line in `FAMILIES`.
 
+pub mod encoder_training;
 pub mod gan_int_cls;
 pub mod sdgan;
 pub mod stackgan;

@@ -1,6 +1,6 @@
 //! StackGAN and SDGAN end to end on tiny settings: a Stage-I run, a Stage-II run on it (frozen
 //! Stage I, exact resume), SDGAN's siamese branches and SCBN on the loop, drawing both stages,
-//! evaluation at 128×128, and the bad inputs of the issue.
+//! evaluation at 128×128, and their bad inputs.
 
 mod common;
 

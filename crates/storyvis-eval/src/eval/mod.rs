@@ -470,6 +470,13 @@ fn score_model(
 ) -> Result<Scores> {
     let started = Instant::now();
     let model = load_evaluated(path, req)?;
+    let about = model.about();
+    ensure!(
+        !matches!(model.input(), storyvis_core::drawer::Input::Video { .. }),
+        "{} is a {} checkpoint, which draws video clips; evaluate it on a video dataset",
+        about.checkpoint.display(),
+        about.family
+    );
     let mut fakes = Vec::new();
     model.draw_items(ds, stories, req.seeds, DRAW_BATCH, &mut |fake| {
         // Stories [B, T, 3, S, S] → frames; images [B, 3, S, S] as they are.

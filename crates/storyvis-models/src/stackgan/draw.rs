@@ -203,7 +203,7 @@ impl Evaluated for Loaded {
     }
 
     fn r_precision(&self, drawn: &Tensor, captions: &[&str]) -> Result<Option<f64>> {
-        storyvis_core::joint::r_precision(&self.joint, drawn, captions, 0).map(Some)
+        crate::encoder_training::r_precision(&self.joint, drawn, captions, 0).map(Some)
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::config::{Config, GanLoss, TextInput};
 use super::data::{check_compatible, Batch, StoryData};
+use super::generator::TextBatch;
 use super::{DataShape, StoryGan};
 use anyhow::{ensure, Context, Result};
 use std::path::Path;
@@ -150,6 +151,8 @@ pub struct StoryGanTrainer {
     vocab: Vocab,
     shape: DataShape,
     device: Device,
+    /// The story `draw_once` draws (`storyvis bench`), on the device.
+    bench_text: Option<TextBatch>,
     /// Batches to use instead of drawing (the parity check).
     #[cfg(feature = "testing")]
     fixed: Option<(Batch, Batch, Tensor)>,
@@ -191,6 +194,7 @@ impl StoryGanTrainer {
             vocab,
             shape,
             device,
+            bench_text: None,
             #[cfg(feature = "testing")]
             fixed: None,
             now: None,
@@ -486,10 +490,10 @@ impl Family for StoryGanTrainer {
         Ok(it.report)
     }
 
-    /// One story of the sample sheet's, drawn as `generate` draws.
+    /// One story drawn as `generate` draws (the benchmark's, already on the device).
     fn draw_once(&self) -> Result<()> {
-        let one = self.samples.batch(&[0], self.device);
-        let _ = self.model.g.draw(&one.text);
+        let text = self.bench_text.as_ref().context("no story to draw (a benchmark builds one)")?;
+        let _ = self.model.g.draw(text);
         Ok(())
     }
 
@@ -579,7 +583,10 @@ fn synthetic(cfg: &storyvis_core::config::Config, device: Device) -> Result<Box<
     let m = Config::of(cfg)?;
     let stories = 4 * m.story_batch.max(m.image_batch) as usize;
     let data = StoryData::synthetic(&m, BENCH_SHAPE, stories, cfg.run.seed);
-    Ok(Box::new(StoryGanTrainer::headless(m, BENCH_SHAPE, data.to_device(device), device)?))
+    let one = StoryData::synthetic(&m, BENCH_SHAPE, 1, cfg.run.seed + 1).batch(&[0], device);
+    let mut trainer = StoryGanTrainer::headless(m, BENCH_SHAPE, data.to_device(device), device)?;
+    trainer.bench_text = Some(one.text);
+    Ok(Box::new(trainer))
 }
 
 /// One iteration on the CPU from the weights in `weights` (generator/image_d/story_d

@@ -272,11 +272,11 @@ pub struct Tganc {
     now: Option<Iteration>,
 }
 
-/// Reported values.
 /// The phases of an iteration.
 const DISCRIMINATOR: &str = "discriminator";
 const GENERATOR: &str = "generator";
 
+/// Reported values.
 const REPORTED: [(&str, &str, bool); 13] = [
     ("loss_d", "discriminator", true),
     ("loss_g", "generator", true),

@@ -66,7 +66,7 @@ pub fn tiny_text_encoder_with(
     steps: usize,
     swaps: storyvis_core::joint::SwapGroups,
 ) -> anyhow::Result<storyvis_core::joint::EncoderManifest> {
-    let req = storyvis_core::encoder_training::EncoderRequest {
+    let req = storyvis_models::encoder_training::EncoderRequest {
         data: data.to_path_buf(),
         out: out.to_path_buf(),
         kind,
@@ -86,5 +86,5 @@ pub fn tiny_text_encoder_with(
         device: tch::Device::Cpu,
         force: false,
     };
-    storyvis_core::encoder_training::train_text_encoder(&req, &|_, _, _| {})
+    storyvis_models::encoder_training::train_text_encoder(&req, &|_, _, _| {})
 }

@@ -1,14 +1,15 @@
-//! Training a joint embedding (`storyvis train-text-encoder`): a text encoder and an image
+//! Training a joint embedding (`storyvis train-text-encoder`, the text encoders the text-to-image
+//! families read their captions through): a text encoder and an image
 //! encoder trained together on a captioned dataset with the deep symmetric structured joint
 //! embedding loss (Reed et al., CVPR 2016, §3), plus optional swap negatives.
 
-use crate::captioned::CaptionData;
-use crate::checkpoint;
-use crate::joint::*;
-use crate::optim::Adam;
-use crate::text::Vocab;
 use anyhow::{ensure, Context, Result};
 use std::path::PathBuf;
+use storyvis_core::captioned::CaptionData;
+use storyvis_core::checkpoint;
+use storyvis_core::joint::*;
+use storyvis_core::optim::Adam;
+use storyvis_core::text::Vocab;
 use storyvis_data::dataset::{Dataset, Split};
 use storyvis_data::rng::Rng;
 use tch::nn;
@@ -209,7 +210,7 @@ fn check_swap_words(swaps: &SwapGroups, train: &CaptionData, ds: &Dataset) -> Re
         return Ok(());
     }
     let seen: std::collections::BTreeSet<String> =
-        train.captions.iter().flatten().flat_map(|c| crate::text::tokenize(c)).collect();
+        train.captions.iter().flatten().flat_map(|c| storyvis_core::text::tokenize(c)).collect();
     for w in swaps.0.iter().flatten() {
         ensure!(
             seen.contains(w),
@@ -254,4 +255,29 @@ fn swap_accuracy(
         .mean(Kind::Float)
         .double_value(&[]);
     Ok(Some(wins))
+}
+
+/// R-precision of images [K·N, 3, S, S] in [−1, 1] drawn from `captions` (K draws of the N, in
+/// order; S any 64·2^k, averaged down or repeated up to the encoder's size): each image against its caption
+/// and 99 others in the joint embedding (the ranking StackGAN's successors report, AttnGAN §5).
+pub fn r_precision(joint: &Joint, images: &Tensor, captions: &[&str], seed: u64) -> Result<f64> {
+    let t = joint.text.embed(captions)?;
+    let k = images.size()[0] / captions.len() as i64;
+    let side = joint.manifest.config.image_size;
+    let device = joint.text.vs.device();
+    let mut v = Vec::new();
+    for chunk in images.split(256, 0) {
+        let chunk = match chunk.size()[3] {
+            s if s == side => chunk,
+            s if s > side => storyvis_core::data::block_mean(&chunk, side),
+            _ => chunk.upsample_nearest2d([side, side], None, None),
+        };
+        v.push(tch::no_grad(|| joint.image.forward_t(&chunk.to_device(device), false)));
+    }
+    let rows = |t: Tensor| {
+        Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))
+            .context("embeddings")
+    };
+    let (img, cap) = (rows(Tensor::cat(&v, 0))?, rows(t.repeat([k, 1]))?);
+    Ok(storyvis_metrics::r_precision(&img, &cap, joint.manifest.config.dim as usize, 99, seed)?)
 }
