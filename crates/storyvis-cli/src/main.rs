@@ -826,6 +826,8 @@ fn write_report(out: &std::path::Path, json: &str, table: &str) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // A mistyped STORYVIS_HOME is an error before anything else, whatever the command.
+    storyvis_core::shipped::home()?;
     match cli.command {
         Command::Train(a) => train(a),
         Command::Generate(a) => generate(a),

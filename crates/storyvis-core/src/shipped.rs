@@ -1,31 +1,49 @@
 //! Where the models shipped with storyvis are found (`generate` without `--checkpoint`, `eval`
-//! without `--classifier`), in this order:
+//! without `--checkpoint` or `--classifier`), in this order:
 //!
-//! 1. `$STORYVIS_HOME/<path>`, when `STORYVIS_HOME` is set (for an installed or copied binary);
-//! 2. the checkout the binary was built from (wherever its target directory is);
-//! 3. beside the binary (`<dir of the executable>/<path>`).
+//! 1. `$STORYVIS_HOME/<path>`, when `STORYVIS_HOME` is set (it must name a directory);
+//! 2. the install prefix of an installed binary (`scripts/install`):
+//!    `<dir of the executable>/../share/storyvis/<path>`;
+//! 3. the checkout the binary was built from (wherever its target directory is);
+//! 4. beside the binary (`<dir of the executable>/<path>`).
 //!
 //! The first that exists wins; if none does, the error lists every place looked at.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use std::path::{Path, PathBuf};
 
 /// The environment variable naming a storyvis home (a directory holding `models/`).
 pub const HOME_VAR: &str = "STORYVIS_HOME";
 
+/// `$STORYVIS_HOME`, where it is set; an error naming it where it is not a directory (a
+/// mistyped home would otherwise fall through to other models without a word).
+pub fn home() -> Result<Option<PathBuf>> {
+    let Some(home) = std::env::var_os(HOME_VAR).filter(|h| !h.is_empty()) else { return Ok(None) };
+    let home = PathBuf::from(home);
+    ensure!(
+        home.is_dir(),
+        "{HOME_VAR} is set to {}, which is not a directory (unset it, or point it at a directory holding models/)",
+        home.display()
+    );
+    Ok(Some(home))
+}
+
 /// The places `find` looks for `rel`, in order.
-pub fn candidates(rel: &str) -> Vec<PathBuf> {
+pub fn candidates(rel: &str) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    if let Some(home) = std::env::var_os(HOME_VAR).filter(|h| !h.is_empty()) {
-        out.push(Path::new(&home).join(rel));
+    if let Some(home) = home()? {
+        out.push(home.join(rel));
+    }
+    let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
+    if let Some(dir) = &exe_dir {
+        out.push(dir.join("../share/storyvis").join(rel));
     }
     // crates/storyvis-core → the checkout root, as compiled.
     out.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel));
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf))
-    {
+    if let Some(dir) = exe_dir {
         out.push(dir.join(rel));
     }
-    out
+    Ok(out)
 }
 
 /// The first of `places` that exists; an error naming all of them otherwise.
@@ -43,7 +61,7 @@ pub fn first_existing(rel: &str, places: &[PathBuf]) -> Result<PathBuf> {
 
 /// Finds a shipped model (see the module header for the order).
 pub fn find(rel: &str) -> Result<PathBuf> {
-    first_existing(rel, &candidates(rel))
+    first_existing(rel, &candidates(rel)?)
 }
 
 /// `a/b/../c` → `a/c` where the path exists, for readable messages.
@@ -87,6 +105,6 @@ mod tests {
                 .flatten()
                 .any(|e| e.path().join("checkpoint.json").is_file())
         };
-        assert!(candidates("models").iter().any(|p| shipped(p)));
+        assert!(candidates("models").unwrap().iter().any(|p| shipped(p)));
     }
 }
