@@ -12,14 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use storyvis_core::config::Config;
-use storyvis_core::drawer::{Format, Input, Layout};
+use storyvis_core::drawer::{Drawer, Format, Input, Layout};
 use storyvis_core::input::{self, Fit};
 use storyvis_core::registry;
 use storyvis_core::train::{self, Start, TrainRequest};
+use storyvis_core::words;
 use storyvis_data::{atomic, dataset::Dataset, sheet};
 use storyvis_eval::classifier::{self, ClassifierRequest};
 use storyvis_eval::eval::{self, EvalRequest};
-use storyvis_eval::{DEFAULT_CLASSIFIER, DEFAULT_DETECTOR};
+use storyvis_eval::{DEFAULT_CLASSIFIER, DEFAULT_CLIP_CLASSIFIER, DEFAULT_DETECTOR};
 use storyvis_models::DEFAULT_MODEL;
 
 #[derive(Parser)]
@@ -29,6 +30,10 @@ use storyvis_models::DEFAULT_MODEL;
     about = "Text-conditioned GANs: story visualisation (StoryGAN), text-to-image and text-to-video"
 )]
 struct Cli {
+    /// CPU threads for every command (train, eval, generate, serve, …): libtorch's operators and
+    /// the data work. Default: one per core.
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,6 +61,14 @@ enum Command {
     /// Draw typed text with a trained model of any family: a story (one PNG strip per seed), a
     /// caption (an image per seed and a row) or a video caption (a GIF per seed).
     Generate(GenerateArgs),
+    /// List the words a model knows (by default the shipped story model's), grouped: shapes,
+    /// colours, materials, sizes, relations, other. Any other word is read as unknown (generate
+    /// warns of it with the nearest known word; --strict-vocab makes it an error).
+    Words {
+        /// A run directory or checkpoint of any family that draws from text.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
     /// Train the CLEVR-SV attribute classifier that `eval` scores generated frames with.
     TrainClassifier(ClassifierArgs),
     /// Train the CLEVR object detector that finds where drawn objects are and what each is
@@ -185,17 +198,18 @@ struct TrainArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["story", "story_file", "text"])))]
 struct GenerateArgs {
     /// A run directory (its latest checkpoint) or a checkpoint directory; without it, the
     /// shipped model (models/storygan-default).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// The story: one sentence per frame, separated by periods (story models).
-    #[arg(long, required_unless_present_any = ["story_file", "text"], conflicts_with_all = ["story_file", "text"])]
+    #[arg(long)]
     story: Option<String>,
     /// A caption, for text-to-image models (gan-int-cls, stackgan, sdgan) and video models
     /// (tganc): one image or clip per seed, and a row.
-    #[arg(long, conflicts_with = "story_file")]
+    #[arg(long)]
     text: Option<String>,
     /// Two-stage text-to-image models (stackgan, sdgan): Stage I's image (upsampled) beside
     /// Stage II's for each seed, in stages.png.
@@ -207,6 +221,7 @@ struct GenerateArgs {
     /// Seeds: N, A-B or a comma list; one picture per seed.
     #[arg(long, default_value = "0-3")]
     seeds: String,
+    /// The directory the pictures are written into (created if missing).
     #[arg(long, default_value = "out")]
     out: PathBuf,
     /// Stories: strip (the default: frames left to right with the sentences) or frames (a PNG
@@ -220,9 +235,11 @@ struct GenerateArgs {
     /// Drop sentences beyond the model's T.
     #[arg(long)]
     truncate: bool,
-    /// Unknown words are errors (by default they are reported and drawn as unknown).
+    /// Unknown words are errors. By default, for every family, each is named with the nearest
+    /// word the model knows (`storyvis words` lists them) and drawn as unknown.
     #[arg(long)]
     strict_vocab: bool,
+    /// Where the networks run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// average: the run's moving average of the generator where it kept one (`ema_half_life`);
@@ -253,6 +270,7 @@ struct ServeArgs {
     /// Seconds a request may wait and draw before it is answered 503.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// Where the networks run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// average: the runs' moving averages of the generators where they kept one; trained: the
@@ -322,11 +340,13 @@ struct DetectorArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 2e-3)]
     lr: f64,
+    /// Seed of the initial weights and the batches (the same seed trains the same model).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Replace an existing detector.
     #[arg(long)]
     force: bool,
+    /// Where the networks run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Channels of its two stride-2 convolutions (64 → 16 pixels), comma-separated.
@@ -352,11 +372,13 @@ struct ClassifierArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Seed of the initial weights and the batches (the same seed trains the same model).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Replace an existing classifier.
     #[arg(long)]
     force: bool,
+    /// Where the networks run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Channels of its four stride-2 convolutions (64 → 4 pixels), comma-separated.
@@ -366,8 +388,10 @@ struct ClassifierArgs {
 
 #[derive(Args)]
 struct EvalArgs {
-    /// A run directory (its latest checkpoint) or a checkpoint directory.
-    #[arg(long, required_unless_present = "gam")]
+    /// A run directory (its latest checkpoint) or a checkpoint directory; without it (and
+    /// without --gam), the shipped model for the data's kind (models/storygan-default for
+    /// stories, models/tganc-fast for video clips).
+    #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Video models: the generative adversarial metric between two TGANs-C training runs
     /// (each one's discriminators judge the real held-out clips and the other's clips).
@@ -379,8 +403,9 @@ struct EvalArgs {
     /// The dataset whose held-out (test) stories are drawn.
     #[arg(long)]
     data: PathBuf,
-    /// The attribute classifier (made by `storyvis train-classifier`); without it, the shipped
-    /// one (models/clevr-classifier).
+    /// The attribute classifier (made by `storyvis train-classifier`), or the clip classifier
+    /// for video data; without it, the shipped one for the data's kind
+    /// (models/clevr-classifier, models/bouncing-classifier1).
     #[arg(long)]
     classifier: Option<PathBuf>,
     /// The object detector (made by `storyvis train-detector`) for the object columns: where
@@ -398,6 +423,7 @@ struct EvalArgs {
     /// Where eval.json and eval.md go.
     #[arg(long, default_value = "out/eval")]
     out: PathBuf,
+    /// Where the networks run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// average: each run's moving average of the generator where it kept one; trained: the
@@ -624,19 +650,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         _ => {}
     }
     let checked = model.check(&text, fit)?;
-    if !checked.unknown.is_empty() {
-        ensure!(
-            !a.strict_vocab,
-            "unknown words (not in the training vocabulary): {}",
-            input::words(&checked.unknown)
-        );
-        let how = if caption {
-            "not in the text encoder's vocabulary, read as unknown"
-        } else {
-            "not in the training vocabulary, drawn as unknown"
-        };
-        eprintln!("warning: unknown words ({how}): {}", input::words(&checked.unknown));
-    }
+    warn_unknown(model.as_ref(), &checked.unknown, a.strict_vocab)?;
     let files =
         storyvis_core::drawer::save_all(&model.draw_as(&checked, &seeds, &layout)?, &a.out)?;
     for f in &files {
@@ -645,6 +659,73 @@ fn generate(a: GenerateArgs) -> Result<()> {
     eprintln!("drew {} seed(s) with {}", seeds.len(), about.checkpoint.display());
     Ok(())
 }
+
+/// The policy for words a model does not know, the same for every family: each is named with
+/// the nearest word the model knows (`storyvis_core::words`) and read as unknown, or, with
+/// `--strict-vocab`, an error.
+pub(crate) fn warn_unknown(model: &dyn Drawer, unknown: &[String], strict: bool) -> Result<()> {
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let known = model.vocabulary().unwrap_or_default();
+    let described = words::describe(unknown, &words::suggestions(unknown, &known));
+    ensure!(!strict, "{described} (--strict-vocab: unknown words are errors)");
+    eprintln!("warning: {described}; read as unknown (see `storyvis words`; --strict-vocab makes this an error)");
+    Ok(())
+}
+
+/// `storyvis words`: a model's vocabulary, grouped.
+fn list_words(checkpoint: Option<PathBuf>) -> Result<()> {
+    let path = match &checkpoint {
+        Some(c) => c.clone(),
+        None => storyvis_core::shipped::find(DEFAULT_MODEL)
+            .context("no --checkpoint given, and the shipped model is missing")?,
+    };
+    let cpu = storyvis_core::device::parse_device("cpu")?;
+    let model = registry::load_drawer(&path, cpu, Default::default())?;
+    let about = model.about();
+    let Some(mut known) = model.vocabulary() else {
+        println!(
+            "{} ({}) reads any word (characters or MiniLM's word pieces): it has no vocabulary to list",
+            about.checkpoint.display(),
+            about.family
+        );
+        return Ok(());
+    };
+    known.sort();
+    println!(
+        "{} words of {} ({}, step {}); any other word is read as unknown:",
+        known.len(),
+        about.checkpoint.display(),
+        about.family,
+        about.step
+    );
+    use storyvis_data::clevr::scene::{COLORS, MATERIALS, SHAPES, SIZES};
+    let plural = |w: &str, list: &[&str]| list.iter().any(|x| w == *x || w == format!("{x}s"));
+    type Member<'a> = &'a dyn Fn(&str) -> bool;
+    let groups: [(&str, Member); 5] = [
+        ("shapes", &|w| plural(w, &SHAPES)),
+        ("colours", &|w| plural(w, &COLORS)),
+        ("materials", &|w| plural(w, &MATERIALS)),
+        ("sizes", &|w| plural(w, &SIZES)),
+        ("relations", &|w| RELATION_WORDS.contains(&w)),
+    ];
+    let mut rest = known.clone();
+    for (name, member) in groups {
+        let words: Vec<String> = rest.iter().filter(|w| member(w)).cloned().collect();
+        rest.retain(|w| !member(w));
+        if !words.is_empty() {
+            println!("  {name:<10} {}", words.join(", "));
+        }
+    }
+    if !rest.is_empty() {
+        println!("  {:<10} {}", "other", rest.join(", "));
+    }
+    Ok(())
+}
+
+/// The words CLEVR-SV's sentences place objects with.
+const RELATION_WORDS: [&str; 6] = ["left", "right", "behind", "front", "middle", "next"];
 
 fn train_classifier(a: ClassifierArgs) -> Result<()> {
     let device = storyvis_core::device::parse_device(&a.device)?;
@@ -756,15 +837,35 @@ fn train_detector(a: DetectorArgs) -> Result<()> {
 
 fn evaluate(a: EvalArgs) -> Result<()> {
     let device = storyvis_core::device::parse_device(&a.device)?;
+    let header = Dataset::read_header(&a.data)?;
+    let video = header.kind == storyvis_data::bouncing::KIND;
     let mut checkpoints: Vec<PathBuf> = a.checkpoint.into_iter().collect();
     checkpoints.extend(a.compare);
+    if checkpoints.is_empty() && a.gam.is_empty() {
+        let shipped = storyvis_models::SHIPPED.iter().find(|(kind, _)| *kind == header.kind);
+        let (_, model) = shipped.with_context(|| {
+            let kinds: Vec<&str> = storyvis_models::SHIPPED.iter().map(|(k, _)| *k).collect();
+            format!(
+                "give --checkpoint: storyvis ships no model for {} data ({}); it ships one for {}",
+                header.kind,
+                a.data.display(),
+                kinds.join(" and ")
+            )
+        })?;
+        checkpoints.push(storyvis_core::shipped::find(model).with_context(|| {
+            format!("no --checkpoint given, and the shipped {model} is missing")
+        })?);
+        eprintln!("evaluating the shipped model {model} (give --checkpoint to evaluate another)");
+    }
+    let default_classifier = if video { DEFAULT_CLIP_CLASSIFIER } else { DEFAULT_CLASSIFIER };
     let req = EvalRequest {
         checkpoints,
         data: a.data,
         classifier: match a.classifier {
             Some(c) => c,
-            None => storyvis_core::shipped::find(DEFAULT_CLASSIFIER)
-                .context("no --classifier given, and the shipped one is missing")?,
+            None => storyvis_core::shipped::find(default_classifier).with_context(|| {
+                format!("no --classifier given, and the shipped {default_classifier} is missing")
+            })?,
         },
         stories: a.stories,
         seeds: a.seeds,
@@ -779,7 +880,6 @@ fn evaluate(a: EvalArgs) -> Result<()> {
     };
     let progress = std::cell::OnceCell::new();
     let tick = |_, total| progress.get_or_init(|| Progress::new(total as u64, "drawing")).tick();
-    let video = Dataset::read_header(&req.data)?.kind == storyvis_data::bouncing::KIND;
     if let [x, y] = &a.gam[..] {
         ensure!(
             video,
@@ -828,9 +928,13 @@ fn write_report(out: &std::path::Path, json: &str, table: &str) -> Result<()> {
 fn run(cli: Cli) -> Result<()> {
     // A mistyped STORYVIS_HOME is an error before anything else, whatever the command.
     storyvis_core::shipped::home()?;
+    if let Some(n) = cli.threads {
+        storyvis_core::device::set_threads(n)?;
+    }
     match cli.command {
         Command::Train(a) => train(a),
         Command::Generate(a) => generate(a),
+        Command::Words { checkpoint } => list_words(checkpoint),
         Command::TrainClassifier(a) => train_classifier(a),
         Command::TrainDetector(a) => train_detector(a),
         Command::TrainTextEncoder(a) => t2i::train_encoder(a),

@@ -43,12 +43,13 @@ pub fn run(p: Prepare) -> Result<()> {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["stories", "import"])))]
 pub struct ClevrSvArgs {
     /// Output dataset directory (replaced atomically; must be empty or absent unless --force).
     #[arg(long)]
     out: PathBuf,
     /// Number of stories to render.
-    #[arg(long, required_unless_present = "import", conflicts_with = "import")]
+    #[arg(long)]
     stories: Option<usize>,
     /// Seed: the same seed gives byte-identical output.
     #[arg(long, default_value_t = 0)]

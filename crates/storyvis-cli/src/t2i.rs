@@ -46,6 +46,7 @@ pub struct TextEncoderArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 2e-4)]
     lr: f64,
+    /// Seed of the initial weights and the batches (the same seed trains the same model).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// max: the paper's structured hinge (the worst mismatch of each row); mean: every
@@ -61,6 +62,7 @@ pub struct TextEncoderArgs {
     /// Replace an existing encoder directory.
     #[arg(long)]
     force: bool,
+    /// Where the networks run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
 }
@@ -117,13 +119,11 @@ fn load(checkpoint: &Path, device: &str, weights: Weights) -> Result<Box<dyn Dra
     registry::load_drawer(checkpoint, storyvis_core::device::parse_device(device)?, weights)
 }
 
-/// Warns of the words of `text` the model does not know.
-fn warn_unknown(model: &dyn Drawer, text: &str) {
-    if let Ok(c) = model.check(text, Fit::Exact) {
-        if !c.unknown.is_empty() {
-            eprintln!("warning: unknown words (not in the text encoder's vocabulary, read as unknown): {}", storyvis_core::input::words(&c.unknown));
-        }
-    }
+/// Warns of the words of `text` the model does not know (the policy of `generate`).
+fn warn_unknown(model: &dyn Drawer, text: &str) -> Result<()> {
+    // Bad text is the drawing's error to report; only its words are looked at here.
+    let Ok(checked) = model.check(text, Fit::Exact) else { return Ok(()) };
+    crate::warn_unknown(model, &checked.unknown, false)
 }
 
 fn list(files: &[PathBuf]) {
@@ -137,8 +137,10 @@ pub struct InterpolateArgs {
     /// A text-to-image run directory or checkpoint.
     #[arg(long)]
     checkpoint: PathBuf,
+    /// The caption the row starts from.
     #[arg(long)]
     from: String,
+    /// The caption the row ends at.
     #[arg(long)]
     to: String,
     /// Images per row, the two captions included.
@@ -147,8 +149,10 @@ pub struct InterpolateArgs {
     /// Seeds: one row each.
     #[arg(long, default_value = "0")]
     seeds: String,
+    /// The directory the pictures are written into (created if missing).
     #[arg(long, default_value = "out")]
     out: PathBuf,
+    /// Where the networks run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// average: the run's moving average of the generator where it kept one (`ema_half_life`);
@@ -160,8 +164,8 @@ pub struct InterpolateArgs {
 pub fn interpolate(a: InterpolateArgs) -> Result<()> {
     let seeds = storyvis_core::input::parse_seeds(&a.seeds)?;
     let model = load(&a.checkpoint, &a.device, a.weights.into())?;
-    warn_unknown(model.as_ref(), &a.from);
-    warn_unknown(model.as_ref(), &a.to);
+    warn_unknown(model.as_ref(), &a.from)?;
+    warn_unknown(model.as_ref(), &a.to)?;
     list(&save_all(&model.interpolate(&a.from, &a.to, a.steps, &seeds)?, &a.out)?);
     Ok(())
 }
@@ -175,10 +179,13 @@ pub struct StyleArgs {
     /// crate reads.
     #[arg(long)]
     image: PathBuf,
+    /// The caption to draw in the query image's style.
     #[arg(long)]
     text: String,
+    /// The directory the pictures are written into (created if missing).
     #[arg(long, default_value = "out")]
     out: PathBuf,
+    /// Where the networks run: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// average: the run's moving average of the generator where it kept one (`ema_half_life`);
@@ -189,7 +196,7 @@ pub struct StyleArgs {
 
 pub fn style_transfer(a: StyleArgs) -> Result<()> {
     let model = load(&a.checkpoint, &a.device, a.weights.into())?;
-    warn_unknown(model.as_ref(), &a.text);
+    warn_unknown(model.as_ref(), &a.text)?;
     let picture = model.style_transfer(&a.image, &a.text)?;
     for f in save_all(&[picture], &a.out)? {
         println!("{}", f.display());

@@ -221,7 +221,7 @@ fn captions_encoder_gan_and_drawing_commands() {
     );
     fails(
         &["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs)],
-        "has 1 frames per story, the model 4",
+        "holds captioned images (kind clevr-captions), not stories",
     );
     // prepare import: a folder of images with captions.jsonl, and a CUB tree missing a caption file.
     let folder = root.path().join("folder");

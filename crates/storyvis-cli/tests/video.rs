@@ -252,6 +252,23 @@ fn bouncing_mnist_tganc_and_gifs() {
         ],
         "is not a clip classifier",
     );
+    // The frames' classifier on video data says what it is.
+    let clevr_classifier =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/clevr-classifier");
+    fails(
+        &[
+            "eval",
+            "--checkpoint",
+            p(&run),
+            "--data",
+            p(&data),
+            "--classifier",
+            p(&clevr_classifier),
+            "--out",
+            p(&ev),
+        ],
+        "is not a clip classifier but the CLEVR-SV attribute classifier (it scores frames)",
+    );
     // GAM between two runs (the second with another seed, the mean sentence state and the
     // closest mismatched captions).
     let second = ["max_steps=2", "seed=5", "sentence=mean", "mismatch=closest"];
@@ -656,9 +673,23 @@ fn bouncing_mnist_tganc_and_gifs() {
             "digit 1 is moving diagonally",
             "--out",
             p(&out),
+            "--strict-vocab",
         ],
-        "never saw diagonally in a caption",
+        "unknown word \"diagonally\"",
     );
+    // Without --strict-vocab it is drawn, read as unknown, with a warning.
+    let said = ok(&[
+        "generate",
+        "--checkpoint",
+        p(&run),
+        "--text",
+        "digit 1 is moving diagonally",
+        "--seeds",
+        "0",
+        "--out",
+        p(&out),
+    ]);
+    assert!(said.contains("warning: unknown word \"diagonally\""), "{said}");
     fails(
         &["generate", "--checkpoint", p(&run), "--text", "  ", "--out", p(&out)],
         "the caption is empty",
@@ -714,6 +745,6 @@ fn bouncing_mnist_tganc_and_gifs() {
     );
     fails(
         &["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs)],
-        "has 16 frames per story, the model 4",
+        "holds video clips (kind bouncing-mnist), not stories",
     );
 }

@@ -227,14 +227,14 @@ impl Config {
     /// The [model] section as the family's type (unknown keys and type errors name the key).
     pub fn model<T: DeserializeOwned>(&self) -> Result<T> {
         let text = toml::to_string(&self.model).context("config [model]")?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config [model]: {e}"))
+        deserialize(&text, " [model]")
     }
 
     /// Parses a config table (through text, so that a type error quotes the offending line and
     /// so its key) and checks its [run] keys; `registry::validate` checks the rest.
     pub(crate) fn parse_table(table: toml::Table) -> Result<Config> {
         let text = toml::to_string(&table).context("config")?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("config: {e}"))?;
+        let cfg: Config = deserialize(&text, "")?;
         cfg.validate_run()?;
         Ok(cfg)
     }
@@ -272,3 +272,56 @@ impl Config {
 }
 
 pub use crate::checks::{check_adam, range};
+
+/// A config value of the wrong type: its key, the value as written, and what the key takes,
+/// in words. `registry` names the `--set` that wrote it.
+#[derive(Debug)]
+pub struct BadValue {
+    pub key: String,
+    pub value: String,
+    pub expected: String,
+}
+
+impl std::fmt::Display for BadValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "config: {} = {} is not allowed: {} takes {}",
+            self.key, self.value, self.key, self.expected
+        )
+    }
+}
+
+impl std::error::Error for BadValue {}
+
+/// What serde's type names mean to a user.
+fn in_words(expected: &str) -> String {
+    let e = expected.trim().trim_matches('`');
+    match e {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number, 0 or more".into(),
+        "i64" | "i32" | "i16" | "i8" => "a whole number".into(),
+        "f64" | "f32" => "a number".into(),
+        "a boolean" | "bool" => "true or false".into(),
+        _ => expected.trim().to_string(),
+    }
+}
+
+/// Deserialises config text; a value of the wrong type is a `BadValue` naming its key (read
+/// from the line the error points at), other errors say what serde says.
+fn deserialize<T: DeserializeOwned>(text: &str, section: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| {
+            let start = text[..s.start].rfind('\n').map_or(0, |i| i + 1);
+            text[start..].lines().next().unwrap_or("").trim().to_string()
+        });
+        let message = e.message().to_string();
+        match (line.as_deref().and_then(|l| l.split_once('=')), message.rsplit_once("expected ")) {
+            (Some((key, value)), Some((_, expected))) => anyhow::Error::new(BadValue {
+                key: key.trim().to_string(),
+                value: value.trim().to_string(),
+                expected: in_words(expected),
+            }),
+            _ => anyhow::anyhow!("config{section}: {}", message.trim()),
+        }
+    })
+}

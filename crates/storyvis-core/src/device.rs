@@ -170,6 +170,18 @@ impl fmt::Display for RuntimeReport {
     }
 }
 
+/// Limits the CPU threads storyvis uses to `n`: libtorch's intra-op and inter-op pools and
+/// rayon's global pool (data loading, decoding, scoring). Call once, before any work.
+pub fn set_threads(n: usize) -> Result<()> {
+    anyhow::ensure!((1..=1024).contains(&n), "--threads must be 1..1024, got {n}");
+    tch::set_num_threads(n as i32);
+    tch::set_num_interop_threads(n as i32);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| anyhow::anyhow!("cannot set the data threads to {n}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,6 +93,11 @@ pub trait Drawer: Send {
     /// `draw` with the pictures laid out as `generate` is asked (`--format`, `--stages`): an
     /// error naming what the model draws where it cannot lay them out so.
     fn draw_as(&self, text: &Checked, seeds: &[u64], layout: &Layout) -> Result<Vec<Picture>>;
+    /// The words it knows (read as themselves; any other word reads as unknown), or none for a
+    /// model that reads any word (characters, MiniLM's word pieces).
+    fn vocabulary(&self) -> Option<Vec<String>> {
+        None
+    }
     /// Whether it draws in two stages and can show the first beside the second (`--stages`).
     fn has_stages(&self) -> bool {
         false

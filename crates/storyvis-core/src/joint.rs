@@ -264,6 +264,12 @@ impl TextEncoder {
 
     /// Words of `text` outside a word encoder's vocabulary (read as unknown; the char-CNN-RNN
     /// and MiniLM read any word).
+    /// The words a word encoder knows; none for the character and MiniLM encoders, which read
+    /// any word.
+    pub fn known_words(&self) -> Option<Vec<String>> {
+        self.vocab.as_ref().map(Vocab::known)
+    }
+
     pub fn unknown_words(&self, text: &str) -> Vec<String> {
         self.vocab.as_ref().map(|v| v.encode(text).unknown).unwrap_or_default()
     }

@@ -35,3 +35,4 @@ pub mod shipped;
 pub mod streams;
 pub mod text;
 pub mod train;
+pub mod words;

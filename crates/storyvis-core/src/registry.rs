@@ -98,7 +98,7 @@ impl Config {
             }
         }
         apply_sets(&mut table, sets, None)?;
-        from_table(table)
+        from_table(table).map_err(|e| named_by_set(e, sets))
     }
 
     /// This config with `--set` overrides of the keys a resumed run may change (how long it
@@ -106,7 +106,7 @@ impl Config {
     pub fn resumed_with(&self, sets: &[String]) -> Result<Config> {
         let mut table: toml::Table = self.to_toml().parse().context("config")?;
         apply_sets(&mut table, sets, Some(&RESUMABLE))?;
-        from_table(table)
+        from_table(table).map_err(|e| named_by_set(e, sets))
     }
 
     /// Reads a resolved config and checks it whole (`validate`).
@@ -116,6 +116,17 @@ impl Config {
         let table: toml::Table =
             text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
         from_table(migrate(table)).with_context(|| format!("in {}", path.display()))
+    }
+}
+
+/// A value of the wrong type that a `--set` wrote, named as the user wrote it:
+/// `--set max_steps=-3: max_steps takes a whole number, 0 or more`.
+fn named_by_set(e: anyhow::Error, sets: &[String]) -> anyhow::Error {
+    let Some(bad) = e.downcast_ref::<crate::config::BadValue>() else { return e };
+    let bare = |k: &str| k.rsplit('.').next().unwrap_or(k).trim().to_string();
+    match sets.iter().find(|s| s.split_once('=').is_some_and(|(k, _)| bare(k) == bad.key)) {
+        Some(s) => anyhow::anyhow!("--set {s}: {} takes {}", bad.key, bad.expected),
+        None => e,
     }
 }
 

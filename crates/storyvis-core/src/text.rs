@@ -49,6 +49,11 @@ pub fn load_vocab(dir: &std::path::Path) -> Result<Vocab> {
 }
 
 impl Vocab {
+    /// The words themselves (without padding and the unknown token).
+    pub fn known(&self) -> Vec<String> {
+        self.words.iter().skip(2).cloned().collect()
+    }
+
     pub fn build<'a>(sentences: impl Iterator<Item = &'a str>) -> Vocab {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for s in sentences {

@@ -281,6 +281,22 @@ impl ClipClassifier {
                 mpath.display()
             )
         })?;
+        // Another scorer or a model says what it is before its fields are read.
+        let other = match checkpoint::format_of(&text).as_deref() {
+            Some(FORMAT) | None => None,
+            Some(checkpoint::CLASSIFIER_FORMAT) => {
+                Some("the CLEVR-SV attribute classifier (it scores frames)")
+            }
+            Some(checkpoint::FORMAT) => Some("a model checkpoint"),
+            Some(_) => Some("another storyvis file"),
+        };
+        if let Some(what) = other {
+            anyhow::bail!(
+                "{} is not a clip classifier but {what}: video data is scored with a clip classifier (the shipped {}, or `storyvis train-classifier` on a video dataset)",
+                path.display(),
+                crate::DEFAULT_CLIP_CLASSIFIER
+            );
+        }
         let manifest: ClipManifest = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a clip classifier (train one with `storyvis train-classifier --data` on a video dataset)", path.display()))?;
         ensure!(

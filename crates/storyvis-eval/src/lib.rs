@@ -11,5 +11,7 @@ pub mod eval;
 
 /// The CLEVR-SV attribute classifier that `eval` scores with (`storyvis_core::shipped::find`).
 pub const DEFAULT_CLASSIFIER: &str = "models/clevr-classifier";
+/// The clip classifier that `eval` scores single-digit Bouncing MNIST clips with.
+pub const DEFAULT_CLIP_CLASSIFIER: &str = "models/bouncing-classifier1";
 /// The CLEVR object detector (`storyvis train-detector`'s default output).
 pub const DEFAULT_DETECTOR: &str = "models/clevr-detector";

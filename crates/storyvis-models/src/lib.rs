@@ -23,6 +23,11 @@ use storyvis_core::family::FamilyEntry;
 /// with when given no model (looked up as `storyvis_core::shipped::find` says).
 pub const DEFAULT_MODEL: &str = "models/storygan-default";
 
+/// The shipped model of each kind of dataset (`Header::kind`): what `eval` evaluates when given
+/// no checkpoint.
+pub const SHIPPED: &[(&str, &str)] =
+    &[("clevr-sv", DEFAULT_MODEL), (storyvis_data::bouncing::KIND, "models/tganc-fast")];
+
 /// What `storyvis bench` measures when given no preset: StoryGAN's reference configuration.
 pub const BENCH_PRESET: &str = "storygan-clevr";
 

@@ -11,7 +11,7 @@ use storyvis_core::input::Fit;
 use storyvis_core::precision::Runtime;
 use storyvis_core::registry;
 use storyvis_core::train::Start;
-use storyvis_data::clevr::{generate, GenerateOptions};
+use storyvis_data::clevr::captions::{generate_captions, CaptionOptions};
 use tch::Device;
 
 #[test]
@@ -22,14 +22,16 @@ fn a_family_registered_in_one_line_trains_draws_evaluates_and_benchmarks() {
 
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    let opts = GenerateOptions {
-        stories: 8,
+    // Captioned images: the toy family draws one picture from a caption.
+    let opts = CaptionOptions {
+        images: 12,
         seed: 5,
         split: 0.5,
         supersample: 1,
-        ..GenerateOptions::default()
+        captions: 2,
+        ..CaptionOptions::default()
     };
-    generate(&opts, &data, false, &|| {}).unwrap();
+    generate_captions(&opts, &data, false, &|| {}).unwrap();
 
     // Train: the engine builds it from its preset.
     let cfg =

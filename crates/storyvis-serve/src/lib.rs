@@ -403,10 +403,24 @@ async fn generate(
     }
 }
 
+/// A drawing's error as the API's user reads it: the command line's options named by the
+/// request fields that do the same (`--pad` is `"fit": "pad"`).
+fn in_api_terms(message: &str) -> String {
+    message
+        .replace("pass --pad", "send \"fit\": \"pad\"")
+        .replace("pass --truncate", "send \"fit\": \"truncate\"")
+        .replace("--pad", "\"fit\": \"pad\"")
+        .replace("--truncate", "\"fit\": \"truncate\"")
+}
+
 /// Checks the text against the model and draws it (on a worker thread).
 fn draw(model: &Served, text: &str, fit: Fit, seeds: &[u64]) -> Result<Value, ApiError> {
     let d = model.drawer.lock().unwrap_or_else(|e| e.into_inner());
-    let checked = d.check(text, fit).map_err(|e| ApiError::bad(format!("{e:#}")))?;
+    let checked = d.check(text, fit).map_err(|e| ApiError::bad(in_api_terms(&format!("{e:#}"))))?;
+    // Words it does not know are read as unknown, each with the nearest word it knows.
+    let known =
+        if checked.unknown.is_empty() { Vec::new() } else { d.vocabulary().unwrap_or_default() };
+    let suggestions = storyvis_core::words::suggestions(&checked.unknown, &known);
     let pictures = {
         let _rng = drawer::DRAW_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         d.draw(&checked, seeds).map_err(|e| {
@@ -421,6 +435,7 @@ fn draw(model: &Served, text: &str, fit: Fit, seeds: &[u64]) -> Result<Value, Ap
         "input": model.input,
         "sentences": checked.sentences,
         "unknown": checked.unknown,
+        "suggestions": suggestions,
         "seeds": seeds,
         "pictures": pictures,
     }))

@@ -445,6 +445,45 @@ pub fn score_frames(
     Ok(row)
 }
 
+/// What a dataset holds, in words: "stories of 4 frames (clevr-sv)".
+fn data_kind(ds: &Dataset) -> String {
+    let h = &ds.header;
+    let what = match (h.kind == storyvis_data::bouncing::KIND, h.frames_per_story) {
+        (true, t) => format!("video clips of {t} frames"),
+        (false, 1) => "captioned images".to_string(),
+        (false, t) => format!("stories of {t} frames"),
+    };
+    format!("{what} ({})", h.kind)
+}
+
+/// Loads the checkpoint at `path` for evaluation on `ds` through its family's hook: an error
+/// that says what each is where the model draws another kind of item than the data holds.
+pub fn load_for(path: &Path, req: &EvalRequest, ds: &Dataset) -> Result<Box<dyn Evaluated>> {
+    use storyvis_core::drawer::Input;
+    let model = load_evaluated(path, req)?;
+    let h = &ds.header;
+    let video = h.kind == storyvis_data::bouncing::KIND;
+    let (fits, draws) = match model.input() {
+        Input::Story { frames } => {
+            (!video && h.frames_per_story == frames, format!("stories of {frames} frames"))
+        }
+        Input::Caption => (!video && h.frames_per_story == 1, "images from captions".to_string()),
+        Input::Video { frames } => {
+            (video && h.frames_per_story == frames, format!("video clips of {frames} frames"))
+        }
+    };
+    let about = model.about();
+    ensure!(
+        fits,
+        "{} is a {} checkpoint, which draws {draws}; {} holds {}",
+        about.checkpoint.display(),
+        about.family,
+        req.data.display(),
+        data_kind(ds)
+    );
+    Ok(model)
+}
+
 /// Loads the checkpoint at `path` for evaluation through its family's hook.
 pub fn load_evaluated(path: &Path, req: &EvalRequest) -> Result<Box<dyn Evaluated>> {
     // The manifest first: it names a classifier or a damaged checkpoint before the config is read.
@@ -469,14 +508,7 @@ fn score_model(
     on_batch: &dyn Fn(),
 ) -> Result<Scores> {
     let started = Instant::now();
-    let model = load_evaluated(path, req)?;
-    let about = model.about();
-    ensure!(
-        !matches!(model.input(), storyvis_core::drawer::Input::Video { .. }),
-        "{} is a {} checkpoint, which draws video clips; evaluate it on a video dataset",
-        about.checkpoint.display(),
-        about.family
-    );
+    let model = load_for(path, req, ds)?;
     let mut fakes = Vec::new();
     model.draw_items(ds, stories, req.seeds, DRAW_BATCH, &mut |fake| {
         // Stories [B, T, 3, S, S] → frames; images [B, 3, S, S] as they are.

@@ -15,8 +15,6 @@ use anyhow::{ensure, Result};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
-use storyvis_core::drawer::Input;
-use storyvis_core::evaluation::Evaluated;
 use storyvis_data::bouncing;
 use storyvis_data::dataset::{Dataset, Split, StoryRecord};
 use storyvis_metrics::{frechet_distance, Gaussian};
@@ -123,7 +121,7 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
         .iter()
         .map(|path| {
             let started = Instant::now();
-            let model = load_video_model(path, req)?;
+            let model = super::load_for(path, req, &ds)?;
             // "Seen" is what the model's training data showed, where its checkpoint says.
             let flags =
                 model.held_out().map_or_else(|| flags.clone(), |h| held_out_flags(h, &clips));
@@ -167,20 +165,6 @@ pub fn evaluate_video(req: &EvalRequest, on_batch: &dyn Fn(usize, usize)) -> Res
         floors: vec![still_row],
         models,
     })
-}
-
-/// A checkpoint loaded for evaluation (`super::load_evaluated`) that must draw video clips.
-fn load_video_model(path: &Path, req: &EvalRequest) -> Result<Box<dyn Evaluated>> {
-    let model = super::load_evaluated(path, req)?;
-    let about = model.about();
-    ensure!(
-        matches!(model.input(), Input::Video { .. }),
-        "{} is a {} checkpoint, which does not draw video clips; {} is a video dataset",
-        about.checkpoint.display(),
-        about.family,
-        req.data.display()
-    );
-    Ok(model)
 }
 
 /// Clips [N, C, T, S, S] with every frame replaced by the first.
@@ -271,7 +255,8 @@ pub fn gam(a: &Path, b: &Path, req: &EvalRequest) -> Result<Gam> {
         clips.len()
     );
     let real = real_clips(&ds, &clips)?;
-    let mut models = [a, b].iter().map(|p| load_video_model(p, req)).collect::<Result<Vec<_>>>()?;
+    let mut models =
+        [a, b].iter().map(|p| super::load_for(p, req, &ds)).collect::<Result<Vec<_>>>()?;
     // Each model's discriminators judge one real clip first: a copy without them (an export)
     // is an error before anything is drawn.
     for m in &mut models {

@@ -153,6 +153,10 @@ impl Drawer for Loaded {
         checked_caption(&self.joint, text)
     }
 
+    fn vocabulary(&self) -> Option<Vec<String>> {
+        self.joint.text.known_words()
+    }
+
     fn draw_as(&self, text: &Checked, seeds: &[u64], layout: &Layout) -> Result<Vec<Picture>> {
         drawer::check_layout(self, layout)?;
         render(self, &text.sentences[0], seeds, layout.stages)

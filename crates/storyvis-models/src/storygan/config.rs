@@ -329,12 +329,12 @@ mod tests {
         assert_eq!((c.variant, c.lr_g), (Variant::Svc, 0.001));
         let err = |sets: &[&str]| format!("{:#}", resolve(sets).unwrap_err());
         assert!(err(&["lr_g=5"]).contains("lr_g = 5 is out of range"));
-        assert!(err(&["variant=dalle"]).contains("unknown variant"));
+        assert!(err(&["variant=dalle"]).contains("takes one of"));
         assert!(err(&["ngf=100"]).contains("multiple of 16"));
         assert!(err(&["story_batch"]).contains("expected key=value"));
         assert!(err(&["aux_added_weight=1"])
             .contains("aux_added_weight = 1 needs previous = \"generated\" or \"masked\""));
-        assert!(err(&["previous=last"]).contains("unknown variant"));
-        assert!(err(&["gan_loss=wasserstein"]).contains("unknown variant"));
+        assert!(err(&["previous=last"]).contains("takes one of"));
+        assert!(err(&["gan_loss=wasserstein"]).contains("gan_loss takes `bce` or `hinge`"));
     }
 }

@@ -51,6 +51,19 @@ impl Batch {
 /// Checks that a dataset fits a model config.
 pub fn check_compatible(ds: &Dataset, cfg: &Config) -> Result<()> {
     let h = &ds.header;
+    let other = match (h.kind.as_str(), h.frames_per_story) {
+        (storyvis_data::bouncing::KIND, _) => Some("video clips"),
+        (_, 1) => Some("captioned images"),
+        _ => None,
+    };
+    if let Some(what) = other {
+        anyhow::bail!(
+            "the dataset at {} holds {what} (kind {}), not stories: a story model trains on stories of {} frames (storyvis prepare clevr-sv)",
+            ds.dir.display(),
+            h.kind,
+            cfg.frames
+        );
+    }
     ensure!(
         h.frames_per_story == cfg.frames,
         "the dataset at {} has {} frames per story, the model {} (T must match)",

@@ -268,6 +268,10 @@ impl Drawer for Loaded {
         Ok(Checked { sentences: p.sentences, unknown: p.unknown })
     }
 
+    fn vocabulary(&self) -> Option<Vec<String>> {
+        (self.cfg.text == TextInput::Sentence).then(|| self.vocab.known())
+    }
+
     fn draw_as(&self, text: &Checked, seeds: &[u64], layout: &Layout) -> Result<Vec<Picture>> {
         drawer::check_layout(self, layout)?;
         let format = match layout.format {

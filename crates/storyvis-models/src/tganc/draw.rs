@@ -144,9 +144,9 @@ impl Loaded {
         Ok(self.nets.text.ids(&self.vocab, captions)?.to_device(self.device))
     }
 
-    /// Checks a typed caption (not empty, not too long, only words the model was trained on:
-    /// a digit or direction it never saw cannot be drawn; MiniLM reads any word) and returns
-    /// its token ids [1, L].
+    /// Checks a typed caption (not empty, not too long, some words) and returns its token ids
+    /// [1, L]; words the model never saw read as unknown (`unknown_words` lists them; MiniLM
+    /// reads any word).
     pub fn encode(&self, caption: &str) -> Result<Tensor> {
         ensure!(!caption.trim().is_empty(), "the caption is empty");
         ensure!(
@@ -160,12 +160,19 @@ impl Loaded {
         let enc = self.vocab.encode(caption);
         ensure!(!enc.ids.is_empty(), "the caption {caption:?} has no words");
         ensure!(
-            enc.unknown.is_empty(),
-            "the model never saw {} in a caption; it knows: {}",
-            storyvis_core::input::words(&enc.unknown),
-            self.vocab.words[2..].join(" ")
+            enc.unknown.len() < enc.ids.len(),
+            "the caption {caption:?} has no word the model knows; it knows: {}",
+            self.vocab.known().join(" ")
         );
         self.ids(&[caption])
+    }
+
+    /// The words of `caption` the model never saw (none for MiniLM, which reads any word).
+    pub fn unknown_words(&self, caption: &str) -> Vec<String> {
+        if self.cfg.text == super::CaptionText::Minilm {
+            return Vec::new();
+        }
+        self.vocab.encode(caption).unknown
     }
 
     /// Clips [B, C, T, S, S] for noise z and word ids (eval mode).
@@ -283,10 +290,14 @@ impl Drawer for Loaded {
         }
     }
 
-    /// A video model draws only words it was trained on: an unknown word is an error.
+    /// Words it never saw read as unknown (listed for the caller to warn of).
     fn check(&self, text: &str, _fit: Fit) -> Result<Checked> {
         self.encode(text).map(drop)?;
-        Ok(Checked { sentences: vec![text.to_string()], unknown: Vec::new() })
+        Ok(Checked { sentences: vec![text.to_string()], unknown: self.unknown_words(text) })
+    }
+
+    fn vocabulary(&self) -> Option<Vec<String>> {
+        (self.cfg.text != super::CaptionText::Minilm).then(|| self.vocab.known())
     }
 
     fn draw_as(&self, text: &Checked, seeds: &[u64], layout: &Layout) -> Result<Vec<Picture>> {

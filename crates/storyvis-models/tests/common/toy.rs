@@ -374,7 +374,7 @@ impl Evaluated for Loaded {
         "toy".into()
     }
 
-    /// Every frame of every item a flat colour, at the dataset's size.
+    /// Every item a flat colour, at the dataset's size: images [n, 3, S, S].
     fn draw_items(
         &self,
         ds: &Dataset,
@@ -383,13 +383,10 @@ impl Evaluated for Loaded {
         batch: usize,
         sink: &mut dyn FnMut(Tensor) -> Result<()>,
     ) -> Result<()> {
-        let (t, s) = (ds.header.frames_per_story as i64, ds.header.image_size as i64);
+        let s = ds.header.image_size as i64;
         let draw = |_: usize, n: usize| {
-            Ok(self
-                .colours(n as i64 * t)
-                .view([n as i64, t, 3, 1, 1])
-                .expand([n as i64, t, 3, s, s], false)
-                .contiguous())
+            let c = self.colours(n as i64).view([n as i64, 3, 1, 1]);
+            Ok(c.expand([n as i64, 3, s, s], false).contiguous())
         };
         storyvis_core::evaluation::by_seed(items.len(), seeds, batch, &draw, sink)
     }
