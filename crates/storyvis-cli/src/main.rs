@@ -78,12 +78,16 @@ enum Command {
     /// encoder) with an image encoder, by the joint embedding loss of Reed et al. 2016.
     TrainTextEncoder(t2i::TextEncoderArgs),
     /// Draw the paper's sentence interpolation with a text-to-image model: the noise fixed,
-    /// the caption embedding moved from one caption to another.
+    /// the caption embedding moved from one caption to another. Unknown words are read as
+    /// unknown, with a warning naming the nearest word the model knows.
     Interpolate(t2i::InterpolateArgs),
-    /// Draw a caption in the style of an image (z inferred by the style encoder).
+    /// Draw a caption in the style of an image (z inferred by the style encoder). Unknown words
+    /// are read as unknown, with a warning naming the nearest word the model knows.
     StyleTransfer(t2i::StyleArgs),
     /// Serve a web page (and a JSON API) where anyone types a story, caption or video caption
-    /// and sees it drawn by the models given (default: the shipped story model).
+    /// and sees it drawn by the models given (default: the shipped story model). Unknown words
+    /// are read as unknown and listed in the answer's "unknown", each with the nearest word the
+    /// model knows in "suggestions".
     Serve(ServeArgs),
     /// Score trained models on held-out stories: SSIM, PSNR, classifier F1 and accuracies,
     /// Fréchet distance, IS and consistency; JSON plus a markdown table.
