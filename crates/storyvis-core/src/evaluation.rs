@@ -70,3 +70,28 @@ pub fn by_seed(
     }
     Ok(())
 }
+
+/// Writes a family's two registry loaders from its `load_with(dir, device, weights)`:
+/// `load_drawer` (`FamilyEntry::drawer`) and `load_evaluated` (`FamilyEntry::evaluated`).
+#[macro_export]
+macro_rules! registry_loaders {
+    ($load:path) => {
+        /// The registry's loader (`FamilyEntry::drawer`).
+        pub fn load_drawer(
+            dir: &std::path::Path,
+            device: tch::Device,
+            weights: $crate::checkpoint::Weights,
+        ) -> anyhow::Result<Box<dyn $crate::drawer::Drawer>> {
+            Ok(Box::new($load(dir, device, weights)?))
+        }
+
+        /// The registry's loader for evaluation (`FamilyEntry::evaluated`).
+        pub fn load_evaluated(
+            dir: &std::path::Path,
+            device: tch::Device,
+            weights: $crate::checkpoint::Weights,
+        ) -> anyhow::Result<Box<dyn $crate::evaluation::Evaluated>> {
+            Ok(Box::new($load(dir, device, weights)?))
+        }
+    };
+}

@@ -235,23 +235,7 @@ impl Evaluated for Loaded {
     }
 }
 
-/// The registry's loader for evaluation (`FamilyEntry::evaluated`).
-pub fn load_evaluated(
-    dir: &Path,
-    device: Device,
-    weights: checkpoint::Weights,
-) -> Result<Box<dyn Evaluated>> {
-    Ok(Box::new(load_with(dir, device, weights)?))
-}
-
-/// The registry's loader (`FamilyEntry::drawer`).
-pub fn load_drawer(
-    dir: &Path,
-    device: Device,
-    weights: checkpoint::Weights,
-) -> Result<Box<dyn Drawer>> {
-    Ok(Box::new(load_with(dir, device, weights)?))
-}
+storyvis_core::registry_loaders!(load_with);
 
 /// `interpolate`: per seed, a row from `from` to `to` in `steps` steps of the text embedding
 /// with the noise fixed (`interpolate-seedNNNN.png`).

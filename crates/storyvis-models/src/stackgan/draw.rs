@@ -211,20 +211,4 @@ impl Evaluated for Loaded {
     }
 }
 
-/// The registry's loader for evaluation (`FamilyEntry::evaluated`) of both families.
-pub fn load_evaluated(
-    dir: &Path,
-    device: Device,
-    weights: checkpoint::Weights,
-) -> Result<Box<dyn Evaluated>> {
-    Ok(Box::new(load_with(dir, device, weights)?))
-}
-
-/// The registry's loader (`FamilyEntry::drawer`) of both families.
-pub fn load_drawer(
-    dir: &Path,
-    device: Device,
-    weights: checkpoint::Weights,
-) -> Result<Box<dyn Drawer>> {
-    Ok(Box::new(load_with(dir, device, weights)?))
-}
+storyvis_core::registry_loaders!(load_with);

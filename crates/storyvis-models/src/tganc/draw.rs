@@ -372,20 +372,4 @@ fn captions<'a>(items: &[&'a StoryRecord]) -> Vec<&'a str> {
     items.iter().map(|s| s.frames[0].sentence.as_str()).collect()
 }
 
-/// The registry's loader for evaluation (`FamilyEntry::evaluated`).
-pub fn load_evaluated(
-    dir: &Path,
-    device: Device,
-    weights: checkpoint::Weights,
-) -> Result<Box<dyn Evaluated>> {
-    Ok(Box::new(load_with(dir, device, weights)?))
-}
-
-/// The registry's loader (`FamilyEntry::drawer`).
-pub fn load_drawer(
-    dir: &Path,
-    device: Device,
-    weights: checkpoint::Weights,
-) -> Result<Box<dyn Drawer>> {
-    Ok(Box::new(load_with(dir, device, weights)?))
-}
+storyvis_core::registry_loaders!(load_with);
