@@ -4,8 +4,9 @@
 //! checks, training, drawing from typed text, evaluation, benchmarks, export.
 
 use crate::checkpoint::{self, Weights};
-use crate::config::{apply_sets, migrate, set_key, Config, RESUMABLE};
+use crate::config::{apply_sets, set_key, Config, RESUMABLE};
 use crate::drawer::Drawer;
+use crate::evaluation::Evaluated;
 use crate::family::FamilyEntry;
 use anyhow::{ensure, Context, Result};
 use std::path::Path;
@@ -108,15 +109,6 @@ impl Config {
         apply_sets(&mut table, sets, Some(&RESUMABLE))?;
         from_table(table).map_err(|e| named_by_set(e, sets))
     }
-
-    /// Reads a resolved config and checks it whole (`validate`).
-    pub fn load_checked(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let table: toml::Table =
-            text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
-        from_table(migrate(table)).with_context(|| format!("in {}", path.display()))
-    }
 }
 
 /// A value of the wrong type that a `--set` wrote, named as the user wrote it:
@@ -151,6 +143,15 @@ pub fn load_drawer(path: &Path, device: Device, weights: Weights) -> Result<Box<
             dir.display(),
             entry.name
         )
+    })?;
+    load(&dir, device, weights)
+}
+
+/// Loads any family's checkpoint for `eval` through its family's `evaluated` hook.
+pub fn load_evaluated(path: &Path, device: Device, weights: Weights) -> Result<Box<dyn Evaluated>> {
+    let (entry, dir) = family_of(path)?;
+    let load = entry.evaluated.with_context(|| {
+        format!("{} is a {} checkpoint; that family has no evaluation", dir.display(), entry.name)
     })?;
     load(&dir, device, weights)
 }

@@ -64,11 +64,6 @@ impl Report {
         }
     }
 
-    /// The value of `key` so far.
-    pub fn get(&self, key: &str) -> Option<&Tensor> {
-        self.keys.iter().position(|k| *k == key).map(|i| &self.values[i])
-    }
-
     /// Every value in declared order as one 1-d tensor; an error naming any key set that the
     /// family did not declare.
     pub fn stacked(&self) -> Result<Tensor> {

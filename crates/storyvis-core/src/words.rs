@@ -5,6 +5,7 @@
 //! typos ("sphre").
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 
 /// Levenshtein distance between two words (by characters).
 pub fn edit_distance(a: &str, b: &str) -> usize {
@@ -52,7 +53,13 @@ pub fn suggestions(unknown: &[String], known: &[String]) -> BTreeMap<String, Str
 /// Each unknown word's most similar known word by MiniLM's embeddings (cosine), where the
 /// model loads.
 fn by_meaning(unknown: &[String], known: &[String]) -> Option<BTreeMap<String, String>> {
-    let model = crate::minilm::MiniLm::load_default(tch::Device::Cpu).ok()?;
+    // Loaded once per process (the server suggests on every request with unknown words).
+    static MINILM: OnceLock<Option<Mutex<crate::minilm::MiniLm>>> = OnceLock::new();
+    let model = MINILM
+        .get_or_init(|| crate::minilm::MiniLm::load_default(tch::Device::Cpu).ok().map(Mutex::new))
+        .as_ref()?
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let embed = |words: &[String]| {
         let refs: Vec<&str> = words.iter().map(String::as_str).collect();
         model.embed(&refs).ok()

@@ -27,7 +27,7 @@ use crate::attributes::{
     persistence_counts, seed_diversity, AttributeAccuracy,
 };
 use crate::classifier::{count, Classifier, Scored};
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -486,14 +486,9 @@ pub fn load_for(path: &Path, req: &EvalRequest, ds: &Dataset) -> Result<Box<dyn 
 
 /// Loads the checkpoint at `path` for evaluation through its family's hook.
 pub fn load_evaluated(path: &Path, req: &EvalRequest) -> Result<Box<dyn Evaluated>> {
-    // The manifest first: it names a classifier or a damaged checkpoint before the config is read.
-    let dir = checkpoint::resolve(path)?;
-    checkpoint::verify(&dir)?;
-    let (entry, dir) = registry::family_of(&dir)?;
-    let load = entry.evaluated.with_context(|| {
-        format!("{} is a {} checkpoint; that family has no evaluation", dir.display(), entry.name)
-    })?;
-    load(&dir, req.device, req.weights)
+    // A scorer or a damaged checkpoint is named by `family_of`; the family's loader verifies
+    // every file's digest.
+    registry::load_evaluated(path, req.device, req.weights)
 }
 
 /// Scores one generator: every held-out item drawn at every seed through its family's hook;
@@ -538,8 +533,8 @@ fn score_model(
     )?;
     if reference.frames_per_story == 1 {
         // Captioned images: no ground truth to compare pixels with (a caption has many pictures).
-        let captions: Vec<String> =
-            stories.iter().map(|s| storyvis_core::captioned::captions_of(s)[0].clone()).collect();
+        let captions =
+            storyvis_core::captioned::first_captions(model.about().checkpoint, ds, stories)?;
         let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
         (row.ssim, row.psnr) = (None, None);
         row.r_precision = model.r_precision(&fake, &refs)?;
