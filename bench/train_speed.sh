@@ -5,16 +5,19 @@
 # the iterations (loading data, for text-to-image runs embedding every caption,
 # the final checkpoint).
 #
-#   bench/train_speed.sh --preset P --data DIR [--steps N] [--threads T] [--device D] [--set k=v]…
+#   bench/train_speed.sh --preset P --data DIR [--steps N] [--threads T] [--nproc N] [--device D] [--set k=v]…
+#
+# --nproc N trains as N processes (`storyvis train --nproc N`, data parallel, the same global
+# batch) with T threads each (default: the cores shared out).
 #
 # Prints one markdown row for BENCHMARKS.md. Runs go to a temporary directory, removed after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-preset="" data="" steps=10 threads="" device=cpu sets=()
+preset="" data="" steps=10 threads="" nproc=1 device=cpu sets=()
 while [ $# -gt 0 ]; do
     case $1 in
         --preset) preset=$2 ;; --data) data=$2 ;; --steps) steps=$2 ;;
-        --threads) threads=$2 ;; --device) device=$2 ;; --set) sets+=(--set "$2") ;;
+        --threads) threads=$2 ;; --nproc) nproc=$2 ;; --device) device=$2 ;; --set) sets+=(--set "$2") ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift 2
@@ -25,16 +28,21 @@ bin=target/release/storyvis
 [ -x $bin ] || { echo "build first: scripts/setup --no-run" >&2; exit 1; }
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 [ -z "$threads" ] || export OMP_NUM_THREADS=$threads
+procs=()
+[ "$nproc" = 1 ] || procs=(--nproc "$nproc")
+[ -z "$threads" ] || procs+=(--threads "$threads")
 runs=$(mktemp -d)
 trap 'rm -rf "$runs"' EXIT
 t0=$(date +%s.%N)
-$bin train --preset "$preset" --data "$data" --runs "$runs" --device "$device" ${sets[@]+"${sets[@]}"} \
+$bin train --preset "$preset" --data "$data" --runs "$runs" --device "$device" "${procs[@]}" ${sets[@]+"${sets[@]}"} \
     --set max_steps="$steps" --set log_every=1 --set sample_every=1000000 --set checkpoint_every=1000000 > "$runs/log" 2>&1 ||
     { cat "$runs/log" >&2; exit 1; }
 total=$(echo "$(date +%s.%N) - $t0" | bc)
-python3 - "$runs"/*/stats.jsonl "$preset" "$steps" "$total" "${OMP_NUM_THREADS:-all}" "$device" <<'EOF'
+python3 - "$runs"/*/stats.jsonl "$preset" "$steps" "$total" "${OMP_NUM_THREADS:-all}" "$device" "$nproc" <<'EOF'
 import json, statistics, sys
-path, preset, steps, total, threads, device = sys.argv[1:]
+path, preset, steps, total, threads, device, nproc = sys.argv[1:]
+if nproc != "1":
+    threads = f"{nproc} processes × {threads}"
 s = [json.loads(l)["seconds_per_iteration"] for l in open(path)]
 rest = s[2:]
 first = float(total) - sum(s)

@@ -1,5 +1,6 @@
 //! `storyvis`: prepare data, look at it, and (as the models land) train, generate and evaluate.
 
+mod launch;
 mod prepare;
 mod progress;
 mod t2i;
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use storyvis_core::config::Config;
+use storyvis_core::distributed::{Backend, Group, Launch};
 use storyvis_core::drawer::{Drawer, Format, Input, Layout};
 use storyvis_core::input::{self, Fit};
 use storyvis_core::registry;
@@ -197,6 +199,20 @@ struct TrainArgs {
     /// Print the resolved config and exit.
     #[arg(long)]
     dry_run: bool,
+    /// Train as N processes on this machine, data parallel: each takes 1/N of every batch
+    /// (the config's batch stays the global one) and gradients are averaged before each step.
+    /// Under torchrun, leave it out: its RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
+    /// MASTER_PORT are read.
+    #[arg(long, value_name = "N")]
+    nproc: Option<usize>,
+    /// The collective library of a multi-process run: gloo (CPU tensors) or nccl (CUDA
+    /// tensors). Default: nccl on CUDA, gloo on the CPU.
+    #[arg(long, value_name = "gloo|nccl")]
+    dist_backend: Option<String>,
+    /// Seconds a rank of a multi-process run waits for the others (to meet, and at every
+    /// exchange) before the run ends with an error.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    dist_timeout: u64,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -523,9 +539,31 @@ fn bench(a: BenchArgs) -> Result<()> {
 
 /// Exit status of a run stopped by Ctrl-C (after saving), as shells report SIGINT: so that
 /// `storyvis train … && next` does not carry on after an interrupted run.
-const INTERRUPTED: i32 = 130;
+pub(crate) const INTERRUPTED: i32 = 130;
 
-fn train(a: TrainArgs) -> Result<()> {
+/// The process group of a multi-process run, when this process is one of its ranks (started
+/// by `--nproc` or by a launcher such as torchrun).
+fn join_group(
+    a: &TrainArgs,
+    runtime: &mut storyvis_core::precision::Runtime,
+) -> Result<Option<Arc<Group>>> {
+    let Some(l) = Launch::from_env()? else {
+        return Ok(None);
+    };
+    if l.world == 1 {
+        return Ok(None);
+    }
+    runtime.device = l.device(runtime.device);
+    let backend = match &a.dist_backend {
+        Some(b) => b.parse()?,
+        None => Backend::for_device(runtime.device),
+    };
+    ensure!(a.dist_timeout > 0, "--dist-timeout 0: give the ranks at least a second");
+    let g = Group::join(&l, backend, std::time::Duration::from_secs(a.dist_timeout))?;
+    Ok(Some(Arc::new(g)))
+}
+
+fn train(a: TrainArgs, threads: Option<usize>) -> Result<()> {
     let config = Config::resolve(&a.preset, a.config.as_deref(), &a.sets)?;
     if a.resume.is_some() && a.config.is_some() {
         bail!("--config cannot be used with --resume: a resumed run keeps its config (--set may change {})", storyvis_core::config::RESUMABLE.join(", "));
@@ -534,8 +572,19 @@ fn train(a: TrainArgs) -> Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    let data = a.data.context("--data DIR is required (a dataset made by `storyvis prepare`)")?;
-    let runtime = a.runtime.resolve()?;
+    let data =
+        a.data.clone().context("--data DIR is required (a dataset made by `storyvis prepare`)")?;
+    let mut runtime = a.runtime.resolve()?;
+    if let Some(backend) = &a.dist_backend {
+        backend.parse::<Backend>()?;
+    }
+    if let (Some(n), false) = (a.nproc, launch::launched()) {
+        if n != 1 {
+            return launch::launch(n, threads, std::time::Duration::from_secs(a.dist_timeout));
+        }
+    }
+    let group = join_group(&a, &mut runtime)?;
+    let lead = group.as_ref().is_none_or(|g| g.rank() == 0);
     let start = match a.resume.as_deref() {
         None => Start::Fresh { runs: a.runs },
         Some("latest") => Start::Resume(storyvis_core::run_dir::latest_run(&a.runs, &a.preset)?),
@@ -548,12 +597,14 @@ fn train(a: TrainArgs) -> Result<()> {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(INTERRUPTED);
         }
-        eprintln!("\nstopping after this iteration (Ctrl-C again to quit at once)");
+        if lead {
+            eprintln!("\nstopping after this iteration (Ctrl-C again to quit at once)");
+        }
     });
     let progress = std::cell::RefCell::new(None::<Progress>);
     let started = Instant::now();
     let outcome = train::train(
-        TrainRequest { config, overrides: a.sets, data, start, runtime },
+        TrainRequest { config, overrides: a.sets, data, start, runtime, group },
         &|step, total, stats| {
             let mut p = progress.borrow_mut();
             let bar = p.get_or_insert_with(|| Progress::new(total as u64, "training"));
@@ -579,6 +630,13 @@ fn train(a: TrainArgs) -> Result<()> {
     )?;
     if let Some(p) = progress.borrow().as_ref() {
         p.finish();
+    }
+    if !lead {
+        // Rank 0 reports the run.
+        if outcome.interrupted {
+            std::process::exit(INTERRUPTED);
+        }
+        return Ok(());
     }
     let resumed = if outcome.first_step > 0 {
         format!(", resumed at step {}", outcome.first_step)
@@ -936,7 +994,7 @@ fn run(cli: Cli) -> Result<()> {
         storyvis_core::device::set_threads(n)?;
     }
     match cli.command {
-        Command::Train(a) => train(a),
+        Command::Train(a) => train(a, cli.threads),
         Command::Generate(a) => generate(a),
         Command::Words { checkpoint } => list_words(checkpoint),
         Command::TrainClassifier(a) => train_classifier(a),
@@ -983,7 +1041,11 @@ fn main() {
     storyvis_models::install();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+        match std::env::var("RANK") {
+            // A rank of a multi-process run says which it is.
+            Ok(r) if launch::launched() => eprintln!("error (rank {r}): {e:#}"),
+            _ => eprintln!("error: {e:#}"),
+        }
         std::process::exit(1);
     }
 }

@@ -8,34 +8,18 @@
 #include <ATen/autocast_mode.h>
 #include <dlfcn.h>
 
+#include "guard.h"
+
 #include <cstring>
 #include <string>
 #include <exception>
 
 namespace {
 
-void copy_message(const char* what, char* err, size_t len) {
-  if (err == nullptr || len == 0) return;
-  std::strncpy(err, what, len - 1);
-  err[len - 1] = '\0';
-}
-
 // 0: CPU, 1: CUDA (the device types storyvis runs on).
 c10::DeviceType device_type(int device) { return device == 1 ? c10::DeviceType::CUDA : c10::DeviceType::CPU; }
 
 }  // namespace
-
-#define STORYVIS_GUARD(body)                        \
-  try {                                             \
-    body;                                           \
-    return 0;                                       \
-  } catch (const std::exception& e) {               \
-    copy_message(e.what(), err, err_len);           \
-    return 1;                                       \
-  } catch (...) {                                   \
-    copy_message("unknown C++ exception", err, err_len); \
-    return 1;                                       \
-  }
 
 extern "C" {
 
@@ -105,11 +89,11 @@ int storyvis_is_channels_last(const at::Tensor* x, int* yes, char* err, size_t e
 // of that library; both truncated to `len` bytes.
 int storyvis_libtorch_config(char* config, size_t config_len, char* path, size_t path_len, char* err, size_t err_len) {
   STORYVIS_GUARD({
-    copy_message(at::show_config().c_str(), config, config_len);
+    storyvis::copy_message(at::show_config().c_str(), config, config_len);
     Dl_info info;
     const char* where = "";
     if (dladdr(reinterpret_cast<void*>(&at::show_config), &info) != 0 && info.dli_fname != nullptr) where = info.dli_fname;
-    copy_message(where, path, path_len);
+    storyvis::copy_message(where, path, path_len);
   })
 }
 

@@ -70,6 +70,52 @@ pub struct Draw {
     /// Roll-backs so far (each changes the random stream that follows).
     pub rollbacks: usize,
     pub seed: u64,
+    /// This process's part of every batch (`Shard::WHOLE` in a one-process run).
+    pub shard: Shard,
+}
+
+/// In data-parallel training (`distributed`), which part of every batch a process takes:
+/// rank `rank` of `world` takes the `rank`-th of `world` equal, consecutive parts of the batch
+/// every rank draws alike from (seed, step). A family draws its whole (global) batch from its
+/// host streams as in a one-process run, then keeps its part with `take`; libtorch's generator,
+/// which draws its noise, is seeded per rank by the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub world: usize,
+}
+
+impl Shard {
+    /// The whole batch: one process.
+    pub const WHOLE: Shard = Shard { rank: 0, world: 1 };
+
+    /// This rank's part of a batch drawn whole (its length divisible by `world`: the loop
+    /// checks the family's `batches` when the run starts).
+    pub fn take<T: Clone>(&self, whole: &[T]) -> Vec<T> {
+        let n = whole.len() / self.world;
+        whole[self.rank * n..(self.rank + 1) * n].to_vec()
+    }
+
+    /// This rank's rows of a `rows` × `cols` matrix of standard normal values that every rank
+    /// draws alike from `stream` (a host stream: the same on every machine), on `device`. A
+    /// family that draws its noise this way, in `begin`, trains the same for any number of
+    /// processes (the toy family does; the test of the loop's equivalence rests on it).
+    pub fn normal(&self, rows: usize, cols: usize, stream: u64, device: Device) -> Tensor {
+        let mut rng = Rng::for_item(stream, 0);
+        let mut v = Vec::with_capacity(rows * cols);
+        while v.len() < rows * cols {
+            // Box–Muller: two independent normal values from two uniform ones.
+            let (u1, u2) = (1.0 - rng.uniform(), rng.uniform());
+            let r = (-2.0 * u1.ln()).sqrt();
+            let a = std::f64::consts::TAU * u2;
+            v.push((r * a.cos()) as f32);
+            v.push((r * a.sin()) as f32);
+        }
+        v.truncate(rows * cols);
+        let n = rows / self.world;
+        let mine = &v[self.rank * n * cols..(self.rank + 1) * n * cols];
+        Tensor::from_slice(mine).view([n as i64, cols as i64]).to_device(device)
+    }
 }
 
 /// A model family in training.
@@ -85,6 +131,10 @@ pub trait Family {
     }
     /// Iterations in one pass over the training data.
     fn iters_per_epoch(&self) -> usize;
+    /// The batches an iteration draws, by config key (`batch`; StoryGAN's `story_batch` and
+    /// `image_batch`): in data-parallel training each is split across the ranks (`Shard`), so
+    /// the loop checks that every one divides.
+    fn batches(&self) -> Vec<(&'static str, usize)>;
     /// The phases of one iteration, in order (a phase may appear more than once).
     fn phases(&self) -> Vec<Phase>;
     /// The values an iteration reports (`Report`), in `stats.jsonl` order.

@@ -14,6 +14,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod digest;
+pub mod distributed;
 pub mod drawer;
 pub mod evaluation;
 pub mod family;

@@ -9,7 +9,8 @@
 
 use crate::checkpoint;
 use crate::config::{Config, NonFinite, Run};
-use crate::family::{Draw, Family, OptimizerSpec, Phase, Reported};
+use crate::distributed::Group;
+use crate::family::{Draw, Family, OptimizerSpec, Phase, Reported, Shard};
 use crate::optim::Adam;
 use crate::plot::line_chart;
 use crate::precision::{Precision, Runtime};
@@ -19,6 +20,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 use storyvis_data::dataset::Dataset;
 use storyvis_data::sheet::save_png;
@@ -41,6 +43,8 @@ pub struct TrainRequest {
     pub data: PathBuf,
     pub start: Start,
     pub runtime: Runtime,
+    /// The process group of a data-parallel run (`distributed`); None: one process.
+    pub group: Option<Arc<Group>>,
 }
 
 /// One logged line of `stats.jsonl`: the step, its epoch, each optimiser's learning rate
@@ -126,6 +130,8 @@ pub struct Engine<F: Family + ?Sized> {
     ema_half_life: usize,
     /// Batches of standing statistics for the averages (0: none).
     ema_standing: usize,
+    /// The process group of a data-parallel run.
+    group: Option<Arc<Group>>,
 }
 
 /// The averages' half-life ramps up over the first iterations: at iteration k it is at most
@@ -134,6 +140,9 @@ pub struct Engine<F: Family + ?Sized> {
 pub const EMA_RAMPUP: f64 = 0.05;
 
 pub use crate::streams::STANDING_SALT;
+
+/// Salts libtorch's generator per rank in a data-parallel run.
+pub const RANK_SALT: u64 = 0x2A4C;
 
 /// The weight of the old average after iteration `k` (1-based) at half-life `h` iterations:
 /// β = 0.5^(1 / min(h, EMA_RAMPUP · k)), and average ← β · average + (1 − β) · weights.
@@ -213,7 +222,81 @@ impl<F: Family + ?Sized> Engine<F> {
             ema: Vec::new(),
             ema_half_life: 0,
             ema_standing: 0,
+            group: None,
         })
+    }
+
+    /// Trains as one rank of `group` (data parallel, PyTorch's DistributedDataParallel): each
+    /// rank takes its part of every batch (`Shard`), gradients are averaged across the ranks
+    /// before every optimiser step, and reported values are averaged. Every batch the family
+    /// draws must split evenly.
+    pub fn set_group(&mut self, group: Arc<Group>) -> Result<()> {
+        let world = group.world();
+        for (key, b) in self.family.batches() {
+            ensure!(
+                b % world == 0,
+                "{key} = {b} does not split across {world} processes: the global batch is the config's, each process takes {key} / {world} of it (--set {key}={})",
+                b.div_ceil(world) * world
+            );
+        }
+        self.group = Some(group);
+        Ok(())
+    }
+
+    /// This process's part of every batch.
+    pub fn shard(&self) -> Shard {
+        self.group.as_ref().map_or(Shard::WHOLE, |g| Shard { rank: g.rank(), world: g.world() })
+    }
+
+    /// Every rank's networks, moving averages and optimiser state become rank 0's (at the
+    /// start and after a restore: identical weights everywhere, as DistributedDataParallel
+    /// broadcasts them). Variables go in name order, which every rank shares.
+    pub fn sync_state(&mut self) -> Result<()> {
+        let Some(g) = self.group.clone() else {
+            return Ok(());
+        };
+        let sorted = |vs: &VarStore| {
+            let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let mut stores: Vec<&VarStore> =
+            self.family.networks().into_iter().map(|(_, v)| v).collect();
+        stores.extend(self.ema.iter().map(|(_, v)| v));
+        tch::no_grad(|| -> Result<()> {
+            for vs in stores {
+                for (_, t) in sorted(vs) {
+                    g.broadcast(&t.detach(), 0)?;
+                }
+            }
+            for o in &mut self.opts {
+                for t in o.shared_state() {
+                    g.broadcast(t, 0)?;
+                }
+                o.step = g.broadcast_i64(o.step)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Averages the networks' statistics that are not trained (batch norm's running means and
+    /// variances, which each rank keeps over its own part of the batches, as StyleGAN's
+    /// training does) across the ranks: done before every sample sheet and checkpoint, so that
+    /// what is drawn and saved holds every rank's batches.
+    fn average_buffers(&mut self) -> Result<()> {
+        let Some(g) = self.group.clone() else {
+            return Ok(());
+        };
+        for (_, vs) in self.family.networks() {
+            let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            for (_, mut t) in v {
+                if !t.requires_grad() && t.is_floating_point() {
+                    tch::no_grad(|| g.all_reduce_mean(&mut t))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Keeps a moving average of the family's `averaged` networks from their current weights,
@@ -395,7 +478,13 @@ impl<F: Family + ?Sized> Engine<F> {
     /// never waits for the host. `reseed`: seed libtorch's generator from `at` first.
     pub fn iteration(&mut self, at: Draw, reseed: bool) -> Result<Option<Tensor>> {
         if reseed {
-            tch::manual_seed(mix(mix(at.seed, at.step as u64), at.rollbacks as u64 + 3) as i64);
+            let mut s = mix(mix(at.seed, at.step as u64), at.rollbacks as u64 + 3);
+            if at.shard.world > 1 {
+                // libtorch's generator (the families' noise) has a stream per rank; the host
+                // streams of the batches are shared and sharded (`Shard`).
+                s = mix(s, RANK_SALT + at.shard.rank as u64);
+            }
+            tch::manual_seed(s as i64);
         }
         let eager = self.nonfinite == NonFinite::Skip;
         let saved = eager.then(|| self.snapshot());
@@ -415,11 +504,18 @@ impl<F: Family + ?Sized> Engine<F> {
             drop(amp);
             let phase_optimizers = &self.phase_optimizers[i];
             let opts: Vec<&Adam> = phase_optimizers.iter().map(|&o| &self.opts[o]).collect();
-            let grads = Adam::backward(&loss, &opts);
+            let mut grads = Adam::backward(&loss, &opts);
+            if let Some(g) = &self.group {
+                // DistributedDataParallel's average of the ranks' gradients: each rank's loss
+                // is a mean over its part of the batch, so the average is the whole batch's.
+                for grad in &mut grads {
+                    g.all_reduce_mean(grad)?;
+                }
+            }
             let norms: Vec<Tensor> = grads.iter().map(|g| g.square().sum(Kind::Float)).collect();
             if eager {
                 let l = loss.double_value(&[]);
-                let bad = if !l.is_finite() {
+                let mut bad = if !l.is_finite() {
                     Some(format!("{} loss", phase.name))
                 } else {
                     // Every element finite (a squared norm can overflow where no element does).
@@ -430,6 +526,12 @@ impl<F: Family + ?Sized> Engine<F> {
                         .find(|(_, g)| !finite(g))
                         .map(|(&o, _)| format!("{} gradient", self.specs[o].name))
                 };
+                // Every rank skips, or none does.
+                if let Some(g) = &self.group {
+                    if g.any(bad.is_some())? && bad.is_none() {
+                        bad = Some(format!("{} loss on another rank", phase.name));
+                    }
+                }
                 if let Some(what) = bad {
                     eprintln!(
                         "warning: non-finite {what} at step {}; iteration skipped",
@@ -451,7 +553,12 @@ impl<F: Family + ?Sized> Engine<F> {
             reported.numel(),
             self.reported.len()
         );
-        let values = Tensor::cat(&[reported, Tensor::stack(&sq, 0).sqrt()], 0);
+        let mut values = Tensor::cat(&[reported, Tensor::stack(&sq, 0).sqrt()], 0);
+        if let Some(g) = &self.group {
+            // The whole batch's values (the mean of the ranks' means), the same on every rank,
+            // so that every rank takes the same decisions on them.
+            g.all_reduce_mean(&mut values)?;
+        }
         if eager {
             let v =
                 Vec::<f64>::try_from(values.to_kind(Kind::Double)).context("reported values")?;
@@ -473,6 +580,9 @@ impl<F: Family + ?Sized> Engine<F> {
         Ok(Some(values))
     }
 
+    /// Writes a checkpoint of the networks, their averages and the optimisers under `root`;
+    /// returns its directory. In a data-parallel run rank 0 writes it, and every rank then
+    /// waits until it is whole on disk (a roll-back reads it).
     pub fn save(
         &self,
         root: &Path,
@@ -481,19 +591,28 @@ impl<F: Family + ?Sized> Engine<F> {
         rollbacks: usize,
         data_digest: &str,
     ) -> Result<PathBuf> {
-        let opts: Vec<(&str, &Adam)> = self.specs.iter().map(|s| s.name).zip(&self.opts).collect();
-        let snap = checkpoint::Snapshot {
-            cfg,
-            files: self.family.files(),
-            shape: self.family.shape(),
-            step,
-            rollbacks,
-            data_digest,
+        let dir = if self.group.as_ref().is_none_or(|g| g.rank() == 0) {
+            let opts: Vec<(&str, &Adam)> =
+                self.specs.iter().map(|s| s.name).zip(&self.opts).collect();
+            let snap = checkpoint::Snapshot {
+                cfg,
+                files: self.family.files(),
+                shape: self.family.shape(),
+                step,
+                rollbacks,
+                data_digest,
+            };
+            let averages = self.averages();
+            let mut networks = self.family.networks();
+            networks.extend(averages.iter().map(|(n, vs)| (n.as_str(), *vs)));
+            checkpoint::save(root, &networks, &opts, &snap)?
+        } else {
+            root.join(checkpoint::step_name(step))
         };
-        let averages = self.averages();
-        let mut networks = self.family.networks();
-        networks.extend(averages.iter().map(|(n, vs)| (n.as_str(), *vs)));
-        checkpoint::save(root, &networks, &opts, &snap)
+        if let Some(g) = &self.group {
+            g.barrier()?;
+        }
+        Ok(dir)
     }
 
     /// Restores weights and optimiser state; returns (step, roll-backs).
@@ -606,11 +725,18 @@ pub fn parameters(vs: &tch::nn::VarStore) -> i64 {
 
 /// Runs training. `on_step(step, total, stats)` is called after every iteration; `stop` asks
 /// the loop to save a checkpoint and return after the current iteration.
+///
+/// In a data-parallel run (`req.group`) every rank runs this loop in step: rank 0 alone makes
+/// and writes the run directory (config, statistics, sample sheets, checkpoints) and calls
+/// `on_step`; the other ranks learn the run directory from it. Stopping (Ctrl-C, the time
+/// budget) is agreed at every iteration, so all ranks stop at the same one.
 pub fn train(
     req: TrainRequest,
     on_step: &dyn Fn(usize, usize, Option<&Stats>),
     stop: &AtomicBool,
 ) -> Result<Outcome> {
+    let group = req.group.clone();
+    let lead = group.as_ref().is_none_or(|g| g.rank() == 0);
     let ds = Dataset::open(&req.data)?;
     let data_digest = checkpoint::sha256(&ds.dir.join("manifest.jsonl"))?;
     let (cfg, resume_from, run_dir) = match &req.start {
@@ -648,10 +774,13 @@ pub fn train(
     let mut t = Engine::new(family, cfg.run.nonfinite, req.runtime.device)?;
     t.set_runtime(req.runtime)?;
     t.set_ema(cfg.run.ema_half_life, cfg.run.ema_standing)?;
+    if let Some(g) = &group {
+        t.set_group(g.clone())?;
+    }
     // A fresh run's numbered directory is made only once the data has loaded and the engine
-    // has accepted the config.
+    // has accepted the config (by rank 0; the other ranks learn it below).
     let mut run_dir =
-        if resume_from.is_some() { run_dir } else { new_run_dir(&run_dir, &cfg.preset)? };
+        if resume_from.is_some() || !lead { run_dir } else { new_run_dir(&run_dir, &cfg.preset)? };
 
     let (mut step, mut rollbacks) = (0, 0);
     let mut resume_from = resume_from;
@@ -659,7 +788,7 @@ pub fn train(
         Some(dir) => {
             (step, rollbacks) = t.restore(&dir)?;
             let newest = checkpoint::newest_step(&run_dir.join("checkpoints")).unwrap_or(step);
-            if newest > step && total_steps(&cfg.run, t.family.iters_per_epoch()) > step {
+            if lead && newest > step && total_steps(&cfg.run, t.family.iters_per_epoch()) > step {
                 // Continuing here would overwrite the checkpoints after `step` and interleave
                 // two histories in one record: continue in a new run directory instead.
                 let forked = fork(&run_dir, &dir, step, &cfg.preset)?;
@@ -671,11 +800,32 @@ pub fn train(
                 );
                 resume_from = Some(forked.join("checkpoints").join(checkpoint::step_name(step)));
                 run_dir = forked;
-            } else {
+            } else if lead {
                 eprintln!("resuming from {} (step {step})", dir.display());
             }
         }
-        None => write_run_files(&run_dir, &cfg, t.family.as_ref(), &ds, req.runtime)?,
+        None if lead => write_run_files(&run_dir, &cfg, t.family.as_ref(), &ds, req.runtime)?,
+        None => {}
+    }
+    if let Some(g) = &group {
+        let shared = g.share("run_dir", lead.then(|| run_dir.as_os_str().as_encoded_bytes()))?;
+        run_dir = PathBuf::from(String::from_utf8_lossy(&shared).into_owned());
+        // Identical weights and optimiser state everywhere, and the same step.
+        t.sync_state()?;
+        step = g.broadcast_i64(step as i64)? as usize;
+        rollbacks = g.broadcast_i64(rollbacks as i64)? as usize;
+        if lead {
+            eprintln!(
+                "training as {} processes, each taking its part of every batch ({})",
+                g.world(),
+                t.family
+                    .batches()
+                    .iter()
+                    .map(|(k, b)| format!("{k} {}", b / g.world()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
     let run = cfg.run.clone();
     let ipe = t.family.iters_per_epoch().max(1);
@@ -683,7 +833,7 @@ pub fn train(
     let columns = t.columns();
     let ckpts = run_dir.join("checkpoints");
     // The record holds exactly the steps up to where this run continues.
-    let mut stats_file = cut_stats(&run_dir, step)?;
+    let mut stats_file = if lead { Some(cut_stats(&run_dir, step)?) } else { None };
     let (first_step, mut iterations) = (step, 0);
     let mut last_ckpt = resume_from.clone();
     let mut timer = Instant::now();
@@ -694,16 +844,24 @@ pub fn train(
     let mut pending: Vec<(usize, Tensor)> = Vec::new();
     let started = Instant::now();
     let budget = (run.max_seconds > 0).then(|| std::time::Duration::from_secs(run.max_seconds));
+    let shard = t.shard();
     while step < total {
-        if stop.load(Ordering::SeqCst) {
+        let (mut stopping, mut spent) =
+            (stop.load(Ordering::SeqCst), budget.is_some_and(|b| started.elapsed() >= b));
+        if let Some(g) = &group {
+            // All ranks stop at the same iteration: when any is asked to.
+            let agreed = g.any_of(&[stopping, spent])?;
+            (stopping, spent) = (agreed[0], agreed[1]);
+        }
+        if stopping {
             interrupted = true;
             break;
         }
-        if budget.is_some_and(|b| started.elapsed() >= b) {
+        if spent {
             // The time budget is spent: saved below like a run's last step.
             break;
         }
-        if let Some(values) = t.iteration(Draw { step, rollbacks, seed: run.seed }, true)? {
+        if let Some(values) = t.iteration(Draw { step, rollbacks, seed: run.seed, shard }, true)? {
             pending.push((step + 1, values));
         }
         step += 1;
@@ -714,6 +872,7 @@ pub fn train(
         let save = step % run.checkpoint_every == 0 || step == total;
         let mut logged = None;
         if log || sample || save {
+            // The values are averaged across ranks: every rank takes the same decision here.
             let newest = match read_back(&mut pending, &columns) {
                 Ok(newest) => newest,
                 Err(e) if run.nonfinite == NonFinite::Rollback => {
@@ -726,13 +885,18 @@ pub fn train(
                     let dir = last_ckpt
                         .clone()
                         .with_context(|| format!("{e}; no checkpoint to roll back to"))?;
-                    eprintln!("warning: {e}; rolling back to {}", dir.display());
+                    if lead {
+                        eprintln!("warning: {e}; rolling back to {}", dir.display());
+                    }
                     let (back, _) = t.restore(&dir)?;
+                    t.sync_state()?;
                     step = back;
                     // The steps logged after the checkpoint are run again: drop them, from the
                     // record and the plot.
-                    stats_file = cut_stats(&run_dir, step)?;
-                    plot_losses(&run_dir)?;
+                    if lead {
+                        stats_file = Some(cut_stats(&run_dir, step)?);
+                        plot_losses(&run_dir)?;
+                    }
                     (timer, since_log) = (Instant::now(), 0);
                     continue;
                 }
@@ -753,15 +917,18 @@ pub fn train(
                     values,
                     seconds_per_iteration: timer.elapsed().as_secs_f64() / since_log as f64,
                 };
-                writeln!(stats_file, "{}", s.to_json())?;
+                if let Some(f) = stats_file.as_mut() {
+                    writeln!(f, "{}", s.to_json())?;
+                }
                 (timer, since_log) = (Instant::now(), 0);
                 logged = Some(s);
             }
         }
         if sample || save {
+            t.average_buffers()?;
             t.refresh_averages(run.seed)?;
         }
-        if sample {
+        if sample && lead {
             let sheet = t.with_averages(|f| f.sample_sheet(step, run.seed))?;
             save_png(
                 &sheet,
@@ -772,15 +939,20 @@ pub fn train(
         if save {
             last_ckpt = Some(t.save(&ckpts, &cfg, step, rollbacks, &data_digest)?);
         }
-        on_step(step, total, logged.as_ref());
+        if lead {
+            on_step(step, total, logged.as_ref());
+        }
     }
     if last_ckpt.as_ref().is_none_or(|c| !c.ends_with(checkpoint::step_name(step))) {
         if let Err(e) = read_back(&mut pending, &columns) {
             bail!("{e}; stopped without saving (the last good checkpoint is kept)");
         }
+        t.average_buffers()?;
         t.refresh_averages(run.seed)?;
         last_ckpt = Some(t.save(&ckpts, &cfg, step, rollbacks, &data_digest)?);
-        plot_losses(&run_dir)?;
+        if lead {
+            plot_losses(&run_dir)?;
+        }
     }
     Ok(Outcome {
         run_dir,
@@ -849,7 +1021,7 @@ pub fn bench(
     let parameters = t.family.networks().into_iter().map(|(n, vs)| (n, parameters(vs))).collect();
     let seed = cfg.run.seed;
     let train_ms = timed(device, warmup, iterations, &mut |step| {
-        t.iteration(Draw { step, rollbacks: 0, seed }, true).map(drop)
+        t.iteration(Draw { step, rollbacks: 0, seed, shard: Shard::WHOLE }, true).map(drop)
     })?;
     let sample_ms = timed(device, warmup, draws, &mut |_| {
         let _amp = precision.autocast(device)?;

@@ -7,29 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use storyvis_core::config::Config;
 use storyvis_core::precision::Runtime;
 use storyvis_core::train::{train, Outcome, Start, TrainRequest};
-use storyvis_data::clevr::{generate, GenerateOptions};
 use tch::Tensor;
 
 mod common;
 
-/// libtorch's random generator is global: runs take turns, with the toy family registered
-/// beside storyvis' own.
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    let turn = common::turn();
-    storyvis_core::registry::register(&common::toy::FAMILY);
-    turn
-}
-
-fn dataset(dir: &Path) {
-    let opts = GenerateOptions {
-        stories: 6,
-        seed: 3,
-        split: 1.0,
-        supersample: 1,
-        ..GenerateOptions::default()
-    };
-    generate(&opts, dir, false, &|| {}).unwrap();
-}
+use common::toy::{dataset, turn};
 
 fn toy(sets: &[&str]) -> Config {
     let s: Vec<String> = sets.iter().map(|x| x.to_string()).collect();
@@ -50,6 +32,7 @@ fn run_until(
         data: data.to_path_buf(),
         start,
         runtime: Runtime::cpu(),
+        group: None,
     };
     train(
         req,

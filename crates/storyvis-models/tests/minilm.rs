@@ -226,6 +226,7 @@ fn two_minilm_iterations(
         data: data.to_path_buf(),
         start: Start::Fresh { runs: runs.to_path_buf() },
         runtime: storyvis_core::precision::Runtime::cpu(),
+        group: None,
     };
     train(req, &|_, _, _| {}, &std::sync::atomic::AtomicBool::new(false))
 }
@@ -344,6 +345,7 @@ fn sdgan_reads_captions_and_word_features_through_minilm() {
         data,
         start: Start::Fresh { runs: root.path().join("runs") },
         runtime: Runtime::cpu(),
+        group: None,
     };
     let out = train(req, &|_, _, _| {}, &AtomicBool::new(false)).unwrap();
     assert_eq!(out.steps, 2);

@@ -43,6 +43,7 @@ fn run(config: Config, data: &Path, start: Start) -> storyvis_core::train::Outco
             data: data.to_path_buf(),
             start,
             runtime: Runtime::cpu(),
+            group: None,
         },
         &|_, _, _| {},
         &stop,
@@ -415,6 +416,7 @@ fn a_checkpoint_of_another_preset_or_a_damaged_one_is_refused() {
         data: data.clone(),
         start: Start::Resume(out.run_dir.clone()),
         runtime: Runtime::cpu(),
+        group: None,
     };
     let e = format!("{:#}", train(req, &|_, _, _| {}, &stop).err().unwrap());
     assert!(e.contains("from preset storygan-tiny, not storygan-small"), "{e}");
@@ -425,6 +427,7 @@ fn a_checkpoint_of_another_preset_or_a_damaged_one_is_refused() {
         data: data.clone(),
         start: Start::Resume(out.run_dir.clone()),
         runtime: Runtime::cpu(),
+        group: None,
     };
     let e = format!("{:#}", train(req, &|_, _, _| {}, &stop).err().unwrap());
     assert!(e.contains("a resumed run keeps its config"), "{e}");
@@ -449,6 +452,7 @@ fn a_checkpoint_of_another_preset_or_a_damaged_one_is_refused() {
         data: other,
         start: Start::Resume(out.run_dir.clone()),
         runtime: Runtime::cpu(),
+        group: None,
     };
     let e = format!("{:#}", train(req, &|_, _, _| {}, &stop).err().unwrap());
     assert!(e.contains("trained on other data than"), "{e}");
@@ -465,6 +469,7 @@ fn a_checkpoint_of_another_preset_or_a_damaged_one_is_refused() {
         data: data.clone(),
         start: Start::Fresh { runs: root.path().join("r2") },
         runtime: Runtime::cpu(),
+        group: None,
     };
     let e = format!("{:#}", train(req, &|_, _, _| {}, &stop).err().unwrap());
     assert!(e.contains("4 frames per story, the model 3"), "{e}");

@@ -242,6 +242,10 @@ impl Family for GanIntCls {
         (self.n / self.cfg.batch as usize).max(1)
     }
 
+    fn batches(&self) -> Vec<(&'static str, usize)> {
+        vec![("batch", self.cfg.batch as usize)]
+    }
+
     fn phases(&self) -> Vec<Phase> {
         // The discriminator, `g_steps` generator updates, the style encoder.
         let mut v = vec![Phase::new(DISCRIMINATOR, &["discriminator"])];
@@ -258,7 +262,12 @@ impl Family for GanIntCls {
 
     fn begin(&mut self, at: Draw) -> Result<()> {
         let batch = self.captions.batch(at, self.cfg.batch as usize, self.iters_per_epoch());
-        let (idx, right, wrong) = (batch.images, batch.right, batch.wrong);
+        // The whole batch is drawn, then this rank's part taken (`Shard`).
+        let (idx, right, wrong) = (
+            at.shard.take(&batch.images),
+            at.shard.take(&batch.right),
+            at.shard.take(&batch.wrong),
+        );
         let pick = |rows: &[i64]| self.captions.rows(rows, self.device);
         let rows = Tensor::from_slice(&idx).to_device(self.device);
         let real = storyvis_core::data::to_unit(&self.images.index_select(0, &rows));
@@ -272,7 +281,8 @@ impl Family for GanIntCls {
     fn loss(&mut self, phase: &str) -> Result<Tensor> {
         let it = self.now.as_mut().context("a phase outside an iteration")?;
         let (c, nets, recipe) = (&self.cfg, &self.nets, &self.recipe);
-        let b = c.batch;
+        // This rank's part of the batch (all of it in a one-process run).
+        let b = it.real.size()[0];
         let device = self.device;
         let noise = || Tensor::randn([b, c.noise_dim], (Kind::Float, device));
         let z = noise();

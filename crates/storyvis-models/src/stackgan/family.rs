@@ -412,6 +412,10 @@ impl Family for StackGan {
         (self.n / self.cfg.batch as usize).max(1)
     }
 
+    fn batches(&self) -> Vec<(&'static str, usize)> {
+        vec![("batch", self.cfg.batch as usize)]
+    }
+
     fn phases(&self) -> Vec<Phase> {
         vec![Phase::new(DISCRIMINATOR, &["discriminator"]), Phase::new(GENERATOR, &["generator"])]
     }
@@ -442,7 +446,11 @@ impl Family for StackGan {
                     same.push(0.0);
                 }
             }
-            Some((self.branch(&rows)?, Tensor::from_slice(&same).to_device(self.device)))
+            let same = at.shard.take(&same);
+            Some((
+                self.branch(&at.shard.take(&rows))?,
+                Tensor::from_slice(&same).to_device(self.device),
+            ))
         } else {
             None
         };
@@ -450,6 +458,9 @@ impl Family for StackGan {
         if self.cfg.wrong_swap > 0.0 {
             self.captions.swap_wrong(&right, &mut wrong, self.cfg.wrong_swap, &mut rng);
         }
+        // The whole batch was drawn; this rank keeps its part (`Shard`).
+        let (idx, right, wrong) =
+            (at.shard.take(&idx), at.shard.take(&right), at.shard.take(&wrong));
         let real = storyvis_core::data::to_unit(
             &self.images.index_select(0, &Tensor::from_slice(&idx).to_device(self.device)),
         );

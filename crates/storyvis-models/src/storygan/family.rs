@@ -398,6 +398,13 @@ impl Family for StoryGanTrainer {
         (self.train.len() / self.cfg.story_batch as usize).max(1)
     }
 
+    fn batches(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("story_batch", self.cfg.story_batch as usize),
+            ("image_batch", self.cfg.image_batch as usize),
+        ]
+    }
+
     fn phases(&self) -> Vec<Phase> {
         let mut v = vec![Phase::new(IMAGE_D, &["image_d"])];
         if self.model.ds.is_some() {
@@ -434,7 +441,10 @@ impl Family for StoryGanTrainer {
         let (story, img, frames) = match fixed {
             Some(batches) => batches,
             None => {
+                // The whole batches are drawn; this rank keeps its part (`Shard`).
                 let (story_idx, img_idx, frames) = self.draw(at.step, at.seed);
+                let (story_idx, img_idx, frames) =
+                    (at.shard.take(&story_idx), at.shard.take(&img_idx), at.shard.take(&frames));
                 (
                     self.train.batch(&story_idx, self.device),
                     self.train.batch(&img_idx, self.device),
@@ -621,7 +631,15 @@ pub fn one_iteration(
     t.set_runtime(runtime)?;
     t.family.model.g.feed_noise(noise);
     let values = t
-        .iteration(Draw { step: 0, rollbacks: 0, seed: cfg.run.seed }, false)?
+        .iteration(
+            Draw {
+                step: 0,
+                rollbacks: 0,
+                seed: cfg.run.seed,
+                shard: storyvis_core::family::Shard::WHOLE,
+            },
+            false,
+        )?
         .context("an iteration skipped its update")?;
     let values = Vec::<f64>::try_from(values.to_kind(Kind::Double)).context("reported values")?;
     Ok((values, t.family.model))

@@ -410,6 +410,10 @@ impl Family for Tganc {
         (self.text_ids.len() / self.cfg.batch as usize).max(1)
     }
 
+    fn batches(&self) -> Vec<(&'static str, usize)> {
+        vec![("batch", self.cfg.batch as usize)]
+    }
+
     fn phases(&self) -> Vec<Phase> {
         // The discriminators (and the caption encoder, from their matching-aware terms), then
         // `g_steps` generator updates, each with fresh noise.
@@ -453,6 +457,8 @@ impl Family for Tganc {
                     .collect()
             }
         };
+        // The whole batch was drawn; this rank keeps its part (`Shard`).
+        let (idx, wrong) = (at.shard.take(&idx), at.shard.take(&wrong));
         let rows = |r: &[i64]| Tensor::from_slice(r).to_device(self.device);
         let real = to_network(&self.clips.index_select(0, &rows(&idx)));
         let report = Report::new(&self.reported(), self.device);
@@ -468,7 +474,8 @@ impl Family for Tganc {
     fn loss(&mut self, phase: &str) -> Result<Tensor> {
         let it = self.now.as_mut().context("a phase outside an iteration")?;
         let (c, nets, recipe) = (&self.cfg, &self.nets, &self.recipe);
-        let z = Tensor::randn([c.batch, c.noise_dim], (Kind::Float, self.device));
+        // This rank's part of the batch (all of it in a one-process run).
+        let z = Tensor::randn([it.real.size()[0], c.noise_dim], (Kind::Float, self.device));
         let aux = recipe.aux_attributes > 0.0;
         let l = match phase {
             DISCRIMINATOR => {

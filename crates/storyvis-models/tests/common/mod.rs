@@ -34,6 +34,7 @@ pub fn run(config: Config, data: &Path, start: Start) -> anyhow::Result<Outcome>
             data: data.to_path_buf(),
             start,
             runtime: Runtime::cpu(),
+            group: None,
         },
         &|_, _, _| {},
         &stop,

@@ -16,6 +16,7 @@ use storyvis_core::family::{Draw, Family, FamilyEntry, OptimizerSpec, Phase, Rep
 use storyvis_core::input::Fit;
 use storyvis_core::loss;
 use storyvis_core::nn::{leaky, linear};
+use storyvis_core::train::mix;
 use storyvis_data::dataset::{Dataset, Split, StoryRecord};
 use storyvis_data::rng::Rng;
 use tch::nn::{Module, VarStore};
@@ -111,8 +112,11 @@ pub struct Toy {
     /// Mean colours of the training frames [N, 3] in [−1, 1].
     data: Tensor,
     device: Device,
-    /// The iteration's real batch and attempt, and its reported values.
+    /// The iteration's real batch, its noise for each phase (drawn whole on the host and
+    /// sharded, so that the toy trains the same for any number of processes), its attempt,
+    /// and its reported values.
     real: Option<Tensor>,
+    noise: Option<[Tensor; 2]>,
     at: Option<Draw>,
     report: Option<Report>,
 }
@@ -136,6 +140,7 @@ impl Toy {
             data,
             device,
             real: None,
+            noise: None,
             at: None,
             report: None,
         }
@@ -173,6 +178,10 @@ impl Family for Toy {
         (self.data.size()[0] / self.cfg.batch).max(1) as usize
     }
 
+    fn batches(&self) -> Vec<(&'static str, usize)> {
+        vec![("batch", self.cfg.batch as usize)]
+    }
+
     fn phases(&self) -> Vec<Phase> {
         vec![
             Phase::new("discriminator", &["discriminator"]),
@@ -192,8 +201,12 @@ impl Family for Toy {
         let n = self.data.size()[0] as usize;
         let mut rng = Rng::for_item(storyvis_core::train::mix(at.seed, 7), at.step as u64);
         let idx: Vec<i64> = (0..self.cfg.batch).map(|_| rng.below(n) as i64).collect();
+        let idx = at.shard.take(&idx);
         self.real =
             Some(self.data.index_select(0, &Tensor::from_slice(&idx).to_device(self.device)));
+        let stream = mix(mix(at.seed, at.step as u64), at.rollbacks as u64);
+        let (b, d) = (self.cfg.batch as usize, self.cfg.noise_dim as usize);
+        self.noise = Some([1, 2].map(|k| at.shard.normal(b, d, mix(stream, k), self.device)));
         self.at = Some(at);
         self.report = Some(Report::new(&self.reported(), self.device));
         Ok(())
@@ -203,10 +216,8 @@ impl Family for Toy {
         let real = self.real.as_ref().context("a phase outside an iteration")?;
         let inject = self.inject();
         let report = self.report.as_mut().context("a phase outside an iteration")?;
-        let fake = self.nets.g.forward(&Tensor::randn(
-            [self.cfg.batch, self.cfg.noise_dim],
-            (Kind::Float, self.device),
-        ));
+        let noise = self.noise.as_ref().context("a phase outside an iteration")?;
+        let fake = self.nets.g.forward(&noise[(phase != "discriminator") as usize]);
         if phase == "discriminator" {
             let (r, f) = (self.nets.d.forward(real), self.nets.d.forward(&fake.detach()));
             // The matching-aware loss with no mismatched pairs: real → 1, fake → 0.
@@ -390,4 +401,24 @@ impl Evaluated for Loaded {
         };
         storyvis_core::evaluation::by_seed(items.len(), seeds, batch, &draw, sink)
     }
+}
+
+/// libtorch's random generator is global: runs take turns (`common::turn`), with the toy family
+/// registered beside storyvis' own.
+pub fn turn() -> std::sync::MutexGuard<'static, ()> {
+    let turn = super::turn();
+    storyvis_core::registry::register(&FAMILY);
+    turn
+}
+
+/// The toy's usual training set: six rendered stories, all in the training split.
+pub fn dataset(dir: &Path) {
+    let opts = storyvis_data::clevr::GenerateOptions {
+        stories: 6,
+        seed: 3,
+        split: 1.0,
+        supersample: 1,
+        ..Default::default()
+    };
+    storyvis_data::clevr::generate(&opts, dir, false, &|| {}).unwrap();
 }
