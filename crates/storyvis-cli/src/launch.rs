@@ -2,10 +2,15 @@
 //! --standalone --nproc-per-node N` starts them (each with `RANK`, `LOCAL_RANK`, `WORLD_SIZE`,
 //! `MASTER_ADDR`, `MASTER_PORT`), then watched: when one fails, the others get the process
 //! group's timeout to end on their own error (a rank that exits closes its connections, so
-//! they usually end at once) and are then stopped.
+//! they usually end at once) and are then stopped. The ranks run in their own process group:
+//! Ctrl-C (or SIGTERM) reaches the launcher, which passes it on to every rank once, and a rank
+//! whose launcher dies is ended by the kernel (PR_SET_PDEATHSIG), never left behind.
 
 use anyhow::{bail, ensure, Context, Result};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Set in the processes `launch` starts, so that they train as ranks instead of launching.
@@ -46,9 +51,14 @@ pub fn launch(nproc: usize, threads: Option<usize>, timeout: Duration) -> Result
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_rank = threads.unwrap_or((cores / nproc).max(1));
-    // Ctrl-C reaches every rank from the terminal; they agree to stop and save. The launcher
-    // only waits for them.
-    let _ = ctrlc::set_handler(|| {});
+    // Ctrl-C and SIGTERM are counted here and passed on to every rank (they agree on the
+    // iteration to stop at and save; a second one ends them at once).
+    let signals = Arc::new(AtomicUsize::new(0));
+    let count = signals.clone();
+    let _ = ctrlc::set_handler(move || {
+        count.fetch_add(1, Ordering::SeqCst);
+    });
+    let mut forwarded = 0;
     let mut ranks: Vec<Option<Child>> = Vec::with_capacity(nproc);
     for rank in 0..nproc {
         let mut c = Command::new(&exe);
@@ -58,7 +68,15 @@ pub fn launch(nproc: usize, threads: Option<usize>, timeout: Duration) -> Result
             .env("RANK", rank.to_string())
             .env("LOCAL_RANK", rank.to_string())
             .env("MASTER_ADDR", "127.0.0.1")
-            .env("MASTER_PORT", port.to_string());
+            .env("MASTER_PORT", port.to_string())
+            .process_group(0);
+        // SAFETY: prctl with constant arguments is async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
         if threads.is_none() {
             c.args(["--threads", &per_rank.to_string()]);
         }
@@ -77,6 +95,14 @@ pub fn launch(nproc: usize, threads: Option<usize>, timeout: Duration) -> Result
     let mut first_failure: Option<(usize, ExitStatus, Instant)> = None;
     let mut stopped = Vec::new();
     loop {
+        let asked = signals.load(Ordering::SeqCst);
+        while forwarded < asked {
+            for child in ranks.iter().flatten() {
+                // SAFETY: kill(2) on the pid of a child not yet reaped.
+                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+            }
+            forwarded += 1;
+        }
         for (rank, slot) in ranks.iter_mut().enumerate() {
             if let Some(child) = slot {
                 if let Some(status) = child.try_wait()? {

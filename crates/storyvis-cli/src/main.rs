@@ -558,6 +558,10 @@ fn join_group(
         Some(b) => b.parse()?,
         None => Backend::for_device(runtime.device),
     };
+    ensure!(
+        backend == Backend::Gloo || runtime.device.is_cuda(),
+        "--dist-backend nccl exchanges CUDA tensors: train with --device cuda, or use gloo on the CPU"
+    );
     ensure!(a.dist_timeout > 0, "--dist-timeout 0: give the ranks at least a second");
     let g = Group::join(&l, backend, std::time::Duration::from_secs(a.dist_timeout))?;
     Ok(Some(Arc::new(g)))
@@ -587,8 +591,20 @@ fn train(a: TrainArgs, threads: Option<usize>) -> Result<()> {
     let lead = group.as_ref().is_none_or(|g| g.rank() == 0);
     let start = match a.resume.as_deref() {
         None => Start::Fresh { runs: a.runs },
-        Some("latest") => Start::Resume(storyvis_core::run_dir::latest_run(&a.runs, &a.preset)?),
+        Some("latest") if lead => {
+            Start::Resume(storyvis_core::run_dir::latest_run(&a.runs, &a.preset)?)
+        }
+        // The other ranks resume what rank 0 resolved (`latest` could name another run by the
+        // time a slower rank looks).
+        Some(_) if !lead => Start::Resume(PathBuf::new()),
         Some(dir) => Start::Resume(PathBuf::from(dir)),
+    };
+    let start = match (start, &group) {
+        (Start::Resume(dir), Some(g)) => {
+            let shared = g.share("resume", lead.then(|| dir.as_os_str().as_encoded_bytes()))?;
+            Start::Resume(PathBuf::from(String::from_utf8_lossy(&shared).into_owned()))
+        }
+        (start, _) => start,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();

@@ -125,11 +125,11 @@ fn is_rank(pid: u32, rank: usize) -> bool {
         .any(|kv| kv == format!("RANK={rank}").as_bytes())
 }
 
-#[test]
-fn a_killed_rank_ends_the_run_with_an_error_and_only_whole_checkpoints() {
-    let root = tempfile::tempdir().unwrap();
-    let data = small_data(root.path(), 8);
-    let runs = root.path().join("runs");
+/// `train --nproc 2` on a small set, from a long run, once its ranks have logged 3 steps
+/// (checkpoints every 2): the launcher, the data and the runs directory.
+fn training_as_two(root: &Path) -> (std::process::Child, PathBuf, PathBuf) {
+    let data = small_data(root, 8);
+    let runs = root.join("runs");
     let mut launcher = Command::new(env!("CARGO_BIN_EXE_storyvis"))
         .args(tiny(&data, &runs, &["--nproc", "2", "--dist-timeout", "60"]))
         .args(["--set", "max_steps=100000", "--set", "checkpoint_every=2", "--set", "log_every=1"])
@@ -137,13 +137,71 @@ fn a_killed_rank_ends_the_run_with_an_error_and_only_whole_checkpoints() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the ranks train (a few logged steps and a checkpoint).
     let started = Instant::now();
     while run_dirs(&runs).first().is_none_or(|d| logged_steps(d).len() < 3) {
         assert!(started.elapsed() < Duration::from_secs(120), "the ranks never trained");
         assert!(launcher.try_wait().unwrap().is_none(), "the launcher ended early");
         std::thread::sleep(Duration::from_millis(100));
     }
+    (launcher, data, runs)
+}
+
+/// Ctrl-C to the launcher reaches both ranks once: they stop at the same step, rank 0 saves
+/// it, and the run exits 130 like a one-process run.
+#[test]
+fn ctrl_c_to_the_launcher_stops_every_rank_at_one_saved_step() {
+    let root = tempfile::tempdir().unwrap();
+    let (launcher, _, runs) = training_as_two(root.path());
+    let pid = launcher.id();
+    let ranks = children(pid);
+    assert_eq!(ranks.len(), 2);
+    assert!(Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap().success());
+    let out = launcher.wait_with_output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{t}");
+    assert_eq!(t.matches("stopped at step").count(), 1, "{t}");
+    let run = &run_dirs(&runs)[0];
+    let latest = std::fs::read_to_string(run.join("checkpoints/latest")).unwrap();
+    let step: u64 = latest.trim_start_matches("step-").parse().unwrap();
+    assert_eq!(logged_steps(run).last(), Some(&step), "{t}");
+    assert!(ranks.iter().all(|r| gone(*r)), "ranks {ranks:?} left behind");
+}
+
+/// Whether process `pid` has ended (no such process, or a zombie waiting to be reaped).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // "pid (comm) S …": the state follows the command's closing parenthesis.
+        Ok(stat) => {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        }
+    }
+}
+
+/// A launcher that is killed outright takes its ranks with it (they are sent SIGTERM, stop
+/// together and save), leaving no rank training on.
+#[test]
+fn ranks_end_when_their_launcher_is_killed() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut launcher, _, _) = training_as_two(root.path());
+    let ranks = children(launcher.id());
+    assert_eq!(ranks.len(), 2);
+    launcher.kill().unwrap();
+    launcher.wait().unwrap();
+    let killed = Instant::now();
+    while !ranks.iter().all(|r| gone(*r)) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "ranks {ranks:?} outlived their launcher"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_killed_rank_ends_the_run_with_an_error_and_only_whole_checkpoints() {
+    let root = tempfile::tempdir().unwrap();
+    let (launcher, data, runs) = training_as_two(root.path());
     let rank1 = children(launcher.id())
         .into_iter()
         .find(|&c| is_rank(c, 1))
@@ -156,7 +214,7 @@ fn a_killed_rank_ends_the_run_with_an_error_and_only_whole_checkpoints() {
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
     assert!(t.contains("rank 1 of 2 was killed (signal 9"), "{t}");
-    assert!(t.contains("another rank has exited or stopped answering"), "{t}");
+    assert!(t.contains("another rank has probably exited or stopped answering"), "{t}");
     assert!(!t.contains("panicked"), "{t}");
     // Every checkpoint left is whole: it loads (checksums verified) and resumes.
     let run = &run_dirs(&runs)[0];

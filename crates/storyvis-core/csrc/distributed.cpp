@@ -103,19 +103,22 @@ struct Group {
 
 extern "C" {
 
-// Joins the group `world` processes make through the TCP store at host:port (rank 0 serves it),
-// with `backend` 0: gloo, 1: NCCL; every collective and store wait gives up after `timeout_ms`.
-int storyvis_dist_init(const char* host, int port, int rank, int world, int backend, long long timeout_ms, void** out, char* err, size_t err_len) {
+// Joins the group `world` processes make through the TCP store at host:port, with `backend` 0:
+// gloo, 1: NCCL; every collective and store wait gives up after `timeout_ms`. `serve`: this
+// process hosts the store (rank 0, unless a launcher's agent already does, as torchrun's
+// does); keys go under `prefix` (a launcher's store outlives a restart of the ranks).
+int storyvis_dist_init(const char* host, int port, int rank, int world, int serve, const char* prefix, int backend, long long timeout_ms, void** out, char* err, size_t err_len) {
   STORYVIS_GUARD({
     auto timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions opts;
     opts.port = static_cast<std::uint16_t>(port);
-    opts.isServer = rank == 0;
+    opts.isServer = serve != 0;
+    // Every rank counts itself in; the host waits until all have.
     opts.numWorkers = static_cast<size_t>(world);
     opts.waitWorkers = true;
     opts.timeout = timeout;
     c10::intrusive_ptr<c10d::Store> tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), opts);
-    auto store = c10::make_intrusive<c10d::PrefixStore>("storyvis", tcp);
+    auto store = c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), tcp);
     auto* g = new Group{store, {}, timeout};
     try {
       g->backend = backend == 1 ? new_nccl(store, rank, world, timeout) : new_gloo(store, rank, world, timeout);
@@ -128,6 +131,21 @@ int storyvis_dist_init(const char* host, int port, int rank, int world, int back
 }
 
 void storyvis_dist_free(void* group) { delete static_cast<Group*>(group); }
+
+// Hosts a TCP store at port, as a launcher's agent does (torchrun's), for ranks that join it as
+// clients; freed by storyvis_dist_store_free.
+int storyvis_dist_store_host(int port, long long timeout_ms, void** out, char* err, size_t err_len) {
+  STORYVIS_GUARD({
+    c10d::TCPStoreOptions opts;
+    opts.port = static_cast<std::uint16_t>(port);
+    opts.isServer = true;
+    opts.waitWorkers = false;
+    opts.timeout = std::chrono::milliseconds(timeout_ms);
+    *out = new c10::intrusive_ptr<c10d::Store>(c10::make_intrusive<c10d::TCPStore>("127.0.0.1", opts));
+  })
+}
+
+void storyvis_dist_store_free(void* store) { delete static_cast<c10::intrusive_ptr<c10d::Store>*>(store); }
 
 // In place across the group: `op` 0 the sum, 1 the maximum.
 int storyvis_dist_allreduce(void* group, const at::Tensor* t, int op, char* err, size_t err_len) {

@@ -22,6 +22,8 @@ extern "C" {
         port: c_int,
         rank: c_int,
         world: c_int,
+        serve: c_int,
+        prefix: *const c_char,
         backend: c_int,
         timeout_ms: i64,
         out: *mut *mut c_void,
@@ -29,6 +31,14 @@ extern "C" {
         len: usize,
     ) -> c_int;
     fn storyvis_dist_free(group: *mut c_void);
+    fn storyvis_dist_store_host(
+        port: c_int,
+        timeout_ms: i64,
+        out: *mut *mut c_void,
+        err: *mut c_char,
+        len: usize,
+    ) -> c_int;
+    fn storyvis_dist_store_free(store: *mut c_void);
     fn storyvis_dist_allreduce(
         group: *mut c_void,
         t: *const C_tensor,
@@ -122,6 +132,12 @@ pub struct Launch {
     pub local_rank: usize,
     pub master_addr: String,
     pub master_port: u16,
+    /// The launcher's agent hosts the store at MASTER_ADDR:MASTER_PORT already (torchrun sets
+    /// `TORCHELASTIC_USE_AGENT_STORE=True`): every rank joins it as a client.
+    pub agent_store: bool,
+    /// How many times the launcher has restarted the ranks (`TORCHELASTIC_RESTART_COUNT`):
+    /// the keys of each start go apart in the agent's store, which outlives them.
+    pub restarts: u32,
 }
 
 /// The variables `Launch::from_env` reads.
@@ -164,7 +180,20 @@ impl Launch {
             .ok()
             .filter(|p| *p > 0)
             .with_context(|| format!("MASTER_PORT={port:?} is not a port number (1–65535)"))?;
-        Ok(Some(Launch { rank, world, local_rank, master_addr, master_port }))
+        let agent_store = var("TORCHELASTIC_USE_AGENT_STORE").is_some_and(|v| v == "True");
+        let restarts = match var("TORCHELASTIC_RESTART_COUNT") {
+            Some(v) => number("TORCHELASTIC_RESTART_COUNT", &v)? as u32,
+            None => 0,
+        };
+        Ok(Some(Launch {
+            rank,
+            world,
+            local_rank,
+            master_addr,
+            master_port,
+            agent_store,
+            restarts,
+        }))
     }
 }
 
@@ -177,6 +206,27 @@ impl Launch {
         } else {
             asked
         }
+    }
+}
+
+/// A TCP store hosted by this process for ranks that join it as clients, as a launcher's agent
+/// hosts one (torchrun's, with `TORCHELASTIC_USE_AGENT_STORE=True` in the ranks).
+pub struct StoreHost(*mut c_void);
+
+impl StoreHost {
+    pub fn new(port: u16, timeout: Duration) -> Result<StoreHost> {
+        let mut h = std::ptr::null_mut();
+        let ms = timeout.as_millis().min(i64::MAX as u128) as i64;
+        call(|err, len| unsafe { storyvis_dist_store_host(port as c_int, ms, &mut h, err, len) })
+            .map_err(|e| anyhow::anyhow!("hosting a store at port {port}: {e}"))?;
+        Ok(StoreHost(h))
+    }
+}
+
+impl Drop for StoreHost {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from storyvis_dist_store_host and is freed once.
+        unsafe { storyvis_dist_store_free(self.0) }
     }
 }
 
@@ -206,6 +256,8 @@ impl Group {
     /// Joins the run's group through its TCP store, waiting up to `timeout` for every rank.
     pub fn join(launch: &Launch, backend: Backend, timeout: Duration) -> Result<Group> {
         let host = CString::new(launch.master_addr.trim()).context("MASTER_ADDR holds a NUL")?;
+        let prefix = CString::new(format!("storyvis/{}", launch.restarts)).expect("no NUL");
+        let serve = launch.rank == 0 && !launch.agent_store;
         let mut handle = std::ptr::null_mut();
         let ms = timeout.as_millis().min(i64::MAX as u128) as i64;
         call(|err, len| unsafe {
@@ -214,6 +266,8 @@ impl Group {
                 launch.master_port as c_int,
                 launch.rank as c_int,
                 launch.world as c_int,
+                serve as c_int,
+                prefix.as_ptr(),
                 (backend == Backend::Nccl) as c_int,
                 ms,
                 &mut handle,
@@ -246,7 +300,7 @@ impl Group {
     /// The error of a collective that failed: another rank has exited or stopped answering.
     fn lost(&self, what: &str, e: String) -> anyhow::Error {
         anyhow::anyhow!(
-            "rank {} of {}: {what} failed, so another rank has exited or stopped answering (waited at most {} s): {e}; this rank stops without saving (the last checkpoint is kept)",
+            "rank {} of {}: {what} failed (another rank has probably exited or stopped answering; waited at most {} s): {e}; this rank stops without saving (the last checkpoint is kept)",
             self.rank,
             self.world,
             self.timeout.as_secs()
@@ -383,9 +437,23 @@ mod tests {
                 world: 4,
                 local_rank: 1,
                 master_addr: "node0".into(),
-                master_port: 29500
+                master_port: 29500,
+                agent_store: false,
+                restarts: 0,
             }
         );
+        let agent = Launch::from_vars(vars(&[
+            ("WORLD_SIZE", "2"),
+            ("RANK", "0"),
+            ("MASTER_ADDR", "h"),
+            ("MASTER_PORT", "29400"),
+            ("TORCHELASTIC_USE_AGENT_STORE", "True"),
+            ("TORCHELASTIC_RESTART_COUNT", "2"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(agent.agent_store);
+        assert_eq!(agent.restarts, 2);
         let base = [("WORLD_SIZE", "2"), ("RANK", "1"), ("MASTER_ADDR", "h")];
         // LOCAL_RANK defaults to RANK.
         let mut v = base.to_vec();
@@ -420,6 +488,8 @@ mod tests {
             local_rank: 0,
             master_addr: "127.0.0.1".into(),
             master_port: port,
+            agent_store: false,
+            restarts: 0,
         };
         let g = Group::join(&l, Backend::Gloo, Duration::from_secs(30)).unwrap();
         let mut t = Tensor::from_slice(&[1.5f32, -2.0, 3.0]);
@@ -437,7 +507,23 @@ mod tests {
     /// broadcasts against their closed forms, and rank 0's value through the store.
     #[test]
     fn two_ranks_sum_and_broadcast() {
+        two_ranks(false);
+    }
+
+    /// The same with the store hosted by someone else (torchrun's agent), every rank a client.
+    #[test]
+    fn two_ranks_meet_at_a_launchers_store() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let _agent = StoreHost::new(port, Duration::from_secs(30)).unwrap();
+        two_ranks_at(port, true);
+    }
+
+    fn two_ranks(agent_store: bool) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        two_ranks_at(port, agent_store);
+    }
+
+    fn two_ranks_at(port: u16, agent_store: bool) {
         let ranks: Vec<_> = (0..2)
             .map(|rank| {
                 std::thread::spawn(move || {
@@ -447,6 +533,8 @@ mod tests {
                         local_rank: rank,
                         master_addr: "127.0.0.1".into(),
                         master_port: port,
+                        agent_store,
+                        restarts: 1,
                     };
                     let g = Group::join(&l, Backend::Gloo, Duration::from_secs(30)).unwrap();
                     let r = rank as f32;

@@ -118,13 +118,13 @@ impl Adam {
         });
     }
 
-    /// Copies of the moments and the step count (to undo updates with `set_moments`).
     /// The parameters' flat buffer and both moments, in place (what a data-parallel run
     /// broadcasts from rank 0).
     pub fn shared_state(&self) -> [&Tensor; 3] {
         [&self.flat, &self.m, &self.v]
     }
 
+    /// Copies of the moments and the step count (to undo updates with `set_moments`).
     pub fn moments(&self) -> (Tensor, Tensor, i64) {
         (self.m.copy(), self.v.copy(), self.step)
     }

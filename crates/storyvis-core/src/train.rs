@@ -233,14 +233,21 @@ impl<F: Family + ?Sized> Engine<F> {
     pub fn set_group(&mut self, group: Arc<Group>) -> Result<()> {
         let world = group.world();
         for (key, b) in self.family.batches() {
+            // Two items a rank at least: batch norm's running variance of one item is 0/0.
+            let fits = b % world == 0 && b / world >= 2;
             ensure!(
-                b % world == 0,
-                "{key} = {b} does not split across {world} processes: the global batch is the config's, each process takes {key} / {world} of it (--set {key}={})",
-                b.div_ceil(world) * world
+                fits,
+                "{key} = {b} does not split across {world} processes into parts of 2 or more: the global batch is the config's, each process takes {key} / {world} of it (a new run can --set {key}={}; a resumed one keeps its batch: use a number of processes that divides it)",
+                b.div_ceil(world).max(2) * world
             );
         }
         self.group = Some(group);
         Ok(())
+    }
+
+    /// Whether this process reports and writes: the only one, or rank 0 of a group.
+    fn lead(&self) -> bool {
+        self.group.as_ref().is_none_or(|g| g.rank() == 0)
     }
 
     /// This process's part of every batch.
@@ -279,22 +286,31 @@ impl<F: Family + ?Sized> Engine<F> {
         })
     }
 
-    /// Averages the networks' statistics that are not trained (batch norm's running means and
-    /// variances, which each rank keeps over its own part of the batches, as StyleGAN's
-    /// training does) across the ranks: done before every sample sheet and checkpoint, so that
-    /// what is drawn and saved holds every rank's batches.
+    /// Averages batch norm's running means and variances, which each rank keeps over its own
+    /// part of the batches (as StyleGAN's training does), across the ranks, in the networks
+    /// and in their moving averages (which copy them): done before every sample sheet and
+    /// checkpoint, so that what is drawn and saved holds every rank's batches.
     fn average_buffers(&mut self) -> Result<()> {
         let Some(g) = self.group.clone() else {
             return Ok(());
         };
-        for (_, vs) in self.family.networks() {
-            let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        let running = |n: &str| n.ends_with("running_mean") || n.ends_with("running_var");
+        let nets = self.family.networks();
+        for (_, vs) in &nets {
+            let mut v: Vec<(String, Tensor)> =
+                vs.variables().into_iter().filter(|(n, _)| running(n)).collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
             for (_, mut t) in v {
-                if !t.requires_grad() && t.is_floating_point() {
-                    tch::no_grad(|| g.all_reduce_mean(&mut t))?;
-                }
+                tch::no_grad(|| g.all_reduce_mean(&mut t))?;
             }
+        }
+        for (name, avg) in &self.ema {
+            let live = network(&nets, name).expect("an averaged network").variables();
+            tch::no_grad(|| {
+                for (n, mut a) in avg.variables().into_iter().filter(|(n, _)| running(n)) {
+                    a.copy_(&live[&n]);
+                }
+            });
         }
         Ok(())
     }
@@ -533,10 +549,12 @@ impl<F: Family + ?Sized> Engine<F> {
                     }
                 }
                 if let Some(what) = bad {
-                    eprintln!(
-                        "warning: non-finite {what} at step {}; iteration skipped",
-                        at.step + 1
-                    );
+                    if self.lead() {
+                        eprintln!(
+                            "warning: non-finite {what} at step {}; iteration skipped",
+                            at.step + 1
+                        );
+                    }
                     self.restore_snapshot(saved.expect("snapshot"));
                     return Ok(None);
                 }
@@ -568,10 +586,12 @@ impl<F: Family + ?Sized> Engine<F> {
                 .zip(&v)
                 .find(|((_, _, checked), x)| *checked && !x.is_finite())
             {
-                eprintln!(
-                    "warning: non-finite {what} ({x}) at step {}; iteration skipped",
-                    at.step + 1
-                );
+                if self.lead() {
+                    eprintln!(
+                        "warning: non-finite {what} ({x}) at step {}; iteration skipped",
+                        at.step + 1
+                    );
+                }
                 self.restore_snapshot(saved.expect("snapshot"));
                 return Ok(None);
             }
@@ -591,7 +611,7 @@ impl<F: Family + ?Sized> Engine<F> {
         rollbacks: usize,
         data_digest: &str,
     ) -> Result<PathBuf> {
-        let dir = if self.group.as_ref().is_none_or(|g| g.rank() == 0) {
+        let dir = if self.lead() {
             let opts: Vec<(&str, &Adam)> =
                 self.specs.iter().map(|s| s.name).zip(&self.opts).collect();
             let snap = checkpoint::Snapshot {
