@@ -71,7 +71,8 @@ enum Command {
         #[arg(long)]
         checkpoint: Option<PathBuf>,
     },
-    /// Train the CLEVR-SV attribute classifier that `eval` scores generated frames with.
+    /// Train the classifier `eval` scores generated frames with: CLEVR-SV's attributes (the
+    /// default, models/clevr-classifier), Pororo-SV's characters or any labelled story data.
     TrainClassifier(ClassifierArgs),
     /// Train the CLEVR object detector that finds where drawn objects are and what each is
     /// (from rendered frames, which list their objects' centres).
@@ -173,7 +174,8 @@ struct BenchArgs {
 #[derive(Args)]
 struct TrainArgs {
     /// Preset: storygan-clevr (the reference configuration), storygan-quality, storygan-small,
-    /// storygan-tiny;
+    /// storygan-tiny; storygan-pororo (Pororo-SV, the paper's), storygan-pororo-fast,
+    /// storygan-pororo-tiny;
     /// gan-int-cls-clevr (the paper's), gan-int-cls-twemoji, gan-int-cls-small,
     /// gan-int-cls-fast (the budget-first recipe), gan-int-cls-tiny;
     /// stackgan-clevr, stackgan-clevr-stage2, stackgan-small, stackgan-small-stage2,
@@ -380,7 +382,8 @@ struct ClassifierArgs {
     #[arg(long)]
     data: PathBuf,
     /// Where the classifier goes (a directory; must be empty or absent unless --force). Without
-    /// it: models/clevr-classifier for frames; a video dataset's clip classifier needs --out.
+    /// it: models/clevr-classifier for CLEVR frames; other labels (Pororo-SV's characters) and a
+    /// video dataset's clip classifier need --out.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Training iterations.
@@ -807,10 +810,18 @@ const RELATION_WORDS: [&str; 6] = ["left", "right", "behind", "front", "middle",
 
 fn train_classifier(a: ClassifierArgs) -> Result<()> {
     let device = storyvis_core::device::parse_device(&a.device)?;
-    let video = Dataset::read_header(&a.data)?.kind == storyvis_data::bouncing::KIND;
+    let header = Dataset::read_header(&a.data)?;
+    let video = header.kind == storyvis_data::bouncing::KIND;
+    let clevr_labels = header.label_names.len() == storyvis_data::clevr::scene::LABEL_LEN
+        && header.label_names.iter().all(|n| n.contains(':') && !n.starts_with("character:"));
     let out = match a.out {
         Some(o) => o,
         None if video => bail!("give --out for a clip classifier (the default, {DEFAULT_CLASSIFIER}, is the CLEVR-SV attribute classifier)"),
+        None if !clevr_labels => bail!(
+            "give --out for a classifier of {}'s {} labels (the default, {DEFAULT_CLASSIFIER}, is the CLEVR-SV attribute classifier)",
+            header.kind,
+            header.label_names.len()
+        ),
         None => PathBuf::from(DEFAULT_CLASSIFIER),
     };
     let req = ClassifierRequest {

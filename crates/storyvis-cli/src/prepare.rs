@@ -14,6 +14,11 @@ pub enum Prepare {
     /// CLEVR-SV stories (4 frames, one object added per frame): rendered by our ray caster,
     /// or imported from the StoryGAN layout with --import.
     ClevrSv(ClevrSvArgs),
+    /// Pororo-SV (the StoryGAN paper's cartoon stories: five frames, nine character labels,
+    /// descriptions), imported from the published archive's layout (img_cache4.npy,
+    /// following_cache4.npy, descriptions.npy, labels.npy, train_seen_unseen_ids.npy and the
+    /// episode folders of frame strips), keeping its train / val / test split.
+    PororoSv(PororoArgs),
     /// CLEVR captions: single scenes of 1–4 objects, each with several differently phrased
     /// captions and attribute labels (text-to-image data).
     ClevrCaptions(CaptionsArgs),
@@ -35,6 +40,7 @@ pub enum Prepare {
 pub fn run(p: Prepare) -> Result<()> {
     match p {
         Prepare::ClevrSv(a) => prepare_clevr_sv(a),
+        Prepare::PororoSv(a) => prepare_pororo(a),
         Prepare::ClevrCaptions(a) => prepare_clevr_captions(a),
         Prepare::Import(a) => import(a),
         Prepare::Twemoji(a) => twemoji(a),
@@ -81,6 +87,83 @@ pub struct ClevrSvArgs {
     strict: bool,
 }
 
+#[derive(Args)]
+pub struct PororoArgs {
+    /// The archive's folder (the five .npy files beside the episode folders).
+    #[arg(long, value_name = "DIR")]
+    import: PathBuf,
+    /// Output dataset directory (replaced atomically; must be empty or absent unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Frame side in pixels (the paper trains at 64).
+    #[arg(long, default_value_t = 64)]
+    size: u32,
+    /// Which description of a frame is its sentence: first, random (drawn per frame from
+    /// --seed), or all (the first as the sentence, every one kept as the frame's captions).
+    #[arg(long, default_value = "first", value_name = "first|all|random")]
+    description: String,
+    /// Which square of a frame's strip is the frame: first, middle, or random (drawn per frame
+    /// from --seed; the reference loaders draw one at every epoch).
+    #[arg(long, default_value = "first", value_name = "first|middle|random")]
+    frame: String,
+    /// Seed of the random picks.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fail if any story cannot be imported (by default stories with a frame, label or
+    /// description missing are skipped and reported).
+    #[arg(long)]
+    strict: bool,
+    /// Replace a non-empty output directory.
+    #[arg(long)]
+    force: bool,
+}
+
+fn prepare_pororo(a: PororoArgs) -> Result<()> {
+    use storyvis_data::pororo;
+    let start = Instant::now();
+    let opts = pororo::ImportOptions {
+        size: a.size,
+        description: a.description.parse()?,
+        cut: a.frame.parse()?,
+        seed: a.seed,
+        strict: a.strict,
+    };
+    let progress = Progress::new(pororo::stories_in(&a.import).max(1) as u64, "importing");
+    let result = pororo::import(&a.import, &a.out, a.force, &opts, &|| progress.tick());
+    progress.finish();
+    let report = result?;
+    let ds = storyvis_data::dataset::Dataset::read_header(&a.out)?;
+    println!(
+        "imported {} Pororo-SV stories ({} train, {} val, {} test) from {} into {} in {:.1}s",
+        report.imported,
+        ds.source["splits"]["train"],
+        ds.source["splits"]["val"],
+        ds.source["splits"]["test"],
+        a.import.display(),
+        a.out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    report_skipped(&report, &a.out);
+    Ok(())
+}
+
+/// Lists an import's skipped stories (the first ten) on stderr.
+fn report_skipped(report: &clevr::import::ImportReport, out: &std::path::Path) {
+    if report.skipped.is_empty() {
+        return;
+    }
+    eprintln!(
+        "skipped {} {} of the source (--strict makes this an error):",
+        report.skipped.len(),
+        if report.skipped.len() == 1 { "story" } else { "stories" }
+    );
+    eprintln!("{}", clevr::import::list(&report.skipped));
+    eprintln!(
+        "(all of them are listed under source.skipped in {})",
+        out.join("manifest.jsonl").display()
+    );
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum PhrasingArg {
     Standard,
@@ -107,18 +190,7 @@ fn prepare_clevr_sv(a: ClevrSvArgs) -> Result<()> {
             a.out.display(),
             start.elapsed().as_secs_f64()
         );
-        if !report.skipped.is_empty() {
-            eprintln!(
-                "skipped {} {} of the source (--strict makes this an error):",
-                report.skipped.len(),
-                if report.skipped.len() == 1 { "story" } else { "stories" }
-            );
-            eprintln!("{}", clevr::import::list(&report.skipped));
-            eprintln!(
-                "(all of them are listed under source.skipped in {})",
-                a.out.join("manifest.jsonl").display()
-            );
-        }
+        report_skipped(&report, &a.out);
         return Ok(());
     }
     let opts = GenerateOptions {

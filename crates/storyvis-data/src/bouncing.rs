@@ -274,7 +274,8 @@ pub fn sample_clip(
     let split = Split::of(index, opts.clips, opts.split);
     let (pool, want_held) = match split {
         Split::Train => (train, false),
-        Split::Test => (test, test_clip_held_out(index, opts)),
+        // `Split::of` makes no validation clips.
+        Split::Val | Split::Test => (test, test_clip_held_out(index, opts)),
     };
     let mut rng = Rng::for_item(opts.seed, index as u64);
     let mut picks: Vec<usize> = (0..opts.digits).map(|_| rng.below(pool.len())).collect();
@@ -507,7 +508,8 @@ mod tests {
                             .zip(&tracks)
                             .all(|(&p, t)| train.labels[p] == t.class));
                     }
-                    Split::Test => {
+                    Split::Val | Split::Test => {
+                        assert_eq!(split, Split::Test);
                         assert_eq!(held.holds(&combo), test_clip_held_out(i, &opts));
                         test_kinds[held.holds(&combo) as usize] += 1;
                     }

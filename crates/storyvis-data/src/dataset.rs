@@ -38,6 +38,9 @@ pub struct Header {
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
+    /// A validation split (Pororo-SV's published one): neither trained on nor evaluated by
+    /// default.
+    Val,
     Test,
 }
 

@@ -11,6 +11,7 @@ pub mod mnist;
 pub mod npm;
 pub mod npy;
 pub mod pickle;
+pub mod pororo;
 pub mod rng;
 pub mod sheet;
 pub mod torch_legacy;

@@ -1,5 +1,6 @@
-//! The CLEVR-SV attribute classifier that scores generated frames (docs/EVALUATION.md): which shapes,
-//! colours, materials and sizes are present in a frame, as 15 independent yes/no outputs.
+//! The attribute classifier that scores generated frames (docs/EVALUATION.md): which labels are
+//! present in a frame, as independent yes/no outputs (CLEVR-SV's 15 shapes, colours, materials
+//! and sizes; Pororo-SV's nine characters; any labelled story dataset's).
 //! Trained by storyvis on real frames of the training split; its held-out scores on real frames
 //! are stored with it, so every number it produces on generated frames has a ceiling beside it.
 //!

@@ -21,7 +21,7 @@ pub struct StoryData {
     /// Frame labels (objects present) [N, T, labels] f32.
     pub labels: Tensor,
     /// One-hots of the object each frame adds (slot t of its vector) [N, T, 15] f32: what
-    /// its sentence names.
+    /// its sentence names; in datasets without CLEVR-SV's object slots, the frame's labels.
     pub added: Tensor,
     pub ids: Vec<String>,
     pub sentences: Vec<Vec<String>>,
@@ -133,23 +133,33 @@ impl StoryData {
                 ])
             }
         };
-        let added: Vec<f32> = stories
-            .iter()
-            .flat_map(|s| {
-                s.frames.iter().enumerate().flat_map(|(k, f)| {
-                    let start = (k * SLOT_LEN).min(f.vector.len());
-                    let end = (start + LABEL_LEN).min(f.vector.len());
-                    let mut slot = f.vector[start..end].to_vec();
-                    slot.resize(LABEL_LEN, 0.0);
-                    slot
+        let labels = load_labels(stories).view([n, t as i64, -1]);
+        // CLEVR-SV's vectors hold a slot per object in order of entry; other story datasets
+        // (Pororo-SV's characters) have none, and a sentence names what its frame shows.
+        let slots =
+            ds.header.label_names.len() == LABEL_LEN && ds.header.vector_len >= t * SLOT_LEN;
+        let added = if slots {
+            let added: Vec<f32> = stories
+                .iter()
+                .flat_map(|s| {
+                    s.frames.iter().enumerate().flat_map(|(k, f)| {
+                        let start = (k * SLOT_LEN).min(f.vector.len());
+                        let end = (start + LABEL_LEN).min(f.vector.len());
+                        let mut slot = f.vector[start..end].to_vec();
+                        slot.resize(LABEL_LEN, 0.0);
+                        slot
+                    })
                 })
-            })
-            .collect();
+                .collect();
+            Tensor::from_slice(&added).view([n, t as i64, LABEL_LEN as i64])
+        } else {
+            labels.shallow_clone()
+        };
         Ok(StoryData {
             images,
             text,
-            labels: load_labels(stories).view([n, t as i64, -1]),
-            added: Tensor::from_slice(&added).view([n, t as i64, LABEL_LEN as i64]),
+            labels,
+            added,
             ids: stories.iter().map(|s| s.id.clone()).collect(),
             sentences,
         })
