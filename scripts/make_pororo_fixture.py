@@ -12,11 +12,17 @@ Under crates/storyvis-data/tests/fixtures/pororo-sv/:
     descriptions.npy           {frame path without .png: [descriptions]}, pickled as Python 2
                                wrote it (protocol 2, byte strings as SHORT_BINSTRING, the
                                module numpy.core.multiarray)
-    labels.npy                 {frame path without .png: 9 float labels}, pickle protocol 3
+    labels.npy                 {frame path without .png: 9 float labels}, as Python 2 pickled it
+                               (protocol 2: each array's data a byte string)
     train_seen_unseen_ids.npy  object array of three int64 index arrays (np.save, protocol 4)
     expected.json              what the importer must produce, per story
 Under crates/storyvis-data/tests/fixtures/pororo-sv-variants/ (each replaces one file):
     labels_missing_one.npy     labels.npy without frame Pororo_ENGLISH1_1/Pororo_ENGLISH1_1_ep1/5
+                               (pickle protocol 3, as Python 3 writes it)
+    labels_protocol3.npy       labels.npy in pickle protocol 3, labels as lists of bools
+    ids_plain_pickle.npy       the splits as a plain pickle (no .npy header) of a tuple of arrays,
+                               which np.load(allow_pickle=True) also reads
+    ids_2d.npy                 splits of equal length as one int64 array [3, 2]
     following_wrong_shape.npy  following_cache4.npy of shape [8, 3]
     img_cache_float.npy        img_cache4.npy as float32
     ids_out_of_range.npy       the test split names story 99
@@ -121,7 +127,7 @@ def main():
     np.save(os.path.join(fix, "img_cache4.npy"), img_cache)
     np.save(os.path.join(fix, "following_cache4.npy"), following)
     write_npy(os.path.join(fix, "descriptions.npy"), boxed(descriptions), Py2Pickler, protocol=2)
-    write_npy(os.path.join(fix, "labels.npy"), boxed(labels), protocol=3)
+    write_npy(os.path.join(fix, "labels.npy"), boxed(labels), Py2Pickler, protocol=2)
     splits = [np.array([0, 1, 4, 5], dtype=np.int64), np.array([2], dtype=np.int64), np.array([3, 6, 7], dtype=np.int64)]
     ids = np.empty(3, dtype=object)
     for k, s in enumerate(splits):
@@ -144,6 +150,12 @@ def main():
     missing = dict(labels)
     del missing[EPISODES[0] + "/5"]
     write_npy(os.path.join(variants, "labels_missing_one.npy"), boxed(missing), protocol=3)
+    as_bools = {k: [bool(x) for x in v] for k, v in labels.items()}
+    write_npy(os.path.join(variants, "labels_protocol3.npy"), boxed(as_bools), protocol=3)
+    with open(os.path.join(variants, "ids_plain_pickle.npy"), "wb") as fp:
+        pickle.dump(tuple(splits), fp, protocol=2)
+    # Three splits of two stories each: train 0 1, val 2 3, test 4 5 (6 and 7 in none).
+    np.save(os.path.join(variants, "ids_2d.npy"), np.array([[0, 1], [2, 3], [4, 5]], dtype=np.int64))
     np.save(os.path.join(variants, "following_wrong_shape.npy"), following[:, :3])
     np.save(os.path.join(variants, "img_cache_float.npy"), np.zeros(8, dtype=np.float32))
     bad = np.empty(3, dtype=object)

@@ -812,8 +812,7 @@ fn train_classifier(a: ClassifierArgs) -> Result<()> {
     let device = storyvis_core::device::parse_device(&a.device)?;
     let header = Dataset::read_header(&a.data)?;
     let video = header.kind == storyvis_data::bouncing::KIND;
-    let clevr_labels = header.label_names.len() == storyvis_data::clevr::scene::LABEL_LEN
-        && header.label_names.iter().all(|n| n.contains(':') && !n.starts_with("character:"));
+    let clevr_labels = header.label_names == storyvis_data::clevr::scene::label_names();
     let out = match a.out {
         Some(o) => o,
         None if video => bail!("give --out for a clip classifier (the default, {DEFAULT_CLASSIFIER}, is the CLEVR-SV attribute classifier)"),
@@ -859,8 +858,13 @@ fn train_classifier(a: ClassifierArgs) -> Result<()> {
     let result = classifier::train_classifier(&req, &note);
     progress.finish();
     let m = result?;
+    // Later papers' names for a character classifier's scores (Pororo-SV).
+    let (f1, exact) = match storyvis_eval::eval::label_kind(&m.labels) {
+        "character" => ("character F1", "frame accuracy"),
+        _ => ("F1", "exact match"),
+    };
     println!(
-        "classifier in {} after {:.0}s; held-out real frames ({}): micro F1 {:.4}, macro F1 {:.4}, exact match {:.4}",
+        "classifier in {} after {:.0}s; held-out real frames ({}): micro {f1} {:.4}, macro {f1} {:.4}, {exact} {:.4}",
         req.out.display(),
         started.elapsed().as_secs_f64(),
         m.held_out.frames,

@@ -11,7 +11,7 @@
 //!   Labels are the class, one-hot. Without the class lists, `split` of the classes (in name
 //!   order) train and the rest test, as the paper splits by class.
 //! * `folder`: anything else: `SRC/captions.jsonl`, one line per image:
-//!   `{"image": "relative/path.png", "captions": ["…", …], "split": "train"|"test",
+//!   `{"image": "relative/path.png", "captions": ["…", …], "split": "train"|"test" (no "val"),
 //!   "labels": ["tag", …]}` (`split` and `labels` optional; without `split`, the first `split`
 //!   share of the lines train).
 //!
@@ -188,6 +188,11 @@ fn folder_items(src: &Path, opts: &CaptionImport) -> Result<Vec<Item>> {
         let captions: Vec<String> =
             l.captions.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
         ensure!(!captions.is_empty(), "{}: no caption", at());
+        ensure!(
+            l.split != Some(Split::Val),
+            "{}: split \"val\": captioned images are \"train\" or \"test\"",
+            at()
+        );
         let split = l.split.unwrap_or(if k < n_train { Split::Train } else { Split::Test });
         items.push(Item {
             id: format!("{k:06}"),
@@ -396,6 +401,10 @@ mod tests {
             ("{\"image\":\"a.png\",\"captions\":[\" \"]}", "line 1: no caption"),
             ("{\"image\":\"a.png\"}", "line 1"),
             ("{\"image\":\"nope.png\",\"captions\":[\"x\"]}", "cannot read image"),
+            (
+                "{\"image\":\"a.png\",\"captions\":[\"x\"],\"split\":\"val\"}",
+                "\"train\" or \"test\"",
+            ),
         ] {
             write(&src.join("captions.jsonl"), bad.as_bytes());
             let e = format!(

@@ -96,6 +96,7 @@ pub fn to_f32_vec(v: &Value) -> Result<Vec<f32>> {
             .map(|x| match x {
                 Value::Float(f) => Ok(*f as f32),
                 Value::Int(i) => Ok(*i as f32),
+                Value::Bool(b) => Ok(f32::from(u8::from(*b))),
                 other => bail!("expected a number, found {}", other.kind()),
             })
             .collect(),

@@ -102,20 +102,59 @@ pub struct ImportOptions {
     pub strict: bool,
 }
 
-/// The text of a path entry: `|S` bytes or `<U` unicode, NUL padding dropped.
-fn entry_text(raw: &[u8], unicode: bool) -> Result<String> {
+/// Text from bytes: UTF-8 where they are, else latin-1 (what Python 2's `str` held either way).
+fn decode(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => bytes.iter().map(|&b| b as char).collect(),
+    }
+}
+
+/// The text of a fixed-width entry: `S` bytes or `U` unicode (`big_endian`: `>U`), NUL padding
+/// dropped.
+fn entry_text(raw: &[u8], unicode: bool, big_endian: bool) -> Result<String> {
     if unicode {
         let chars: Vec<char> = raw
             .chunks(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .map(|c| {
+                let b = [c[0], c[1], c[2], c[3]];
+                if big_endian {
+                    u32::from_be_bytes(b)
+                } else {
+                    u32::from_le_bytes(b)
+                }
+            })
             .take_while(|&c| c != 0)
-            .map(|c| char::from_u32(c).context("a path holds an invalid character"))
+            .map(|c| char::from_u32(c).context("an entry holds an invalid character"))
             .collect::<Result<_>>()?;
         return Ok(chars.into_iter().collect());
     }
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    // Python 2 wrote latin-1 byte strings.
-    Ok(raw[..end].iter().map(|&b| b as char).collect())
+    Ok(decode(&raw[..end]))
+}
+
+/// The text of a pickled string (Python 3 `str`, or Python 2 `str` as bytes).
+fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::Bytes(b) => Some(decode(b)),
+        other => other.as_text(),
+    }
+}
+
+/// The texts of a fixed-width string array's raw data.
+fn fixed_texts(file: &str, raw: &[u8], d: &crate::dtype::Dtype) -> Result<Option<Vec<String>>> {
+    let unicode = d.descr.starts_with('U');
+    if !(unicode || d.descr.starts_with('S') || d.descr.starts_with('a')) {
+        return Ok(None);
+    }
+    let width = d.itemsize()?;
+    ensure!(width > 0, "{file}: strings of width 0");
+    let texts = raw
+        .chunks(width)
+        .map(|c| entry_text(c, unicode, d.order == '>'))
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| format!("{file}: reading its strings"))?;
+    Ok(Some(texts))
 }
 
 /// A `.npy` of paths (`|S…` bytes or `<U…` str, or objects that are strings): their texts and
@@ -129,17 +168,11 @@ fn paths(file: &str, v: Value) -> Result<(Vec<usize>, Vec<String>)> {
     };
     let texts = match (data, dtype) {
         (ArrayData::Raw(raw), Some(d)) => {
-            let unicode = d.descr.starts_with('U');
-            if !(unicode || d.descr.starts_with('S') || d.descr.starts_with('a')) {
-                return Err(bad(format!("dtype '{}'", d.name())));
-            }
-            let width = d.itemsize()?;
-            ensure!(width > 0, "{file}: paths of width 0");
-            raw.chunks(width).map(|c| entry_text(c, unicode)).collect::<Result<Vec<_>>>()?
+            fixed_texts(file, &raw, &d)?.ok_or_else(|| bad(format!("dtype '{}'", d.name())))?
         }
         (ArrayData::Objects(items), _) => items
             .iter()
-            .map(|x| x.as_text().ok_or_else(|| bad(format!("an entry that is {}", x.kind()))))
+            .map(|x| text_of(x).ok_or_else(|| bad(format!("an entry that is {}", x.kind()))))
             .collect::<Result<Vec<_>>>()?,
         (ArrayData::Raw(_), None) => return Err(bad("an array without a dtype".into())),
     };
@@ -206,7 +239,7 @@ struct Layout {
     /// Each story's five frame paths.
     stories: Vec<Vec<String>>,
     descriptions: HashMap<String, Vec<String>>,
-    labels: HashMap<String, Vec<u8>>,
+    labels: HashMap<String, std::result::Result<Vec<u8>, String>>,
     /// train, val, test story indices.
     splits: [Vec<usize>; 3],
 }
@@ -220,6 +253,11 @@ fn read(src: &Path, name: &str) -> Result<Value> {
         FILES.join(", ")
     );
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    // np.load(allow_pickle=True), as the reference loaders call it, also reads a plain pickle.
+    if !bytes.starts_with(b"\x93NUMPY") {
+        return crate::pickle::load(&bytes)
+            .with_context(|| format!("{} is neither a .npy nor a pickle", path.display()));
+    }
     npy::load(&bytes).with_context(|| format!("{} is not a readable .npy", path.display()))
 }
 
@@ -249,15 +287,16 @@ fn parse(src: &Path) -> Result<Layout> {
         .collect();
     let mut descriptions = HashMap::new();
     for (k, v) in dict(FILES[2], read(src, FILES[2])?)? {
-        let key = k.as_text().with_context(|| format!("{}: a key is {}", FILES[2], k.kind()))?;
+        let key = text_of(&k).with_context(|| format!("{}: a key is {}", FILES[2], k.kind()))?;
         let texts: Vec<String> = match &v {
-            Value::List(items) | Value::Tuple(items) => {
-                items.iter().filter_map(Value::as_text).collect()
-            }
+            Value::List(items) | Value::Tuple(items) => items.iter().filter_map(text_of).collect(),
             Value::Array(NdArray { data: ArrayData::Objects(items), .. }) => {
-                items.iter().filter_map(Value::as_text).collect()
+                items.iter().filter_map(text_of).collect()
             }
-            other => other.as_text().into_iter().collect(),
+            Value::Array(NdArray { data: ArrayData::Raw(raw), dtype: Some(d), .. }) => {
+                fixed_texts(FILES[2], raw, d)?.unwrap_or_default()
+            }
+            other => text_of(other).into_iter().collect(),
         };
         let texts: Vec<String> = texts
             .iter()
@@ -266,16 +305,34 @@ fn parse(src: &Path) -> Result<Layout> {
             .collect();
         descriptions.insert(frame_key(&key), texts);
     }
+    // A label entry that is not numbers makes its frame's stories skipped (the reason kept).
     let mut labels = HashMap::new();
     for (k, v) in dict(FILES[3], read(src, FILES[3])?)? {
-        let key = k.as_text().with_context(|| format!("{}: a key is {}", FILES[3], k.kind()))?;
-        let nums = npy::to_f32_vec(&v).with_context(|| format!("{}: entry {key:?}", FILES[3]))?;
-        labels.insert(frame_key(&key), nums.iter().map(|&x| (x > 0.5) as u8).collect());
+        let key = text_of(&k).with_context(|| format!("{}: a key is {}", FILES[3], k.kind()))?;
+        let parsed = npy::to_f32_vec(&v)
+            .map(|nums| nums.iter().map(|&x| (x > 0.5) as u8).collect())
+            .map_err(|e| format!("{e:#}"));
+        labels.insert(frame_key(&key), parsed);
     }
     let ids = read(src, FILES[4])?;
     let parts: Vec<Value> = match ids {
         Value::Array(NdArray { data: ArrayData::Objects(items), .. }) => items,
         Value::List(items) | Value::Tuple(items) => items,
+        // Three splits of one length make a numeric [3, N] array.
+        Value::Array(NdArray { shape, dtype: Some(d), data: ArrayData::Raw(raw) })
+            if shape.len() == 2 && shape[0] == 3 =>
+        {
+            let row = raw.len() / 3;
+            (0..3)
+                .map(|k| {
+                    Value::Array(NdArray {
+                        shape: vec![shape[1]],
+                        dtype: Some(d.clone()),
+                        data: ArrayData::Raw(raw[k * row..(k + 1) * row].to_vec()),
+                    })
+                })
+                .collect()
+        }
         other => bail!("{}: expected three index arrays, found {}", FILES[4], other.kind()),
     };
     ensure!(
@@ -312,13 +369,16 @@ fn check_story(src: &Path, layout: &Layout, index: usize, split: Split) -> Resul
         let png = locate(src, path).ok_or_else(|| format!("frame {path} is missing"))?;
         let (w, h) = image::image_dimensions(&png)
             .map_err(|e| format!("frame {} cannot be read: {e}", png.display()))?;
-        if w == 0 || h < w || h % w != 0 {
+        // The reference loaders take ⌊h / w⌋ squares and leave any rows below them.
+        if w == 0 || h < w {
             return Err(format!("frame {key} is {w}×{h}: not a vertical strip of square frames"));
         }
         let labels = layout
             .labels
             .get(&key)
-            .ok_or_else(|| format!("frame {key} has no entry in {}", FILES[3]))?;
+            .ok_or_else(|| format!("frame {key} has no entry in {}", FILES[3]))?
+            .as_ref()
+            .map_err(|e| format!("frame {key}'s entry in {} is not labels: {e}", FILES[3]))?;
         if labels.len() != CHARACTERS.len() {
             return Err(format!(
                 "frame {key} has {} labels in {}, not {}",
@@ -357,7 +417,7 @@ fn import_story(story: &Ready, opts: &ImportOptions, out: &DatasetWriter) -> Res
         let strip = image::open(&f.png)
             .with_context(|| format!("cannot read {}", f.png.display()))?
             .to_rgb8();
-        // `check_story` saw a strip of whole squares.
+        // `check_story` saw at least one whole square.
         let k = strip.height() / strip.width();
         let square = match opts.cut {
             Cut::First => 0,
@@ -407,7 +467,9 @@ pub fn import(
     for (split, ids) in [Split::Train, Split::Val, Split::Test].into_iter().zip(&layout.splits) {
         for &i in ids {
             if std::mem::replace(&mut seen[i], true) {
-                bail!("{}: story {i} is in more than one split", FILES[4]);
+                let reason = format!("listed again in the {split:?} split of {}", FILES[4]);
+                skipped.push(Skipped { story: story_id(i), reason: reason.to_lowercase() });
+                continue;
             }
             match check_story(src, &layout, i, split) {
                 Ok(r) => ready.push(r),
@@ -480,12 +542,17 @@ mod tests {
 
     #[test]
     fn fixed_width_entries_lose_their_padding() {
-        assert_eq!(entry_text(b"ab/c.png\0\0", false).unwrap(), "ab/c.png");
-        let mut u = Vec::new();
+        assert_eq!(entry_text(b"ab/c.png\0\0", false, false).unwrap(), "ab/c.png");
+        // UTF-8 bytes read as UTF-8; other bytes as latin-1.
+        assert_eq!(entry_text("caf\u{e9}".as_bytes(), false, false).unwrap(), "caf\u{e9}");
+        assert_eq!(entry_text(b"caf\xe9", false, false).unwrap(), "caf\u{e9}");
+        let (mut le, mut be) = (Vec::new(), Vec::new());
         for c in "é/1.png".chars().chain(std::iter::once('\0')) {
-            u.extend((c as u32).to_le_bytes());
+            le.extend((c as u32).to_le_bytes());
+            be.extend((c as u32).to_be_bytes());
         }
-        assert_eq!(entry_text(&u, true).unwrap(), "é/1.png");
+        assert_eq!(entry_text(&le, true, false).unwrap(), "é/1.png");
+        assert_eq!(entry_text(&be, true, true).unwrap(), "é/1.png");
     }
 
     #[test]

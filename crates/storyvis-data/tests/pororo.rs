@@ -151,7 +151,10 @@ fn missing_frames_and_frames_that_are_not_strips_are_skipped() {
     let src = copy_with(root.path(), None);
     let ep3 = src.join("Pororo_ENGLISH2_1/Pororo_ENGLISH2_1_ep3");
     std::fs::remove_file(ep3.join("7.png")).unwrap();
-    image::RgbImage::new(16, 20).save(ep3.join("0.png")).unwrap();
+    image::RgbImage::new(20, 16).save(ep3.join("0.png")).unwrap();
+    // A strip with rows left below its squares is cut as the reference loaders cut it
+    // (⌊h / w⌋ squares).
+    image::RgbImage::new(16, 40).save(ep3.join("3.png")).unwrap();
     let report =
         import(&src, &root.path().join("d"), false, &opts(Description::First, Cut::First), &|| {})
             .unwrap();
@@ -159,8 +162,53 @@ fn missing_frames_and_frames_that_are_not_strips_are_skipped() {
         report.skipped.iter().map(|s| (s.story.clone(), s.reason.clone())).collect();
     // Story 4 starts at frame 0 of episode 3; story 7 ends at its frame 7.
     assert_eq!(skipped.len(), 2, "{skipped:?}");
-    assert!(skipped[0].1.contains("16×20: not a vertical strip"), "{skipped:?}");
+    assert!(skipped[0].1.contains("20×16: not a vertical strip"), "{skipped:?}");
     assert!(skipped[1].1.contains("ep3/7.png is missing"), "{skipped:?}");
+}
+
+/// The other forms the archive's files may take: labels pickled by Python 3 as lists of bools,
+/// the splits as a plain pickle (np.load reads those too) or as one [3, N] array.
+#[test]
+fn other_pickles_and_split_arrays_read_alike() {
+    let root = tempfile::tempdir().unwrap();
+    let import_with = |name: &str, file: &str, variant: &str| {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = copy_with(&dir, Some((file, variant)));
+        let out = dir.join("d");
+        import(&src, &out, false, &opts(Description::First, Cut::First), &|| {}).unwrap();
+        Dataset::open(&out).unwrap()
+    };
+    let want = expected();
+    let ds = import_with("p3", "labels.npy", "labels_protocol3.npy");
+    assert_eq!(ds.stories.len(), 8);
+    for story in &ds.stories {
+        for (t, f) in story.frames.iter().enumerate() {
+            let labels: Vec<u8> =
+                serde_json::from_value(want[&story.id]["labels"][t].clone()).unwrap();
+            assert_eq!(f.label, labels);
+        }
+    }
+    let ds = import_with("plain", "train_seen_unseen_ids.npy", "ids_plain_pickle.npy");
+    let count = |ds: &Dataset, s| ds.split(s).count();
+    assert_eq!(
+        (count(&ds, Split::Train), count(&ds, Split::Val), count(&ds, Split::Test)),
+        (4, 1, 3)
+    );
+    let ds = import_with("2d", "train_seen_unseen_ids.npy", "ids_2d.npy");
+    let ids: Vec<(&str, Split)> = ds.stories.iter().map(|s| (s.id.as_str(), s.split)).collect();
+    assert_eq!(
+        ids,
+        [
+            ("00000", Split::Train),
+            ("00001", Split::Train),
+            ("00002", Split::Val),
+            ("00003", Split::Val),
+            ("00004", Split::Test),
+            ("00005", Split::Test)
+        ]
+    );
+    assert_eq!(ds.header.source["in_no_split"], 2);
 }
 
 #[test]
