@@ -381,6 +381,30 @@ fn every_family_is_served_through_the_registry_and_draws_what_generate_draws() {
 }
 
 /// Chromium from Debian (`scripts/test` installs it when missing), or `STORYVIS_CHROMIUM`.
+/// A Pororo-SV story model (trained on the importer's fixture) served: a typed five-sentence
+/// story with the characters' names draws what `generate` draws.
+#[test]
+fn a_pororo_model_draws_a_typed_story_with_character_names() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../storyvis-data/tests/fixtures/pororo-sv");
+    let data = r.join("pororo");
+    ok(&["prepare", "pororo-sv", "--import", p(&fixture), "--out", p(&data)]);
+    let runs = r.join("runs");
+    ok(&["train", "--preset", "storygan-pororo-tiny", "--data", p(&data), "--runs", p(&runs)]);
+    let run = runs.join("00000-storygan-pororo-tiny");
+    let s = Serving::start(&["--model", &format!("pororo={}", p(&run))]);
+    let story = "Pororo is in the snow with Eddy. Loopy is in the snow. Crong is in the snow with \
+                 Poby. Petty is in the snow with Harry. Rody is in the snow.";
+    let served = pictures(&s.post(&json!({"model": "pororo", "story": story, "seeds": [0, 1]})));
+    assert_eq!(served.len(), 2);
+    same_as_generate(&served, &["--checkpoint", p(&run), "--story", story], &r.join("generated"));
+    // Four sentences for a five-frame model: a clear error, not a picture.
+    let four = s.post(&json!({"model": "pororo", "story": "Pororo is in the snow. Loopy is in the snow. Eddy is in the snow. Poby is in the snow."}));
+    assert_eq!(four.status, 400, "{}", four.error());
+}
+
 fn chromium() -> PathBuf {
     if let Ok(c) = std::env::var("STORYVIS_CHROMIUM") {
         return PathBuf::from(c);
