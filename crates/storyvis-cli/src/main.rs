@@ -210,7 +210,7 @@ struct TrainArgs {
     /// The collective library of a multi-process run: gloo (CPU tensors) or nccl (CUDA
     /// tensors). Default: nccl on CUDA, gloo on the CPU.
     #[arg(long, value_name = "gloo|nccl")]
-    dist_backend: Option<String>,
+    dist_backend: Option<Backend>,
     /// Seconds a rank of a multi-process run waits for the others (to meet, and at every
     /// exchange) before the run ends with an error.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
@@ -557,10 +557,7 @@ fn join_group(
         return Ok(None);
     }
     runtime.device = l.device(runtime.device);
-    let backend = match &a.dist_backend {
-        Some(b) => b.parse()?,
-        None => Backend::for_device(runtime.device),
-    };
+    let backend = a.dist_backend.unwrap_or(Backend::for_device(runtime.device));
     ensure!(
         backend == Backend::Gloo || runtime.device.is_cuda(),
         "--dist-backend nccl exchanges CUDA tensors: train with --device cuda, or use gloo on the CPU"
@@ -582,32 +579,28 @@ fn train(a: TrainArgs, threads: Option<usize>) -> Result<()> {
     let data =
         a.data.clone().context("--data DIR is required (a dataset made by `storyvis prepare`)")?;
     let mut runtime = a.runtime.resolve()?;
-    if let Some(backend) = &a.dist_backend {
-        backend.parse::<Backend>()?;
-    }
     if let (Some(n), false) = (a.nproc, launch::launched()) {
         if n != 1 {
             return launch::launch(n, threads, std::time::Duration::from_secs(a.dist_timeout));
         }
     }
     let group = join_group(&a, &mut runtime)?;
-    let lead = group.as_ref().is_none_or(|g| g.rank() == 0);
+    let lead = storyvis_core::distributed::leads(group.as_deref());
     let start = match a.resume.as_deref() {
         None => Start::Fresh { runs: a.runs },
-        Some("latest") if lead => {
-            Start::Resume(storyvis_core::run_dir::latest_run(&a.runs, &a.preset)?)
+        Some(r) => {
+            // Rank 0 resolves it, and the other ranks resume what it resolved (`latest` could
+            // name another run by the time a slower rank looks).
+            let dir = match r {
+                _ if !lead => None,
+                "latest" => Some(storyvis_core::run_dir::latest_run(&a.runs, &a.preset)?),
+                dir => Some(PathBuf::from(dir)),
+            };
+            Start::Resume(match &group {
+                Some(g) => g.share_path("resume", dir.as_deref())?,
+                None => dir.expect("the only process leads"),
+            })
         }
-        // The other ranks resume what rank 0 resolved (`latest` could name another run by the
-        // time a slower rank looks).
-        Some(_) if !lead => Start::Resume(PathBuf::new()),
-        Some(dir) => Start::Resume(PathBuf::from(dir)),
-    };
-    let start = match (start, &group) {
-        (Start::Resume(dir), Some(g)) => {
-            let shared = g.share("resume", lead.then(|| dir.as_os_str().as_encoded_bytes()))?;
-            Start::Resume(PathBuf::from(String::from_utf8_lossy(&shared).into_owned()))
-        }
-        (start, _) => start,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();

@@ -101,11 +101,11 @@ pub struct PororoArgs {
     /// Which description of a frame is its sentence: first, random (drawn per frame from
     /// --seed), or all (the first as the sentence, every one kept as the frame's captions).
     #[arg(long, default_value = "first", value_name = "first|all|random")]
-    description: String,
+    description: storyvis_data::pororo::Description,
     /// Which square of a frame's strip is the frame: first, middle, or random (drawn per frame
     /// from --seed; the reference loaders draw one at every epoch).
     #[arg(long, default_value = "first", value_name = "first|middle|random")]
-    frame: String,
+    frame: storyvis_data::pororo::Cut,
     /// Seed of the random picks.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -123,8 +123,8 @@ fn prepare_pororo(a: PororoArgs) -> Result<()> {
     let start = Instant::now();
     let opts = pororo::ImportOptions {
         size: a.size,
-        description: a.description.parse()?,
-        cut: a.frame.parse()?,
+        description: a.description,
+        cut: a.frame,
         seed: a.seed,
         strict: a.strict,
     };

@@ -11,6 +11,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use std::ffi::{c_char, c_int, c_void, CString};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 use tch::{Device, Tensor};
@@ -209,6 +210,11 @@ impl Launch {
     }
 }
 
+/// Whether this process reports and writes: the only one (no group), or rank 0 of its group.
+pub fn leads(group: Option<&Group>) -> bool {
+    group.is_none_or(|g| g.rank == 0)
+}
+
 /// A TCP store hosted by this process for ranks that join it as clients, as a launcher's agent
 /// hosts one (torchrun's, with `TORCHELASTIC_USE_AGENT_STORE=True` in the ranks).
 pub struct StoreHost(*mut c_void);
@@ -397,6 +403,13 @@ impl Group {
             }
             buf = vec![0u8; n];
         }
+    }
+
+    /// Rank 0's path, on every rank (`path`: rank 0's; the others give None).
+    pub fn share_path(&self, key: &str, path: Option<&Path>) -> Result<PathBuf> {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let bytes = self.share(key, path.map(|p| p.as_os_str().as_bytes()))?;
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
     }
 
     /// Broadcasts a number from rank 0.

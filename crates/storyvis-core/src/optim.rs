@@ -118,10 +118,10 @@ impl Adam {
         });
     }
 
-    /// The parameters' flat buffer and both moments, in place (what a data-parallel run
-    /// broadcasts from rank 0).
-    pub fn shared_state(&self) -> [&Tensor; 3] {
-        [&self.flat, &self.m, &self.v]
+    /// Both moments, in place (what a data-parallel run broadcasts from rank 0 beside the
+    /// variables themselves).
+    pub fn moments_in_place(&self) -> [&Tensor; 2] {
+        [&self.m, &self.v]
     }
 
     /// Copies of the moments and the step count (to undo updates with `set_moments`).

@@ -165,6 +165,14 @@ fn copy_store(vs: &VarStore) -> VarStore {
     copy
 }
 
+/// The variables of `vs` whose names `keep` accepts, in name order (the same on every rank).
+fn sorted_variables(vs: &VarStore, keep: impl Fn(&str) -> bool) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> =
+        vs.variables().into_iter().filter(|(n, _)| keep(n)).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
 /// The network called `name` among a family's `networks()`.
 fn network<'a>(nets: &[(&'static str, &'a VarStore)], name: &str) -> Option<&'a VarStore> {
     nets.iter().find(|(n, _)| *n == name).map(|(_, vs)| *vs)
@@ -246,8 +254,8 @@ impl<F: Family + ?Sized> Engine<F> {
     }
 
     /// Whether this process reports and writes: the only one, or rank 0 of a group.
-    fn lead(&self) -> bool {
-        self.group.as_ref().is_none_or(|g| g.rank() == 0)
+    pub fn lead(&self) -> bool {
+        crate::distributed::leads(self.group.as_deref())
     }
 
     /// This process's part of every batch.
@@ -262,22 +270,18 @@ impl<F: Family + ?Sized> Engine<F> {
         let Some(g) = self.group.clone() else {
             return Ok(());
         };
-        let sorted = |vs: &VarStore| {
-            let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-            v.sort_by(|a, b| a.0.cmp(&b.0));
-            v
-        };
         let mut stores: Vec<&VarStore> =
             self.family.networks().into_iter().map(|(_, v)| v).collect();
         stores.extend(self.ema.iter().map(|(_, v)| v));
         tch::no_grad(|| -> Result<()> {
+            // The variables (the optimisers' parameters are views into their flat buffers).
             for vs in stores {
-                for (_, t) in sorted(vs) {
+                for (_, t) in sorted_variables(vs, |_| true) {
                     g.broadcast(&t.detach(), 0)?;
                 }
             }
             for o in &mut self.opts {
-                for t in o.shared_state() {
+                for t in o.moments_in_place() {
                     g.broadcast(t, 0)?;
                 }
                 o.step = g.broadcast_i64(o.step)?;
@@ -297,10 +301,7 @@ impl<F: Family + ?Sized> Engine<F> {
         let running = |n: &str| n.ends_with("running_mean") || n.ends_with("running_var");
         let nets = self.family.networks();
         for (_, vs) in &nets {
-            let mut v: Vec<(String, Tensor)> =
-                vs.variables().into_iter().filter(|(n, _)| running(n)).collect();
-            v.sort_by(|a, b| a.0.cmp(&b.0));
-            for (_, mut t) in v {
+            for (_, mut t) in sorted_variables(vs, running) {
                 tch::no_grad(|| g.all_reduce_mean(&mut t))?;
             }
         }
@@ -756,7 +757,7 @@ pub fn train(
     stop: &AtomicBool,
 ) -> Result<Outcome> {
     let group = req.group.clone();
-    let lead = group.as_ref().is_none_or(|g| g.rank() == 0);
+    let lead = crate::distributed::leads(group.as_deref());
     let ds = Dataset::open(&req.data)?;
     let data_digest = checkpoint::sha256(&ds.dir.join("manifest.jsonl"))?;
     let (cfg, resume_from, run_dir) = match &req.start {
@@ -828,8 +829,7 @@ pub fn train(
         None => {}
     }
     if let Some(g) = &group {
-        let shared = g.share("run_dir", lead.then(|| run_dir.as_os_str().as_encoded_bytes()))?;
-        run_dir = PathBuf::from(String::from_utf8_lossy(&shared).into_owned());
+        run_dir = g.share_path("run_dir", lead.then_some(run_dir.as_path()))?;
         // Identical weights and optimiser state everywhere, and the same step.
         t.sync_state()?;
         step = g.broadcast_i64(step as i64)? as usize;

@@ -458,7 +458,7 @@ pub fn import(
     opts: &ImportOptions,
     tick: &(dyn Fn() + Sync),
 ) -> Result<ImportReport> {
-    crate::clevr::check_common(opts.size, 0.5)?;
+    crate::clevr::check_size(opts.size)?;
     ensure!(src.is_dir(), "{} is not a directory", src.display());
     let layout = parse(src)?;
     let mut ready = Vec::new();

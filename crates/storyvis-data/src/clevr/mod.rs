@@ -52,9 +52,15 @@ impl Default for GenerateOptions {
 
 pub const MAX_STORIES: usize = 10_000_000;
 
+/// Validates a frame side (`--size`).
+pub fn check_size(size: u32) -> Result<()> {
+    ensure!((16..=1024).contains(&size), "--size must be between 16 and 1024 pixels, got {size}");
+    Ok(())
+}
+
 /// Validates options shared by generation and import.
 pub fn check_common(size: u32, split: f64) -> Result<()> {
-    ensure!((16..=1024).contains(&size), "--size must be between 16 and 1024 pixels, got {size}");
+    check_size(size)?;
     ensure!(
         (0.0..=1.0).contains(&split),
         "--split must be a fraction between 0 and 1, got {split}"
