@@ -5,6 +5,7 @@ mod common;
 
 use common::{fails, ok, p, trained};
 use std::fs;
+use std::path::Path;
 
 const STORY: &str = "there is a large red metal cube in the middle of the scene. a small blue rubber sphere is to the left of the large red metal cube. someone adds a small green rubber cylinder behind the small blue rubber sphere. a large yellow metal sphere appears in front of the large red metal cube.";
 
@@ -128,6 +129,35 @@ fn prepare_train_generate() {
         &["train", "--preset", "storygan-tiny", "--data", p(&data), "--resume", p(&export)],
         "generator-only export",
     );
+    // A half-precision export: every weight file about half the bytes, and the same drawing
+    // up to the weights' rounding (a relative 2⁻¹¹ per weight, not a different picture).
+    let half = root.path().join("export-half");
+    ok(&["export", "--checkpoint", p(&run), "--out", p(&half), "--half"]);
+    for f in ["generator.safetensors", "generator_ema.safetensors"] {
+        let (full, halved) = (
+            fs::metadata(export.join(f)).unwrap().len(),
+            fs::metadata(half.join(f)).unwrap().len(),
+        );
+        assert!(halved * 2 < full + 8192 && halved * 2 > full - 8192, "{f}: {full} → {halved}");
+    }
+    let from_half = root.path().join("from-half");
+    ok(&[
+        "generate",
+        "--checkpoint",
+        p(&half),
+        "--story",
+        STORY,
+        "--seeds",
+        "3",
+        "--out",
+        p(&from_half),
+    ]);
+    let pixels = |f: &Path| image::open(f).unwrap().to_rgb8().into_raw();
+    let (a, b) = (pixels(&strips.join("seed0003.png")), pixels(&from_half.join("seed0003.png")));
+    assert_eq!(a.len(), b.len());
+    let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+    let mean = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y) as f64).sum::<f64>() / a.len() as f64;
+    assert!(mean < 1.0 && worst < 24, "half precision moved the strip: mean {mean}, worst {worst}");
 
     // Resume: `latest` continues the newest run of the preset to a longer end.
     let more = ok(&[

@@ -226,8 +226,9 @@ pub struct FamilyEntry {
     /// Checks a config's [model] section (types, ranges).
     pub check: fn(&Config) -> Result<()>,
     pub build: Build,
-    /// Networks only training needs (discriminators): `export` leaves them out.
-    pub training_only: &'static [&'static str],
+    /// Networks drawing never reads under this config (discriminators, and networks the
+    /// config leaves untrained): `export` leaves them out.
+    pub training_only: fn(&Config) -> Vec<&'static str>,
     /// How a trained model is loaded to draw from typed text (`storyvis serve`); none for a
     /// family that does not draw from text.
     pub drawer: Option<crate::drawer::LoadDrawer>,

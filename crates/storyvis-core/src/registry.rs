@@ -158,7 +158,12 @@ pub fn load_evaluated(path: &Path, device: Device, weights: Weights) -> Result<B
 
 /// Writes a drawing-only copy of the checkpoint at `src` to `dest` (`checkpoint::export`),
 /// leaving out the networks only training needs (the family's discriminators).
-pub fn export(src: &Path, dest: &Path, average_only: bool) -> Result<checkpoint::Manifest> {
-    let (entry, _) = family_of(src)?;
-    checkpoint::export(src, dest, average_only, entry.training_only)
+pub fn export(
+    src: &Path,
+    dest: &Path,
+    opts: checkpoint::ExportOptions,
+) -> Result<checkpoint::Manifest> {
+    let (entry, dir) = family_of(src)?;
+    let unused = (entry.training_only)(&checkpoint::load_config(&dir)?);
+    checkpoint::export(src, dest, opts, &unused)
 }

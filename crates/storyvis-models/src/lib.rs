@@ -28,6 +28,23 @@ pub const DEFAULT_MODEL: &str = "models/storygan-default";
 pub const SHIPPED: &[(&str, &str)] =
     &[("clevr-sv", DEFAULT_MODEL), (storyvis_data::bouncing::KIND, "models/tganc-fast")];
 
+/// The shipped model of every family, in the order `storyvis serve` lists them: what `serve`
+/// draws with when given no model, and what `generate --model NAME` names (NAME is the
+/// directory's name). Each is a half-precision export of a generator's moving average
+/// (`storyvis export --average-only --half`); RESULTS.md names the command that trained each.
+pub const SHIPPED_MODELS: &[(&str, &str)] = &[
+    (storygan::FAMILY.name, DEFAULT_MODEL),
+    (gan_int_cls::FAMILY.name, "models/gan-int-cls-default"),
+    (stackgan::FAMILY.name, "models/stackgan-default"),
+    (sdgan::FAMILY.name, "models/sdgan-default"),
+    (tganc::FAMILY.name, "models/tganc-fast"),
+];
+
+/// The name a shipped model is served and chosen by: its directory's name.
+pub fn shipped_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 /// What `storyvis bench` measures when given no preset: StoryGAN's reference configuration.
 pub const BENCH_PRESET: &str = "storygan-clevr";
 

@@ -314,3 +314,67 @@ fn swap_negatives_train_the_encoder_and_become_the_discriminators_wrong_texts() 
     let e = err(cfg(&enc, "1.5"));
     assert!(e.contains("wrong_swap"), "{e}");
 }
+
+#[test]
+fn the_budget_first_recipe_and_text_norm_train_both_stages_and_sdgan_and_draw() {
+    let _turn = turn();
+    let (root, data, encoder) = fixture();
+    let recipe = [
+        "max_steps=2",
+        "text_norm=true",
+        "aux_attributes=1.0",
+        "mode_seeking=1.0",
+        "mode_seeking_cap=0.05",
+        "diffaugment=\"translation\"",
+        "ema_half_life=1",
+    ];
+    let sets = |extra: &[&str]| {
+        recipe.iter().chain(extra).map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let one = run(
+        config("stackgan-tiny", &encoder, &sets(&[])).unwrap(),
+        &data,
+        Start::Fresh { runs: root.path().join("one") },
+    )
+    .unwrap();
+    let stage1 = format!("stage1={:?}", one.run_dir.display().to_string());
+    let two = run(
+        config("stackgan-tiny", &encoder, &sets(&["stage=2", "image_size=128", &stage1])).unwrap(),
+        &data,
+        Start::Fresh { runs: root.path().join("two") },
+    )
+    .unwrap();
+    let sd = run(
+        config("sdgan-tiny", &encoder, &sets(&[])).unwrap(),
+        &data,
+        Start::Fresh { runs: root.path().join("sd") },
+    )
+    .unwrap();
+    for r in [&one, &two, &sd] {
+        let last = last_stats(&r.run_dir);
+        for k in ["loss_d_attributes", "loss_g_attributes", "loss_g_mode_seeking", "loss_d"] {
+            let v = last[k].as_f64();
+            assert!(v.is_some_and(|v| v.is_finite() && v > 0.0), "{k} in {last}");
+        }
+        // The norm the run read its captions with travels with its checkpoints.
+        assert!(r.checkpoint.join("text-norm.json").is_file());
+    }
+    // Stage II reads its Stage I's norm, not a new fit.
+    assert_eq!(
+        std::fs::read(two.checkpoint.join("text-norm.json")).unwrap(),
+        std::fs::read(one.checkpoint.join("text-norm.json")).unwrap()
+    );
+    // They draw through the norm (which the loader reads, or fails naming it).
+    let model = draw::load_with(&two.run_dir, Device::Cpu, Default::default()).unwrap();
+    let out = root.path().join("out");
+    let files = draw::generate(&model, "a large red metal cube.", &[0], &out, false).unwrap();
+    assert_eq!(image::open(&files[0]).unwrap().width(), 128);
+    // A Stage II that would read the captions otherwise than its Stage I is refused.
+    let plain: Vec<String> = ["stage=2", "image_size=128", "max_steps=1", stage1.as_str()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let e = err(config("stackgan-tiny", &encoder, &plain)
+        .and_then(|c| run(c, &data, Start::Fresh { runs: root.path().join("bad") })));
+    assert!(e.contains("its text_norm is true, this run's false"), "{e}");
+}

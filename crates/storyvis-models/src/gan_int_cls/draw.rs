@@ -50,7 +50,10 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
     // Drawing needs no discriminator (nor its attribute head).
     let mut nets = Nets::new(&cfg, joint.manifest.config.dim, None, None, device)?;
     checkpoint::load_store(&mut nets.g_vs, &generator)?;
-    checkpoint::load_store(&mut nets.s_vs, &dir.join("style.safetensors"))?;
+    if cfg.style {
+        // Only style transfer reads the style encoder (untrained where `style = false`).
+        checkpoint::load_store(&mut nets.s_vs, &dir.join("style.safetensors"))?;
+    }
     let text_norm =
         if cfg.text_norm { Some(storyvis_core::recipe::TextNorm::load(&dir)?) } else { None };
     Ok(Loaded {

@@ -30,7 +30,11 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     ],
     check: |cfg| Config::of(cfg).map(drop),
     build,
-    training_only: &["discriminator"],
+    training_only: |c| match Config::of(c) {
+        // The style encoder trains only with `style` (§4.4); drawing reads it only then.
+        Ok(m) if !m.style => vec!["discriminator", "style"],
+        _ => vec!["discriminator"],
+    },
     drawer: Some(super::draw::load_drawer),
     recipe: &storyvis_core::recipe::KEYS,
     evaluated: Some(super::draw::load_evaluated),

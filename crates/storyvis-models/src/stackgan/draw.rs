@@ -13,6 +13,7 @@ use storyvis_core::drawer::{self, About, Checked, Drawer, Input, Layout, Picture
 use storyvis_core::evaluation::Evaluated;
 use storyvis_core::input::Fit;
 use storyvis_core::joint::Joint;
+use storyvis_core::recipe::TextNorm;
 use storyvis_data::dataset::{Dataset, StoryRecord};
 use storyvis_data::sheet::{paper, StripLayout};
 use tch::{Device, Tensor};
@@ -30,6 +31,8 @@ pub struct Loaded {
     pub averaged: bool,
     pub gens: Generators,
     pub joint: Joint,
+    /// The centring and scale of the encoder's embeddings the run trained with (`text_norm`).
+    text_norm: Option<TextNorm>,
     device: Device,
 }
 
@@ -58,7 +61,9 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
             checkpoint::load_store(&mut gens.one_vs, &dir.join("stage1_generator.safetensors"))?;
         }
     }
+    let text_norm = if cfg.text_norm { Some(TextNorm::load(&dir)?) } else { None };
     Ok(Loaded {
+        text_norm,
         cfg,
         family: raw.family,
         checkpoint: dir,
@@ -73,8 +78,12 @@ pub fn load_with(path: &Path, device: Device, weights: checkpoint::Weights) -> R
 impl Loaded {
     /// Captions' embeddings and (when a stage reads them) word features.
     fn read(&self, captions: &[&str]) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
+        let text = self.joint.text.embed(captions)?.to_device(self.device);
         Ok((
-            self.joint.text.embed(captions)?.to_device(self.device),
+            match &self.text_norm {
+                Some(norm) => norm.apply(&text),
+                None => text,
+            },
             word_features(&self.joint, captions, self.gens.reads_words(), self.device)?,
         ))
     }

@@ -12,6 +12,7 @@ use storyvis_core::family::{Draw, Family, OptimizerSpec, Phase, Report, Reported
 use storyvis_core::joint::{self, Joint};
 use storyvis_core::loss;
 use storyvis_core::loss::contrastive_loss;
+use storyvis_core::recipe::TextNorm;
 use storyvis_core::scbn::Scbn;
 use storyvis_core::train::mix;
 use storyvis_data::dataset::{Dataset, Split};
@@ -136,6 +137,14 @@ pub fn stage_one_run(c: &Config) -> Result<(PathBuf, Config)> {
         dir.display(),
         one.stage
     );
+    ensure!(
+        one.text_norm == c.text_norm,
+        "stage1 = {}: its text_norm is {}, this run's {}: both stages read the captions the same way (--set text_norm={})",
+        dir.display(),
+        one.text_norm,
+        c.text_norm,
+        one.text_norm
+    );
     Ok((dir, one))
 }
 
@@ -185,6 +194,13 @@ pub fn build(
         c.batch
     );
     let mut captions = EmbeddedCaptions::new(&train, &enc, ds)?;
+    // text_norm: a resumed run's own, Stage II's Stage-I run's, else fitted to the distinct
+    // training captions.
+    let text_norm = match (c.text_norm, from, &stage1) {
+        (false, _, _) => None,
+        (true, None, Some((Some(one_dir), _, _))) => Some(TextNorm::load(one_dir)?),
+        (true, _, _) => Some(TextNorm::resumed_or_fit(from, || captions.distinct_embeddings())?),
+    };
     if c.wrong_swap > 0.0 {
         let swaps = &enc.manifest.swaps;
         ensure!(
@@ -211,6 +227,10 @@ pub fn build(
             ds.dir.display()
         );
     }
+    if let Some(norm) = &text_norm {
+        captions.embeddings = norm.apply(&captions.embeddings);
+        files.push((TextNorm::FILE, norm.to_json()));
+    }
     let embed_dim = enc.manifest.config.dim;
     let word_dim = enc.text.word_feature_dim();
     let (one_dir, one_cfg, one_toml) = match stage1 {
@@ -234,8 +254,10 @@ pub fn build(
         gens.one_vs.freeze();
         files.push((STAGE1_CONFIG, toml));
     }
+    let recipe = cfg.recipe.clone();
+    let heads = recipe.attribute_labels(&ds.header.label_names, &train.labels, &ds.dir)?;
     let d_vs = VarStore::new(device);
-    let d = Discriminator::new(d_vs.root(), &c, c.stage == 2);
+    let d = Discriminator::new(d_vs.root(), &c, c.stage == 2, heads);
     // The training images at the model's size (averaged down), kept as bytes.
     let images = if size == c.image_size {
         train.images.shallow_clone()
@@ -247,6 +269,10 @@ pub fn build(
         samples.captions.iter().take(SHEET_CAPTIONS).map(|c| c[0].clone()).collect();
     let refs: Vec<&str> = sheet_captions.iter().map(String::as_str).collect();
     let sheet_text = enc.text.embed(&refs)?;
+    let sheet_text = match &text_norm {
+        Some(norm) => norm.apply(&sheet_text),
+        None => sheet_text,
+    };
     let sheet_words = word_features(&enc, &refs, gens.reads_words(), device)?;
     let real = samples.images_at(&(0..refs.len() as i64).collect::<Vec<_>>(), Device::Cpu);
     let sheet_real =
@@ -254,6 +280,9 @@ pub fn build(
     Ok(Box::new(StackGan {
         n: train.len(),
         images: images.to_device(device),
+        labels: train.labels.to_device(device),
+        augment: recipe.augment(),
+        recipe,
         captions,
         files,
         gens,
@@ -279,6 +308,19 @@ impl Branch {
     fn words(&self) -> Option<(&Tensor, &Tensor)> {
         self.words.as_ref().map(|(f, m)| (f, m))
     }
+
+    /// The branch's items at `rows` (all of them, as they are, for none).
+    fn rows(&self, rows: Option<&Tensor>) -> Branch {
+        let pick = |t: &Tensor| match rows {
+            Some(r) => t.index_select(0, r),
+            None => t.shallow_clone(),
+        };
+        Branch {
+            text: pick(&self.text),
+            words: self.words.as_ref().map(|(f, m)| (pick(f), pick(m))),
+            stage1: self.stage1.as_ref().map(pick),
+        }
+    }
 }
 
 struct Iteration {
@@ -287,6 +329,8 @@ struct Iteration {
     wrong: Tensor,
     /// SDGAN: the second branch, and per item 1 if its caption is of the same image.
     second: Option<(Branch, Tensor)>,
+    /// The images' labels [B, labels] (what the recipe's attribute head learns).
+    labels: Tensor,
     report: Report,
 }
 
@@ -298,6 +342,11 @@ pub struct StackGan {
     enc: Joint,
     /// Training images [N, 3, S, S] u8 on the device, at the model's size.
     images: Tensor,
+    /// Their labels [N, L] on the device (L = 0 for data without labels).
+    labels: Tensor,
+    /// The budget-first parts switched on (`[recipe]`), and DiffAugment's transforms.
+    recipe: storyvis_core::recipe::Recipe,
+    augment: storyvis_core::recipe::Augment,
     n: usize,
     /// Every training caption and its embedding.
     captions: EmbeddedCaptions,
@@ -312,11 +361,14 @@ pub struct StackGan {
 const DISCRIMINATOR: &str = "discriminator";
 const GENERATOR: &str = "generator";
 
-const REPORTED: [(&str, &str, bool); 7] = [
+const REPORTED: [(&str, &str, bool); 10] = [
     ("loss_d", "discriminator", true),
     ("loss_g", "generator (adversarial)", true),
     ("loss_kl", "conditioning augmentation KL", true),
     ("loss_contrastive", "contrastive", true),
+    ("loss_d_attributes", "discriminator's attribute head", true),
+    ("loss_g_attributes", "generator's attribute loss", true),
+    ("loss_g_mode_seeking", "mode-seeking term", true),
     ("d_real", "D(real, right text)", false),
     ("d_wrong", "D(real, wrong text)", false),
     ("d_fake", "D(fake, right text)", false),
@@ -341,14 +393,21 @@ impl StackGan {
         Ok(Branch { text, words, stage1 })
     }
 
-    /// The trained stage's drawing of a branch in training mode: (images, μ, log σ²).
-    fn generate(&self, b: &Branch) -> (Tensor, Tensor, Tensor) {
+    /// The trained stage's drawing of a branch in training mode: (images, μ, log σ², the noise
+    /// it drew from: [z ; ε] at Stage I, ε at Stage II, whose images come from its branch).
+    fn generate(&self, b: &Branch) -> (Tensor, Tensor, Tensor, Tensor) {
         let n = self.gens.noise(b.text.size()[0], self.device);
         match (&self.gens.two, &b.stage1) {
             (Some((_, _, g)), Some(s1)) => {
-                g.forward_t(s1, &b.text, n.eps2.as_ref().expect("stage-2 noise"), b.words(), true)
+                let eps = n.eps2.expect("stage-2 noise");
+                let (x, mu, logvar) = g.forward_t(s1, &b.text, &eps, b.words(), true);
+                (x, mu, logvar, eps)
             }
-            _ => self.gens.one.forward_t(&n.z, &b.text, &n.eps1, b.words(), true),
+            _ => {
+                let (x, mu, logvar) =
+                    self.gens.one.forward_t(&n.z, &b.text, &n.eps1, b.words(), true);
+                (x, mu, logvar, Tensor::cat(&[&n.z, &n.eps1], 1))
+            }
         }
     }
 
@@ -461,12 +520,13 @@ impl Family for StackGan {
         // The whole batch was drawn; this rank keeps its part (`Shard`).
         let (idx, right, wrong) =
             (at.shard.take(&idx), at.shard.take(&right), at.shard.take(&wrong));
-        let real = storyvis_core::data::to_unit(
-            &self.images.index_select(0, &Tensor::from_slice(&idx).to_device(self.device)),
-        );
+        let rows = Tensor::from_slice(&idx).to_device(self.device);
+        let real = storyvis_core::data::to_unit(&self.images.index_select(0, &rows));
+        let labels = self.labels.index_select(0, &rows);
         let wrong = self.captions.rows(&wrong, self.device);
         let report = Report::new(&self.reported(), self.device);
-        self.now = Some(Iteration { real, right: self.branch(&right)?, wrong, second, report });
+        let right = self.branch(&right)?;
+        self.now = Some(Iteration { real, right, wrong, second, labels, report });
         Ok(())
     }
 
@@ -477,12 +537,18 @@ impl Family for StackGan {
         let l = if phase == DISCRIMINATOR {
             // D: real + ½ (fake + wrong) (GAN-CLS), each with the image-only term averaged in at
             // Stage II (StackGAN-Pytorch's compute_discriminator_loss); the condition is μ.
-            let (fake, mu, _) = tch::no_grad(|| self.generate(&it.right));
+            let (fake, mu, _, _) = tch::no_grad(|| self.generate(&it.right));
+            let fake2 = it.second.as_ref().map(|(s, _)| tch::no_grad(|| self.generate(s).0));
             let mu_wrong = tch::no_grad(|| self.ca().stats(&it.wrong).0);
-            let feat_real = d.features(&it.real, true);
+            // DiffAugment (a departure, `[recipe] diffaugment`): one draw for the real images
+            // and the fakes of both branches.
+            let mut pictures = vec![&it.real, &fake];
+            pictures.extend(fake2.as_ref());
+            let seen = self.augment.same_draw(&pictures);
+            let feat_real = d.features(&seen[0], true);
             let real = d.judge(&feat_real, &mu, true);
             let wrong = d.judge(&feat_real, &mu_wrong, true);
-            let feat_fake = d.features(&fake, true);
+            let feat_fake = d.features(&seen[1], true);
             let fake_logits = d.judge(&feat_fake, &mu, true);
             let mut l_real = loss::generator(&real);
             let mut l_fake = as_fake(&fake_logits);
@@ -492,12 +558,16 @@ impl Family for StackGan {
                 l_fake = (l_fake + as_fake(&uf)) * 0.5;
             }
             let mut l: Tensor = l_real + 0.5 * (l_fake + as_fake(&wrong));
-            if let Some((second, same)) = &it.second {
+            if let Some((_, same)) = &it.second {
                 // The siamese discriminator learns features in which the two branches' images
                 // of one image's captions are close and of two images' captions far apart.
-                let (fake2, _, _) = tch::no_grad(|| self.generate(second));
-                l += self.contrastive(&feat_fake, &d.features(&fake2, true), same)
+                l += self.contrastive(&feat_fake, &d.features(&seen[2], true), same)
                     * c.contrastive_weight;
+            }
+            if let Some(a) = d.attribute_loss(&feat_real, &it.labels) {
+                // AC-GAN's head (a departure, `[recipe] aux_attributes`) on the real images.
+                it.report.set("loss_d_attributes", &a);
+                l += a * self.recipe.aux_attributes;
             }
             it.report.set("d_real", &real.sigmoid().mean(Kind::Float));
             it.report.set("d_wrong", &wrong.sigmoid().mean(Kind::Float));
@@ -506,27 +576,49 @@ impl Family for StackGan {
             l
         } else {
             // G: −log D(fake, μ) (+ −log D(fake) at Stage II) + λ_KL · KL, per branch.
+            // With mode seeking (a departure, `[recipe] mode_seeking`) the first half of the
+            // batch's items is drawn twice, each with its own noise (MSGAN's pairs).
+            let recipe = &self.recipe;
+            let rows = (recipe.mode_seeking > 0.0).then(|| {
+                let b = it.real.size()[0];
+                Tensor::from_slice(&storyvis_core::recipe::paired_rows(b)).to_device(self.device)
+            });
+            let pick = |t: &Tensor| match &rows {
+                Some(r) => t.index_select(0, r),
+                None => t.shallow_clone(),
+            };
             let adversarial = |b: &Branch| {
-                let (fake, mu, logvar) = self.generate(b);
-                let feat = d.features(&fake, true);
+                let (fake, mu, logvar, noise) = self.generate(b);
+                let seen = self.augment.same_draw(&[&fake]);
+                let feat = d.features(&seen[0], true);
                 let mut adv = loss::generator(&d.judge(&feat, &mu.detach(), true));
                 if let Some(u) = d.unconditional(&feat) {
                     adv += loss::generator(&u);
                 }
-                (adv, loss::kl(&mu, &logvar), feat)
+                (adv, loss::kl(&mu, &logvar), feat, fake, noise)
             };
-            let (mut adv, mut kl, feat) = adversarial(&it.right);
+            let (mut adv, mut kl, feat, fake, noise) = adversarial(&it.right.rows(rows.as_ref()));
             let mut l_con = Tensor::zeros([], (Kind::Float, self.device));
             if let Some((second, same)) = &it.second {
-                let (adv2, kl2, feat2) = adversarial(second);
+                let (adv2, kl2, feat2, _, _) = adversarial(&second.rows(rows.as_ref()));
                 adv = (adv + adv2) * 0.5;
                 kl = (kl + kl2) * 0.5;
-                l_con = self.contrastive(&feat, &feat2, same);
+                l_con = self.contrastive(&feat, &feat2, &pick(same));
             }
             it.report.set("loss_g", &adv);
             it.report.set("loss_kl", &kl);
             it.report.set("loss_contrastive", &l_con);
-            adv + kl * c.kl_weight + l_con * c.contrastive_weight
+            let mut l = adv + kl * c.kl_weight + l_con * c.contrastive_weight;
+            let attributes = d.attribute_loss(&feat, &pick(&it.labels));
+            recipe.add_generator_terms(
+                &mut l,
+                attributes.as_ref(),
+                &fake,
+                &noise,
+                &mut it.report,
+                ("loss_g_attributes", "loss_g_mode_seeking"),
+            );
+            l
         };
         self.now = Some(it);
         Ok(l)

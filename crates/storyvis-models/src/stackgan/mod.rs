@@ -23,6 +23,7 @@ use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 use storyvis_core::config::{check_adam, range};
 use storyvis_core::loss::Contrastive;
+use storyvis_core::recipe::{AttributeHead, Labels};
 use storyvis_core::nn::{bn1d, bn2d, conv, leaky, linear, BatchNorm, CondAug, DownStack};
 use storyvis_core::scbn::{Cond, CondNorm, Scbn};
 use tch::nn::{self, Module, ModuleT};
@@ -37,15 +38,22 @@ pub const FAMILY: storyvis_core::family::FamilyEntry = storyvis_core::family::Fa
         ("stackgan-small", include_str!("../../../../presets/stackgan-small.toml")),
         ("stackgan-small-stage2", include_str!("../../../../presets/stackgan-small-stage2.toml")),
         ("stackgan-tiny", include_str!("../../../../presets/stackgan-tiny.toml")),
+        ("stackgan-fast", include_str!("../../../../presets/stackgan-fast.toml")),
+        ("stackgan-fast-stage2", include_str!("../../../../presets/stackgan-fast-stage2.toml")),
     ],
     check: |cfg| Config::of(cfg).map(drop),
     build: family::build,
-    training_only: &["discriminator"],
+    training_only: |_| vec!["discriminator"],
     drawer: Some(draw::load_drawer),
-    recipe: &[],
+    recipe: &RECIPE,
     evaluated: Some(draw::load_evaluated),
     synthetic: None,
 };
+
+/// The parts of the budget-first recipe (`[recipe]`) the stackgan and sdgan families read:
+/// DiffAugment on every image the discriminator sees, an attribute head in the discriminator
+/// (AC-GAN) and mode seeking (MSGAN) in the generator's loss. None is in the papers.
+pub const RECIPE: [&str; 4] = ["diffaugment", "aux_attributes", "mode_seeking", "mode_seeking_cap"];
 
 /// The [model] section of the stackgan and sdgan families.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,6 +112,12 @@ pub struct Config {
     /// even when its colours match. The rest are another image's caption, as GAN-CLS.
     #[serde(default)]
     pub wrong_swap: f64,
+    /// Not in either paper: the sentence embeddings centred on the training captions' mean and
+    /// scaled to unit variance (`recipe::TextNorm`), for a frozen encoder's unit-length
+    /// embeddings (MiniLM), whose few-hundredths-sized components the conditioning
+    /// augmentation's KL term otherwise flattens to noise. Stage II reads its Stage-I run's norm.
+    #[serde(default)]
+    pub text_norm: bool,
 }
 
 mod defaults {
@@ -371,10 +385,18 @@ pub struct Discriminator {
     joint_bn: BatchNorm,
     cond_out: nn::Conv2D,
     uncond_out: Option<nn::Conv2D>,
+    /// With the recipe's `aux_attributes`, an attribute head (AC-GAN) on the 4×4 features.
+    attributes: Option<AttributeHead>,
 }
 
 impl Discriminator {
-    pub fn new(p: nn::Path, c: &Config, unconditional: bool) -> Discriminator {
+    /// `labels`: what the attribute head predicts (the dataset's labels), if it has one.
+    pub fn new(
+        p: nn::Path,
+        c: &Config,
+        unconditional: bool,
+        labels: Option<Labels>,
+    ) -> Discriminator {
         let body = DownStack::new(&p / "body", c.image_size, c.ndf);
         let ch = 8 * c.ndf;
         let reduce = (body.out_channels != ch).then(|| {
@@ -387,6 +409,7 @@ impl Discriminator {
             joint_bn: bn2d(&p / "joint_bn", ch),
             cond_out: conv(&p / "cond_out", ch, 1, 4, 4, 0),
             uncond_out: unconditional.then(|| conv(&p / "uncond_out", ch, 1, 4, 4, 0)),
+            attributes: labels.map(|l| AttributeHead::new(&p / "attributes", ch * 16, l)),
         }
     }
 
@@ -409,6 +432,11 @@ impl Discriminator {
                 .forward_t(&self.joint.forward(&Tensor::cat(&[features, &tiled], 1)), train),
         );
         self.cond_out.forward(&h).view([-1])
+    }
+
+    /// The attribute head's loss on features of items carrying `labels` (none without a head).
+    pub fn attribute_loss(&self, features: &Tensor, labels: &Tensor) -> Option<Tensor> {
+        self.attributes.as_ref().map(|h| h.loss(features, labels))
     }
 
     /// The images' unconditional logits [B] (Stage II).

@@ -83,7 +83,7 @@ fn stage_two_draws_four_times_stage_ones_side_and_the_discriminators_judge_every
         let (x2, _, _) = two.forward_t(&x1, &text, &eps, None, true);
         assert_eq!(x2.size(), [b, 3, size, size]);
         assert!(x2.abs().max().double_value(&[]) <= 1.0);
-        let d = Discriminator::new(vs.root() / format!("d{size}"), &c, true);
+        let d = Discriminator::new(vs.root() / format!("d{size}"), &c, true, None);
         let f = d.features(&x2, true);
         assert_eq!(f.size(), [b, 8 * c.ndf, 4, 4]);
         assert_eq!(

@@ -42,7 +42,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     ],
     check: |cfg| Config::of(cfg).map(drop),
     build,
-    training_only: &["image_d", "story_d"],
+    training_only: |_| vec!["image_d", "story_d"],
     drawer: Some(crate::storygan::sample::load_drawer),
     recipe: &[],
     evaluated: Some(super::sample::load_evaluated),

@@ -35,7 +35,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     ],
     check: |cfg| Config::of(cfg).map(drop),
     build,
-    training_only: &["discriminator"],
+    training_only: |_| vec!["discriminator"],
     drawer: Some(super::draw::load_drawer),
     // Every part but the matching-aware gradient penalty (not built for its three judges yet).
     recipe: &[

@@ -28,7 +28,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     presets: &[("toy", include_str!("toy.toml"))],
     check: |cfg| Config::of(cfg).map(drop),
     build,
-    training_only: &["discriminator"],
+    training_only: |_| vec!["discriminator"],
     drawer: Some(load_drawer),
     recipe: &[],
     evaluated: Some(load_evaluated),
