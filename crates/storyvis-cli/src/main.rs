@@ -23,7 +23,7 @@ use storyvis_data::{atomic, dataset::Dataset, sheet};
 use storyvis_eval::classifier::{self, ClassifierRequest};
 use storyvis_eval::eval::{self, EvalRequest};
 use storyvis_eval::{DEFAULT_CLASSIFIER, DEFAULT_CLIP_CLASSIFIER, DEFAULT_DETECTOR};
-use storyvis_models::DEFAULT_MODEL;
+use storyvis_models::{shipped_name, DEFAULT_MODEL, SHIPPED_MODELS};
 
 #[derive(Parser)]
 #[command(
@@ -88,7 +88,7 @@ enum Command {
     /// are read as unknown, with a warning naming the nearest word the model knows.
     StyleTransfer(t2i::StyleArgs),
     /// Serve a web page (and a JSON API) where anyone types a story, caption or video caption
-    /// and sees it drawn by the models given (default: the shipped story model). Unknown words
+    /// and sees it drawn by the models given (default: every shipped model, one per family). Unknown words
     /// are read as unknown and listed in the answer's "unknown", each with the nearest word the
     /// model knows in "suggestions".
     Serve(ServeArgs),
@@ -226,10 +226,16 @@ struct TrainArgs {
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["story", "story_file", "text"])))]
 struct GenerateArgs {
-    /// A run directory (its latest checkpoint) or a checkpoint directory; without it, the
-    /// shipped model (models/storygan-default).
+    /// A run directory (its latest checkpoint) or a checkpoint directory. Without it (or
+    /// --model), the shipped model the input fits: models/storygan-default for a story; for a
+    /// caption, the shipped video model if the caption reads like a video caption, else one of
+    /// the shipped text-to-image models, named with --model.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// A shipped model by name (`storyvis serve` lists them): storygan-default,
+    /// gan-int-cls-default, stackgan-default, sdgan-default, tganc-fast.
+    #[arg(long, conflicts_with = "checkpoint", value_name = "NAME")]
+    model: Option<String>,
     /// The story: one sentence per frame, separated by periods (story models).
     #[arg(long)]
     story: Option<String>,
@@ -277,7 +283,9 @@ struct GenerateArgs {
 #[derive(Args)]
 struct ServeArgs {
     /// A model to serve, NAME=DIR (a run or checkpoint directory of any family that draws from
-    /// text); repeat for more. Default: the shipped story model as `storygan-default`.
+    /// text); repeat for more. Default: every shipped model (one per family), each under its
+    /// directory's name (storygan-default, gan-int-cls-default, stackgan-default, sdgan-default,
+    /// tganc-fast).
     #[arg(long = "model", value_name = "NAME=DIR")]
     models: Vec<String>,
     /// The address to listen on: loopback unless told otherwise.
@@ -307,12 +315,22 @@ struct ServeArgs {
 
 fn serve(a: ServeArgs) -> Result<()> {
     let models = if a.models.is_empty() {
-        let dir = storyvis_core::shipped::find(DEFAULT_MODEL)
-            .context("no --model given, and the shipped model is missing")?;
-        let name = std::path::Path::new(DEFAULT_MODEL)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
-        vec![(name.unwrap_or_default(), dir)]
+        // Every shipped model that is there; one missing is named, all missing an error.
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for (_, path) in SHIPPED_MODELS {
+            match storyvis_core::shipped::find(path) {
+                Ok(dir) => found.push((shipped_name(path).to_string(), dir)),
+                Err(e) => missing.push(e),
+            }
+        }
+        if found.is_empty() {
+            return Err(missing.remove(0).context("no --model given, and no shipped model was found"));
+        }
+        for e in missing {
+            eprintln!("warning: not served: {e:#}");
+        }
+        found
     } else {
         a.models.iter().map(|m| storyvis_serve::parse_model(m)).collect::<Result<_>>()?
     };
@@ -695,20 +713,13 @@ fn generate(a: GenerateArgs) -> Result<()> {
         Fit::Exact
     };
     let device = storyvis_core::device::parse_device(&a.device)?;
-    let checkpoint = match &a.checkpoint {
-        Some(c) => c.clone(),
-        None if caption => bail!("--text needs --checkpoint: a text-to-image or video run (the shipped model draws stories)"),
-        None => storyvis_core::shipped::find(DEFAULT_MODEL).context("no --checkpoint given, and the shipped model is missing")?,
+    let weights = a.weights.into();
+    let model = match (&a.checkpoint, &a.model) {
+        (Some(c), _) => registry::load_drawer(c, device, weights).context("loading the checkpoint")?,
+        (None, Some(name)) => load_shipped(shipped_path(name)?, device, weights)?,
+        (None, None) if caption => shipped_for_caption(&text, device, weights)?,
+        (None, None) => load_shipped(DEFAULT_MODEL, device, weights)?,
     };
-    let model =
-        registry::load_drawer(&checkpoint, device, a.weights.into()).with_context(|| {
-            match &a.checkpoint {
-                Some(_) => "loading the checkpoint".to_string(),
-                None => format!(
-                    "loading the shipped model {DEFAULT_MODEL} (give --checkpoint to use another)"
-                ),
-            }
-        })?;
     let about = model.about();
     let layout = Layout { format: a.format.map(FormatArg::format), stages: a.stages };
     storyvis_core::drawer::check_layout(model.as_ref(), &layout)?;
@@ -736,6 +747,78 @@ fn generate(a: GenerateArgs) -> Result<()> {
     }
     eprintln!("drew {} seed(s) with {}", seeds.len(), about.checkpoint.display());
     Ok(())
+}
+
+/// The shipped model named `name` (its directory's name): its path under the storyvis home.
+fn shipped_path(name: &str) -> Result<&'static str> {
+    SHIPPED_MODELS.iter().map(|(_, p)| *p).find(|p| shipped_name(p) == name).with_context(|| {
+        let names: Vec<&str> = SHIPPED_MODELS.iter().map(|(_, p)| shipped_name(p)).collect();
+        format!(
+            "--model {:?}: no shipped model of that name; the shipped ones: {} (or give --checkpoint DIR)",
+            storyvis_core::input::excerpt(name, 60),
+            names.join(", ")
+        )
+    })
+}
+
+/// Loads a shipped model (`storyvis_core::shipped::find` says where it is looked for).
+fn load_shipped(
+    path: &str,
+    device: storyvis_core::device::Device,
+    weights: storyvis_core::checkpoint::Weights,
+) -> Result<Box<dyn Drawer>> {
+    let dir = storyvis_core::shipped::find(path)
+        .with_context(|| format!("no --checkpoint given, and the shipped model {path} is missing"))?;
+    registry::load_drawer(&dir, device, weights).with_context(|| {
+        format!("loading the shipped model {path} (give --checkpoint to use another)")
+    })
+}
+
+/// `generate --text` without a model: the shipped caption or video model the caption fits
+/// (`drawer::fit_score`: the share of its words found in that kind's example inputs). Where
+/// several fit as well (the three text-to-image families), an error lists them to choose from.
+fn shipped_for_caption(
+    text: &str,
+    device: storyvis_core::device::Device,
+    weights: storyvis_core::checkpoint::Weights,
+) -> Result<Box<dyn Drawer>> {
+    let mut found: Vec<(&str, f64, Box<dyn Drawer>)> = Vec::new();
+    for (_, path) in SHIPPED_MODELS {
+        // A missing shipped model is left out here; the error below names what was looked for.
+        let Ok(dir) = storyvis_core::shipped::find(path) else { continue };
+        let d = registry::load_drawer(&dir, device, weights)
+            .with_context(|| format!("loading the shipped model {path}"))?;
+        if !matches!(d.input(), Input::Story { .. }) {
+            found.push((shipped_name(path), storyvis_core::drawer::fit_score(text, &d.input()), d));
+        }
+    }
+    ensure!(
+        !found.is_empty(),
+        "--text without --checkpoint: no shipped caption or video model was found (looked for {}); give --checkpoint DIR",
+        SHIPPED_MODELS.iter().skip(1).map(|(_, p)| *p).collect::<Vec<_>>().join(", ")
+    );
+    let best = found.iter().map(|f| f.1).fold(f64::NEG_INFINITY, f64::max);
+    found.retain(|f| f.1 == best);
+    if found.len() == 1 {
+        let (name, _, d) = found.pop().expect("one");
+        eprintln!("drawing with the shipped model {name} (choose another with --model NAME)");
+        return Ok(d);
+    }
+    let list: Vec<String> = found
+        .iter()
+        .map(|(name, _, d)| {
+            let kind = match d.input() {
+                Input::Video { frames } => format!("{frames}-frame clips"),
+                _ => "images".to_string(),
+            };
+            format!("  --model {name:<22} {} ({kind})", d.about().family)
+        })
+        .collect();
+    bail!(
+        "{} shipped models draw captions like this one; choose one:\n{}\n(or give --checkpoint DIR)",
+        found.len(),
+        list.join("\n")
+    )
 }
 
 /// The policy for words a model does not know, the same for every family: each is named with

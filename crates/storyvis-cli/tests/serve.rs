@@ -405,6 +405,45 @@ fn a_pororo_model_draws_a_typed_story_with_character_names() {
     assert_eq!(four.status, 400, "{}", four.error());
 }
 
+/// With no --model, every shipped model is served, one per family, and each draws its own
+/// example input as `generate --model` draws it.
+#[test]
+fn with_no_model_the_shipped_model_of_every_family_is_served_and_draws() {
+    let root = tempfile::tempdir().unwrap();
+    let s = Serving::start(&[]);
+    let list = s.get("/api/models").json();
+    let models = list["models"].as_array().unwrap();
+    let named: Vec<(&str, &str, &str)> = models
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap(),
+                m["family"].as_str().unwrap(),
+                m["input"]["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("storygan-default", "storygan", "story"),
+            ("gan-int-cls-default", "gan-int-cls", "caption"),
+            ("stackgan-default", "stackgan", "caption"),
+            ("sdgan-default", "sdgan", "caption"),
+            ("tganc-fast", "tganc", "video"),
+        ]
+    );
+    assert_eq!(list["models"][0]["default"], true);
+    for m in models {
+        let (name, kind) = (m["name"].as_str().unwrap(), m["input"]["kind"].as_str().unwrap());
+        let example = m["examples"][0].as_str().unwrap_or_else(|| panic!("{name}: no example"));
+        let key = if kind == "story" { "story" } else { "text" };
+        let served = pictures(&s.post(&json!({"model": name, key: example, "seeds": [0, 1]})));
+        let flag = format!("--{key}");
+        same_as_generate(&served, &["--model", name, &flag, example], &root.path().join(name));
+    }
+}
+
 fn chromium() -> PathBuf {
     if let Ok(c) = std::env::var("STORYVIS_CHROMIUM") {
         return PathBuf::from(c);
@@ -626,4 +665,18 @@ fn a_browser_types_a_story_into_the_page_and_sees_it_drawn() {
     b.type_into("#seeds", "0-20");
     b.click("#draw");
     b.wait_for("document.querySelector('#message').textContent.includes('at most 8 seeds')", 10);
+
+    // A caption model and a video model, chosen in the page: one image, one animated GIF.
+    for (model, text, mime) in [
+        ("stackgan-default", "a large red metal cube.", "image/png"),
+        ("tganc-fast", "digit 3 is moving up and down", "image/gif"),
+    ] {
+        b.eval(&format!("(() => {{ const s = document.querySelector('#model'); s.value = {model:?}; s.dispatchEvent(new Event('change')); return true; }})()"));
+        assert_eq!(b.eval("document.querySelector('#text-input').hidden"), false);
+        b.type_into("#text", text);
+        b.type_into("#seeds", "0");
+        b.click("#draw");
+        b.wait_for(&format!("Array.from(document.querySelectorAll('#results img')).some((i) => i.src.startsWith('data:{mime}') && i.complete && i.naturalWidth > 0)"), 120);
+        assert_eq!(b.eval("document.querySelector('#message').textContent"), "", "{model}");
+    }
 }

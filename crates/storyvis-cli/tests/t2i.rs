@@ -288,3 +288,47 @@ fn captions_encoder_gan_and_drawing_commands() {
         "is a storygan checkpoint",
     );
 }
+
+/// `generate --text` without a checkpoint draws with the shipped model the caption fits: the
+/// video model for a Bouncing MNIST caption; for a CLEVR caption, which the three shipped
+/// text-to-image models all read, it lists them to choose from, and `--model` chooses.
+#[test]
+fn generate_text_without_a_checkpoint_uses_the_shipped_model_the_caption_fits() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("video");
+    let said = ok(&[
+        "generate",
+        "--text",
+        "digit 3 is moving up and down",
+        "--seeds",
+        "0",
+        "--out",
+        p(&out),
+    ]);
+    assert!(said.contains("drawing with the shipped model tganc-fast"), "{said}");
+    assert!(std::fs::read(out.join("seed0000.gif")).unwrap().starts_with(b"GIF8"));
+    let caption = "a large red metal cube.";
+    let said = common::text(&common::storyvis(&["generate", "--text", caption, "--out", p(&out)]));
+    for name in ["gan-int-cls-default", "stackgan-default", "sdgan-default"] {
+        assert!(said.contains(&format!("--model {name}")), "{said}");
+    }
+    assert!(!said.contains("tganc-fast") && said.contains("3 shipped models"), "{said}");
+    for (name, size) in [("gan-int-cls-default", 64), ("stackgan-default", 128), ("sdgan-default", 64)]
+    {
+        let o = root.path().join(name);
+        ok(&["generate", "--model", name, "--text", caption, "--seeds", "0", "--out", p(&o)]);
+        assert_eq!(image::open(o.join("seed0000.png")).unwrap().width(), size, "{name}");
+    }
+    // The shipped story model by name; a name that is not shipped, or a model and a checkpoint.
+    let story = "there is a small red rubber cube. a large blue metal sphere appears. someone adds a green cylinder. a yellow cube appears.";
+    ok(&["generate", "--model", "storygan-default", "--story", story, "--out", p(&out)]);
+    fails(
+        &["generate", "--model", "nope", "--text", caption],
+        "no shipped model of that name; the shipped ones: storygan-default, gan-int-cls-default",
+    );
+    fails(&["generate", "--model", "tganc-fast", "--story", story], "give it with --text");
+    fails(
+        &["generate", "--model", "tganc-fast", "--checkpoint", "x", "--text", caption],
+        "cannot be used with",
+    );
+}

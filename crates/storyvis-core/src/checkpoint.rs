@@ -192,8 +192,10 @@ pub fn export(
         dest,
         false,
         |dir| {
+            let mut halved_files = Vec::new();
             for name in &keep {
                 if opts.half && name.ends_with(".safetensors") {
+                    halved_files.push(*name);
                     let halved: Vec<(String, Tensor)> = read_tensors(&src.join(name))?
                         .into_iter()
                         .map(|(n, t)| {
@@ -213,6 +215,24 @@ pub fn export(
                 let bytes = fs::read(src.join(name))
                     .with_context(|| format!("cannot read {}", src.join(name).display()))?;
                 atomic::write_synced(&dir.join(name), &bytes)?;
+            }
+            // The text encoder's own manifest pins its weights by digest: those of the
+            // halved files are renewed there too.
+            let nested = dir.join(crate::joint::MANIFEST);
+            if !halved_files.is_empty() && nested.is_file() {
+                let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&nested)?)
+                    .with_context(|| format!("{} is damaged", nested.display()))?;
+                if let Some(files) = m.get_mut("files").and_then(|f| f.as_object_mut()) {
+                    for name in &halved_files {
+                        if files.contains_key(*name) {
+                            let digest = crate::digest::sha256(&dir.join(name))?;
+                            files.insert(name.to_string(), serde_json::Value::String(digest));
+                        }
+                    }
+                }
+                let mut text = serde_json::to_vec_pretty(&m)?;
+                text.push(b'\n');
+                atomic::write_synced(&nested, &text)?;
             }
             Ok(())
         },

@@ -3,7 +3,8 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use std::fmt;
-use tch::{Device, Kind, Tensor};
+pub use tch::Device;
+use tch::{Kind, Tensor};
 
 /// The libtorch version this build is pinned to (tch =0.24.0 requires it exactly).
 pub const LIBTORCH_VERSION: &str = "2.11.0";

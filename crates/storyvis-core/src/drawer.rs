@@ -187,7 +187,36 @@ pub type LoadDrawer = fn(&Path, Device, Weights) -> Result<Box<dyn Drawer>>;
 /// input (CLEVR-SV stories, CLEVR captions, Bouncing MNIST captions), made from fixed seeds,
 /// kept only where the model reads every word (a model trained on other data gets none).
 pub fn examples(model: &dyn Drawer, n: usize) -> Vec<String> {
-    let candidates: Vec<String> = match model.input() {
+    let mut out = Vec::new();
+    for c in example_inputs(&model.input(), 3 * n) {
+        if out.len() == n {
+            break;
+        }
+        if model.check(&c, Fit::Exact).is_ok_and(|k| k.unknown.is_empty()) && !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How well `text` fits a kind of input: the share of its words that occur in storyvis's own
+/// example inputs of that kind (CLEVR-SV stories, CLEVR captions, Bouncing MNIST captions), 0
+/// to 1. What `generate --text` without a model uses to choose between the shipped caption and
+/// video models, whose readers (MiniLM) take any word.
+pub fn fit_score(text: &str, input: &Input) -> f64 {
+    let known: std::collections::HashSet<String> =
+        example_inputs(input, 64).iter().flat_map(|e| crate::text::tokenize(e)).collect();
+    let words = crate::text::tokenize(text);
+    if words.is_empty() {
+        return 0.0;
+    }
+    words.iter().filter(|w| known.contains(*w)).count() as f64 / words.len() as f64
+}
+
+/// `count` example inputs of a kind, from fixed seeds.
+fn example_inputs(input: &Input, count: usize) -> Vec<String> {
+    let n = count.div_ceil(3);
+    match *input {
         Input::Story { frames } => (0..3 * n)
             .filter_map(|i| storyvis_data::clevr::example_story(i as u64).ok())
             .filter(|s| s.len() >= frames)
@@ -208,17 +237,7 @@ pub fn examples(model: &dyn Drawer, n: usize) -> Vec<String> {
                 .map(|i| storyvis_data::bouncing::example_caption(&mut rng, 1 + i % 2))
                 .collect()
         }
-    };
-    let mut out = Vec::new();
-    for c in candidates {
-        if out.len() == n {
-            break;
-        }
-        if model.check(&c, Fit::Exact).is_ok_and(|k| k.unknown.is_empty()) && !out.contains(&c) {
-            out.push(c);
-        }
     }
-    out
 }
 
 /// Checks seeds for one drawing: at least one, at most `max`.
