@@ -325,7 +325,9 @@ fn serve(a: ServeArgs) -> Result<()> {
             }
         }
         if found.is_empty() {
-            return Err(missing.remove(0).context("no --model given, and no shipped model was found"));
+            return Err(missing
+                .remove(0)
+                .context("no --model given, and no shipped model was found"));
         }
         for e in missing {
             eprintln!("warning: not served: {e:#}");
@@ -715,7 +717,9 @@ fn generate(a: GenerateArgs) -> Result<()> {
     let device = storyvis_core::device::parse_device(&a.device)?;
     let weights = a.weights.into();
     let model = match (&a.checkpoint, &a.model) {
-        (Some(c), _) => registry::load_drawer(c, device, weights).context("loading the checkpoint")?,
+        (Some(c), _) => {
+            registry::load_drawer(c, device, weights).context("loading the checkpoint")?
+        }
         (None, Some(name)) => load_shipped(shipped_path(name)?, device, weights)?,
         (None, None) if caption => shipped_for_caption(&text, device, weights)?,
         (None, None) => load_shipped(DEFAULT_MODEL, device, weights)?,
@@ -767,8 +771,9 @@ fn load_shipped(
     device: storyvis_core::device::Device,
     weights: storyvis_core::checkpoint::Weights,
 ) -> Result<Box<dyn Drawer>> {
-    let dir = storyvis_core::shipped::find(path)
-        .with_context(|| format!("no --checkpoint given, and the shipped model {path} is missing"))?;
+    let dir = storyvis_core::shipped::find(path).with_context(|| {
+        format!("no --checkpoint given, and the shipped model {path} is missing")
+    })?;
     registry::load_drawer(&dir, device, weights).with_context(|| {
         format!("loading the shipped model {path} (give --checkpoint to use another)")
     })

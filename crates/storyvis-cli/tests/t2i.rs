@@ -313,7 +313,8 @@ fn generate_text_without_a_checkpoint_uses_the_shipped_model_the_caption_fits() 
         assert!(said.contains(&format!("--model {name}")), "{said}");
     }
     assert!(!said.contains("tganc-fast") && said.contains("3 shipped models"), "{said}");
-    for (name, size) in [("gan-int-cls-default", 64), ("stackgan-default", 128), ("sdgan-default", 64)]
+    for (name, size) in
+        [("gan-int-cls-default", 64), ("stackgan-default", 128), ("sdgan-default", 64)]
     {
         let o = root.path().join(name);
         ok(&["generate", "--model", name, "--text", caption, "--seeds", "0", "--out", p(&o)]);

@@ -328,9 +328,8 @@ fn the_budget_first_recipe_and_text_norm_train_both_stages_and_sdgan_and_draw() 
         "diffaugment=\"translation\"",
         "ema_half_life=1",
     ];
-    let sets = |extra: &[&str]| {
-        recipe.iter().chain(extra).map(|s| s.to_string()).collect::<Vec<String>>()
-    };
+    let sets =
+        |extra: &[&str]| recipe.iter().chain(extra).map(|s| s.to_string()).collect::<Vec<String>>();
     let one = run(
         config("stackgan-tiny", &encoder, &sets(&[])).unwrap(),
         &data,
