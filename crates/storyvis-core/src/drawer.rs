@@ -246,3 +246,22 @@ pub fn check_seeds(seeds: &[u64], max: usize) -> Result<()> {
     ensure!(seeds.len() <= max, "{} seeds asked; at most {max} per drawing", seeds.len());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caption_fits_the_kind_whose_example_words_it_uses() {
+        let (image, video) = (Input::Caption, Input::Video { frames: 16 });
+        let digit = "digit 3 is moving up and down";
+        assert_eq!(fit_score(digit, &video), 1.0);
+        assert!(fit_score(digit, &image) < 0.5, "{}", fit_score(digit, &image));
+        let cube = "a large red metal cube.";
+        assert_eq!(fit_score(cube, &image), 1.0);
+        assert!(fit_score(cube, &video) < 0.5, "{}", fit_score(cube, &video));
+        // Words of neither kind score nothing; an empty caption too.
+        assert_eq!(fit_score("zebras graze", &image), 0.0);
+        assert_eq!(fit_score(" . ", &video), 0.0);
+    }
+}
