@@ -162,12 +162,15 @@ pub struct ExportOptions {
 /// Writes a drawing-only copy of the checkpoint at `src` to `dest` (a new directory): every
 /// file but the optimiser state and the networks only training needs (the family's
 /// discriminators), with their digests, which is all `generate` and `eval` read. It cannot be
-/// resumed, and is about a tenth of the size. Returns its manifest.
+/// resumed, and is about a tenth of the size. `nested`: manifests among the files that pin
+/// others by digest in their `files` map (a text encoder's), renewed where `opts.half` changes
+/// those files. Returns its manifest.
 pub fn export(
     src: &Path,
     dest: &Path,
     opts: ExportOptions,
     training_only: &[&str],
+    nested: &[&str],
 ) -> Result<Manifest> {
     let src = resolve(src)?;
     let m = verify(&src)?;
@@ -216,10 +219,10 @@ pub fn export(
                     .with_context(|| format!("cannot read {}", src.join(name).display()))?;
                 atomic::write_synced(&dir.join(name), &bytes)?;
             }
-            // The text encoder's own manifest pins its weights by digest: those of the
+            // A nested manifest (the text encoder's) pins its weights by digest: those of the
             // halved files are renewed there too.
-            let nested = dir.join(crate::joint::MANIFEST);
-            if !halved_files.is_empty() && nested.is_file() {
+            let renewed = if halved_files.is_empty() { &[][..] } else { nested };
+            for nested in renewed.iter().map(|n| dir.join(n)).filter(|n| n.is_file()) {
                 let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&nested)?)
                     .with_context(|| format!("{} is damaged", nested.display()))?;
                 if let Some(files) = m.get_mut("files").and_then(|f| f.as_object_mut()) {

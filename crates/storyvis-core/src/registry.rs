@@ -165,5 +165,5 @@ pub fn export(
 ) -> Result<checkpoint::Manifest> {
     let (entry, dir) = family_of(src)?;
     let unused = (entry.training_only)(&checkpoint::load_config(&dir)?);
-    checkpoint::export(src, dest, opts, &unused)
+    checkpoint::export(src, dest, opts, &unused, &[crate::joint::MANIFEST])
 }
