@@ -675,6 +675,8 @@ fn a_browser_types_a_story_into_the_page_and_sees_it_drawn() {
         assert_eq!(b.eval("document.querySelector('#text-input').hidden"), false);
         b.type_into("#text", text);
         b.type_into("#seeds", "0");
+        // The last drawing's pictures cleared, so that only this one's can be waited for.
+        b.eval("(() => { document.querySelector('#results').textContent = ''; return true; })()");
         b.click("#draw");
         b.wait_for(&format!("Array.from(document.querySelectorAll('#results img')).some((i) => i.src.startsWith('data:{mime}') && i.complete && i.naturalWidth > 0)"), 120);
         assert_eq!(b.eval("document.querySelector('#message').textContent"), "", "{model}");

@@ -86,3 +86,37 @@ fn a_family_registered_in_one_line_trains_draws_evaluates_and_benchmarks() {
         ["generator", "discriminator"]
     );
 }
+
+/// Every family storyvis ships has one shipped model in the checkout: a drawing-only export of
+/// that family (the generator's moving average alone, no optimiser, no discriminator), at
+/// most 8 MB, that loads and draws.
+#[test]
+fn every_family_has_a_shipped_model_of_at_most_8_mb_that_draws() {
+    storyvis_models::install();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let families: Vec<&str> = storyvis_models::FAMILIES.iter().map(|f| f.name).collect();
+    let shipped: Vec<&str> = storyvis_models::SHIPPED_MODELS.iter().map(|(f, _)| *f).collect();
+    assert_eq!(shipped, families, "one shipped model per family, in the registry's order");
+    for (family, path) in storyvis_models::SHIPPED_MODELS {
+        let dir = root.join(path);
+        let manifest = storyvis_core::checkpoint::verify(&dir).unwrap();
+        assert_eq!(storyvis_core::checkpoint::load_config(&dir).unwrap().family, *family);
+        assert!(manifest.adam_steps.is_empty(), "{path} is a training checkpoint");
+        let files: Vec<&str> = manifest.files.keys().map(String::as_str).collect();
+        assert!(files.iter().any(|f| f.ends_with("_ema.safetensors")), "{path}: {files:?}");
+        for f in &files {
+            assert!(
+                !["generator.safetensors", "discriminator.safetensors", "optimizer.safetensors"]
+                    .contains(f),
+                "{path} carries {f}"
+            );
+        }
+        let bytes: u64 = files.iter().map(|f| std::fs::metadata(dir.join(f)).unwrap().len()).sum();
+        assert!(bytes <= 8_000_000, "{path}: {bytes} bytes");
+        let d = registry::load_drawer(&dir, Device::Cpu, Default::default()).unwrap();
+        assert_eq!(d.about().family, *family);
+        let example = storyvis_core::drawer::examples(d.as_ref(), 1);
+        let checked = d.check(&example[0], Fit::Exact).unwrap();
+        assert!(!d.draw(&checked, &[0]).unwrap().is_empty(), "{path} drew nothing");
+    }
+}
