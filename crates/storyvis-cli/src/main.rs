@@ -183,7 +183,8 @@ struct TrainArgs {
     /// gan-int-cls-clevr (the paper's), gan-int-cls-twemoji, gan-int-cls-small,
     /// gan-int-cls-fast (the budget-first recipe), gan-int-cls-tiny;
     /// stackgan-clevr, stackgan-clevr-stage2, stackgan-small, stackgan-small-stage2,
-    /// stackgan-tiny; sdgan-clevr, sdgan-small, sdgan-tiny; tganc-mnist1, tganc-mnist2,
+    /// stackgan-fast (the budget-first recipe), stackgan-fast-stage2, stackgan-tiny;
+    /// sdgan-clevr, sdgan-small, sdgan-fast (the budget-first recipe), sdgan-tiny; tganc-mnist1, tganc-mnist2,
     /// tganc-fast (the budget-first recipe), tganc-tiny; each names its model family.
     #[arg(long)]
     preset: String,
