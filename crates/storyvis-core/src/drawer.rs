@@ -213,11 +213,11 @@ pub fn fit_score(text: &str, input: &Input) -> f64 {
     words.iter().filter(|w| known.contains(*w)).count() as f64 / words.len() as f64
 }
 
-/// `count` example inputs of a kind, from fixed seeds.
+/// Up to `count` example inputs of a kind, from fixed seeds (a story shorter than the model's
+/// frames is left out).
 fn example_inputs(input: &Input, count: usize) -> Vec<String> {
-    let n = count.div_ceil(3);
     match *input {
-        Input::Story { frames } => (0..3 * n)
+        Input::Story { frames } => (0..count)
             .filter_map(|i| storyvis_data::clevr::example_story(i as u64).ok())
             .filter(|s| s.len() >= frames)
             .map(|s| {
@@ -228,12 +228,12 @@ fn example_inputs(input: &Input, count: usize) -> Vec<String> {
                     .join(" ")
             })
             .collect(),
-        Input::Caption => (0..3 * n)
+        Input::Caption => (0..count)
             .filter_map(|i| storyvis_data::clevr::example_caption(i as u64).ok())
             .collect(),
         Input::Video { .. } => {
             let mut rng = Rng::for_item(0, 0);
-            (0..3 * n)
+            (0..count)
                 .map(|i| storyvis_data::bouncing::example_caption(&mut rng, 1 + i % 2))
                 .collect()
         }

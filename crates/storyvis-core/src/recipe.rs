@@ -188,15 +188,16 @@ impl Recipe {
         Ok(Some(Labels::of(names, labels)))
     }
 
-    /// The rows of a generator update's batch (`items`, each [B, …]): with mode seeking the
-    /// first ⌈B/2⌉ twice (`paired_rows`), else all of them as they are.
+    /// The rows a generator update draws from a batch of `b` items: with mode seeking the
+    /// first ⌈b/2⌉ twice (`paired_rows`), else none (every item as it is; `select_rows`).
+    pub fn generator_rows(&self, b: i64, device: Device) -> Option<Tensor> {
+        (self.mode_seeking > 0.0).then(|| Tensor::from_slice(&paired_rows(b)).to_device(device))
+    }
+
+    /// The rows of a generator update's batch (`items`, each [B, …]): `generator_rows` of each.
     pub fn generator_batch(&self, items: &[&Tensor]) -> Vec<Tensor> {
-        if self.mode_seeking <= 0.0 {
-            return items.iter().map(|t| t.shallow_clone()).collect();
-        }
-        let b = items[0].size()[0];
-        let rows = Tensor::from_slice(&paired_rows(b)).to_device(items[0].device());
-        items.iter().map(|t| t.index_select(0, &rows)).collect()
+        let rows = self.generator_rows(items[0].size()[0], items[0].device());
+        items.iter().map(|t| select_rows(t, rows.as_ref())).collect()
     }
 
     /// Adds the generator's recipe terms to its loss `total`: the attribute head's loss on its
@@ -504,6 +505,14 @@ pub fn exclusive_groups(names: &[String], labels: &Tensor) -> Option<Vec<(i64, i
 pub fn paired_rows(b: i64) -> Vec<i64> {
     let half = (b + 1) / 2;
     (0..b).map(|i| i % half).collect()
+}
+
+/// `t`'s items at `rows` (a [B] index), or all of them as they are for none.
+pub fn select_rows(t: &Tensor, rows: Option<&Tensor>) -> Tensor {
+    match rows {
+        Some(r) => t.index_select(0, r),
+        None => t.shallow_clone(),
+    }
 }
 
 /// The mode-seeking term over a batch drawn with `paired_rows`: `fake` [B, …], `z` [B, dim].

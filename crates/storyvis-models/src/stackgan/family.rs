@@ -12,7 +12,7 @@ use storyvis_core::family::{Draw, Family, OptimizerSpec, Phase, Report, Reported
 use storyvis_core::joint::{self, Joint};
 use storyvis_core::loss;
 use storyvis_core::loss::contrastive_loss;
-use storyvis_core::recipe::TextNorm;
+use storyvis_core::recipe::{select_rows, TextNorm};
 use storyvis_core::scbn::Scbn;
 use storyvis_core::train::mix;
 use storyvis_data::dataset::{Dataset, Split};
@@ -311,10 +311,7 @@ impl Branch {
 
     /// The branch's items at `rows` (all of them, as they are, for none).
     fn rows(&self, rows: Option<&Tensor>) -> Branch {
-        let pick = |t: &Tensor| match rows {
-            Some(r) => t.index_select(0, r),
-            None => t.shallow_clone(),
-        };
+        let pick = |t: &Tensor| select_rows(t, rows);
         Branch {
             text: pick(&self.text),
             words: self.words.as_ref().map(|(f, m)| (pick(f), pick(m))),
@@ -579,14 +576,8 @@ impl Family for StackGan {
             // With mode seeking (a departure, `[recipe] mode_seeking`) the first half of the
             // batch's items is drawn twice, each with its own noise (MSGAN's pairs).
             let recipe = &self.recipe;
-            let rows = (recipe.mode_seeking > 0.0).then(|| {
-                let b = it.real.size()[0];
-                Tensor::from_slice(&storyvis_core::recipe::paired_rows(b)).to_device(self.device)
-            });
-            let pick = |t: &Tensor| match &rows {
-                Some(r) => t.index_select(0, r),
-                None => t.shallow_clone(),
-            };
+            let rows = recipe.generator_rows(it.real.size()[0], self.device);
+            let pick = |t: &Tensor| select_rows(t, rows.as_ref());
             let adversarial = |b: &Branch| {
                 let (fake, mu, logvar, noise) = self.generate(b);
                 let seen = self.augment.same_draw(&[&fake]);
