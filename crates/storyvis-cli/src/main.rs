@@ -177,8 +177,8 @@ struct BenchArgs {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// Preset: storygan-clevr (the reference configuration), storygan-quality, storygan-small,
-    /// storygan-tiny; storygan-pororo (Pororo-SV, the paper's), storygan-pororo-fast,
+    /// Preset: storygan-clevr (the reference configuration), storygan-quality, storygan-fast
+    /// (objects placed as told), storygan-small, storygan-tiny; storygan-pororo (Pororo-SV, the paper's), storygan-pororo-fast,
     /// storygan-pororo-tiny;
     /// gan-int-cls-clevr (the paper's), gan-int-cls-twemoji, gan-int-cls-small,
     /// gan-int-cls-fast (the budget-first recipe), gan-int-cls-tiny;

@@ -668,3 +668,94 @@ fn a_copied_binary_finds_the_shipped_model_through_storyvis_home() {
         "{said}"
     );
 }
+
+#[test]
+fn a_layout_model_trains_on_listed_objects_draws_a_typed_story_and_refuses_data_without_them() {
+    let root = tempfile::tempdir().unwrap();
+    let data = common::small_data(root.path(), 8);
+    let runs = root.path().join("runs");
+    let layout = [
+        "--set",
+        "previous=masked",
+        "--set",
+        "layout=true",
+        "--set",
+        "layout_d=true",
+        "--set",
+        "coords=true",
+        "--set",
+        "recon_weight=5",
+        "--set",
+        "recon_object=10",
+        "--set",
+        "object_d_weight=1",
+    ];
+    let mut args =
+        vec!["train", "--preset", "storygan-tiny", "--data", p(&data), "--runs", p(&runs)];
+    args.extend(["--set", "max_steps=3", "--set", "checkpoint_every=3"]);
+    args.extend(layout);
+    let said = ok(&args);
+    assert!(said.contains("trained at step 3"), "{said}");
+    let stats = fs::read_to_string(runs.join("00000-storygan-tiny/stats.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stats.lines().last().unwrap()).unwrap();
+    // The place loss is a mean squared distance in [−1, 1]² (at most 8); the L1 term one
+    // in [0, 2].
+    let (place, recon) =
+        (last["loss_place"].as_f64().unwrap(), last["loss_recon"].as_f64().unwrap());
+    assert!(place > 0.0 && place < 8.0 && recon > 0.0 && recon < 2.0, "{last}");
+    assert!(last["loss_d_object"].as_f64().unwrap() > 0.0, "{last}");
+    // An export keeps the generator alone.
+    let export = root.path().join("export");
+    ok(&["export", "--checkpoint", p(&runs.join("00000-storygan-tiny")), "--out", p(&export)]);
+    assert!(!export.join("object_d.safetensors").exists());
+    let out = root.path().join("out");
+    ok(&[
+        "generate",
+        "--checkpoint",
+        p(&runs.join("00000-storygan-tiny")),
+        "--story",
+        STORY,
+        "--seeds",
+        "0",
+        "--out",
+        p(&out),
+    ]);
+    assert!(out.join("seed0000.png").exists());
+    // The same stories without their frames' object lists: a clear error, not a panic.
+    let bare = root.path().join("bare");
+    fs::create_dir_all(&bare).unwrap();
+    for entry in fs::read_dir(&data).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "manifest.jsonl" {
+            let lines: Vec<String> = fs::read_to_string(entry.path())
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    if let Some(frames) = v.get_mut("frames").and_then(|f| f.as_array_mut()) {
+                        for f in frames {
+                            f.as_object_mut().unwrap().remove("objects");
+                        }
+                    }
+                    v.to_string()
+                })
+                .collect();
+            fs::write(bare.join(&name), lines.join("\n") + "\n").unwrap();
+        } else if entry.file_type().unwrap().is_dir() {
+            let dir = bare.join(&name);
+            fs::create_dir_all(&dir).unwrap();
+            for f in fs::read_dir(entry.path()).unwrap() {
+                let f = f.unwrap();
+                fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+            }
+        } else {
+            fs::copy(entry.path(), bare.join(&name)).unwrap();
+        }
+    }
+    let mut args = vec!["train", "--preset", "storygan-tiny", "--data", p(&bare)];
+    let runs2 = root.path().join("runs2");
+    args.extend(["--runs", p(&runs2), "--set", "max_steps=1"]);
+    args.extend(layout);
+    fails(&args, "layout = true needs frames that list their objects");
+}

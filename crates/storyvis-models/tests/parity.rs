@@ -34,6 +34,7 @@ fn batch(inputs: &HashMap<String, Tensor>, prefix: &str, text: TextInput) -> Bat
         },
         labels: get("labels"),
         added: get("added"),
+        places: None,
     }
 }
 

@@ -68,6 +68,18 @@ impl Previous {
     }
 }
 
+/// What the place head (`layout`) predicts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaceMode {
+    /// The mean place, learnt by squared distance.
+    #[default]
+    Mean,
+    /// A distribution over the cells of a grid, learnt by cross-entropy; places are drawn
+    /// from it.
+    Grid,
+}
+
 /// The adversarial objective.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -156,6 +168,46 @@ pub struct Config {
     pub previous: Previous,
     /// Width of E_img(X) and E_txt(S) in the story discriminator.
     pub story_embed_dim: i64,
+    /// Coordinate channels (CoordConv, Liu et al., NeurIPS 2018): every up-block of the
+    /// generator also reads the x and y of each of its pixels, in [−1, 1], so that a
+    /// convolution can tell where it draws (not in the paper).
+    #[serde(default)]
+    pub coords: bool,
+    /// Placed objects (not in the paper; the inferred layout of Hong et al., "Inferring
+    /// Semantic Layout for Hierarchical Text-to-Image Synthesis", CVPR 2018, per story frame):
+    /// a place head predicts where the object a sentence adds stands in the frame, from the
+    /// sentence and the places of the objects before it (attention over the earlier sentences
+    /// picks the one the relation names), and the generator draws the frame from a map that
+    /// marks that place with the sentence's object code. Trained on the places the dataset's
+    /// frames list (teacher forcing: the true places of the earlier objects, and the true place
+    /// on the map); a user's story is drawn at the places the head predicts, one after the other.
+    #[serde(default)]
+    pub layout: bool,
+    /// `layout`: what the place head predicts: the mean place (`mean`) or a distribution over
+    /// a grid's cells that places are drawn from (`grid`).
+    #[serde(default)]
+    pub layout_place: PlaceMode,
+    /// `layout_place = "grid"`: the grid's side in cells.
+    #[serde(default = "default_layout_grid")]
+    pub layout_grid: i64,
+    /// `layout_place = "grid"`: the temperature places are drawn at (0: the most likely cell).
+    #[serde(default = "default_layout_temperature")]
+    pub layout_temperature: f64,
+    /// `layout`: weight of the place head's loss (squared distance in units of the frame's
+    /// half width, or the grid's cross-entropy).
+    #[serde(default = "default_layout_weight")]
+    pub layout_weight: f64,
+    /// `layout`: channels of the object code on the place map.
+    #[serde(default = "default_layout_channels")]
+    pub layout_channels: i64,
+    /// `layout`: the spread of the mark on the place map (a Gaussian's σ, in units of the
+    /// frame's half width).
+    #[serde(default = "default_layout_sigma")]
+    pub layout_sigma: f64,
+    /// The image discriminator also reads the place map (a layout-conditioned D, as
+    /// Layout2Im's and LostGAN's): a frame whose new object is not at its mark is not real.
+    #[serde(default)]
+    pub layout_d: bool,
 
     // Objective.
     #[serde(default)]
@@ -175,6 +227,24 @@ pub struct Config {
     /// AC-GAN term, Odena et al. 2017, aimed at the new object). 0: no such head.
     #[serde(default)]
     pub aux_added_weight: f64,
+    /// Weight of an L1 loss between the image batch's frames, each drawn from the real frame
+    /// before it, and the real frames (pix2pix's L1 term, Isola et al., CVPR 2017, eq. 3):
+    /// with the earlier frame and the new object's place given, a frame is nearly determined.
+    /// 0: none (the paper).
+    #[serde(default)]
+    pub recon_weight: f64,
+    /// With `layout` and `recon_weight`: the L1 term weighs each pixel 1 + w · m, m a Gaussian
+    /// mark of the new object's extent at its true place (normalised by the mean weight), so
+    /// that the few pixels of the object, which carry its shape, count against the floor's
+    /// many. 0: every pixel alike.
+    #[serde(default)]
+    pub recon_object: f64,
+    /// With `layout`: weight of an object discriminator on the window around the new
+    /// object's place (real and generated frames of the image batch, each at its true place),
+    /// which reads the object's labels by projection and names them (Layout2Im's and LostGAN's
+    /// object discriminators). 0: none.
+    #[serde(default)]
+    pub object_d_weight: f64,
     /// Sentence mode: weight of a loss that asks the sentence encoding to predict the
     /// frame's labels (a supervised signal for the encoder besides the GAN).
     pub text_aux_weight: f64,
@@ -244,6 +314,10 @@ impl Config {
             ("aux_fake_weight", self.aux_fake_weight),
             ("aux_added_weight", self.aux_added_weight),
             ("text_aux_weight", self.text_aux_weight),
+            ("layout_weight", self.layout_weight),
+            ("recon_weight", self.recon_weight),
+            ("recon_object", self.recon_object),
+            ("object_d_weight", self.object_d_weight),
         ] {
             range(n, v, 0.0, 100.0)?;
         }
@@ -271,6 +345,33 @@ impl Config {
         );
         range("text_heads", self.text_heads, 1, 64)?;
         range("lr_halve_epochs", self.lr_halve_epochs, 1, 1_000_000)?;
+        range("layout_channels", self.layout_channels, 1, 256)?;
+        range("layout_sigma", self.layout_sigma, 0.01, 1.0)?;
+        range("layout_grid", self.layout_grid, 2, 64)?;
+        ensure!(
+            self.object_d_weight == 0.0 || self.layout,
+            "config: object_d_weight = {} needs layout = true (the object is judged at its place)",
+            self.object_d_weight
+        );
+        ensure!(
+            self.recon_object == 0.0 || (self.layout && self.recon_weight > 0.0),
+            "config: recon_object = {} needs layout = true and recon_weight > 0 (it weights the L1 term at the new object's place)",
+            self.recon_object
+        );
+        range("layout_temperature", self.layout_temperature, 0.0, 10.0)?;
+        ensure!(
+            !self.layout || self.previous.seen(),
+            "config: layout = true needs previous = \"generated\" or \"masked\" (each object is drawn into the frame before)"
+        );
+        ensure!(
+            !self.layout_d || self.layout,
+            "config: layout_d = true needs layout = true (the image discriminator reads the place map)"
+        );
+        ensure!(
+            self.recon_weight == 0.0 || self.previous.seen(),
+            "config: recon_weight = {} needs previous = \"generated\" or \"masked\" (a frame is compared with the real one when drawn from the real frame before)",
+            self.recon_weight
+        );
         ensure!(
             self.aux_added_weight == 0.0 || self.previous.seen(),
             "config: aux_added_weight = {} needs previous = \"generated\" or \"masked\" (the added object is told apart from the frame before)",
@@ -313,6 +414,26 @@ fn default_text_heads() -> i64 {
     4
 }
 
+fn default_layout_weight() -> f64 {
+    1.0
+}
+
+fn default_layout_grid() -> i64 {
+    16
+}
+
+fn default_layout_temperature() -> f64 {
+    0.5
+}
+
+fn default_layout_channels() -> i64 {
+    16
+}
+
+fn default_layout_sigma() -> f64 {
+    0.08
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,5 +457,12 @@ mod tests {
             .contains("aux_added_weight = 1 needs previous = \"generated\" or \"masked\""));
         assert!(err(&["previous=last"]).contains("takes one of"));
         assert!(err(&["gan_loss=wasserstein"]).contains("gan_loss takes `bce` or `hinge`"));
+        assert!(err(&["layout=true"]).contains("layout = true needs previous"));
+        assert!(err(&["previous=masked", "layout_d=true"]).contains("layout_d = true needs layout"));
+        assert!(err(&["recon_weight=1"]).contains("recon_weight = 1 needs previous"));
+        assert!(err(&["previous=masked", "layout=true", "layout_sigma=0"])
+            .contains("layout_sigma = 0 is out of range"));
+        let c = resolve(&["previous=masked", "layout=true", "coords=true"]).unwrap();
+        assert!(c.layout && c.coords && !c.layout_d);
     }
 }

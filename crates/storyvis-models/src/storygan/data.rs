@@ -23,6 +23,9 @@ pub struct StoryData {
     /// One-hots of the object each frame adds (slot t of its vector) [N, T, 15] f32: what
     /// its sentence names; in datasets without CLEVR-SV's object slots, the frame's labels.
     pub added: Tensor,
+    /// `layout`: where the object each frame adds stands in it, x to the right and y
+    /// downwards in [−1, 1] (the frames' object lists) [N, T, 2] f32.
+    pub places: Option<Tensor>,
     pub ids: Vec<String>,
     pub sentences: Vec<Vec<String>>,
 }
@@ -34,6 +37,7 @@ pub struct Batch {
     pub text: TextBatch,
     pub labels: Tensor,
     pub added: Tensor,
+    pub places: Option<Tensor>,
 }
 
 impl Batch {
@@ -44,6 +48,7 @@ impl Batch {
             text: self.text.shallow(),
             labels: self.labels.shallow_clone(),
             added: self.added.shallow_clone(),
+            places: self.places.as_ref().map(Tensor::shallow_clone),
         }
     }
 }
@@ -160,6 +165,7 @@ impl StoryData {
             text,
             labels,
             added,
+            places: None,
             ids: stories.iter().map(|s| s.id.clone()).collect(),
             sentences,
         })
@@ -214,9 +220,26 @@ impl StoryData {
             text,
             labels: Tensor::from_slice(&labels).view([nn, t, shape.labels]),
             added: Tensor::from_slice(&added).view([nn, t, LABEL_LEN as i64]),
+            places: cfg.layout.then(|| {
+                let v: Vec<f32> =
+                    (0..n * cfg.frames * 2).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+                Tensor::from_slice(&v).view([nn, t, 2])
+            }),
             ids: (0..n).map(|i| format!("synthetic-{i}")).collect(),
             sentences: vec![vec![String::new(); cfg.frames]; n],
         }
+    }
+
+    /// With `layout`, the places of the objects the frames add (what the place head learns
+    /// from and training draws at); drawing and scoring need none.
+    pub fn with_places(
+        self,
+        ds: &Dataset,
+        stories: &[&StoryRecord],
+        cfg: &Config,
+    ) -> Result<StoryData> {
+        let places = cfg.layout.then(|| places(ds, stories, cfg)).transpose()?;
+        Ok(StoryData { places, ..self })
     }
 
     pub fn len(&self) -> usize {
@@ -234,6 +257,7 @@ impl StoryData {
             text: self.text.to_device(device),
             labels: self.labels.to_device(device),
             added: self.added.to_device(device),
+            places: self.places.map(|p| p.to_device(device)),
             ..self
         }
     }
@@ -251,6 +275,30 @@ impl StoryData {
             },
             labels: self.labels.index_select(0, &idx).to_device(device),
             added: self.added.index_select(0, &idx).to_device(device),
+            places: self.places.as_ref().map(|p| p.index_select(0, &idx).to_device(device)),
         }
     }
+}
+
+/// Where the object each frame adds stands: frame t's (t + 1)-th listed object's centre, in
+/// [−1, 1] of the frame (x to the right, y downwards) [N, T, 2]. An error naming the story
+/// when a frame does not list the objects it shows.
+fn places(ds: &Dataset, stories: &[&StoryRecord], cfg: &Config) -> Result<Tensor> {
+    let side = cfg.image_size as f32;
+    let mut v = Vec::with_capacity(stories.len() * cfg.frames * 2);
+    for s in stories {
+        for (k, f) in s.frames.iter().enumerate() {
+            let o = f.objects.get(k).with_context(|| {
+                format!(
+                    "layout = true needs frames that list their objects; frame {} of story {} in {} lists {} (prepare clevr-sv renders them)",
+                    k + 1,
+                    s.id,
+                    ds.dir.display(),
+                    f.objects.len()
+                )
+            })?;
+            v.extend(o.centre.iter().map(|c| c / side * 2.0 - 1.0));
+        }
+    }
+    Ok(Tensor::from_slice(&v).view([stories.len() as i64, cfg.frames as i64, 2]))
 }

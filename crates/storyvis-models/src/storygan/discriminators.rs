@@ -185,3 +185,74 @@ impl StoryDiscriminator {
         self.out.forward(&(e_img * e_txt)).view([b])
     }
 }
+
+/// The side of the object discriminator's crop, as a share of the frame's: 24 pixels at 64.
+pub const OBJECT_CROP: f64 = 0.375;
+
+/// The window of side `OBJECT_CROP` of the frame centred at each place [N, 2] (in [−1, 1],
+/// x to the right, y downwards), resampled bilinearly to `side` × `side` pixels (zeros beyond
+/// the frame's edge): [N, C, side, side]. Differentiable in the frames.
+pub fn crop(frames: &Tensor, places: &Tensor, side: i64) -> Tensor {
+    let n = frames.size()[0];
+    let s = Tensor::full([n, 1], OBJECT_CROP, (tch::Kind::Float, frames.device()));
+    let zero = Tensor::zeros([n, 1], (tch::Kind::Float, frames.device()));
+    let (x, y) = (places.narrow(1, 0, 1), places.narrow(1, 1, 1));
+    // Output (u, v) ∈ [−1, 1]² samples the frame at (s·u + x, s·v + y).
+    let theta = Tensor::cat(&[&s, &zero, &x, &zero, &s, &y], 1).view([n, 2, 3]);
+    let c = frames.size()[1];
+    let grid = Tensor::affine_grid_generator(&theta, [n, c, side, side], false);
+    frames.grid_sampler(&grid, 0, 0, false)
+}
+
+/// The object discriminator (`object_d_weight`; not in the paper): a small convolutional
+/// network on the window around the new object's place that judges whether the object drawn
+/// there is real and what it is. It reads the object's 15 labels as a projection
+/// discriminator does (Miyato & Koyama, ICLR 2018: the logit is ψ(h) + ⟨embed(y), h⟩) and has
+/// an auxiliary head that names them (AC-GAN), as the object discriminators of Layout2Im (Zhao
+/// et al., CVPR 2019, §3.3) and LostGAN (Sun & Wu, ICCV 2019) judge each object's crop.
+#[derive(Debug)]
+pub struct ObjectDiscriminator {
+    convs: Vec<nn::Conv2D>,
+    hidden: nn::Linear,
+    out: nn::Linear,
+    embed: nn::Linear,
+    classifier: nn::Linear,
+    /// The crop's side in pixels.
+    pub side: i64,
+}
+
+impl ObjectDiscriminator {
+    /// `size`: the frames' side; `ndf`: the first convolution's channels; `labels`: the
+    /// object's label count.
+    pub fn new(p: nn::Path, size: i64, ndf: i64, labels: i64) -> ObjectDiscriminator {
+        let side = (size as f64 * OBJECT_CROP).round() as i64;
+        // side → side/2 → side/4 → side/8 (24 → 12 → 6 → 3 at 64×64).
+        let convs = vec![
+            conv(&p / "conv0", 3, ndf, 4, 2, 1),
+            conv(&p / "conv1", ndf, 2 * ndf, 4, 2, 1),
+            conv(&p / "conv2", 2 * ndf, 4 * ndf, 4, 2, 1),
+        ];
+        let flat = 4 * ndf * (side / 8) * (side / 8);
+        ObjectDiscriminator {
+            convs,
+            hidden: linear(&p / "hidden", flat, 8 * ndf, true),
+            out: linear(&p / "out", 8 * ndf, 1, true),
+            embed: linear(&p / "embed", labels, 8 * ndf, false),
+            classifier: linear(&p / "classifier", 8 * ndf, labels, true),
+            side,
+        }
+    }
+
+    /// Crops [N, 3, side, side] and the objects' labels [N, labels] → (logits [N], label
+    /// logits [N, labels]).
+    pub fn forward(&self, crops: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
+        let mut x = crops.shallow_clone();
+        for c in &self.convs {
+            x = leaky(&c.forward(&x));
+        }
+        let h = leaky(&self.hidden.forward(&x.flatten(1, -1)));
+        let projection =
+            (self.embed.forward(labels) * &h).sum_dim_intlist(&[1i64][..], false, tch::Kind::Float);
+        (self.out.forward(&h).squeeze_dim(1) + projection, self.classifier.forward(&h))
+    }
+}

@@ -4,7 +4,8 @@
 
 use super::config::{Config, GanLoss, TextInput};
 use super::data::{check_compatible, Batch, StoryData};
-use super::generator::TextBatch;
+use super::discriminators;
+use super::generator::{self, TextBatch};
 use super::{DataShape, StoryGan};
 use anyhow::{ensure, Context, Result};
 use std::path::Path;
@@ -34,6 +35,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     presets: &[
         ("storygan-clevr", include_str!("../../../../presets/storygan-clevr.toml")),
         ("storygan-quality", include_str!("../../../../presets/storygan-quality.toml")),
+        ("storygan-fast", include_str!("../../../../presets/storygan-fast.toml")),
         ("storygan-small", include_str!("../../../../presets/storygan-small.toml")),
         ("storygan-tiny", include_str!("../../../../presets/storygan-tiny.toml")),
         ("storygan-pororo", include_str!("../../../../presets/storygan-pororo.toml")),
@@ -42,7 +44,7 @@ pub const FAMILY: FamilyEntry = FamilyEntry {
     ],
     check: |cfg| Config::of(cfg).map(drop),
     build,
-    training_only: |_| vec!["image_d", "story_d"],
+    training_only: |_| vec!["image_d", "story_d", "object_d"],
     drawer: Some(crate::storygan::sample::load_drawer),
     recipe: &[],
     evaluated: Some(super::sample::load_evaluated),
@@ -79,7 +81,9 @@ fn build(
     }
     // On a GPU the whole training set lives on the device (10,000 stories at 64×64: 0.5 GB
     // of u8), so drawing a batch is a gather there.
-    let train = StoryData::load(ds, &train_stories, &m, &vocab)?.to_device(device);
+    let train = StoryData::load(ds, &train_stories, &m, &vocab)?
+        .with_places(ds, &train_stories, &m)?
+        .to_device(device);
     let samples = StoryData::load(ds, &sample_stories, &m, &vocab)?;
     let shape = DataShape {
         vocab: vocab.len(),
@@ -113,6 +117,8 @@ struct Iteration {
     fwd: Option<Forward>,
     report: Report,
     g_done: usize,
+    /// The generator step's optional terms (`loss_recon`, `loss_place`), for the report.
+    extra: Vec<(&'static str, Tensor)>,
 }
 
 struct Forward {
@@ -126,6 +132,8 @@ struct Forward {
     /// The real frames before the image batch's picks (blank before a first frame), when the
     /// generator sees the previous frame.
     prev_img: Option<Tensor>,
+    /// `layout_d`: the place marks of the image batch's picks [B, 1, S, S].
+    mark_img: Option<Tensor>,
 }
 
 /// The frame before each pick: images [B, T, 3, S, S], frames [B] → [B, 3, S, S], blank
@@ -137,13 +145,17 @@ pub fn previous_frames(images: &Tensor, frames: &Tensor) -> Tensor {
 }
 
 /// What the image discriminator reads: the frames, beside the frames before them when the
-/// generator sees those.
-fn pair(x: &Tensor, prev: Option<&Tensor>) -> Tensor {
-    match prev {
-        Some(p) => Tensor::cat(&[x, p], 1),
-        None => x.shallow_clone(),
-    }
+/// generator sees those, and the new object's place mark with `layout_d`.
+fn pair(x: &Tensor, prev: Option<&Tensor>, mark: Option<&Tensor>) -> Tensor {
+    let mut parts = vec![x.shallow_clone()];
+    parts.extend(prev.map(Tensor::shallow_clone));
+    parts.extend(mark.map(Tensor::shallow_clone));
+    Tensor::cat(&parts, 1)
 }
+
+/// The spread of the mark that weights the L1 term at the new object (`recon_object`), in
+/// half widths of the frame: about a large object's radius at 64×64.
+const OBJECT_EXTENT: f64 = 0.15;
 
 /// StoryGAN with its training data.
 pub struct StoryGanTrainer {
@@ -162,9 +174,11 @@ pub struct StoryGanTrainer {
     now: Option<Iteration>,
 }
 
-/// The generator's text-encoder variables (trained at `lr_text`).
+/// The generator's text-encoder variables, and the place head's (trained at `lr_text`: like
+/// the label head, a supervised regression that learns too slowly at the GAN's rate).
 fn is_text(name: &str) -> bool {
     name.starts_with("sentence.")
+        || name.starts_with("placer.")
         || name.starts_with("minilm.")
         || name.starts_with("text_pool.")
         || name.starts_with("text_labels.")
@@ -173,6 +187,7 @@ fn is_text(name: &str) -> bool {
 /// The phases of an iteration (Li et al. 2019, Algorithm 1: the image discriminator, the
 /// story discriminator, then `g_steps` generator updates).
 const IMAGE_D: &str = "image discriminator";
+const OBJECT_D: &str = "object discriminator";
 const STORY_D: &str = "story discriminator";
 const GENERATOR: &str = "generator";
 
@@ -217,7 +232,7 @@ impl StoryGanTrainer {
     }
 
     fn has_text_optimizer(&self) -> bool {
-        self.cfg.trains_text()
+        self.cfg.trains_text() || self.cfg.layout
     }
 
     /// The story indices of iteration `step` (a per-epoch permutation of the training set)
@@ -244,13 +259,24 @@ impl StoryGanTrainer {
         let k = self.cfg.text_gan_gradient;
         let scaled = |s: &Tensor| s.detach() * (1.0 - k) + s * k;
         let s_story = g.encode_text(&story.text);
-        let ctx = g.context(&scaled(&s_story), true);
+        let mut ctx = g.context(&scaled(&s_story), true);
+        // With `layout`, frames are drawn at the true places (teacher forcing).
+        ctx.places = story.places.as_ref().map(Tensor::shallow_clone);
         let fake_story = g.decode_story(&ctx, true);
         let s_img = g.encode_text(&img.text);
-        let ctx_img = g.context(&scaled(&s_img), true);
+        let mut ctx_img = g.context(&scaled(&s_img), true);
+        ctx_img.places = img.places.as_ref().map(Tensor::shallow_clone);
         // Teacher forcing: a single frame is drawn from the real frame before it.
         let prev_img = g.sees_previous().then(|| previous_frames(&img.images, frames));
         let fake_img = g.decode_frames(&ctx_img, frames, prev_img.as_ref(), true);
+        let mark_img = match (&img.places, self.cfg.layout_d) {
+            (Some(p), true) => Some(generator::place_mark(
+                &pick_frames(p, frames),
+                self.cfg.image_size,
+                g.mark_sigma(),
+            )),
+            _ => None,
+        };
         Forward {
             s_story,
             fake_story,
@@ -260,6 +286,7 @@ impl StoryGanTrainer {
             fake_img,
             kl_img: ctx_img.kl,
             prev_img,
+            mark_img,
         }
     }
 
@@ -291,10 +318,10 @@ impl StoryGanTrainer {
         );
         // Real and wrong pairs share the real images' features.
         let di = &self.model.di;
-        let prev = fwd.prev_img.as_ref();
-        let real_feat = di.features(&pair(&real_img, prev), true);
+        let (prev, mark) = (fwd.prev_img.as_ref(), fwd.mark_img.as_ref());
+        let real_feat = di.features(&pair(&real_img, prev, mark), true);
         let (real, real_cls) = di.judge(&real_feat, &s_t, &h_t, true);
-        let (fake, _) = di.forward_t(&pair(&fwd.fake_img.detach(), prev), &s_t, &h_t, true);
+        let (fake, _) = di.forward_t(&pair(&fwd.fake_img.detach(), prev, mark), &s_t, &h_t, true);
         let (wrong, _) = di.judge(&real_feat, &s_t.roll([1], [0]), &h_t.roll([1], [0]), true);
         let mut l = self.cfg.image_weight * self.d_adversarial(&real, &fake, &wrong)
             + self.cfg.aux_real_weight * loss::multi_label(&real_cls, &labels_t);
@@ -325,6 +352,29 @@ impl StoryGanTrainer {
         self.cfg.story_weight * self.d_adversarial(&real, &fake, &wrong)
     }
 
+    /// The object discriminator (`object_d_weight`): the window around the new object's true
+    /// place in the real and the generated frames of the image batch, judged with the object's
+    /// labels; its label head learns on the real windows.
+    fn object_d_loss(&self, it: &Iteration) -> Tensor {
+        let fwd = it.fwd.as_ref().expect("the iteration's forward pass");
+        let od = self.model.od.as_ref().expect("an object discriminator");
+        let places = pick_frames(it.img.places.as_ref().expect("layout places"), &it.frames);
+        let labels = pick_frames(&it.img.added, &it.frames);
+        let real_img = pick_frames(&it.img.images, &it.frames);
+        let (real, real_cls) =
+            od.forward(&discriminators::crop(&real_img, &places, od.side), &labels);
+        let (fake, _) =
+            od.forward(&discriminators::crop(&fwd.fake_img.detach(), &places, od.side), &labels);
+        let adversarial = match self.cfg.gan_loss {
+            GanLoss::Bce => loss::real_fake(&real, &fake),
+            GanLoss::Hinge => {
+                let real: Tensor = 1.0 - &real;
+                real.relu().mean(Kind::Float) + (fake + 1.0).relu().mean(Kind::Float)
+            }
+        };
+        (adversarial + loss::multi_label(&real_cls, &labels)) * self.cfg.object_d_weight
+    }
+
     /// One generator step (the first reuses the iteration's forward pass): (loss, KL, text
     /// loss).
     fn generator_loss(&self, it: &mut Iteration) -> (Tensor, Tensor, Tensor) {
@@ -337,7 +387,7 @@ impl StoryGanTrainer {
         let s_t = pick_frames(&f.s_img, &it.frames).detach();
         let h_t = pick_frames(&f.cond_img, &it.frames).detach();
         let di = &self.model.di;
-        let feat = di.features(&pair(&f.fake_img, f.prev_img.as_ref()), true);
+        let feat = di.features(&pair(&f.fake_img, f.prev_img.as_ref(), f.mark_img.as_ref()), true);
         let (fake, fake_cls) = di.judge(&feat, &s_t, &h_t, true);
         let mut l = cfg.image_weight * self.g_adversarial(&fake)
             + cfg.aux_fake_weight * loss::multi_label(&fake_cls, &labels_t);
@@ -351,6 +401,47 @@ impl StoryGanTrainer {
         }
         let kl = &f.kl_story + &f.kl_img;
         l += cfg.kl_weight * &kl;
+        let mut extra = Vec::new();
+        if cfg.recon_weight > 0.0 {
+            // pix2pix's L1 (Isola et al. 2017, eq. 3) on frames drawn from the real frame
+            // before them.
+            let real_img = pick_frames(&it.img.images, &it.frames);
+            let diff = (&f.fake_img - real_img).abs();
+            let r = match (&it.img.places, cfg.recon_object) {
+                (Some(p), w) if w > 0.0 => {
+                    // Each pixel weighted 1 + w · m, m a mark of the new object's extent at its
+                    // place: the object's pixels, few against the floor's, count as much as
+                    // the rest of the frame does.
+                    let m = generator::place_mark(
+                        &pick_frames(p, &it.frames),
+                        cfg.image_size,
+                        OBJECT_EXTENT,
+                    );
+                    let weight = m * w + 1.0;
+                    (diff * &weight).mean(Kind::Float) / weight.mean(Kind::Float)
+                }
+                _ => diff.mean(Kind::Float),
+            };
+            l += cfg.recon_weight * &r;
+            extra.push(("loss_recon", r.detach()));
+        }
+        if let Some(od) = &self.model.od {
+            let places = pick_frames(it.img.places.as_ref().expect("layout places"), &it.frames);
+            let labels = pick_frames(&it.img.added, &it.frames);
+            let (fake, cls) =
+                od.forward(&discriminators::crop(&f.fake_img, &places, od.side), &labels);
+            let o = self.g_adversarial(&fake) + loss::multi_label(&cls, &labels);
+            l += cfg.object_d_weight * &o;
+            extra.push(("loss_g_object", o.detach()));
+        }
+        if let (Some(placer), Some(places)) = (&self.model.g.placer, &it.story.places) {
+            // The place head, teacher-forced on the true places of the earlier objects; its
+            // gradient reaches the sentence encoder whole.
+            let p = placer.loss(&f.s_story, places);
+            l += cfg.layout_weight * &p;
+            extra.push(("loss_place", p.detach()));
+        }
+        it.extra = extra;
         let mut text = Tensor::zeros([], (Kind::Float, self.device));
         if let Some(head) = &self.model.g.text_labels {
             // Each sentence names the object its frame adds.
@@ -387,6 +478,9 @@ impl Family for StoryGanTrainer {
             v.push(spec("text", "generator", is_text, c.lr_text));
         }
         v.push(spec("image_d", "image_d", |_| true, c.lr_d));
+        if self.model.od.is_some() {
+            v.push(spec("object_d", "object_d", |_| true, c.lr_d));
+        }
         if self.model.ds.is_some() {
             v.push(spec("story_d", "story_d", |_| true, c.lr_d));
         }
@@ -410,6 +504,9 @@ impl Family for StoryGanTrainer {
 
     fn phases(&self) -> Vec<Phase> {
         let mut v = vec![Phase::new(IMAGE_D, &["image_d"])];
+        if self.model.od.is_some() {
+            v.push(Phase::new(OBJECT_D, &["object_d"]));
+        }
         if self.model.ds.is_some() {
             v.push(Phase::new(STORY_D, &["story_d"]));
         }
@@ -421,7 +518,7 @@ impl Family for StoryGanTrainer {
 
     fn reported(&self) -> Vec<Reported> {
         let r = |key, label, checked| Reported { key, label, checked };
-        vec![
+        let mut v = vec![
             r("loss_d_image", "image discriminator", true),
             r("loss_d_story", "story discriminator", true),
             r("loss_g", "generator", true),
@@ -432,7 +529,18 @@ impl Family for StoryGanTrainer {
             r("d_real", "D(real)", false),
             r("d_fake", "D(fake)", false),
             r("aux_accuracy", "auxiliary accuracy", false),
-        ]
+        ];
+        if self.cfg.recon_weight > 0.0 {
+            v.push(r("loss_recon", "L1 to the real frame", true));
+        }
+        if self.cfg.layout {
+            v.push(r("loss_place", "place", true));
+        }
+        if self.cfg.object_d_weight > 0.0 {
+            v.push(r("loss_d_object", "object discriminator", true));
+            v.push(r("loss_g_object", "G's object term", true));
+        }
+        v
     }
 
     fn begin(&mut self, at: Draw) -> Result<()> {
@@ -457,7 +565,15 @@ impl Family for StoryGanTrainer {
         };
         let fwd = self.generate(&story, &img, &frames);
         let report = Report::new(&self.reported(), self.device);
-        self.now = Some(Iteration { story, img, frames, fwd: Some(fwd), report, g_done: 0 });
+        self.now = Some(Iteration {
+            story,
+            img,
+            frames,
+            fwd: Some(fwd),
+            report,
+            g_done: 0,
+            extra: Vec::new(),
+        });
         Ok(())
     }
 
@@ -473,6 +589,11 @@ impl Family for StoryGanTrainer {
                 r.set("aux_accuracy", &aux);
                 Ok(l)
             }
+            OBJECT_D if self.model.od.is_some() => {
+                let l = self.object_d_loss(&it);
+                it.report.set("loss_d_object", &l);
+                Ok(l)
+            }
             STORY_D if self.model.ds.is_some() => {
                 let l = self.story_d_loss(&it);
                 it.report.set("loss_d_story", &l);
@@ -484,6 +605,9 @@ impl Family for StoryGanTrainer {
                 r.add("loss_g", &l);
                 r.add("loss_kl", &kl);
                 r.add("loss_text", &text);
+                for (k, v) in std::mem::take(&mut it.extra) {
+                    r.add(k, &v);
+                }
                 it.g_done += 1;
                 Ok(l)
             }
@@ -497,8 +621,10 @@ impl Family for StoryGanTrainer {
         let mut it = self.now.take().context("an iteration's end without its start")?;
         // The generator's values: means over its `g_steps` updates.
         let n = it.g_done.max(1) as f64;
-        for k in ["loss_g", "loss_kl", "loss_text"] {
-            it.report.divide(k, n);
+        for k in ["loss_g", "loss_kl", "loss_text", "loss_recon", "loss_place", "loss_g_object"] {
+            if self.reported().iter().any(|r| r.key == k) {
+                it.report.divide(k, n);
+            }
         }
         Ok(it.report)
     }
@@ -579,7 +705,7 @@ impl Family for StoryGanTrainer {
             seed,
         ) {
             let story = self.train.batch(&idx, self.device);
-            let ctx = g.context(&g.encode_text(&story.text), true);
+            let ctx = g.drawing_context(&g.encode_text(&story.text), true);
             let _ = g.decode_story(&ctx, true);
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! StoryGAN's generator (Li et al., CVPR 2019, §3.1–3.2): story encoder, context encoder (GRU + Text2Gist), image
 //! generator; and the paper's baselines as variants of the same code.
 
-use super::config::{Config, Gist, Previous, TextInput, TextPool, Variant};
+use super::config::{Config, Gist, PlaceMode, Previous, TextInput, TextPool, Variant};
 use storyvis_core::nn::{
     bn1d, bn2d, conv, dynamic_conv1d, dynamic_conv2d, leaky, linear, pick_frames, recurrent_linear,
     CondAug, DownStack, GruCell, UpBlock,
@@ -185,6 +185,233 @@ fn previous_encoder(p: nn::Path, widths: &[i64]) -> DownStack {
     DownStack::unnormalised(p, 3, &outs)
 }
 
+/// Width of the place head's attention keys.
+const PLACE_KEY: i64 = 32;
+/// Width of the place head's hidden layers.
+const PLACE_HIDDEN: i64 = 64;
+/// The spread of an earlier object's mark on the grid head's occupancy feature (half widths).
+const OCCUPIED_SIGMA: f64 = 0.1;
+
+/// The place head (`layout`): where the object a frame's sentence adds stands, in the frame's
+/// coordinates ([−1, 1]², x to the right, y downwards), from the sentence and the places of
+/// the objects before it. Attention over the earlier sentences (and a learned slot for the
+/// scene itself, which a first frame's "in the middle of the scene" names) picks the object the
+/// relation is stated to:
+///   α_t = softmax_j(q(s_t) · k(s_j) / √d), j ∈ {scene} ∪ {j < t},   a_t = Σ_j α_tj p_j
+/// (an inferred layout, Hong et al., CVPR 2018, §3.1, here one object per frame). Then
+/// (`layout_place`):
+/// - `mean`: the place itself, p̂_t = a_t + f([s_t ; a_t]), learnt by squared distance: the
+///   mean of where such an object stands, so every "left of" the same object lands on one spot;
+/// - `grid`: a distribution over the cells of a `layout_grid`² grid, each cell's logit a
+///   network of the sentence and of the cell's place, its place relative to a_t and how near
+///   it is to the earlier objects (a sum of their Gaussian marks), learnt by cross-entropy on
+///   the true place's cell; a place is drawn from it (at `layout_temperature`), so objects
+///   spread over where the sentence allows and keep off the ones already there.
+#[derive(Debug)]
+pub struct Placer {
+    query: nn::Linear,
+    key: nn::Linear,
+    scene_key: Tensor,
+    scene_place: Tensor,
+    head: PlaceHead,
+}
+
+#[derive(Debug)]
+enum PlaceHead {
+    Mean {
+        hidden: nn::Linear,
+        offset: nn::Linear,
+    },
+    Grid {
+        side: i64,
+        temperature: f64,
+        text: nn::Linear,
+        cell: nn::Linear,
+        hidden: nn::Linear,
+        logit: nn::Linear,
+    },
+}
+
+impl Placer {
+    fn new(p: nn::Path, text_dim: i64, cfg: &Config) -> Placer {
+        let head = match cfg.layout_place {
+            PlaceMode::Mean => PlaceHead::Mean {
+                hidden: linear(&p / "hidden", text_dim + 2, 128, true),
+                offset: linear(&p / "offset", 128, 2, true),
+            },
+            PlaceMode::Grid => PlaceHead::Grid {
+                side: cfg.layout_grid,
+                temperature: cfg.layout_temperature,
+                text: linear(&p / "text", text_dim, PLACE_HIDDEN, true),
+                cell: linear(&p / "cell", 5, PLACE_HIDDEN, false),
+                hidden: linear(&p / "hidden", PLACE_HIDDEN, PLACE_HIDDEN, true),
+                logit: linear(&p / "logit", PLACE_HIDDEN, 1, true),
+            },
+        };
+        Placer {
+            query: linear(&p / "query", text_dim, PLACE_KEY, true),
+            key: linear(&p / "key", text_dim, PLACE_KEY, true),
+            scene_key: p.var("scene_key", &[PLACE_KEY], nn::Init::Randn { mean: 0.0, stdev: 0.1 }),
+            scene_place: p.var("scene_place", &[2], nn::Init::Const(0.0)),
+            head,
+        }
+    }
+
+    /// Sentences s [B, T, D] and places [B, T, 2] → the place each frame's object is related
+    /// to, a_t [B, T, 2], from the places of frames before t only.
+    fn anchors(&self, s: &Tensor, places: &Tensor) -> Tensor {
+        let (b, t) = (s.size()[0], s.size()[1]);
+        let q = self.query.forward(s); // [B, T, K]
+        let k = self.key.forward(s);
+        let scale = (PLACE_KEY as f64).sqrt();
+        let earlier = q.matmul(&k.transpose(1, 2)) / scale; // [B, T, T]
+        let scene = q.matmul(&self.scene_key.view([PLACE_KEY, 1])) / scale; // [B, T, 1]
+                                                                            // Frame t sees frames j < t: the upper triangle and the diagonal are masked.
+        let later = Tensor::ones([t, t], (Kind::Bool, s.device())).triu(0);
+        let scores = Tensor::cat(&[scene, earlier.masked_fill(&later, f64::NEG_INFINITY)], 2);
+        let alpha = scores.softmax(-1, Kind::Float); // [B, T, 1 + T]
+        let scene_place = self.scene_place.view([1, 1, 2]).expand([b, 1, 2], false);
+        alpha.matmul(&Tensor::cat(&[scene_place, places.shallow_clone()], 1))
+    }
+
+    /// The grid's cell centres [G², 2] (row-major, x to the right, y downwards).
+    fn cells(side: i64, device: tch::Device) -> Tensor {
+        coordinate_grid(side, device).flatten(1, 2).transpose(0, 1)
+    }
+
+    /// `grid`: each frame's logits over the cells [B, T, G²], frame t's from the places of
+    /// frames before t only.
+    fn grid_logits(&self, s: &Tensor, places: &Tensor) -> Tensor {
+        let PlaceHead::Grid { side, text, cell, hidden, logit, .. } = &self.head else {
+            panic!("grid logits of a mean place head")
+        };
+        let t = s.size()[1];
+        let cells = Self::cells(*side, s.device()); // [C, 2]
+        let anchor = self.anchors(s, places); // [B, T, 2]
+        let relative = cells.view([1, 1, -1, 2]) - anchor.unsqueeze(2); // [B, T, C, 2]
+                                                                        // How near each cell is to the objects of frames before t.
+        let d2 = (cells.view([1, 1, -1, 2]) - places.unsqueeze(2)).square().sum_dim_intlist(
+            &[-1i64][..],
+            false,
+            Kind::Float,
+        ); // [B, T(j), C]
+        let marks = (d2 / (-2.0 * OCCUPIED_SIGMA * OCCUPIED_SIGMA)).exp();
+        let before = Tensor::ones([t, t], (Kind::Float, s.device())).tril(-1); // [t, j]: j < t
+        let occupied = before.matmul(&marks); // [B, T, C]
+        let features = Tensor::cat(
+            &[cells.view([1, 1, -1, 2]).expand_as(&relative), relative, occupied.unsqueeze(-1)],
+            -1,
+        );
+        let h = (cell.forward(&features) + text.forward(s).unsqueeze(2)).relu();
+        logit.forward(&hidden.forward(&h).relu()).squeeze_dim(-1)
+    }
+
+    /// The place head's loss on the true places [B, T, 2] (teacher forcing): the mean squared
+    /// distance (`mean`), or the cross-entropy of each true place's cell (`grid`).
+    pub fn loss(&self, s: &Tensor, places: &Tensor) -> Tensor {
+        match &self.head {
+            PlaceHead::Mean { .. } => (self.mean_places(s, places) - places)
+                .square()
+                .sum_dim_intlist(&[-1i64][..], false, Kind::Float)
+                .mean(Kind::Float),
+            PlaceHead::Grid { side, .. } => {
+                let logits = self.grid_logits(s, places);
+                let target = cell_of(places, *side);
+                logits.flatten(0, 1).cross_entropy_for_logits(&target.flatten(0, 1))
+            }
+        }
+    }
+
+    /// What the head says of each frame given the places [B, T, 2]: the mean places [B, T, 2]
+    /// or the grid's logits [B, T, G²]; frame t's from the places of frames before t only.
+    pub fn outputs(&self, s: &Tensor, places: &Tensor) -> Tensor {
+        match &self.head {
+            PlaceHead::Mean { .. } => self.mean_places(s, places),
+            PlaceHead::Grid { .. } => self.grid_logits(s, places),
+        }
+    }
+
+    /// `mean`: p̂_t [B, T, 2].
+    fn mean_places(&self, s: &Tensor, places: &Tensor) -> Tensor {
+        let PlaceHead::Mean { hidden, offset } = &self.head else {
+            panic!("mean places of a grid place head")
+        };
+        let anchor = self.anchors(s, places);
+        let h = hidden.forward(&Tensor::cat(&[s, &anchor], 2)).relu();
+        anchor + offset.forward(&h)
+    }
+
+    /// Frame k's place, given the places of the frames before it in `places` [B, T, 2]: the
+    /// mean, or a cell drawn from the grid's distribution (libtorch's generator; the most
+    /// likely cell at temperature 0).
+    pub fn place(&self, s: &Tensor, places: &Tensor, k: i64) -> Tensor {
+        match &self.head {
+            PlaceHead::Mean { .. } => self.mean_places(s, places).select(1, k).clamp(-1.0, 1.0),
+            PlaceHead::Grid { side, temperature, .. } => {
+                let logits = self.grid_logits(s, places).select(1, k); // [B, C]
+                let cell = if *temperature == 0.0 {
+                    logits.argmax(-1, false)
+                } else {
+                    (logits / *temperature)
+                        .softmax(-1, Kind::Float)
+                        .multinomial(1, false)
+                        .squeeze_dim(-1)
+                };
+                Self::cells(*side, s.device()).index_select(0, &cell)
+            }
+        }
+    }
+
+    /// Places predicted one frame after the other from the places predicted before them (how a
+    /// user's story is drawn): [B, T, 2].
+    pub fn predict(&self, s: &Tensor) -> Tensor {
+        let t = s.size()[1];
+        let mut places = Tensor::zeros([s.size()[0], t, 2], (Kind::Float, s.device()));
+        for k in 0..t {
+            let p = self.place(s, &places, k);
+            let at = Tensor::from_slice(&[k]).to_device(s.device());
+            places = places.index_copy(1, &at, &p.unsqueeze(1));
+        }
+        places
+    }
+}
+
+/// The index of the cell of a side × side grid over [−1, 1]² that holds each place [..., 2]
+/// (row-major; places outside are taken to the nearest cell): [...] i64.
+pub fn cell_of(places: &Tensor, side: i64) -> Tensor {
+    let ij = ((places + 1.0) * (side as f64 / 2.0))
+        .floor()
+        .clamp(0.0, (side - 1) as f64)
+        .to_kind(Kind::Int64);
+    ij.select(-1, 1) * side + ij.select(-1, 0)
+}
+
+/// The x and y of the centres of an r × r grid's cells, in [−1, 1]: [2, r, r].
+pub fn coordinate_grid(r: i64, device: tch::Device) -> Tensor {
+    let g = (Tensor::arange(r, (Kind::Float, device)) + 0.5) * (2.0 / r as f64) - 1.0;
+    let x = g.view([1, r]).expand([r, r], false);
+    let y = g.view([r, 1]).expand([r, r], false);
+    Tensor::stack(&[x, y], 0)
+}
+
+/// A Gaussian mark of spread `sigma` at each place [N, 2] on an r × r grid: [N, 1, r, r].
+pub fn place_mark(places: &Tensor, r: i64, sigma: f64) -> Tensor {
+    let grid = coordinate_grid(r, places.device()).unsqueeze(0); // [1, 2, r, r]
+    let d2 = (grid - places.view([-1, 2, 1, 1])).square().sum_dim_intlist(
+        &[1i64][..],
+        true,
+        Kind::Float,
+    );
+    (d2 / (-2.0 * sigma * sigma)).exp()
+}
+
+/// The place map: the mark, and the mark times each channel of the object's code
+/// [N, C]: [N, C + 1, r, r].
+pub fn place_map(places: &Tensor, code: &Tensor, r: i64, sigma: f64) -> Tensor {
+    let mark = place_mark(places, r, sigma);
+    Tensor::cat(&[&mark * code.view([code.size()[0], -1, 1, 1]), mark], 1)
+}
+
 /// The per-frame inputs of the image generator, and what the discriminators and losses need.
 pub struct Context {
     /// Decoder vector input per frame [B, T, F].
@@ -196,6 +423,10 @@ pub struct Context {
     pub cond: Tensor,
     /// The KL term of the conditioning augmentation.
     pub kl: Tensor,
+    /// `layout`: each frame's object code [B, T, C] and the place it is drawn at [B, T, 2]
+    /// (the caller's: the true places in training, `Placer::predict`'s for a user).
+    pub code: Option<Tensor>,
+    pub places: Option<Tensor>,
 }
 
 #[derive(Debug)]
@@ -231,6 +462,12 @@ pub struct Generator {
     /// The images' side: 4 doubled once per up-block.
     pub size: i64,
     to_rgb: nn::Conv2D,
+    /// `coords`: every up-block also reads its pixels' coordinates.
+    coords: bool,
+    /// `layout`: the place head, the sentence's object code and the mark's spread.
+    pub placer: Option<Placer>,
+    code: Option<nn::Linear>,
+    sigma: f64,
     /// Run the up-blocks in the channels-last memory format (`StoryGan::set_channels_last`).
     pub channels_last: bool,
     /// Draws to use instead of fresh Gaussian noise, in the order the forward pass makes them
@@ -305,10 +542,12 @@ impl Generator {
         // With the previous frame, each up-block also reads its encoder's map at its input's
         // resolution (as wide as the block's input), and the last convolution the frame itself.
         let skip = |w: i64| if with_previous { w } else { 0 };
+        // `coords` and `layout` add their maps to every up-block's input.
+        let extra = 2 * cfg.coords as i64 + if cfg.layout { cfg.layout_channels + 1 } else { 0 };
         let ups = widths
             .windows(2)
             .enumerate()
-            .map(|(i, w)| UpBlock::new(&p / format!("up{i}"), w[0] + skip(w[0]), w[1]))
+            .map(|(i, w)| UpBlock::new(&p / format!("up{i}"), w[0] + skip(w[0]) + extra, w[1]))
             .collect();
         let previous = with_previous.then(|| previous_encoder(&p / "previous", &widths));
         let rgb_in = widths[widths.len() - 1] + if with_previous { 3 } else { 0 };
@@ -334,6 +573,10 @@ impl Generator {
             masked,
             // With `masked`, a 4th output channel: the mask's logit.
             to_rgb: conv(&p / "to_rgb", rgb_in, 3 + masked as i64, 3, 1, 1),
+            coords: cfg.coords,
+            placer: cfg.layout.then(|| Placer::new(&p / "placer", text_dim, cfg)),
+            code: cfg.layout.then(|| linear(&p / "code", text_dim, cfg.layout_channels, true)),
+            sigma: cfg.layout_sigma,
             size: cfg.image_size,
             channels_last: false,
             #[cfg(feature = "testing")]
@@ -408,7 +651,8 @@ impl Generator {
             let (c, kl) = self.augment(s); // [B, T, story_dim]
             let z = self.randn(&[b, t, self.noise_dim], s.device());
             let vec = Tensor::cat(&[s.shallow_clone(), c.shallow_clone(), z], -1);
-            return Context { vec, map: None, cond: c, kl };
+            let code = self.code.as_ref().map(|l| l.forward(s));
+            return Context { vec, map: None, cond: c, kl, code, places: None };
         }
         let (h0, kl) = self.augment(&s.reshape([b, -1]));
         let gru = self.gru.as_ref().expect("gru");
@@ -447,7 +691,8 @@ impl Generator {
         }
         let cond = h0.unsqueeze(1).expand([b, t, self.story_dim], false);
         let map = (!maps.is_empty()).then(|| Tensor::stack(&maps, 1));
-        Context { vec: Tensor::stack(&vecs, 1), map, cond, kl }
+        let code = self.code.as_ref().map(|l| l.forward(s));
+        Context { vec: Tensor::stack(&vecs, 1), map, cond, kl, code, places: None }
     }
 
     /// Whether frames are drawn from the frame before them (`previous = "generated"` or
@@ -457,14 +702,21 @@ impl Generator {
     }
 
     /// The image generator: vec [N, F] (+ map [N, C, 4, 4]) (+ the previous frames
-    /// [N, 3, S, S] when it `sees_previous`) → images [N, 3, S, S] in [−1, 1].
+    /// [N, 3, S, S] when it `sees_previous`) (+ with `layout`, the object's place and code
+    /// [N, 2 + C]) → images [N, 3, S, S] in [−1, 1].
     pub fn decode(
         &self,
         vec: &Tensor,
         map: Option<&Tensor>,
         prev: Option<&Tensor>,
+        place: Option<&Tensor>,
         train: bool,
     ) -> Tensor {
+        assert_eq!(
+            place.is_some(),
+            self.placer.is_some(),
+            "a place is given exactly when the generator has a place head"
+        );
         let x = self.fc_bn.forward_t(&self.fc.forward(vec), train).relu().view([
             -1,
             self.fc_channels,
@@ -495,6 +747,16 @@ impl Generator {
         for (i, up) in self.ups.iter().enumerate() {
             if let Some((maps, _)) = &skips {
                 x = Tensor::cat(&[&x, &maps[blocks - 1 - i]], 1);
+            }
+            let r = x.size()[2];
+            if let Some(pc) = place {
+                let (at, code) = (pc.narrow(1, 0, 2), pc.narrow(1, 2, pc.size()[1] - 2));
+                x = Tensor::cat(&[&x, &layout(place_map(&at, &code, r, self.sigma))], 1);
+            }
+            if self.coords {
+                let n = x.size()[0];
+                let grid = coordinate_grid(r, x.device()).unsqueeze(0).expand([n, 2, r, r], false);
+                x = Tensor::cat(&[&x, &layout(grid.contiguous())], 1);
             }
             x = up.forward_t(&x, train);
         }
@@ -527,15 +789,24 @@ impl Generator {
         if self.sees_previous() {
             let mut prev = self.blank(b, ctx.vec.device());
             let mut frames = Vec::with_capacity(t as usize);
+            let place = self.places_of(ctx);
             for k in 0..t {
                 let map = ctx.map.as_ref().map(|m| m.select(1, k));
-                prev = self.decode(&ctx.vec.select(1, k), map.as_ref(), Some(&prev), train);
+                let pk = place.as_ref().map(|p| p.select(1, k));
+                prev = self.decode(
+                    &ctx.vec.select(1, k),
+                    map.as_ref(),
+                    Some(&prev),
+                    pk.as_ref(),
+                    train,
+                );
                 frames.push(prev.shallow_clone());
             }
             return Tensor::stack(&frames, 1);
         }
         let map = ctx.map.as_ref().map(|m| m.flatten(0, 1));
-        self.decode(&ctx.vec.flatten(0, 1), map.as_ref(), None, train)
+        let place = self.places_of(ctx).map(|p| p.flatten(0, 1));
+        self.decode(&ctx.vec.flatten(0, 1), map.as_ref(), None, place.as_ref(), train)
             .view([b, t, 3, self.size, self.size])
     }
 
@@ -549,15 +820,36 @@ impl Generator {
         train: bool,
     ) -> Tensor {
         let map = ctx.map.as_ref().map(|m| pick_frames(m, frames));
-        self.decode(&pick_frames(&ctx.vec, frames), map.as_ref(), prev, train)
+        let place = self.places_of(ctx).map(|p| pick_frames(&p, frames));
+        self.decode(&pick_frames(&ctx.vec, frames), map.as_ref(), prev, place.as_ref(), train)
+    }
+
+    /// The context a user's story is drawn from: with `layout`, at the places the place head
+    /// predicts, one frame after the other.
+    pub fn drawing_context(&self, s: &Tensor, train: bool) -> Context {
+        let mut ctx = self.context(s, train);
+        ctx.places = self.placer.as_ref().map(|p| p.predict(s));
+        ctx
+    }
+
+    /// With `layout`: each frame's place and object code, [B, T, 2 + C].
+    fn places_of(&self, ctx: &Context) -> Option<Tensor> {
+        self.placer.as_ref()?;
+        let places = ctx.places.as_ref().expect("a layout model draws at given places");
+        let code = ctx.code.as_ref().expect("a layout model's context has object codes");
+        Some(Tensor::cat(&[places, code], 2))
+    }
+
+    /// The spread of the place map's mark (`layout_sigma`).
+    pub fn mark_sigma(&self) -> f64 {
+        self.sigma
     }
 
     /// Draws whole stories as a user sees them: eval mode (batch-norm running statistics), no
     /// gradients. [B, T, 3, S, S]
     pub fn draw(&self, text: &TextBatch) -> Tensor {
         tch::no_grad(|| {
-            let s = self.encode_text(text);
-            let ctx = self.context(&s, false);
+            let ctx = self.drawing_context(&self.encode_text(text), false);
             self.decode_story(&ctx, false)
         })
     }

@@ -12,7 +12,7 @@ pub mod generator;
 pub mod sample;
 
 pub use config::Config;
-use discriminators::{ImageDiscriminator, StoryDiscriminator};
+use discriminators::{ImageDiscriminator, ObjectDiscriminator, StoryDiscriminator};
 pub use family::FAMILY;
 use generator::Generator;
 use tch::nn::VarStore;
@@ -35,6 +35,9 @@ pub struct StoryGan {
     pub di: ImageDiscriminator,
     pub ds_vs: Option<VarStore>,
     pub ds: Option<StoryDiscriminator>,
+    /// `object_d_weight > 0`: the object discriminator.
+    pub od_vs: Option<VarStore>,
+    pub od: Option<ObjectDiscriminator>,
 }
 
 impl StoryGan {
@@ -43,7 +46,8 @@ impl StoryGan {
         let g = Generator::new(g_vs.root(), cfg, shape.vocab, shape.vector_len, shape.labels);
         let di_vs = VarStore::new(device);
         // With the previous frame, D_I judges the pair: the frame and the one it was drawn from.
-        let input = if g.sees_previous() { 6 } else { 3 };
+        // With `layout_d`, also the new object's place mark.
+        let input = if g.sees_previous() { 6 } else { 3 } + cfg.layout_d as i64;
         let di = ImageDiscriminator::new(
             di_vs.root(),
             cfg.image_size,
@@ -69,7 +73,14 @@ impl StoryGan {
         } else {
             (None, None)
         };
-        StoryGan { g_vs, g, di_vs, di, ds_vs, ds }
+        let (od_vs, od) = if cfg.object_d_weight > 0.0 {
+            let vs = VarStore::new(device);
+            let d = ObjectDiscriminator::new(vs.root(), cfg.image_size, cfg.ndf, shape.labels);
+            (Some(vs), Some(d))
+        } else {
+            (None, None)
+        };
+        StoryGan { g_vs, g, di_vs, di, ds_vs, ds, od_vs, od }
     }
 
     /// Runs every convolution stack in the channels-last memory format (`--memory-format`):
@@ -89,6 +100,9 @@ impl StoryGan {
         if let Some(s) = &self.ds_vs {
             v.push(("story_d", s));
         }
+        if let Some(s) = &self.od_vs {
+            v.push(("object_d", s));
+        }
         v
     }
 
@@ -96,6 +110,9 @@ impl StoryGan {
         let mut v = vec![("generator", &mut self.g_vs), ("image_d", &mut self.di_vs)];
         if let Some(s) = &mut self.ds_vs {
             v.push(("story_d", s));
+        }
+        if let Some(s) = &mut self.od_vs {
+            v.push(("object_d", s));
         }
         v
     }
@@ -409,5 +426,200 @@ mod tests {
         tch::no_grad(|| att.queries.get(0).copy_(&(states.get(1).get(2) * 40.0)));
         let a = att.weights(&states, &mask);
         assert!(a.get(1).get(0).get(2).double_value(&[]) > 0.99, "{}", a.get(1).get(0));
+    }
+
+    #[test]
+    fn a_place_mark_is_the_gaussian_of_a_naive_loop() {
+        let places = Tensor::from_slice(&[0.25f32, -0.5, -1.0, 0.9]).view([2, 2]);
+        let (r, sigma) = (8i64, 0.3);
+        let mark = generator::place_mark(&places, r, sigma);
+        assert_eq!(mark.size(), [2, 1, r, r]);
+        let p: Vec<f32> = Vec::try_from(places.flatten(0, -1)).unwrap();
+        for n in 0..2usize {
+            for y in 0..r {
+                for x in 0..r {
+                    // Cell (x, y)'s centre in [−1, 1], x to the right, y downwards.
+                    let (cx, cy) = (
+                        (x as f64 + 0.5) / r as f64 * 2.0 - 1.0,
+                        (y as f64 + 0.5) / r as f64 * 2.0 - 1.0,
+                    );
+                    let d2 = (cx - p[2 * n] as f64).powi(2) + (cy - p[2 * n + 1] as f64).powi(2);
+                    let want = (-d2 / (2.0 * sigma * sigma)).exp();
+                    let got = mark.double_value(&[n as i64, 0, y, x]);
+                    assert!((got - want).abs() < 1e-6, "({n}, {x}, {y}): {got} vs {want}");
+                }
+            }
+        }
+        // The map: the mark times each channel of the code, then the mark.
+        let code = Tensor::from_slice(&[2.0f32, -1.0, 0.5, 3.0]).view([2, 2]);
+        let map = generator::place_map(&places, &code, r, sigma);
+        assert_eq!(map.size(), [2, 3, r, r]);
+        let want = Tensor::cat(&[&mark * 2.0, &mark * -1.0, mark.shallow_clone()], 1).get(0);
+        assert!(map.get(0).allclose(&want, 1e-6, 1e-6, false));
+    }
+
+    #[test]
+    fn a_place_falls_in_the_cell_a_naive_search_finds_and_the_grid_loss_is_its_cross_entropy() {
+        let side = 4i64;
+        let places = Tensor::from_slice(&[-0.99f32, -0.99, 0.1, -0.6, 0.99, 0.49, -0.3, 1.5])
+            .view([1, 4, 2]);
+        let got: Vec<i64> =
+            Vec::try_from(generator::cell_of(&places, side).flatten(0, -1)).unwrap();
+        let p: Vec<f32> = Vec::try_from(places.flatten(0, -1)).unwrap();
+        for (n, cell) in got.iter().enumerate() {
+            // The cell whose centre is nearest (cells of width 2 / side).
+            let centre = |i: i64| (i as f32 + 0.5) * 2.0 / side as f32 - 1.0;
+            let near = |v: f32| {
+                (0..side)
+                    .min_by(|a, b| (centre(*a) - v).abs().total_cmp(&(centre(*b) - v).abs()))
+                    .unwrap()
+            };
+            assert_eq!(*cell, near(p[2 * n + 1]) * side + near(p[2 * n]), "place {n}");
+        }
+        crate::install();
+        tch::manual_seed(2);
+        let cfg = tiny(&["previous=masked", "layout=true", "layout_place=grid", "layout_grid=4"]);
+        let m = StoryGan::new(&cfg, SHAPE, Device::Cpu);
+        let s = m.g.encode_text(&TextBatch::Ids(Tensor::randint_low(
+            2,
+            20,
+            [1, 4, 6],
+            (Kind::Int64, Device::Cpu),
+        )));
+        let placer = m.g.placer.as_ref().unwrap();
+        let logits = placer.outputs(&s, &places); // [1, 4, 16]
+        let mut want = 0.0;
+        for (t, cell) in got.iter().enumerate() {
+            let row: Vec<f64> =
+                Vec::try_from(logits.get(0).get(t as i64).to_kind(Kind::Double)).unwrap();
+            let lse = row.iter().map(|x| x.exp()).sum::<f64>().ln();
+            want += (lse - row[*cell as usize]) / 4.0;
+        }
+        let loss = placer.loss(&s, &places).double_value(&[]);
+        assert!((loss - want).abs() < 1e-5, "{loss} vs {want}");
+    }
+
+    #[test]
+    fn a_layout_model_places_each_object_from_the_earlier_ones_and_draws_it_there() {
+        crate::install();
+        for place in ["mean", "grid"] {
+            tch::manual_seed(5);
+            let cfg = tiny(&[
+                "previous=masked",
+                "layout=true",
+                "layout_d=true",
+                "coords=true",
+                &format!("layout_place={place}"),
+                "layout_temperature=0",
+            ]);
+            let m = StoryGan::new(&cfg, SHAPE, Device::Cpu);
+            let (b, t) = (3, 4);
+            let s = m.g.encode_text(&TextBatch::Ids(Tensor::randint_low(
+                2,
+                20,
+                [b, t, 6],
+                (Kind::Int64, Device::Cpu),
+            )));
+            let placer = m.g.placer.as_ref().expect("a place head");
+            let places = Tensor::rand([b, t, 2], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+            let out = tch::no_grad(|| placer.outputs(&s, &places));
+            // Frame k's place reads the places of frames before k only ...
+            for k in 0..t {
+                let moved = places.copy();
+                let _ = tch::no_grad(|| moved.narrow(1, k, t - k).fill_(0.7));
+                let again = tch::no_grad(|| placer.outputs(&s, &moved));
+                let d = (again.narrow(1, 0, k + 1) - out.narrow(1, 0, k + 1)).abs().max();
+                assert!(
+                    d.double_value(&[]) < 1e-6,
+                    "{place}: frame ≤ {k} reads a later place: {d}"
+                );
+                if k > 0 {
+                    // ... and does read the earlier ones.
+                    let moved = places.copy();
+                    let _ = tch::no_grad(|| moved.narrow(1, 0, k).fill_(0.7));
+                    let d = (tch::no_grad(|| placer.outputs(&s, &moved)).select(1, k)
+                        - out.select(1, k))
+                    .abs()
+                    .max();
+                    assert!(
+                        d.double_value(&[]) > 1e-5,
+                        "{place}: frame {k} ignores the earlier places"
+                    );
+                }
+            }
+            // A user's story: each place predicted from the places predicted before it.
+            let predicted = tch::no_grad(|| placer.predict(&s));
+            let naive = Tensor::zeros([b, t, 2], (Kind::Float, Device::Cpu));
+            for k in 0..t {
+                let o = tch::no_grad(|| placer.outputs(&s, &naive)).select(1, k);
+                let p = if place == "mean" {
+                    o.clamp(-1.0, 1.0)
+                } else {
+                    // The most likely cell's centre (temperature 0).
+                    let side = cfg.layout_grid;
+                    let c: Vec<i64> = Vec::try_from(o.argmax(-1, false)).unwrap();
+                    let centre = |i: i64| (i as f32 + 0.5) * 2.0 / side as f32 - 1.0;
+                    let v: Vec<f32> =
+                        c.iter().flat_map(|c| [centre(c % side), centre(c / side)]).collect();
+                    Tensor::from_slice(&v).view([b, 2])
+                };
+                tch::no_grad(|| naive.select(1, k).copy_(&p));
+            }
+            assert!(predicted.allclose(&naive, 1e-6, 1e-6, false), "{place}");
+            // Drawing at other places draws other frames, and frame 0 does not see frame 1's
+            // place.
+            let mut ctx = m.g.context(&s, false);
+            ctx.places = Some(places.shallow_clone());
+            let story = tch::no_grad(|| m.g.decode_story(&ctx, false));
+            assert_eq!(story.size(), [b, t, 3, 64, 64]);
+            let moved = places.copy();
+            let _ = tch::no_grad(|| moved.select(1, 1).fill_(-0.8));
+            ctx.places = Some(moved);
+            let other = tch::no_grad(|| m.g.decode_story(&ctx, false));
+            let diff =
+                |k: i64| (other.select(1, k) - story.select(1, k)).abs().max().double_value(&[]);
+            assert!(diff(0) < 1e-6, "frame 0 changed with frame 1's place: {}", diff(0));
+            assert!(diff(1) > 1e-4, "frame 1 ignores its place");
+            // The image discriminator reads the frame, the one before it and the mark.
+            let mark = generator::place_mark(&places.select(1, 0), 64, cfg.layout_sigma);
+            let judged = Tensor::cat(&[story.select(1, 1), story.select(1, 0), mark], 1);
+            let (logit, _) = m.di.forward_t(&judged, &s.select(1, 1), &ctx.cond.select(1, 1), true);
+            assert_eq!(logit.size(), [b]);
+            // A user's drawing runs the place head: no places needed.
+            let one = TextBatch::Ids(Tensor::ones([1, t, 6], (Kind::Int64, Device::Cpu)));
+            assert_eq!(m.g.draw(&one).size(), [1, t, 3, 64, 64]);
+        }
+    }
+
+    #[test]
+    fn an_object_crop_is_the_window_around_its_place_and_the_object_d_reads_its_labels() {
+        crate::install();
+        tch::manual_seed(4);
+        let frames = Tensor::rand([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+        // Window corners at whole pixels: centre pixel boundary c ↔ place c / 32 − 1.
+        let places =
+            Tensor::from_slice(&[30.0f32 / 32.0 - 1.0, 40.0 / 32.0 - 1.0, 0.0, 0.0]).view([2, 2]);
+        let crops = discriminators::crop(&frames, &places, 24);
+        assert_eq!(crops.size(), [2, 3, 24, 24]);
+        let want = frames.get(0).narrow(1, 28, 24).narrow(2, 18, 24);
+        assert!(crops.get(0).allclose(&want, 1e-5, 1e-5, false));
+        let want = frames.get(1).narrow(1, 20, 24).narrow(2, 20, 24);
+        assert!(crops.get(1).allclose(&want, 1e-5, 1e-5, false));
+        // Beyond the frame's edge: zeros.
+        let corner = Tensor::from_slice(&[-1.0f32, -1.0]).view([1, 2]);
+        let c = discriminators::crop(&frames.narrow(0, 0, 1), &corner, 24);
+        assert_eq!(c.narrow(2, 0, 12).narrow(3, 0, 12).abs().max().double_value(&[]), 0.0);
+        let inside = frames.get(0).narrow(1, 0, 12).narrow(2, 0, 12);
+        assert!(c.get(0).narrow(1, 12, 12).narrow(2, 12, 12).allclose(&inside, 1e-5, 1e-5, false));
+        let cfg = tiny(&["previous=masked", "layout=true", "object_d_weight=1"]);
+        let m = StoryGan::new(&cfg, SHAPE, Device::Cpu);
+        let od = m.od.as_ref().expect("an object discriminator");
+        assert_eq!(od.side, 24);
+        let labels = Tensor::zeros([2, 15], (Kind::Float, Device::Cpu));
+        let (logit, cls) = od.forward(&crops, &labels);
+        assert_eq!((logit.size(), cls.size()), (vec![2], vec![2, 15]));
+        let (other, _) = od.forward(&crops, &(labels + 1.0));
+        assert!((other - logit).abs().max().double_value(&[]) > 1e-6, "labels are not read");
+        assert!(m.stores().iter().any(|(n, _)| *n == "object_d"));
     }
 }

@@ -100,6 +100,11 @@ impl Loaded {
         self.device
     }
 
+    /// The generator it draws with.
+    pub fn generator(&self) -> &Generator {
+        &self.g
+    }
+
     /// Stories [B, T, 3, S, S] in [−1, 1] for a text batch, in eval mode (noise from the
     /// current libtorch seed).
     pub fn draw(&self, text: &TextBatch) -> tch::Tensor {
