@@ -44,6 +44,12 @@ pub fn hinge_discriminator(real: &Tensor, fake: &Tensor, wrong: &Tensor) -> Tens
     margin(1.0 - real) + 0.5 * (margin(fake + 1.0) + margin(wrong + 1.0))
 }
 
+/// The hinge counterpart of [`real_fake`]: mean relu(1 − real) + mean relu(1 + fake).
+pub fn hinge_real_fake(real: &Tensor, fake: &Tensor) -> Tensor {
+    let margin = |t: Tensor| t.relu().mean(Kind::Float);
+    margin(1.0 - full(real)) + margin(full(fake) + 1.0)
+}
+
 /// The hinge loss's generator term: −mean D(fake).
 pub fn hinge_generator(fake: &Tensor) -> Tensor {
     -full(fake).mean(Kind::Float)
@@ -157,6 +163,8 @@ mod tests {
             0.0
         );
         assert!((f(&hinge_generator(&t(&b))) - (-(0.3 - 3.0 + 2.0) / 3.0)).abs() < 1e-6);
+        // Without mismatched pairs: the real and fake margins, each whole.
+        assert!((f(&hinge_real_fake(&t(&a), &t(&b))) - (real + fake)).abs() < 1e-6);
     }
 
     #[test]

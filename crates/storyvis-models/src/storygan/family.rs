@@ -153,6 +153,13 @@ fn pair(x: &Tensor, prev: Option<&Tensor>, mark: Option<&Tensor>) -> Tensor {
     Tensor::cat(&parts, 1)
 }
 
+/// The image batch's picked frames' new objects: their true places [B, 2] and labels [B, 15]
+/// (what the object discriminator judges).
+fn new_objects(it: &Iteration) -> (Tensor, Tensor) {
+    let places = it.img.places.as_ref().expect("a layout model's places");
+    (pick_frames(places, &it.frames), pick_frames(&it.img.added, &it.frames))
+}
+
 /// The spread of the mark that weights the L1 term at the new object (`recon_object`), in
 /// half widths of the frame: about a large object's radius at 64×64.
 const OBJECT_EXTENT: f64 = 0.15;
@@ -358,8 +365,7 @@ impl StoryGanTrainer {
     fn object_d_loss(&self, it: &Iteration) -> Tensor {
         let fwd = it.fwd.as_ref().expect("the iteration's forward pass");
         let od = self.model.od.as_ref().expect("an object discriminator");
-        let places = pick_frames(it.img.places.as_ref().expect("layout places"), &it.frames);
-        let labels = pick_frames(&it.img.added, &it.frames);
+        let (places, labels) = new_objects(it);
         let real_img = pick_frames(&it.img.images, &it.frames);
         let (real, real_cls) =
             od.forward(&discriminators::crop(&real_img, &places, od.side), &labels);
@@ -367,10 +373,7 @@ impl StoryGanTrainer {
             od.forward(&discriminators::crop(&fwd.fake_img.detach(), &places, od.side), &labels);
         let adversarial = match self.cfg.gan_loss {
             GanLoss::Bce => loss::real_fake(&real, &fake),
-            GanLoss::Hinge => {
-                let real: Tensor = 1.0 - &real;
-                real.relu().mean(Kind::Float) + (fake + 1.0).relu().mean(Kind::Float)
-            }
+            GanLoss::Hinge => loss::hinge_real_fake(&real, &fake),
         };
         (adversarial + loss::multi_label(&real_cls, &labels)) * self.cfg.object_d_weight
     }
@@ -426,8 +429,7 @@ impl StoryGanTrainer {
             extra.push(("loss_recon", r.detach()));
         }
         if let Some(od) = &self.model.od {
-            let places = pick_frames(it.img.places.as_ref().expect("layout places"), &it.frames);
-            let labels = pick_frames(&it.img.added, &it.frames);
+            let (places, labels) = new_objects(it);
             let (fake, cls) =
                 od.forward(&discriminators::crop(&f.fake_img, &places, od.side), &labels);
             let o = self.g_adversarial(&fake) + loss::multi_label(&cls, &labels);
@@ -621,8 +623,9 @@ impl Family for StoryGanTrainer {
         let mut it = self.now.take().context("an iteration's end without its start")?;
         // The generator's values: means over its `g_steps` updates.
         let n = it.g_done.max(1) as f64;
+        let declared = self.reported();
         for k in ["loss_g", "loss_kl", "loss_text", "loss_recon", "loss_place", "loss_g_object"] {
-            if self.reported().iter().any(|r| r.key == k) {
+            if declared.iter().any(|r| r.key == k) {
                 it.report.divide(k, n);
             }
         }
